@@ -1,0 +1,50 @@
+/*
+ * The table of delivery adapters and the dispatch helpers around it.
+ */
+#include "relay/adapter.h"
+
+#include <string.h>
+
+extern const struct relay_adapter relay_adapter_mparticle;
+
+const struct relay_adapter *const relay_adapters[] = {
+    &relay_adapter_mparticle,
+    NULL,
+};
+
+const struct relay_adapter *relay_adapter_find(const char *name)
+{
+        for (size_t i = 0; relay_adapters[i]; i++)
+                if (!strcmp(relay_adapters[i]->name, name))
+                        return relay_adapters[i];
+        return NULL;
+}
+
+enum relay_result relay_adapter_classify(const struct relay_adapter *a,
+                                         void *state,
+                                         const relay_http_response_t *resp,
+                                         char *errstr, size_t errstr_size)
+{
+        if (a->classify)
+                return a->classify(state, resp, errstr, errstr_size);
+        enum relay_result r = relay_http_classify(resp);
+        if (r == RELAY_OK)
+                return r;
+        if (resp->transport_error)
+                relay_seterr(errstr, errstr_size, "%s", resp->error);
+        else
+                relay_seterr(errstr, errstr_size, "HTTP %ld: %.200s",
+                             resp->status,
+                             resp->body.data ? resp->body.data : "");
+        return r;
+}
+
+int relay_adapter_vocab_has(const char *const *vocab, const char *word)
+{
+        if (!vocab)
+                return 1;
+        for (size_t i = 0; vocab[i]; i++)
+                if (!strcmp(vocab[i], word))
+                        return 1;
+        return 0;
+}

@@ -1,0 +1,924 @@
+/*
+ * Avro in the Confluent wire format, on avro-c's generic values.
+ *
+ * A reader owns one value of its subject's newest (reader) schema. Records
+ * written with that same schema are read straight into it; records written
+ * with another version of the subject go through a resolved writer for that
+ * version (built once, cached by id), which is how producers can add an
+ * optional field while consumers keep running on the old schema.
+ */
+#include "relay/avro.h"
+#include "relay/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SUBJECTS 16
+
+struct schema_entry {
+        int32_t id;
+        int version;
+        avro_schema_t schema;
+        char *subjects[MAX_SUBJECTS];
+        int nsubjects;
+};
+
+struct relay_schemas {
+        struct schema_entry *entries;
+        size_t n;
+};
+
+static void entry_free(struct schema_entry *e)
+{
+        if (e->schema)
+                avro_schema_decref(e->schema);
+        for (int i = 0; i < e->nsubjects; i++)
+                free(e->subjects[i]);
+}
+
+void relay_schemas_destroy(relay_schemas_t *s)
+{
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n; i++)
+                entry_free(&s->entries[i]);
+        free(s->entries);
+        free(s);
+}
+
+/* Read a whole small file into a new NUL-terminated string. */
+static char *read_file(const char *path, char *errstr, size_t errstr_size)
+{
+        FILE *fp = fopen(path, "rb");
+        if (!fp) {
+                relay_seterr(errstr, errstr_size, "%s: %s", path,
+                             strerror(errno));
+                return NULL;
+        }
+        relay_buf_t b;
+        relay_buf_init(&b);
+        char chunk[8192];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+                relay_buf_append(&b, chunk, n);
+        int bad = ferror(fp);
+        fclose(fp);
+        if (bad) {
+                relay_seterr(errstr, errstr_size, "%s: read error", path);
+                relay_buf_free(&b);
+                return NULL;
+        }
+        relay_buf_append(&b, "", 0);
+        return b.data;
+}
+
+static int load_entry(config_setting_t *es, const char *manifest,
+                      const char *dir, struct schema_entry *e, char *errstr,
+                      size_t errstr_size)
+{
+        int line = config_setting_source_line(es);
+        int id, version = 1;
+        const char *file;
+        if (!config_setting_lookup_int(es, "id", &id) || id < 0) {
+                relay_seterr(errstr, errstr_size,
+                             "%s:%d: schema entry needs a non-negative "
+                             "integer 'id'",
+                             manifest, line);
+                return -1;
+        }
+        e->id = id;
+        config_setting_lookup_int(es, "version", &version);
+        e->version = version;
+        if (!config_setting_lookup_string(es, "file", &file)) {
+                relay_seterr(errstr, errstr_size,
+                             "%s:%d: schema id %d needs a 'file'", manifest,
+                             line, id);
+                return -1;
+        }
+        config_setting_t *subj = config_setting_get_member(es, "subject");
+        if (subj && config_setting_type(subj) == CONFIG_TYPE_STRING) {
+                e->subjects[e->nsubjects++] =
+                    relay_strdup(config_setting_get_string(subj));
+        } else if (subj && (config_setting_is_array(subj) ||
+                            config_setting_is_list(subj))) {
+                for (int i = 0; i < config_setting_length(subj); i++) {
+                        const char *sv = config_setting_get_string_elem(subj, i);
+                        if (!sv || e->nsubjects == MAX_SUBJECTS) {
+                                relay_seterr(errstr, errstr_size,
+                                             "%s:%d: schema id %d: 'subject' "
+                                             "must list at most %d strings",
+                                             manifest, line, id, MAX_SUBJECTS);
+                                return -1;
+                        }
+                        e->subjects[e->nsubjects++] = relay_strdup(sv);
+                }
+        }
+        if (e->nsubjects == 0) {
+                relay_seterr(errstr, errstr_size,
+                             "%s:%d: schema id %d needs a 'subject'", manifest,
+                             line, id);
+                return -1;
+        }
+
+        relay_buf_t path;
+        relay_buf_init(&path);
+        relay_buf_printf(&path, "%s/%s", dir, file);
+        char *json = read_file(path.data, errstr, errstr_size);
+        int rc = -1;
+        avro_schema_error_t aerr;
+        if (json &&
+            avro_schema_from_json(json, (int32_t)strlen(json), &e->schema,
+                                  &aerr) == 0)
+                rc = 0;
+        else if (json) {
+                e->schema = NULL;
+                relay_seterr(errstr, errstr_size,
+                             "%s:%d: schema file %s is not a valid Avro "
+                             "schema: %s",
+                             manifest, line, path.data, avro_strerror());
+        }
+        free(json);
+        relay_buf_free(&path);
+        return rc;
+}
+
+relay_schemas_t *relay_schemas_load(const char *manifest, char *errstr,
+                                    size_t errstr_size)
+{
+        config_t cfg;
+        config_init(&cfg);
+        relay_schemas_t *s = relay_calloc(1, sizeof(*s));
+        if (!config_read_file(&cfg, manifest)) {
+                relay_seterr(errstr, errstr_size, "%s:%d: %s", manifest,
+                             config_error_line(&cfg), config_error_text(&cfg));
+                goto fail;
+        }
+        config_setting_t *list = config_lookup(&cfg, "schemas");
+        if (!list || !config_setting_is_list(list)) {
+                relay_seterr(errstr, errstr_size,
+                             "%s: needs a list 'schemas = ( {...}, ... );'",
+                             manifest);
+                goto fail;
+        }
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", manifest);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+                *slash = '\0';
+        else
+                snprintf(dir, sizeof(dir), ".");
+
+        int n = config_setting_length(list);
+        s->entries = relay_calloc((size_t)n, sizeof(*s->entries));
+        for (int i = 0; i < n; i++) {
+                struct schema_entry *e = &s->entries[s->n];
+                config_setting_t *es = config_setting_get_elem(list, i);
+                if (load_entry(es, manifest, dir, e, errstr, errstr_size)) {
+                        entry_free(e);
+                        goto fail;
+                }
+                s->n++;
+                for (size_t k = 0; k + 1 < s->n; k++)
+                        if (s->entries[k].id == e->id) {
+                                relay_seterr(errstr, errstr_size,
+                                             "%s:%d: schema id %d declared "
+                                             "twice",
+                                             manifest,
+                                             config_setting_source_line(es),
+                                             (int)e->id);
+                                goto fail;
+                        }
+        }
+        config_destroy(&cfg);
+        return s;
+fail:
+        config_destroy(&cfg);
+        relay_schemas_destroy(s);
+        return NULL;
+}
+
+static const struct schema_entry *find_id(const relay_schemas_t *s, int32_t id)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (s->entries[i].id == id)
+                        return &s->entries[i];
+        return NULL;
+}
+
+static int entry_has_subject(const struct schema_entry *e, const char *subject)
+{
+        for (int i = 0; i < e->nsubjects; i++)
+                if (!strcmp(e->subjects[i], subject))
+                        return 1;
+        return 0;
+}
+
+avro_schema_t relay_schemas_get(const relay_schemas_t *s, int32_t id)
+{
+        const struct schema_entry *e = find_id(s, id);
+        return e ? e->schema : NULL;
+}
+
+int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject)
+{
+        const struct schema_entry *best = NULL;
+        for (size_t i = 0; i < s->n; i++)
+                if (entry_has_subject(&s->entries[i], subject) &&
+                    (!best || s->entries[i].version > best->version))
+                        best = &s->entries[i];
+        return best ? best->id : -1;
+}
+
+int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
+                             const char *subject)
+{
+        const struct schema_entry *e = find_id(s, id);
+        return e && entry_has_subject(e, subject);
+}
+
+int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
+                           char *errstr, size_t errstr_size)
+{
+        const unsigned char *p = buf;
+        if (len < RELAY_AVRO_HEADER_LEN) {
+                relay_seterr(errstr, errstr_size,
+                             "record of %zu bytes is shorter than the 5-byte "
+                             "Confluent header",
+                             len);
+                return -1;
+        }
+        if (p[0] != RELAY_AVRO_MAGIC) {
+                relay_seterr(errstr, errstr_size,
+                             "wrong magic byte 0x%02x (Confluent wire format "
+                             "starts with 0x00)",
+                             p[0]);
+                return -1;
+        }
+        *id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) |
+                        ((uint32_t)p[3] << 8) | (uint32_t)p[4]);
+        return 0;
+}
+
+/* A resolved writer for one writer schema id, cached by the reader. */
+struct resolved {
+        int32_t writer_id;
+        avro_value_iface_t *iface;
+        avro_value_t value;
+};
+
+struct relay_avro_reader {
+        relay_schemas_t *schemas;
+        char *subject;
+        int32_t reader_id;
+        size_t max_bytes;
+        avro_value_iface_t *iface;
+        avro_value_t value;
+        avro_reader_t in;
+        struct resolved *resolved;
+        size_t nresolved;
+};
+
+relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
+                                           const char *subject,
+                                           size_t max_bytes, char *errstr,
+                                           size_t errstr_size)
+{
+        int32_t id = relay_schemas_latest(s, subject);
+        if (id < 0) {
+                relay_seterr(errstr, errstr_size,
+                             "no schema for subject '%s' in the catalogue",
+                             subject);
+                return NULL;
+        }
+        relay_avro_reader_t *r = relay_calloc(1, sizeof(*r));
+        r->schemas = s;
+        r->subject = relay_strdup(subject);
+        r->reader_id = id;
+        r->max_bytes = max_bytes;
+        r->iface = avro_generic_class_from_schema(relay_schemas_get(s, id));
+        if (!r->iface || avro_generic_value_new(r->iface, &r->value)) {
+                relay_seterr(errstr, errstr_size,
+                             "cannot build a reader for '%s': %s", subject,
+                             avro_strerror());
+                relay_avro_reader_destroy(r);
+                return NULL;
+        }
+        r->in = avro_reader_memory("", 0);
+        return r;
+}
+
+void relay_avro_reader_destroy(relay_avro_reader_t *r)
+{
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->nresolved; i++) {
+                avro_value_decref(&r->resolved[i].value);
+                avro_value_iface_decref(r->resolved[i].iface);
+        }
+        free(r->resolved);
+        if (r->value.self)
+                avro_value_decref(&r->value);
+        if (r->iface)
+                avro_value_iface_decref(r->iface);
+        if (r->in)
+                avro_reader_free(r->in);
+        free(r->subject);
+        free(r);
+}
+
+/* The value to read a record of writer_id into: the reader's own value,
+ * or a resolved writer that fills it. NULL + errstr if not resolvable. */
+static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
+                                   char *errstr, size_t errstr_size)
+{
+        if (writer_id == r->reader_id)
+                return &r->value;
+        for (size_t i = 0; i < r->nresolved; i++)
+                if (r->resolved[i].writer_id == writer_id)
+                        return &r->resolved[i].value;
+
+        avro_schema_t ws = relay_schemas_get(r->schemas, writer_id);
+        avro_schema_t rs = relay_schemas_get(r->schemas, r->reader_id);
+        avro_value_iface_t *iface = avro_resolved_writer_new(ws, rs);
+        if (!iface) {
+                relay_seterr(errstr, errstr_size,
+                             "writer schema id %d cannot be read as reader "
+                             "schema id %d: %s",
+                             (int)writer_id, (int)r->reader_id,
+                             avro_strerror());
+                return NULL;
+        }
+        r->resolved = relay_realloc(r->resolved, (r->nresolved + 1) *
+                                                     sizeof(*r->resolved));
+        struct resolved *res = &r->resolved[r->nresolved];
+        if (avro_resolved_writer_new_value(iface, &res->value)) {
+                relay_seterr(errstr, errstr_size, "resolver for id %d: %s",
+                             (int)writer_id, avro_strerror());
+                avro_value_iface_decref(iface);
+                return NULL;
+        }
+        res->writer_id = writer_id;
+        res->iface = iface;
+        avro_resolved_writer_set_dest(&res->value, &r->value);
+        r->nresolved++;
+        return &res->value;
+}
+
+enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
+                                           const void *buf, size_t len,
+                                           avro_value_t **out,
+                                           int32_t *writer_id, char *errstr,
+                                           size_t errstr_size)
+{
+        int32_t id;
+        if (r->max_bytes && len > r->max_bytes) {
+                relay_seterr(errstr, errstr_size,
+                             "record of %zu bytes exceeds the limit of %zu",
+                             len, r->max_bytes);
+                return RELAY_FATAL;
+        }
+        if (relay_avro_frame_parse(buf, len, &id, errstr, errstr_size))
+                return RELAY_FATAL;
+        if (writer_id)
+                *writer_id = id;
+        if (!relay_schemas_get(r->schemas, id)) {
+                relay_seterr(errstr, errstr_size, "unknown schema id %d",
+                             (int)id);
+                return RELAY_FATAL;
+        }
+        if (!relay_schemas_in_subject(r->schemas, id, r->subject)) {
+                relay_seterr(errstr, errstr_size,
+                             "schema id %d does not belong to subject '%s'",
+                             (int)id, r->subject);
+                return RELAY_FATAL;
+        }
+        avro_value_t *target = reader_target(r, id, errstr, errstr_size);
+        if (!target)
+                return RELAY_FATAL;
+        avro_value_reset(&r->value);
+        avro_reader_memory_set_source(r->in,
+                                      (const char *)buf + RELAY_AVRO_HEADER_LEN,
+                                      (int64_t)(len - RELAY_AVRO_HEADER_LEN));
+        if (avro_value_read(r->in, target)) {
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: %s", (int)id,
+                             avro_strerror());
+                return RELAY_FATAL;
+        }
+        *out = &r->value;
+        return RELAY_OK;
+}
+
+struct relay_avro_writer {
+        int32_t id;
+        avro_value_iface_t *iface;
+        avro_value_t value;
+        avro_writer_t out;
+        relay_buf_t buf;
+};
+
+relay_avro_writer_t *relay_avro_writer_new(relay_schemas_t *s,
+                                           const char *subject, char *errstr,
+                                           size_t errstr_size)
+{
+        int32_t id = relay_schemas_latest(s, subject);
+        if (id < 0) {
+                relay_seterr(errstr, errstr_size,
+                             "no schema for subject '%s' in the catalogue",
+                             subject);
+                return NULL;
+        }
+        relay_avro_writer_t *w = relay_calloc(1, sizeof(*w));
+        w->id = id;
+        relay_buf_init(&w->buf);
+        w->iface = avro_generic_class_from_schema(relay_schemas_get(s, id));
+        if (!w->iface || avro_generic_value_new(w->iface, &w->value)) {
+                relay_seterr(errstr, errstr_size,
+                             "cannot build a writer for '%s': %s", subject,
+                             avro_strerror());
+                relay_avro_writer_destroy(w);
+                return NULL;
+        }
+        w->out = avro_writer_memory("", 0);
+        return w;
+}
+
+void relay_avro_writer_destroy(relay_avro_writer_t *w)
+{
+        if (!w)
+                return;
+        if (w->value.self)
+                avro_value_decref(&w->value);
+        if (w->iface)
+                avro_value_iface_decref(w->iface);
+        if (w->out)
+                avro_writer_free(w->out);
+        relay_buf_free(&w->buf);
+        free(w);
+}
+
+avro_value_t *relay_avro_writer_value(relay_avro_writer_t *w)
+{
+        avro_value_reset(&w->value);
+        return &w->value;
+}
+
+enum relay_result relay_avro_writer_encode(relay_avro_writer_t *w,
+                                           const void **buf, size_t *len,
+                                           char *errstr, size_t errstr_size)
+{
+        size_t size;
+        if (avro_value_sizeof(&w->value, &size)) {
+                relay_seterr(errstr, errstr_size, "cannot encode record: %s",
+                             avro_strerror());
+                return RELAY_FATAL;
+        }
+        relay_buf_reset(&w->buf);
+        relay_buf_reserve(&w->buf, RELAY_AVRO_HEADER_LEN + size);
+        unsigned char *p = (unsigned char *)w->buf.data;
+        p[0] = RELAY_AVRO_MAGIC;
+        p[1] = (unsigned char)((uint32_t)w->id >> 24);
+        p[2] = (unsigned char)((uint32_t)w->id >> 16);
+        p[3] = (unsigned char)((uint32_t)w->id >> 8);
+        p[4] = (unsigned char)w->id;
+        avro_writer_memory_set_dest(w->out, w->buf.data + RELAY_AVRO_HEADER_LEN,
+                                    (int64_t)size);
+        if (avro_value_write(w->out, &w->value)) {
+                relay_seterr(errstr, errstr_size, "cannot encode record: %s",
+                             avro_strerror());
+                return RELAY_FATAL;
+        }
+        w->buf.len = RELAY_AVRO_HEADER_LEN + size;
+        *buf = w->buf.data;
+        *len = w->buf.len;
+        return RELAY_OK;
+}
+
+/* Which union branch fits a JSON value of this type; -1 when none does. */
+static int union_branch_for(avro_schema_t us, json_t *j)
+{
+        static const avro_type_t by_kind[][4] = {
+            [JSON_NULL] = {AVRO_NULL},
+            [JSON_STRING] = {AVRO_STRING, AVRO_ENUM, AVRO_BYTES},
+            [JSON_INTEGER] = {AVRO_INT64, AVRO_INT32, AVRO_DOUBLE, AVRO_FLOAT},
+            [JSON_REAL] = {AVRO_DOUBLE, AVRO_FLOAT},
+            [JSON_TRUE] = {AVRO_BOOLEAN},
+            [JSON_FALSE] = {AVRO_BOOLEAN},
+            [JSON_OBJECT] = {AVRO_RECORD, AVRO_MAP},
+            [JSON_ARRAY] = {AVRO_ARRAY},
+        };
+        const avro_type_t *want = by_kind[json_typeof(j)];
+        size_t nb = avro_schema_union_size(us);
+        for (int k = 0; k < 4; k++) {
+                if (k > 0 && want[k] == AVRO_STRING)
+                        break; /* zero-filled tail of a short row */
+                for (size_t b = 0; b < nb; b++) {
+                        avro_schema_t bs = avro_schema_union_branch(us, (int)b);
+                        if (avro_typeof(bs) != want[k])
+                                continue;
+                        if (want[k] == AVRO_ENUM &&
+                            avro_schema_enum_get_by_name(
+                                bs, json_string_value(j)) < 0)
+                                continue;
+                        return (int)b;
+                }
+                if (json_typeof(j) == JSON_NULL ||
+                    json_typeof(j) == JSON_TRUE || json_typeof(j) == JSON_FALSE)
+                        break;
+        }
+        return -1;
+}
+
+static int null_branch(avro_schema_t s)
+{
+        if (avro_typeof(s) != AVRO_UNION)
+                return -1;
+        for (size_t b = 0; b < avro_schema_union_size(s); b++)
+                if (avro_typeof(avro_schema_union_branch(s, (int)b)) ==
+                    AVRO_NULL)
+                        return (int)b;
+        return -1;
+}
+
+static int from_json(avro_value_t *v, json_t *j, relay_buf_t *path,
+                     char *errstr, size_t errstr_size);
+
+static int json_err(char *errstr, size_t errstr_size, relay_buf_t *path,
+                    const char *what)
+{
+        relay_seterr(errstr, errstr_size, "%s: %s",
+                     path->len ? path->data : "(record)", what);
+        return -1;
+}
+
+static int record_from_json(avro_value_t *v, json_t *j, relay_buf_t *path,
+                            char *errstr, size_t errstr_size)
+{
+        avro_schema_t rs = avro_value_get_schema(v);
+        size_t plen = path->len;
+        if (!json_is_object(j))
+                return json_err(errstr, errstr_size, path,
+                                "expected a JSON object");
+        const char *key;
+        json_t *jv;
+        json_object_foreach(j, key, jv)
+        {
+                if (avro_schema_record_field_get_index(rs, key) < 0) {
+                        char what[300];
+                        snprintf(what, sizeof(what), "unknown field '%s'", key);
+                        return json_err(errstr, errstr_size, path, what);
+                }
+        }
+        size_t nf = avro_schema_record_size(rs);
+        for (size_t i = 0; i < nf; i++) {
+                const char *name = avro_schema_record_field_name(rs, (int)i);
+                avro_value_t field;
+                avro_value_get_by_index(v, i, &field, NULL);
+                if (plen)
+                        relay_buf_puts(path, ".");
+                relay_buf_puts(path, name);
+                json_t *fj = json_object_get(j, name);
+                int rc = 0;
+                if (fj) {
+                        rc = from_json(&field, fj, path, errstr, errstr_size);
+                } else {
+                        avro_schema_t fs =
+                            avro_schema_record_field_get_by_index(rs, (int)i);
+                        int nb = null_branch(fs);
+                        avro_value_t branch;
+                        if (nb >= 0)
+                                avro_value_set_branch(&field, nb, &branch);
+                        else if (avro_typeof(fs) != AVRO_NULL)
+                                rc = json_err(errstr, errstr_size, path,
+                                              "missing field");
+                }
+                if (rc)
+                        return -1;
+                path->len = plen;
+                path->data[plen] = '\0';
+        }
+        return 0;
+}
+
+static int from_json(avro_value_t *v, json_t *j, relay_buf_t *path,
+                     char *errstr, size_t errstr_size)
+{
+        avro_schema_t s = avro_value_get_schema(v);
+        avro_value_t child;
+        switch (avro_value_get_type(v)) {
+        case AVRO_NULL:
+                if (!json_is_null(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected null");
+                return avro_value_set_null(v);
+        case AVRO_BOOLEAN:
+                if (!json_is_boolean(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected true or false");
+                return avro_value_set_boolean(v, json_is_true(j));
+        case AVRO_INT32: {
+                json_int_t n = json_integer_value(j);
+                if (!json_is_integer(j) || n < INT32_MIN || n > INT32_MAX)
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a 32-bit integer");
+                return avro_value_set_int(v, (int32_t)n);
+        }
+        case AVRO_INT64:
+                if (!json_is_integer(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected an integer");
+                return avro_value_set_long(v, json_integer_value(j));
+        case AVRO_FLOAT:
+                if (!json_is_number(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a number");
+                return avro_value_set_float(v, (float)json_number_value(j));
+        case AVRO_DOUBLE:
+                if (!json_is_number(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a number");
+                return avro_value_set_double(v, json_number_value(j));
+        case AVRO_STRING:
+                if (!json_is_string(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a string");
+                return avro_value_set_string_len(v, json_string_value(j),
+                                                 json_string_length(j) + 1);
+        case AVRO_BYTES:
+                if (!json_is_string(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a string");
+                return avro_value_set_bytes(v, (void *)json_string_value(j),
+                                            json_string_length(j));
+        case AVRO_FIXED:
+                if (!json_is_string(j) ||
+                    (int64_t)json_string_length(j) != avro_schema_fixed_size(s))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a string of the fixed size");
+                return avro_value_set_fixed(v, (void *)json_string_value(j),
+                                            json_string_length(j));
+        case AVRO_ENUM: {
+                int idx = json_is_string(j) ? avro_schema_enum_get_by_name(
+                                                  s, json_string_value(j))
+                                            : -1;
+                if (idx < 0)
+                        return json_err(errstr, errstr_size, path,
+                                        "not a symbol of the enum");
+                return avro_value_set_enum(v, idx);
+        }
+        case AVRO_UNION: {
+                int b = union_branch_for(s, j);
+                if (b < 0)
+                        return json_err(errstr, errstr_size, path,
+                                        "JSON type fits no branch of the "
+                                        "union");
+                if (avro_value_set_branch(v, b, &child))
+                        return json_err(errstr, errstr_size, path,
+                                        avro_strerror());
+                return from_json(&child, j, path, errstr, errstr_size);
+        }
+        case AVRO_RECORD:
+                return record_from_json(v, j, path, errstr, errstr_size);
+        case AVRO_MAP: {
+                if (!json_is_object(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a JSON object (map)");
+                const char *key;
+                json_t *jv;
+                size_t plen = path->len;
+                json_object_foreach(j, key, jv)
+                {
+                        if (avro_value_add(v, key, &child, NULL, NULL))
+                                return json_err(errstr, errstr_size, path,
+                                                avro_strerror());
+                        relay_buf_printf(path, "%s%s", plen ? "." : "", key);
+                        if (from_json(&child, jv, path, errstr, errstr_size))
+                                return -1;
+                        path->len = plen;
+                        path->data[plen] = '\0';
+                }
+                return 0;
+        }
+        case AVRO_ARRAY: {
+                if (!json_is_array(j))
+                        return json_err(errstr, errstr_size, path,
+                                        "expected a JSON array");
+                size_t i, plen = path->len;
+                json_t *jv;
+                json_array_foreach(j, i, jv)
+                {
+                        if (avro_value_append(v, &child, NULL))
+                                return json_err(errstr, errstr_size, path,
+                                                avro_strerror());
+                        relay_buf_printf(path, "[%zu]", i);
+                        if (from_json(&child, jv, path, errstr, errstr_size))
+                                return -1;
+                        path->len = plen;
+                        path->data[plen] = '\0';
+                }
+                return 0;
+        }
+        default:
+                return json_err(errstr, errstr_size, path,
+                                "unsupported Avro type");
+        }
+}
+
+int relay_avro_from_json(avro_value_t *v, json_t *j, char *errstr,
+                         size_t errstr_size)
+{
+        relay_buf_t path;
+        relay_buf_init(&path);
+        relay_buf_append(&path, "", 0);
+        int rc = from_json(v, j, &path, errstr, errstr_size);
+        relay_buf_free(&path);
+        return rc ? -1 : 0;
+}
+
+json_t *relay_avro_to_json(const avro_value_t *v)
+{
+        avro_value_t child;
+        const char *s;
+        const void *p;
+        size_t n;
+        switch (avro_value_get_type(v)) {
+        case AVRO_NULL:
+                return json_null();
+        case AVRO_BOOLEAN: {
+                int b = 0;
+                avro_value_get_boolean(v, &b);
+                return json_boolean(b);
+        }
+        case AVRO_INT32: {
+                int32_t i = 0;
+                avro_value_get_int(v, &i);
+                return json_integer(i);
+        }
+        case AVRO_INT64: {
+                int64_t l = 0;
+                avro_value_get_long(v, &l);
+                return json_integer(l);
+        }
+        case AVRO_FLOAT: {
+                float f = 0;
+                avro_value_get_float(v, &f);
+                return json_real(f);
+        }
+        case AVRO_DOUBLE: {
+                double d = 0;
+                avro_value_get_double(v, &d);
+                return json_real(d);
+        }
+        case AVRO_STRING:
+                if (avro_value_get_string(v, &s, &n) || !s)
+                        return json_string("");
+                return json_stringn(s, n ? n - 1 : 0);
+        case AVRO_BYTES:
+                if (avro_value_get_bytes(v, &p, &n))
+                        return json_string("");
+                return json_stringn(p, n);
+        case AVRO_FIXED:
+                if (avro_value_get_fixed(v, &p, &n))
+                        return json_string("");
+                return json_stringn(p, n);
+        case AVRO_ENUM: {
+                int idx = 0;
+                avro_value_get_enum(v, &idx);
+                s = avro_schema_enum_get(avro_value_get_schema(v), idx);
+                return json_string(s ? s : "");
+        }
+        case AVRO_UNION:
+                if (avro_value_get_current_branch(v, &child))
+                        return json_null();
+                return relay_avro_to_json(&child);
+        case AVRO_RECORD:
+        case AVRO_MAP: {
+                json_t *o = json_object();
+                avro_value_get_size(v, &n);
+                for (size_t i = 0; i < n; i++) {
+                        const char *name = NULL;
+                        avro_value_get_by_index(v, i, &child, &name);
+                        json_object_set_new(o, name, relay_avro_to_json(&child));
+                }
+                return o;
+        }
+        case AVRO_ARRAY: {
+                json_t *a = json_array();
+                avro_value_get_size(v, &n);
+                for (size_t i = 0; i < n; i++) {
+                        avro_value_get_by_index(v, i, &child, NULL);
+                        json_array_append_new(a, relay_avro_to_json(&child));
+                }
+                return a;
+        }
+        default:
+                return json_null();
+        }
+}
+
+/* Step through a union to its current branch; -1 if unset or null. */
+static int unwrap(avro_value_t *v)
+{
+        while (avro_value_get_type(v) == AVRO_UNION) {
+                avro_value_t b;
+                if (avro_value_get_current_branch(v, &b))
+                        return -1;
+                *v = b;
+        }
+        return avro_value_get_type(v) == AVRO_NULL ? -1 : 0;
+}
+
+int relay_avro_path(const avro_value_t *root, const char *path,
+                    avro_value_t *out)
+{
+        avro_value_t cur = *root;
+        char seg[256];
+        const char *p = path;
+        for (;;) {
+                if (unwrap(&cur))
+                        return -1;
+                const char *dot = strchr(p, '.');
+                size_t n = dot ? (size_t)(dot - p) : strlen(p);
+                if (n == 0 || n >= sizeof(seg))
+                        return -1;
+                memcpy(seg, p, n);
+                seg[n] = '\0';
+                avro_type_t t = avro_value_get_type(&cur);
+                if (t != AVRO_RECORD && t != AVRO_MAP)
+                        return -1;
+                avro_value_t next;
+                if (avro_value_get_by_name(&cur, seg, &next, NULL))
+                        return -1;
+                cur = next;
+                if (!dot)
+                        break;
+                p = dot + 1;
+        }
+        if (unwrap(&cur))
+                return -1;
+        *out = cur;
+        return 0;
+}
+
+int relay_avro_to_text(const avro_value_t *v, relay_buf_t *b)
+{
+        avro_value_t cur = *v;
+        if (unwrap(&cur))
+                return -1;
+        switch (avro_value_get_type(&cur)) {
+        case AVRO_STRING: {
+                const char *s;
+                size_t n;
+                if (avro_value_get_string(&cur, &s, &n) || !s)
+                        return -1;
+                relay_buf_append(b, s, n ? n - 1 : 0);
+                return 0;
+        }
+        case AVRO_ENUM: {
+                int idx;
+                avro_value_get_enum(&cur, &idx);
+                const char *s =
+                    avro_schema_enum_get(avro_value_get_schema(&cur), idx);
+                if (!s)
+                        return -1;
+                relay_buf_puts(b, s);
+                return 0;
+        }
+        case AVRO_INT32: {
+                int32_t i;
+                avro_value_get_int(&cur, &i);
+                relay_buf_printf(b, "%" PRId32, i);
+                return 0;
+        }
+        case AVRO_INT64: {
+                int64_t l;
+                avro_value_get_long(&cur, &l);
+                relay_buf_printf(b, "%" PRId64, l);
+                return 0;
+        }
+        case AVRO_FLOAT: {
+                float f;
+                avro_value_get_float(&cur, &f);
+                relay_buf_printf(b, "%.9g", (double)f);
+                return 0;
+        }
+        case AVRO_DOUBLE: {
+                double d;
+                avro_value_get_double(&cur, &d);
+                relay_buf_printf(b, "%.17g", d);
+                return 0;
+        }
+        case AVRO_BOOLEAN: {
+                int x;
+                avro_value_get_boolean(&cur, &x);
+                relay_buf_puts(b, x ? "true" : "false");
+                return 0;
+        }
+        default:
+                return -1;
+        }
+}

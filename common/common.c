@@ -1,0 +1,219 @@
+/*
+ * Basics shared by every module: allocation that handles out-of-memory in
+ * one place, the growable byte buffer, clocks and an interruptible sleep.
+ */
+#define _GNU_SOURCE
+#include "relay/common.h"
+#include "relay/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *relay_result_name(enum relay_result r)
+{
+        switch (r) {
+        case RELAY_OK:
+                return "ok";
+        case RELAY_RETRY:
+                return "retry";
+        case RELAY_FATAL:
+                return "fatal";
+        }
+        return "unknown";
+}
+
+static void oom(size_t size)
+{
+        /* Logging may itself allocate nothing: it formats on the stack. */
+        relay_log(LOG_CRIT, "mem", "out of memory allocating %zu bytes", size);
+        abort();
+}
+
+void *relay_malloc(size_t size)
+{
+        void *p = malloc(size ? size : 1);
+        if (!p)
+                oom(size);
+        return p;
+}
+
+void *relay_calloc(size_t n, size_t size)
+{
+        void *p = calloc(n ? n : 1, size ? size : 1);
+        if (!p)
+                oom(n * size);
+        return p;
+}
+
+void *relay_realloc(void *ptr, size_t size)
+{
+        void *p = realloc(ptr, size ? size : 1);
+        if (!p)
+                oom(size);
+        return p;
+}
+
+char *relay_strdup(const char *s)
+{
+        return relay_strndup(s, strlen(s));
+}
+
+char *relay_strndup(const char *s, size_t n)
+{
+        char *p = relay_malloc(n + 1);
+        memcpy(p, s, n);
+        p[n] = '\0';
+        return p;
+}
+
+void relay_buf_init(relay_buf_t *b)
+{
+        b->data = NULL;
+        b->len = 0;
+        b->cap = 0;
+}
+
+void relay_buf_reset(relay_buf_t *b)
+{
+        b->len = 0;
+        if (b->data)
+                b->data[0] = '\0';
+}
+
+void relay_buf_free(relay_buf_t *b)
+{
+        free(b->data);
+        relay_buf_init(b);
+}
+
+void relay_buf_reserve(relay_buf_t *b, size_t extra)
+{
+        size_t need = b->len + extra + 1;
+        if (need <= b->cap)
+                return;
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < need)
+                cap *= 2;
+        b->data = relay_realloc(b->data, cap);
+        b->cap = cap;
+}
+
+void relay_buf_append(relay_buf_t *b, const void *p, size_t n)
+{
+        relay_buf_reserve(b, n);
+        if (n)
+                memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+}
+
+void relay_buf_puts(relay_buf_t *b, const char *s)
+{
+        relay_buf_append(b, s, strlen(s));
+}
+
+void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n <= 0)
+                return;
+        relay_buf_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+}
+
+void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
+{
+        static const char hex[] = "0123456789abcdef";
+        relay_buf_reserve(b, n + 2);
+        relay_buf_append(b, "\"", 1);
+        size_t run = 0; /* bytes copied verbatim in one go */
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                const char *esc = NULL;
+                char ubuf[7];
+                switch (c) {
+                case '"':
+                        esc = "\\\"";
+                        break;
+                case '\\':
+                        esc = "\\\\";
+                        break;
+                case '\n':
+                        esc = "\\n";
+                        break;
+                case '\r':
+                        esc = "\\r";
+                        break;
+                case '\t':
+                        esc = "\\t";
+                        break;
+                default:
+                        if (c < 0x20) {
+                                ubuf[0] = '\\';
+                                ubuf[1] = 'u';
+                                ubuf[2] = '0';
+                                ubuf[3] = '0';
+                                ubuf[4] = hex[c >> 4];
+                                ubuf[5] = hex[c & 0xf];
+                                ubuf[6] = '\0';
+                                esc = ubuf;
+                        }
+                }
+                if (!esc)
+                        continue;
+                relay_buf_append(b, s + run, i - run);
+                relay_buf_puts(b, esc);
+                run = i + 1;
+        }
+        relay_buf_append(b, s + run, n - run);
+        relay_buf_append(b, "\"", 1);
+}
+
+int64_t relay_now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t relay_mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int relay_sleep_ms(long ms, volatile sig_atomic_t *stop)
+{
+        int64_t until = relay_mono_ms() + ms;
+        for (;;) {
+                if (stop && *stop)
+                        return 1;
+                int64_t left = until - relay_mono_ms();
+                if (left <= 0)
+                        return 0;
+                if (left > 50)
+                        left = 50;
+                struct timespec ts = {0, (long)left * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+}
+
+void relay_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+        if (!errstr || !errstr_size)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+}

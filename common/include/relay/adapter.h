@@ -1,0 +1,104 @@
+/*
+ * Delivery adapters: one per destination platform, each a const vtable in
+ * its own file under common/adapters/, gathered in one table and looked up
+ * by name (like Redis's ConnectionType or librdkafka's SASL providers).
+ *
+ * The deliver worker owns batching, retries, offsets and the DLQ; an
+ * adapter only knows its platform: its config keys, how one out.<platform>
+ * record becomes one item of a request, how items become a request, and
+ * what an answer means. Callers use the relay_adapter_*() wrappers, never
+ * the vtable directly.
+ */
+#ifndef RELAY_ADAPTER_H
+#define RELAY_ADAPTER_H
+
+#include "relay/common.h"
+#include "relay/conf.h"
+#include "relay/http.h"
+
+#include <avro.h>
+
+struct relay_adapter {
+        const char *name; /* platform name; the topics are out.<name> */
+        /* Config keys of this platform, NULL-name terminated. */
+        const relay_conf_prop_t *props;
+        /* Mapping-time vocabulary, each NULL-terminated or NULL for "any":
+         * valid event categories and identity types for this platform. */
+        const char *const *event_categories;
+        const char *const *identity_types;
+
+        /* Set up from the worker's conf. 0, or -1 with errstr. */
+        int (*init)(void **state, const relay_conf_t *conf, char *errstr,
+                    size_t errstr_size);
+        /* Append one record (the relay.out.Outbound envelope) as one item
+         * of a request. RELAY_OK, or RELAY_FATAL with the reason when the
+         * record can never be sent (it is dead-lettered). */
+        enum relay_result (*encode)(void *state, const avro_value_t *rec,
+                                    relay_buf_t *item, char *errstr,
+                                    size_t errstr_size);
+        /* Most items and bytes (of items) one request may carry. */
+        void (*limits)(void *state, size_t *max_items, size_t *max_bytes);
+        /* Build the request for items[0..n); body goes into body, which
+         * req->body then points at. */
+        void (*request)(void *state, const relay_buf_t *items, size_t n,
+                        relay_buf_t *body, relay_http_request_t *req);
+        /* What an answer means; NULL = relay_http_classify(). A reason for
+         * the DLQ header goes into errstr. Optional. */
+        enum relay_result (*classify)(void *state,
+                                      const relay_http_response_t *resp,
+                                      char *errstr, size_t errstr_size);
+        void (*term)(void *state); /* optional */
+};
+
+/* The adapter for a platform name, or NULL. */
+const struct relay_adapter *relay_adapter_find(const char *name);
+/* All adapters, NULL-terminated. */
+extern const struct relay_adapter *const relay_adapters[];
+
+static inline int relay_adapter_init(const struct relay_adapter *a,
+                                     void **state, const relay_conf_t *conf,
+                                     char *errstr, size_t errstr_size)
+{
+        *state = NULL;
+        return a->init ? a->init(state, conf, errstr, errstr_size) : 0;
+}
+
+static inline enum relay_result
+relay_adapter_encode(const struct relay_adapter *a, void *state,
+                     const avro_value_t *rec, relay_buf_t *item, char *errstr,
+                     size_t errstr_size)
+{
+        return a->encode(state, rec, item, errstr, errstr_size);
+}
+
+static inline void relay_adapter_limits(const struct relay_adapter *a,
+                                        void *state, size_t *max_items,
+                                        size_t *max_bytes)
+{
+        a->limits(state, max_items, max_bytes);
+}
+
+static inline void relay_adapter_request(const struct relay_adapter *a,
+                                         void *state, const relay_buf_t *items,
+                                         size_t n, relay_buf_t *body,
+                                         relay_http_request_t *req)
+{
+        a->request(state, items, n, body, req);
+}
+
+enum relay_result relay_adapter_classify(const struct relay_adapter *a,
+                                         void *state,
+                                         const relay_http_response_t *resp,
+                                         char *errstr, size_t errstr_size);
+
+static inline void relay_adapter_term(const struct relay_adapter *a,
+                                      void *state)
+{
+        if (a->term)
+                a->term(state);
+}
+
+/* Whether word is in a NULL-terminated vocabulary (NULL vocab = any). */
+int relay_adapter_vocab_has(const char *const *vocab, const char *word);
+
+#endif

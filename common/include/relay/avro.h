@@ -1,0 +1,111 @@
+/*
+ * Avro records in the Confluent wire format: magic byte 0, a 4-byte
+ * big-endian schema id, then Avro binary. Three parts:
+ *
+ * - the schema catalogue (relay_schemas_t): which id is which schema and
+ *   which subjects (`<topic>-value`) it belongs to. The embedded default is
+ *   schemas/manifest.cfg with fixed ids;
+ * - readers, one per subject: decode any writer version of the subject into
+ *   the reader's schema (avro-c's resolved writer), rejecting bad framing,
+ *   unknown ids and ids of another subject with a reason a person can read;
+ * - writers, one per subject: fill a value, get framed bytes.
+ *
+ * Plus conversions used by tools and mapping: natural JSON → Avro value,
+ * and path lookup / text rendering of values.
+ */
+#ifndef RELAY_AVRO_H
+#define RELAY_AVRO_H
+
+#include "relay/common.h"
+
+#include <avro.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RELAY_AVRO_MAGIC      0
+#define RELAY_AVRO_HEADER_LEN 5
+
+typedef struct relay_schemas relay_schemas_t;
+
+/* Load the catalogue from a manifest (schemas/manifest.cfg): a libconfig
+ * list of { id; subject (string or list); version; file } entries, files
+ * relative to the manifest. Returns NULL with errstr ("file:line: ...") on
+ * any bad entry or schema. */
+relay_schemas_t *relay_schemas_load(const char *manifest_path, char *errstr,
+                                    size_t errstr_size);
+void relay_schemas_destroy(relay_schemas_t *s);
+
+/* The schema with this id, or NULL. Borrowed from the catalogue. */
+avro_schema_t relay_schemas_get(const relay_schemas_t *s, int32_t id);
+/* The newest version's id of a subject, or -1 when the subject is unknown. */
+int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject);
+/* Whether schema id belongs to subject. */
+int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
+                             const char *subject);
+
+/* Parse the Confluent header: 0 and *id on success, -1 with a reason. */
+int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
+                           char *errstr, size_t errstr_size);
+
+typedef struct relay_avro_reader relay_avro_reader_t;
+
+/* A reader for subject, reading into the subject's newest schema in the
+ * catalogue (the catalogue must outlive the reader). NULL + errstr if the
+ * subject is unknown. max_bytes > 0 rejects larger records. */
+relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
+                                           const char *subject,
+                                           size_t max_bytes, char *errstr,
+                                           size_t errstr_size);
+void relay_avro_reader_destroy(relay_avro_reader_t *r);
+
+/* Decode one framed record. On success returns RELAY_OK and *out points to
+ * the reader's value (owned by the reader, valid until the next decode);
+ * *writer_id is the id in the frame. On bad input returns RELAY_FATAL with
+ * the reason in errstr (wrong magic, truncated, unknown id, id of another
+ * subject, too large, bad Avro data). */
+enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
+                                           const void *buf, size_t len,
+                                           avro_value_t **out,
+                                           int32_t *writer_id, char *errstr,
+                                           size_t errstr_size);
+
+typedef struct relay_avro_writer relay_avro_writer_t;
+
+/* A writer producing the newest schema of subject. */
+relay_avro_writer_t *relay_avro_writer_new(relay_schemas_t *s,
+                                           const char *subject, char *errstr,
+                                           size_t errstr_size);
+void relay_avro_writer_destroy(relay_avro_writer_t *w);
+
+/* The value to fill for the next record, reset to empty. Owned by w. */
+avro_value_t *relay_avro_writer_value(relay_avro_writer_t *w);
+
+/* Encode the filled value with framing. *buf is owned by w and valid until
+ * the next encode. RELAY_OK, or RELAY_FATAL with errstr (e.g. a union with
+ * no branch set). */
+enum relay_result relay_avro_writer_encode(relay_avro_writer_t *w,
+                                           const void **buf, size_t *len,
+                                           char *errstr, size_t errstr_size);
+
+/* Fill an Avro value from natural JSON (not Avro's JSON encoding): a union
+ * takes the branch matching the JSON type; a missing record field becomes
+ * null when its union allows it. 0, or -1 with the path that failed. */
+int relay_avro_from_json(avro_value_t *v, json_t *j, char *errstr,
+                         size_t errstr_size);
+
+/* Render a value as natural JSON (unions unwrapped, bytes as text).
+ * Returns a new reference. */
+json_t *relay_avro_to_json(const avro_value_t *v);
+
+/* Find a dotted path ("data.coupon_code", "identities.email") through
+ * records, maps and unions. Returns 0 with *out set, or -1 when a step is
+ * missing or a union holds null. *out borrows from root. */
+int relay_avro_path(const avro_value_t *root, const char *path,
+                    avro_value_t *out);
+
+/* Append the text form of a scalar (string, enum, number, boolean) to b.
+ * Returns 0, or -1 for null, records, maps, arrays and bytes. */
+int relay_avro_to_text(const avro_value_t *v, relay_buf_t *b);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * Shared basics for every relay module: the result convention for record
+ * processing, allocation wrappers that handle out-of-memory in one place, a
+ * growable byte buffer, and small helpers.
+ */
+#ifndef RELAY_COMMON_H
+#define RELAY_COMMON_H
+
+#include <stddef.h>
+#include <signal.h>
+#include <stdint.h>
+
+/* Outcome of processing one record or one batch (setup code uses 0 / -1). */
+enum relay_result {
+        RELAY_OK = 0, /* done: delivered, produced or deliberately dropped */
+        RELAY_RETRY,  /* transient failure: try again later */
+        RELAY_FATAL   /* permanent failure for this record: dead-letter it */
+};
+
+const char *relay_result_name(enum relay_result r);
+
+/* Allocation that never returns NULL: on exhaustion it logs and aborts,
+ * since a worker that cannot allocate cannot keep its delivery promise. */
+void *relay_malloc(size_t size);
+void *relay_calloc(size_t n, size_t size);
+void *relay_realloc(void *ptr, size_t size);
+char *relay_strdup(const char *s);
+char *relay_strndup(const char *s, size_t n);
+
+/* A growable byte buffer. The bytes are always NUL-terminated (not counted
+ * in len) so text can be used as a C string. The buffer owns data. */
+typedef struct relay_buf {
+        char *data;
+        size_t len;
+        size_t cap;
+} relay_buf_t;
+
+void relay_buf_init(relay_buf_t *b);
+void relay_buf_reset(relay_buf_t *b); /* len = 0, keeps the memory */
+void relay_buf_free(relay_buf_t *b);
+void relay_buf_reserve(relay_buf_t *b, size_t extra);
+void relay_buf_append(relay_buf_t *b, const void *p, size_t n);
+void relay_buf_puts(relay_buf_t *b, const char *s);
+void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append s as a JSON string literal, quotes included. */
+void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n);
+
+/* Wall-clock milliseconds since the epoch, and a monotonic clock in ms. */
+int64_t relay_now_ms(void);
+int64_t relay_mono_ms(void);
+
+/* Sleep up to ms, waking early when *stop becomes non-zero (checked every
+ * 50 ms). Returns 0 when the full time passed, 1 when stopped. */
+int relay_sleep_ms(long ms, volatile sig_atomic_t *stop);
+
+/* Bounded snprintf into errstr that tolerates errstr == NULL. */
+void relay_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

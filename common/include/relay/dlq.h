@@ -1,0 +1,40 @@
+/*
+ * Dead-letter queues: a record that cannot be transformed or delivered is
+ * produced, unchanged (key, value and its own headers), to dlq.<platform>
+ * or dlq.transform, with relay.* headers saying why, so that an operator can
+ * read the reason and replay the record to its original topic.
+ */
+#ifndef RELAY_DLQ_H
+#define RELAY_DLQ_H
+
+#include "relay/kafka.h"
+
+/* Header names, also read by relayctl. */
+#define RELAY_DLQ_H_ERROR     "relay.error"
+#define RELAY_DLQ_H_STAGE     "relay.stage"
+#define RELAY_DLQ_H_STATUS    "relay.http_status"
+#define RELAY_DLQ_H_ATTEMPTS  "relay.attempts"
+#define RELAY_DLQ_H_TOPIC     "relay.original_topic"
+#define RELAY_DLQ_H_PARTITION "relay.original_partition"
+#define RELAY_DLQ_H_OFFSET    "relay.original_offset"
+#define RELAY_DLQ_H_FAILED_AT "relay.failed_at"
+#define RELAY_DLQ_H_WORKER    "relay.worker"
+
+typedef struct relay_dlq_info {
+        const char *worker; /* e.g. "deliver-mparticle" */
+        const char *stage;  /* "decode", "map", "encode", "deliver" */
+        const char *error;  /* the reason, for a person */
+        long http_status;   /* last HTTP status, 0 when none */
+        int attempts;       /* delivery attempts made, 0 when none */
+} relay_dlq_info_t;
+
+/* Produce msg to dlq_topic with the relay.* headers above (replacing any
+ * relay.* headers from an earlier trip) plus the message's other headers.
+ * The result arrives in ack (may be NULL). Returns the enqueue error. */
+rd_kafka_resp_err_t relay_dlq_produce(rd_kafka_t *producer,
+                                      const char *dlq_topic,
+                                      const rd_kafka_message_t *msg,
+                                      const relay_dlq_info_t *info,
+                                      relay_kafka_ack_t *ack);
+
+#endif

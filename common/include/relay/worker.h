@@ -1,0 +1,29 @@
+/*
+ * What every worker's main() shares: command-line parsing (-c FILE,
+ * -X name=value, -h), loading and checking the config against the worker's
+ * property tables plus the common ones (log.level, schemas.manifest), and
+ * signal handling (SIGTERM/SIGINT stop, SIGHUP asks for a reload).
+ */
+#ifndef RELAY_WORKER_H
+#define RELAY_WORKER_H
+
+#include "relay/conf.h"
+
+#include <signal.h>
+
+/* Cleared by SIGTERM/SIGINT: the worker finishes what it holds and exits. */
+extern volatile sig_atomic_t relay_run;
+/* Set by SIGHUP. */
+extern volatile sig_atomic_t relay_reload;
+
+/* Parse arguments and load the config. On any error prints it (one line,
+ * naming file, line and key) to stderr and exits with status 2; -h prints
+ * usage and every key and exits 0. The conf is owned by the caller. */
+relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
+                                const relay_conf_prop_t *const *tables,
+                                size_t ntables);
+
+/* Install the signal handlers above. */
+void relay_worker_signals(void);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * librdkafka consumers and producers configured for at-least-once delivery.
+ * See relay/kafka.h for the promise; this file applies the worker's kafka.*
+ * keys, pins the settings the promise depends on, and routes librdkafka's
+ * logs and errors into relay_log.
+ */
+#include "relay/kafka.h"
+#include "relay/common.h"
+#include "relay/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        /* Transport errors are retried by librdkafka itself; only a fatal
+         * error (idempotence state lost) needs the worker to stop. */
+        int level = err == RD_KAFKA_RESP_ERR__FATAL ? LOG_CRIT : LOG_WARNING;
+        relay_log(level, "kafka", "%s: %s: %s", rd_kafka_name(rk),
+                  rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        relay_kafka_ack_t *ack = m->_private;
+        if (m->err)
+                relay_log(LOG_WARNING, "kafka",
+                          "delivery to %s failed: %s",
+                          rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        if (!ack)
+                return;
+        ack->err = m->err;
+        ack->partition = m->partition;
+        ack->offset = m->offset;
+        ack->done = 1;
+}
+
+static int set(rd_kafka_conf_t *kc, const char *name, const char *value,
+               const char *origin, char *errstr, size_t errstr_size)
+{
+        char why[512];
+        if (rd_kafka_conf_set(kc, name, value, why, sizeof(why)) ==
+            RD_KAFKA_CONF_OK)
+                return 0;
+        relay_seterr(errstr, errstr_size, "%s: kafka key '%s': %s", origin,
+                     name, why);
+        return -1;
+}
+
+/* A librdkafka conf with the worker's kafka.* keys, then the pinned ones. */
+static rd_kafka_conf_t *conf_new(const relay_conf_t *conf,
+                                 const char *const *pinned, char *errstr,
+                                 size_t errstr_size)
+{
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        for (size_t i = 0; i < relay_conf_kafka_count(conf); i++)
+                if (set(kc, relay_conf_kafka_name(conf, i),
+                        relay_conf_kafka_value(conf, i),
+                        relay_conf_kafka_origin(conf, i), errstr, errstr_size))
+                        goto fail;
+        for (size_t i = 0; pinned && pinned[i]; i += 2)
+                if (set(kc, pinned[i], pinned[i + 1], "relay", errstr,
+                        errstr_size))
+                        goto fail;
+        rd_kafka_conf_set_log_cb(kc, relay_log_rdkafka_cb);
+        rd_kafka_conf_set_error_cb(kc, error_cb);
+        return kc;
+fail:
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+}
+
+rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
+                                     const char *group_id, char *errstr,
+                                     size_t errstr_size)
+{
+        static const char *const pinned[] = {
+            "enable.auto.offset.store", "false", /* store after processing */
+            "enable.auto.commit", "true",        /* commits stored ones */
+            NULL};
+        rd_kafka_conf_t *kc = conf_new(conf, pinned, errstr, errstr_size);
+        if (!kc)
+                return NULL;
+        if (set(kc, "group.id", group_id, "relay", errstr, errstr_size)) {
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
+        char why[512];
+        rd_kafka_t *rk =
+            rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                relay_seterr(errstr, errstr_size, "kafka consumer: %s", why);
+                return NULL;
+        }
+        rd_kafka_poll_set_consumer(rk);
+        return rk;
+}
+
+int relay_kafka_subscribe(rd_kafka_t *rk, const char *topics, char *errstr,
+                          size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *tl =
+            rd_kafka_topic_partition_list_new(4);
+        char *copy = relay_strdup(topics), *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t;
+             t = strtok_r(NULL, ",", &save))
+                rd_kafka_topic_partition_list_add(tl, t, RD_KAFKA_PARTITION_UA);
+        free(copy);
+        rd_kafka_resp_err_t err = tl->cnt ? rd_kafka_subscribe(rk, tl)
+                                          : RD_KAFKA_RESP_ERR__INVALID_ARG;
+        rd_kafka_topic_partition_list_destroy(tl);
+        if (err) {
+                relay_seterr(errstr, errstr_size, "subscribe to '%s': %s",
+                             topics, rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
+rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
+                                     size_t errstr_size)
+{
+        static const char *const pinned[] = {"enable.idempotence", "true",
+                                             NULL};
+        rd_kafka_conf_t *kc = conf_new(conf, pinned, errstr, errstr_size);
+        if (!kc)
+                return NULL;
+        rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
+        char why[512];
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                relay_seterr(errstr, errstr_size, "kafka producer: %s", why);
+                return NULL;
+        }
+        return rk;
+}
+
+rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
+                                        const void *key, size_t key_len,
+                                        const void *value, size_t value_len,
+                                        rd_kafka_headers_t *headers,
+                                        relay_kafka_ack_t *ack)
+{
+        if (ack) {
+                ack->done = 0;
+                ack->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        for (;;) {
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_KEY((void *)key, key_len),
+                    RD_KAFKA_V_VALUE((void *)value, value_len),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ack),
+                    RD_KAFKA_V_END);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        /* On success the headers now belong to the message. */
+                        if (err && headers)
+                                rd_kafka_headers_destroy(headers);
+                        return err;
+                }
+                rd_kafka_poll(rk, 100);
+        }
+}
+
+size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks,
+                             size_t n, int timeout_ms)
+{
+        int64_t until = relay_mono_ms() + timeout_ms;
+        size_t first_open = 0;
+        for (;;) {
+                while (first_open < n && acks[first_open].done)
+                        first_open++;
+                if (first_open == n ||
+                    (timeout_ms >= 0 && relay_mono_ms() >= until))
+                        break;
+                rd_kafka_poll(rk, 50);
+        }
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++)
+                if (!acks[i].done || acks[i].err)
+                        bad++;
+        return bad;
+}
+
+int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg)
+{
+        rd_kafka_topic_partition_list_t *tl =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(tl, rd_kafka_topic_name(msg->rkt),
+                                          msg->partition)
+            ->offset = msg->offset + 1;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, tl);
+        if (!err && tl->elems[0].err)
+                err = tl->elems[0].err;
+        rd_kafka_topic_partition_list_destroy(tl);
+        if (err) {
+                /* Typically the partition was revoked meanwhile: its new
+                 * owner re-reads the record (at-least-once, not a loss). */
+                relay_log(LOG_WARNING, "kafka",
+                          "cannot store offset %s[%d]@%lld: %s",
+                          rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                          (long long)msg->offset + 1, rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
+void relay_kafka_consumer_close(rd_kafka_t *rk)
+{
+        if (!rk)
+                return;
+        /* Commit what was stored, synchronously, before leaving the group. */
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                relay_log(LOG_WARNING, "kafka", "final commit: %s",
+                          rd_kafka_err2str(err));
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+}
+
+void relay_kafka_producer_close(rd_kafka_t *rk, int timeout_ms)
+{
+        if (!rk)
+                return;
+        rd_kafka_flush(rk, timeout_ms);
+        int left = rd_kafka_outq_len(rk);
+        if (left > 0)
+                relay_log(LOG_ERR, "kafka",
+                          "%d message(s) still undelivered at shutdown", left);
+        rd_kafka_destroy(rk);
+}
+
+void relay_kafka_header_add(rd_kafka_headers_t *h, const char *name,
+                            const char *value)
+{
+        rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+void relay_kafka_header_addf(rd_kafka_headers_t *h, const char *name,
+                             const char *fmt, ...)
+{
+        char buf[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        rd_kafka_header_add(h, name, -1, buf, -1);
+}

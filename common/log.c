@@ -1,0 +1,119 @@
+/*
+ * JSON-lines logging: one object per line on stderr (or a chosen stream),
+ * with time, level, component and message. Lines are formatted into a stack
+ * buffer and written with one fwrite so that lines from librdkafka's threads
+ * and the main thread never interleave mid-line.
+ */
+#include "relay/log.h"
+#include "relay/common.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+int relay_log_level = LOG_INFO;
+static FILE *log_fp;
+
+static const char *level_names[] = {"emerg",   "alert",  "crit", "error",
+                                    "warning", "notice", "info", "debug"};
+
+const char *relay_log_level_name(int level)
+{
+        if (level < 0)
+                level = 0;
+        if (level > 7)
+                level = 7;
+        return level_names[level];
+}
+
+int relay_log_level_parse(const char *name)
+{
+        for (int i = 0; i < 8; i++)
+                if (!strcasecmp(name, level_names[i]))
+                        return i;
+        if (!strcasecmp(name, "err"))
+                return LOG_ERR;
+        if (!strcasecmp(name, "warn"))
+                return LOG_WARNING;
+        char *end;
+        long v = strtol(name, &end, 10);
+        if (*name && !*end && v >= 0 && v <= 7)
+                return (int)v;
+        return -1;
+}
+
+void relay_log_set_stream(FILE *fp)
+{
+        log_fp = fp;
+}
+
+/* Escape src into dst as JSON string content (no quotes); stops at dstsize. */
+static size_t json_escape(char *dst, size_t dstsize, const char *src)
+{
+        static const char hex[] = "0123456789abcdef";
+        size_t o = 0;
+        for (; *src && o + 7 < dstsize; src++) {
+                unsigned char c = (unsigned char)*src;
+                if (c == '"' || c == '\\') {
+                        dst[o++] = '\\';
+                        dst[o++] = (char)c;
+                } else if (c == '\n') {
+                        dst[o++] = '\\';
+                        dst[o++] = 'n';
+                } else if (c < 0x20) {
+                        o += (size_t)snprintf(dst + o, dstsize - o, "\\u00%c%c",
+                                              hex[c >> 4], hex[c & 0xf]);
+                } else {
+                        dst[o++] = (char)c;
+                }
+        }
+        dst[o] = '\0';
+        return o;
+}
+
+void relay_log_write(int level, const char *component, const char *fmt, ...)
+{
+        char msg[2048], emsg[4200], line[4600], ts[40];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        json_escape(emsg, sizeof(emsg), msg);
+
+        struct timeval tv;
+        struct tm tm;
+        gettimeofday(&tv, NULL);
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+
+        int n = snprintf(line, sizeof(line),
+                         "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\","
+                         "\"component\":\"%s\",\"msg\":\"%s\"}\n",
+                         ts, (long)(tv.tv_usec / 1000),
+                         relay_log_level_name(level), component, emsg);
+        if (n < 0)
+                return;
+        if ((size_t)n >= sizeof(line)) {
+                n = sizeof(line) - 1;
+                line[n - 3] = '"';
+                line[n - 2] = '}';
+                line[n - 1] = '\n';
+        }
+        FILE *fp = log_fp ? log_fp : stderr;
+        fwrite(line, 1, (size_t)n, fp);
+        fflush(fp);
+}
+
+void relay_log_rdkafka_cb(const struct rd_kafka_s *rk, int level,
+                          const char *fac, const char *buf)
+{
+        /* librdkafka levels are syslog levels already. */
+        if (level > relay_log_level)
+                return;
+        relay_log_write(level, "rdkafka", "%s: %s: %s",
+                        rd_kafka_name((const rd_kafka_t *)rk), fac, buf);
+}

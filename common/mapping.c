@@ -1,0 +1,1012 @@
+/*
+ * Connections and their mapping tables (see relay/mapping.h).
+ *
+ * A connection file (deploy/config/connections/, one .cfg each) holds one group:
+ *
+ *   connection = {
+ *     id = "acme-antavo-mparticle"; tenant = "acme";
+ *     source = "antavo"; destination = "mparticle";
+ *     development = true;                       # destination environment
+ *     identity = ( { from = "identities.customer_id"; as = "customer_id"; },
+ *                  { from = "identities.email"; as = "email"; } );
+ *     fields = ( { from = "first_name"; to = "$firstname"; } );
+ *     events = (
+ *       { on = "coupon_issued"; name = "Coupon Issued"; category = "other";
+ *         attributes = ( { name = "label"; value = "Coupon {coupon_code}"; },
+ *                        { name = "points"; from = "points"; } ); },
+ *       { on = [ "opt_out", "profile_view" ]; drop = true; } );
+ *   };
+ *
+ * Paths name fields of the input record ("data.coupon_code",
+ * "identities.email"); a bare name that is not a top-level field means a
+ * field of the record's `data` map, as in Antavo's `{coupon_code}`.
+ * Everything is parsed once at load into small structs so that applying a
+ * connection to a record only walks them.
+ */
+#include "relay/mapping.h"
+#include "relay/adapter.h"
+#include "relay/avro.h"
+#include "relay/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+enum conv { CONV_KEEP, CONV_STRING, CONV_NUMBER, CONV_BOOL };
+
+struct tmpl_part {
+        int is_field; /* 1: path into the record; 0: literal text */
+        char *text;
+};
+
+/* A destination value: a template (literal when it has no {field}) or a
+ * typed copy of one field, with an optional default and conversion. */
+struct value_spec {
+        char *name; /* destination attribute name */
+        struct tmpl_part *parts;
+        size_t nparts;
+        char *from; /* typed copy when set */
+        char *defval;
+        enum conv conv;
+        int required;
+        int line;
+};
+
+struct event_rule {
+        char **on;
+        size_t non;
+        int drop;
+        char *name;
+        char *category;
+        struct value_spec *attrs;
+        size_t nattrs;
+        int line;
+};
+
+struct identity_rule {
+        char *from;
+        char *as;
+};
+
+struct relay_connection {
+        char *file;
+        char *id, *tenant, *source, *destination;
+        int development;
+        char *event_field;
+        struct identity_rule *ids;
+        size_t nids;
+        struct value_spec *fields;
+        size_t nfields;
+        struct event_rule *events;
+        size_t nevents;
+};
+
+struct relay_mapping {
+        relay_connection_t **conns;
+        size_t n;
+};
+
+/* Load context: what a parse error needs to name. */
+struct ctx {
+        const char *file;
+        avro_schema_t schema;
+        const struct relay_adapter *adapter;
+        char *errstr;
+        size_t errstr_size;
+};
+
+static int fail_at(struct ctx *x, const config_setting_t *s, const char *fmt,
+                   ...) __attribute__((format(printf, 3, 4)));
+static int fail_at(struct ctx *x, const config_setting_t *s, const char *fmt,
+                   ...)
+{
+        char msg[768];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        relay_seterr(x->errstr, x->errstr_size, "%s:%d: %s", x->file,
+                     s ? config_setting_source_line(s) : 0, msg);
+        return -1;
+}
+
+/* Reject keys of group g not in allowed (typos must not pass silently). */
+static int check_keys(struct ctx *x, const config_setting_t *g,
+                      const char *what, const char *const *allowed)
+{
+        for (int i = 0; i < config_setting_length(g); i++) {
+                config_setting_t *m = config_setting_get_elem(g, i);
+                const char *name = config_setting_name(m);
+                int ok = 0;
+                for (size_t k = 0; allowed[k] && !ok; k++)
+                        ok = !strcmp(name, allowed[k]);
+                if (!ok)
+                        return fail_at(x, m, "unknown key '%s' in %s", name,
+                                       what);
+        }
+        return 0;
+}
+
+static int get_str(struct ctx *x, const config_setting_t *g, const char *key,
+                   int required, const char *what, char **out)
+{
+        config_setting_t *m = config_setting_get_member(g, key);
+        *out = NULL;
+        if (!m) {
+                if (required)
+                        return fail_at(x, g, "%s needs '%s'", what, key);
+                return 0;
+        }
+        if (config_setting_type(m) != CONFIG_TYPE_STRING)
+                return fail_at(x, m, "'%s' of %s must be a string", key, what);
+        *out = relay_strdup(config_setting_get_string(m));
+        return 0;
+}
+
+/* The schema of a record's field, or NULL. (avro-c's
+ * avro_schema_record_field_get() does not check that the field exists.) */
+static avro_schema_t field_schema(avro_schema_t rec, const char *name)
+{
+        int i = avro_schema_record_field_get_index(rec, name);
+        return i < 0 ? NULL : avro_schema_record_field_get_by_index(rec, i);
+}
+
+static avro_schema_t unwrap_schema(avro_schema_t s)
+{
+        if (avro_typeof(s) != AVRO_UNION)
+                return s;
+        for (size_t b = 0; b < avro_schema_union_size(s); b++) {
+                avro_schema_t bs = avro_schema_union_branch(s, (int)b);
+                if (avro_typeof(bs) != AVRO_NULL)
+                        return bs;
+        }
+        return s;
+}
+
+/* Normalise a path (a bare name that is not a top-level field means
+ * data.<name>) and check it against the input schema. Returns a new string
+ * or NULL after fail_at. */
+static char *resolve_path(struct ctx *x, const config_setting_t *where,
+                          const char *path, const char *what)
+{
+        char *norm;
+        if (!*path) {
+                fail_at(x, where, "%s: empty field name", what);
+                return NULL;
+        }
+        if (!strchr(path, '.') &&
+            !field_schema(x->schema, path) &&
+            field_schema(x->schema, "data")) {
+                size_t n = strlen(path) + 6;
+                norm = relay_malloc(n);
+                snprintf(norm, n, "data.%s", path);
+        } else {
+                norm = relay_strdup(path);
+        }
+
+        avro_schema_t s = x->schema;
+        char *copy = relay_strdup(norm), *save = NULL, *seg;
+        const char *prev = "the record";
+        for (seg = strtok_r(copy, ".", &save); seg;
+             seg = strtok_r(NULL, ".", &save)) {
+                s = unwrap_schema(s);
+                if (avro_typeof(s) == AVRO_MAP) {
+                        s = NULL; /* any key below a map: checked per record */
+                        break;
+                }
+                if (avro_typeof(s) != AVRO_RECORD ||
+                    !(s = field_schema(s, seg))) {
+                        fail_at(x, where,
+                                "%s names field '%s', but %s has no field "
+                                "'%s'",
+                                what, norm, prev, seg);
+                        goto fail;
+                }
+                prev = seg;
+        }
+        if (s) {
+                avro_type_t t = avro_typeof(unwrap_schema(s));
+                if (t == AVRO_RECORD || t == AVRO_MAP || t == AVRO_ARRAY) {
+                        fail_at(x, where,
+                                "%s names field '%s', which is a %s, not a "
+                                "value",
+                                what, norm, avro_schema_type_name(s));
+                        goto fail;
+                }
+        }
+        free(copy);
+        return norm;
+fail:
+        free(copy);
+        free(norm);
+        return NULL;
+}
+
+static void value_spec_free(struct value_spec *v)
+{
+        for (size_t i = 0; i < v->nparts; i++)
+                free(v->parts[i].text);
+        free(v->parts);
+        free(v->name);
+        free(v->from);
+        free(v->defval);
+}
+
+/* Parse "Coupon {coupon_code} issued" into literal and field parts. */
+static int parse_template(struct ctx *x, const config_setting_t *where,
+                          const char *t, struct value_spec *v)
+{
+        relay_buf_t lit;
+        relay_buf_init(&lit);
+        relay_buf_append(&lit, "", 0);
+        char what[300];
+        snprintf(what, sizeof(what), "template \"%s\"", t);
+        for (const char *p = t; *p;) {
+                if ((p[0] == '{' && p[1] == '{') ||
+                    (p[0] == '}' && p[1] == '}')) {
+                        relay_buf_append(&lit, p, 1);
+                        p += 2;
+                        continue;
+                }
+                if (*p == '}') {
+                        relay_buf_free(&lit);
+                        return fail_at(x, where,
+                                       "%s has an unmatched '}' (write '}}' "
+                                       "for a literal brace)",
+                                       what);
+                }
+                if (*p != '{') {
+                        relay_buf_append(&lit, p++, 1);
+                        continue;
+                }
+                const char *end = strchr(p, '}');
+                if (!end) {
+                        relay_buf_free(&lit);
+                        return fail_at(x, where, "%s has an unclosed '{'",
+                                       what);
+                }
+                char *name = relay_strndup(p + 1, (size_t)(end - p - 1));
+                char *path = resolve_path(x, where, name, what);
+                free(name);
+                if (!path) {
+                        relay_buf_free(&lit);
+                        return -1;
+                }
+                v->parts = relay_realloc(v->parts,
+                                         (v->nparts + 2) * sizeof(*v->parts));
+                if (lit.len) {
+                        v->parts[v->nparts].is_field = 0;
+                        v->parts[v->nparts++].text =
+                            relay_strndup(lit.data, lit.len);
+                        relay_buf_reset(&lit);
+                }
+                v->parts[v->nparts].is_field = 1;
+                v->parts[v->nparts++].text = path;
+                p = end + 1;
+        }
+        if (lit.len || v->nparts == 0) {
+                v->parts =
+                    relay_realloc(v->parts, (v->nparts + 1) * sizeof(*v->parts));
+                v->parts[v->nparts].is_field = 0;
+                v->parts[v->nparts++].text = relay_strndup(lit.data, lit.len);
+        }
+        relay_buf_free(&lit);
+        return 0;
+}
+
+/* One attribute or field-sync entry: { name|to; value|from; default; type;
+ * required }. name_key is "name" for attributes and "to" for fields. */
+static int parse_value_spec(struct ctx *x, const config_setting_t *e,
+                            const char *name_key, const char *what,
+                            struct value_spec *v)
+{
+        static const char *const keys[] = {"name",    "to",   "value",
+                                           "from",    "default", "type",
+                                           "required", NULL};
+        char *value = NULL, *type = NULL;
+        memset(v, 0, sizeof(*v));
+        v->line = config_setting_source_line(e);
+        if (!config_setting_is_group(e))
+                return fail_at(x, e, "each entry of %s must be a group { }",
+                               what);
+        if (check_keys(x, e, what, keys) ||
+            get_str(x, e, name_key, 1, what, &v->name) ||
+            get_str(x, e, "value", 0, what, &value) ||
+            get_str(x, e, "default", 0, what, &v->defval) ||
+            get_str(x, e, "type", 0, what, &type))
+                goto fail;
+        char *from = NULL;
+        if (get_str(x, e, "from", 0, what, &from))
+                goto fail;
+        if (!!from == !!value) {
+                free(from);
+                fail_at(x, e, "%s '%s' needs exactly one of 'value' (literal "
+                              "or {field} template) and 'from' (a field)",
+                        what, v->name);
+                goto fail;
+        }
+        if (from) {
+                char w[300];
+                snprintf(w, sizeof(w), "%s '%s'", what, v->name);
+                v->from = resolve_path(x, e, from, w);
+                free(from);
+                if (!v->from)
+                        goto fail;
+        } else if (parse_template(x, e, value, v)) {
+                goto fail;
+        }
+        int req = 0;
+        config_setting_lookup_bool(e, "required", &req);
+        v->required = req;
+        if (!type || !strcmp(type, "keep"))
+                v->conv = CONV_KEEP;
+        else if (!strcmp(type, "string"))
+                v->conv = CONV_STRING;
+        else if (!strcmp(type, "number"))
+                v->conv = CONV_NUMBER;
+        else if (!strcmp(type, "bool"))
+                v->conv = CONV_BOOL;
+        else {
+                fail_at(x, e,
+                        "%s '%s': type '%s' is not one of keep, string, "
+                        "number, bool",
+                        what, v->name, type);
+                goto fail;
+        }
+        free(type);
+        free(value);
+        return 0;
+fail:
+        free(type);
+        free(value);
+        value_spec_free(v);
+        return -1;
+}
+
+static int parse_value_list(struct ctx *x, const config_setting_t *g,
+                            const char *key, const char *name_key,
+                            const char *what, struct value_spec **out,
+                            size_t *nout)
+{
+        config_setting_t *l = config_setting_get_member(g, key);
+        *out = NULL;
+        *nout = 0;
+        if (!l)
+                return 0;
+        if (!config_setting_is_list(l))
+                return fail_at(x, l, "'%s' must be a list ( {...}, ... )",
+                               key);
+        int n = config_setting_length(l);
+        *out = relay_calloc((size_t)n, sizeof(**out));
+        for (int i = 0; i < n; i++) {
+                if (parse_value_spec(x, config_setting_get_elem(l, i),
+                                     name_key, what, &(*out)[i]))
+                        return -1;
+                (*nout)++;
+        }
+        return 0;
+}
+
+static void event_rule_free(struct event_rule *r)
+{
+        for (size_t i = 0; i < r->non; i++)
+                free(r->on[i]);
+        free(r->on);
+        for (size_t i = 0; i < r->nattrs; i++)
+                value_spec_free(&r->attrs[i]);
+        free(r->attrs);
+        free(r->name);
+        free(r->category);
+}
+
+static int parse_event(struct ctx *x, const config_setting_t *e,
+                       struct event_rule *r)
+{
+        static const char *const keys[] = {"on",       "drop",       "name",
+                                           "category", "attributes", NULL};
+        memset(r, 0, sizeof(*r));
+        r->line = config_setting_source_line(e);
+        if (!config_setting_is_group(e))
+                return fail_at(x, e, "each event entry must be a group { }");
+        if (check_keys(x, e, "an event entry", keys))
+                return -1;
+        config_setting_t *on = config_setting_get_member(e, "on");
+        if (!on)
+                return fail_at(x, e, "event entry needs 'on' (source event "
+                                     "type, list of them, or \"*\")");
+        if (config_setting_type(on) == CONFIG_TYPE_STRING) {
+                r->on = relay_malloc(sizeof(*r->on));
+                r->on[r->non++] = relay_strdup(config_setting_get_string(on));
+        } else if (config_setting_is_aggregate(on)) {
+                int n = config_setting_length(on);
+                r->on = relay_calloc((size_t)n, sizeof(*r->on));
+                for (int i = 0; i < n; i++) {
+                        const char *s = config_setting_get_string_elem(on, i);
+                        if (!s)
+                                return fail_at(x, on,
+                                               "'on' must list strings");
+                        r->on[r->non++] = relay_strdup(s);
+                }
+        } else {
+                return fail_at(x, on, "'on' must be a string or a list");
+        }
+        config_setting_lookup_bool(e, "drop", &r->drop);
+        if (r->drop)
+                return 0;
+        if (get_str(x, e, "name", 1, "an event entry that is not dropped",
+                    &r->name) ||
+            get_str(x, e, "category", 0, "an event entry", &r->category))
+                return -1;
+        if (r->category &&
+            !relay_adapter_vocab_has(x->adapter->event_categories,
+                                     r->category))
+                return fail_at(x, e,
+                               "category '%s' is not a %s event category",
+                               r->category, x->adapter->name);
+        return parse_value_list(x, e, "attributes", "name",
+                                "an event attribute", &r->attrs, &r->nattrs);
+}
+
+static void connection_free(relay_connection_t *c)
+{
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->nids; i++) {
+                free(c->ids[i].from);
+                free(c->ids[i].as);
+        }
+        free(c->ids);
+        for (size_t i = 0; i < c->nfields; i++)
+                value_spec_free(&c->fields[i]);
+        free(c->fields);
+        for (size_t i = 0; i < c->nevents; i++)
+                event_rule_free(&c->events[i]);
+        free(c->events);
+        free(c->file);
+        free(c->id);
+        free(c->tenant);
+        free(c->source);
+        free(c->destination);
+        free(c->event_field);
+        free(c);
+}
+
+static int parse_identity(struct ctx *x, const config_setting_t *g,
+                          relay_connection_t *c)
+{
+        static const char *const keys[] = {"from", "as", NULL};
+        config_setting_t *l = config_setting_get_member(g, "identity");
+        if (!l || !config_setting_is_list(l) || config_setting_length(l) < 1)
+                return fail_at(x, l ? l : g,
+                               "connection needs 'identity = ( { from = "
+                               "\"identities.customer_id\"; as = "
+                               "\"customer_id\"; }, ... )' with at least one "
+                               "entry");
+        int n = config_setting_length(l);
+        c->ids = relay_calloc((size_t)n, sizeof(*c->ids));
+        for (int i = 0; i < n; i++) {
+                config_setting_t *e = config_setting_get_elem(l, i);
+                struct identity_rule *r = &c->ids[c->nids];
+                char *from = NULL;
+                if (!config_setting_is_group(e))
+                        return fail_at(x, e, "identity entries are groups");
+                if (check_keys(x, e, "an identity entry", keys) ||
+                    get_str(x, e, "from", 1, "an identity entry", &from))
+                        return -1;
+                if (get_str(x, e, "as", 1, "an identity entry", &r->as)) {
+                        free(from);
+                        return -1;
+                }
+                c->nids++;
+                r->from = resolve_path(x, e, from, "identity");
+                free(from);
+                if (!r->from)
+                        return -1;
+                if (!relay_adapter_vocab_has(x->adapter->identity_types,
+                                             r->as))
+                        return fail_at(x, e,
+                                       "identity type '%s' is not one that "
+                                       "%s accepts",
+                                       r->as, x->adapter->name);
+        }
+        return 0;
+}
+
+static relay_connection_t *connection_load(const char *file,
+                                           avro_schema_t schema, char *errstr,
+                                           size_t errstr_size)
+{
+        static const char *const keys[] = {
+            "id",       "tenant",   "source", "destination", "development",
+            "identity", "fields",   "events", "event_field", NULL};
+        struct ctx x = {file, schema, NULL, errstr, errstr_size};
+        config_t cfg;
+        config_init(&cfg);
+        relay_connection_t *c = relay_calloc(1, sizeof(*c));
+        c->file = relay_strdup(file);
+        if (!config_read_file(&cfg, file)) {
+                relay_seterr(errstr, errstr_size, "%s:%d: %s", file,
+                             config_error_line(&cfg), config_error_text(&cfg));
+                goto fail;
+        }
+        config_setting_t *root = config_root_setting(&cfg);
+        config_setting_t *g = config_setting_get_member(root, "connection");
+        static const char *const top[] = {"connection", NULL};
+        if (check_keys(&x, root, "the file", top))
+                goto fail;
+        if (!g || !config_setting_is_group(g)) {
+                fail_at(&x, NULL, "needs a group 'connection = { ... };'");
+                goto fail;
+        }
+        if (check_keys(&x, g, "connection", keys) ||
+            get_str(&x, g, "id", 1, "connection", &c->id) ||
+            get_str(&x, g, "tenant", 1, "connection", &c->tenant) ||
+            get_str(&x, g, "source", 1, "connection", &c->source) ||
+            get_str(&x, g, "destination", 1, "connection", &c->destination) ||
+            get_str(&x, g, "event_field", 0, "connection", &c->event_field))
+                goto fail;
+        if (!c->event_field)
+                c->event_field = relay_strdup("event_type");
+        x.adapter = relay_adapter_find(c->destination);
+        if (!x.adapter) {
+                fail_at(&x, config_setting_get_member(g, "destination"),
+                        "destination '%s' has no delivery adapter",
+                        c->destination);
+                goto fail;
+        }
+        config_setting_lookup_bool(g, "development", &c->development);
+        char *ef = resolve_path(&x, g, c->event_field, "event_field");
+        if (!ef)
+                goto fail;
+        free(c->event_field);
+        c->event_field = ef;
+        if (parse_identity(&x, g, c) ||
+            parse_value_list(&x, g, "fields", "to", "a field-sync entry",
+                             &c->fields, &c->nfields))
+                goto fail;
+        config_setting_t *ev = config_setting_get_member(g, "events");
+        if (!ev || !config_setting_is_list(ev)) {
+                fail_at(&x, ev ? ev : g,
+                        "connection needs 'events = ( { on = ...; name = "
+                        "...; }, ... )'");
+                goto fail;
+        }
+        int n = config_setting_length(ev);
+        c->events = relay_calloc((size_t)n ? (size_t)n : 1, sizeof(*c->events));
+        for (int i = 0; i < n; i++) {
+                if (parse_event(&x, config_setting_get_elem(ev, i),
+                                &c->events[c->nevents])) {
+                        event_rule_free(&c->events[c->nevents]);
+                        goto fail;
+                }
+                c->nevents++;
+        }
+        config_destroy(&cfg);
+        return c;
+fail:
+        config_destroy(&cfg);
+        connection_free(c);
+        return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
+                                    char *errstr, size_t errstr_size)
+{
+        relay_mapping_t *m = relay_calloc(1, sizeof(*m));
+        char **files = NULL;
+        size_t nfiles = 0;
+        struct stat st;
+        if (stat(path, &st)) {
+                relay_seterr(errstr, errstr_size, "%s: %s", path,
+                             strerror(errno));
+                goto fail;
+        }
+        if (S_ISDIR(st.st_mode)) {
+                DIR *d = opendir(path);
+                struct dirent *de;
+                if (!d) {
+                        relay_seterr(errstr, errstr_size, "%s: %s", path,
+                                     strerror(errno));
+                        goto fail;
+                }
+                while ((de = readdir(d))) {
+                        size_t len = strlen(de->d_name);
+                        if (len < 5 || strcmp(de->d_name + len - 4, ".cfg") ||
+                            de->d_name[0] == '.')
+                                continue;
+                        files = relay_realloc(files,
+                                              (nfiles + 1) * sizeof(*files));
+                        size_t n = strlen(path) + len + 2;
+                        files[nfiles] = relay_malloc(n);
+                        snprintf(files[nfiles++], n, "%s/%s", path, de->d_name);
+                }
+                closedir(d);
+                qsort(files, nfiles, sizeof(*files), cmp_str);
+        } else {
+                files = relay_malloc(sizeof(*files));
+                files[nfiles++] = relay_strdup(path);
+        }
+        m->conns = relay_calloc(nfiles ? nfiles : 1, sizeof(*m->conns));
+        for (size_t i = 0; i < nfiles; i++) {
+                relay_connection_t *c =
+                    connection_load(files[i], schema, errstr, errstr_size);
+                if (!c)
+                        goto fail;
+                for (size_t k = 0; k < m->n; k++)
+                        if (!strcmp(m->conns[k]->id, c->id)) {
+                                relay_seterr(errstr, errstr_size,
+                                             "%s: connection id '%s' is "
+                                             "also used by %s",
+                                             files[i], c->id,
+                                             m->conns[k]->file);
+                                connection_free(c);
+                                goto fail;
+                        }
+                m->conns[m->n++] = c;
+        }
+        for (size_t i = 0; i < nfiles; i++)
+                free(files[i]);
+        free(files);
+        return m;
+fail:
+        for (size_t i = 0; i < nfiles; i++)
+                free(files[i]);
+        free(files);
+        relay_mapping_destroy(m);
+        return NULL;
+}
+
+void relay_mapping_destroy(relay_mapping_t *m)
+{
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->n; i++)
+                connection_free(m->conns[i]);
+        free(m->conns);
+        free(m);
+}
+
+size_t relay_mapping_count(const relay_mapping_t *m)
+{
+        return m->n;
+}
+
+const relay_connection_t *relay_mapping_get(const relay_mapping_t *m, size_t i)
+{
+        return i < m->n ? m->conns[i] : NULL;
+}
+
+const char *relay_connection_id(const relay_connection_t *c)
+{
+        return c->id;
+}
+
+const char *relay_connection_destination(const relay_connection_t *c)
+{
+        return c->destination;
+}
+
+/* ---- applying a connection to a record ---- */
+
+/* Text of the field at path, appended to b; -1 when missing or not a
+ * scalar. */
+static int path_text(const avro_value_t *in, const char *path, relay_buf_t *b)
+{
+        avro_value_t v;
+        return relay_avro_path(in, path, &v) ? -1 : relay_avro_to_text(&v, b);
+}
+
+static void set_str(avro_value_t *rec, const char *field, const char *s,
+                    size_t n)
+{
+        avro_value_t f, b;
+        avro_value_get_by_name(rec, field, &f, NULL);
+        if (avro_value_get_type(&f) == AVRO_UNION) {
+                avro_value_set_branch(&f, 1, &b); /* ["null", "string"] */
+                f = b;
+        }
+        avro_value_set_string_len(&f, s, n + 1);
+}
+
+/* Select the branch of a scalar union (the attribute maps' value type)
+ * holding type t. */
+static int union_set(avro_value_t *u, avro_type_t t, avro_value_t *branch)
+{
+        avro_schema_t us = avro_value_get_schema(u);
+        for (size_t i = 0; i < avro_schema_union_size(us); i++)
+                if (avro_typeof(avro_schema_union_branch(us, (int)i)) == t)
+                        return avro_value_set_branch(u, (int)i, branch);
+        return -1;
+}
+
+static int put_string(avro_value_t *map, const char *name, const char *s,
+                      size_t n)
+{
+        avro_value_t e, b;
+        if (avro_value_add(map, name, &e, NULL, NULL) ||
+            union_set(&e, AVRO_STRING, &b))
+                return -1;
+        return avro_value_set_string_len(&b, s, n + 1);
+}
+
+/* Copy a scalar keeping its type (int → long, float → double, enum →
+ * string). */
+static int put_typed(avro_value_t *map, const char *name, avro_value_t *src,
+                     relay_buf_t *scratch)
+{
+        avro_value_t e, b;
+        if (avro_value_add(map, name, &e, NULL, NULL))
+                return -1;
+        switch (avro_value_get_type(src)) {
+        case AVRO_BOOLEAN: {
+                int x;
+                avro_value_get_boolean(src, &x);
+                return union_set(&e, AVRO_BOOLEAN, &b) ||
+                       avro_value_set_boolean(&b, x);
+        }
+        case AVRO_INT32:
+        case AVRO_INT64: {
+                int64_t l = 0;
+                int32_t i = 0;
+                if (avro_value_get_type(src) == AVRO_INT32) {
+                        avro_value_get_int(src, &i);
+                        l = i;
+                } else {
+                        avro_value_get_long(src, &l);
+                }
+                return union_set(&e, AVRO_INT64, &b) ||
+                       avro_value_set_long(&b, l);
+        }
+        case AVRO_FLOAT:
+        case AVRO_DOUBLE: {
+                double d = 0;
+                float f = 0;
+                if (avro_value_get_type(src) == AVRO_FLOAT) {
+                        avro_value_get_float(src, &f);
+                        d = f;
+                } else {
+                        avro_value_get_double(src, &d);
+                }
+                return union_set(&e, AVRO_DOUBLE, &b) ||
+                       avro_value_set_double(&b, d);
+        }
+        default:
+                relay_buf_reset(scratch);
+                if (relay_avro_to_text(src, scratch))
+                        return -1;
+                return union_set(&e, AVRO_STRING, &b) ||
+                       avro_value_set_string_len(&b, scratch->data,
+                                                 scratch->len + 1);
+        }
+}
+
+/* Convert text per conv and put it; -1 with errstr when it does not
+ * convert. */
+static int put_converted(avro_value_t *map, const struct value_spec *v,
+                         const char *text, size_t n, char *errstr,
+                         size_t errstr_size)
+{
+        avro_value_t e, b;
+        if (v->conv == CONV_KEEP || v->conv == CONV_STRING)
+                return put_string(map, v->name, text, n);
+        if (avro_value_add(map, v->name, &e, NULL, NULL))
+                return -1;
+        char *end;
+        if (v->conv == CONV_NUMBER) {
+                errno = 0;
+                long long l = strtoll(text, &end, 10);
+                if (n && !*end && !errno)
+                        return union_set(&e, AVRO_INT64, &b) ||
+                               avro_value_set_long(&b, l);
+                double d = strtod(text, &end);
+                if (n && !*end)
+                        return union_set(&e, AVRO_DOUBLE, &b) ||
+                               avro_value_set_double(&b, d);
+                relay_seterr(errstr, errstr_size,
+                             "'%s': value \"%s\" is not a number", v->name,
+                             text);
+                return -1;
+        }
+        int t = !strcasecmp(text, "true") || !strcmp(text, "1") ||
+                !strcasecmp(text, "yes");
+        int f = !strcasecmp(text, "false") || !strcmp(text, "0") ||
+                !strcasecmp(text, "no");
+        if (!t && !f) {
+                relay_seterr(errstr, errstr_size,
+                             "'%s': value \"%s\" is not a boolean", v->name,
+                             text);
+                return -1;
+        }
+        return union_set(&e, AVRO_BOOLEAN, &b) || avro_value_set_boolean(&b, t);
+}
+
+/* Evaluate one value spec into map. 0 on success or deliberate skip, -1
+ * with errstr. */
+static int apply_value(const struct value_spec *v, const avro_value_t *in,
+                       avro_value_t *map, relay_buf_t *scratch, char *errstr,
+                       size_t errstr_size)
+{
+        relay_buf_reset(scratch);
+        if (v->from) {
+                avro_value_t src;
+                if (relay_avro_path(in, v->from, &src)) {
+                        if (v->defval)
+                                return put_converted(map, v, v->defval,
+                                                     strlen(v->defval), errstr,
+                                                     errstr_size);
+                        if (!v->required)
+                                return 0;
+                        relay_seterr(errstr, errstr_size,
+                                     "'%s': required field %s is missing",
+                                     v->name, v->from);
+                        return -1;
+                }
+                if (v->conv == CONV_KEEP)
+                        return put_typed(map, v->name, &src, scratch);
+                if (relay_avro_to_text(&src, scratch)) {
+                        relay_seterr(errstr, errstr_size,
+                                     "'%s': field %s is not a scalar value",
+                                     v->name, v->from);
+                        return -1;
+                }
+        } else {
+                for (size_t i = 0; i < v->nparts; i++) {
+                        const struct tmpl_part *p = &v->parts[i];
+                        if (!p->is_field) {
+                                relay_buf_puts(scratch, p->text);
+                                continue;
+                        }
+                        if (path_text(in, p->text, scratch) == 0)
+                                continue;
+                        if (v->defval) {
+                                relay_buf_reset(scratch);
+                                relay_buf_puts(scratch, v->defval);
+                                break;
+                        }
+                        relay_seterr(errstr, errstr_size,
+                                     "'%s': the template names field %s, "
+                                     "which the record lacks",
+                                     v->name, p->text);
+                        return -1;
+                }
+        }
+        return put_converted(map, v, scratch->data ? scratch->data : "",
+                             scratch->len, errstr, errstr_size);
+}
+
+static int rule_matches(const struct event_rule *r, const char *type)
+{
+        for (size_t i = 0; i < r->non; i++)
+                if (!strcmp(r->on[i], "*") || !strcmp(r->on[i], type))
+                        return 1;
+        return 0;
+}
+
+static int text_equals(const avro_value_t *in, const char *path,
+                       const char *want, relay_buf_t *scratch)
+{
+        relay_buf_reset(scratch);
+        return path_text(in, path, scratch) == 0 && scratch->data &&
+               !strcmp(scratch->data, want);
+}
+
+enum relay_map_result relay_connection_apply(const relay_connection_t *c,
+                                             const avro_value_t *in,
+                                             avro_value_t *out,
+                                             relay_buf_t *key, char *errstr,
+                                             size_t errstr_size)
+{
+        relay_buf_t s;
+        relay_buf_init(&s);
+        enum relay_map_result res = RELAY_MAP_SKIP;
+        const struct event_rule *rule = NULL;
+        if (!text_equals(in, "tenant", c->tenant, &s) ||
+            !text_equals(in, "source", c->source, &s))
+                goto done;
+        relay_buf_reset(&s);
+        if (path_text(in, c->event_field, &s)) {
+                relay_seterr(errstr, errstr_size,
+                             "connection %s: the record has no %s",
+                             c->id, c->event_field);
+                res = RELAY_MAP_ERROR;
+                goto done;
+        }
+        for (size_t i = 0; i < c->nevents && !rule; i++)
+                if (rule_matches(&c->events[i], s.data))
+                        rule = &c->events[i];
+        if (!rule || rule->drop)
+                goto done;
+
+        res = RELAY_MAP_ERROR;
+        const struct identity_rule *id = NULL;
+        for (size_t i = 0; i < c->nids && !id; i++) {
+                relay_buf_reset(&s);
+                if (path_text(in, c->ids[i].from, &s) == 0 && s.len)
+                        id = &c->ids[i];
+        }
+        if (!id) {
+                relay_buf_t names;
+                relay_buf_init(&names);
+                for (size_t i = 0; i < c->nids; i++)
+                        relay_buf_printf(&names, "%s%s", i ? ", " : "",
+                                         c->ids[i].from);
+                relay_seterr(errstr, errstr_size,
+                             "connection %s: no identity for %s: none of "
+                             "%s is present",
+                             c->id, c->destination, names.data);
+                relay_buf_free(&names);
+                goto done;
+        }
+        set_str(out, "identity_type", id->as, strlen(id->as));
+        set_str(out, "identity_value", s.data, s.len);
+        relay_buf_reset(key);
+        relay_buf_printf(key, "%s/%s/", c->tenant, id->as);
+        relay_buf_append(key, s.data, s.len);
+
+        static const char *const copied[] = {"event_id", "tenant", "source",
+                                             NULL};
+        for (size_t i = 0; copied[i]; i++) {
+                relay_buf_reset(&s);
+                if (path_text(in, copied[i], &s)) {
+                        relay_seterr(errstr, errstr_size,
+                                     "the record has no %s", copied[i]);
+                        goto done;
+                }
+                set_str(out, copied[i], s.data, s.len);
+        }
+        avro_value_t f, src;
+        int64_t ts = 0;
+        if (relay_avro_path(in, "occurred_at", &src) == 0)
+                avro_value_get_long(&src, &ts);
+        avro_value_get_by_name(out, "occurred_at", &f, NULL);
+        avro_value_set_long(&f, ts);
+        set_str(out, "connection", c->id, strlen(c->id));
+        set_str(out, "destination", c->destination, strlen(c->destination));
+        avro_value_get_by_name(out, "environment", &f, NULL);
+        avro_value_set_enum(&f, c->development ? 1 : 0);
+
+        set_str(out, "event_name", rule->name, strlen(rule->name));
+        avro_value_t ec, b;
+        avro_value_get_by_name(out, "event_category", &ec, NULL);
+        if (rule->category)
+                set_str(out, "event_category", rule->category,
+                        strlen(rule->category));
+        else
+                avro_value_set_branch(&ec, 0, &b);
+
+        avro_value_t attrs, uattrs;
+        avro_value_get_by_name(out, "attributes", &attrs, NULL);
+        avro_value_get_by_name(out, "user_attributes", &uattrs, NULL);
+        char why[512];
+        for (size_t i = 0; i < rule->nattrs; i++)
+                if (apply_value(&rule->attrs[i], in, &attrs, &s, why,
+                                sizeof(why))) {
+                        relay_seterr(errstr, errstr_size,
+                                     "connection %s, event '%s', attribute "
+                                     "%s",
+                                     c->id, rule->name, why);
+                        goto done;
+                }
+        for (size_t i = 0; i < c->nfields; i++)
+                if (apply_value(&c->fields[i], in, &uattrs, &s, why,
+                                sizeof(why))) {
+                        relay_seterr(errstr, errstr_size,
+                                     "connection %s, field sync %s", c->id,
+                                     why);
+                        goto done;
+                }
+        res = RELAY_MAP_OUT;
+done:
+        relay_buf_free(&s);
+        return res;
+}

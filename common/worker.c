@@ -1,0 +1,123 @@
+/*
+ * The shared start of every worker: arguments, config, log level, signals.
+ */
+#include "relay/worker.h"
+#include "relay/common.h"
+#include "relay/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+volatile sig_atomic_t relay_run = 1;
+volatile sig_atomic_t relay_reload = 0;
+
+static const relay_conf_prop_t worker_props[] = {
+    {"log.level", RELAY_CONF_STRING, "info", 0, -1, 0,
+     "error, warning, info or debug"},
+    {"schemas.manifest", RELAY_CONF_STRING, "schemas/manifest.cfg", 0, -1, 0,
+     "the embedded schema catalogue: ids, subjects and .avsc files"},
+    {NULL, 0, NULL, 0, 0, 0, NULL}};
+
+static void usage(const char *name, const relay_conf_t *conf, FILE *fp)
+{
+        fprintf(fp,
+                "Usage: relay-%s -c FILE [-X name=value ...]\n"
+                "  -c FILE        libconfig file (deploy/config/%s*.cfg)\n"
+                "  -X name=value  set a key (kafka.<property> goes to "
+                "librdkafka)\n"
+                "  -h             this help and every key\n\nKeys:\n",
+                name, name);
+        relay_conf_describe(conf, fp);
+}
+
+relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
+                                const relay_conf_prop_t *const *tables,
+                                size_t ntables)
+{
+        const relay_conf_prop_t *all[8];
+        char errstr[1024];
+        all[0] = worker_props;
+        for (size_t i = 0; i < ntables && i < 7; i++)
+                all[i + 1] = tables[i];
+        relay_conf_t *conf = relay_conf_new(all, ntables + 1);
+        const char *file = NULL;
+        int opt;
+        /* Overrides apply after the file, whatever their order. */
+        char **sets = relay_calloc((size_t)argc + 1, sizeof(*sets));
+        size_t nsets = 0;
+        while ((opt = getopt(argc, argv, "c:X:h")) != -1) {
+                switch (opt) {
+                case 'c':
+                        file = optarg;
+                        break;
+                case 'X':
+                        sets[nsets++] = optarg;
+                        break;
+                case 'h':
+                        usage(name, conf, stdout);
+                        exit(0);
+                default:
+                        usage(name, conf, stderr);
+                        exit(2);
+                }
+        }
+        if (file && relay_conf_load_file(conf, file, errstr, sizeof(errstr)))
+                goto fail;
+        for (size_t i = 0; i < nsets; i++) {
+                char *eq = strchr(sets[i], '=');
+                if (!eq) {
+                        snprintf(errstr, sizeof(errstr),
+                                 "-X %s: expected name=value", sets[i]);
+                        goto fail;
+                }
+                *eq = '\0';
+                if (relay_conf_set(conf, sets[i], eq + 1, errstr,
+                                   sizeof(errstr)))
+                        goto fail;
+        }
+        if (relay_conf_finish(conf, errstr, sizeof(errstr)))
+                goto fail;
+        int level = relay_log_level_parse(relay_conf_str(conf, "log.level"));
+        if (level < 0) {
+                snprintf(errstr, sizeof(errstr),
+                         "log.level '%s' is not one of error, warning, info, "
+                         "debug",
+                         relay_conf_str(conf, "log.level"));
+                goto fail;
+        }
+        relay_log_level = level;
+        free(sets);
+        return conf;
+fail:
+        fprintf(stderr, "relay-%s: config error: %s\n", name, errstr);
+        relay_log(LOG_ERR, name, "config error: %s", errstr);
+        free(sets);
+        relay_conf_destroy(conf);
+        exit(2);
+}
+
+static void on_stop(int sig)
+{
+        (void)sig;
+        relay_run = 0;
+}
+
+static void on_hup(int sig)
+{
+        (void)sig;
+        relay_reload = 1;
+}
+
+void relay_worker_signals(void)
+{
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sa.sa_handler = on_hup;
+        sigaction(SIGHUP, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}

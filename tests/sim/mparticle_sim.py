@@ -1,0 +1,519 @@
+#!/usr/bin/env python3
+"""mParticle Events API v2 (server-to-server) simulator for relay integration tests.
+
+It listens on 127.0.0.1 and acts like s2s.mparticle.com/v2: HTTP Basic auth
+(key:secret), POST /v2/events (one batch object), POST /v2/bulkevents and
+/v2/bulkevents/historical (array of batches). It checks each batch against the
+Events API rules relay depends on, and answers 202 (empty body), 400, 401, 403,
+411, 413, 429 or 503 the way mParticle does.
+
+Tests start it with `--port 0 --port-file F`, wait for F to appear (or for the
+stdout line "mparticle-sim listening on 127.0.0.1:PORT"), point relay at it, and
+then use the unauthenticated control API under /_sim/ to inspect what arrived
+(/_sim/received, /_sim/requests, /_sim/stats), to inject faults (/_sim/faults)
+and to clear state (/_sim/reset). Python 3.11 standard library only.
+"""
+import argparse
+import base64
+import binascii
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EVENT_PATHS = ("/v2/events", "/v2/bulkevents", "/v2/bulkevents/historical")
+BATCH_KEYS = frozenset((
+    "events", "device_info", "user_attributes", "deleted_user_attributes",
+    "user_identities", "application_info", "schema_version", "environment",
+    "context", "ip", "mpid", "source_request_id", "timestamp_unixtime_ms",
+    "consent_state", "integration_attributes"))
+IDENTITY_KEYS = frozenset((
+    "customer_id", "email", "other", *(f"other_id_{i}" for i in range(2, 11)),
+    "mobile_number", "phone_number_2", "phone_number_3", "facebook", "twitter",
+    "google", "microsoft", "yahoo", "alias", "facebook_custom_audience_id"))
+ENVIRONMENTS = ("development", "production")
+EVENT_TYPES = frozenset((
+    "session_start", "session_end", "screen_view", "custom_event", "crash_report",
+    "opt_out", "first_run", "push_registration", "application_state_transition",
+    "push_message", "network_performance", "breadcrumb", "profile",
+    "commerce_event", "user_attribute_change", "user_identity_change", "uninstall"))
+CUSTOM_EVENT_TYPES = ("navigation", "location", "search", "transaction", "user_content",
+                      "user_preference", "social", "other", "media")
+MAX_USER_ATTRIBUTES = 100
+MAX_ATTRIBUTE_CHARS = 4096
+MAX_READ_BYTES = 64 * 1024 * 1024   # larger bodies are not read; the connection is closed
+GARBAGE_BODY = b"\x00\xff<html>upstream \x8b\x08 garbage}{\xfe"
+RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
+             "delay_ms": int, "garbage": bool, "partial": bool, "name": str}
+
+
+class Rejected(Exception):
+    """The request is rejected with a BAD_REQUEST message; status 413 marks "too large"
+    (answered 413 only with --enable-413, else 400)."""
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def validate_batch(batch, idx, max_batch_bytes):
+    """Raise Rejected describing the first problem in one batch (413 = oversize)."""
+    p = f"batch {idx}:"
+    if not isinstance(batch, dict):
+        raise Rejected(400, f"{p} must be a JSON object")
+    size = len(json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > max_batch_bytes:
+        raise Rejected(413, f"{p} is {size} bytes; a batch may be at most {max_batch_bytes} bytes")
+    for key in batch:
+        if key not in BATCH_KEYS:
+            raise Rejected(400, f'{p} top-level key "{key}" is not allowed')
+    if "environment" not in batch:
+        raise Rejected(400, f'{p} "environment" is required')
+    if batch["environment"] not in ENVIRONMENTS:
+        raise Rejected(400, f'{p} "environment" must be "development" or "production", '
+                            f'got {json.dumps(batch["environment"])}')
+    ids = batch.get("user_identities")
+    if ids is not None:
+        if not isinstance(ids, dict):
+            raise Rejected(400, f"{p} user_identities must be an object")
+        for key, val in ids.items():
+            if key not in IDENTITY_KEYS:
+                raise Rejected(400, f'{p} user_identities key "{key}" is not allowed')
+            if not isinstance(val, str):
+                raise Rejected(400, f'{p} user_identities "{key}" must be a string')
+    attrs = batch.get("user_attributes")
+    if attrs is not None:
+        if not isinstance(attrs, dict):
+            raise Rejected(400, f"{p} user_attributes must be an object")
+        if len(attrs) > MAX_USER_ATTRIBUTES:
+            raise Rejected(400, f"{p} user_attributes has {len(attrs)} attributes; "
+                                f"at most {MAX_USER_ATTRIBUTES} allowed")
+        for key, val in attrs.items():
+            items = val if isinstance(val, list) else [val]
+            if not all(v is None or isinstance(v, (str, int, float, bool)) for v in items) \
+                    or (isinstance(val, list) and not all(isinstance(v, str) for v in val)):
+                raise Rejected(400, f'{p} user_attributes "{key}" must be a string, number, '
+                                    f'bool, null or array of strings')
+            for v in items:
+                if isinstance(v, str) and len(v) > MAX_ATTRIBUTE_CHARS:
+                    raise Rejected(400, f'{p} user_attributes "{key}" value is {len(v)} '
+                                        f'characters; at most {MAX_ATTRIBUTE_CHARS} allowed')
+    deleted = batch.get("deleted_user_attributes")
+    if deleted is not None and not (isinstance(deleted, list)
+                                    and all(isinstance(v, str) for v in deleted)):
+        raise Rejected(400, f"{p} deleted_user_attributes must be an array of strings")
+    events = batch.get("events")
+    if events is not None and not isinstance(events, list):
+        raise Rejected(400, f"{p} events must be an array")
+    for j, ev in enumerate(events or ()):
+        validate_event(ev, f"{p} event {j}:")
+
+
+def validate_event(ev, p):
+    if not isinstance(ev, dict):
+        raise Rejected(400, f"{p} must be an object")
+    if not ev.get("event_type"):
+        raise Rejected(400, f'{p} required field "event_type" is missing or empty')
+    if not isinstance(ev["event_type"], str) or ev["event_type"] not in EVENT_TYPES:
+        raise Rejected(400, f'{p} unknown event_type {json.dumps(ev["event_type"])}')
+    data = ev.get("data")
+    if not isinstance(data, dict):
+        raise Rejected(400, f'{p} required field "data" is missing or not an object')
+    if ev["event_type"] != "custom_event":
+        return
+    name = data.get("event_name")
+    if not isinstance(name, str) or not name:
+        raise Rejected(400, f'{p} custom_event requires a non-empty string "event_name"')
+    if "custom_event_type" not in data:
+        raise Rejected(400, f'{p} custom_event requires "custom_event_type"')
+    if data["custom_event_type"] not in CUSTOM_EVENT_TYPES:
+        raise Rejected(400, f'{p} custom_event_type {json.dumps(data["custom_event_type"])} '
+                            f'must be one of {", ".join(CUSTOM_EVENT_TYPES)}')
+    if "custom_attributes" in data and not isinstance(data["custom_attributes"], dict):
+        raise Rejected(400, f"{p} custom_attributes must be an object")
+
+
+def parse_rules(obj):
+    """Validate fault rules from POST /_sim/faults; return a list of normalized dicts."""
+    rules = obj if isinstance(obj, list) else [obj]
+    out = []
+    for r in rules:
+        if not isinstance(r, dict):
+            raise ValueError("each fault rule must be a JSON object")
+        for key, val in r.items():
+            want = RULE_KEYS.get(key)
+            if want is None:
+                raise ValueError(f'unknown fault rule key "{key}"')
+            if not isinstance(val, want) or (want is int and isinstance(val, bool)):
+                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
+        if r.get("times", 1) < -1:
+            raise ValueError('"times" must be -1 (forever) or >= 0')
+        if r.get("partial") and not r.get("match"):
+            raise ValueError('a "partial" rule needs a non-empty "match"')
+        if "status" in r and not 100 <= r["status"] <= 599:
+            raise ValueError('"status" must be an HTTP status code')
+        out.append(dict(r))
+    return out
+
+
+class State:
+    """Everything the simulator remembers; guarded by one lock."""
+    def __init__(self, rate_limit):
+        self.lock = threading.Lock()
+        self.rate = rate_limit
+        self.rule_seq = 0
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.received, self.requests, self.faults = [], [], []
+            self.by_status = {}
+            self.tokens, self.refilled = float(self.rate), time.monotonic()
+
+    def add_faults(self, rules):
+        with self.lock:
+            for r in rules:
+                self.rule_seq += 1
+                r.setdefault("name", f"rule{self.rule_seq}")
+                r["remaining"] = r.pop("times", 1)
+                self.faults.append(r)
+
+    def take_fault(self, body):
+        """Return a copy of the first applicable rule (decrementing it) or None."""
+        with self.lock:
+            for r in self.faults:
+                if r["remaining"] == 0:
+                    continue
+                if "match" in r and r["match"].encode() not in body:
+                    continue
+                if r["remaining"] > 0:
+                    r["remaining"] -= 1
+                return dict(r)
+        return None
+
+    def _refill(self):
+        t = time.monotonic()
+        self.tokens = min(float(self.rate), self.tokens + (t - self.refilled) * self.rate)
+        self.refilled = t
+
+    def take_tokens(self, n):
+        """Token bucket (rate per second, burst = rate). Return 0 if allowed, else the
+        integer seconds to wait. A request needs min(n, rate) tokens; the bucket may go
+        into debt so bulk requests larger than the burst are still admitted."""
+        if self.rate <= 0:
+            return 0
+        with self.lock:
+            self._refill()
+            need = min(n, self.rate)
+            if self.tokens < need:
+                return max(1, math.ceil((need - self.tokens) / self.rate))
+            self.tokens -= n
+            return 0
+
+    def percentage_used(self):
+        if self.rate <= 0:
+            return 0
+        with self.lock:
+            self._refill()
+            return max(0, min(100, round(100 * (self.rate - self.tokens) / self.rate)))
+
+    def record(self, path, status, batches, auth, nbytes, fault, accepted=()):
+        with self.lock:
+            at = int(time.time() * 1000)
+            self.requests.append({"path": path, "status": status, "batches": batches,
+                                  "at_ms": at, "auth": auth, "bytes": nbytes, "fault": fault})
+            key = str(status)
+            self.by_status[key] = self.by_status.get(key, 0) + 1
+            self.received.extend({"path": path, "batch": b, "at_ms": at} for b in accepted)
+
+    def snapshot(self, what):
+        with self.lock:
+            if what == "stats":
+                return {"requests": len(self.requests), "accepted_batches": len(self.received),
+                        "by_status": dict(self.by_status)}
+            if what == "faults":
+                return [dict(r) for r in self.faults]
+            return list(getattr(self, what))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mparticle-sim/1.0"
+    sys_version = ""
+
+    # ---- plumbing -------------------------------------------------------
+    def log_message(self, fmt, *args):   # silence the default access log
+        pass
+
+    def log_line(self, status, batches):
+        line = f"{self.command} {self.path} {status} batches={batches}\n"
+        with self.server.state.lock:
+            self.server.log_file.write(line)
+            self.server.log_file.flush()
+
+    def reply(self, status, body=b"", ctype="application/json", headers=(), batches=None):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        self.log_line(status, batches)   # before answering, so the log is never behind
+        self.send_response(status)
+        if body:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, val in headers:
+            self.send_header(name, str(val))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def drain_chunked(self):
+        """Discard a chunked body so the connection stays usable; False if malformed."""
+        total = 0
+        while total <= MAX_READ_BYTES:
+            try:
+                size = int(self.rfile.readline(1024).split(b";")[0], 16)
+            except ValueError:
+                return False
+            if size == 0:
+                while self.rfile.readline(1024).strip():   # trailers
+                    pass
+                return True
+            total += size
+            self.rfile.read(size + 2)
+        return False
+
+    def read_body(self):
+        """Return (body, problem). body is None when the request has no Content-Length
+        (411); problem is (status, message) when Content-Length is unusable."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            te = self.headers.get("Transfer-Encoding", "").lower()
+            if te:   # unsupported: discard a chunked body, else we cannot find its end
+                if te != "chunked" or not self.drain_chunked():
+                    self.close_connection = True
+                return None, None
+            return (None if self.command == "POST" else b""), None
+        try:
+            n = int(length)
+            if n < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            return b"", (400, f"invalid Content-Length {length!r}")
+        if n > MAX_READ_BYTES:
+            self.close_connection = True
+            return b"", (413, f"request body is {n} bytes; "
+                              f"at most {self.server.max_request_bytes} allowed")
+        return self.rfile.read(n), None
+
+    def route(self):
+        path = self.path.split("?", 1)[0]
+        try:
+            if path.startswith("/_sim/"):
+                self.control(path)
+            elif path.startswith("/v2/"):
+                self.events_api(path)
+            else:
+                self.read_body()
+                self.reply(404, self.error_body("no such path", "NOT_FOUND"))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as e:   # a simulator bug must not leave the client hanging
+            self.close_connection = True
+            self.reply(500, self.error_body(f"simulator error: {e!r}", "SIM_ERROR"))
+            raise
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = route
+
+    # ---- control API ----------------------------------------------------
+    def control(self, path):
+        st = self.server.state
+        body, _ = self.read_body()
+        route = (self.command, path)
+        if route in {("GET", "/_sim/received"), ("GET", "/_sim/requests"),
+                     ("GET", "/_sim/stats"), ("GET", "/_sim/faults")}:
+            return self.reply(200, st.snapshot(path[len("/_sim/"):]))
+        if route == ("POST", "/_sim/reset"):
+            st.reset()
+            return self.reply(200, {"ok": True})
+        if route == ("DELETE", "/_sim/faults"):
+            with st.lock:
+                st.faults.clear()
+            return self.reply(200, {"ok": True})
+        if route == ("POST", "/_sim/faults"):
+            try:
+                rules = parse_rules(json.loads(body or b"null"))
+            except (ValueError, TypeError) as e:
+                return self.reply(400, {"error": str(e)})
+            st.add_faults(rules)
+            return self.reply(200, st.snapshot("faults"))
+        self.reply(404, {"error": f"no control route {self.command} {path}"})
+
+    # ---- Events API -----------------------------------------------------
+    def check_auth(self):
+        header = self.headers.get("Authorization", "")
+        scheme, _, cred = header.partition(" ")
+        if scheme.lower() != "basic" or not cred.strip():
+            return "missing"
+        try:
+            user, sep, pw = base64.b64decode(cred.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return "missing"
+        ok = sep and user == self.server.key and pw == self.server.secret
+        return "ok" if ok else "wrong"
+
+    @staticmethod
+    def error_body(message, code="BAD_REQUEST"):
+        return {"errors": [{"code": code, "message": message}]}
+
+    def answer(self, status, payload=b"", ctype="application/json", headers=(), accepted=()):
+        """Record one /v2/* request (and its accepted batches), then reply."""
+        st = self.server.state
+        if 200 <= status < 300:
+            headers = [*headers, ("X-mp-rate-limit-percentage-used", st.percentage_used())]
+        st.record(self.api_path, status, self.nbatches, self.auth, self.nbytes, self.fault,
+                  accepted)
+        self.reply(status, payload, ctype, headers, self.nbatches)
+
+    def events_api(self, path):
+        st, srv = self.server.state, self.server
+        body, problem = self.read_body()
+        self.api_path, self.auth, self.nbatches, self.fault = path, self.check_auth(), None, None
+        self.nbytes = len(body or b"")
+        if problem:
+            if problem[0] == 413:
+                self.nbytes = int(self.headers["Content-Length"])
+            return self.answer(413 if problem[0] == 413 and srv.enable_413 else 400,
+                               self.error_body(problem[1]))
+        if body is None:
+            return self.answer(411, self.error_body("Content-Length is required",
+                                                    "LENGTH_REQUIRED"))
+        if path not in EVENT_PATHS:
+            return self.answer(404, self.error_body(f"no such endpoint {path}", "NOT_FOUND"))
+        if self.command != "POST":
+            return self.answer(405, self.error_body("use POST", "METHOD_NOT_ALLOWED"),
+                               headers=[("Allow", "POST")])
+        if self.auth == "missing":
+            return self.answer(401, self.error_body("Basic authentication required",
+                                                    "UNAUTHORIZED"))
+        if self.auth == "wrong":
+            return self.answer(403, self.error_body("invalid API key or secret", "FORBIDDEN"))
+
+        rule = st.take_fault(body) or {}
+        self.fault = rule.get("name")
+        if rule.get("delay_ms"):
+            time.sleep(rule["delay_ms"] / 1000.0)
+        status = rule.get("status")
+        if status is not None:
+            hdrs = []
+            if status == 429:
+                hdrs = [("Retry-After", rule.get("retry_after", 1)),
+                        ("X-mp-rate-limit-exceeded", "account")]
+            elif status == 503 and "retry_after" in rule:
+                hdrs = [("Retry-After", rule["retry_after"])]
+            code = "BAD_REQUEST" if status == 400 else "SIM_FAULT"
+            payload = (b"" if status in (204, 304) else
+                       self.error_body(f'injected fault "{self.fault}"', code))
+            return self.answer(status, payload, headers=hdrs)
+
+        # garbage replaces the answer body (whatever the status); processing is unchanged
+        reply_body, ctype = (GARBAGE_BODY, "text/html") if rule.get("garbage") else (b"", "")
+        try:
+            batches = self.parse_batches(path, body)
+        except Rejected as e:
+            status = 413 if e.status == 413 and srv.enable_413 else 400
+            return self.answer(status, reply_body or self.error_body(str(e)),
+                               ctype or "application/json")
+        wait = st.take_tokens(len(batches))
+        if wait:
+            return self.answer(429, self.error_body("rate limit exceeded", "TOO_MANY_REQUESTS"),
+                               headers=[("Retry-After", wait),
+                                        ("X-mp-rate-limit-exceeded", "account")])
+        if rule.get("partial"):   # silently drop batches whose JSON contains the match
+            m = rule["match"]
+            batches = [b for b in batches
+                       if m not in json.dumps(b, ensure_ascii=False)
+                       and m not in json.dumps(b, ensure_ascii=False, separators=(",", ":"))]
+        self.answer(202, reply_body, ctype, accepted=batches)
+
+    def parse_batches(self, path, body):
+        """Return the list of batches in a valid request, else raise Rejected."""
+        srv = self.server
+        if len(body) > srv.max_request_bytes:
+            raise Rejected(413, f"request body is {len(body)} bytes; "
+                                f"at most {srv.max_request_bytes} allowed")
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.split(";", 1)[0].strip().lower() != "application/json":
+            raise Rejected(400, f"Content-Type must be application/json, got {ctype!r}")
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise Rejected(400, f"request body is not valid JSON: {e}") from None
+        if path == "/v2/events":
+            if not isinstance(doc, dict):
+                raise Rejected(400, "/v2/events takes a single batch JSON object")
+            batches = [doc]
+        else:
+            if not isinstance(doc, list):
+                raise Rejected(400, f"{path} takes a JSON array of batches")
+            if not doc:
+                raise Rejected(400, "bulk request has no batches")
+            if len(doc) > srv.max_bulk:
+                raise Rejected(400, f"bulk request has {len(doc)} batches; "
+                                    f"at most {srv.max_bulk} allowed")
+            batches = doc
+        self.nbatches = len(batches)
+        for i, b in enumerate(batches):
+            validate_batch(b, i, srv.max_batch_bytes)
+        return batches
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="mParticle Events API v2 simulator")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--secret", required=True)
+    ap.add_argument("--port-file")
+    ap.add_argument("--max-bulk", type=int, default=100)
+    ap.add_argument("--max-request-bytes", type=int, default=256 * 1024)
+    ap.add_argument("--max-batch-bytes", type=int, default=128 * 1024)
+    ap.add_argument("--enable-413", action="store_true")
+    ap.add_argument("--rate-limit", type=float, default=0,
+                    help="batches per second token bucket (burst = rate); 0 = off")
+    ap.add_argument("--log", help="append request log here instead of stderr")
+    args = ap.parse_args(argv)
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    server.key, server.secret = args.key, args.secret
+    server.max_bulk, server.enable_413 = args.max_bulk, args.enable_413
+    server.max_request_bytes, server.max_batch_bytes = args.max_request_bytes, args.max_batch_bytes
+    server.state = State(args.rate_limit)
+    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
+    port = server.server_address[1]
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp.{os.getpid()}"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+    print(f"mparticle-sim listening on 127.0.0.1:{port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+        if args.log:
+            server.log_file.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

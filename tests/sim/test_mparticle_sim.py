@@ -1,0 +1,392 @@
+"""Tests for the mParticle Events API simulator (tests/sim/mparticle_sim.py).
+
+Run from the repository root:
+    python3 -m unittest tests/sim/test_mparticle_sim.py -v
+Each test class starts its own simulator subprocess on --port 0 and reads the
+port from --port-file. Only the standard library (http.client) is used.
+"""
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mparticle_sim.py")
+KEY, SECRET = "test-key", "test-secret"
+
+
+class Sim:
+    """A simulator subprocess; `call` sends one request on a fresh connection."""
+
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="mpsim-")
+        self.port_file = os.path.join(self.dir, "port")
+        self.log = os.path.join(self.dir, "sim.log")
+        self.proc = subprocess.Popen(
+            [sys.executable, SIM, "--port", "0", "--key", KEY, "--secret", SECRET,
+             "--port-file", self.port_file, "--log", self.log, *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError("simulator did not start: " + self.proc.stderr.read())
+            time.sleep(0.02)
+        with open(self.port_file) as f:
+            self.port = int(f.read())
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+    def call(self, method, path, body=None, auth=(KEY, SECRET),
+             ctype="application/json", headers=None):
+        """Return (status, headers dict with lower-case names, body bytes)."""
+        hdrs = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        if body is not None and ctype:
+            hdrs["Content-Type"] = ctype
+        if auth:
+            hdrs["Authorization"] = "Basic " + base64.b64encode(
+                f"{auth[0]}:{auth[1]}".encode()).decode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    def control(self, method, path, body=None):
+        status, _, data = self.call(method, "/_sim/" + path, body, auth=None)
+        assert status == 200, (status, data)
+        return json.loads(data)
+
+
+def batch(**over):
+    b = {"environment": "development",
+         "user_identities": {"customer_id": "c1", "email": "a@example.com"},
+         "user_attributes": {"plan": "pro", "tags": ["a", "b"], "score": 3, "vip": None},
+         "events": [{"event_type": "custom_event",
+                     "data": {"event_name": "signup", "custom_event_type": "other",
+                              "custom_attributes": {"k": "v"}}}]}
+    b.update(over)
+    return b
+
+
+class SimTestCase(unittest.TestCase):
+    args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Sim(*cls.args)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def setUp(self):
+        self.sim.control("POST", "reset")
+
+    def post(self, path, body, **kw):
+        return self.sim.call("POST", path, body, **kw)
+
+    def assert_400(self, path, body, fragment, **kw):
+        status, hdrs, data = self.post(path, body, **kw)
+        self.assertEqual(status, 400, data)
+        err = json.loads(data)["errors"][0]
+        self.assertEqual(err["code"], "BAD_REQUEST")
+        self.assertIn(fragment, err["message"])
+        self.assertEqual(self.sim.control("GET", "received"), [])
+        return err["message"]
+
+
+class TestAcceptAndAuth(SimTestCase):
+    def test_single_event_accepted_and_recorded(self):
+        status, hdrs, data = self.post("/v2/events", batch(mpid=42))
+        self.assertEqual((status, data), (202, b""))
+        self.assertEqual(hdrs["content-length"], "0")
+        self.assertEqual(hdrs["x-mp-rate-limit-percentage-used"], "0")
+        got = self.sim.control("GET", "received")
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0]["path"], "/v2/events")
+        self.assertEqual(got[0]["batch"], batch(mpid=42))
+        self.assertIsInstance(got[0]["at_ms"], int)
+        req = self.sim.control("GET", "requests")
+        self.assertEqual(req[0]["status"], 202)
+        self.assertEqual(req[0]["batches"], 1)
+        self.assertEqual(req[0]["auth"], "ok")
+        self.assertIsNone(req[0]["fault"])
+        self.assertEqual(req[0]["bytes"], len(json.dumps(batch(mpid=42)).encode()))
+
+    def test_bulk_accepted_in_order(self):
+        for path in ("/v2/bulkevents", "/v2/bulkevents/historical"):
+            bs = [batch(source_request_id=f"{path}-{i}") for i in range(3)]
+            status, _, _ = self.post(path, bs, ctype="application/json; charset=utf-8")
+            self.assertEqual(status, 202)
+        got = self.sim.control("GET", "received")
+        self.assertEqual([g["batch"]["source_request_id"] for g in got],
+                         [f"/v2/bulkevents-{i}" for i in range(3)] +
+                         [f"/v2/bulkevents/historical-{i}" for i in range(3)])
+        self.assertEqual(got[3]["path"], "/v2/bulkevents/historical")
+        stats = self.sim.control("GET", "stats")
+        self.assertEqual(stats, {"requests": 2, "accepted_batches": 6, "by_status": {"202": 2}})
+
+    def test_100_batches_allowed(self):
+        self.assertEqual(self.post("/v2/bulkevents", [batch()] * 100)[0], 202)
+
+    def test_missing_or_non_basic_auth_is_401(self):
+        self.assertEqual(self.post("/v2/events", batch(), auth=None)[0], 401)
+        status, _, _ = self.post("/v2/events", batch(), auth=None,
+                                 headers={"Authorization": "Bearer abc"})
+        self.assertEqual(status, 401)
+        self.assertEqual([r["auth"] for r in self.sim.control("GET", "requests")],
+                         ["missing", "missing"])
+        self.assertEqual(self.sim.control("GET", "received"), [])
+
+    def test_wrong_credentials_are_403(self):
+        self.assertEqual(self.post("/v2/events", batch(), auth=(KEY, "nope"))[0], 403)
+        self.assertEqual(self.post("/v2/events", batch(), auth=("nope", SECRET))[0], 403)
+        self.assertEqual([r["auth"] for r in self.sim.control("GET", "requests")],
+                         ["wrong", "wrong"])
+
+    def test_keep_alive_and_411(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.sim.port, timeout=10)
+        auth = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+        hdrs = {"Authorization": auth, "Content-Type": "application/json"}
+        conn.request("POST", "/v2/events", json.dumps(batch()), hdrs)
+        self.assertEqual(conn.getresponse().read(), b"")
+        sock = conn.sock
+        try:
+            conn.request("POST", "/v2/events", json.dumps(batch()), hdrs)
+            resp = conn.getresponse()
+            self.assertEqual((resp.status, resp.read()), (202, b""))
+            self.assertIs(conn.sock, sock, "connection was not kept alive")
+            conn.request("POST", "/v2/events", iter([json.dumps(batch()).encode()]), hdrs,
+                         encode_chunked=True)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 411)
+            resp.read()
+            conn.request("POST", "/v2/events", json.dumps(batch()), hdrs)
+            resp = conn.getresponse()
+            self.assertEqual((resp.status, resp.read()), (202, b""))
+            self.assertIs(conn.sock, sock, "connection was not kept alive after 411")
+        finally:
+            conn.close()
+        with socket.create_connection(("127.0.0.1", self.sim.port), timeout=10) as s:
+            s.sendall(b"POST /v2/events HTTP/1.1\r\nHost: x\r\nAuthorization: " +
+                      auth.encode() + b"\r\n\r\n")
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 411"))
+        self.assertEqual(self.sim.control("GET", "stats")["by_status"], {"202": 3, "411": 2})
+
+    def test_reset_clears_everything(self):
+        self.post("/v2/events", batch())
+        self.sim.control("POST", "faults", {"status": 503, "times": -1})
+        self.sim.control("POST", "reset")
+        self.assertEqual(self.sim.control("GET", "received"), [])
+        self.assertEqual(self.sim.control("GET", "requests"), [])
+        self.assertEqual(self.sim.control("GET", "faults"), [])
+        self.assertEqual(self.sim.control("GET", "stats"),
+                         {"requests": 0, "accepted_batches": 0, "by_status": {}})
+        self.assertEqual(self.post("/v2/events", batch())[0], 202)
+
+    def test_log_has_one_line_per_request(self):
+        self.post("/v2/bulkevents", [batch(), batch()])
+        with open(self.sim.log) as f:
+            self.assertIn("POST /v2/bulkevents 202 batches=2", f.read())
+
+
+class TestValidation(SimTestCase):
+    def test_environment(self):
+        self.assert_400("/v2/events", batch(environment="staging"), '"environment" must be')
+        b = batch()
+        del b["environment"]
+        self.assert_400("/v2/events", b, '"environment" is required')
+
+    def test_unknown_top_level_key(self):
+        self.assert_400("/v2/events", batch(user_id="x"), 'top-level key "user_id" is not allowed')
+
+    def test_unknown_identity_key_names_batch(self):
+        bs = [batch(), batch(), batch(), batch(user_identities={"emial": "a@b.c"})]
+        msg = self.assert_400("/v2/bulkevents", bs, 'user_identities key "emial" is not allowed')
+        self.assertTrue(msg.startswith("batch 3:"), msg)
+        self.assert_400("/v2/events", batch(user_identities={"email": 5}), "must be a string")
+
+    def test_events(self):
+        self.assert_400("/v2/events", batch(events=[{"data": {}}]), '"event_type"')
+        self.assert_400("/v2/events", batch(events=[{"event_type": "custom_event"}]), '"data"')
+        self.assert_400("/v2/events", batch(events=[{"event_type": "click", "data": {}}]),
+                        "unknown event_type")
+        self.assert_400("/v2/events", batch(events=[{"event_type": ["x"], "data": {}}]),
+                        "unknown event_type")
+        ev = {"event_type": "custom_event",
+              "data": {"event_name": "x", "custom_event_type": "purchase"}}
+        self.assert_400("/v2/events", batch(events=[ev]), "custom_event_type")
+        ev = {"event_type": "custom_event", "data": {"custom_event_type": "other"}}
+        self.assert_400("/v2/events", batch(events=[ev]), "event_name")
+        ev = {"event_type": "custom_event",
+              "data": {"event_name": "x", "custom_event_type": "other", "custom_attributes": []}}
+        self.assert_400("/v2/events", batch(events=[ev]), "custom_attributes")
+
+    def test_too_many_batches(self):
+        self.assert_400("/v2/bulkevents", [batch()] * 101, "101 batches")
+
+    def test_user_attributes(self):
+        attrs = {f"a{i}": i for i in range(101)}
+        self.assert_400("/v2/events", batch(user_attributes=attrs), "101 attributes")
+        self.assertEqual(self.post("/v2/events", batch(user_attributes={"v": "x" * 4096}))[0], 202)
+        self.sim.control("POST", "reset")
+        self.assert_400("/v2/events", batch(user_attributes={"v": "x" * 4097}), "4097 characters")
+        self.assert_400("/v2/events", batch(user_attributes={"v": ["x", 1]}), '"v" must be')
+        self.assert_400("/v2/events", batch(user_attributes={"v": {"a": 1}}), '"v" must be')
+
+    def test_body_shape_and_content_type(self):
+        self.assert_400("/v2/events", batch(), "Content-Type", ctype="text/plain")
+        self.assert_400("/v2/events", b"{not json", "not valid JSON")
+        self.assert_400("/v2/events", [batch()], "single batch")
+        self.assert_400("/v2/bulkevents", batch(), "array")
+
+    def test_oversize_is_400_without_enable_413(self):
+        big = "x" * 4000
+        fat = batch(user_attributes={f"a{i}": big for i in range(40)})   # ~160 KB batch
+        self.assert_400("/v2/events", fat, "a batch may be at most 131072 bytes")
+        mid = batch(user_attributes={f"a{i}": big for i in range(25)})   # ~100 KB batch
+        self.assert_400("/v2/bulkevents", [mid] * 3, "at most 262144 allowed")
+
+
+class TestOversize413(SimTestCase):
+    args = ("--enable-413", "--max-request-bytes", "3000", "--max-batch-bytes", "1500",
+            "--max-bulk", "5")
+
+    def test_413(self):
+        b = batch(user_attributes={"v": "x" * 1000})
+        self.assertEqual(self.post("/v2/events", b)[0], 202)
+        status, _, data = self.post("/v2/events", batch(user_attributes={"v": "x" * 1600}))
+        self.assertEqual(status, 413)
+        self.assertIn("batch 0:", json.loads(data)["errors"][0]["message"])
+        self.assertEqual(self.post("/v2/bulkevents", [b] * 3)[0], 413)
+        self.assertEqual(self.post("/v2/bulkevents", [batch()] * 6)[0], 400)   # --max-bulk
+        self.assertEqual(len(self.sim.control("GET", "received")), 1)
+
+
+class TestFaults(SimTestCase):
+    def test_status_with_times_and_match(self):
+        faults = self.sim.control("POST", "faults",
+                                  {"status": 503, "times": 2, "match": "victim", "name": "boom"})
+        self.assertEqual(faults[0]["remaining"], 2)
+        self.assertEqual(self.post("/v2/events", batch())[0], 202)
+        victim = batch(source_request_id="victim")
+        self.assertEqual(self.post("/v2/events", victim)[0], 503)
+        status, hdrs, _ = self.post("/v2/events", victim)
+        self.assertEqual(status, 503)
+        self.assertNotIn("retry-after", hdrs)
+        self.assertEqual(self.post("/v2/events", victim)[0], 202)
+        self.assertEqual(self.sim.control("GET", "faults")[0]["remaining"], 0)
+        self.assertEqual([r["fault"] for r in self.sim.control("GET", "requests")],
+                         [None, "boom", "boom", None])
+        self.assertEqual(len(self.sim.control("GET", "received")), 2)
+
+    def test_400_and_503_retry_after_and_forever(self):
+        self.sim.control("POST", "faults", [{"status": 400, "name": "bad"},
+                                            {"status": 503, "retry_after": 3, "times": -1}])
+        status, _, data = self.post("/v2/events", batch())
+        self.assertEqual(status, 400)
+        self.assertIn('"bad"', json.loads(data)["errors"][0]["message"])
+        for _ in range(3):
+            status, hdrs, _ = self.post("/v2/events", batch())
+            self.assertEqual((status, hdrs.get("retry-after")), (503, "3"))
+        self.sim.call("DELETE", "/_sim/faults", auth=None)
+        self.assertEqual(self.post("/v2/events", batch())[0], 202)
+
+    def test_429_retry_after(self):
+        self.sim.control("POST", "faults", {"status": 429, "retry_after": 7})
+        status, hdrs, _ = self.post("/v2/bulkevents", [batch()])
+        self.assertEqual(status, 429)
+        self.assertEqual(hdrs["retry-after"], "7")
+        self.assertEqual(hdrs["x-mp-rate-limit-exceeded"], "account")
+        self.assertEqual(self.sim.control("GET", "received"), [])
+        self.assertEqual(self.post("/v2/bulkevents", [batch()])[0], 202)
+
+    def test_faults_are_not_applied_before_auth(self):
+        self.sim.control("POST", "faults", {"status": 500})
+        self.assertEqual(self.post("/v2/events", batch(), auth=None)[0], 401)
+        self.assertEqual(self.post("/v2/events", batch())[0], 500)
+
+    def test_delay(self):
+        self.sim.control("POST", "faults", {"delay_ms": 400})
+        t0 = time.monotonic()
+        status, _, _ = self.post("/v2/events", batch())
+        self.assertGreaterEqual(time.monotonic() - t0, 0.38)
+        self.assertEqual(status, 202)
+        self.assertEqual(len(self.sim.control("GET", "received")), 1)
+
+    def test_garbage(self):
+        self.sim.control("POST", "faults", {"garbage": True, "name": "junk"})
+        status, hdrs, data = self.post("/v2/events", batch())
+        self.assertEqual(status, 202)
+        self.assertNotEqual(hdrs["content-type"], "application/json")
+        self.assertEqual(int(hdrs["content-length"]), len(data))
+        with self.assertRaises(ValueError):
+            json.loads(data)
+        self.assertEqual(len(self.sim.control("GET", "received")), 1)
+        self.assertEqual(self.sim.control("GET", "requests")[0]["fault"], "junk")
+
+    def test_partial(self):
+        self.sim.control("POST", "faults", {"partial": True, "match": "drop-me"})
+        bs = [batch(source_request_id="keep-1"), batch(source_request_id="drop-me"),
+              batch(source_request_id="keep-2")]
+        self.assertEqual(self.post("/v2/bulkevents", bs)[0], 202)
+        got = self.sim.control("GET", "received")
+        self.assertEqual([g["batch"]["source_request_id"] for g in got], ["keep-1", "keep-2"])
+
+    def test_bad_rules_rejected(self):
+        for rule in ({"partial": True}, {"status": "500"}, {"bogus": 1}, {"times": -2}):
+            status, _, _ = self.sim.call("POST", "/_sim/faults", rule, auth=None)
+            self.assertEqual(status, 400, rule)
+        self.assertEqual(self.sim.control("GET", "faults"), [])
+
+
+class TestRateLimit(SimTestCase):
+    args = ("--rate-limit", "5")
+
+    def test_rate_limit_429(self):
+        status, hdrs, _ = self.post("/v2/bulkevents", [batch()] * 5)
+        self.assertEqual(status, 202)
+        self.assertEqual(hdrs["x-mp-rate-limit-percentage-used"], "100")
+        status, hdrs, _ = self.post("/v2/bulkevents", [batch()] * 5)
+        self.assertEqual(status, 429)
+        self.assertGreaterEqual(int(hdrs["retry-after"]), 1)
+        self.assertEqual(hdrs["x-mp-rate-limit-exceeded"], "account")
+        self.assertEqual(len(self.sim.control("GET", "received")), 5)
+        time.sleep(0.5)
+        self.assertEqual(self.post("/v2/events", batch())[0], 202)
+
+
+class TestProcess(unittest.TestCase):
+    def test_stdout_line_and_clean_signal_exit(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            sim = Sim()
+            line = sim.proc.stdout.readline()
+            self.assertEqual(line, f"mparticle-sim listening on 127.0.0.1:{sim.port}\n")
+            self.assertEqual(sim.stop(sig), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

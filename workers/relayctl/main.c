@@ -1,0 +1,419 @@
+/*
+ * relayctl: the operator's command line for relay.
+ *
+ *   relayctl [-b brokers] [-s manifest] [-X prop=value] COMMAND ...
+ *     produce TOPIC [-k PATH]   JSON lines on stdin → Avro records in the
+ *                               Confluent wire format on TOPIC, keyed by the
+ *                               field at PATH (e.g. identities.customer_id)
+ *     consume TOPIC             every record of TOPIC as one JSON line
+ *                               (partition, offset, key, headers, value
+ *                               decoded by its schema id), then exit
+ *     dlq list TOPIC            the same for a dead-letter topic: the
+ *                               relay.* headers say why each record is there
+ *     lag GROUP TOPIC           committed offset, end offset and lag of
+ *                               each partition
+ *
+ * Exit status: 0 ok, 1 a failure (named on stderr), 2 a usage error.
+ */
+#include "relay/avro.h"
+#include "relay/kafka.h"
+#include "relay/log.h"
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ctl {
+        const char *brokers;
+        const char *manifest;
+        const char *props[64]; /* name, value pairs from -X */
+        size_t nprops;
+};
+
+static int usage(void)
+{
+        fprintf(stderr,
+                "Usage: relayctl [-b brokers] [-s manifest] [-X prop=value] "
+                "COMMAND\n"
+                "  produce TOPIC [-k PATH]  JSON lines on stdin -> Avro on "
+                "TOPIC\n"
+                "  consume TOPIC            TOPIC's records as JSON lines\n"
+                "  dlq list TOPIC           a dead-letter topic's records "
+                "with their reasons\n"
+                "  lag GROUP TOPIC          committed offsets and lag per "
+                "partition\n");
+        return 2;
+}
+
+static rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type)
+{
+        char errstr[512];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set_log_cb(kc, relay_log_rdkafka_cb);
+        if (rd_kafka_conf_set(kc, "bootstrap.servers", c->brokers, errstr,
+                              sizeof(errstr)))
+                goto fail;
+        if (type == RD_KAFKA_PRODUCER &&
+            rd_kafka_conf_set(kc, "enable.idempotence", "true", errstr,
+                              sizeof(errstr)))
+                goto fail;
+        if (type == RD_KAFKA_CONSUMER &&
+            (rd_kafka_conf_set(kc, "enable.partition.eof", "true", errstr,
+                               sizeof(errstr)) ||
+             rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr,
+                               sizeof(errstr))))
+                goto fail;
+        for (size_t i = 0; i < c->nprops; i += 2)
+                if (rd_kafka_conf_set(kc, c->props[i], c->props[i + 1], errstr,
+                                      sizeof(errstr)))
+                        goto fail;
+        rd_kafka_t *rk = rd_kafka_new(type, kc, errstr, sizeof(errstr));
+        if (rk)
+                return rk;
+fail:
+        fprintf(stderr, "relayctl: %s\n", errstr);
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+}
+
+static relay_schemas_t *schemas(const struct ctl *c)
+{
+        char errstr[512];
+        relay_schemas_t *s = relay_schemas_load(c->manifest, errstr,
+                                                sizeof(errstr));
+        if (!s)
+                fprintf(stderr, "relayctl: %s\n", errstr);
+        return s;
+}
+
+static int cmd_produce(const struct ctl *c, int argc, char **argv)
+{
+        const char *key_path = NULL;
+        int opt;
+        optind = 0; /* glibc: 0 re-initialises getopt for a new vector */
+        while ((opt = getopt(argc, argv, "+k:")) != -1)
+                if (opt == 'k')
+                        key_path = optarg;
+                else
+                        return usage();
+        if (optind + 1 != argc)
+                return usage();
+        const char *topic = argv[optind];
+        char subject[300], errstr[1024];
+        snprintf(subject, sizeof(subject), "%s-value", topic);
+        relay_schemas_t *s = schemas(c);
+        if (!s)
+                return 1;
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, subject, errstr, sizeof(errstr));
+        rd_kafka_t *rk = w ? client(c, RD_KAFKA_PRODUCER) : NULL;
+        if (!w)
+                fprintf(stderr, "relayctl: %s\n", errstr);
+        int rc = rk ? 0 : 1;
+        char *line = NULL;
+        size_t cap = 0, lineno = 0, sent = 0;
+        ssize_t n;
+        relay_buf_t key;
+        relay_buf_init(&key);
+        while (rc == 0 && (n = getline(&line, &cap, stdin)) > 0) {
+                lineno++;
+                if (n == 1 && line[0] == '\n')
+                        continue;
+                json_error_t jerr;
+                json_t *j = json_loadb(line, (size_t)n, 0, &jerr);
+                avro_value_t *v = relay_avro_writer_value(w);
+                const void *buf;
+                size_t len;
+                if (!j) {
+                        fprintf(stderr, "relayctl: stdin:%zu: %s\n", lineno,
+                                jerr.text);
+                        rc = 1;
+                } else if (relay_avro_from_json(v, j, errstr,
+                                                sizeof(errstr)) ||
+                           relay_avro_writer_encode(w, &buf, &len, errstr,
+                                                    sizeof(errstr))) {
+                        fprintf(stderr, "relayctl: stdin:%zu: %s\n", lineno,
+                                errstr);
+                        rc = 1;
+                } else {
+                        avro_value_t kv;
+                        relay_buf_reset(&key);
+                        if (key_path &&
+                            (relay_avro_path(v, key_path, &kv) ||
+                             relay_avro_to_text(&kv, &key))) {
+                                fprintf(stderr,
+                                        "relayctl: stdin:%zu: no key at %s\n",
+                                        lineno, key_path);
+                                rc = 1;
+                        } else if (relay_kafka_produce(rk, topic, key.data,
+                                                       key.len, buf, len, NULL,
+                                                       NULL)) {
+                                fprintf(stderr, "relayctl: produce failed\n");
+                                rc = 1;
+                        } else {
+                                sent++;
+                        }
+                }
+                json_decref(j);
+        }
+        free(line);
+        relay_buf_free(&key);
+        if (rk) {
+                rd_kafka_flush(rk, 60000);
+                if (rd_kafka_outq_len(rk) > 0) {
+                        fprintf(stderr, "relayctl: %d record(s) not delivered\n",
+                                rd_kafka_outq_len(rk));
+                        rc = 1;
+                }
+                rd_kafka_destroy(rk);
+        }
+        if (rc == 0)
+                fprintf(stderr, "relayctl: produced %zu record(s) to %s\n",
+                        sent, topic);
+        relay_avro_writer_destroy(w);
+        relay_schemas_destroy(s);
+        return rc;
+}
+
+/* Decode a framed Avro value for display; an error text when it is not. */
+static json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
+                            char *errstr, size_t errstr_size)
+{
+        int32_t id;
+        if (!m->payload)
+                return json_null();
+        if (relay_avro_frame_parse(m->payload, m->len, &id, errstr,
+                                   errstr_size))
+                return NULL;
+        /* Shown as written: the writer's own schema, no resolution. */
+        avro_schema_t ws = relay_schemas_get(s, id);
+        if (!ws) {
+                relay_seterr(errstr, errstr_size, "unknown schema id %d",
+                             (int)id);
+                return NULL;
+        }
+        avro_value_iface_t *iface = avro_generic_class_from_schema(ws);
+        avro_value_t v;
+        avro_generic_value_new(iface, &v);
+        avro_reader_t r = avro_reader_memory((const char *)m->payload + 5,
+                                             (int64_t)m->len - 5);
+        json_t *j = NULL;
+        if (avro_value_read(r, &v))
+                relay_seterr(errstr, errstr_size, "invalid Avro data: %s",
+                             avro_strerror());
+        else
+                j = relay_avro_to_json(&v);
+        avro_reader_free(r);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        return j;
+}
+
+static int cmd_consume(const struct ctl *c, const char *topic)
+{
+        /* A throwaway group: assign() needs none, but librdkafka's consumer
+         * poll wants one; nothing is ever committed to it. */
+        struct ctl gc = *c;
+        char group[64];
+        snprintf(group, sizeof(group), "relayctl-%ld", (long)getpid());
+        if (gc.nprops + 2 > 64)
+                return usage();
+        gc.props[gc.nprops++] = "group.id";
+        gc.props[gc.nprops++] = group;
+        rd_kafka_t *rk = client(&gc, RD_KAFKA_CONSUMER);
+        if (!rk)
+                return 1;
+        relay_schemas_t *s = schemas(c);
+        if (!s) {
+                rd_kafka_destroy(rk);
+                return 1;
+        }
+        int rc = 1;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        if (err || md->topic_cnt != 1) {
+                fprintf(stderr, "relayctl: metadata for %s: %s\n", topic,
+                        rd_kafka_err2str(err));
+                goto done;
+        }
+        if (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                fprintf(stderr, "relayctl: topic %s does not exist (no "
+                                "records)\n",
+                        topic);
+                rc = 0;
+                goto done;
+        }
+        int nparts = md->topics[0].partition_cnt;
+        rd_kafka_topic_partition_list_t *tl =
+            rd_kafka_topic_partition_list_new(nparts);
+        for (int p = 0; p < nparts; p++)
+                rd_kafka_topic_partition_list_add(tl, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(rk, tl);
+        rd_kafka_topic_partition_list_destroy(tl);
+        int eofs = 0, idle = 0;
+        char errstr[512];
+        while (eofs < nparts && idle < 300) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m) {
+                        idle++;
+                        continue;
+                }
+                idle = 0;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        eofs++;
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (m->err) {
+                        fprintf(stderr, "relayctl: %s\n",
+                                rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                        idle += 10; /* persistent errors end the run too */
+                        continue;
+                }
+                json_t *o = json_object();
+                json_object_set_new(o, "partition", json_integer(m->partition));
+                json_object_set_new(o, "offset", json_integer(m->offset));
+                json_object_set_new(o, "key",
+                                    m->key ? json_stringn(m->key, m->key_len)
+                                           : json_null());
+                json_t *hj = json_object();
+                rd_kafka_headers_t *h;
+                if (!rd_kafka_message_headers(m, &h)) {
+                        const char *name;
+                        const void *val;
+                        size_t size;
+                        for (size_t i = 0; !rd_kafka_header_get_all(
+                                 h, i, &name, &val, &size);
+                             i++)
+                                json_object_set_new(
+                                    hj, name,
+                                    val ? json_stringn(val, size)
+                                        : json_null());
+                }
+                json_object_set_new(o, "headers", hj);
+                json_t *v = decode_value(s, m, errstr, sizeof(errstr));
+                if (v)
+                        json_object_set_new(o, "value", v);
+                else
+                        json_object_set_new(o, "value_error",
+                                            json_string(errstr));
+                char *text = json_dumps(o, JSON_COMPACT);
+                puts(text);
+                free(text);
+                json_decref(o);
+                rd_kafka_message_destroy(m);
+        }
+        rc = eofs < nparts ? 1 : 0;
+        if (rc)
+                fprintf(stderr, "relayctl: timed out before the end of %s\n",
+                        topic);
+done:
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        relay_schemas_destroy(s);
+        rd_kafka_destroy(rk);
+        return rc;
+}
+
+static int cmd_lag(const struct ctl *c, const char *group, const char *topic)
+{
+        struct ctl gc = *c;
+        if (gc.nprops + 2 > 64)
+                return usage();
+        gc.props[gc.nprops++] = "group.id";
+        gc.props[gc.nprops++] = group;
+        rd_kafka_t *rk = client(&gc, RD_KAFKA_CONSUMER);
+        if (!rk)
+                return 1;
+        int rc = 1;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        if (err || md->topic_cnt != 1 || md->topics[0].err) {
+                fprintf(stderr, "relayctl: metadata for %s: %s\n", topic,
+                        rd_kafka_err2str(err ? err : md->topics[0].err));
+                goto done;
+        }
+        int nparts = md->topics[0].partition_cnt;
+        rd_kafka_topic_partition_list_t *tl =
+            rd_kafka_topic_partition_list_new(nparts);
+        for (int p = 0; p < nparts; p++)
+                rd_kafka_topic_partition_list_add(tl, topic, p);
+        err = rd_kafka_committed(rk, tl, 10000);
+        if (err) {
+                fprintf(stderr, "relayctl: committed offsets: %s\n",
+                        rd_kafka_err2str(err));
+                rd_kafka_topic_partition_list_destroy(tl);
+                goto done;
+        }
+        long long total = 0;
+        printf("%-30s %9s %12s %12s %9s\n", "topic", "partition", "committed",
+               "end", "lag");
+        for (int p = 0; p < tl->cnt; p++) {
+                int64_t lo = 0, hi = 0;
+                rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+                int64_t committed = tl->elems[p].offset;
+                long long lag = committed >= 0 ? hi - committed : hi - lo;
+                total += lag;
+                printf("%-30s %9d %12lld %12lld %9lld\n", topic, p,
+                       (long long)committed, (long long)hi, lag);
+        }
+        printf("total lag %lld\n", total);
+        rd_kafka_topic_partition_list_destroy(tl);
+        rc = 0;
+done:
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_destroy(rk);
+        return rc;
+}
+
+int main(int argc, char **argv)
+{
+        struct ctl c = {"127.0.0.1:9092", "schemas/manifest.cfg", {0}, 0};
+        const char *env = getenv("RELAY_BOOTSTRAP");
+        if (env && *env)
+                c.brokers = env;
+        int opt;
+        relay_log_level = LOG_WARNING;
+        while ((opt = getopt(argc, argv, "+b:s:X:h")) != -1) {
+                switch (opt) {
+                case 'b':
+                        c.brokers = optarg;
+                        break;
+                case 's':
+                        c.manifest = optarg;
+                        break;
+                case 'X': {
+                        char *eq = strchr(optarg, '=');
+                        if (!eq || c.nprops + 2 > 64)
+                                return usage();
+                        *eq = '\0';
+                        c.props[c.nprops++] = optarg;
+                        c.props[c.nprops++] = eq + 1;
+                        break;
+                }
+                default:
+                        return usage();
+                }
+        }
+        argc -= optind;
+        argv += optind;
+        if (argc >= 2 && !strcmp(argv[0], "produce"))
+                return cmd_produce(&c, argc, argv);
+        if (argc == 2 && !strcmp(argv[0], "consume"))
+                return cmd_consume(&c, argv[1]);
+        if (argc == 3 && !strcmp(argv[0], "dlq") && !strcmp(argv[1], "list"))
+                return cmd_consume(&c, argv[2]);
+        if (argc == 3 && !strcmp(argv[0], "lag"))
+                return cmd_lag(&c, argv[1], argv[2]);
+        return usage();
+}
