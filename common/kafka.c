@@ -210,6 +210,14 @@ int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg)
         return 0;
 }
 
+void relay_kafka_commit_stored(rd_kafka_t *rk)
+{
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 1 /* async */);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                relay_log(LOG_WARNING, "kafka", "commit: %s",
+                          rd_kafka_err2str(err));
+}
+
 void relay_kafka_consumer_close(rd_kafka_t *rk)
 {
         if (!rk)

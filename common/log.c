@@ -51,6 +51,22 @@ void relay_log_set_stream(FILE *fp)
         log_fp = fp;
 }
 
+/* len, less a UTF-8 sequence cut short at the end of s[0..len): a message
+ * truncated mid-character would be invalid UTF-8, and so invalid JSON. */
+static size_t utf8_trim(const char *s, size_t len)
+{
+        size_t i = len;
+        while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+                i--;
+        if (i == 0)
+                return len;
+        unsigned char c = (unsigned char)s[i - 1];
+        size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (c >= 0xc0 && len - (i - 1) < want)
+                return i - 1;
+        return len;
+}
+
 /* Escape src into dst as JSON string content (no quotes); stops at dstsize. */
 static size_t json_escape(char *dst, size_t dstsize, const char *src)
 {
@@ -71,6 +87,8 @@ static size_t json_escape(char *dst, size_t dstsize, const char *src)
                         dst[o++] = (char)c;
                 }
         }
+        if (*src) /* out of room: escapes are ASCII, raw bytes may be cut */
+                o = utf8_trim(dst, o);
         dst[o] = '\0';
         return o;
 }
@@ -80,8 +98,10 @@ void relay_log_write(int level, const char *component, const char *fmt, ...)
         char msg[2048], emsg[4200], line[4600], ts[40];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        int mlen = vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        if (mlen >= (int)sizeof(msg))
+                msg[utf8_trim(msg, sizeof(msg) - 1)] = '\0';
         json_escape(emsg, sizeof(emsg), msg);
 
         struct timeval tv;

@@ -218,6 +218,8 @@ static int finish_batch(struct deliver *d)
                 rd_kafka_message_destroy(r->msg);
                 relay_buf_free(&r->item);
         }
+        if (rc == 0)
+                relay_kafka_commit_stored(d->consumer);
         d->nrecs = 0;
         d->nacks = 0;
         return rc;

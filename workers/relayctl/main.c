@@ -94,7 +94,7 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
         const char *key_path = NULL;
         int opt;
         optind = 0; /* glibc: 0 re-initialises getopt for a new vector */
-        while ((opt = getopt(argc, argv, "+k:")) != -1)
+        while ((opt = getopt(argc, argv, "k:")) != -1)
                 if (opt == 'k')
                         key_path = optarg;
                 else

@@ -149,6 +149,8 @@ static int finish_batch(struct transform *t)
                         relay_kafka_store(t->consumer, t->batch[i]);
                 rd_kafka_message_destroy(t->batch[i]);
         }
+        if (rc == 0)
+                relay_kafka_commit_stored(t->consumer);
         t->nbatch = 0;
         t->nacks = 0;
         return rc;

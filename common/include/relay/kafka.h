@@ -63,6 +63,10 @@ size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks,
 /* Store the offset after msg for the next commit. 0 or -1 (logged). */
 int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg);
 
+/* Commit the stored offsets now, asynchronously (after each batch, so lag
+ * dashboards and a restarted replica see progress at once). */
+void relay_kafka_commit_stored(rd_kafka_t *rk);
+
 /* Close a consumer: commit stored offsets, leave the group, destroy. */
 void relay_kafka_consumer_close(rd_kafka_t *rk);
 

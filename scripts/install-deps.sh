@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything relay needs to build, run the demo and run every test
+# on a fresh Debian 12 machine: the C toolchain and libraries from Debian,
+# kcat, Java 17 and Maven for the test broker, and fastavro from PyPI for
+# the independent Avro checks. Safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+pkgs=(build-essential cmake pkg-config
+      librdkafka-dev libavro-dev libjansson-dev libconfig-dev
+      libcurl4-openssl-dev libcmocka-dev
+      kcat curl python3 python3-pip
+      openjdk-17-jre-headless maven util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# fastavro: the independent Avro decoder of the tests. Debian's python3 is
+# externally managed; a pyenv or venv python takes a plain pip install.
+if ! python3 -c 'import fastavro' 2>/dev/null; then
+  python3 -m pip install -q fastavro==1.13.1 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages fastavro==1.13.1
+fi
+echo "install-deps: done" >&2
