@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Scenario 0001: Antavo loyalty events travel loyalty.events → transform →
+# out.mparticle → deliver → mParticle, on the real Kafka broker.
+#  - N events all arrive, each batch exactly as the mapping table says;
+#  - an event the platform refuses (400) lands in dlq.mparticle with headers
+#    naming the error, status, attempts and original topic/partition/offset,
+#    while the others of its request are delivered;
+#  - an event answered 503 three times, then 202, arrives exactly once;
+#  - out.mparticle is valid Avro in the Confluent framing (kcat + fastavro);
+#  - offsets are committed up to the end once everything is handled;
+#  - kill -9 of the deliver worker mid-run, then a restart, loses nothing.
+source "$(dirname "$0")/lib.sh"
+broker
+start_sim
+
+N=60
+python3 tests/integration/gen_events.py --count $N --prefix "w1-$$" --ids "$WORK/w1.ids" > "$WORK/w1.jsonl"
+BAD=$(sed -n 7p "$WORK/w1.ids")
+BUSY=$(sed -n 12p "$WORK/w1.ids")
+sim_fault "[{\"name\":\"refuse\",\"status\":400,\"match\":\"$BAD\",\"times\":-1},
+            {\"name\":\"busy\",\"status\":503,\"match\":\"$BUSY\",\"times\":3}]"
+start_transform
+start_deliver
+produce loyalty.events < "$WORK/w1.jsonl"
+
+grep -v "$BAD" "$WORK/w1.ids" > "$WORK/w1.good"
+all_good_received() { [ "$(count_received "$WORK/w1.good")" -eq $((N - 1)) ]; }
+check "all $((N - 1)) deliverable events reached the simulator" wait_for 90 all_good_received
+
+sim /_sim/received > "$WORK/received.json"
+check "every batch has the body the mapping table asks for" \
+  python3 tests/integration/verify_mparticle.py "$WORK/w1.jsonl" "$WORK/received.json"
+check "the refused event was not recorded by the simulator" \
+  test "$(received_ids | grep -c "$BAD" || true)" -eq 0
+check "no event was delivered twice" test -z "$(received_ids | sort | uniq -d)"
+busy_faults() { sim /_sim/requests | python3 -c 'import json,sys; print(sum(r["fault"]=="busy" for r in json.load(sys.stdin)))'; }
+check "the 503 event was answered 503 three times" test "$(busy_faults)" -eq 3
+check "the 503 event then arrived exactly once" test "$(received_ids | grep -c "$BUSY")" -eq 1
+
+dlq_has_bad() { dlq_list dlq.mparticle > "$WORK/dlq.jsonl"; grep -q "$BAD" "$WORK/dlq.jsonl"; }
+check "the refused event is in dlq.mparticle" wait_for 30 dlq_has_bad
+check "its DLQ headers name error, status, attempts and origin" python3 - "$WORK/dlq.jsonl" "$BAD" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if sys.argv[2] in l]
+assert len(recs) == 1, f"{len(recs)} DLQ records for the event"
+h, v = recs[0]["headers"], recs[0]["value"]
+assert v["event_id"] == sys.argv[2], v
+assert h["relay.stage"] == "deliver", h
+assert h["relay.http_status"] == "400", h
+assert h["relay.attempts"] == "1", h
+assert "HTTP 400" in h["relay.error"] and "refuse" in h["relay.error"], h
+assert h["relay.original_topic"] == "out.mparticle", h
+assert h["relay.original_partition"].isdigit() and h["relay.original_offset"].isdigit(), h
+assert h["relay.worker"] == "deliver-mparticle", h
+assert int(h["relay.failed_at"]) > 1700000000000, h
+PY
+
+kcat -C -b "$BS" -t out.mparticle -e -q -f '%R%s' > "$WORK/out.raw"
+python3 tests/integration/check_avro.py schemas/manifest.cfg out.mparticle-value < "$WORK/out.raw" > "$WORK/out.decoded" \
+  || fail "out.mparticle does not decode with fastavro"
+decoded_has_all() { python3 - "$WORK/out.decoded" "$WORK/w1.ids" <<'PY'
+import json, sys
+seen = {json.loads(l)["event_id"]: json.loads(l) for l in open(sys.argv[1])}
+ids = [l.strip() for l in open(sys.argv[2]) if l.strip()]
+missing = [i for i in ids if i not in seen]
+assert not missing, f"{len(missing)} events missing from out.mparticle"
+r = seen[ids[1]]
+assert r["destination"] == "mparticle" and r["connection"] == "acme-antavo-mparticle", r
+assert r["environment"] == "development" and r["identity_type"] in ("customer_id", "email"), r
+PY
+}
+check "out.mparticle is Confluent-framed Avro that fastavro decodes, all $N events" decoded_has_all
+
+committed_to_end() { # GROUP TOPIC
+  local out; out=$("$SRC/tests/kafka/committed-offsets.sh" "$BS" "$1" | awk -v t="$2" '$1==t')
+  [ -n "$out" ] && echo "$out" | awk '$3 != $4 {bad=1} END {exit bad}'; }
+check "transform committed loyalty.events to the end" wait_for 30 committed_to_end relay-transform-loyalty.events loyalty.events
+check "deliver committed out.mparticle to the end" wait_for 30 committed_to_end relay-deliver-mparticle out.mparticle
+
+# Wave 2: kill -9 the deliver worker while requests are in flight.
+M=300
+python3 tests/integration/gen_events.py --count $M --prefix "w2-$$" --ids "$WORK/w2.ids" > "$WORK/w2.jsonl"
+sim_fault '{"name":"slow","delay_ms":300,"times":8}'
+kill -9 "$DELIVER_PID"; wait "$DELIVER_PID" 2>/dev/null || true
+start_deliver -X mparticle.max_batches_per_request=20
+produce loyalty.events < "$WORK/w2.jsonl"
+some_w2() { [ "$(count_received "$WORK/w2.ids")" -ge 40 ]; }
+wait_for 60 some_w2 || fail "wave 2 never started arriving"
+kill -9 "$DELIVER_PID"; wait "$DELIVER_PID" 2>/dev/null || true
+before=$(count_received "$WORK/w2.ids")
+ok "deliver killed with -9 after $before of $M wave-2 events arrived"
+start_deliver -X mparticle.max_batches_per_request=20
+all_w2() { [ "$(count_received "$WORK/w2.ids")" -eq $M ]; }
+check "after the restart all $M wave-2 events arrived (nothing lost)" wait_for 120 all_w2
+dups=$(received_ids | grep -cFf "$WORK/w2.ids" || true)
+ok "wave 2: $dups deliveries for $M events ($((dups - M)) redelivered after the kill, at-least-once)"
+check "no wave-2 event was dead-lettered" test "$(dlq_list dlq.mparticle | grep -cFf "$WORK/w2.ids" || true)" -eq 0
+check "deliver committed out.mparticle to the end after the restart" wait_for 30 committed_to_end relay-deliver-mparticle out.mparticle
+done_checks

@@ -1,0 +1,109 @@
+# Shared helpers of the integration scenarios (sourced, not run).
+#
+# Each scenario runs against the real Kafka broker whose address is in
+# RELAY_TEST_BOOTSTRAP (scripts/test.sh starts one for the whole run); run
+# alone, a scenario starts its own with tests/kafka/start.sh and stops it at
+# exit. Workers, simulators and their logs live in a temporary directory
+# that is removed at exit (kept, and the logs printed, when a check fails).
+set -euo pipefail
+
+SRC=${RELAY_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${RELAY_BUILD_DIR:-$SRC/build}
+BIN=$BUILD/workers
+cd "$SRC"
+WORK=$(mktemp -d /tmp/relay-it.XXXXXX)
+PIDS=()
+OWN_BROKER=""
+FAILED=0
+CHECKS=0
+
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$OWN_BROKER" ]; then "$SRC/tests/kafka/stop.sh" "$OWN_BROKER" || true; fi
+  if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
+    for f in "$WORK"/*.log; do
+      [ -f "$f" ] || continue
+      echo "----- $(basename "$f") (last 40 lines)"; tail -n 40 "$f" | cut -c1-400
+    done
+    echo "(work files kept in $WORK)"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+ok()   { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "not ok - $*"; exit 1; }
+check() { # check "description" command...
+  local what=$1; shift
+  if "$@"; then ok "$what"; else fail "$what"; fi
+}
+done_checks() { echo "$CHECKS passed, $FAILED failed"; }
+
+# Poll a command until it succeeds; bounded by seconds.
+wait_for() { # wait_for SECONDS command...
+  local secs=$1; shift
+  local end=$((SECONDS + secs))
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.25
+  done
+}
+
+broker() {
+  if [ -z "${RELAY_TEST_BOOTSTRAP:-}" ]; then
+    OWN_BROKER="${RELAY_KAFKA_DIR:-$BUILD/kafka}"
+    RELAY_TEST_BOOTSTRAP=$("$SRC/tests/kafka/start.sh" "$OWN_BROKER" | sed -n 's/^bootstrap=//p')
+  fi
+  BS=$RELAY_TEST_BOOTSTRAP
+  "$SRC/tests/kafka/create-topics.sh" "$BS" loyalty.events:3 out.mparticle:3 \
+    dlq.mparticle:1 dlq.transform:1 >/dev/null
+}
+
+# Start the mParticle simulator; sets SIM (base URL).
+start_sim() {
+  rm -f "$WORK/sim.port"
+  python3 "$SRC/tests/sim/mparticle_sim.py" --port 0 --port-file "$WORK/sim.port" \
+    --key it-key --secret it-secret "$@" >/dev/null 2>"$WORK/sim.log" &
+  PIDS+=($!)
+  wait_for 10 test -s "$WORK/sim.port" || fail "simulator did not start"
+  SIM="http://127.0.0.1:$(cat "$WORK/sim.port")"
+}
+
+start_transform() {
+  "$BIN/relay-transform" -c deploy/config/transform-loyalty.cfg \
+    -X kafka.bootstrap.servers="$BS" -X transform.batch_wait_ms=50 "$@" \
+    >>"$WORK/transform.log" 2>&1 &
+  TRANSFORM_PID=$!
+  PIDS+=($TRANSFORM_PID)
+}
+
+start_deliver() {
+  RELAY_MPARTICLE_API_KEY=it-key RELAY_MPARTICLE_API_SECRET=it-secret \
+  "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
+    -X kafka.bootstrap.servers="$BS" -X mparticle.url="$SIM/v2" \
+    -X deliver.backoff_base_ms=200 -X deliver.backoff_max_ms=2000 \
+    -X deliver.http_timeout_ms=3000 "$@" >>"$WORK/deliver.log" 2>&1 &
+  DELIVER_PID=$!
+  PIDS+=($DELIVER_PID)
+}
+
+sim() { curl -sf "$SIM$1"; }
+sim_fault() { curl -sf -X POST "$SIM/_sim/faults" -d "$1" >/dev/null; }
+
+# The event ids the simulator accepted, one per line (with repeats).
+received_ids() { sim /_sim/received | python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    print(r["batch"]["source_request_id"])'; }
+
+# How many of the ids in file $1 the simulator accepted at least once.
+count_received() { # count_received IDFILE
+  received_ids | sort -u | comm -12 - <(sort -u "$1") | wc -l; }
+
+produce() { # produce TOPIC < jsonl
+  "$BIN/relayctl" -b "$BS" produce "$1" 2>>"$WORK/relayctl.log"; }
+
+dlq_list() { "$BIN/relayctl" -b "$BS" dlq list "$1" 2>>"$WORK/relayctl.log"; }
