@@ -127,14 +127,17 @@ static int load_entry(config_setting_t *es, const char *manifest,
         relay_buf_t path;
         relay_buf_init(&path);
         relay_buf_printf(&path, "%s/%s", dir, file);
-        char *json = read_file(path.data, errstr, errstr_size);
+        char why[600];
+        char *json = read_file(path.data, why, sizeof(why));
         int rc = -1;
         avro_schema_error_t aerr;
-        if (json &&
-            avro_schema_from_json(json, (int32_t)strlen(json), &e->schema,
-                                  &aerr) == 0)
+        if (!json) {
+                relay_seterr(errstr, errstr_size, "%s:%d: schema id %d: %s",
+                             manifest, line, id, why);
+        } else if (avro_schema_from_json(json, (int32_t)strlen(json),
+                                         &e->schema, &aerr) == 0) {
                 rc = 0;
-        else if (json) {
+        } else {
                 e->schema = NULL;
                 relay_seterr(errstr, errstr_size,
                              "%s:%d: schema file %s is not a valid Avro "
@@ -266,6 +269,7 @@ int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
 /* A resolved writer for one writer schema id, cached by the reader. */
 struct resolved {
         int32_t writer_id;
+        avro_schema_t wschema; /* the writer schema as resolved */
         avro_value_iface_t *iface;
         avro_value_t value;
 };
@@ -318,6 +322,7 @@ void relay_avro_reader_destroy(relay_avro_reader_t *r)
         for (size_t i = 0; i < r->nresolved; i++) {
                 avro_value_decref(&r->resolved[i].value);
                 avro_value_iface_decref(r->resolved[i].iface);
+                avro_schema_decref(r->resolved[i].wschema);
         }
         free(r->resolved);
         if (r->value.self)
@@ -328,6 +333,37 @@ void relay_avro_reader_destroy(relay_avro_reader_t *r)
                 avro_reader_free(r->in);
         free(r->subject);
         free(r);
+}
+
+/* avro-c's resolver refuses a reader field the writer lacks, even one with
+ * a default, so a reader on a newer schema could not read records of the
+ * older one. For the usual change, a new optional field (a union whose
+ * first branch is null, so its default can only be null), give the writer
+ * schema that field with type "null": it takes no bytes, so the data is
+ * unchanged, and the resolver reads it as the reader's null. Other missing
+ * fields are still refused by the resolver. Returns a new reference. */
+static avro_schema_t writer_with_reader_nulls(avro_schema_t ws,
+                                              avro_schema_t rs)
+{
+        avro_schema_t out = NULL;
+        if (avro_typeof(ws) != AVRO_RECORD || avro_typeof(rs) != AVRO_RECORD)
+                return avro_schema_incref(ws);
+        for (size_t i = 0; i < avro_schema_record_size(rs); i++) {
+                const char *name = avro_schema_record_field_name(rs, (int)i);
+                avro_schema_t fs =
+                    avro_schema_record_field_get_by_index(rs, (int)i);
+                if (avro_schema_record_field_get_index(ws, name) >= 0 ||
+                    avro_typeof(fs) != AVRO_UNION ||
+                    avro_schema_union_size(fs) == 0 ||
+                    avro_typeof(avro_schema_union_branch(fs, 0)) != AVRO_NULL)
+                        continue;
+                if (!out)
+                        out = avro_schema_copy(ws);
+                avro_schema_t null = avro_schema_null();
+                avro_schema_record_field_append(out, name, null);
+                avro_schema_decref(null);
+        }
+        return out ? out : avro_schema_incref(ws);
 }
 
 /* The value to read a record of writer_id into: the reader's own value,
@@ -341,8 +377,9 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
                 if (r->resolved[i].writer_id == writer_id)
                         return &r->resolved[i].value;
 
-        avro_schema_t ws = relay_schemas_get(r->schemas, writer_id);
         avro_schema_t rs = relay_schemas_get(r->schemas, r->reader_id);
+        avro_schema_t ws = writer_with_reader_nulls(
+            relay_schemas_get(r->schemas, writer_id), rs);
         avro_value_iface_t *iface = avro_resolved_writer_new(ws, rs);
         if (!iface) {
                 relay_seterr(errstr, errstr_size,
@@ -350,6 +387,7 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
                              "schema id %d: %s",
                              (int)writer_id, (int)r->reader_id,
                              avro_strerror());
+                avro_schema_decref(ws);
                 return NULL;
         }
         r->resolved = relay_realloc(r->resolved, (r->nresolved + 1) *
@@ -359,13 +397,138 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
                 relay_seterr(errstr, errstr_size, "resolver for id %d: %s",
                              (int)writer_id, avro_strerror());
                 avro_value_iface_decref(iface);
+                avro_schema_decref(ws);
                 return NULL;
         }
         res->writer_id = writer_id;
+        res->wschema = ws;
         res->iface = iface;
         avro_resolved_writer_set_dest(&res->value, &r->value);
         r->nresolved++;
         return &res->value;
+}
+
+/*
+ * avro-c trusts the lengths, counts and indexes in the data: a string
+ * length of -1 makes it write before its buffer, a huge one makes it
+ * allocate that much, and an enum index out of range is kept and later
+ * read as a symbol pointer that was never set. Records come from anyone
+ * who can produce to the topic, so check the body against the writer
+ * schema first: every length within the bytes left, every block count no
+ * larger than them (which bounds what avro-c allocates by the record's
+ * size), every index in range.
+ */
+struct scan {
+        const unsigned char *p, *end;
+        int depth;
+};
+
+#define SCAN_MAX_DEPTH 64
+
+static int scan_long(struct scan *s, int64_t *out)
+{
+        uint64_t v = 0;
+        for (int shift = 0; shift < 64 && s->p < s->end; shift += 7) {
+                unsigned char b = *s->p++;
+                v |= (uint64_t)(b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+static int scan_skip(struct scan *s, int64_t n)
+{
+        if (n < 0 || n > s->end - s->p)
+                return -1;
+        s->p += n;
+        return 0;
+}
+
+static int scan_value(struct scan *s, avro_schema_t sc)
+{
+        int64_t n, size;
+        int rc = 0;
+        if (++s->depth > SCAN_MAX_DEPTH)
+                return -1;
+        switch (avro_typeof(sc)) {
+        case AVRO_NULL:
+                break;
+        case AVRO_BOOLEAN:
+                rc = scan_skip(s, 1);
+                break;
+        case AVRO_INT32:
+        case AVRO_INT64:
+                rc = scan_long(s, &n);
+                break;
+        case AVRO_FLOAT:
+                rc = scan_skip(s, 4);
+                break;
+        case AVRO_DOUBLE:
+                rc = scan_skip(s, 8);
+                break;
+        case AVRO_STRING:
+        case AVRO_BYTES:
+                rc = scan_long(s, &n) || scan_skip(s, n);
+                break;
+        case AVRO_FIXED:
+                rc = scan_skip(s, avro_schema_fixed_size(sc));
+                break;
+        case AVRO_ENUM:
+                rc = scan_long(s, &n) || n < 0 ||
+                     n >= avro_schema_enum_number_of_symbols(sc);
+                break;
+        case AVRO_UNION:
+                rc = scan_long(s, &n) || n < 0 ||
+                     n >= (int64_t)avro_schema_union_size(sc) ||
+                     scan_value(s, avro_schema_union_branch(sc, (int)n));
+                break;
+        case AVRO_RECORD:
+                for (size_t i = 0; !rc && i < avro_schema_record_size(sc); i++)
+                        rc = scan_value(s, avro_schema_record_field_get_by_index(
+                                               sc, (int)i));
+                break;
+        case AVRO_MAP:
+        case AVRO_ARRAY:
+                /* Blocks of n items (n < 0: -n items after their byte
+                 * size), ended by a block of 0. */
+                for (;;) {
+                        if (scan_long(s, &n) || n == INT64_MIN ||
+                            (n < 0 && scan_long(s, &size))) {
+                                rc = -1;
+                                break;
+                        }
+                        if (n == 0)
+                                break;
+                        n = n < 0 ? -n : n;
+                        if (n > s->end - s->p) {
+                                rc = -1;
+                                break;
+                        }
+                        avro_schema_t item = avro_typeof(sc) == AVRO_MAP
+                                                 ? avro_schema_map_values(sc)
+                                                 : avro_schema_array_items(sc);
+                        for (int64_t i = 0; !rc && i < n; i++) {
+                                if (avro_typeof(sc) == AVRO_MAP)
+                                        rc = scan_long(s, &size) ||
+                                             scan_skip(s, size);
+                                if (!rc)
+                                        rc = scan_value(s, item);
+                        }
+                        if (rc)
+                                break;
+                }
+                break;
+        case AVRO_LINK:
+                rc = scan_value(s, avro_schema_link_target(sc));
+                break;
+        default:
+                rc = -1;
+        }
+        s->depth--;
+        return rc ? -1 : 0;
 }
 
 enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
@@ -396,10 +559,23 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                              (int)id, r->subject);
                 return RELAY_FATAL;
         }
+        const unsigned char *body =
+            (const unsigned char *)buf + RELAY_AVRO_HEADER_LEN;
+        struct scan sc = {body, body + (len - RELAY_AVRO_HEADER_LEN), 0};
+        if (scan_value(&sc, relay_schemas_get(r->schemas, id))) {
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: bad or "
+                             "truncated value at body byte %zu",
+                             (int)id, (size_t)(sc.p - body));
+                return RELAY_FATAL;
+        }
         avro_value_t *target = reader_target(r, id, errstr, errstr_size);
         if (!target)
                 return RELAY_FATAL;
         avro_value_reset(&r->value);
+        /* avro-c prefixes its messages onto whatever the last error was;
+         * start clean so the reason names only this record's problem. */
+        avro_set_error("end of data");
         avro_reader_memory_set_source(r->in,
                                       (const char *)buf + RELAY_AVRO_HEADER_LEN,
                                       (int64_t)(len - RELAY_AVRO_HEADER_LEN));
@@ -472,6 +648,7 @@ enum relay_result relay_avro_writer_encode(relay_avro_writer_t *w,
                                            char *errstr, size_t errstr_size)
 {
         size_t size;
+        avro_set_error("no detail");
         if (avro_value_sizeof(&w->value, &size)) {
                 relay_seterr(errstr, errstr_size, "cannot encode record: %s",
                              avro_strerror());
@@ -851,6 +1028,13 @@ int relay_avro_path(const avro_value_t *root, const char *path,
                 if (t != AVRO_RECORD && t != AVRO_MAP)
                         return -1;
                 avro_value_t next;
+                /* Map keys may hold dots (sources' nested fields, joined):
+                 * "data.address.city" is the key "address.city" first. */
+                if (t == AVRO_MAP && dot &&
+                    avro_value_get_by_name(&cur, p, &next, NULL) == 0) {
+                        cur = next;
+                        break;
+                }
                 if (avro_value_get_by_name(&cur, seg, &next, NULL))
                         return -1;
                 cur = next;
@@ -862,6 +1046,23 @@ int relay_avro_path(const avro_value_t *root, const char *path,
                 return -1;
         *out = cur;
         return 0;
+}
+
+/* The shortest %g form, from min digits up, that reads back as the same
+ * number (as float when is_float): "19.99", not "19.989999999999998",
+ * while a number that needs all 17 digits keeps them. */
+static void append_number(relay_buf_t *b, double d, int min, int max,
+                          int is_float)
+{
+        char t[64];
+        for (int prec = min;; prec++) {
+                snprintf(t, sizeof(t), "%.*g", prec, d);
+                double back = strtod(t, NULL);
+                if (prec >= max ||
+                    (is_float ? (float)back == (float)d : back == d))
+                        break;
+        }
+        relay_buf_puts(b, t);
 }
 
 int relay_avro_to_text(const avro_value_t *v, relay_buf_t *b)
@@ -903,13 +1104,13 @@ int relay_avro_to_text(const avro_value_t *v, relay_buf_t *b)
         case AVRO_FLOAT: {
                 float f;
                 avro_value_get_float(&cur, &f);
-                relay_buf_printf(b, "%.9g", (double)f);
+                append_number(b, (double)f, 6, 9, 1);
                 return 0;
         }
         case AVRO_DOUBLE: {
                 double d;
                 avro_value_get_double(&cur, &d);
-                relay_buf_printf(b, "%.17g", d);
+                append_number(b, d, 15, 17, 0);
                 return 0;
         }
         case AVRO_BOOLEAN: {

@@ -49,14 +49,41 @@ static int set(rd_kafka_conf_t *kc, const char *name, const char *value,
         return -1;
 }
 
-/* A librdkafka conf with the worker's kafka.* keys, then the pinned ones. */
+/* One kafka group configures a worker's consumer and producer alike; the
+ * properties that only make sense for the other kind are left out rather
+ * than have librdkafka warn about them at every start. */
+static const char *const consumer_only[] = {
+    "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms",
+    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+    "group.", "partition.assignment.strategy", "isolation.level", "fetch.",
+    "enable.partition.eof", "queued.", "check.crcs", NULL};
+static const char *const producer_only[] = {
+    "linger.ms", "queue.buffering.", "batch.", "acks", "request.required.acks",
+    "message.timeout.ms", "delivery.timeout.ms", "compression.",
+    "transactional.id", "message.send.max.retries", "retries", NULL};
+
+static int other_kind(const char *name, const char *const *list)
+{
+        for (size_t i = 0; list && list[i]; i++) {
+                size_t n = strlen(list[i]);
+                if (list[i][n - 1] == '.' ? !strncmp(name, list[i], n)
+                                          : !strcmp(name, list[i]))
+                        return 1;
+        }
+        return 0;
+}
+
+/* A librdkafka conf with the worker's kafka.* keys (less those in skip),
+ * then the pinned ones. */
 static rd_kafka_conf_t *conf_new(const relay_conf_t *conf,
+                                 const char *const *skip,
                                  const char *const *pinned, char *errstr,
                                  size_t errstr_size)
 {
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         for (size_t i = 0; i < relay_conf_kafka_count(conf); i++)
-                if (set(kc, relay_conf_kafka_name(conf, i),
+                if (!other_kind(relay_conf_kafka_name(conf, i), skip) &&
+                    set(kc, relay_conf_kafka_name(conf, i),
                         relay_conf_kafka_value(conf, i),
                         relay_conf_kafka_origin(conf, i), errstr, errstr_size))
                         goto fail;
@@ -80,7 +107,8 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
             "enable.auto.offset.store", "false", /* store after processing */
             "enable.auto.commit", "true",        /* commits stored ones */
             NULL};
-        rd_kafka_conf_t *kc = conf_new(conf, pinned, errstr, errstr_size);
+        rd_kafka_conf_t *kc =
+            conf_new(conf, producer_only, pinned, errstr, errstr_size);
         if (!kc)
                 return NULL;
         if (set(kc, "group.id", group_id, "relay", errstr, errstr_size)) {
@@ -125,7 +153,8 @@ rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
 {
         static const char *const pinned[] = {"enable.idempotence", "true",
                                              NULL};
-        rd_kafka_conf_t *kc = conf_new(conf, pinned, errstr, errstr_size);
+        rd_kafka_conf_t *kc =
+            conf_new(conf, consumer_only, pinned, errstr, errstr_size);
         if (!kc)
                 return NULL;
         rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);

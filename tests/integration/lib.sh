@@ -16,11 +16,20 @@ PIDS=()
 OWN_BROKER=""
 FAILED=0
 CHECKS=0
+# Workers built with sanitizers write their reports here; any report fails
+# the scenario (checked after the workers have exited).
+export ASAN_OPTIONS="log_path=$WORK/asan:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="log_path=$WORK/ubsan:print_stacktrace=1:halt_on_error=1"
 
 cleanup() {
   local rc=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for f in "$WORK"/asan.* "$WORK"/ubsan.*; do
+    [ -f "$f" ] || continue
+    echo "not ok - sanitizer report $(basename "$f"):"; head -n 60 "$f"
+    FAILED=$((FAILED + 1)); rc=1
+  done
   if [ -n "$OWN_BROKER" ]; then "$SRC/tests/kafka/stop.sh" "$OWN_BROKER" || true; fi
   if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
     for f in "$WORK"/*.log; do
@@ -31,6 +40,7 @@ cleanup() {
   else
     rm -rf "$WORK"
   fi
+  exit "$rc"
 }
 trap cleanup EXIT
 

@@ -281,7 +281,10 @@ static void test_catalogue_bad_entries(void **state)
                                                 "valid Avro schema");
 
         snprintf(text, sizeof(text),
-                 "schemas = (\n%s%s);\n", ok, ok);
+                 "schemas = (\n%s"
+                 "  { id = 1; subject = \"other-value\"; file = "
+                 "\"v2.avsc\"; }\n);\n",
+                 ok);
         bad_manifest("dup.cfg", text, 3, "schema id 1 declared twice");
 
         bad_manifest("nosubject.cfg",
@@ -571,6 +574,10 @@ static void test_decode_bad_input(void **state)
         const unsigned char past[] = {0, 0, 0, 0, 1, 0xC8, 0x01, 'a', 'b'};
         decode_fails(r, past, sizeof(past), what);
 
+        /* A string length of -1 (avro-c would write before its buffer). */
+        const unsigned char minus1[] = {0, 0, 0, 0, 1, 0x01, 'a', 'b'};
+        decode_fails(r, minus1, sizeof(minus1), what);
+
         /* The size limit applies to the whole framed record. */
         relay_avro_reader_t *small = relay_avro_reader_new(s, LOYALTY, len - 1,
                                                            err, sizeof(err));
@@ -596,6 +603,75 @@ static void test_decode_bad_input(void **state)
 
         relay_avro_reader_destroy(r);
         relay_avro_writer_destroy(ow);
+        relay_avro_writer_destroy(w);
+        relay_schemas_destroy(s);
+}
+
+/* An out.mparticle record with every string empty and both maps empty:
+ * six strings and a long (0), the environment enum, two strings, two
+ * unions (null), two maps. */
+enum { ENV_AT = 5 + 6, NAME_AT = 5 + 9, ATTRS_AT = 5 + 11 };
+static const unsigned char empty_out[] = {0, 0, 0, 0, 100, 0, 0, 0, 0, 0,
+                                          0, 2, 0, 0, 0, 0, 0, 0};
+
+/* Values avro-c would take on trust: an enum index or union branch out of
+ * range, a block count larger than the bytes left. */
+static void test_decode_bad_indexes(void **state)
+{
+        relay_schemas_t *s = load_repo();
+        relay_avro_writer_t *w = relay_avro_writer_new(s, OUTBOUND, err,
+                                                       sizeof(err));
+        relay_avro_reader_t *r = relay_avro_reader_new(s, OUTBOUND, 0, err,
+                                                       sizeof(err));
+        static const char *const json =
+            "{'event_id': '', 'occurred_at': 0, 'tenant': '', 'source': '', "
+            "'connection': '', 'destination': '', "
+            "'environment': 'development', 'identity_type': '', "
+            "'identity_value': '', 'event_name': null, "
+            "'event_category': null, 'attributes': {}, "
+            "'user_attributes': {}}";
+        /* The hand-made bytes are what the writer makes, and decode. */
+        fill(relay_avro_writer_value(w), json);
+        const void *buf;
+        size_t len;
+        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
+                                                  sizeof(err)),
+                         RELAY_OK);
+        assert_int_equal(len, sizeof(empty_out));
+        assert_memory_equal(buf, empty_out, len);
+        avro_value_t *v;
+        assert_int_equal(relay_avro_reader_decode(r, empty_out, len, &v, NULL,
+                                                  err, sizeof(err)),
+                         RELAY_OK);
+        assert_json_is(v, json);
+
+        unsigned char bad[sizeof(empty_out) + 8];
+        memcpy(bad, empty_out, sizeof(empty_out));
+        bad[ENV_AT] = 2 * 2; /* symbol 2 of 2 */
+        decode_fails(r, bad, sizeof(empty_out),
+                     "invalid Avro data for schema id 100");
+        bad[ENV_AT] = 1; /* -1 */
+        decode_fails(r, bad, sizeof(empty_out),
+                     "invalid Avro data for schema id 100");
+
+        memcpy(bad, empty_out, sizeof(empty_out));
+        bad[NAME_AT] = 2 * 2; /* branch 2 of ["null", "string"] */
+        decode_fails(r, bad, sizeof(empty_out),
+                     "invalid Avro data for schema id 100");
+
+        /* attributes: a block of 32768 entries in 4 bytes */
+        memcpy(bad, empty_out, ATTRS_AT);
+        const unsigned char many[] = {0x80, 0x80, 0x04, 0, 0, 0, 0};
+        memcpy(bad + ATTRS_AT, many, sizeof(many));
+        decode_fails(r, bad, ATTRS_AT + sizeof(many),
+                     "invalid Avro data for schema id 100");
+
+        /* The reader is still fine. */
+        assert_int_equal(relay_avro_reader_decode(r, empty_out, len, &v, NULL,
+                                                  err, sizeof(err)),
+                         RELAY_OK);
+        assert_json_is(v, json);
+        relay_avro_reader_destroy(r);
         relay_avro_writer_destroy(w);
         relay_schemas_destroy(s);
 }
@@ -1053,6 +1129,7 @@ int main(void)
             cmocka_unit_test(test_new_errors),
             cmocka_unit_test(test_encode_unset_union),
             cmocka_unit_test(test_decode_bad_input),
+            cmocka_unit_test(test_decode_bad_indexes),
             cmocka_unit_test(test_resolve_old_writer_new_reader),
             cmocka_unit_test(test_resolve_new_writer_old_reader),
             cmocka_unit_test(test_resolve_incompatible),

@@ -120,6 +120,7 @@ static void read_back(const struct fx *fx, const char *topic, int nparts,
         char why[256];
         static const char *const kv[] = {
             "group.id", "relay-test-readback", "enable.auto.commit", "false",
+            "fetch.wait.max.ms", "20", "fetch.error.backoff.ms", "20",
             "enable.partition.eof", "true", NULL};
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers",
@@ -129,9 +130,16 @@ static void read_back(const struct fx *fx, const char *topic, int nparts,
                 assert_int_equal(rd_kafka_conf_set(kc, kv[i], kv[i + 1], why,
                                                    sizeof(why)),
                                  RD_KAFKA_CONF_OK);
+        int64_t T0 = relay_mono_ms();
         rb->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
         assert_non_null(rb->rk);
         rb->n = 0;
+
+        /* Leaders known before the assignment starts, or each partition
+         * waits out librdkafka's 500 ms offset-query retry. */
+        const struct rd_kafka_metadata *md;
+        assert_int_equal(rd_kafka_metadata(rb->rk, 1, NULL, &md, WAIT_MS), 0);
+        rd_kafka_metadata_destroy(md);
 
         rd_kafka_topic_partition_list_t *tl =
             rd_kafka_topic_partition_list_new(nparts);
@@ -159,6 +167,7 @@ static void read_back(const struct fx *fx, const char *topic, int nparts,
                         rb->msgs[rb->n++] = m;
                 }
         }
+        fprintf(stderr, "TIMING read_back %lld\n", (long long)(relay_mono_ms()-T0));
         if (eof != all)
                 fail_msg("read back %s: no end of partition after %d ms",
                          topic, WAIT_MS);
@@ -169,8 +178,10 @@ static void readback_free(struct readback *rb)
         for (size_t i = 0; i < rb->n; i++)
                 rd_kafka_message_destroy(rb->msgs[i]);
         rb->n = 0;
+        int64_t T0 = relay_mono_ms();
         rd_kafka_consumer_close(rb->rk);
         rd_kafka_destroy(rb->rk);
+        fprintf(stderr, "TIMING rb close %lld\n", (long long)(relay_mono_ms()-T0));
 }
 
 /* Number of headers called name, and the value of the first one. */
@@ -252,8 +263,10 @@ static void produce_n(rd_kafka_t *rk, const char *topic, int n,
                                                      (size_t)vl, h, &acks[i]),
                                  RD_KAFKA_RESP_ERR_NO_ERROR);
         }
+        int64_t T0 = relay_mono_ms();
         assert_int_equal(relay_kafka_wait_acks(rk, acks, (size_t)n, WAIT_MS),
                          0);
+        fprintf(stderr, "TIMING wait_acks %lld\n", (long long)(relay_mono_ms()-T0));
         for (int i = 0; i < n; i++) {
                 assert_int_equal(acks[i].done, 1);
                 assert_int_equal(acks[i].err, RD_KAFKA_RESP_ERR_NO_ERROR);
