@@ -75,6 +75,7 @@ struct identity_rule {
 
 struct relay_connection {
         char *file;
+        int id_line; /* where id is set, for the duplicate-id error */
         char *id, *tenant, *source, *destination;
         int development;
         char *event_field;
@@ -550,6 +551,8 @@ static relay_connection_t *connection_load(const char *file,
             get_str(&x, g, "destination", 1, "connection", &c->destination) ||
             get_str(&x, g, "event_field", 0, "connection", &c->event_field))
                 goto fail;
+        c->id_line = config_setting_source_line(
+            config_setting_get_member(g, "id"));
         if (!c->event_field)
                 c->event_field = relay_strdup("event_type");
         x.adapter = relay_adapter_find(c->destination);
@@ -631,7 +634,8 @@ relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
                         snprintf(files[nfiles++], n, "%s/%s", path, de->d_name);
                 }
                 closedir(d);
-                qsort(files, nfiles, sizeof(*files), cmp_str);
+                if (nfiles) /* files is NULL for an empty directory */
+                        qsort(files, nfiles, sizeof(*files), cmp_str);
         } else {
                 files = relay_malloc(sizeof(*files));
                 files[nfiles++] = relay_strdup(path);
@@ -645,9 +649,9 @@ relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
                 for (size_t k = 0; k < m->n; k++)
                         if (!strcmp(m->conns[k]->id, c->id)) {
                                 relay_seterr(errstr, errstr_size,
-                                             "%s: connection id '%s' is "
+                                             "%s:%d: connection id '%s' is "
                                              "also used by %s",
-                                             files[i], c->id,
+                                             files[i], c->id_line, c->id,
                                              m->conns[k]->file);
                                 connection_free(c);
                                 goto fail;

@@ -6,6 +6,8 @@
 #    naming the error, status, attempts and original topic/partition/offset,
 #    while the others of its request are delivered;
 #  - an event answered 503 three times, then 202, arrives exactly once;
+#  - a 429 with Retry-After is waited out; a timed-out request is retried;
+#    an event answered 503 every time is dead-lettered after 5 attempts;
 #  - out.mparticle is valid Avro in the Confluent framing (kcat + fastavro);
 #  - offsets are committed up to the end once everything is handled;
 #  - kill -9 of the deliver worker mid-run, then a restart, loses nothing.
@@ -76,6 +78,46 @@ committed_to_end() { # GROUP TOPIC
   [ -n "$out" ] && echo "$out" | awk '$3 != $4 {bad=1} END {exit bad}'; }
 check "transform committed loyalty.events to the end" wait_for 30 committed_to_end relay-transform-loyalty.events loyalty.events
 check "deliver committed out.mparticle to the end" wait_for 30 committed_to_end relay-deliver-mparticle out.mparticle
+
+# One event at a time, so that each fault meets only its own request.
+make_event() { # NAME → writes $WORK/NAME.jsonl with one event, prints its id
+  python3 tests/integration/gen_events.py --count 1 --prefix "$1-$$" --ids "$WORK/$1.ids" > "$WORK/$1.jsonl"
+  cat "$WORK/$1.ids"; }
+received_once() { received_ids | grep -q "$1"; }
+
+R429=$(make_event r429)
+sim_fault "{\"name\":\"throttle\",\"status\":429,\"retry_after\":2,\"match\":\"$R429\",\"times\":1}"
+produce loyalty.events < "$WORK/r429.jsonl"
+check "an event answered 429 is retried and delivered" wait_for 30 received_once "$R429"
+retry_gap() { sim /_sim/requests | python3 -c '
+import json, sys
+rs = json.load(sys.stdin)
+i = max(k for k, r in enumerate(rs) if r["fault"] == "throttle")
+print(rs[i + 1]["at_ms"] - rs[i]["at_ms"])'; }
+gap=$(retry_gap)
+check "the retry waited out Retry-After: 2 (${gap} ms; backoff alone would be ~200 ms)" test "$gap" -ge 1900
+
+RTO=$(make_event rto)
+sim_fault "{\"name\":\"hang\",\"delay_ms\":4500,\"match\":\"$RTO\",\"times\":1}"
+produce loyalty.events < "$WORK/rto.jsonl"
+check "an event whose request timed out is retried and delivered" wait_for 40 received_once "$RTO"
+check "the deliver log names the timeout" grep -q "Timeout was reached\|timed out" "$WORK/deliver.log"
+
+R503=$(make_event r503)
+sim_fault "{\"name\":\"down\",\"status\":503,\"match\":\"$R503\",\"times\":-1}"
+produce loyalty.events < "$WORK/r503.jsonl"
+dlq_has_r503() { dlq_list dlq.mparticle | grep "$R503" > "$WORK/r503.dlq"; }
+check "an event answered 503 every time is dead-lettered" wait_for 60 dlq_has_r503
+check "after 5 attempts, with status and reason in its headers" python3 - "$WORK/r503.dlq" <<'PY'
+import json, sys
+h = json.loads(open(sys.argv[1]).readline())["headers"]
+assert h["relay.attempts"] == "5", h
+assert h["relay.http_status"] == "503", h
+assert h["relay.error"].startswith("gave up after 5 attempts: HTTP 503"), h
+PY
+down_count() { sim /_sim/requests | python3 -c 'import json,sys; print(sum(r["fault"]=="down" for r in json.load(sys.stdin)))'; }
+check "the simulator saw exactly 5 attempts" test "$(down_count)" -eq 5
+curl -sf -X DELETE "$SIM/_sim/faults" >/dev/null
 
 # Wave 2: kill -9 the deliver worker while requests are in flight.
 M=300
