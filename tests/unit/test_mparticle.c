@@ -1,0 +1,287 @@
+/*
+ * Unit tests of the mParticle adapter (common/adapters/mparticle.c): how an
+ * out.mparticle record becomes a batch, how batches become a /bulkevents
+ * request, and what each answer means.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "relay/adapter.h"
+#include "relay/avro.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fixture {
+        relay_schemas_t *schemas;
+        relay_avro_writer_t *writer;
+        relay_conf_t *conf;
+        const struct relay_adapter *a;
+        void *st;
+};
+
+static const char *record_json =
+    "{\"event_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
+    "\"occurred_at\":1764064860000,\"tenant\":\"acme\",\"source\":\"antavo\","
+    "\"connection\":\"c1\",\"destination\":\"mparticle\","
+    "\"environment\":\"development\",\"identity_type\":\"customer_id\","
+    "\"identity_value\":\"cust-\\\"1\","
+    "\"event_name\":\"Coupon Issued\",\"event_category\":\"other\","
+    "\"attributes\":{\"code\":\"W10\",\"points\":5,\"ratio\":0.5,"
+    "\"vip\":true,\"none\":null},"
+    "\"user_attributes\":{\"$firstname\":\"Ann\"}}";
+
+static int setup_conf(struct fixture *f, const char *extra_key,
+                      const char *extra_val)
+{
+        char errstr[512];
+        const relay_conf_prop_t *tables[] = {f->a->props};
+        f->conf = relay_conf_new(tables, 1);
+        setenv("RELAY_MPARTICLE_API_KEY", "key", 1);
+        setenv("RELAY_MPARTICLE_API_SECRET", "secret", 1);
+        assert_int_equal(relay_conf_set(f->conf, "mparticle.url",
+                                        "http://127.0.0.1:1/v2/", errstr,
+                                        sizeof(errstr)),
+                         0);
+        if (extra_key)
+                assert_int_equal(relay_conf_set(f->conf, extra_key, extra_val,
+                                                errstr, sizeof(errstr)),
+                                 0);
+        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)),
+                         0);
+        return relay_adapter_init(f->a, &f->st, f->conf, errstr,
+                                  sizeof(errstr));
+}
+
+static int setup(void **state)
+{
+        char errstr[512], path[1024];
+        struct fixture *f = calloc(1, sizeof(*f));
+        const char *src = getenv("RELAY_SOURCE_DIR");
+        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
+                 src ? src : ".");
+        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
+        assert_non_null(f->schemas);
+        f->writer = relay_avro_writer_new(f->schemas, "out.mparticle-value",
+                                          errstr, sizeof(errstr));
+        assert_non_null(f->writer);
+        f->a = relay_adapter_find("mparticle");
+        assert_non_null(f->a);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        if (f->a && f->st)
+                relay_adapter_term(f->a, f->st);
+        relay_conf_destroy(f->conf);
+        relay_avro_writer_destroy(f->writer);
+        relay_schemas_destroy(f->schemas);
+        free(f);
+        return 0;
+}
+
+/* Fill the writer's value from JSON (optionally patched) and encode it
+ * with the adapter. */
+static enum relay_result encode(struct fixture *f, json_t *rec,
+                                relay_buf_t *item, char *errstr,
+                                size_t errstr_size)
+{
+        avro_value_t *v = relay_avro_writer_value(f->writer);
+        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
+        return relay_adapter_encode(f->a, f->st, v, item, errstr, errstr_size);
+}
+
+static void test_encode_batch(void **state)
+{
+        struct fixture *f = *state;
+        char errstr[512];
+        relay_buf_t item;
+        relay_buf_init(&item);
+        assert_int_equal(setup_conf(f, NULL, NULL), 0);
+        json_t *rec = json_loads(record_json, 0, NULL);
+        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+                         RELAY_OK);
+        json_t *want = json_loads(
+            "{\"schema_version\":2,\"environment\":\"development\","
+            "\"source_request_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
+            "\"timestamp_unixtime_ms\":1764064860000,"
+            "\"user_identities\":{\"customer_id\":\"cust-\\\"1\"},"
+            "\"user_attributes\":{\"$firstname\":\"Ann\"},"
+            "\"events\":[{\"event_type\":\"custom_event\",\"data\":{"
+            "\"event_name\":\"Coupon Issued\",\"custom_event_type\":\"other\","
+            "\"source_message_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
+            "\"timestamp_unixtime_ms\":1764064860000,"
+            "\"custom_attributes\":{\"code\":\"W10\",\"points\":5,"
+            "\"ratio\":0.5,\"vip\":true,\"none\":null}}}]}",
+            0, NULL);
+        json_error_t jerr;
+        json_t *got = json_loadb(item.data, item.len, 0, &jerr);
+        assert_non_null(got);
+        if (!json_equal(got, want))
+                fail_msg("batch differs: %s", item.data);
+
+        /* Production environment and a profile-only update (no event). */
+        json_object_set_new(rec, "environment", json_string("production"));
+        json_object_set_new(rec, "event_name", json_null());
+        relay_buf_reset(&item);
+        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+                         RELAY_OK);
+        json_decref(got);
+        got = json_loadb(item.data, item.len, 0, &jerr);
+        assert_string_equal(
+            json_string_value(json_object_get(got, "environment")),
+            "production");
+        assert_int_equal(json_array_size(json_object_get(got, "events")), 0);
+        json_decref(got);
+        json_decref(want);
+        json_decref(rec);
+        relay_buf_free(&item);
+}
+
+static void test_encode_limits(void **state)
+{
+        struct fixture *f = *state;
+        char errstr[512];
+        relay_buf_t item;
+        relay_buf_init(&item);
+        assert_int_equal(setup_conf(f, "mparticle.max_batch_bytes", "300"),
+                         0);
+        json_t *rec = json_loads(record_json, 0, NULL);
+        /* A long attribute value: over 4096 characters is refused. */
+        char *big = malloc(5000);
+        memset(big, 'x', 4999);
+        big[4999] = '\0';
+        json_object_set_new(json_object_get(rec, "attributes"), "big",
+                            json_string(big));
+        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+                         RELAY_FATAL);
+        assert_non_null(strstr(errstr, "'big' is longer than mParticle's 4096"));
+        /* Without it the batch is still larger than the 300-byte limit. */
+        json_object_del(json_object_get(rec, "attributes"), "big");
+        relay_buf_reset(&item);
+        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+                         RELAY_FATAL);
+        assert_non_null(strstr(errstr, "exceeds mParticle's batch limit of 300"));
+        free(big);
+        json_decref(rec);
+        relay_buf_free(&item);
+}
+
+static void test_request_and_limits(void **state)
+{
+        struct fixture *f = *state;
+        relay_buf_t items[2], body;
+        relay_http_request_t req;
+        size_t max_items, max_bytes;
+        assert_int_equal(
+            setup_conf(f, "mparticle.max_batches_per_request", "20"), 0);
+        relay_adapter_limits(f->a, f->st, &max_items, &max_bytes);
+        assert_int_equal(max_items, 20);
+        assert_int_equal(max_bytes, 262144 - 2);
+        relay_buf_init(&items[0]);
+        relay_buf_init(&items[1]);
+        relay_buf_init(&body);
+        relay_buf_puts(&items[0], "{\"a\":1}");
+        relay_buf_puts(&items[1], "{\"b\":2}");
+        relay_adapter_request(f->a, f->st, items, 2, &body, &req);
+        assert_string_equal(req.url, "http://127.0.0.1:1/v2/bulkevents");
+        assert_string_equal(req.method, "POST");
+        assert_string_equal(req.userpwd, "key:secret");
+        assert_string_equal(req.headers[0], "Content-Type: application/json");
+        assert_null(req.headers[1]);
+        assert_int_equal(req.body_len, strlen("[{\"a\":1},{\"b\":2}]"));
+        assert_memory_equal(req.body, "[{\"a\":1},{\"b\":2}]", req.body_len);
+        relay_buf_free(&items[0]);
+        relay_buf_free(&items[1]);
+        relay_buf_free(&body);
+}
+
+static enum relay_result classify(struct fixture *f, long status,
+                                  const char *body, int transport,
+                                  char *errstr, size_t errstr_size)
+{
+        relay_http_response_t r;
+        relay_http_response_init(&r);
+        r.status = status;
+        r.transport_error = transport;
+        if (transport)
+                snprintf(r.error, sizeof(r.error), "Timeout was reached");
+        if (body)
+                relay_buf_puts(&r.body, body);
+        errstr[0] = '\0';
+        enum relay_result res =
+            relay_adapter_classify(f->a, f->st, &r, errstr, errstr_size);
+        relay_http_response_reset(&r);
+        return res;
+}
+
+static void test_classify(void **state)
+{
+        struct fixture *f = *state;
+        char e[512];
+        assert_int_equal(setup_conf(f, NULL, NULL), 0);
+        assert_int_equal(classify(f, 202, NULL, 0, e, sizeof(e)), RELAY_OK);
+        /* A garbage 2xx body is logged, still delivered. */
+        assert_int_equal(classify(f, 202, "<html>", 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(
+            classify(f, 400,
+                     "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":"
+                     "\"Required event field \\\"event_type\\\" is "
+                     "missing\"}]}",
+                     0, e, sizeof(e)),
+            RELAY_FATAL);
+        assert_string_equal(
+            e, "HTTP 400: Required event field \"event_type\" is missing");
+        assert_int_equal(classify(f, 401, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_string_equal(e, "HTTP 401: (no body)");
+        assert_int_equal(classify(f, 403, "denied", 0, e, sizeof(e)),
+                         RELAY_FATAL);
+        assert_string_equal(e, "HTTP 403: denied");
+        assert_int_equal(classify(f, 429, NULL, 0, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(classify(f, 503, NULL, 0, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
+        assert_string_equal(e, "Timeout was reached");
+}
+
+static void test_missing_secret(void **state)
+{
+        struct fixture *f = *state;
+        char errstr[512];
+        const relay_conf_prop_t *tables[] = {f->a->props};
+        f->conf = relay_conf_new(tables, 1);
+        unsetenv("RELAY_MPARTICLE_API_KEY");
+        unsetenv("RELAY_MPARTICLE_API_KEY_FILE");
+        setenv("RELAY_MPARTICLE_API_SECRET", "secret", 1);
+        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)),
+                         0);
+        assert_int_equal(relay_adapter_init(f->a, &f->st, f->conf, errstr,
+                                            sizeof(errstr)),
+                         -1);
+        assert_null(f->st);
+        assert_string_equal(errstr, "missing mparticle.api_key: set "
+                                    "RELAY_MPARTICLE_API_KEY or "
+                                    "RELAY_MPARTICLE_API_KEY_FILE");
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_encode_batch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_encode_limits, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_request_and_limits, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_missing_secret, setup,
+                                            teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
