@@ -487,8 +487,9 @@ static int scan_value(struct scan *s, avro_schema_t sc)
                 break;
         case AVRO_RECORD:
                 for (size_t i = 0; !rc && i < avro_schema_record_size(sc); i++)
-                        rc = scan_value(s, avro_schema_record_field_get_by_index(
-                                               sc, (int)i));
+                        rc = scan_value(
+                            s,
+                            avro_schema_record_field_get_by_index(sc, (int)i));
                 break;
         case AVRO_MAP:
         case AVRO_ARRAY:
@@ -567,6 +568,14 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                              "invalid Avro data for schema id %d: bad or "
                              "truncated value at body byte %zu",
                              (int)id, (size_t)(sc.p - body));
+                return RELAY_FATAL;
+        }
+        if (sc.p != sc.end) {
+                /* Typically bytes of another schema framed with this id. */
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: %zu bytes "
+                             "left after the record",
+                             (int)id, (size_t)(sc.end - sc.p));
                 return RELAY_FATAL;
         }
         avro_value_t *target = reader_target(r, id, errstr, errstr_size);

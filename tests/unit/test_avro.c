@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LOYALTY "loyalty.events-value"
+#define LOYALTY  "loyalty.events-value"
 #define OUTBOUND "out.mparticle-value"
 
 static char srcdir[1024];
@@ -45,11 +45,11 @@ static const char *const sample =
     " 'total': 19.99, 'sum': 0.30000000000000004, 'note': null,"
     " 'address.city': 'Paris'}}";
 
-#define assert_contains(hay, needle)                                          \
-        do {                                                                  \
-                if (!strstr((hay), (needle)))                                 \
-                        fail_msg("\"%s\"\n  does not contain \"%s\"", (hay),  \
-                                 (needle));                                   \
+#define assert_contains(hay, needle)                                           \
+        do {                                                                   \
+                if (!strstr((hay), (needle)))                                  \
+                        fail_msg("\"%s\"\n  does not contain \"%s\"", (hay),   \
+                                 (needle));                                    \
         } while (0)
 
 /* err must start with "<file>:<line>: ". */
@@ -140,8 +140,7 @@ static int group_setup(void **state)
 {
         const char *src = getenv("RELAY_SOURCE_DIR");
         snprintf(srcdir, sizeof(srcdir), "%s", src ? src : ".");
-        snprintf(manifest, sizeof(manifest), "%s/schemas/manifest.cfg",
-                 srcdir);
+        snprintf(manifest, sizeof(manifest), "%s/schemas/manifest.cfg", srcdir);
         snprintf(tmpdir, sizeof(tmpdir), "/tmp/relay-test-avro-XXXXXX");
         if (!mkdtemp(tmpdir))
                 return -1;
@@ -269,16 +268,18 @@ static void test_catalogue_bad_entries(void **state)
                  "  { id = 2; subject = \"" LOYALTY "\"; file = "
                  "\"broken.avsc\"; }\n);\n",
                  ok);
-        bad_manifest("broken-json.cfg", text, 4, "broken.avsc is not a valid "
-                                                 "Avro schema");
+        bad_manifest("broken-json.cfg", text, 4,
+                     "broken.avsc is not a valid "
+                     "Avro schema");
 
         snprintf(text, sizeof(text),
                  "schemas = (\n%s"
                  "  { id = 2; subject = \"" LOYALTY "\"; file = "
                  "\"notaschema.avsc\"; }\n);\n",
                  ok);
-        bad_manifest("bad-schema.cfg", text, 3, "notaschema.avsc is not a "
-                                                "valid Avro schema");
+        bad_manifest("bad-schema.cfg", text, 3,
+                     "notaschema.avsc is not a "
+                     "valid Avro schema");
 
         snprintf(text, sizeof(text),
                  "schemas = (\n%s"
@@ -323,9 +324,8 @@ static void test_frame_parse(void **state)
 {
         int32_t id = 0;
         const unsigned char be[] = {0, 0x01, 0x02, 0x03, 0x04, 0xAA};
-        assert_int_equal(relay_avro_frame_parse(be, sizeof(be), &id, err,
-                                                sizeof(err)),
-                         0);
+        assert_int_equal(
+            relay_avro_frame_parse(be, sizeof(be), &id, err, sizeof(err)), 0);
         assert_int_equal(id, 0x01020304);
         const unsigned char hi[] = {0, 0xFF, 0xFF, 0xFF, 0xFE};
         assert_int_equal(
@@ -335,36 +335,36 @@ static void test_frame_parse(void **state)
                          -1);
         assert_contains(err, "record of 4 bytes is shorter than the 5-byte");
         const unsigned char magic[] = {0x7B, 0, 0, 0, 1};
-        assert_int_equal(relay_avro_frame_parse(magic, sizeof(magic), &id,
-                                                err, sizeof(err)),
-                         -1);
+        assert_int_equal(
+            relay_avro_frame_parse(magic, sizeof(magic), &id, err, sizeof(err)),
+            -1);
         assert_contains(err, "wrong magic byte 0x7b");
 }
 
 static void test_round_trip(void **state)
 {
         relay_schemas_t *s = load_repo();
-        relay_avro_writer_t *w = relay_avro_writer_new(s, LOYALTY, err,
-                                                       sizeof(err));
-        relay_avro_reader_t *r = relay_avro_reader_new(s, LOYALTY, 0, err,
-                                                       sizeof(err));
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, LOYALTY, err, sizeof(err));
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(s, LOYALTY, 0, err, sizeof(err));
         assert_non_null(w);
         assert_non_null(r);
         fill(relay_avro_writer_value(w), sample);
         const void *buf;
         size_t len;
-        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
         const unsigned char hdr[] = {0, 0, 0, 0, 1};
         assert_true(len > sizeof(hdr));
         assert_memory_equal(buf, hdr, sizeof(hdr));
 
         avro_value_t *v = NULL;
         int32_t wid = -1;
-        assert_int_equal(relay_avro_reader_decode(r, buf, len, &v, &wid, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_reader_decode(r, buf, len, &v, &wid, err, sizeof(err)),
+            RELAY_OK);
         assert_int_equal(wid, 1);
         assert_json_is(v, sample);
 
@@ -373,10 +373,13 @@ static void test_round_trip(void **state)
                 const char *key;
                 int branch;
                 avro_type_t type;
-        } want[] = {{"note", 0, AVRO_NULL},       {"opted_in", 1, AVRO_BOOLEAN},
+        } want[] = {{"note", 0, AVRO_NULL},
+                    {"opted_in", 1, AVRO_BOOLEAN},
                     {"unsubscribed", 1, AVRO_BOOLEAN},
-                    {"points", 2, AVRO_INT64},    {"big", 2, AVRO_INT64},
-                    {"total", 3, AVRO_DOUBLE},    {"coupon_code", 4, AVRO_STRING}};
+                    {"points", 2, AVRO_INT64},
+                    {"big", 2, AVRO_INT64},
+                    {"total", 3, AVRO_DOUBLE},
+                    {"coupon_code", 4, AVRO_STRING}};
         avro_value_t data, u, b;
         assert_int_equal(avro_value_get_by_name(v, "data", &data, NULL), 0);
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -411,12 +414,12 @@ static void test_round_trip(void **state)
             "'source': 's', 'event_type': 'x', 'identities': {}, "
             "'data': {'points': -1}}";
         fill(relay_avro_writer_value(w), small);
-        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
-        assert_int_equal(relay_avro_reader_decode(r, buf, len, &v, &wid, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
+        assert_int_equal(
+            relay_avro_reader_decode(r, buf, len, &v, &wid, err, sizeof(err)),
+            RELAY_OK);
         assert_json_is(v, small);
 
         relay_avro_reader_destroy(r);
@@ -430,23 +433,23 @@ static void test_writer_id_big_endian(void **state)
         relay_schemas_t *s = load_tmp(
             "bigid.cfg", "schemas = ( { id = 16909060; subject = \"" LOYALTY
                          "\"; file = \"v1.avsc\"; } );\n");
-        relay_avro_writer_t *w = relay_avro_writer_new(s, LOYALTY, err,
-                                                       sizeof(err));
-        relay_avro_reader_t *r = relay_avro_reader_new(s, LOYALTY, 0, err,
-                                                       sizeof(err));
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, LOYALTY, err, sizeof(err));
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(s, LOYALTY, 0, err, sizeof(err));
         fill(relay_avro_writer_value(w), sample);
         const void *buf;
         size_t len;
-        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
         const unsigned char hdr[] = {0, 0x01, 0x02, 0x03, 0x04};
         assert_memory_equal(buf, hdr, sizeof(hdr));
         avro_value_t *v;
         int32_t wid = 0;
-        assert_int_equal(relay_avro_reader_decode(r, buf, len, &v, &wid, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_reader_decode(r, buf, len, &v, &wid, err, sizeof(err)),
+            RELAY_OK);
         assert_int_equal(wid, 16909060);
         assert_json_is(v, sample);
         relay_avro_reader_destroy(r);
@@ -457,8 +460,8 @@ static void test_writer_id_big_endian(void **state)
 static void test_new_errors(void **state)
 {
         relay_schemas_t *s = load_repo();
-        assert_null(relay_avro_reader_new(s, "nosuch-value", 0, err,
-                                          sizeof(err)));
+        assert_null(
+            relay_avro_reader_new(s, "nosuch-value", 0, err, sizeof(err)));
         assert_contains(err, "no schema for subject 'nosuch-value'");
         err[0] = '\0';
         assert_null(relay_avro_writer_new(s, "other-value", err, sizeof(err)));
@@ -471,8 +474,8 @@ static void test_new_errors(void **state)
 static void test_encode_unset_union(void **state)
 {
         relay_schemas_t *s = load_repo();
-        relay_avro_writer_t *w = relay_avro_writer_new(s, LOYALTY, err,
-                                                       sizeof(err));
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, LOYALTY, err, sizeof(err));
         avro_value_t *v = relay_avro_writer_value(w), data, e;
         fill(v, sample);
         /* A data entry whose union has no branch selected. */
@@ -480,15 +483,15 @@ static void test_encode_unset_union(void **state)
         assert_int_equal(avro_value_add(&data, "unset", &e, NULL, NULL), 0);
         const void *buf = NULL;
         size_t len = 0;
-        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
-                                                  sizeof(err)),
-                         RELAY_FATAL);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_FATAL);
         assert_contains(err, "cannot encode record");
         /* The value is reset for the next record, which encodes. */
         fill(relay_avro_writer_value(w), sample);
-        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
         relay_avro_writer_destroy(w);
         relay_schemas_destroy(s);
 }
@@ -509,26 +512,28 @@ static void decode_fails(relay_avro_reader_t *r, const void *buf, size_t len,
 static void test_decode_bad_input(void **state)
 {
         relay_schemas_t *s = load_repo();
-        relay_avro_writer_t *w = relay_avro_writer_new(s, LOYALTY, err,
-                                                       sizeof(err));
-        relay_avro_writer_t *ow = relay_avro_writer_new(s, OUTBOUND, err,
-                                                        sizeof(err));
-        relay_avro_reader_t *r = relay_avro_reader_new(s, LOYALTY, 4096, err,
-                                                       sizeof(err));
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, LOYALTY, err, sizeof(err));
+        relay_avro_writer_t *ow =
+            relay_avro_writer_new(s, OUTBOUND, err, sizeof(err));
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(s, LOYALTY, 4096, err, sizeof(err));
         fill(relay_avro_writer_value(w), sample);
         const void *enc;
         size_t len;
-        assert_int_equal(relay_avro_writer_encode(w, &enc, &len, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &enc, &len, err, sizeof(err)),
+            RELAY_OK);
         unsigned char good[1024];
         assert_true(len <= sizeof(good));
         memcpy(good, enc, len);
 
-        decode_fails(r, "", 0, "record of 0 bytes is shorter than the 5-byte "
-                               "Confluent header");
-        decode_fails(r, good, 3, "record of 3 bytes is shorter than the "
-                                 "5-byte Confluent header");
+        decode_fails(r, "", 0,
+                     "record of 0 bytes is shorter than the 5-byte "
+                     "Confluent header");
+        decode_fails(r, good, 3,
+                     "record of 3 bytes is shorter than the "
+                     "5-byte Confluent header");
 
         unsigned char bad[1024];
         memcpy(bad, good, len);
@@ -551,11 +556,12 @@ static void test_decode_bad_input(void **state)
              "'user_attributes': {}}");
         const void *obuf;
         size_t olen;
-        assert_int_equal(relay_avro_writer_encode(ow, &obuf, &olen, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
-        decode_fails(r, obuf, olen, "schema id 100 does not belong to subject "
-                                    "'loyalty.events-value'");
+        assert_int_equal(
+            relay_avro_writer_encode(ow, &obuf, &olen, err, sizeof(err)),
+            RELAY_OK);
+        decode_fails(r, obuf, olen,
+                     "schema id 100 does not belong to subject "
+                     "'loyalty.events-value'");
 
         /* Every cut of the body is refused, the header-only one included. */
         char what[64];
@@ -565,9 +571,9 @@ static void test_decode_bad_input(void **state)
 
         /* Garbage after a valid header: overlong varints, a negative
          * string length, a length past the end. */
-        const unsigned char ff[] = {0, 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF,
-                                    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-                                    0xFF};
+        const unsigned char ff[] = {0,    0,    0,    0,    1,    0xFF,
+                                    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                    0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
         decode_fails(r, ff, sizeof(ff), what);
         const unsigned char neg[] = {0, 0, 0, 0, 1, 0x03, 'a', 'b'};
         decode_fails(r, neg, sizeof(neg), what);
@@ -578,9 +584,17 @@ static void test_decode_bad_input(void **state)
         const unsigned char minus1[] = {0, 0, 0, 0, 1, 0x01, 'a', 'b'};
         decode_fails(r, minus1, sizeof(minus1), what);
 
+        /* Bytes after a complete record: another schema's data framed
+         * with this id, not to be read as if it fitted. */
+        memcpy(bad, good, len);
+        bad[len] = 0x02;
+        decode_fails(r, bad, len + 1,
+                     "invalid Avro data for schema id 1: 1 bytes left after "
+                     "the record");
+
         /* The size limit applies to the whole framed record. */
-        relay_avro_reader_t *small = relay_avro_reader_new(s, LOYALTY, len - 1,
-                                                           err, sizeof(err));
+        relay_avro_reader_t *small =
+            relay_avro_reader_new(s, LOYALTY, len - 1, err, sizeof(err));
         char limit[128];
         snprintf(limit, sizeof(limit),
                  "record of %zu bytes exceeds the limit of %zu", len, len - 1);
@@ -595,9 +609,9 @@ static void test_decode_bad_input(void **state)
 
         /* After all that, the reader still decodes a good record. */
         int32_t wid = 0;
-        assert_int_equal(relay_avro_reader_decode(r, good, len, &v, &wid, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_reader_decode(r, good, len, &v, &wid, err, sizeof(err)),
+            RELAY_OK);
         assert_int_equal(wid, 1);
         assert_json_is(v, sample);
 
@@ -611,18 +625,18 @@ static void test_decode_bad_input(void **state)
  * six strings and a long (0), the environment enum, two strings, two
  * unions (null), two maps. */
 enum { ENV_AT = 5 + 6, NAME_AT = 5 + 9, ATTRS_AT = 5 + 11 };
-static const unsigned char empty_out[] = {0, 0, 0, 0, 100, 0, 0, 0, 0, 0,
-                                          0, 2, 0, 0, 0, 0, 0, 0};
+static const unsigned char empty_out[] = {0, 0, 0, 0, 100, 0, 0, 0, 0,
+                                          0, 0, 2, 0, 0,   0, 0, 0, 0};
 
 /* Values avro-c would take on trust: an enum index or union branch out of
  * range, a block count larger than the bytes left. */
 static void test_decode_bad_indexes(void **state)
 {
         relay_schemas_t *s = load_repo();
-        relay_avro_writer_t *w = relay_avro_writer_new(s, OUTBOUND, err,
-                                                       sizeof(err));
-        relay_avro_reader_t *r = relay_avro_reader_new(s, OUTBOUND, 0, err,
-                                                       sizeof(err));
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, OUTBOUND, err, sizeof(err));
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(s, OUTBOUND, 0, err, sizeof(err));
         static const char *const json =
             "{'event_id': '', 'occurred_at': 0, 'tenant': '', 'source': '', "
             "'connection': '', 'destination': '', "
@@ -634,9 +648,9 @@ static void test_decode_bad_indexes(void **state)
         fill(relay_avro_writer_value(w), json);
         const void *buf;
         size_t len;
-        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
         assert_int_equal(len, sizeof(empty_out));
         assert_memory_equal(buf, empty_out, len);
         avro_value_t *v;
@@ -683,8 +697,8 @@ static void test_decode_bad_indexes(void **state)
 static size_t encode_sample(relay_schemas_t *s, const char *extra,
                             unsigned char *out, size_t size)
 {
-        relay_avro_writer_t *w = relay_avro_writer_new(s, LOYALTY, err,
-                                                       sizeof(err));
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, LOYALTY, err, sizeof(err));
         assert_non_null(w);
         json_t *j = js(sample);
         if (extra) {
@@ -698,9 +712,9 @@ static size_t encode_sample(relay_schemas_t *s, const char *extra,
         json_decref(j);
         const void *buf;
         size_t len;
-        assert_int_equal(relay_avro_writer_encode(w, &buf, &len, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
         assert_true(len <= size);
         memcpy(out, buf, len);
         relay_avro_writer_destroy(w);
@@ -711,9 +725,10 @@ static size_t encode_sample(relay_schemas_t *s, const char *extra,
  * fields come through and the new one is null. */
 static void test_resolve_old_writer_new_reader(void **state)
 {
-        relay_schemas_t *only_v1 = load_tmp(
-            "only-v1.cfg", "schemas = ( { id = 1; version = 1; subject = \"" LOYALTY
-                           "\"; file = \"v1.avsc\"; } );\n");
+        relay_schemas_t *only_v1 =
+            load_tmp("only-v1.cfg",
+                     "schemas = ( { id = 1; version = 1; subject = \"" LOYALTY
+                     "\"; file = \"v1.avsc\"; } );\n");
         relay_schemas_t *both = load_tmp(
             "v1-v2.cfg",
             "schemas = (\n"
@@ -724,12 +739,12 @@ static void test_resolve_old_writer_new_reader(void **state)
         unsigned char rec[1024], rec2[1024];
         size_t len = encode_sample(only_v1, NULL, rec, sizeof(rec));
         assert_int_equal(rec[4], 1);
-        size_t len2 = encode_sample(both, "{'channel': 'email'}", rec2,
-                                    sizeof(rec2));
+        size_t len2 =
+            encode_sample(both, "{'channel': 'email'}", rec2, sizeof(rec2));
         assert_int_equal(rec2[4], 2);
 
-        relay_avro_reader_t *r = relay_avro_reader_new(both, LOYALTY, 0, err,
-                                                       sizeof(err));
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(both, LOYALTY, 0, err, sizeof(err));
         json_t *want = js(sample);
         json_object_set_new(want, "channel", json_null());
         char *want_text = json_dumps(want, 0);
@@ -738,9 +753,8 @@ static void test_resolve_old_writer_new_reader(void **state)
         /* Twice: the second time through the cached resolver. */
         for (int i = 0; i < 2; i++) {
                 err[0] = '\0';
-                assert_int_equal(relay_avro_reader_decode(r, rec, len, &v,
-                                                          &wid, err,
-                                                          sizeof(err)),
+                assert_int_equal(relay_avro_reader_decode(r, rec, len, &v, &wid,
+                                                          err, sizeof(err)),
                                  RELAY_OK);
                 assert_int_equal(wid, 1);
                 assert_json_is(v, want_text);
@@ -749,9 +763,8 @@ static void test_resolve_old_writer_new_reader(void **state)
 
                 /* A v2 record in between: its channel must not leak into
                  * the next v1 record. */
-                assert_int_equal(relay_avro_reader_decode(r, rec2, len2, &v,
-                                                          &wid, err,
-                                                          sizeof(err)),
+                assert_int_equal(relay_avro_reader_decode(
+                                     r, rec2, len2, &v, &wid, err, sizeof(err)),
                                  RELAY_OK);
                 assert_int_equal(wid, 2);
                 relay_buf_t b;
@@ -793,13 +806,13 @@ static void test_resolve_new_writer_old_reader(void **state)
                                    sizeof(rec));
         assert_int_equal(rec[4], 2);
 
-        relay_avro_reader_t *r = relay_avro_reader_new(reader_side, LOYALTY,
-                                                       0, err, sizeof(err));
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(reader_side, LOYALTY, 0, err, sizeof(err));
         avro_value_t *v;
         int32_t wid = 0;
-        assert_int_equal(relay_avro_reader_decode(r, rec, len, &v, &wid, err,
-                                                  sizeof(err)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_avro_reader_decode(r, rec, len, &v, &wid, err, sizeof(err)),
+            RELAY_OK);
         assert_int_equal(wid, 2);
         assert_string_equal(avro_schema_name(avro_value_get_schema(v)),
                             "LoyaltyEvent");
@@ -828,10 +841,11 @@ static void test_resolve_incompatible(void **state)
             "\"v3.avsc\"; }\n);\n");
         unsigned char rec[1024];
         size_t len = encode_sample(only_v1, NULL, rec, sizeof(rec));
-        relay_avro_reader_t *r = relay_avro_reader_new(v3, LOYALTY, 0, err,
-                                                       sizeof(err));
-        decode_fails(r, rec, len, "writer schema id 1 cannot be read as "
-                                  "reader schema id 3");
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(v3, LOYALTY, 0, err, sizeof(err));
+        decode_fails(r, rec, len,
+                     "writer schema id 1 cannot be read as "
+                     "reader schema id 3");
         assert_contains(err, "region");
         relay_avro_reader_destroy(r);
         relay_schemas_destroy(v3);
@@ -896,8 +910,8 @@ static void test_from_json_errors(void **state)
         fill_fails(&v, text);
         assert_string_equal(err, "occurred_at: expected an integer");
 
-        snprintf(text, sizeof(text),
-                 "{%s, 'occurred_at': 1.5, 'data': {}}", base);
+        snprintf(text, sizeof(text), "{%s, 'occurred_at': 1.5, 'data': {}}",
+                 base);
         fill_fails(&v, text);
         assert_string_equal(err, "occurred_at: expected an integer");
 
@@ -1028,12 +1042,12 @@ static const char *text_at(const avro_value_t *v, const char *path)
         return b.data;
 }
 
-#define assert_text(v, path, want)                                            \
-        do {                                                                  \
-                const char *got_ = text_at((v), (path));                      \
-                if (!got_ || strcmp(got_, (want)))                            \
-                        fail_msg("%s: got \"%s\", want \"%s\"", (path),       \
-                                 got_ ? got_ : "(none)", (want));             \
+#define assert_text(v, path, want)                                             \
+        do {                                                                   \
+                const char *got_ = text_at((v), (path));                       \
+                if (!got_ || strcmp(got_, (want)))                             \
+                        fail_msg("%s: got \"%s\", want \"%s\"", (path),        \
+                                 got_ ? got_ : "(none)", (want));              \
         } while (0)
 
 static void test_path_and_text(void **state)

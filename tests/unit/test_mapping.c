@@ -38,11 +38,11 @@ static avro_value_iface_t *in_iface, *out_iface;
 static avro_value_t in, out;
 static relay_buf_t key;
 
-#define assert_contains(hay, needle)                                          \
-        do {                                                                  \
-                if (!strstr((hay), (needle)))                                 \
-                        fail_msg("\"%s\"\n  does not contain \"%s\"", (hay),  \
-                                 (needle));                                   \
+#define assert_contains(hay, needle)                                           \
+        do {                                                                   \
+                if (!strstr((hay), (needle)))                                  \
+                        fail_msg("\"%s\"\n  does not contain \"%s\"", (hay),   \
+                                 (needle));                                    \
         } while (0)
 
 /* Parse JSON written with ' for " (none of the texts here needs a '). */
@@ -137,11 +137,9 @@ static const relay_connection_t *acme(void)
 /* Apply c to a loyalty event of tenant, source and type with identities and
  * data (JSON objects). The record is built from natural JSON into a plain
  * generic value of the loyalty schema, as a reader would hand it over. */
-static enum relay_map_result apply_full(const relay_connection_t *c,
-                                        const char *tenant,
-                                        const char *source, const char *type,
-                                        const char *identities,
-                                        const char *data)
+static enum relay_map_result
+apply_full(const relay_connection_t *c, const char *tenant, const char *source,
+           const char *type, const char *identities, const char *data)
 {
         char text[2048];
         snprintf(text, sizeof(text),
@@ -220,13 +218,12 @@ static void test_load_example(void **state)
         char path[1200];
         snprintf(path, sizeof(path),
                  "%s/deploy/config/connections/" CONN ".cfg", srcdir);
-        relay_mapping_t *m = relay_mapping_load(path, loyalty, err,
-                                                sizeof(err));
+        relay_mapping_t *m =
+            relay_mapping_load(path, loyalty, err, sizeof(err));
         if (!m)
                 fail_msg("%s", err);
         assert_int_equal(relay_mapping_count(m), 1);
-        assert_string_equal(relay_connection_id(relay_mapping_get(m, 0)),
-                            CONN);
+        assert_string_equal(relay_connection_id(relay_mapping_get(m, 0)), CONN);
         relay_mapping_destroy(m);
         relay_mapping_destroy(NULL);
 }
@@ -255,8 +252,9 @@ static void test_coupon_issued(void **state)
 
 static void test_identity_fallback(void **state)
 {
-        assert_int_equal(apply("opt_in", "{'email': 'ada@example.com', "
-                                         "'mobile': '+44'}",
+        assert_int_equal(apply("opt_in",
+                               "{'email': 'ada@example.com', "
+                               "'mobile': '+44'}",
                                "{}"),
                          RELAY_MAP_OUT);
         assert_string_equal(key.data, "acme/email/ada@example.com");
@@ -264,16 +262,18 @@ static void test_identity_fallback(void **state)
         assert_field("identity_value", "'ada@example.com'");
 
         /* An empty customer_id is no identity either. */
-        assert_int_equal(apply("opt_in", "{'customer_id': '', "
-                                         "'email': 'b@example.com'}",
+        assert_int_equal(apply("opt_in",
+                               "{'customer_id': '', "
+                               "'email': 'b@example.com'}",
                                "{}"),
                          RELAY_MAP_OUT);
         assert_string_equal(key.data, "acme/email/b@example.com");
         assert_field("identity_type", "'email'");
 
         /* First in the list wins, whatever the map's order. */
-        assert_int_equal(apply("opt_in", "{'email': 'c@example.com', "
-                                         "'customer_id': 'c-3'}",
+        assert_int_equal(apply("opt_in",
+                               "{'email': 'c@example.com', "
+                               "'customer_id': 'c-3'}",
                                "{}"),
                          RELAY_MAP_OUT);
         assert_string_equal(key.data, "acme/customer_id/c-3");
@@ -315,9 +315,9 @@ static void test_checkout_numbers(void **state)
                                    "'total': 19.99, 'points_earned': 7}");
 
         /* A typed copy keeps the source's type: a long id stays a long. */
-        assert_int_equal(apply("checkout", both_ids,
-                               "{'transaction_id': 991, 'total': 5}"),
-                         RELAY_MAP_OUT);
+        assert_int_equal(
+            apply("checkout", both_ids, "{'transaction_id': 991, 'total': 5}"),
+            RELAY_MAP_OUT);
         assert_field("attributes", "{'transaction_id': 991, 'total': 5, "
                                    "'points_earned': 0}");
 }
@@ -376,19 +376,18 @@ static void test_skip(void **state)
         assert_int_equal(
             apply_full(c, "globex", "antavo", "coupon_issued", both_ids, data),
             RELAY_MAP_SKIP);
-        assert_int_equal(apply_full(c, "acme", "eagleeye", "coupon_issued",
-                                    both_ids, data),
-                         RELAY_MAP_SKIP);
-        assert_int_equal(apply_full(c, "Acme", "antavo", "coupon_issued",
-                                    both_ids, data),
-                         RELAY_MAP_SKIP);
+        assert_int_equal(
+            apply_full(c, "acme", "eagleeye", "coupon_issued", both_ids, data),
+            RELAY_MAP_SKIP);
+        assert_int_equal(
+            apply_full(c, "Acme", "antavo", "coupon_issued", both_ids, data),
+            RELAY_MAP_SKIP);
         assert_int_equal(apply("coupon_expired", both_ids, data),
                          RELAY_MAP_SKIP);
         assert_int_equal(apply("", both_ids, data), RELAY_MAP_SKIP);
         /* Dropped types, even without anything a mapping would need. */
         assert_int_equal(apply("profile_view", "{}", "{}"), RELAY_MAP_SKIP);
-        assert_int_equal(apply("challenge_reset", "{}", "{}"),
-                         RELAY_MAP_SKIP);
+        assert_int_equal(apply("challenge_reset", "{}", "{}"), RELAY_MAP_SKIP);
         assert_string_equal(err, "");
 }
 
@@ -402,9 +401,9 @@ static void test_errors(void **state)
                                  "record lacks");
 
         /* A null value is as missing as an absent one. */
-        assert_int_equal(apply("coupon_issued", both_ids,
-                               "{'coupon_code': null}"),
-                         RELAY_MAP_ERROR);
+        assert_int_equal(
+            apply("coupon_issued", both_ids, "{'coupon_code': null}"),
+            RELAY_MAP_ERROR);
         assert_contains(err, "names field data.coupon_code, which the record "
                              "lacks");
 
@@ -414,9 +413,9 @@ static void test_errors(void **state)
                                  "attribute 'transaction_id': required field "
                                  "data.transaction_id is missing");
 
-        assert_int_equal(apply("checkout", "{'mobile': '+44'}",
-                               "{'transaction_id': 'T'}"),
-                         RELAY_MAP_ERROR);
+        assert_int_equal(
+            apply("checkout", "{'mobile': '+44'}", "{'transaction_id': 'T'}"),
+            RELAY_MAP_ERROR);
         assert_string_equal(err, "connection " CONN ": no identity for "
                                  "mparticle: none of identities.customer_id, "
                                  "identities.email is present");
@@ -433,9 +432,9 @@ static void test_errors(void **state)
                          RELAY_MAP_ERROR);
         assert_contains(err, "value \"12abc\" is not a number");
 
-        assert_int_equal(apply("opt_in", both_ids,
-                               "{'points_balance': 'lots'}"),
-                         RELAY_MAP_ERROR);
+        assert_int_equal(
+            apply("opt_in", both_ids, "{'points_balance': 'lots'}"),
+            RELAY_MAP_ERROR);
         assert_string_equal(err, "connection " CONN ", field sync "
                                  "'loyalty_points': value \"lots\" is not a "
                                  "number");
@@ -447,8 +446,8 @@ static relay_mapping_t *load_ok(const char *name, const char *text)
 {
         const char *path = write_file(name, text);
         err[0] = '\0';
-        relay_mapping_t *m = relay_mapping_load(path, loyalty, err,
-                                                sizeof(err));
+        relay_mapping_t *m =
+            relay_mapping_load(path, loyalty, err, sizeof(err));
         if (!m)
                 fail_msg("%s", err);
         return m;
@@ -516,20 +515,21 @@ static void test_conversions_and_production(void **state)
 }
 
 /* A valid connection; each bad one below changes one thing in it. The
- * line numbers matter: the errors name them. */
+ * errors name lines: 1 connection, 2 id, 3 tenant, 5 destination,
+ * 6 identity entry, 7 field-sync entry, 9 event entry, 10 its attribute. */
 static const char *const base =
-    "connection = {\n"                                                 /* 1 */
-    "  id = \"t1\";\n"                                                 /* 2 */
-    "  tenant = \"acme\";\n"                                           /* 3 */
-    "  source = \"antavo\";\n"                                         /* 4 */
-    "  destination = \"mparticle\";\n"                                 /* 5 */
+    "connection = {\n"
+    "  id = \"t1\";\n"
+    "  tenant = \"acme\";\n"
+    "  source = \"antavo\";\n"
+    "  destination = \"mparticle\";\n"
     "  identity = ( { from = \"identities.email\"; as = \"email\"; } );\n"
-    "  fields = ( { from = \"first_name\"; to = \"$firstname\"; } );\n" /* 7 */
-    "  events = (\n"                                                   /* 8 */
+    "  fields = ( { from = \"first_name\"; to = \"$firstname\"; } );\n"
+    "  events = (\n"
     "    { on = \"coupon_issued\"; name = \"Coupon\"; category = \"other\";\n"
-    "      attributes = ( { name = \"code\"; value = \"{coupon_code}\"; } "
-    "); }\n"                                                          /* 10 */
-    "  );\n"                                                          /* 11 */
+    "      attributes = ( { name = \"code\"; value = \"{coupon_code}\"; } ); "
+    "}\n"
+    "  );\n"
     "};\n";
 
 /* base with the first occurrence of from replaced by to. */
@@ -589,8 +589,7 @@ static void test_load_errors(void **state)
             "template \"Coupon {coupon_code\" has an unclosed '{'");
         bad("tmpl-close.cfg", "{coupon_code}", "50% off}", 10,
             "has an unmatched '}'");
-        bad("tmpl-empty.cfg", "{coupon_code}", "{}", 10,
-            "empty field name");
+        bad("tmpl-empty.cfg", "{coupon_code}", "{}", 10, "empty field name");
         bad("both.cfg", "value = \"{coupon_code}\";",
             "value = \"x\"; from = \"coupon_code\";", 10,
             "an event attribute 'code' needs exactly one of 'value' "
@@ -614,9 +613,9 @@ static void test_load_errors(void **state)
             "value = \"{coupon_code}\"; type = \"integer\";", 10,
             "an event attribute 'code': type 'integer' is not one of keep, "
             "string, number, bool");
-        bad("from-map.cfg", "from = \"first_name\"", "from = \"identities\"",
-            7, "a field-sync entry '$firstname' names field 'identities', "
-               "which is a map, not a value");
+        bad("from-map.cfg", "from = \"first_name\"", "from = \"identities\"", 7,
+            "a field-sync entry '$firstname' names field 'identities', "
+            "which is a map, not a value");
         bad("sync-to.cfg", "to = \"$firstname\"", "name = \"$firstname\"", 7,
             "a field-sync entry needs 'to'");
         bad("id-from.cfg", "from = \"identities.email\"",
@@ -678,13 +677,11 @@ static void test_directory(void **state)
         write_file("dir/README.md", "not a connection");
         write_file("dir/.hidden.cfg", "not = a connection;");
         write_file("dir/notes.cfg.txt", "{{{");
-        relay_mapping_t *m = relay_mapping_load(dir, loyalty, err,
-                                                sizeof(err));
+        relay_mapping_t *m = relay_mapping_load(dir, loyalty, err, sizeof(err));
         if (!m)
                 fail_msg("%s", err);
         assert_int_equal(relay_mapping_count(m), 2);
-        assert_string_equal(relay_connection_id(relay_mapping_get(m, 0)),
-                            "t1");
+        assert_string_equal(relay_connection_id(relay_mapping_get(m, 0)), "t1");
         assert_string_equal(relay_connection_id(relay_mapping_get(m, 1)),
                             "second");
         relay_mapping_destroy(m);
@@ -696,8 +693,9 @@ static void test_directory(void **state)
         const char *second = write_file("dup/b.cfg", base);
         assert_null(relay_mapping_load(dup, loyalty, err, sizeof(err)));
         char want[1200];
-        snprintf(want, sizeof(want), "%s:2: connection id 't1' is also used "
-                                     "by %s",
+        snprintf(want, sizeof(want),
+                 "%s:2: connection id 't1' is also used "
+                 "by %s",
                  second, first);
         assert_string_equal(err, want);
 
