@@ -130,49 +130,80 @@ void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
         b->len += (size_t)n;
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when the
+ * bytes there are not one (overlong, surrogate, beyond U+10FFFF, cut). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+        size_t len;
+        uint32_t cp;
+        if (s[0] < 0xC2)
+                return 0;
+        else if (s[0] < 0xE0)
+                len = 2, cp = s[0] & 0x1F;
+        else if (s[0] < 0xF0)
+                len = 3, cp = s[0] & 0x0F;
+        else if (s[0] < 0xF5)
+                len = 4, cp = s[0] & 0x07;
+        else
+                return 0;
+        if (len > n)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+                return 0;
+        return len;
+}
+
 void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
 {
         static const char hex[] = "0123456789abcdef";
+        const unsigned char *u = (const unsigned char *)s;
         relay_buf_reserve(b, n + 2);
         relay_buf_append(b, "\"", 1);
-        size_t run = 0; /* bytes copied verbatim in one go */
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
+        size_t run = 0; /* start of bytes to copy verbatim */
+        for (size_t i = 0; i < n;) {
+                unsigned char c = u[i];
                 const char *esc = NULL;
                 char ubuf[7];
-                switch (c) {
-                case '"':
-                        esc = "\\\"";
-                        break;
-                case '\\':
-                        esc = "\\\\";
-                        break;
-                case '\n':
-                        esc = "\\n";
-                        break;
-                case '\r':
-                        esc = "\\r";
-                        break;
-                case '\t':
-                        esc = "\\t";
-                        break;
-                default:
-                        if (c < 0x20) {
-                                ubuf[0] = '\\';
-                                ubuf[1] = 'u';
-                                ubuf[2] = '0';
-                                ubuf[3] = '0';
-                                ubuf[4] = hex[c >> 4];
-                                ubuf[5] = hex[c & 0xf];
-                                ubuf[6] = '\0';
-                                esc = ubuf;
+                if (c >= 0x80) {
+                        /* Avro strings should be UTF-8 but nothing checks;
+                         * a bad byte becomes U+FFFD so the JSON stays
+                         * valid. */
+                        size_t len = utf8_len(u + i, n - i);
+                        if (len) {
+                                i += len;
+                                continue;
                         }
+                        esc = "\\ufffd";
+                } else if (c == '"') {
+                        esc = "\\\"";
+                } else if (c == '\\') {
+                        esc = "\\\\";
+                } else if (c == '\n') {
+                        esc = "\\n";
+                } else if (c == '\r') {
+                        esc = "\\r";
+                } else if (c == '\t') {
+                        esc = "\\t";
+                } else if (c < 0x20) {
+                        memcpy(ubuf, "\\u00", 4);
+                        ubuf[4] = hex[c >> 4];
+                        ubuf[5] = hex[c & 0xf];
+                        ubuf[6] = '\0';
+                        esc = ubuf;
                 }
-                if (!esc)
+                if (!esc) {
+                        i++;
                         continue;
+                }
                 relay_buf_append(b, s + run, i - run);
                 relay_buf_puts(b, esc);
-                run = i + 1;
+                run = ++i;
         }
         relay_buf_append(b, s + run, n - run);
         relay_buf_append(b, "\"", 1);

@@ -225,6 +225,20 @@ static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
         avro_value_get_by_name(rec, "occurred_at", &v, NULL);
         avro_value_get_long(&v, &ts);
 
+        /* An identity type mParticle does not know would fail the whole
+         * request with a 400; refuse the record alone instead. */
+        avro_value_get_by_name(rec, "identity_type", &v, NULL);
+        const char *idt;
+        size_t idn;
+        if (avro_value_get_string(&v, &idt, &idn) ||
+            !relay_adapter_vocab_has(mparticle_identities, idt) ||
+            strlen(idt) + 1 != idn) {
+                relay_seterr(errstr, errstr_size,
+                             "identity type '%.64s' is not one mParticle "
+                             "accepts",
+                             idt ? idt : "");
+                return RELAY_FATAL;
+        }
         relay_buf_printf(b, "{\"schema_version\":2,\"environment\":\"%s\","
                             "\"source_request_id\":",
                          env == 1 ? "development" : "production");

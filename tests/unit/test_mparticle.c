@@ -128,6 +128,27 @@ static void test_encode_batch(void **state)
         if (!json_equal(got, want))
                 fail_msg("batch differs: %s", item.data);
 
+        /* Bytes that are not UTF-8 become U+FFFD: the body stays JSON. */
+        json_t *bad = json_deep_copy(rec);
+        avro_value_t *v = relay_avro_writer_value(f->writer);
+        assert_int_equal(relay_avro_from_json(v, bad, errstr, sizeof(errstr)),
+                         0);
+        avro_value_t idv;
+        avro_value_get_by_name(v, "identity_value", &idv, NULL);
+        avro_value_set_string(&idv, "x\xff\xc3\x28y\xc3\xa9");
+        relay_buf_reset(&item);
+        assert_int_equal(relay_adapter_encode(f->a, f->st, v, &item, errstr,
+                                              sizeof(errstr)),
+                         RELAY_OK);
+        json_t *bj = json_loadb(item.data, item.len, 0, &jerr);
+        assert_non_null(bj);
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_object_get(bj, "user_identities"), "customer_id")),
+            "x\xef\xbf\xbd\xef\xbf\xbd(y\xc3\xa9");
+        json_decref(bj);
+        json_decref(bad);
+
         /* Production environment and a profile-only update (no event). */
         json_object_set_new(rec, "environment", json_string("production"));
         json_object_set_new(rec, "event_name", json_null());
@@ -164,6 +185,15 @@ static void test_encode_limits(void **state)
         assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(strstr(errstr, "'big' is longer than mParticle's 4096"));
+        /* An identity type mParticle does not know is refused alone. */
+        json_t *odd = json_deep_copy(rec);
+        json_object_set_new(odd, "identity_type", json_string("emial"));
+        relay_buf_reset(&item);
+        assert_int_equal(encode(f, odd, &item, errstr, sizeof(errstr)),
+                         RELAY_FATAL);
+        assert_string_equal(errstr,
+                            "identity type 'emial' is not one mParticle accepts");
+        json_decref(odd);
         /* Without it the batch is still larger than the 300-byte limit. */
         json_object_del(json_object_get(rec, "attributes"), "big");
         relay_buf_reset(&item);

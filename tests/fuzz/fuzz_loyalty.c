@@ -1,0 +1,74 @@
+/*
+ * Fuzz target: a record value from loyalty.events, the transform worker's
+ * outside input. Decodes it like relay-transform does (framing, schema id,
+ * pre-scan, avro-c, resolution), renders it, and applies the repository's
+ * example connections, encoding whatever they map to.
+ */
+#include "relay/avro.h"
+#include "relay/mapping.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static relay_schemas_t *schemas;
+static relay_avro_reader_t *reader;
+static relay_avro_writer_t *writer;
+static relay_mapping_t *mapping;
+
+static void init(void)
+{
+        char errstr[512], path[1024];
+        const char *src = getenv("RELAY_SOURCE_DIR");
+        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
+                 src ? src : ".");
+        if (!(schemas = relay_schemas_load(path, errstr, sizeof(errstr))) ||
+            !(reader = relay_avro_reader_new(schemas, "loyalty.events-value",
+                                             1 << 20, errstr,
+                                             sizeof(errstr))) ||
+            !(writer = relay_avro_writer_new(schemas, "out.mparticle-value",
+                                             errstr, sizeof(errstr)))) {
+                fprintf(stderr, "fuzz_loyalty: %s\n", errstr);
+                abort();
+        }
+        snprintf(path, sizeof(path), "%s/deploy/config/connections",
+                 src ? src : ".");
+        mapping = relay_mapping_load(
+            path,
+            relay_schemas_get(schemas, relay_schemas_latest(
+                                           schemas, "loyalty.events-value")),
+            errstr, sizeof(errstr));
+        if (!mapping) {
+                fprintf(stderr, "fuzz_loyalty: %s\n", errstr);
+                abort();
+        }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        char errstr[512];
+        avro_value_t *in;
+        if (!schemas)
+                init();
+        if (relay_avro_reader_decode(reader, data, size, &in, NULL, errstr,
+                                     sizeof(errstr)) != RELAY_OK)
+                return 0;
+        json_decref(relay_avro_to_json(in));
+        relay_buf_t key;
+        relay_buf_init(&key);
+        for (size_t i = 0; i < relay_mapping_count(mapping); i++) {
+                avro_value_t *out = relay_avro_writer_value(writer);
+                if (relay_connection_apply(relay_mapping_get(mapping, i), in,
+                                           out, &key, errstr,
+                                           sizeof(errstr)) == RELAY_MAP_OUT) {
+                        const void *buf;
+                        size_t len;
+                        relay_avro_writer_encode(writer, &buf, &len, errstr,
+                                                 sizeof(errstr));
+                }
+        }
+        relay_buf_free(&key);
+        return 0;
+}

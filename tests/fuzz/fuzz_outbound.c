@@ -1,0 +1,74 @@
+/*
+ * Fuzz target: a record value from out.mparticle, the deliver worker's
+ * outside input: decoded like relay-deliver does, then turned into an
+ * mParticle batch by the adapter, whose JSON must always parse.
+ */
+#include "relay/adapter.h"
+#include "relay/avro.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static relay_schemas_t *schemas;
+static relay_avro_reader_t *reader;
+static const struct relay_adapter *adapter;
+static void *state;
+static relay_conf_t *conf;
+
+static void init(void)
+{
+        char errstr[512], path[1024];
+        const char *src = getenv("RELAY_SOURCE_DIR");
+        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
+                 src ? src : ".");
+        adapter = relay_adapter_find("mparticle");
+        const relay_conf_prop_t *tables[] = {adapter->props};
+        conf = relay_conf_new(tables, 1);
+        setenv("RELAY_MPARTICLE_API_KEY", "k", 1);
+        setenv("RELAY_MPARTICLE_API_SECRET", "s", 1);
+        if (!(schemas = relay_schemas_load(path, errstr, sizeof(errstr))) ||
+            !(reader = relay_avro_reader_new(schemas, "out.mparticle-value",
+                                             1 << 20, errstr,
+                                             sizeof(errstr))) ||
+            relay_conf_finish(conf, errstr, sizeof(errstr)) ||
+            relay_adapter_init(adapter, &state, conf, errstr,
+                               sizeof(errstr))) {
+                fprintf(stderr, "fuzz_outbound: %s\n", errstr);
+                abort();
+        }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        char errstr[512];
+        avro_value_t *rec;
+        if (!schemas)
+                init();
+        if (relay_avro_reader_decode(reader, data, size, &rec, NULL, errstr,
+                                     sizeof(errstr)) != RELAY_OK)
+                return 0;
+        relay_buf_t item;
+        relay_buf_init(&item);
+        if (relay_adapter_encode(adapter, state, rec, &item, errstr,
+                                 sizeof(errstr)) == RELAY_OK) {
+                /* Escaped NULs are valid JSON (RFC 8259) but jansson cannot
+                 * hold one in an object key, so such output is not
+                 * checked. */
+                json_error_t jerr;
+                json_t *j = json_loadb(item.data, item.len, JSON_ALLOW_NUL,
+                                       &jerr);
+                if (!j && !strstr(item.data, "\\u0000")) {
+                        fprintf(stderr, "fuzz_outbound: invalid JSON: %s\n%s\n",
+                                jerr.text, item.data);
+                        abort();
+                }
+                json_decref(j);
+        }
+        relay_buf_free(&item);
+        return 0;
+}
