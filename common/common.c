@@ -130,9 +130,7 @@ void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
         b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when the
- * bytes there are not one (overlong, surrogate, beyond U+10FFFF, cut). */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t relay_utf8_len(const unsigned char *s, size_t n)
 {
         size_t len;
         uint32_t cp;
@@ -174,7 +172,7 @@ void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
                         /* Avro strings should be UTF-8 but nothing checks;
                          * a bad byte becomes U+FFFD so the JSON stays
                          * valid. */
-                        size_t len = utf8_len(u + i, n - i);
+                        size_t len = relay_utf8_len(u + i, n - i);
                         if (len) {
                                 i += len;
                                 continue;

@@ -71,9 +71,25 @@ static size_t utf8_trim(const char *s, size_t len)
 static size_t json_escape(char *dst, size_t dstsize, const char *src)
 {
         static const char hex[] = "0123456789abcdef";
-        size_t o = 0;
-        for (; *src && o + 7 < dstsize; src++) {
-                unsigned char c = (unsigned char)*src;
+        const unsigned char *s = (const unsigned char *)src;
+        size_t n = strlen(src), o = 0, i = 0;
+        /* Room for the longest step (a 6-byte escape) is kept free. */
+        while (i < n && o + 7 < dstsize) {
+                unsigned char c = s[i];
+                size_t len;
+                if (c >= 0x80) {
+                        /* Payload text may be anything: keep the line JSON. */
+                        if ((len = relay_utf8_len(s + i, n - i))) {
+                                memcpy(dst + o, s + i, len);
+                                o += len;
+                                i += len;
+                        } else {
+                                memcpy(dst + o, "\\ufffd", 6);
+                                o += 6;
+                                i++;
+                        }
+                        continue;
+                }
                 if (c == '"' || c == '\\') {
                         dst[o++] = '\\';
                         dst[o++] = (char)c;
@@ -86,16 +102,15 @@ static size_t json_escape(char *dst, size_t dstsize, const char *src)
                 } else {
                         dst[o++] = (char)c;
                 }
+                i++;
         }
-        if (*src) /* out of room: escapes are ASCII, raw bytes may be cut */
-                o = utf8_trim(dst, o);
         dst[o] = '\0';
         return o;
 }
 
 void relay_log_write(int level, const char *component, const char *fmt, ...)
 {
-        char msg[2048], emsg[4200], line[4600], ts[40];
+        char msg[2048], emsg[4200], ecomp[200], line[4800], ts[40];
         va_list ap;
         va_start(ap, fmt);
         int mlen = vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -103,6 +118,7 @@ void relay_log_write(int level, const char *component, const char *fmt, ...)
         if (mlen >= (int)sizeof(msg))
                 msg[utf8_trim(msg, sizeof(msg) - 1)] = '\0';
         json_escape(emsg, sizeof(emsg), msg);
+        json_escape(ecomp, sizeof(ecomp), component);
 
         struct timeval tv;
         struct tm tm;
@@ -114,7 +130,7 @@ void relay_log_write(int level, const char *component, const char *fmt, ...)
                          "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\","
                          "\"component\":\"%s\",\"msg\":\"%s\"}\n",
                          ts, (long)(tv.tv_usec / 1000),
-                         relay_log_level_name(level), component, emsg);
+                         relay_log_level_name(level), ecomp, emsg);
         if (n < 0)
                 return;
         if ((size_t)n >= sizeof(line)) {

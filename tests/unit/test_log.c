@@ -133,6 +133,19 @@ static void test_line_fields(void **state)
         json_decref(o);
 }
 
+/* Bytes that are not UTF-8 (payload text in a message) and a component
+ * with a quote still give one valid JSON line each. */
+static void test_bad_utf8_and_component(void **state)
+{
+        relay_log(LOG_INFO, "we\"ird", "bad \xff\xc3( cut \xe2\x82");
+        assert_int_equal(count_lines(captured()), 1);
+        json_t *o = parse_line(0);
+        assert_string_equal(field(o, "component"), "we\"ird");
+        assert_string_equal(field(o, "msg"), "bad \xef\xbf\xbd\xef\xbf\xbd( cut "
+                                             "\xef\xbf\xbd\xef\xbf\xbd");
+        json_decref(o);
+}
+
 static void test_escaping(void **state)
 {
         static const char *const msgs[] = {
@@ -314,13 +327,13 @@ static void test_rdkafka_cb(void **state)
 {
         char why[256];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        assert_int_equal(rd_kafka_conf_set(kc, "client.id", "logtest", why,
-                                           sizeof(why)),
-                         RD_KAFKA_CONF_OK);
+        assert_int_equal(
+            rd_kafka_conf_set(kc, "client.id", "logtest", why, sizeof(why)),
+            RD_KAFKA_CONF_OK);
         /* No CONFWARN about bootstrap.servers on stderr. */
-        assert_int_equal(rd_kafka_conf_set(kc, "log_level", "0", why,
-                                           sizeof(why)),
-                         RD_KAFKA_CONF_OK);
+        assert_int_equal(
+            rd_kafka_conf_set(kc, "log_level", "0", why, sizeof(why)),
+            RD_KAFKA_CONF_OK);
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
         assert_non_null(rk);
 
@@ -347,9 +360,9 @@ static void test_rdkafka_cb_installed(void **state)
 {
         char why[256];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        assert_int_equal(rd_kafka_conf_set(kc, "debug", "generic", why,
-                                           sizeof(why)),
-                         RD_KAFKA_CONF_OK);
+        assert_int_equal(
+            rd_kafka_conf_set(kc, "debug", "generic", why, sizeof(why)),
+            RD_KAFKA_CONF_OK);
         rd_kafka_conf_set_log_cb(kc, relay_log_rdkafka_cb);
         relay_log_level = LOG_DEBUG;
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
@@ -369,14 +382,15 @@ static void test_rdkafka_cb_installed(void **state)
         assert_true(debug > 0);
 }
 
-#define NTHREADS 4
+#define NTHREADS   4
 #define NPERTHREAD 300
 
 static void *log_many(void *arg)
 {
         for (int i = 0; i < NPERTHREAD; i++)
-                relay_log(LOG_INFO, "thread", "t%d line %d %s", (int)(intptr_t)arg,
-                          i, "padding padding padding padding padding padding");
+                relay_log(LOG_INFO, "thread", "t%d line %d %s",
+                          (int)(intptr_t)arg, i,
+                          "padding padding padding padding padding padding");
         return NULL;
 }
 
@@ -384,9 +398,8 @@ static void test_threads_do_not_interleave(void **state)
 {
         pthread_t th[NTHREADS];
         for (intptr_t t = 0; t < NTHREADS; t++)
-                assert_int_equal(pthread_create(&th[t], NULL, log_many,
-                                                (void *)t),
-                                 0);
+                assert_int_equal(
+                    pthread_create(&th[t], NULL, log_many, (void *)t), 0);
         for (int t = 0; t < NTHREADS; t++)
                 pthread_join(th[t], NULL);
 
@@ -411,6 +424,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_line_fields, capture_setup,
                                             capture_teardown),
+            cmocka_unit_test_setup_teardown(test_bad_utf8_and_component,
+                                            capture_setup, capture_teardown),
             cmocka_unit_test_setup_teardown(test_escaping, capture_setup,
                                             capture_teardown),
             cmocka_unit_test_setup_teardown(test_long_ascii, capture_setup,

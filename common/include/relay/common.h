@@ -43,7 +43,13 @@ void relay_buf_append(relay_buf_t *b, const void *p, size_t n);
 void relay_buf_puts(relay_buf_t *b, const char *s);
 void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Append s as a JSON string literal, quotes included. */
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0 when
+ * the bytes there are not one (overlong, surrogate, beyond U+10FFFF, cut,
+ * or plain ASCII, which callers handle first). */
+size_t relay_utf8_len(const unsigned char *s, size_t n);
+
+/* Append s as a JSON string literal, quotes included; bytes that are not
+ * UTF-8 become U+FFFD so that the result is always valid JSON. */
 void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n);
 
 /* Wall-clock milliseconds since the epoch, and a monotonic clock in ms. */
