@@ -236,6 +236,12 @@ int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject)
         return best ? best->id : -1;
 }
 
+const char *relay_schemas_subject(const relay_schemas_t *s, int32_t id)
+{
+        const struct schema_entry *e = find_id(s, id);
+        return e ? e->subjects[0] : NULL;
+}
+
 int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
                              const char *subject)
 {

@@ -18,8 +18,17 @@ static relay_avro_reader_t *reader;
 static relay_avro_writer_t *writer;
 static relay_mapping_t *mapping;
 
+static void fini(void)
+{
+        relay_mapping_destroy(mapping);
+        relay_avro_writer_destroy(writer);
+        relay_avro_reader_destroy(reader);
+        relay_schemas_destroy(schemas);
+}
+
 static void init(void)
 {
+        atexit(fini); /* leak checkers see a clean exit */
         char errstr[512], path[1024];
         const char *src = getenv("RELAY_SOURCE_DIR");
         snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",

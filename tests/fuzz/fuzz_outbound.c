@@ -20,8 +20,17 @@ static const struct relay_adapter *adapter;
 static void *state;
 static relay_conf_t *conf;
 
+static void fini(void)
+{
+        relay_adapter_term(adapter, state);
+        relay_conf_destroy(conf);
+        relay_avro_reader_destroy(reader);
+        relay_schemas_destroy(schemas);
+}
+
 static void init(void)
 {
+        atexit(fini); /* leak checkers see a clean exit */
         char errstr[512], path[1024];
         const char *src = getenv("RELAY_SOURCE_DIR");
         snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",

@@ -474,6 +474,8 @@ class Handler(BaseHTTPRequestHandler):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="mParticle Events API v2 simulator")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (tests keep to loopback; a container needs 0.0.0.0)")
     ap.add_argument("--key", required=True)
     ap.add_argument("--secret", required=True)
     ap.add_argument("--port-file")
@@ -486,7 +488,7 @@ def main(argv=None):
     ap.add_argument("--log", help="append request log here instead of stderr")
     args = ap.parse_args(argv)
 
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.key, server.secret = args.key, args.secret
     server.max_bulk, server.enable_413 = args.max_bulk, args.enable_413
@@ -505,7 +507,7 @@ def main(argv=None):
         with open(tmp, "w", encoding="ascii") as f:
             f.write(f"{port}\n")
         os.replace(tmp, args.port_file)
-    print(f"mparticle-sim listening on 127.0.0.1:{port}", flush=True)
+    print(f"mparticle-sim listening on {args.host}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.1)
     finally:

@@ -204,17 +204,23 @@ static int finish_batch(struct deliver *d)
                           bad, d->dlq_topic);
                 rc = -1;
         }
+        /* A partition is blocked from its first unfinished record on: a
+         * later offset must not be stored past it. Past 64 partitions with
+         * unfinished records (only when stopping), nothing more is stored. */
         int32_t blocked[64];
         size_t nblocked = 0;
+        int all_blocked = rc != 0;
         for (size_t i = 0; i < d->nrecs; i++) {
                 struct rec *r = &d->recs[i];
-                int is_blocked = 0;
-                for (size_t k = 0; k < nblocked; k++)
-                        is_blocked |= blocked[k] == r->msg->partition;
-                if (rc == 0 && !is_blocked && r->state == REC_DONE)
+                int is_blocked = all_blocked;
+                for (size_t k = 0; k < nblocked && !is_blocked; k++)
+                        is_blocked = blocked[k] == r->msg->partition;
+                if (!is_blocked && r->state == REC_DONE)
                         relay_kafka_store(d->consumer, r->msg);
                 else if (!is_blocked && nblocked < 64)
                         blocked[nblocked++] = r->msg->partition;
+                else if (!is_blocked)
+                        all_blocked = 1;
                 rd_kafka_message_destroy(r->msg);
                 relay_buf_free(&r->item);
         }

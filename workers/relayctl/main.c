@@ -178,8 +178,25 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
         return rc;
 }
 
-/* Decode a framed Avro value for display; an error text when it is not. */
-static json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
+/* Readers for display, one per subject met (records of a dead-letter
+ * topic come from any topic), so that every value goes through the same
+ * checked decoder as the workers'. */
+struct readers {
+        relay_schemas_t *schemas;
+        const char *subjects[32];
+        relay_avro_reader_t *readers[32];
+        size_t n;
+};
+
+static void readers_destroy(struct readers *rs)
+{
+        for (size_t i = 0; i < rs->n; i++)
+                relay_avro_reader_destroy(rs->readers[i]);
+}
+
+/* Decode a framed Avro value for display; NULL with the reason when it is
+ * not one. */
+static json_t *decode_value(struct readers *rs, const rd_kafka_message_t *m,
                             char *errstr, size_t errstr_size)
 {
         int32_t id;
@@ -188,28 +205,29 @@ static json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
         if (relay_avro_frame_parse(m->payload, m->len, &id, errstr,
                                    errstr_size))
                 return NULL;
-        /* Shown as written: the writer's own schema, no resolution. */
-        avro_schema_t ws = relay_schemas_get(s, id);
-        if (!ws) {
+        const char *subject = relay_schemas_subject(rs->schemas, id);
+        if (!subject) {
                 relay_seterr(errstr, errstr_size, "unknown schema id %d",
                              (int)id);
                 return NULL;
         }
-        avro_value_iface_t *iface = avro_generic_class_from_schema(ws);
-        avro_value_t v;
-        avro_generic_value_new(iface, &v);
-        avro_reader_t r = avro_reader_memory((const char *)m->payload + 5,
-                                             (int64_t)m->len - 5);
-        json_t *j = NULL;
-        if (avro_value_read(r, &v))
-                relay_seterr(errstr, errstr_size, "invalid Avro data: %s",
-                             avro_strerror());
-        else
-                j = relay_avro_to_json(&v);
-        avro_reader_free(r);
-        avro_value_decref(&v);
-        avro_value_iface_decref(iface);
-        return j;
+        relay_avro_reader_t *r = NULL;
+        for (size_t i = 0; i < rs->n && !r; i++)
+                if (!strcmp(rs->subjects[i], subject))
+                        r = rs->readers[i];
+        if (!r) {
+                if (rs->n == 32 ||
+                    !(r = relay_avro_reader_new(rs->schemas, subject, 0,
+                                                errstr, errstr_size)))
+                        return NULL;
+                rs->subjects[rs->n] = subject;
+                rs->readers[rs->n++] = r;
+        }
+        avro_value_t *v;
+        if (relay_avro_reader_decode(r, m->payload, m->len, &v, NULL, errstr,
+                                     errstr_size) != RELAY_OK)
+                return NULL;
+        return relay_avro_to_json(v);
 }
 
 static int cmd_consume(const struct ctl *c, const char *topic)
@@ -232,6 +250,7 @@ static int cmd_consume(const struct ctl *c, const char *topic)
                 return 1;
         }
         int rc = 1;
+        struct readers rs = {.schemas = s};
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
@@ -298,7 +317,7 @@ static int cmd_consume(const struct ctl *c, const char *topic)
                                         : json_null());
                 }
                 json_object_set_new(o, "headers", hj);
-                json_t *v = decode_value(s, m, errstr, sizeof(errstr));
+                json_t *v = decode_value(&rs, m, errstr, sizeof(errstr));
                 if (v)
                         json_object_set_new(o, "value", v);
                 else
@@ -317,6 +336,7 @@ static int cmd_consume(const struct ctl *c, const char *topic)
 done:
         if (md)
                 rd_kafka_metadata_destroy(md);
+        readers_destroy(&rs);
         relay_schemas_destroy(s);
         rd_kafka_destroy(rk);
         return rc;

@@ -40,6 +40,8 @@ void relay_schemas_destroy(relay_schemas_t *s);
 avro_schema_t relay_schemas_get(const relay_schemas_t *s, int32_t id);
 /* The newest version's id of a subject, or -1 when the subject is unknown. */
 int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject);
+/* The first subject schema id is registered under, or NULL. Borrowed. */
+const char *relay_schemas_subject(const relay_schemas_t *s, int32_t id);
 /* Whether schema id belongs to subject. */
 int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
                              const char *subject);
