@@ -106,7 +106,8 @@ static int load_entry(config_setting_t *es, const char *manifest,
         } else if (subj && (config_setting_is_array(subj) ||
                             config_setting_is_list(subj))) {
                 for (int i = 0; i < config_setting_length(subj); i++) {
-                        const char *sv = config_setting_get_string_elem(subj, i);
+                        const char *sv =
+                            config_setting_get_string_elem(subj, i);
                         if (!sv || e->nsubjects == MAX_SUBJECTS) {
                                 relay_seterr(errstr, errstr_size,
                                              "%s:%d: schema id %d: 'subject' "
@@ -292,6 +293,19 @@ struct relay_avro_reader {
         size_t nresolved;
 };
 
+/* A generic value of schema (and its class): 0, or -1 with errstr. */
+static int generic_new(avro_schema_t schema, avro_value_iface_t **iface,
+                       avro_value_t *value, const char *what,
+                       const char *subject, char *errstr, size_t errstr_size)
+{
+        *iface = avro_generic_class_from_schema(schema);
+        if (*iface && avro_generic_value_new(*iface, value) == 0)
+                return 0;
+        relay_seterr(errstr, errstr_size, "cannot build a %s for '%s': %s",
+                     what, subject, avro_strerror());
+        return -1;
+}
+
 relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
                                            const char *subject,
                                            size_t max_bytes, char *errstr,
@@ -309,11 +323,8 @@ relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
         r->subject = relay_strdup(subject);
         r->reader_id = id;
         r->max_bytes = max_bytes;
-        r->iface = avro_generic_class_from_schema(relay_schemas_get(s, id));
-        if (!r->iface || avro_generic_value_new(r->iface, &r->value)) {
-                relay_seterr(errstr, errstr_size,
-                             "cannot build a reader for '%s': %s", subject,
-                             avro_strerror());
+        if (generic_new(relay_schemas_get(s, id), &r->iface, &r->value,
+                        "reader", subject, errstr, errstr_size)) {
                 relay_avro_reader_destroy(r);
                 return NULL;
         }
@@ -396,8 +407,8 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
                 avro_schema_decref(ws);
                 return NULL;
         }
-        r->resolved = relay_realloc(r->resolved, (r->nresolved + 1) *
-                                                     sizeof(*r->resolved));
+        r->resolved = relay_realloc(r->resolved,
+                                    (r->nresolved + 1) * sizeof(*r->resolved));
         struct resolved *res = &r->resolved[r->nresolved];
         if (avro_resolved_writer_new_value(iface, &res->value)) {
                 relay_seterr(errstr, errstr_size, "resolver for id %d: %s",
@@ -626,11 +637,8 @@ relay_avro_writer_t *relay_avro_writer_new(relay_schemas_t *s,
         relay_avro_writer_t *w = relay_calloc(1, sizeof(*w));
         w->id = id;
         relay_buf_init(&w->buf);
-        w->iface = avro_generic_class_from_schema(relay_schemas_get(s, id));
-        if (!w->iface || avro_generic_value_new(w->iface, &w->value)) {
-                relay_seterr(errstr, errstr_size,
-                             "cannot build a writer for '%s': %s", subject,
-                             avro_strerror());
+        if (generic_new(relay_schemas_get(s, id), &w->iface, &w->value,
+                        "writer", subject, errstr, errstr_size)) {
                 relay_avro_writer_destroy(w);
                 return NULL;
         }
@@ -854,9 +862,10 @@ static int from_json(avro_value_t *v, json_t *j, relay_buf_t *path,
                 return avro_value_set_fixed(v, (void *)json_string_value(j),
                                             json_string_length(j));
         case AVRO_ENUM: {
-                int idx = json_is_string(j) ? avro_schema_enum_get_by_name(
-                                                  s, json_string_value(j))
-                                            : -1;
+                int idx =
+                    json_is_string(j)
+                        ? avro_schema_enum_get_by_name(s, json_string_value(j))
+                        : -1;
                 if (idx < 0)
                         return json_err(errstr, errstr_size, path,
                                         "not a symbol of the enum");
@@ -994,7 +1003,8 @@ json_t *relay_avro_to_json(const avro_value_t *v)
                 for (size_t i = 0; i < n; i++) {
                         const char *name = NULL;
                         avro_value_get_by_index(v, i, &child, &name);
-                        json_object_set_new(o, name, relay_avro_to_json(&child));
+                        json_object_set_new(o, name,
+                                            relay_avro_to_json(&child));
                 }
                 return o;
         }

@@ -32,13 +32,13 @@ rd_kafka_resp_err_t relay_dlq_produce(rd_kafka_t *producer,
         relay_kafka_header_add(h, RELAY_DLQ_H_WORKER, info->worker);
 
         rd_kafka_headers_t *orig = NULL;
-        if (rd_kafka_message_headers(msg, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (rd_kafka_message_headers(msg, &orig) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
                 const char *name;
                 const void *val;
                 size_t size;
                 for (size_t i = 0;
-                     !rd_kafka_header_get_all(orig, i, &name, &val, &size);
-                     i++)
+                     !rd_kafka_header_get_all(orig, i, &name, &val, &size); i++)
                         if (strncmp(name, "relay.", 6))
                                 rd_kafka_header_add(h, name, -1, val,
                                                     (ssize_t)size);

@@ -106,8 +106,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *opaque)
                         return n;
                 memcpy(buf, value, value_len);
                 buf[value_len] = '\0';
-                resp->retry_after_ms =
-                    relay_retry_after_parse(buf, time(NULL));
+                resp->retry_after_ms = relay_retry_after_parse(buf, time(NULL));
         } else if (name_len == 12 &&
                    strncasecmp(line, "Content-Type", 12) == 0) {
                 if (value_len >= sizeof(resp->content_type))
@@ -281,9 +280,8 @@ int relay_http_perform(relay_http_t *h, const relay_http_request_t *req,
                 return -1;
         }
 
-        for (size_t i = 0;
-             i < sizeof(req->headers) / sizeof(req->headers[0]) &&
-             req->headers[i];
+        for (size_t i = 0; i < sizeof(req->headers) / sizeof(req->headers[0]) &&
+                           req->headers[i];
              i++) {
                 tmp = curl_slist_append(headers, req->headers[i]);
                 if (!tmp)

@@ -26,9 +26,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         relay_kafka_ack_t *ack = m->_private;
         if (m->err)
-                relay_log(LOG_WARNING, "kafka",
-                          "delivery to %s failed: %s",
-                          rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+                relay_log(LOG_WARNING, "kafka", "delivery to %s failed: %s",
+                          rd_kafka_topic_name(m->rkt),
+                          rd_kafka_err2str(m->err));
         if (!ack)
                 return;
         ack->err = m->err;
@@ -52,15 +52,32 @@ static int set(rd_kafka_conf_t *kc, const char *name, const char *value,
 /* One kafka group configures a worker's consumer and producer alike; the
  * properties that only make sense for the other kind are left out rather
  * than have librdkafka warn about them at every start. */
-static const char *const consumer_only[] = {
-    "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms",
-    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
-    "group.", "partition.assignment.strategy", "isolation.level", "fetch.",
-    "enable.partition.eof", "queued.", "check.crcs", NULL};
-static const char *const producer_only[] = {
-    "linger.ms", "queue.buffering.", "batch.", "acks", "request.required.acks",
-    "message.timeout.ms", "delivery.timeout.ms", "compression.",
-    "transactional.id", "message.send.max.retries", "retries", NULL};
+static const char *const consumer_only[] = {"auto.offset.reset",
+                                            "enable.auto.commit",
+                                            "auto.commit.interval.ms",
+                                            "session.timeout.ms",
+                                            "heartbeat.interval.ms",
+                                            "max.poll.interval.ms",
+                                            "group.",
+                                            "partition.assignment.strategy",
+                                            "isolation.level",
+                                            "fetch.",
+                                            "enable.partition.eof",
+                                            "queued.",
+                                            "check.crcs",
+                                            NULL};
+static const char *const producer_only[] = {"linger.ms",
+                                            "queue.buffering.",
+                                            "batch.",
+                                            "acks",
+                                            "request.required.acks",
+                                            "message.timeout.ms",
+                                            "delivery.timeout.ms",
+                                            "compression.",
+                                            "transactional.id",
+                                            "message.send.max.retries",
+                                            "retries",
+                                            NULL};
 
 static int other_kind(const char *name, const char *const *list)
 {
@@ -116,8 +133,7 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
                 return NULL;
         }
         char why[512];
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
         if (!rk) {
                 rd_kafka_conf_destroy(kc);
                 relay_seterr(errstr, errstr_size, "kafka consumer: %s", why);
@@ -196,8 +212,8 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
         }
 }
 
-size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks,
-                             size_t n, int timeout_ms)
+size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks, size_t n,
+                             int timeout_ms)
 {
         int64_t until = relay_mono_ms() + timeout_ms;
         size_t first_open = 0;

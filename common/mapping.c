@@ -1,7 +1,8 @@
 /*
  * Connections and their mapping tables (see relay/mapping.h).
  *
- * A connection file (deploy/config/connections/, one .cfg each) holds one group:
+ * A connection file (deploy/config/connections/, one .cfg each) holds one
+ * group:
  *
  *   connection = {
  *     id = "acme-antavo-mparticle"; tenant = "acme";
@@ -180,8 +181,7 @@ static char *resolve_path(struct ctx *x, const config_setting_t *where,
                 fail_at(x, where, "%s: empty field name", what);
                 return NULL;
         }
-        if (!strchr(path, '.') &&
-            !field_schema(x->schema, path) &&
+        if (!strchr(path, '.') && !field_schema(x->schema, path) &&
             field_schema(x->schema, "data")) {
                 size_t n = strlen(path) + 6;
                 norm = relay_malloc(n);
@@ -291,8 +291,8 @@ static int parse_template(struct ctx *x, const config_setting_t *where,
                 p = end + 1;
         }
         if (lit.len || v->nparts == 0) {
-                v->parts =
-                    relay_realloc(v->parts, (v->nparts + 1) * sizeof(*v->parts));
+                v->parts = relay_realloc(v->parts,
+                                         (v->nparts + 1) * sizeof(*v->parts));
                 v->parts[v->nparts].is_field = 0;
                 v->parts[v->nparts++].text = relay_strndup(lit.data, lit.len);
         }
@@ -306,9 +306,8 @@ static int parse_value_spec(struct ctx *x, const config_setting_t *e,
                             const char *name_key, const char *what,
                             struct value_spec *v)
 {
-        static const char *const keys[] = {"name",    "to",   "value",
-                                           "from",    "default", "type",
-                                           "required", NULL};
+        static const char *const keys[] = {
+            "name", "to", "value", "from", "default", "type", "required", NULL};
         char *value = NULL, *type = NULL;
         memset(v, 0, sizeof(*v));
         v->line = config_setting_source_line(e);
@@ -326,8 +325,9 @@ static int parse_value_spec(struct ctx *x, const config_setting_t *e,
                 goto fail;
         if (!!from == !!value) {
                 free(from);
-                fail_at(x, e, "%s '%s' needs exactly one of 'value' (literal "
-                              "or {field} template) and 'from' (a field)",
+                fail_at(x, e,
+                        "%s '%s' needs exactly one of 'value' (literal "
+                        "or {field} template) and 'from' (a field)",
                         what, v->name);
                 goto fail;
         }
@@ -380,13 +380,12 @@ static int parse_value_list(struct ctx *x, const config_setting_t *g,
         if (!l)
                 return 0;
         if (!config_setting_is_list(l))
-                return fail_at(x, l, "'%s' must be a list ( {...}, ... )",
-                               key);
+                return fail_at(x, l, "'%s' must be a list ( {...}, ... )", key);
         int n = config_setting_length(l);
         *out = relay_calloc((size_t)n, sizeof(**out));
         for (int i = 0; i < n; i++) {
-                if (parse_value_spec(x, config_setting_get_elem(l, i),
-                                     name_key, what, &(*out)[i]))
+                if (parse_value_spec(x, config_setting_get_elem(l, i), name_key,
+                                     what, &(*out)[i]))
                         return -1;
                 (*nout)++;
         }
@@ -418,8 +417,9 @@ static int parse_event(struct ctx *x, const config_setting_t *e,
                 return -1;
         config_setting_t *on = config_setting_get_member(e, "on");
         if (!on)
-                return fail_at(x, e, "event entry needs 'on' (source event "
-                                     "type, list of them, or \"*\")");
+                return fail_at(x, e,
+                               "event entry needs 'on' (source event "
+                               "type, list of them, or \"*\")");
         if (config_setting_type(on) == CONFIG_TYPE_STRING) {
                 r->on = relay_malloc(sizeof(*r->on));
                 r->on[r->non++] = relay_strdup(config_setting_get_string(on));
@@ -429,8 +429,7 @@ static int parse_event(struct ctx *x, const config_setting_t *e,
                 for (int i = 0; i < n; i++) {
                         const char *s = config_setting_get_string_elem(on, i);
                         if (!s)
-                                return fail_at(x, on,
-                                               "'on' must list strings");
+                                return fail_at(x, on, "'on' must list strings");
                         r->on[r->non++] = relay_strdup(s);
                 }
         } else {
@@ -444,10 +443,8 @@ static int parse_event(struct ctx *x, const config_setting_t *e,
             get_str(x, e, "category", 0, "an event entry", &r->category))
                 return -1;
         if (r->category &&
-            !relay_adapter_vocab_has(x->adapter->event_categories,
-                                     r->category))
-                return fail_at(x, e,
-                               "category '%s' is not a %s event category",
+            !relay_adapter_vocab_has(x->adapter->event_categories, r->category))
+                return fail_at(x, e, "category '%s' is not a %s event category",
                                r->category, x->adapter->name);
         return parse_value_list(x, e, "attributes", "name",
                                 "an event attribute", &r->attrs, &r->nattrs);
@@ -508,8 +505,7 @@ static int parse_identity(struct ctx *x, const config_setting_t *g,
                 free(from);
                 if (!r->from)
                         return -1;
-                if (!relay_adapter_vocab_has(x->adapter->identity_types,
-                                             r->as))
+                if (!relay_adapter_vocab_has(x->adapter->identity_types, r->as))
                         return fail_at(x, e,
                                        "identity type '%s' is not one that "
                                        "%s accepts",
@@ -523,8 +519,8 @@ static relay_connection_t *connection_load(const char *file,
                                            size_t errstr_size)
 {
         static const char *const keys[] = {
-            "id",       "tenant",   "source", "destination", "development",
-            "identity", "fields",   "events", "event_field", NULL};
+            "id",       "tenant", "source", "destination", "development",
+            "identity", "fields", "events", "event_field", NULL};
         struct ctx x = {file, schema, NULL, errstr, errstr_size};
         config_t cfg;
         config_init(&cfg);
@@ -551,8 +547,8 @@ static relay_connection_t *connection_load(const char *file,
             get_str(&x, g, "destination", 1, "connection", &c->destination) ||
             get_str(&x, g, "event_field", 0, "connection", &c->event_field))
                 goto fail;
-        c->id_line = config_setting_source_line(
-            config_setting_get_member(g, "id"));
+        c->id_line =
+            config_setting_source_line(config_setting_get_member(g, "id"));
         if (!c->event_field)
                 c->event_field = relay_strdup("event_type");
         x.adapter = relay_adapter_find(c->destination);
@@ -627,8 +623,8 @@ relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
                         if (len < 5 || strcmp(de->d_name + len - 4, ".cfg") ||
                             de->d_name[0] == '.')
                                 continue;
-                        files = relay_realloc(files,
-                                              (nfiles + 1) * sizeof(*files));
+                        files =
+                            relay_realloc(files, (nfiles + 1) * sizeof(*files));
                         size_t n = strlen(path) + len + 2;
                         files[nfiles] = relay_malloc(n);
                         snprintf(files[nfiles++], n, "%s/%s", path, de->d_name);
@@ -920,8 +916,8 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
         relay_buf_reset(&s);
         if (path_text(in, c->event_field, &s)) {
                 relay_seterr(errstr, errstr_size,
-                             "connection %s: the record has no %s",
-                             c->id, c->event_field);
+                             "connection %s: the record has no %s", c->id,
+                             c->event_field);
                 res = RELAY_MAP_ERROR;
                 goto done;
         }

@@ -134,8 +134,8 @@ uint32_t relay_retry_random(void)
                 uint64_t seed;
 
                 clock_gettime(CLOCK_MONOTONIC, &ts);
-                seed = (uint64_t)ts.tv_sec * 1000000000ULL +
-                       (uint64_t)ts.tv_nsec;
+                seed =
+                    (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
                 seed ^= (uint64_t)(uintptr_t)&state;
                 seed ^= splitmix64(atomic_fetch_add(&seeds, 1));
                 state = splitmix64(seed);

@@ -22,14 +22,14 @@
 static const relay_conf_prop_t mparticle_props[] = {
     {"mparticle.url", RELAY_CONF_STRING, "https://s2s.mparticle.com/v2", 0, -1,
      0, "Events API base URL of the pod (US1, US2, EU1, AU1), up to /v2"},
-    {"mparticle.api_key", RELAY_CONF_STRING, NULL, 0, -1,
-     RELAY_CONF_SECRET, "input feed API key"},
-    {"mparticle.api_secret", RELAY_CONF_STRING, NULL, 0, -1,
-     RELAY_CONF_SECRET, "input feed API secret"},
+    {"mparticle.api_key", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_SECRET,
+     "input feed API key"},
+    {"mparticle.api_secret", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_SECRET,
+     "input feed API secret"},
     {"mparticle.max_batches_per_request", RELAY_CONF_INT, "100", 1, 100, 0,
      "batches (records) per /bulkevents request"},
-    {"mparticle.max_request_bytes", RELAY_CONF_INT, "262144", 1024, 16777216,
-     0, "largest request body sent"},
+    {"mparticle.max_request_bytes", RELAY_CONF_INT, "262144", 1024, 16777216, 0,
+     "largest request body sent"},
     {"mparticle.max_batch_bytes", RELAY_CONF_INT, "131072", 256, 16777216, 0,
      "largest single batch; a larger record is dead-lettered"},
     {"mparticle.max_user_attributes", RELAY_CONF_INT, "100", 1, 100000, 0,
@@ -37,15 +37,33 @@ static const relay_conf_prop_t mparticle_props[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL}};
 
 static const char *const mparticle_event_types[] = {
-    "navigation", "location", "search", "transaction", "user_content",
-    "user_preference", "social", "other", "media", NULL};
+    "navigation",      "location", "search", "transaction", "user_content",
+    "user_preference", "social",   "other",  "media",       NULL};
 
 static const char *const mparticle_identities[] = {
-    "customer_id", "email", "other", "other_id_2", "other_id_3",
-    "other_id_4", "other_id_5", "other_id_6", "other_id_7", "other_id_8",
-    "other_id_9", "other_id_10", "mobile_number", "phone_number_2",
-    "phone_number_3", "facebook", "twitter", "google", "microsoft", "yahoo",
-    "alias", "facebook_custom_audience_id", NULL};
+    "customer_id",
+    "email",
+    "other",
+    "other_id_2",
+    "other_id_3",
+    "other_id_4",
+    "other_id_5",
+    "other_id_6",
+    "other_id_7",
+    "other_id_8",
+    "other_id_9",
+    "other_id_10",
+    "mobile_number",
+    "phone_number_2",
+    "phone_number_3",
+    "facebook",
+    "twitter",
+    "google",
+    "microsoft",
+    "yahoo",
+    "alias",
+    "facebook_custom_audience_id",
+    NULL};
 
 #define MP_MAX_VALUE_CHARS 4096
 
@@ -55,8 +73,8 @@ struct mparticle {
         size_t max_items, max_request, max_batch, max_user_attrs;
 };
 
-static int mparticle_init(void **state, const relay_conf_t *conf,
-                          char *errstr, size_t errstr_size)
+static int mparticle_init(void **state, const relay_conf_t *conf, char *errstr,
+                          size_t errstr_size)
 {
         /* Checked here, not flagged REQUIRED: every adapter's keys are
          * declared in each deliver worker, but only this platform's count. */
@@ -64,14 +82,13 @@ static int mparticle_init(void **state, const relay_conf_t *conf,
                                               "mparticle.api_secret", NULL};
         for (size_t i = 0; secrets[i]; i++)
                 if (!relay_conf_str(conf, secrets[i])) {
-                        relay_seterr(errstr, errstr_size,
-                                     "missing %s: set RELAY_%s or "
-                                     "RELAY_%s_FILE",
-                                     secrets[i],
-                                     i ? "MPARTICLE_API_SECRET"
-                                       : "MPARTICLE_API_KEY",
-                                     i ? "MPARTICLE_API_SECRET"
-                                       : "MPARTICLE_API_KEY");
+                        relay_seterr(
+                            errstr, errstr_size,
+                            "missing %s: set RELAY_%s or "
+                            "RELAY_%s_FILE",
+                            secrets[i],
+                            i ? "MPARTICLE_API_SECRET" : "MPARTICLE_API_KEY",
+                            i ? "MPARTICLE_API_SECRET" : "MPARTICLE_API_KEY");
                         return -1;
                 }
         struct mparticle *mp = relay_calloc(1, sizeof(*mp));
@@ -92,7 +109,8 @@ static int mparticle_init(void **state, const relay_conf_t *conf,
             (size_t)relay_conf_int(conf, "mparticle.max_batches_per_request");
         mp->max_request =
             (size_t)relay_conf_int(conf, "mparticle.max_request_bytes");
-        mp->max_batch = (size_t)relay_conf_int(conf, "mparticle.max_batch_bytes");
+        mp->max_batch =
+            (size_t)relay_conf_int(conf, "mparticle.max_batch_bytes");
         mp->max_user_attrs =
             (size_t)relay_conf_int(conf, "mparticle.max_user_attributes");
         *state = mp;
@@ -118,6 +136,7 @@ static int put_scalar(relay_buf_t *b, const avro_value_t *v)
                         return 0;
                 cur = br;
         }
+        double d;
         switch (avro_value_get_type(&cur)) {
         case AVRO_STRING: {
                 const char *s;
@@ -129,27 +148,19 @@ static int put_scalar(relay_buf_t *b, const avro_value_t *v)
                 relay_buf_json_str(b, s, n);
                 return 0;
         }
-        case AVRO_INT64: {
-                int64_t l;
-                avro_value_get_long(&cur, &l);
-                relay_buf_printf(b, "%lld", (long long)l);
-                return 0;
-        }
-        case AVRO_DOUBLE: {
-                double d;
+        case AVRO_DOUBLE:
+                /* JSON has no NaN or infinity; a finite double is written
+                 * as the shortest text that reads back, below. */
                 avro_value_get_double(&cur, &d);
-                if (isfinite(d))
-                        relay_buf_printf(b, "%.17g", d);
-                else
+                if (!isfinite(d)) {
                         relay_buf_puts(b, "null");
+                        return 0;
+                }
+                /* fall through */
+        case AVRO_INT64:
+        case AVRO_BOOLEAN:
+                relay_avro_to_text(&cur, b);
                 return 0;
-        }
-        case AVRO_BOOLEAN: {
-                int x;
-                avro_value_get_boolean(&cur, &x);
-                relay_buf_puts(b, x ? "true" : "false");
-                return 0;
-        }
         default:
                 relay_buf_puts(b, "null");
                 return 0;
@@ -239,12 +250,14 @@ static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
                              idt ? idt : "");
                 return RELAY_FATAL;
         }
-        relay_buf_printf(b, "{\"schema_version\":2,\"environment\":\"%s\","
-                            "\"source_request_id\":",
+        relay_buf_printf(b,
+                         "{\"schema_version\":2,\"environment\":\"%s\","
+                         "\"source_request_id\":",
                          env == 1 ? "development" : "production");
         put_field_str(b, rec, "event_id");
-        relay_buf_printf(b, ",\"timestamp_unixtime_ms\":%lld,"
-                            "\"user_identities\":{",
+        relay_buf_printf(b,
+                         ",\"timestamp_unixtime_ms\":%lld,"
+                         "\"user_identities\":{",
                          (long long)ts);
         put_field_str(b, rec, "identity_type");
         relay_buf_puts(b, ":");
@@ -263,8 +276,9 @@ static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
                         relay_buf_puts(b, "\"other\"");
                 relay_buf_puts(b, ",\"source_message_id\":");
                 put_field_str(b, rec, "event_id");
-                relay_buf_printf(b, ",\"timestamp_unixtime_ms\":%lld,"
-                                    "\"custom_attributes\":",
+                relay_buf_printf(b,
+                                 ",\"timestamp_unixtime_ms\":%lld,"
+                                 "\"custom_attributes\":",
                                  (long long)ts);
                 if (put_map(b, rec, "attributes", 10000, errstr, errstr_size))
                         return RELAY_FATAL;
@@ -283,8 +297,7 @@ static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
         return RELAY_OK;
 }
 
-static void mparticle_limits(void *state, size_t *max_items,
-                             size_t *max_bytes)
+static void mparticle_limits(void *state, size_t *max_items, size_t *max_bytes)
 {
         struct mparticle *mp = state;
         *max_items = mp->max_items;

@@ -34,9 +34,9 @@ static void init(void)
         snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
                  src ? src : ".");
         if (!(schemas = relay_schemas_load(path, errstr, sizeof(errstr))) ||
-            !(reader = relay_avro_reader_new(schemas, "loyalty.events-value",
-                                             1 << 20, errstr,
-                                             sizeof(errstr))) ||
+            !(reader =
+                  relay_avro_reader_new(schemas, "loyalty.events-value",
+                                        1 << 20, errstr, sizeof(errstr))) ||
             !(writer = relay_avro_writer_new(schemas, "out.mparticle-value",
                                              errstr, sizeof(errstr)))) {
                 fprintf(stderr, "fuzz_loyalty: %s\n", errstr);
@@ -46,8 +46,8 @@ static void init(void)
                  src ? src : ".");
         mapping = relay_mapping_load(
             path,
-            relay_schemas_get(schemas, relay_schemas_latest(
-                                           schemas, "loyalty.events-value")),
+            relay_schemas_get(
+                schemas, relay_schemas_latest(schemas, "loyalty.events-value")),
             errstr, sizeof(errstr));
         if (!mapping) {
                 fprintf(stderr, "fuzz_loyalty: %s\n", errstr);

@@ -41,12 +41,11 @@ static void init(void)
         setenv("RELAY_MPARTICLE_API_KEY", "k", 1);
         setenv("RELAY_MPARTICLE_API_SECRET", "s", 1);
         if (!(schemas = relay_schemas_load(path, errstr, sizeof(errstr))) ||
-            !(reader = relay_avro_reader_new(schemas, "out.mparticle-value",
-                                             1 << 20, errstr,
-                                             sizeof(errstr))) ||
+            !(reader =
+                  relay_avro_reader_new(schemas, "out.mparticle-value", 1 << 20,
+                                        errstr, sizeof(errstr))) ||
             relay_conf_finish(conf, errstr, sizeof(errstr)) ||
-            relay_adapter_init(adapter, &state, conf, errstr,
-                               sizeof(errstr))) {
+            relay_adapter_init(adapter, &state, conf, errstr, sizeof(errstr))) {
                 fprintf(stderr, "fuzz_outbound: %s\n", errstr);
                 abort();
         }
@@ -69,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  * hold one in an object key, so such output is not
                  * checked. */
                 json_error_t jerr;
-                json_t *j = json_loadb(item.data, item.len, JSON_ALLOW_NUL,
-                                       &jerr);
+                json_t *j =
+                    json_loadb(item.data, item.len, JSON_ALLOW_NUL, &jerr);
                 if (!j && !strstr(item.data, "\\u0000")) {
                         fprintf(stderr, "fuzz_outbound: invalid JSON: %s\n%s\n",
                                 jerr.text, item.data);

@@ -10,6 +10,7 @@
 #    an event answered 503 every time is dead-lettered after 5 attempts;
 #  - out.mparticle is valid Avro in the Confluent framing (kcat + fastavro);
 #  - offsets are committed up to the end once everything is handled;
+#  - relayctl dlq replay sends dead letters back once the platform is fine;
 #  - kill -9 of the deliver worker mid-run, then a restart, loses nothing.
 source "$(dirname "$0")/lib.sh"
 broker
@@ -118,6 +119,14 @@ PY
 down_count() { sim /_sim/requests | python3 -c 'import json,sys; print(sum(r["fault"]=="down" for r in json.load(sys.stdin)))'; }
 check "the simulator saw exactly 5 attempts" test "$(down_count)" -eq 5
 curl -sf -X DELETE "$SIM/_sim/faults" >/dev/null
+
+# The platform is healthy again: replay the dead letters.
+"$BIN/relayctl" -b "$BS" dlq replay dlq.mparticle 2>>"$WORK/relayctl.log"
+check "after relayctl dlq replay, the refused event arrives" wait_for 30 received_once "$BAD"
+check "and so does the one that met five 503s" wait_for 30 received_once "$R503"
+replay_marked() { "$BIN/relayctl" -b "$BS" consume out.mparticle 2>/dev/null |
+  grep "$BAD" | grep -q '"relay.replayed_from":"dlq.mparticle/0/'; }
+check "the replayed record is marked relay.replayed_from on out.mparticle" replay_marked
 
 # Wave 2: kill -9 the deliver worker while requests are in flight.
 M=300

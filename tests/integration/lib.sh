@@ -1,9 +1,9 @@
 # Shared helpers of the integration scenarios (sourced, not run).
 #
-# Each scenario runs against the real Kafka broker whose address is in
-# RELAY_TEST_BOOTSTRAP (scripts/test.sh starts one for the whole run); run
-# alone, a scenario starts its own with tests/kafka/start.sh and stops it at
-# exit. Workers, simulators and their logs live in a temporary directory
+# Each scenario starts its own real Kafka broker with tests/kafka/start.sh
+# (fresh, empty topics: scenarios cannot see each other's records) and
+# stops it at exit; RELAY_TEST_BOOTSTRAP names an already running broker
+# to use instead. Workers, simulators and their logs live in a temporary directory
 # that is removed at exit (kept, and the logs printed, when a check fails).
 set -euo pipefail
 

@@ -31,7 +31,7 @@
 /* ---- the scripted server ---------------------------------------------- */
 
 struct reply {
-        const char *prefix;  /* raw bytes before the status line, or NULL */
+        const char *prefix; /* raw bytes before the status line, or NULL */
         int status;
         const char *headers; /* extra "Name: value\r\n" lines, or NULL */
         const char *body;    /* NULL = empty */
@@ -134,9 +134,8 @@ static int send_all(struct server *s, int fd, const char *p, size_t n)
 
 static int send_reply(struct server *s, int fd, const struct reply *r)
 {
-        size_t body_len = r->body ? (r->body_len ? r->body_len
-                                                 : strlen(r->body))
-                                  : 0;
+        size_t body_len =
+            r->body ? (r->body_len ? r->body_len : strlen(r->body)) : 0;
         relay_buf_t out;
         int rc;
 
@@ -148,8 +147,9 @@ static int send_reply(struct server *s, int fd, const struct reply *r)
         relay_buf_init(&out);
         if (r->prefix)
                 relay_buf_puts(&out, r->prefix);
-        relay_buf_printf(&out, "HTTP/1.1 %d Scripted\r\n%sContent-Length: %zu\r\n\r\n",
-                         r->status, r->headers ? r->headers : "", body_len);
+        relay_buf_printf(
+            &out, "HTTP/1.1 %d Scripted\r\n%sContent-Length: %zu\r\n\r\n",
+            r->status, r->headers ? r->headers : "", body_len);
         if (body_len)
                 relay_buf_append(&out, r->body, body_len);
         rc = send_all(s, fd, out.data, out.len);
@@ -183,8 +183,8 @@ static int serve_one(struct server *s, int fd, relay_buf_t *in)
                 return -1;
         }
         rq = &s->req[s->nreq];
-        snprintf(rq->head, sizeof(rq->head), "%.*s",
-                 (int)(head_len - 2), in->data);
+        snprintf(rq->head, sizeof(rq->head), "%.*s", (int)(head_len - 2),
+                 in->data);
         sscanf(rq->head, "%15s", rq->method);
         relay_buf_init(&rq->body);
         relay_buf_append(&rq->body, in->data + head_len, body_len);
@@ -232,7 +232,8 @@ static void *server_main(void *arg)
                         }
                         continue;
                 }
-                if (conn < 0 || !(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+                if (conn < 0 ||
+                    !(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
                         continue;
                 n = recv(conn, buf, sizeof(buf), 0);
                 if (n <= 0) {
@@ -254,8 +255,7 @@ static void *server_main(void *arg)
         return NULL;
 }
 
-static void server_script(struct server *s, const struct reply *script,
-                          int n)
+static void server_script(struct server *s, const struct reply *script, int n)
 {
         pthread_mutex_lock(&s->mu);
         s->script = script;
@@ -528,8 +528,12 @@ static void test_status_classification(void **state)
 {
         struct server *s = *state;
         static const struct reply script[] = {
-            {.status = 503}, {.status = 400}, {.status = 401},
-            {.status = 408}, {.status = 500}, {.status = 404},
+            {.status = 503},
+            {.status = 400},
+            {.status = 401},
+            {.status = 408},
+            {.status = 500},
+            {.status = 404},
             {.status = 302, .headers = "Location: http://127.0.0.1:1/\r\n"},
         };
         static const enum relay_result want[] = {
@@ -561,8 +565,8 @@ static void test_status_classification(void **state)
 static void test_timeout(void **state)
 {
         struct server *s = *state;
-        static const struct reply script[] = {{.status = 200,
-                                               .delay_ms = 1500}};
+        static const struct reply script[] = {
+            {.status = 200, .delay_ms = 1500}};
         relay_http_request_t req = {.body = "x", .body_len = 1};
         relay_http_response_t resp;
         relay_http_t *h = relay_http_new(300, 300);
@@ -658,9 +662,9 @@ static void test_large_bodies(void **state)
         struct server *s = *state;
         size_t big = 3 * ((size_t)1 << 19); /* 1.5 MiB */
         char *body = relay_malloc(big);
-        struct reply script[2] = {{.status = 200, .body = body,
-                                   .body_len = big},
-                                  {.status = 200, .body = "small"}};
+        struct reply script[2] = {
+            {.status = 200, .body = body, .body_len = big},
+            {.status = 200, .body = "small"}};
         /* The request body is big too: past libcurl's threshold for
          * "Expect: 100-continue", which must not be sent. */
         relay_http_request_t req = {.body = body, .body_len = big};

@@ -141,8 +141,9 @@ static void test_bad_utf8_and_component(void **state)
         assert_int_equal(count_lines(captured()), 1);
         json_t *o = parse_line(0);
         assert_string_equal(field(o, "component"), "we\"ird");
-        assert_string_equal(field(o, "msg"), "bad \xef\xbf\xbd\xef\xbf\xbd( cut "
-                                             "\xef\xbf\xbd\xef\xbf\xbd");
+        assert_string_equal(field(o, "msg"),
+                            "bad \xef\xbf\xbd\xef\xbf\xbd( cut "
+                            "\xef\xbf\xbd\xef\xbf\xbd");
         json_decref(o);
 }
 

@@ -52,8 +52,7 @@ static int setup_conf(struct fixture *f, const char *extra_key,
                 assert_int_equal(relay_conf_set(f->conf, extra_key, extra_val,
                                                 errstr, sizeof(errstr)),
                                  0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)),
-                         0);
+        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
         return relay_adapter_init(f->a, &f->st, f->conf, errstr,
                                   sizeof(errstr));
 }
@@ -137,9 +136,9 @@ static void test_encode_batch(void **state)
         avro_value_get_by_name(v, "identity_value", &idv, NULL);
         avro_value_set_string(&idv, "x\xff\xc3\x28y\xc3\xa9");
         relay_buf_reset(&item);
-        assert_int_equal(relay_adapter_encode(f->a, f->st, v, &item, errstr,
-                                              sizeof(errstr)),
-                         RELAY_OK);
+        assert_int_equal(
+            relay_adapter_encode(f->a, f->st, v, &item, errstr, sizeof(errstr)),
+            RELAY_OK);
         json_t *bj = json_loadb(item.data, item.len, 0, &jerr);
         assert_non_null(bj);
         assert_string_equal(
@@ -173,8 +172,7 @@ static void test_encode_limits(void **state)
         char errstr[512];
         relay_buf_t item;
         relay_buf_init(&item);
-        assert_int_equal(setup_conf(f, "mparticle.max_batch_bytes", "300"),
-                         0);
+        assert_int_equal(setup_conf(f, "mparticle.max_batch_bytes", "300"), 0);
         json_t *rec = json_loads(record_json, 0, NULL);
         /* A long attribute value: over 4096 characters is refused. */
         char *big = malloc(5000);
@@ -184,22 +182,24 @@ static void test_encode_limits(void **state)
                             json_string(big));
         assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
-        assert_non_null(strstr(errstr, "'big' is longer than mParticle's 4096"));
+        assert_non_null(
+            strstr(errstr, "'big' is longer than mParticle's 4096"));
         /* An identity type mParticle does not know is refused alone. */
         json_t *odd = json_deep_copy(rec);
         json_object_set_new(odd, "identity_type", json_string("emial"));
         relay_buf_reset(&item);
         assert_int_equal(encode(f, odd, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
-        assert_string_equal(errstr,
-                            "identity type 'emial' is not one mParticle accepts");
+        assert_string_equal(
+            errstr, "identity type 'emial' is not one mParticle accepts");
         json_decref(odd);
         /* Without it the batch is still larger than the 300-byte limit. */
         json_object_del(json_object_get(rec, "attributes"), "big");
         relay_buf_reset(&item);
         assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
-        assert_non_null(strstr(errstr, "exceeds mParticle's batch limit of 300"));
+        assert_non_null(
+            strstr(errstr, "exceeds mParticle's batch limit of 300"));
         free(big);
         json_decref(rec);
         relay_buf_free(&item);
@@ -235,8 +235,8 @@ static void test_request_and_limits(void **state)
 }
 
 static enum relay_result classify(struct fixture *f, long status,
-                                  const char *body, int transport,
-                                  char *errstr, size_t errstr_size)
+                                  const char *body, int transport, char *errstr,
+                                  size_t errstr_size)
 {
         relay_http_response_t r;
         relay_http_response_init(&r);
@@ -290,11 +290,10 @@ static void test_missing_secret(void **state)
         unsetenv("RELAY_MPARTICLE_API_KEY");
         unsetenv("RELAY_MPARTICLE_API_KEY_FILE");
         setenv("RELAY_MPARTICLE_API_SECRET", "secret", 1);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_adapter_init(f->a, &f->st, f->conf, errstr,
-                                            sizeof(errstr)),
-                         -1);
+        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
+        assert_int_equal(
+            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
+            -1);
         assert_null(f->st);
         assert_string_equal(errstr, "missing mparticle.api_key: set "
                                     "RELAY_MPARTICLE_API_KEY or "

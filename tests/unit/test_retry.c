@@ -18,13 +18,12 @@
 
 /* "Wed, 21 Oct 2026 07:28:00 GMT" as a Unix time. */
 #define DATE_STR "Wed, 21 Oct 2026 07:28:00 GMT"
-#define DATE_T ((time_t)1792567680)
+#define DATE_T   ((time_t)1792567680)
 
 static void test_exponential_growth_and_cap(void **state)
 {
-        relay_retry_policy_t p = {.max_attempts = 10,
-                                  .base_ms = 1000,
-                                  .max_ms = 30000};
+        relay_retry_policy_t p = {
+            .max_attempts = 10, .base_ms = 1000, .max_ms = 30000};
 
         /* rnd = 0 gives the lower bound, exp / 2: 1000, 2000, 4000 ... */
         assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 0), 500);
@@ -60,9 +59,8 @@ static void test_exponential_growth_and_cap(void **state)
 
 static void test_jitter_bounds(void **state)
 {
-        relay_retry_policy_t p = {.max_attempts = 10,
-                                  .base_ms = 1000,
-                                  .max_ms = 30000};
+        relay_retry_policy_t p = {
+            .max_attempts = 10, .base_ms = 1000, .max_ms = 30000};
 
         /* exp = 1000: 500 + rnd % 501. */
         assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 0), 500);
@@ -84,9 +82,8 @@ static void test_jitter_bounds(void **state)
 
 static void test_retry_after_raises_but_is_capped(void **state)
 {
-        relay_retry_policy_t p = {.max_attempts = 10,
-                                  .base_ms = 1000,
-                                  .max_ms = 30000};
+        relay_retry_policy_t p = {
+            .max_attempts = 10, .base_ms = 1000, .max_ms = 30000};
 
         /* The jittered wait for rnd = 0 is 500. */
         assert_int_equal(relay_retry_delay_ms(&p, 1, 5000, 0), 5000);
@@ -121,16 +118,15 @@ static void test_parse_seconds(void **state)
 static void test_parse_http_date(void **state)
 {
         assert_int_equal(relay_retry_after_parse(DATE_STR, DATE_T - 10), 10000);
-        assert_int_equal(relay_retry_after_parse("  " DATE_STR "\r\n",
-                                                 DATE_T - 10),
-                         10000);
+        assert_int_equal(
+            relay_retry_after_parse("  " DATE_STR "\r\n", DATE_T - 10), 10000);
         /* The obsolete forms HTTP/1.1 still requires recipients to accept. */
         assert_int_equal(relay_retry_after_parse(
                              "Wednesday, 21-Oct-26 07:28:00 GMT", DATE_T - 10),
                          10000);
-        assert_int_equal(relay_retry_after_parse("Wed Oct 21 07:28:00 2026",
-                                                 DATE_T - 10),
-                         10000);
+        assert_int_equal(
+            relay_retry_after_parse("Wed Oct 21 07:28:00 2026", DATE_T - 10),
+            10000);
         /* A date in the past, or now, means "go ahead". */
         assert_int_equal(relay_retry_after_parse(DATE_STR, DATE_T + 100), 0);
         assert_int_equal(relay_retry_after_parse(DATE_STR, DATE_T), 0);
@@ -170,9 +166,8 @@ static void test_random_differs(void **state)
 
         /* Two threads started back to back must not share a sequence. */
         for (int i = 0; i < 2; i++)
-                assert_int_equal(pthread_create(&t[i], NULL, draw_one,
-                                                &other[i]),
-                                 0);
+                assert_int_equal(
+                    pthread_create(&t[i], NULL, draw_one, &other[i]), 0);
         for (int i = 0; i < 2; i++)
                 pthread_join(t[i], NULL);
         assert_int_not_equal(other[0], other[1]);

@@ -184,8 +184,8 @@ static int send_range(struct deliver *d, struct rec **recs, size_t n)
  * not be written: the worker must stop without storing. */
 static int finish_batch(struct deliver *d)
 {
-        struct rec **send = relay_calloc(d->nrecs ? d->nrecs : 1,
-                                         sizeof(*send));
+        struct rec **send =
+            relay_calloc(d->nrecs ? d->nrecs : 1, sizeof(*send));
         size_t ns = 0;
         for (size_t i = 0; i < d->nrecs; i++)
                 if (d->recs[i].state == REC_PENDING)
@@ -195,8 +195,7 @@ static int finish_batch(struct deliver *d)
         free(send);
 
         int rc = 0;
-        size_t bad = relay_kafka_wait_acks(d->producer, d->acks, d->nacks,
-                                           -1);
+        size_t bad = relay_kafka_wait_acks(d->producer, d->acks, d->nacks, -1);
         if (bad) {
                 relay_log(LOG_CRIT, d->worker,
                           "%zu dead letter(s) not written to %s; stopping "
@@ -364,9 +363,9 @@ int main(int argc, char **argv)
                 goto fail;
         char subject[300];
         snprintf(subject, sizeof(subject), "%s-value", in_topic);
-        if (!(schemas = relay_schemas_load(
-                  relay_conf_str(conf, "schemas.manifest"), errstr,
-                  sizeof(errstr))) ||
+        if (!(schemas =
+                  relay_schemas_load(relay_conf_str(conf, "schemas.manifest"),
+                                     errstr, sizeof(errstr))) ||
             !(d.reader = relay_avro_reader_new(
                   schemas, subject,
                   (size_t)relay_conf_int(conf, "deliver.max_record_bytes"),
@@ -375,14 +374,14 @@ int main(int argc, char **argv)
                   relay_kafka_producer_new(conf, errstr, sizeof(errstr))) ||
             !(d.consumer = relay_kafka_consumer_new(conf, group_id, errstr,
                                                     sizeof(errstr))) ||
-            relay_kafka_subscribe(d.consumer, in_topic, errstr,
-                                  sizeof(errstr)))
+            relay_kafka_subscribe(d.consumer, in_topic, errstr, sizeof(errstr)))
                 goto fail;
 
-        d.http = relay_http_new(relay_conf_int(conf, "deliver.http_timeout_ms"),
-                                relay_conf_int(conf,
-                                               "deliver.connect_timeout_ms"));
-        d.retry.max_attempts = (int)relay_conf_int(conf, "deliver.max_attempts");
+        d.http =
+            relay_http_new(relay_conf_int(conf, "deliver.http_timeout_ms"),
+                           relay_conf_int(conf, "deliver.connect_timeout_ms"));
+        d.retry.max_attempts =
+            (int)relay_conf_int(conf, "deliver.max_attempts");
         d.retry.base_ms = (long)relay_conf_int(conf, "deliver.backoff_base_ms");
         d.retry.max_ms = (long)relay_conf_int(conf, "deliver.backoff_max_ms");
         relay_adapter_limits(d.adapter, d.ad, &d.max_items, &d.max_bytes);

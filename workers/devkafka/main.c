@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 static const char *const default_topics[] = {
-    "loyalty.events:3", "out.mparticle:3", "dlq.mparticle:1",
-    "dlq.transform:1", NULL};
+    "loyalty.events:3", "out.mparticle:3", "dlq.mparticle:1", "dlq.transform:1",
+    NULL};
 
 static int create_topic(rd_kafka_mock_cluster_t *mc, const char *spec,
                         int replication)
@@ -39,8 +39,8 @@ static int create_topic(rd_kafka_mock_cluster_t *mc, const char *spec,
         memcpy(name, spec, n);
         name[n] = '\0';
         if (colon && (parts = atoi(colon + 1)) < 1) {
-                fprintf(stderr,
-                        "relay-devkafka: bad partition count in '%s'\n", spec);
+                fprintf(stderr, "relay-devkafka: bad partition count in '%s'\n",
+                        spec);
                 return -1;
         }
         rd_kafka_resp_err_t err =

@@ -10,12 +10,17 @@
  *                               decoded by its schema id), then exit
  *     dlq list TOPIC            the same for a dead-letter topic: the
  *                               relay.* headers say why each record is there
+ *     dlq replay TOPIC [-p P] [-o O]
+ *                               produce dead letters (all, or the one at
+ *                               partition P, offset O) back to their original
+ *                               topic, marked relay.replayed_from
  *     lag GROUP TOPIC           committed offset, end offset and lag of
  *                               each partition
  *
  * Exit status: 0 ok, 1 a failure (named on stderr), 2 a usage error.
  */
 #include "relay/avro.h"
+#include "relay/dlq.h"
 #include "relay/kafka.h"
 #include "relay/log.h"
 
@@ -43,12 +48,18 @@ static int usage(void)
                 "  consume TOPIC            TOPIC's records as JSON lines\n"
                 "  dlq list TOPIC           a dead-letter topic's records "
                 "with their reasons\n"
+                "  dlq replay TOPIC [-p PARTITION] [-o OFFSET]\n"
+                "                           produce dead letters back to "
+                "their original topic\n"
                 "  lag GROUP TOPIC          committed offsets and lag per "
                 "partition\n");
         return 2;
 }
 
-static rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type)
+/* A client of the cluster; a consumer joins group (never committing to
+ * it unless told to). */
+static rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type,
+                          const char *group)
 {
         char errstr[512];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -66,6 +77,9 @@ static rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type)
              rd_kafka_conf_set(kc, "enable.auto.commit", "false", errstr,
                                sizeof(errstr))))
                 goto fail;
+        if (group &&
+            rd_kafka_conf_set(kc, "group.id", group, errstr, sizeof(errstr)))
+                goto fail;
         for (size_t i = 0; i < c->nprops; i += 2)
                 if (rd_kafka_conf_set(kc, c->props[i], c->props[i + 1], errstr,
                                       sizeof(errstr)))
@@ -82,8 +96,8 @@ fail:
 static relay_schemas_t *schemas(const struct ctl *c)
 {
         char errstr[512];
-        relay_schemas_t *s = relay_schemas_load(c->manifest, errstr,
-                                                sizeof(errstr));
+        relay_schemas_t *s =
+            relay_schemas_load(c->manifest, errstr, sizeof(errstr));
         if (!s)
                 fprintf(stderr, "relayctl: %s\n", errstr);
         return s;
@@ -109,7 +123,7 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
                 return 1;
         relay_avro_writer_t *w =
             relay_avro_writer_new(s, subject, errstr, sizeof(errstr));
-        rd_kafka_t *rk = w ? client(c, RD_KAFKA_PRODUCER) : NULL;
+        rd_kafka_t *rk = w ? client(c, RD_KAFKA_PRODUCER, NULL) : NULL;
         if (!w)
                 fprintf(stderr, "relayctl: %s\n", errstr);
         int rc = rk ? 0 : 1;
@@ -131,8 +145,7 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
                         fprintf(stderr, "relayctl: stdin:%zu: %s\n", lineno,
                                 jerr.text);
                         rc = 1;
-                } else if (relay_avro_from_json(v, j, errstr,
-                                                sizeof(errstr)) ||
+                } else if (relay_avro_from_json(v, j, errstr, sizeof(errstr)) ||
                            relay_avro_writer_encode(w, &buf, &len, errstr,
                                                     sizeof(errstr))) {
                         fprintf(stderr, "relayctl: stdin:%zu: %s\n", lineno,
@@ -141,9 +154,8 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
                 } else {
                         avro_value_t kv;
                         relay_buf_reset(&key);
-                        if (key_path &&
-                            (relay_avro_path(v, key_path, &kv) ||
-                             relay_avro_to_text(&kv, &key))) {
+                        if (key_path && (relay_avro_path(v, key_path, &kv) ||
+                                         relay_avro_to_text(&kv, &key))) {
                                 fprintf(stderr,
                                         "relayctl: stdin:%zu: no key at %s\n",
                                         lineno, key_path);
@@ -164,7 +176,8 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
         if (rk) {
                 rd_kafka_flush(rk, 60000);
                 if (rd_kafka_outq_len(rk) > 0) {
-                        fprintf(stderr, "relayctl: %d record(s) not delivered\n",
+                        fprintf(stderr,
+                                "relayctl: %d record(s) not delivered\n",
                                 rd_kafka_outq_len(rk));
                         rc = 1;
                 }
@@ -217,8 +230,8 @@ static json_t *decode_value(struct readers *rs, const rd_kafka_message_t *m,
                         r = rs->readers[i];
         if (!r) {
                 if (rs->n == 32 ||
-                    !(r = relay_avro_reader_new(rs->schemas, subject, 0,
-                                                errstr, errstr_size)))
+                    !(r = relay_avro_reader_new(rs->schemas, subject, 0, errstr,
+                                                errstr_size)))
                         return NULL;
                 rs->subjects[rs->n] = subject;
                 rs->readers[rs->n++] = r;
@@ -230,44 +243,59 @@ static json_t *decode_value(struct readers *rs, const rd_kafka_message_t *m,
         return relay_avro_to_json(v);
 }
 
-static int cmd_consume(const struct ctl *c, const char *topic)
+/* The partition count of topic: 0 and *n, 1 when the topic does not
+ * exist, -1 on an error (printed). */
+static int partition_count(rd_kafka_t *rk, const char *topic, int *n)
 {
-        /* A throwaway group: assign() needs none, but librdkafka's consumer
-         * poll wants one; nothing is ever committed to it. */
-        struct ctl gc = *c;
-        char group[64];
-        snprintf(group, sizeof(group), "relayctl-%ld", (long)getpid());
-        if (gc.nprops + 2 > 64)
-                return usage();
-        gc.props[gc.nprops++] = "group.id";
-        gc.props[gc.nprops++] = group;
-        rd_kafka_t *rk = client(&gc, RD_KAFKA_CONSUMER);
-        if (!rk)
-                return 1;
-        relay_schemas_t *s = schemas(c);
-        if (!s) {
-                rd_kafka_destroy(rk);
-                return 1;
-        }
-        int rc = 1;
-        struct readers rs = {.schemas = s};
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
         rd_kafka_topic_destroy(rkt);
-        if (err || md->topic_cnt != 1) {
+        if (!err)
+                err = md->topic_cnt == 1 ? md->topics[0].err
+                                         : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        int rc = 0;
+        if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                rc = 1;
+        } else if (err) {
                 fprintf(stderr, "relayctl: metadata for %s: %s\n", topic,
                         rd_kafka_err2str(err));
-                goto done;
+                rc = -1;
+        } else {
+                *n = md->topics[0].partition_cnt;
         }
-        if (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-                fprintf(stderr, "relayctl: topic %s does not exist (no "
-                                "records)\n",
-                        topic);
-                rc = 0;
-                goto done;
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        return rc;
+}
+
+/* Called for each record of a topic; non-zero stops the read with that
+ * status. */
+typedef int(record_cb)(const rd_kafka_message_t *m, void *arg);
+
+/* Read every record of topic from the beginning to the current end, in
+ * partition order within each partition. 0, or 1 on a failure (printed). */
+static int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
+                      void *arg)
+{
+        /* A throwaway group: assign() needs none, but librdkafka's consumer
+         * poll wants one; nothing is ever committed to it. */
+        char group[64];
+        snprintf(group, sizeof(group), "relayctl-%ld", (long)getpid());
+        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group);
+        if (!rk)
+                return 1;
+        int nparts = 0;
+        int rc = partition_count(rk, topic, &nparts);
+        if (rc) {
+                if (rc == 1)
+                        fprintf(stderr,
+                                "relayctl: topic %s does not exist "
+                                "(no records)\n",
+                                topic);
+                rd_kafka_destroy(rk);
+                return rc == 1 ? 0 : 1;
         }
-        int nparts = md->topics[0].partition_cnt;
         rd_kafka_topic_partition_list_t *tl =
             rd_kafka_topic_partition_list_new(nparts);
         for (int p = 0; p < nparts; p++)
@@ -276,98 +304,179 @@ static int cmd_consume(const struct ctl *c, const char *topic)
         rd_kafka_assign(rk, tl);
         rd_kafka_topic_partition_list_destroy(tl);
         int eofs = 0, idle = 0;
-        char errstr[512];
-        while (eofs < nparts && idle < 300) {
+        while (rc == 0 && eofs < nparts && idle < 300) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
                 if (!m) {
                         idle++;
                         continue;
                 }
                 idle = 0;
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         eofs++;
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                if (m->err) {
+                else if (m->err) {
                         fprintf(stderr, "relayctl: %s\n",
                                 rd_kafka_message_errstr(m));
-                        rd_kafka_message_destroy(m);
                         idle += 10; /* persistent errors end the run too */
-                        continue;
+                } else {
+                        rc = cb(m, arg);
                 }
-                json_t *o = json_object();
-                json_object_set_new(o, "partition", json_integer(m->partition));
-                json_object_set_new(o, "offset", json_integer(m->offset));
-                json_object_set_new(o, "key",
-                                    m->key ? json_stringn(m->key, m->key_len)
-                                           : json_null());
-                json_t *hj = json_object();
-                rd_kafka_headers_t *h;
-                if (!rd_kafka_message_headers(m, &h)) {
-                        const char *name;
-                        const void *val;
-                        size_t size;
-                        for (size_t i = 0; !rd_kafka_header_get_all(
-                                 h, i, &name, &val, &size);
-                             i++)
-                                json_object_set_new(
-                                    hj, name,
-                                    val ? json_stringn(val, size)
-                                        : json_null());
-                }
-                json_object_set_new(o, "headers", hj);
-                json_t *v = decode_value(&rs, m, errstr, sizeof(errstr));
-                if (v)
-                        json_object_set_new(o, "value", v);
-                else
-                        json_object_set_new(o, "value_error",
-                                            json_string(errstr));
-                char *text = json_dumps(o, JSON_COMPACT);
-                puts(text);
-                free(text);
-                json_decref(o);
                 rd_kafka_message_destroy(m);
         }
-        rc = eofs < nparts ? 1 : 0;
-        if (rc)
+        if (rc == 0 && eofs < nparts) {
                 fprintf(stderr, "relayctl: timed out before the end of %s\n",
                         topic);
-done:
-        if (md)
-                rd_kafka_metadata_destroy(md);
+                rc = 1;
+        }
+        rd_kafka_destroy(rk);
+        return rc;
+}
+
+static int print_record(const rd_kafka_message_t *m, void *arg)
+{
+        char errstr[512];
+        json_t *o = json_object();
+        json_object_set_new(o, "partition", json_integer(m->partition));
+        json_object_set_new(o, "offset", json_integer(m->offset));
+        json_object_set_new(
+            o, "key", m->key ? json_stringn(m->key, m->key_len) : json_null());
+        json_t *hj = json_object();
+        rd_kafka_headers_t *h;
+        if (!rd_kafka_message_headers(m, &h)) {
+                const char *name;
+                const void *val;
+                size_t size;
+                for (size_t i = 0;
+                     !rd_kafka_header_get_all(h, i, &name, &val, &size); i++)
+                        json_object_set_new(hj, name,
+                                            val ? json_stringn(val, size)
+                                                : json_null());
+        }
+        json_object_set_new(o, "headers", hj);
+        json_t *v = decode_value(arg, m, errstr, sizeof(errstr));
+        if (v)
+                json_object_set_new(o, "value", v);
+        else
+                json_object_set_new(o, "value_error", json_string(errstr));
+        char *text = json_dumps(o, JSON_COMPACT);
+        puts(text);
+        free(text);
+        json_decref(o);
+        return 0;
+}
+
+static int cmd_consume(const struct ctl *c, const char *topic)
+{
+        relay_schemas_t *s = schemas(c);
+        if (!s)
+                return 1;
+        struct readers rs = {.schemas = s};
+        int rc = read_topic(c, topic, print_record, &rs);
         readers_destroy(&rs);
         relay_schemas_destroy(s);
-        rd_kafka_destroy(rk);
+        return rc;
+}
+
+struct replay {
+        rd_kafka_t *producer;
+        int32_t partition; /* only this one, or -1 for all */
+        int64_t offset;    /* only this one, or -1 for all */
+        size_t sent;
+};
+
+/* Produce a dead letter back to its original topic: same key, value and
+ * headers, less the relay.* ones, plus relay.replayed_from. */
+static int replay_record(const rd_kafka_message_t *m, void *arg)
+{
+        struct replay *rp = arg;
+        if ((rp->partition >= 0 && m->partition != rp->partition) ||
+            (rp->offset >= 0 && m->offset != rp->offset))
+                return 0;
+        rd_kafka_headers_t *h = NULL;
+        const void *val;
+        size_t size;
+        char topic[256];
+        if (rd_kafka_message_headers(m, &h) ||
+            rd_kafka_header_get_last(h, RELAY_DLQ_H_TOPIC, &val, &size) ||
+            !val || size == 0 || size >= sizeof(topic)) {
+                fprintf(stderr,
+                        "relayctl: %s[%d]@%lld has no %s header: not a "
+                        "relay dead letter\n",
+                        rd_kafka_topic_name(m->rkt), (int)m->partition,
+                        (long long)m->offset, RELAY_DLQ_H_TOPIC);
+                return 1;
+        }
+        memcpy(topic, val, size);
+        topic[size] = '\0';
+        rd_kafka_headers_t *out = rd_kafka_headers_new(8);
+        const char *name;
+        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size);
+             i++)
+                if (strncmp(name, "relay.", 6))
+                        rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
+        relay_kafka_header_addf(out, "relay.replayed_from", "%s/%d/%lld",
+                                rd_kafka_topic_name(m->rkt), (int)m->partition,
+                                (long long)m->offset);
+        if (relay_kafka_produce(rp->producer, topic, m->key, m->key_len,
+                                m->payload, m->len, out, NULL)) {
+                fprintf(stderr, "relayctl: cannot produce to %s\n", topic);
+                return 1;
+        }
+        fprintf(stderr, "relayctl: replaying %s[%d]@%lld to %s\n",
+                rd_kafka_topic_name(m->rkt), (int)m->partition,
+                (long long)m->offset, topic);
+        rp->sent++;
+        return 0;
+}
+
+static int cmd_replay(const struct ctl *c, int argc, char **argv)
+{
+        struct replay rp = {NULL, -1, -1, 0};
+        int opt;
+        optind = 0; /* glibc: 0 re-initialises getopt for a new vector */
+        while ((opt = getopt(argc, argv, "p:o:")) != -1) {
+                if (opt == 'p')
+                        rp.partition = atoi(optarg);
+                else if (opt == 'o')
+                        rp.offset = atoll(optarg);
+                else
+                        return usage();
+        }
+        if (optind + 1 != argc)
+                return usage();
+        if (!(rp.producer = client(c, RD_KAFKA_PRODUCER, NULL)))
+                return 1;
+        int rc = read_topic(c, argv[optind], replay_record, &rp);
+        rd_kafka_flush(rp.producer, 60000);
+        if (rd_kafka_outq_len(rp.producer) > 0) {
+                fprintf(stderr, "relayctl: %d record(s) not replayed\n",
+                        rd_kafka_outq_len(rp.producer));
+                rc = 1;
+        }
+        rd_kafka_destroy(rp.producer);
+        fprintf(stderr, "relayctl: replayed %zu record(s)\n", rp.sent);
         return rc;
 }
 
 static int cmd_lag(const struct ctl *c, const char *group, const char *topic)
 {
-        struct ctl gc = *c;
-        if (gc.nprops + 2 > 64)
-                return usage();
-        gc.props[gc.nprops++] = "group.id";
-        gc.props[gc.nprops++] = group;
-        rd_kafka_t *rk = client(&gc, RD_KAFKA_CONSUMER);
+        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group);
         if (!rk)
                 return 1;
-        int rc = 1;
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-        rd_kafka_topic_destroy(rkt);
-        if (err || md->topic_cnt != 1 || md->topics[0].err) {
-                fprintf(stderr, "relayctl: metadata for %s: %s\n", topic,
-                        rd_kafka_err2str(err ? err : md->topics[0].err));
+        int nparts = 0;
+        int rc = partition_count(rk, topic, &nparts);
+        if (rc) {
+                if (rc == 1)
+                        fprintf(stderr, "relayctl: topic %s does not exist\n",
+                                topic);
+                rc = 1;
                 goto done;
         }
-        int nparts = md->topics[0].partition_cnt;
+        rc = 1;
         rd_kafka_topic_partition_list_t *tl =
             rd_kafka_topic_partition_list_new(nparts);
         for (int p = 0; p < nparts; p++)
                 rd_kafka_topic_partition_list_add(tl, topic, p);
-        err = rd_kafka_committed(rk, tl, 10000);
+        rd_kafka_resp_err_t err = rd_kafka_committed(rk, tl, 10000);
         if (err) {
                 fprintf(stderr, "relayctl: committed offsets: %s\n",
                         rd_kafka_err2str(err));
@@ -390,8 +499,6 @@ static int cmd_lag(const struct ctl *c, const char *group, const char *topic)
         rd_kafka_topic_partition_list_destroy(tl);
         rc = 0;
 done:
-        if (md)
-                rd_kafka_metadata_destroy(md);
         rd_kafka_destroy(rk);
         return rc;
 }
@@ -433,6 +540,8 @@ int main(int argc, char **argv)
                 return cmd_consume(&c, argv[1]);
         if (argc == 3 && !strcmp(argv[0], "dlq") && !strcmp(argv[1], "list"))
                 return cmd_consume(&c, argv[2]);
+        if (argc >= 3 && !strcmp(argv[0], "dlq") && !strcmp(argv[1], "replay"))
+                return cmd_replay(&c, argc - 1, argv + 1);
         if (argc == 3 && !strcmp(argv[0], "lag"))
                 return cmd_lag(&c, argv[1], argv[2]);
         return usage();

@@ -26,8 +26,7 @@ static const relay_conf_prop_t transform_props[] = {
     {"transform.topic", RELAY_CONF_STRING, "loyalty.events", 0, -1, 0,
      "input topic; its schema subject is <topic>-value"},
     {"transform.connections", RELAY_CONF_STRING, NULL, 0, -1,
-     RELAY_CONF_REQUIRED,
-     "directory of connection files (*.cfg), or one file"},
+     RELAY_CONF_REQUIRED, "directory of connection files (*.cfg), or one file"},
     {"transform.dlq_topic", RELAY_CONF_STRING, "dlq.transform", 0, -1, 0,
      "where records that cannot be decoded or mapped go"},
     {"transform.group_id", RELAY_CONF_STRING, NULL, 0, -1, 0,
@@ -36,8 +35,8 @@ static const relay_conf_prop_t transform_props[] = {
      "input records handled between offset stores"},
     {"transform.batch_wait_ms", RELAY_CONF_INT, "100", 0, 60000, 0,
      "longest wait for more records before a partial batch is finished"},
-    {"transform.max_record_bytes", RELAY_CONF_INT, "1048576", 64, 104857600,
-     0, "larger input records are dead-lettered"},
+    {"transform.max_record_bytes", RELAY_CONF_INT, "1048576", 64, 104857600, 0,
+     "larger input records are dead-lettered"},
     {NULL, 0, NULL, 0, 0, 0, NULL}};
 
 /* One destination's output: its topic and Avro writer. */
@@ -165,7 +164,8 @@ static int run(struct transform *t)
                 while (relay_run && t->nbatch < t->max_batch) {
                         long left = 500;
                         if (t->nbatch) {
-                                left = wait_ms - (long)(relay_mono_ms() - first);
+                                left =
+                                    wait_ms - (long)(relay_mono_ms() - first);
                                 if (left <= 0)
                                         break;
                         }
@@ -202,7 +202,8 @@ int main(int argc, char **argv)
         memset(&t, 0, sizeof(t));
         int rc = 1;
         const relay_conf_prop_t *tables[] = {transform_props};
-        relay_conf_t *conf = relay_worker_conf(argc, argv, "transform", tables, 1);
+        relay_conf_t *conf =
+            relay_worker_conf(argc, argv, "transform", tables, 1);
         t.conf = conf;
         relay_worker_signals();
 
@@ -215,9 +216,9 @@ int main(int argc, char **argv)
                 group_id = group;
         t.dlq_topic = relay_conf_str(conf, "transform.dlq_topic");
 
-        if (!(t.schemas = relay_schemas_load(
-                  relay_conf_str(conf, "schemas.manifest"), errstr,
-                  sizeof(errstr))) ||
+        if (!(t.schemas =
+                  relay_schemas_load(relay_conf_str(conf, "schemas.manifest"),
+                                     errstr, sizeof(errstr))) ||
             !(t.reader = relay_avro_reader_new(
                   t.schemas, subject,
                   (size_t)relay_conf_int(conf, "transform.max_record_bytes"),
@@ -238,9 +239,8 @@ int main(int argc, char **argv)
                 snprintf(o->topic, sizeof(o->topic), "out.%s",
                          relay_connection_destination(c));
                 snprintf(osubject, sizeof(osubject), "%s-value", o->topic);
-                if (!(o->writer = relay_avro_writer_new(t.schemas, osubject,
-                                                        errstr,
-                                                        sizeof(errstr))))
+                if (!(o->writer = relay_avro_writer_new(
+                          t.schemas, osubject, errstr, sizeof(errstr))))
                         goto fail;
         }
         if (!(t.producer =

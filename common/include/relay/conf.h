@@ -30,12 +30,12 @@ typedef enum relay_conf_type {
 #define RELAY_CONF_SECRET   0x2 /* only from the environment, never a file */
 
 typedef struct relay_conf_prop {
-        const char *name;       /* dotted path, e.g. "deliver.max_attempts" */
+        const char *name; /* dotted path, e.g. "deliver.max_attempts" */
         relay_conf_type_t type;
-        const char *defval;     /* default as text, NULL for none */
-        long long min, max;     /* INT range, inclusive; unchecked if min>max */
-        int flags;              /* RELAY_CONF_* */
-        const char *doc;        /* one line */
+        const char *defval; /* default as text, NULL for none */
+        long long min, max; /* INT range, inclusive; unchecked if min>max */
+        int flags;          /* RELAY_CONF_* */
+        const char *doc;    /* one line */
 } relay_conf_prop_t;
 
 typedef struct relay_conf relay_conf_t;

@@ -14,23 +14,23 @@
 typedef struct relay_http relay_http_t;
 
 typedef struct relay_http_request {
-        const char *method;   /* "POST", "PUT", "GET", ...; NULL = POST */
+        const char *method; /* "POST", "PUT", "GET", ...; NULL = POST */
         const char *url;
         const char *headers[16]; /* "Name: value" lines, NULL-terminated */
-        const char *userpwd;  /* "user:password" for Basic auth, or NULL */
+        const char *userpwd;     /* "user:password" for Basic auth, or NULL */
         const char *body;
         size_t body_len;
 } relay_http_request_t;
 
 typedef struct relay_http_response {
-        long status;          /* HTTP status, 0 when no answer came */
-        int transport_error;  /* 0, or a CURLcode: timeout, refused ... */
-        int timed_out;        /* the request hit its timeout */
-        char error[256];      /* transport error text, "" when none */
-        relay_buf_t body;     /* answer body (owned; freed by _reset) */
-        long retry_after_ms;  /* parsed Retry-After, -1 when absent/bad */
+        long status;         /* HTTP status, 0 when no answer came */
+        int transport_error; /* 0, or a CURLcode: timeout, refused ... */
+        int timed_out;       /* the request hit its timeout */
+        char error[256];     /* transport error text, "" when none */
+        relay_buf_t body;    /* answer body (owned; freed by _reset) */
+        long retry_after_ms; /* parsed Retry-After, -1 when absent/bad */
         char content_type[128];
-        double seconds;       /* total time of the request */
+        double seconds; /* total time of the request */
 } relay_http_response_t;
 
 /* Process-wide libcurl init; call once from main() before any thread. */

@@ -22,8 +22,8 @@
 
 /* Filled in by the delivery report of one produced message. */
 typedef struct relay_kafka_ack {
-        volatile int done;              /* 1 once the report arrived */
-        rd_kafka_resp_err_t err;        /* its result */
+        volatile int done;       /* 1 once the report arrived */
+        rd_kafka_resp_err_t err; /* its result */
         int32_t partition;
         int64_t offset;
 } relay_kafka_ack_t;
@@ -57,8 +57,8 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
  * until all are done; every message gets a report, a failure at the latest
  * after message.timeout.ms). Serves delivery reports meanwhile. Returns the
  * number of acks that are not done or failed (0 = all durable). */
-size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks,
-                             size_t n, int timeout_ms);
+size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks, size_t n,
+                             int timeout_ms);
 
 /* Store the offset after msg for the next commit. 0 or -1 (logged). */
 int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg);

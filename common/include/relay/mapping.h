@@ -24,8 +24,9 @@ typedef struct relay_connection relay_connection_t;
 /* Load every *.cfg connection in a directory (in name order), or one file.
  * input_schema is the input topic's reader schema, used to check paths.
  * NULL with errstr ("file:line: ...") when any connection is invalid. */
-relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t input_schema,
-                                    char *errstr, size_t errstr_size);
+relay_mapping_t *relay_mapping_load(const char *path,
+                                    avro_schema_t input_schema, char *errstr,
+                                    size_t errstr_size);
 void relay_mapping_destroy(relay_mapping_t *m);
 
 size_t relay_mapping_count(const relay_mapping_t *m);
@@ -36,9 +37,9 @@ const char *relay_connection_destination(const relay_connection_t *c);
 
 /* Outcome of applying a connection to one record. */
 enum relay_map_result {
-        RELAY_MAP_OUT = 0,  /* out was filled: produce it */
-        RELAY_MAP_SKIP,     /* not for this connection, or dropped by it */
-        RELAY_MAP_ERROR     /* the record cannot be mapped: errstr says why */
+        RELAY_MAP_OUT = 0, /* out was filled: produce it */
+        RELAY_MAP_SKIP,    /* not for this connection, or dropped by it */
+        RELAY_MAP_ERROR    /* the record cannot be mapped: errstr says why */
 };
 
 /* Apply connection c to the decoded input record in, filling out (a
