@@ -6,7 +6,8 @@
 # event (400, dead-lettered) and to answer 503 twice to another (retried);
 # one event lacks the coupon code its template needs (dlq.transform); one
 # event type is dropped by the mapping table. Prints what mParticle received,
-# both dead-letter queues and the consumer lag, then stops everything.
+# both dead-letter queues, replays the refused event once mParticle takes it
+# again, prints the consumer lag, then stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${RELAY_BUILD_DIR:-build}/workers
@@ -60,6 +61,15 @@ say "dlq.transform (records that could not be mapped)"
 "$BIN/relayctl" -b "$BS" dlq list dlq.transform | python3 scripts/show.py dlq
 say "dlq.mparticle (records mParticle refused)"
 "$BIN/relayctl" -b "$BS" dlq list dlq.mparticle | python3 scripts/show.py dlq
+say "mParticle takes cust-1004 again: relayctl dlq replay dlq.mparticle"
+curl -sf -X DELETE "$SIM/_sim/faults" >/dev/null
+"$BIN/relayctl" -b "$BS" dlq replay dlq.mparticle
+for _ in $(seq 1 60); do
+  curl -sf "$SIM/_sim/received" | grep -q cust-1004 && break; sleep 0.5
+done
+curl -sf "$SIM/_sim/received" | python3 scripts/show.py received | grep cust-1004 ||
+  echo "(the replayed event has not arrived yet)"
+sleep 1
 say "consumer lag"
 "$BIN/relayctl" -b "$BS" lag relay-transform-loyalty.events loyalty.events
 "$BIN/relayctl" -b "$BS" lag relay-deliver-mparticle out.mparticle
