@@ -116,9 +116,72 @@ fail:
         return NULL;
 }
 
+/* What a consumer runs before it hands partitions back. */
+struct drain {
+        void (*fn)(void *opaque);
+        void *opaque;
+};
+
+static void commit_sync(rd_kafka_t *rk, const char *when)
+{
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                relay_log(LOG_WARNING, "kafka", "commit %s: %s", when,
+                          rd_kafka_err2str(err));
+}
+
+static void error_free(rd_kafka_error_t *e)
+{
+        if (e) {
+                relay_log(LOG_WARNING, "kafka", "rebalance: %s",
+                          rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        }
+}
+
+/* On a revoke, the records in hand are finished and their offsets
+ * committed before the partitions go to another member, which then starts
+ * exactly where this one stopped: scaling out or in (KEDA) causes no
+ * redelivery. Partitions that were lost (session timed out) are already
+ * someone else's: nothing is committed then. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+        struct drain *d = opaque;
+        int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                relay_log(LOG_INFO, "kafka", "%s: assigned %d partition(s)",
+                          rd_kafka_name(rk), parts->cnt);
+                if (coop)
+                        error_free(rd_kafka_incremental_assign(rk, parts));
+                else
+                        rd_kafka_assign(rk, parts);
+                return;
+        }
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+                int lost = rd_kafka_assignment_lost(rk);
+                relay_log(lost ? LOG_WARNING : LOG_INFO, "kafka",
+                          "%s: %s %d partition(s)", rd_kafka_name(rk),
+                          lost ? "lost" : "handing back", parts->cnt);
+                if (!lost) {
+                        if (d && d->fn)
+                                d->fn(d->opaque);
+                        commit_sync(rk, "before handing back partitions");
+                }
+        } else {
+                relay_log(LOG_WARNING, "kafka", "%s: rebalance: %s",
+                          rd_kafka_name(rk), rd_kafka_err2str(err));
+        }
+        if (coop)
+                error_free(rd_kafka_incremental_unassign(rk, parts));
+        else
+                rd_kafka_assign(rk, NULL);
+}
+
 rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
-                                     const char *group_id, char *errstr,
-                                     size_t errstr_size)
+                                     const char *group_id,
+                                     void (*drain)(void *opaque), void *opaque,
+                                     char *errstr, size_t errstr_size)
 {
         static const char *const pinned[] = {
             "enable.auto.offset.store", "false", /* store after processing */
@@ -132,10 +195,16 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
                 rd_kafka_conf_destroy(kc);
                 return NULL;
         }
+        struct drain *d = relay_calloc(1, sizeof(*d));
+        d->fn = drain;
+        d->opaque = opaque;
+        rd_kafka_conf_set_opaque(kc, d);
+        rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
         char why[512];
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
         if (!rk) {
                 rd_kafka_conf_destroy(kc);
+                free(d);
                 relay_seterr(errstr, errstr_size, "kafka consumer: %s", why);
                 return NULL;
         }
@@ -267,13 +336,13 @@ void relay_kafka_consumer_close(rd_kafka_t *rk)
 {
         if (!rk)
                 return;
-        /* Commit what was stored, synchronously, before leaving the group. */
-        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                relay_log(LOG_WARNING, "kafka", "final commit: %s",
-                          rd_kafka_err2str(err));
+        /* Commit what was stored, synchronously, before leaving the group;
+         * leaving revokes the partitions through rebalance_cb. */
+        commit_sync(rk, "at close");
         rd_kafka_consumer_close(rk);
+        void *d = rd_kafka_opaque(rk);
         rd_kafka_destroy(rk);
+        free(d);
 }
 
 void relay_kafka_producer_close(rd_kafka_t *rk, int timeout_ms)

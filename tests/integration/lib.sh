@@ -95,7 +95,7 @@ start_deliver() {
   "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
     -X kafka.bootstrap.servers="$BS" -X mparticle.url="$SIM/v2" \
     -X deliver.backoff_base_ms=200 -X deliver.backoff_max_ms=2000 \
-    -X deliver.http_timeout_ms=3000 "$@" >>"$WORK/deliver.log" 2>&1 &
+    -X deliver.http_timeout_ms=3000 "$@" >>"$WORK/${DELIVER_LOG:-deliver}.log" 2>&1 &
   DELIVER_PID=$!
   PIDS+=($DELIVER_PID)
 }

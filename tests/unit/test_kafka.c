@@ -472,8 +472,8 @@ static void test_pinned_settings(void **state)
                             "pinned");
         relay_kafka_producer_close(p, 1000);
 
-        rd_kafka_t *c =
-            relay_kafka_consumer_new(conf, "g-pinned", err, sizeof(err));
+        rd_kafka_t *c = relay_kafka_consumer_new(conf, "g-pinned", NULL, NULL,
+                                                 err, sizeof(err));
         if (!c)
                 fail_msg("consumer: %s", err);
         assert_string_equal(
@@ -498,7 +498,8 @@ static void test_bad_property(void **state)
         assert_non_null(strstr(err, "-X"));
 
         strcpy(err, "unset");
-        assert_null(relay_kafka_consumer_new(conf, "g", err, sizeof(err)));
+        assert_null(
+            relay_kafka_consumer_new(conf, "g", NULL, NULL, err, sizeof(err)));
         assert_non_null(strstr(err, "no.such.prop"));
         assert_non_null(strstr(err, "-X"));
 
@@ -520,8 +521,8 @@ static void test_subscribe(void **state)
         struct fx *fx = *state;
         char err[512];
         relay_conf_t *conf = make_conf(fx, NULL);
-        rd_kafka_t *c =
-            relay_kafka_consumer_new(conf, "g-sub", err, sizeof(err));
+        rd_kafka_t *c = relay_kafka_consumer_new(conf, "g-sub", NULL, NULL, err,
+                                                 sizeof(err));
         if (!c)
                 fail_msg("consumer: %s", err);
 
@@ -585,8 +586,8 @@ static void test_consumer_resumes_after_stored(void **state)
 
         /* Read all N, store only the first K: the other N - K were, say,
          * still in flight when the worker stopped. */
-        rd_kafka_t *c =
-            relay_kafka_consumer_new(conf, "g-resume", err, sizeof(err));
+        rd_kafka_t *c = relay_kafka_consumer_new(conf, "g-resume", NULL, NULL,
+                                                 err, sizeof(err));
         if (!c)
                 fail_msg("consumer: %s", err);
         assert_int_equal(relay_kafka_subscribe(c, "in", err, sizeof(err)), 0);
@@ -607,7 +608,8 @@ static void test_consumer_resumes_after_stored(void **state)
         relay_kafka_consumer_close(c);
 
         /* The group's committed offset is exactly K ... */
-        c = relay_kafka_consumer_new(conf, "g-resume", err, sizeof(err));
+        c = relay_kafka_consumer_new(conf, "g-resume", NULL, NULL, err,
+                                     sizeof(err));
         if (!c)
                 fail_msg("consumer: %s", err);
         rd_kafka_topic_partition_list_t *tl =

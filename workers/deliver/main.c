@@ -79,6 +79,7 @@ struct deliver {
         relay_buf_t *items; /* scratch for one request */
         relay_buf_t body;
         relay_http_response_t resp;
+        int fatal; /* a dead letter could not be written: stop */
         /* counters, logged at exit */
         unsigned long delivered, dead, requests, retries;
 };
@@ -230,6 +231,15 @@ static int finish_batch(struct deliver *d)
         return rc;
 }
 
+/* Before partitions are handed back in a rebalance: finish the batch in
+ * hand so its offsets are committed and the next owner starts after it. */
+static void drain(void *opaque)
+{
+        struct deliver *d = opaque;
+        if (d->nrecs && finish_batch(d))
+                d->fatal = 1;
+}
+
 /* Take one consumed message into the batch: decode and encode it, or
  * dead-letter it at once when it can never be sent. */
 static void take(struct deliver *d, rd_kafka_message_t *m)
@@ -263,9 +273,9 @@ static int run(struct deliver *d)
         long wait_ms = (long)relay_conf_int(d->conf, "deliver.batch_wait_ms");
         rd_kafka_message_t *carry = NULL;
         int rc = 0;
-        while (relay_run && rc == 0) {
+        while (relay_run && rc == 0 && !d->fatal) {
                 int64_t first = 0;
-                while (relay_run && d->nrecs < d->max_items) {
+                while (relay_run && !d->fatal && d->nrecs < d->max_items) {
                         rd_kafka_message_t *m = carry;
                         carry = NULL;
                         if (!m) {
@@ -311,6 +321,8 @@ static int run(struct deliver *d)
         }
         if (carry)
                 rd_kafka_message_destroy(carry);
+        if (d->fatal)
+                rc = -1;
         /* Stopped mid-batch: store what is finished, leave the rest. */
         if (d->nrecs && finish_batch(d))
                 rc = -1;
@@ -372,8 +384,8 @@ int main(int argc, char **argv)
                   errstr, sizeof(errstr))) ||
             !(d.producer =
                   relay_kafka_producer_new(conf, errstr, sizeof(errstr))) ||
-            !(d.consumer = relay_kafka_consumer_new(conf, group_id, errstr,
-                                                    sizeof(errstr))) ||
+            !(d.consumer = relay_kafka_consumer_new(conf, group_id, drain, &d,
+                                                    errstr, sizeof(errstr))) ||
             relay_kafka_subscribe(d.consumer, in_topic, errstr, sizeof(errstr)))
                 goto fail;
 

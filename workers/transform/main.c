@@ -59,6 +59,7 @@ struct transform {
         relay_kafka_ack_t *acks;
         size_t nacks, max_acks;
         relay_buf_t key;
+        int fatal; /* an output could not be written: stop */
         unsigned long in, out, skipped, dead;
 };
 
@@ -155,13 +156,22 @@ static int finish_batch(struct transform *t)
         return rc;
 }
 
+/* Before partitions are handed back in a rebalance: finish the batch in
+ * hand so its offsets are committed and the next owner starts after it. */
+static void drain(void *opaque)
+{
+        struct transform *t = opaque;
+        if (t->nbatch && finish_batch(t))
+                t->fatal = 1;
+}
+
 static int run(struct transform *t)
 {
         long wait_ms = (long)relay_conf_int(t->conf, "transform.batch_wait_ms");
         int rc = 0;
-        while (relay_run && rc == 0) {
+        while (relay_run && rc == 0 && !t->fatal) {
                 int64_t first = 0;
-                while (relay_run && t->nbatch < t->max_batch) {
+                while (relay_run && !t->fatal && t->nbatch < t->max_batch) {
                         long left = 500;
                         if (t->nbatch) {
                                 left =
@@ -192,7 +202,7 @@ static int run(struct transform *t)
                 if (t->nbatch)
                         rc = finish_batch(t);
         }
-        return rc;
+        return rc || t->fatal ? -1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -245,8 +255,8 @@ int main(int argc, char **argv)
         }
         if (!(t.producer =
                   relay_kafka_producer_new(conf, errstr, sizeof(errstr))) ||
-            !(t.consumer = relay_kafka_consumer_new(conf, group_id, errstr,
-                                                    sizeof(errstr))) ||
+            !(t.consumer = relay_kafka_consumer_new(conf, group_id, drain, &t,
+                                                    errstr, sizeof(errstr))) ||
             relay_kafka_subscribe(t.consumer, topic, errstr, sizeof(errstr)))
                 goto fail;
         t.max_batch = (size_t)relay_conf_int(conf, "transform.batch_size");

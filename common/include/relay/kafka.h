@@ -29,11 +29,15 @@ typedef struct relay_kafka_ack {
 } relay_kafka_ack_t;
 
 /* A consumer in group_id. The conf's kafka.* keys are applied, then the
- * at-least-once settings above (which the conf cannot override). Logs go
- * through relay_log. Returns NULL with errstr. */
+ * at-least-once settings above (which the conf cannot override). Before
+ * partitions are handed back in a rebalance, drain(opaque) is called (if
+ * not NULL) to finish and store the records in hand; the stored offsets are
+ * then committed synchronously. Logs go through relay_log. Returns NULL
+ * with errstr. */
 rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
-                                     const char *group_id, char *errstr,
-                                     size_t errstr_size);
+                                     const char *group_id,
+                                     void (*drain)(void *opaque), void *opaque,
+                                     char *errstr, size_t errstr_size);
 
 /* Subscribe to a comma-separated topic list. 0 or -1 with errstr. */
 int relay_kafka_subscribe(rd_kafka_t *rk, const char *topics, char *errstr,
