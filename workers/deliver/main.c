@@ -164,8 +164,10 @@ static int send_range(struct deliver *d, struct rec **recs, size_t n)
                           "attempt %d of %d for %zu record(s) failed (%s); "
                           "retrying in %ld ms",
                           attempt, d->retry.max_attempts, n, why, wait);
-                /* Keep serving the consumer (no rebalance timeout) and the
-                 * producer while waiting. */
+                /* Serve the producer's delivery reports while waiting. The
+                 * consumer is not polled (that would fetch): with the
+                 * defaults, 5 attempts of 10 s plus waits of at most 30 s
+                 * stay well inside max.poll.interval.ms (300 s). */
                 int64_t until = relay_mono_ms() + wait;
                 while (relay_run && relay_mono_ms() < until) {
                         rd_kafka_poll(d->producer, 0);
