@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "relay/avro.h"
 #include "relay/common.h"
 
@@ -27,9 +29,6 @@
 
 static char srcdir[1024];
 static char manifest[1200]; /* the repository's schemas/manifest.cfg */
-static char tmpdir[256];
-static char made[64][512]; /* files written into tmpdir, removed at the end */
-static int nmade;
 static char err[1024];
 
 /* One loyalty event using every branch of the data map's union (null,
@@ -45,12 +44,6 @@ static const char *const sample =
     " 'total': 19.99, 'sum': 0.30000000000000004, 'note': null,"
     " 'address.city': 'Paris'}}";
 
-#define assert_contains(hay, needle)                                           \
-        do {                                                                   \
-                if (!strstr((hay), (needle)))                                  \
-                        fail_msg("\"%s\"\n  does not contain \"%s\"", (hay),   \
-                                 (needle));                                    \
-        } while (0)
 
 /* err must start with "<file>:<line>: ". */
 static void assert_at(const char *file, int line)
@@ -61,20 +54,6 @@ static void assert_at(const char *file, int line)
                 fail_msg("\"%s\"\n  does not start with \"%s\"", err, want);
 }
 
-/* Parse JSON written with ' for " (none of the texts here needs a '). */
-static json_t *js(const char *text)
-{
-        char *t = strdup(text);
-        for (char *p = t; *p; p++)
-                if (*p == '\'')
-                        *p = '"';
-        json_error_t jerr;
-        json_t *j = json_loads(t, JSON_DECODE_ANY, &jerr);
-        if (!j)
-                fail_msg("bad test JSON (%s): %s", jerr.text, t);
-        free(t);
-        return j;
-}
 
 static void fill(avro_value_t *v, const char *text)
 {
@@ -106,17 +85,6 @@ static void assert_json_is(const avro_value_t *v, const char *text)
         json_decref(got);
 }
 
-static const char *write_file(const char *name, const char *text)
-{
-        assert_true(nmade < 64);
-        char *path = made[nmade++];
-        snprintf(path, sizeof(made[0]), "%s/%s", tmpdir, name);
-        FILE *fp = fopen(path, "w");
-        assert_non_null(fp);
-        fputs(text, fp);
-        fclose(fp);
-        return path;
-}
 
 /* The repository's loyalty schema as JSON, with an optional extra field
  * appended (v2 adds "channel", an incompatible v3 a required field). */
@@ -141,8 +109,7 @@ static int group_setup(void **state)
         const char *src = getenv("RELAY_SOURCE_DIR");
         snprintf(srcdir, sizeof(srcdir), "%s", src ? src : ".");
         snprintf(manifest, sizeof(manifest), "%s/schemas/manifest.cfg", srcdir);
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/relay-test-avro-XXXXXX");
-        if (!mkdtemp(tmpdir))
+        if (unit_tmpdir_make("avro"))
                 return -1;
         char *v1 = loyalty_schema(NULL);
         char *v2 = loyalty_schema(
@@ -159,9 +126,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-        for (int i = nmade - 1; i >= 0; i--)
-                unlink(made[i]);
-        return rmdir(tmpdir);
+        return unit_tmpdir_remove();
 }
 
 static relay_schemas_t *load_repo(void)

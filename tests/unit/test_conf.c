@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "relay/common.h"
 #include "relay/conf.h"
 #include "relay/log.h"
@@ -40,35 +42,17 @@ static const relay_conf_prop_t log_props[] = {
 
 static const relay_conf_prop_t *const tables[] = {worker_props, log_props};
 
-static char tmpdir[256];
-static char paths[32][512];
-static int npaths;
 static char err[1024];
 
-/* Write a file into the test directory; returns its path. */
-static const char *write_file(const char *name, const char *text)
-{
-        assert_true(npaths < 32);
-        char *path = paths[npaths++];
-        snprintf(path, sizeof(paths[0]), "%s/%s", tmpdir, name);
-        FILE *fp = fopen(path, "w");
-        assert_non_null(fp);
-        fputs(text, fp);
-        fclose(fp);
-        return path;
-}
 
 static int group_setup(void **state)
 {
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/relay-test-conf-XXXXXX");
-        return mkdtemp(tmpdir) ? 0 : -1;
+        return unit_tmpdir_make("conf");
 }
 
 static int group_teardown(void **state)
 {
-        for (int i = 0; i < npaths; i++)
-                unlink(paths[i]);
-        return rmdir(tmpdir);
+        return unit_tmpdir_remove();
 }
 
 static int setup(void **state)

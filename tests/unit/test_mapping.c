@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "relay/avro.h"
 #include "relay/common.h"
 #include "relay/mapping.h"
@@ -26,9 +28,6 @@
 #define CONN "acme-antavo-mparticle"
 
 static char srcdir[1024];
-static char tmpdir[256];
-static char made[64][512]; /* files and directories made in tmpdir */
-static int nmade;
 static char err[1024];
 
 static relay_schemas_t *schemas;
@@ -38,52 +37,10 @@ static avro_value_iface_t *in_iface, *out_iface;
 static avro_value_t in, out;
 static relay_buf_t key;
 
-#define assert_contains(hay, needle)                                           \
-        do {                                                                   \
-                if (!strstr((hay), (needle)))                                  \
-                        fail_msg("\"%s\"\n  does not contain \"%s\"", (hay),   \
-                                 (needle));                                    \
-        } while (0)
 
-/* Parse JSON written with ' for " (none of the texts here needs a '). */
-static json_t *js(const char *text)
-{
-        char *t = strdup(text);
-        for (char *p = t; *p; p++)
-                if (*p == '\'')
-                        *p = '"';
-        json_error_t jerr;
-        json_t *j = json_loads(t, JSON_DECODE_ANY, &jerr);
-        if (!j)
-                fail_msg("bad test JSON (%s): %s", jerr.text, t);
-        free(t);
-        return j;
-}
 
-static const char *make_path(const char *name)
-{
-        assert_true(nmade < 64);
-        char *path = made[nmade++];
-        snprintf(path, sizeof(made[0]), "%s/%s", tmpdir, name);
-        return path;
-}
 
-static const char *write_file(const char *name, const char *text)
-{
-        const char *path = make_path(name);
-        FILE *fp = fopen(path, "w");
-        assert_non_null(fp);
-        fputs(text, fp);
-        fclose(fp);
-        return path;
-}
 
-static const char *make_dir(const char *name)
-{
-        const char *path = make_path(name);
-        assert_int_equal(mkdir(path, 0700), 0);
-        return path;
-}
 
 static int group_setup(void **state)
 {
@@ -110,14 +67,11 @@ static int group_setup(void **state)
                 fprintf(stderr, "%s\n", err);
                 return -1;
         }
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/relay-test-mapping-XXXXXX");
-        return mkdtemp(tmpdir) ? 0 : -1;
+        return unit_tmpdir_make("mapping");
 }
 
 static int group_teardown(void **state)
 {
-        for (int i = nmade - 1; i >= 0; i--)
-                remove(made[i]);
         relay_mapping_destroy(example);
         relay_buf_free(&key);
         avro_value_decref(&in);
@@ -125,7 +79,7 @@ static int group_teardown(void **state)
         avro_value_iface_decref(in_iface);
         avro_value_iface_decref(out_iface);
         relay_schemas_destroy(schemas);
-        return rmdir(tmpdir);
+        return unit_tmpdir_remove();
 }
 
 static const relay_connection_t *acme(void)
