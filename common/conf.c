@@ -535,6 +535,31 @@ static int load_secret(struct slot *slot, char *errstr, size_t errstr_size)
         return rc;
 }
 
+/* The error for a key that has no value: its doc, and for a secret the
+ * environment variables that would give it one. Returns -1. */
+static int missing(const struct slot *s, char *errstr, size_t errstr_size)
+{
+        const relay_conf_prop_t *p = s->prop;
+        char env[256], hint[600] = "";
+        env_name(p, "", env, sizeof(env));
+        if (p->flags & RELAY_CONF_SECRET)
+                snprintf(hint, sizeof(hint), ": set %s or %s_FILE", env, env);
+        relay_seterr(errstr, errstr_size, "missing required key '%s' (%s)%s",
+                     p->name, p->doc ? p->doc : "", hint);
+        return -1;
+}
+
+int relay_conf_require(const relay_conf_t *conf, const char *name, char *errstr,
+                       size_t errstr_size)
+{
+        const struct slot *s = find(conf, name);
+        if (!s) { /* a bug in the caller, as in the getters */
+                relay_log(LOG_CRIT, "conf", "key '%s' is not declared", name);
+                abort();
+        }
+        return s->set ? 0 : missing(s, errstr, errstr_size);
+}
+
 int relay_conf_finish(relay_conf_t *conf, char *errstr, size_t errstr_size)
 {
         struct slot *s;
@@ -555,20 +580,9 @@ int relay_conf_finish(relay_conf_t *conf, char *errstr, size_t errstr_size)
                 }
                 slot_store(s, &v, "default");
         }
-        for (s = conf->slots; s < conf->slots + conf->nslots; s++) {
-                const relay_conf_prop_t *p = s->prop;
-                char env[256], hint[600] = "";
-                if (s->set || !(p->flags & RELAY_CONF_REQUIRED))
-                        continue;
-                env_name(p, "", env, sizeof(env));
-                if (p->flags & RELAY_CONF_SECRET)
-                        snprintf(hint, sizeof(hint), ": set %s or %s_FILE", env,
-                                 env);
-                relay_seterr(errstr, errstr_size,
-                             "missing required key '%s' (%s)%s", p->name,
-                             p->doc ? p->doc : "", hint);
-                return -1;
-        }
+        for (s = conf->slots; s < conf->slots + conf->nslots; s++)
+                if (!s->set && (s->prop->flags & RELAY_CONF_REQUIRED))
+                        return missing(s, errstr, errstr_size);
         return 0;
 }
 

@@ -76,21 +76,13 @@ struct mparticle {
 static int mparticle_init(void **state, const relay_conf_t *conf, char *errstr,
                           size_t errstr_size)
 {
-        /* Checked here, not flagged REQUIRED: every adapter's keys are
+        /* Required here, not flagged REQUIRED: every adapter's keys are
          * declared in each deliver worker, but only this platform's count. */
-        static const char *const secrets[] = {"mparticle.api_key",
-                                              "mparticle.api_secret", NULL};
-        for (size_t i = 0; secrets[i]; i++)
-                if (!relay_conf_str(conf, secrets[i])) {
-                        relay_seterr(
-                            errstr, errstr_size,
-                            "missing %s: set RELAY_%s or "
-                            "RELAY_%s_FILE",
-                            secrets[i],
-                            i ? "MPARTICLE_API_SECRET" : "MPARTICLE_API_KEY",
-                            i ? "MPARTICLE_API_SECRET" : "MPARTICLE_API_KEY");
-                        return -1;
-                }
+        if (relay_conf_require(conf, "mparticle.api_key", errstr,
+                               errstr_size) ||
+            relay_conf_require(conf, "mparticle.api_secret", errstr,
+                               errstr_size))
+                return -1;
         struct mparticle *mp = relay_calloc(1, sizeof(*mp));
         relay_buf_t b;
         relay_buf_init(&b);

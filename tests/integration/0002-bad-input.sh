@@ -63,7 +63,7 @@ check "a secret in a config file is refused" \
 rc=0; env -u RELAY_MPARTICLE_API_KEY -u RELAY_MPARTICLE_API_SECRET "$BIN/relay-deliver" \
   -c deploy/config/deliver-mparticle.cfg -X kafka.bootstrap.servers="$BS" 2>"$WORK/nosecret.err" >/dev/null || rc=$?
 check "a missing API key stops deliver with a clear error" \
-  grep -qF "missing mparticle.api_key: set RELAY_MPARTICLE_API_KEY or RELAY_MPARTICLE_API_KEY_FILE" "$WORK/nosecret.err"
+  grep -qF "missing required key 'mparticle.api_key' (input feed API key): set RELAY_MPARTICLE_API_KEY or RELAY_MPARTICLE_API_KEY_FILE" "$WORK/nosecret.err"
 check "and a non-zero status" test "$rc" -ne 0
 rc=0; "$BIN/relay-transform" -c deploy/config/transform-loyalty.cfg -X kafka.no.such.property=1 2>"$WORK/kprop.err" >/dev/null || rc=$?
 check "an unknown librdkafka property is named with its origin" grep -qF -- "-X: kafka key 'no.such.property'" "$WORK/kprop.err"

@@ -44,7 +44,6 @@ static const relay_conf_prop_t *const tables[] = {worker_props, log_props};
 
 static char err[1024];
 
-
 static int group_setup(void **state)
 {
         return unit_tmpdir_make("conf");
@@ -345,6 +344,21 @@ static void test_missing_required_secret(void **state)
                                  "RELAY_MPARTICLE_API_SECRET_FILE");
 }
 
+/* relay_conf_require: a key needed only in some uses gets the same error
+ * as a missing REQUIRED key, and passes once it has a value. */
+static void test_require(void **state)
+{
+        relay_conf_t *conf = *state;
+        assert_int_equal(
+            relay_conf_set(conf, "deliver.http.url", "u", err, sizeof(err)), 0);
+        assert_int_equal(relay_conf_require(conf, "log.rate", err, sizeof(err)),
+                         -1);
+        assert_string_equal(
+            err, "missing required key 'log.rate' (lines per second)");
+        assert_int_equal(
+            relay_conf_require(conf, "deliver.http.url", err, sizeof(err)), 0);
+}
+
 static void test_defaults(void **state)
 {
         relay_conf_t *conf = *state;
@@ -553,6 +567,7 @@ int main(void)
             T(test_kafka_lists),
             T(test_missing_required),
             T(test_missing_required_secret),
+            T(test_require),
             T(test_defaults),
             T(test_x_overrides),
             T(test_x_bool),

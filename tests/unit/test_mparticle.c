@@ -295,9 +295,10 @@ static void test_missing_secret(void **state)
             relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
             -1);
         assert_null(f->st);
-        assert_string_equal(errstr, "missing mparticle.api_key: set "
-                                    "RELAY_MPARTICLE_API_KEY or "
-                                    "RELAY_MPARTICLE_API_KEY_FILE");
+        assert_string_equal(errstr,
+                            "missing required key 'mparticle.api_key' (input "
+                            "feed API key): set RELAY_MPARTICLE_API_KEY or "
+                            "RELAY_MPARTICLE_API_KEY_FILE");
 }
 
 int main(void)

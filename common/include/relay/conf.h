@@ -60,6 +60,13 @@ int relay_conf_set(relay_conf_t *conf, const char *name, const char *value,
  * REQUIRED property has a value. Call once after loading. 0 or -1. */
 int relay_conf_finish(relay_conf_t *conf, char *errstr, size_t errstr_size);
 
+/* For keys required only in some uses (e.g. one platform's secrets in a
+ * worker that declares every platform's keys): 0 when name has a value,
+ * else -1 with the same error relay_conf_finish() gives a missing REQUIRED
+ * key. The name must be declared. */
+int relay_conf_require(const relay_conf_t *conf, const char *name, char *errstr,
+                       size_t errstr_size);
+
 /* Typed getters. The name must be declared (a programming error otherwise:
  * logged and aborted). Strings are owned by the conf; NULL when unset. */
 const char *relay_conf_str(const relay_conf_t *conf, const char *name);
