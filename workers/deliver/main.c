@@ -74,6 +74,8 @@ struct deliver {
 
         struct rec *recs; /* batch in hand */
         size_t nrecs;
+        size_t bytes;            /* of its items, a separator each */
+        struct rec **send;       /* scratch: its records still to send */
         relay_kafka_ack_t *acks; /* dead-letter acks of this batch */
         size_t nacks;
         relay_buf_t *items; /* scratch for one request */
@@ -187,15 +189,12 @@ static int send_range(struct deliver *d, struct rec **recs, size_t n)
  * not be written: the worker must stop without storing. */
 static int finish_batch(struct deliver *d)
 {
-        struct rec **send =
-            relay_calloc(d->nrecs ? d->nrecs : 1, sizeof(*send));
         size_t ns = 0;
         for (size_t i = 0; i < d->nrecs; i++)
                 if (d->recs[i].state == REC_PENDING)
-                        send[ns++] = &d->recs[i];
+                        d->send[ns++] = &d->recs[i];
         if (ns)
-                send_range(d, send, ns);
-        free(send);
+                send_range(d, d->send, ns);
 
         int rc = 0;
         size_t bad = relay_kafka_wait_acks(d->producer, d->acks, d->nacks, -1);
@@ -229,6 +228,7 @@ static int finish_batch(struct deliver *d)
         if (rc == 0)
                 relay_kafka_commit_stored(d->consumer);
         d->nrecs = 0;
+        d->bytes = 0;
         d->nacks = 0;
         return rc;
 }
@@ -260,14 +260,6 @@ static void take(struct deliver *d, rd_kafka_message_t *m)
         if (relay_adapter_encode(d->adapter, d->ad, v, &r->item, why,
                                  sizeof(why)) != RELAY_OK)
                 dead_letter(d, r, "encode", why, 0, 0);
-}
-
-static size_t batch_bytes(const struct deliver *d)
-{
-        size_t n = 0;
-        for (size_t i = 0; i < d->nrecs; i++)
-                n += d->recs[i].item.len + 1;
-        return n;
 }
 
 static int run(struct deliver *d)
@@ -303,13 +295,12 @@ static int run(struct deliver *d)
                                 rd_kafka_message_destroy(m);
                                 continue;
                         }
-                        size_t before = batch_bytes(d);
                         if (!d->nrecs)
                                 first = relay_mono_ms();
                         take(d, m);
                         struct rec *r = &d->recs[d->nrecs - 1];
                         if (d->nrecs > 1 && r->state == REC_PENDING &&
-                            before + r->item.len + 1 > d->max_bytes) {
+                            d->bytes + r->item.len + 1 > d->max_bytes) {
                                 /* It does not fit: send it next time. Its
                                  * encoding is redone then; cheap and rare. */
                                 relay_buf_free(&r->item);
@@ -317,6 +308,7 @@ static int run(struct deliver *d)
                                 carry = m;
                                 break;
                         }
+                        d->bytes += r->item.len + 1;
                 }
                 if (d->nrecs)
                         rc = finish_batch(d);
@@ -402,6 +394,7 @@ int main(int argc, char **argv)
         d.recs = relay_calloc(d.max_items, sizeof(*d.recs));
         d.acks = relay_calloc(d.max_items, sizeof(*d.acks));
         d.items = relay_calloc(d.max_items, sizeof(*d.items));
+        d.send = relay_calloc(d.max_items, sizeof(*d.send));
         relay_buf_init(&d.body);
         relay_http_response_init(&d.resp);
 
@@ -428,6 +421,7 @@ done:
         free(d.recs);
         free(d.acks);
         free(d.items);
+        free(d.send);
         relay_avro_reader_destroy(d.reader);
         relay_schemas_destroy(schemas);
         if (d.adapter)
