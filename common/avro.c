@@ -9,10 +9,12 @@
  */
 #include "relay/avro.h"
 #include "relay/log.h"
+#include "relay/retry.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,21 +25,41 @@ struct schema_entry {
         int32_t id;
         int version;
         avro_schema_t schema;
+        char *text; /* the .avsc as written (manifest entries only) */
         char *subjects[MAX_SUBJECTS];
         int nsubjects;
+        int subjects_unknown; /* the registry could not say: match by name */
+        int pinned;           /* this process's own reader/writer schema */
+        uint64_t used;        /* LRU tick of cached registry entries */
 };
 
+/*
+ * Without a registry the wire ids are the manifest's. With one, the
+ * manifest only says which schema this process reads and writes for each
+ * subject; wire ids are the registry's, kept in `cache`: pinned entries
+ * for the subjects bound at start, and entries fetched by id as records
+ * name them, the least recently used evicted beyond cache_max. Fetched
+ * entries stay usable while the registry is down.
+ */
 struct relay_schemas {
-        struct schema_entry *entries;
+        struct schema_entry *entries; /* the manifest */
         size_t n;
+
+        relay_registry_t *reg;
+        relay_schemas_registry_conf_t rconf;
+        struct schema_entry *cache;
+        size_t ncache;
+        uint64_t tick;
 };
 
 static void entry_free(struct schema_entry *e)
 {
         if (e->schema)
                 avro_schema_decref(e->schema);
+        free(e->text);
         for (int i = 0; i < e->nsubjects; i++)
                 free(e->subjects[i]);
+        memset(e, 0, sizeof(*e));
 }
 
 void relay_schemas_destroy(relay_schemas_t *s)
@@ -47,6 +69,10 @@ void relay_schemas_destroy(relay_schemas_t *s)
         for (size_t i = 0; i < s->n; i++)
                 entry_free(&s->entries[i]);
         free(s->entries);
+        for (size_t i = 0; i < s->ncache; i++)
+                entry_free(&s->cache[i]);
+        free(s->cache);
+        relay_registry_destroy(s->reg);
         free(s);
 }
 
@@ -129,13 +155,13 @@ static int load_entry(config_setting_t *es, const char *manifest,
         relay_buf_init(&path);
         relay_buf_printf(&path, "%s/%s", dir, file);
         char why[600];
-        char *json = read_file(path.data, why, sizeof(why));
+        e->text = read_file(path.data, why, sizeof(why));
         int rc = -1;
         avro_schema_error_t aerr;
-        if (!json) {
+        if (!e->text) {
                 relay_seterr(errstr, errstr_size, "%s:%d: schema id %d: %s",
                              manifest, line, id, why);
-        } else if (avro_schema_from_json(json, (int32_t)strlen(json),
+        } else if (avro_schema_from_json(e->text, (int32_t)strlen(e->text),
                                          &e->schema, &aerr) == 0) {
                 rc = 0;
         } else {
@@ -145,7 +171,6 @@ static int load_entry(config_setting_t *es, const char *manifest,
                              "schema: %s",
                              manifest, line, path.data, avro_strerror());
         }
-        free(json);
         relay_buf_free(&path);
         return rc;
 }
@@ -205,11 +230,24 @@ fail:
         return NULL;
 }
 
-static const struct schema_entry *find_id(const relay_schemas_t *s, int32_t id)
+void relay_schemas_use_registry(relay_schemas_t *s, relay_registry_t *reg,
+                                const relay_schemas_registry_conf_t *conf)
 {
-        for (size_t i = 0; i < s->n; i++)
-                if (s->entries[i].id == id)
-                        return &s->entries[i];
+        relay_registry_destroy(s->reg);
+        s->reg = reg;
+        s->rconf = *conf;
+        if (s->rconf.cache_max < 1)
+                s->rconf.cache_max = 1;
+}
+
+/* The entry of a wire id already known (no registry call), or NULL. */
+static struct schema_entry *find_id(const relay_schemas_t *s, int32_t id)
+{
+        struct schema_entry *v = s->reg ? s->cache : s->entries;
+        size_t n = s->reg ? s->ncache : s->n;
+        for (size_t i = 0; i < n; i++)
+                if (v[i].id == id)
+                        return &v[i];
         return NULL;
 }
 
@@ -221,26 +259,74 @@ static int entry_has_subject(const struct schema_entry *e, const char *subject)
         return 0;
 }
 
-avro_schema_t relay_schemas_get(const relay_schemas_t *s, int32_t id)
+static int add_subject(struct schema_entry *e, const char *subject)
 {
-        const struct schema_entry *e = find_id(s, id);
-        return e ? e->schema : NULL;
+        if (entry_has_subject(e, subject))
+                return 0;
+        if (e->nsubjects == MAX_SUBJECTS)
+                return -1;
+        e->subjects[e->nsubjects++] = relay_strdup(subject);
+        return 0;
 }
 
-int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject)
+/* The manifest's newest version of subject, or NULL. */
+static const struct schema_entry *local_latest(const relay_schemas_t *s,
+                                               const char *subject)
 {
         const struct schema_entry *best = NULL;
         for (size_t i = 0; i < s->n; i++)
                 if (entry_has_subject(&s->entries[i], subject) &&
                     (!best || s->entries[i].version > best->version))
                         best = &s->entries[i];
-        return best ? best->id : -1;
+        return best;
+}
+
+avro_schema_t relay_schemas_get(const relay_schemas_t *s, int32_t id)
+{
+        const struct schema_entry *e = find_id(s, id);
+        return e ? e->schema : NULL;
+}
+
+avro_schema_t relay_schemas_local(const relay_schemas_t *s,
+                                  const char *subject)
+{
+        const struct schema_entry *e = local_latest(s, subject);
+        return e ? e->schema : NULL;
+}
+
+const char *relay_schemas_local_text(const relay_schemas_t *s,
+                                     const char *subject)
+{
+        const struct schema_entry *e = local_latest(s, subject);
+        return e ? e->text : NULL;
+}
+
+size_t relay_schemas_local_subjects(const relay_schemas_t *s,
+                                    const char **out, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < s->n; i++)
+                for (int k = 0; k < s->entries[i].nsubjects; k++) {
+                        const char *subj = s->entries[i].subjects[k];
+                        size_t j = 0;
+                        while (j < n && strcmp(out[j], subj))
+                                j++;
+                        if (j == n && n < max)
+                                out[n++] = subj;
+                }
+        return n;
+}
+
+int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject)
+{
+        const struct schema_entry *e = local_latest(s, subject);
+        return e ? e->id : -1;
 }
 
 const char *relay_schemas_subject(const relay_schemas_t *s, int32_t id)
 {
         const struct schema_entry *e = find_id(s, id);
-        return e ? e->subjects[0] : NULL;
+        return e && e->nsubjects ? e->subjects[0] : NULL;
 }
 
 int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
@@ -248,6 +334,252 @@ int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
 {
         const struct schema_entry *e = find_id(s, id);
         return e && entry_has_subject(e, subject);
+}
+
+/* After a registry call failed with RETRY: wait with backoff and return 0
+ * to try again, or -1 when the wait is over (wait_ms passed, or stopped). */
+static int registry_backoff(relay_schemas_t *s, int failed, int64_t started,
+                            long wait_ms, const char *why)
+{
+        static const relay_retry_policy_t policy = {1000000, 250, 10000};
+        volatile sig_atomic_t *running = s->rconf.running;
+        long left = wait_ms < 0 ? LONG_MAX
+                                : wait_ms - (long)(relay_mono_ms() - started);
+        if ((running && !*running) || left <= 0)
+                return -1;
+        long d = relay_retry_delay_ms(&policy, failed, -1, relay_retry_random());
+        if (d > left)
+                d = left;
+        relay_log(LOG_WARNING, "schemas",
+                  "schema registry unavailable (%s); retrying in %ld ms", why,
+                  d);
+        return relay_sleep_ms(d, running) ? -1 : 0;
+}
+
+/* Insert a registry entry, evicting the least recently used unpinned one
+ * beyond cache_max. Returns the slot, zeroed but for id and used. */
+static struct schema_entry *cache_insert(relay_schemas_t *s, int32_t id)
+{
+        if (s->ncache >= s->rconf.cache_max) {
+                struct schema_entry *old = NULL;
+                for (size_t i = 0; i < s->ncache; i++)
+                        if (!s->cache[i].pinned &&
+                            (!old || s->cache[i].used < old->used))
+                                old = &s->cache[i];
+                if (old) {
+                        relay_log(LOG_DEBUG, "schemas",
+                                  "schema cache full: evicting id %d",
+                                  (int)old->id);
+                        entry_free(old);
+                        *old = s->cache[--s->ncache];
+                }
+        }
+        s->cache = relay_realloc(s->cache, (s->ncache + 1) * sizeof(*s->cache));
+        struct schema_entry *e = &s->cache[s->ncache++];
+        memset(e, 0, sizeof(*e));
+        e->id = id;
+        e->used = ++s->tick;
+        return e;
+}
+
+enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
+                                     int32_t *id, char *errstr,
+                                     size_t errstr_size)
+{
+        const struct schema_entry *local = local_latest(s, subject);
+        if (!local) {
+                relay_seterr(errstr, errstr_size,
+                             "no schema for subject '%s' in the catalogue",
+                             subject);
+                return RELAY_FATAL;
+        }
+        if (!s->reg) {
+                *id = local->id;
+                return RELAY_OK;
+        }
+        for (size_t i = 0; i < s->ncache; i++)
+                if (s->cache[i].pinned && s->cache[i].schema == local->schema &&
+                    entry_has_subject(&s->cache[i], subject)) {
+                        *id = s->cache[i].id;
+                        return RELAY_OK;
+                }
+
+        char why[600];
+        int version = 0, not_found = 0;
+        enum relay_result r;
+        int64_t started = relay_mono_ms();
+        for (int failed = 1;; failed++) {
+                r = relay_registry_lookup(s->reg, subject, local->text, id,
+                                          &version, &not_found, why,
+                                          sizeof(why));
+                if (r == RELAY_FATAL && not_found && s->rconf.auto_register) {
+                        r = relay_registry_register(s->reg, subject,
+                                                    local->text, id, why,
+                                                    sizeof(why));
+                        if (r == RELAY_OK)
+                                relay_log(LOG_INFO, "schemas",
+                                          "registered the local schema of "
+                                          "'%s' as id %d",
+                                          subject, (int)*id);
+                }
+                if (r != RELAY_RETRY ||
+                    registry_backoff(s, failed, started,
+                                     s->rconf.bind_wait_ms, why))
+                        break;
+        }
+        if (r == RELAY_FATAL && not_found && !s->rconf.auto_register) {
+                relay_seterr(errstr, errstr_size,
+                             "the local schema of subject '%s' is not "
+                             "registered (run 'relayctl schemas register' "
+                             "or set schema_registry.auto_register)",
+                             subject);
+                return RELAY_FATAL;
+        }
+        if (r != RELAY_OK) {
+                relay_seterr(errstr, errstr_size, "subject '%s': %s", subject,
+                             why);
+                return r;
+        }
+        struct schema_entry *e = find_id(s, *id);
+        if (!e) {
+                e = cache_insert(s, *id);
+                e->schema = avro_schema_incref(local->schema);
+                e->version = version;
+        }
+        e->pinned = 1;
+        e->subjects_unknown = 0;
+        if (add_subject(e, subject)) {
+                relay_seterr(errstr, errstr_size,
+                             "schema id %d: more than %d subjects",
+                             (int)*id, MAX_SUBJECTS);
+                return RELAY_FATAL;
+        }
+        relay_log(LOG_INFO, "schemas", "subject '%s' is schema id %d",
+                  subject, (int)*id);
+        return RELAY_OK;
+}
+
+/* Fetch an id the registry knows into the cache. */
+static enum relay_result fetch_id(relay_schemas_t *s, int32_t id,
+                                  struct schema_entry **out, char *errstr,
+                                  size_t errstr_size)
+{
+        char why[600];
+        char *text = NULL, **subjects = NULL;
+        size_t nsubjects = 0;
+        int not_found = 0, subjects_unknown = 0;
+        enum relay_result r;
+        int64_t started = relay_mono_ms();
+        for (int failed = 1;; failed++) {
+                r = relay_registry_schema_by_id(s->reg, id, &text, &not_found,
+                                                why, sizeof(why));
+                if (r == RELAY_OK) {
+                        r = relay_registry_subjects_of(s->reg, id, &subjects,
+                                                       &nsubjects, &not_found,
+                                                       why, sizeof(why));
+                        if (r == RELAY_FATAL && not_found) {
+                                /* Not every registry answers this call. */
+                                subjects_unknown = 1;
+                                r = RELAY_OK;
+                        }
+                        if (r != RELAY_OK) {
+                                free(text);
+                                text = NULL;
+                        }
+                }
+                if (r != RELAY_RETRY ||
+                    registry_backoff(s, failed, started, s->rconf.wait_ms,
+                                     why))
+                        break;
+        }
+        if (r == RELAY_FATAL && not_found) {
+                relay_seterr(errstr, errstr_size,
+                             "unknown schema id %d (the registry has no such "
+                             "id)",
+                             (int)id);
+                return RELAY_FATAL;
+        }
+        if (r != RELAY_OK) {
+                relay_seterr(errstr, errstr_size,
+                             r == RELAY_RETRY
+                                 ? "schema id %d: schema registry unavailable: "
+                                   "%s"
+                                 : "schema id %d: %s",
+                             (int)id, why);
+                return r;
+        }
+        avro_schema_t schema;
+        avro_schema_error_t aerr;
+        if (avro_schema_from_json(text, (int32_t)strlen(text), &schema,
+                                  &aerr)) {
+                relay_seterr(errstr, errstr_size,
+                             "schema id %d from the registry is not an Avro "
+                             "schema: %s",
+                             (int)id, avro_strerror());
+                free(text);
+                relay_registry_strv_free(subjects, nsubjects);
+                return RELAY_FATAL;
+        }
+        free(text);
+        struct schema_entry *e = cache_insert(s, id);
+        e->schema = schema;
+        e->subjects_unknown = subjects_unknown;
+        for (size_t i = 0; i < nsubjects && e->nsubjects < MAX_SUBJECTS; i++)
+                add_subject(e, subjects[i]);
+        relay_registry_strv_free(subjects, nsubjects);
+        relay_log(LOG_INFO, "schemas", "fetched schema id %d (%s)", (int)id,
+                  e->nsubjects ? e->subjects[0] : "subjects unknown");
+        *out = e;
+        return RELAY_OK;
+}
+
+/* The entry of a wire id: known, or fetched from the registry. */
+static enum relay_result lookup_id(relay_schemas_t *s, int32_t id,
+                                   struct schema_entry **out, char *errstr,
+                                   size_t errstr_size)
+{
+        struct schema_entry *e = find_id(s, id);
+        if (e) {
+                e->used = ++s->tick;
+                *out = e;
+                return RELAY_OK;
+        }
+        if (!s->reg) {
+                relay_seterr(errstr, errstr_size, "unknown schema id %d",
+                             (int)id);
+                return RELAY_FATAL;
+        }
+        return fetch_id(s, id, out, errstr, errstr_size);
+}
+
+/* Whether entry e may be read as subject, whose reader schema is rs. */
+static int entry_fits(const struct schema_entry *e, const char *subject,
+                      avro_schema_t rs)
+{
+        if (!e->subjects_unknown)
+                return entry_has_subject(e, subject);
+        /* Only the record's full name is left to go by. */
+        const char *wn = avro_schema_name(e->schema),
+                   *rn = avro_schema_name(rs);
+        const char *wns = avro_schema_namespace(e->schema),
+                   *rns = avro_schema_namespace(rs);
+        return wn && rn && !strcmp(wn, rn) &&
+               !strcmp(wns ? wns : "", rns ? rns : "");
+}
+
+enum relay_result relay_schemas_resolve(relay_schemas_t *s, int32_t id,
+                                        avro_schema_t *schema,
+                                        const char **subject, char *errstr,
+                                        size_t errstr_size)
+{
+        struct schema_entry *e;
+        enum relay_result r = lookup_id(s, id, &e, errstr, errstr_size);
+        if (r != RELAY_OK)
+                return r;
+        *schema = e->schema;
+        if (subject)
+                *subject = e->nsubjects ? e->subjects[0] : NULL;
+        return RELAY_OK;
 }
 
 int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
@@ -284,13 +616,14 @@ struct resolved {
 struct relay_avro_reader {
         relay_schemas_t *schemas;
         char *subject;
-        int32_t reader_id;
+        avro_schema_t schema; /* the reader schema */
+        int32_t reader_id;    /* its wire id */
         size_t max_bytes;
         avro_value_iface_t *iface;
         avro_value_t value;
         avro_reader_t in;
-        struct resolved *resolved;
-        size_t nresolved;
+        struct resolved *resolved; /* oldest first */
+        size_t nresolved, max_resolved;
 };
 
 /* A generic value of schema (and its class): 0, or -1 with errstr. */
@@ -311,20 +644,19 @@ relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
                                            size_t max_bytes, char *errstr,
                                            size_t errstr_size)
 {
-        int32_t id = relay_schemas_latest(s, subject);
-        if (id < 0) {
-                relay_seterr(errstr, errstr_size,
-                             "no schema for subject '%s' in the catalogue",
-                             subject);
+        int32_t id;
+        if (relay_schemas_bind(s, subject, &id, errstr, errstr_size) !=
+            RELAY_OK)
                 return NULL;
-        }
         relay_avro_reader_t *r = relay_calloc(1, sizeof(*r));
         r->schemas = s;
         r->subject = relay_strdup(subject);
+        r->schema = avro_schema_incref(relay_schemas_local(s, subject));
         r->reader_id = id;
         r->max_bytes = max_bytes;
-        if (generic_new(relay_schemas_get(s, id), &r->iface, &r->value,
-                        "reader", subject, errstr, errstr_size)) {
+        r->max_resolved = s->reg ? s->rconf.cache_max : s->n;
+        if (generic_new(r->schema, &r->iface, &r->value, "reader", subject,
+                        errstr, errstr_size)) {
                 relay_avro_reader_destroy(r);
                 return NULL;
         }
@@ -332,16 +664,22 @@ relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
         return r;
 }
 
+static void resolved_free(struct resolved *res)
+{
+        avro_value_decref(&res->value);
+        avro_value_iface_decref(res->iface);
+        avro_schema_decref(res->wschema);
+}
+
 void relay_avro_reader_destroy(relay_avro_reader_t *r)
 {
         if (!r)
                 return;
-        for (size_t i = 0; i < r->nresolved; i++) {
-                avro_value_decref(&r->resolved[i].value);
-                avro_value_iface_decref(r->resolved[i].iface);
-                avro_schema_decref(r->resolved[i].wschema);
-        }
+        for (size_t i = 0; i < r->nresolved; i++)
+                resolved_free(&r->resolved[i]);
         free(r->resolved);
+        if (r->schema)
+                avro_schema_decref(r->schema);
         if (r->value.self)
                 avro_value_decref(&r->value);
         if (r->iface)
@@ -383,10 +721,13 @@ static avro_schema_t writer_with_reader_nulls(avro_schema_t ws,
         return out ? out : avro_schema_incref(ws);
 }
 
-/* The value to read a record of writer_id into: the reader's own value,
- * or a resolved writer that fills it. NULL + errstr if not resolvable. */
+/* The value to read a record of writer schema ws (id writer_id) into:
+ * the reader's own value, or a resolved writer that fills it, built once
+ * and kept for the reader's last max_resolved writer ids. NULL + errstr
+ * if not resolvable. */
 static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
-                                   char *errstr, size_t errstr_size)
+                                   avro_schema_t writer, char *errstr,
+                                   size_t errstr_size)
 {
         if (writer_id == r->reader_id)
                 return &r->value;
@@ -394,10 +735,8 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
                 if (r->resolved[i].writer_id == writer_id)
                         return &r->resolved[i].value;
 
-        avro_schema_t rs = relay_schemas_get(r->schemas, r->reader_id);
-        avro_schema_t ws = writer_with_reader_nulls(
-            relay_schemas_get(r->schemas, writer_id), rs);
-        avro_value_iface_t *iface = avro_resolved_writer_new(ws, rs);
+        avro_schema_t ws = writer_with_reader_nulls(writer, r->schema);
+        avro_value_iface_t *iface = avro_resolved_writer_new(ws, r->schema);
         if (!iface) {
                 relay_seterr(errstr, errstr_size,
                              "writer schema id %d cannot be read as reader "
@@ -407,22 +746,27 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
                 avro_schema_decref(ws);
                 return NULL;
         }
-        r->resolved = relay_realloc(r->resolved,
-                                    (r->nresolved + 1) * sizeof(*r->resolved));
-        struct resolved *res = &r->resolved[r->nresolved];
-        if (avro_resolved_writer_new_value(iface, &res->value)) {
+        struct resolved res;
+        if (avro_resolved_writer_new_value(iface, &res.value)) {
                 relay_seterr(errstr, errstr_size, "resolver for id %d: %s",
                              (int)writer_id, avro_strerror());
                 avro_value_iface_decref(iface);
                 avro_schema_decref(ws);
                 return NULL;
         }
-        res->writer_id = writer_id;
-        res->wschema = ws;
-        res->iface = iface;
-        avro_resolved_writer_set_dest(&res->value, &r->value);
-        r->nresolved++;
-        return &res->value;
+        res.writer_id = writer_id;
+        res.wschema = ws;
+        res.iface = iface;
+        avro_resolved_writer_set_dest(&res.value, &r->value);
+        if (r->max_resolved && r->nresolved >= r->max_resolved) {
+                resolved_free(&r->resolved[0]);
+                memmove(r->resolved, r->resolved + 1,
+                        --r->nresolved * sizeof(*r->resolved));
+        }
+        r->resolved = relay_realloc(r->resolved,
+                                    (r->nresolved + 1) * sizeof(*r->resolved));
+        r->resolved[r->nresolved] = res;
+        return &r->resolved[r->nresolved++].value;
 }
 
 /*
@@ -566,21 +910,22 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                 return RELAY_FATAL;
         if (writer_id)
                 *writer_id = id;
-        if (!relay_schemas_get(r->schemas, id)) {
-                relay_seterr(errstr, errstr_size, "unknown schema id %d",
-                             (int)id);
-                return RELAY_FATAL;
-        }
-        if (!relay_schemas_in_subject(r->schemas, id, r->subject)) {
+        struct schema_entry *e;
+        enum relay_result lr =
+            lookup_id(r->schemas, id, &e, errstr, errstr_size);
+        if (lr != RELAY_OK)
+                return lr;
+        if (!entry_fits(e, r->subject, r->schema)) {
                 relay_seterr(errstr, errstr_size,
                              "schema id %d does not belong to subject '%s'",
                              (int)id, r->subject);
                 return RELAY_FATAL;
         }
+        avro_schema_t ws = e->schema;
         const unsigned char *body =
             (const unsigned char *)buf + RELAY_AVRO_HEADER_LEN;
         struct scan sc = {body, body + (len - RELAY_AVRO_HEADER_LEN), 0};
-        if (scan_value(&sc, relay_schemas_get(r->schemas, id))) {
+        if (scan_value(&sc, ws)) {
                 relay_seterr(errstr, errstr_size,
                              "invalid Avro data for schema id %d: bad or "
                              "truncated value at body byte %zu",
@@ -595,7 +940,7 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                              (int)id, (size_t)(sc.end - sc.p));
                 return RELAY_FATAL;
         }
-        avro_value_t *target = reader_target(r, id, errstr, errstr_size);
+        avro_value_t *target = reader_target(r, id, ws, errstr, errstr_size);
         if (!target)
                 return RELAY_FATAL;
         avro_value_reset(&r->value);
@@ -627,18 +972,15 @@ relay_avro_writer_t *relay_avro_writer_new(relay_schemas_t *s,
                                            const char *subject, char *errstr,
                                            size_t errstr_size)
 {
-        int32_t id = relay_schemas_latest(s, subject);
-        if (id < 0) {
-                relay_seterr(errstr, errstr_size,
-                             "no schema for subject '%s' in the catalogue",
-                             subject);
+        int32_t id;
+        if (relay_schemas_bind(s, subject, &id, errstr, errstr_size) !=
+            RELAY_OK)
                 return NULL;
-        }
         relay_avro_writer_t *w = relay_calloc(1, sizeof(*w));
         w->id = id;
         relay_buf_init(&w->buf);
-        if (generic_new(relay_schemas_get(s, id), &w->iface, &w->value,
-                        "writer", subject, errstr, errstr_size)) {
+        if (generic_new(relay_schemas_local(s, subject), &w->iface,
+                        &w->value, "writer", subject, errstr, errstr_size)) {
                 relay_avro_writer_destroy(w);
                 return NULL;
         }

@@ -221,11 +221,11 @@ int64_t relay_mono_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int relay_sleep_ms(long ms, volatile sig_atomic_t *stop)
+int relay_sleep_ms(long ms, volatile sig_atomic_t *running)
 {
         int64_t until = relay_mono_ms() + ms;
         for (;;) {
-                if (stop && *stop)
+                if (running && !*running)
                         return 1;
                 int64_t left = until - relay_mono_ms();
                 if (left <= 0)

@@ -4,6 +4,7 @@
 #include "relay/worker.h"
 #include "relay/common.h"
 #include "relay/log.h"
+#include "relay/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,22 @@ static const relay_conf_prop_t worker_props[] = {
     {"log.level", RELAY_CONF_STRING, "info", 0, -1, 0,
      "error, warning, info or debug"},
     {"schemas.manifest", RELAY_CONF_STRING, "schemas/manifest.cfg", 0, -1, 0,
-     "the embedded schema catalogue: ids, subjects and .avsc files"},
+     "the schema catalogue: ids, subjects and .avsc files"},
+    {"schema_registry.url", RELAY_CONF_STRING, NULL, 0, -1, 0,
+     "Confluent-compatible schema registry (unset: the manifest's fixed ids)"},
+    {"schema_registry.basic_auth", RELAY_CONF_STRING, NULL, 0, -1,
+     RELAY_CONF_SECRET, "user:password for the registry"},
+    {"schema_registry.auto_register", RELAY_CONF_BOOL, "true", 0, 1, 0,
+     "register a local schema the registry does not have yet"},
+    {"schema_registry.cache_size", RELAY_CONF_INT, "1000", 1, 1000000, 0,
+     "schema ids kept in memory"},
+    {"schema_registry.timeout_ms", RELAY_CONF_INT, "10000", 100, 600000, 0,
+     "time per registry request"},
+    {"schema_registry.unavailable_wait_ms", RELAY_CONF_INT, "60000", 0,
+     3600000, 0,
+     "how long a record with a new schema id waits out an unreachable "
+     "registry before it is dead-lettered (at start a worker waits until "
+     "the registry answers)"},
     {NULL, 0, NULL, 0, 0, 0, NULL}};
 
 static void usage(const char *name, const relay_conf_t *conf, FILE *fp)
@@ -120,4 +136,31 @@ void relay_worker_signals(void)
         sa.sa_handler = on_hup;
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+}
+
+relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf, char *errstr,
+                                      size_t errstr_size)
+{
+        relay_schemas_t *s = relay_schemas_load(
+            relay_conf_str(conf, "schemas.manifest"), errstr, errstr_size);
+        const char *url = relay_conf_str(conf, "schema_registry.url");
+        if (!s || !url)
+                return s;
+        relay_registry_conf_t rc = {
+            url, relay_conf_str(conf, "schema_registry.basic_auth"),
+            (long)relay_conf_int(conf, "schema_registry.timeout_ms")};
+        relay_registry_t *reg = relay_registry_new(&rc, errstr, errstr_size);
+        if (!reg) {
+                relay_schemas_destroy(s);
+                return NULL;
+        }
+        relay_schemas_registry_conf_t sc = {
+            relay_conf_bool(conf, "schema_registry.auto_register"),
+            (size_t)relay_conf_int(conf, "schema_registry.cache_size"),
+            (long)relay_conf_int(conf, "schema_registry.unavailable_wait_ms"),
+            -1, &relay_run};
+        relay_schemas_use_registry(s, reg, &sc);
+        relay_log(LOG_INFO, "schemas", "schema ids from the registry at %s",
+                  url);
+        return s;
 }

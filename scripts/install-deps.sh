@@ -24,10 +24,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# fastavro: the independent Avro decoder of the tests. Debian's python3 is
-# externally managed; a pyenv or venv python takes a plain pip install.
-if ! python3 -c 'import fastavro' 2>/dev/null; then
-  python3 -m pip install -q fastavro==1.13.1 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages fastavro==1.13.1
+# fastavro and Confluent's Python client (its Avro serializer and schema
+# registry client): the independent Avro encoders and decoders of the
+# tests. Debian's python3 is externally managed; a pyenv or venv python
+# takes a plain pip install.
+py_pkgs=(fastavro==1.13.1 "confluent-kafka[avro,schemaregistry]==2.6.1")
+if ! python3 -c 'import fastavro, confluent_kafka.schema_registry.avro' 2>/dev/null; then
+  python3 -m pip install -q "${py_pkgs[@]}" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"
 fi
 echo "install-deps: done" >&2

@@ -41,6 +41,16 @@ for name, e in events:
     write("loyalty", name + ".bin", framed(1, "loyalty.events.avsc", rec))
 write("loyalty", "not-avro.bin", b"hello")
 write("loyalty", "wrong-subject.bin", b"\x00\x00\x00\x00\x64\x02a")
+# The bad inputs of the integration scenarios (0002): truncated, unknown
+# id, header only, a record far larger than the others.
+good = framed(1, "loyalty.events.avsc", {"event_id": "e", "occurred_at": 1, "tenant": "acme",
+                                         "source": "antavo", **events[0][1]})
+write("loyalty", "truncated.bin", good[: len(good) // 2])
+write("loyalty", "unknown-id.bin", b"\x00\x00\x00\x03\xe7" + good[5:])
+write("loyalty", "empty-body.bin", good[:5])
+write("loyalty", "large.bin", framed(1, "loyalty.events.avsc", {
+    "event_id": "e", "occurred_at": 1, "tenant": "acme", "source": "antavo", "event_type": "x",
+    "identities": {}, "data": {"note": "x" * 6000}}))
 
 out = {"event_id": "e1", "occurred_at": 1, "tenant": "acme", "source": "antavo", "connection": "c",
        "destination": "mparticle", "environment": "development", "identity_type": "customer_id",

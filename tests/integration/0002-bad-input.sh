@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Scenario 0002: bad input gets a clear error and never stops a worker.
 #  - records on loyalty.events that are not Avro, carry an unknown schema
-#    id, a schema id of another subject, or are truncated go to
-#    dlq.transform with the reason; a record written by another Avro
-#    implementation (fastavro) after them is still delivered;
+#    id, a schema id of another subject, are truncated or larger than the
+#    configured limit go to dlq.transform with the reason, and are counted;
+#    a record written by another Avro implementation (fastavro) after them
+#    is still delivered;
 #  - a record that cannot be mapped (template field missing) goes to
 #    dlq.transform naming the connection, event and field;
 #  - garbage on out.mparticle goes to dlq.mparticle at stage "decode";
@@ -12,13 +13,13 @@
 source "$(dirname "$0")/lib.sh"
 broker
 start_sim
-start_transform
+start_transform -X transform.max_record_bytes=4096
 start_deliver
 
 FOREIGN=$(python3 -c 'import uuid; print(uuid.uuid4())')
 python3 tests/integration/make_bad_records.py "$WORK" "$FOREIGN"
 UNMAPPABLE=$(python3 -c 'import uuid; print(uuid.uuid4())')
-for f in not-avro unknown-id wrong-subject truncated empty-body; do
+for f in not-avro unknown-id wrong-subject truncated empty-body too-large; do
   kcat -P -b "$BS" -t loyalty.events -k "bad-$f" "$WORK/$f.bin"
 done
 printf '{"event_id":"%s","occurred_at":1764000000000,"tenant":"acme","source":"antavo","event_type":"coupon_issued","identities":{"customer_id":"nocode-1"},"data":{}}\n' "$UNMAPPABLE" \
@@ -41,11 +42,17 @@ check "unknown schema id → dlq.transform" has_reason dlq.transform bad-unknown
 check "schema id of another subject → dlq.transform" has_reason dlq.transform bad-wrong-subject decode "schema id 100 does not belong to subject 'loyalty.events-value'"
 check "truncated record → dlq.transform" has_reason dlq.transform bad-truncated decode "invalid Avro data"
 check "header without body → dlq.transform" has_reason dlq.transform bad-empty-body decode "invalid Avro data"
+check "record over transform.max_record_bytes → dlq.transform" has_reason dlq.transform bad-too-large decode "exceeds the limit of 4096"
 unmappable_dead() { dlq_list dlq.transform | grep "$UNMAPPABLE" | grep -q "the template names field data.coupon_code, which the record lacks"; }
 check "unmappable record → dlq.transform naming connection, event and field" wait_for 30 unmappable_dead
 out_dead() { has_reason dlq.mparticle bad-out decode "wrong magic byte"; }
 check "garbage on out.mparticle → dlq.mparticle at stage decode" wait_for 30 out_dead
 check "the unmappable event never reached the simulator" test "$(received_ids | grep -c "$UNMAPPABLE" || true)" -eq 0
+kill -TERM "$TRANSFORM_PID"
+rc=0; wait "$TRANSFORM_PID" || rc=$?
+check "transform stops cleanly on SIGTERM" test "$rc" -eq 0
+check "and counts 6 undecodable and 1 unmappable record" \
+  grep -qF "6 undecodable, 1 unmappable" "$WORK/transform.log"
 
 # Config errors stop a worker at start, naming file, line and key.
 cp deploy/config/transform-loyalty.cfg "$WORK/typo.cfg"

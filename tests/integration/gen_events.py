@@ -11,6 +11,8 @@ ap.add_argument("--count", type=int, required=True)
 ap.add_argument("--prefix", required=True)
 ap.add_argument("--ids")
 ap.add_argument("--tenant", default="acme")
+ap.add_argument("--store", action="store_true",
+                help="add version 2's store field (every 3rd event has none)")
 args = ap.parse_args()
 
 kinds = ["coupon_issued", "checkout", "point_add", "opt_in"]
@@ -29,9 +31,12 @@ for i in range(args.count):
     ident = {"customer_id": f"{args.prefix}-cust-{i % 17}"}
     if i % 5 == 0:
         ident = {"email": f"{args.prefix}-{i}@example.com"}
-    print(json.dumps({"event_id": eid, "occurred_at": 1764000000000 + i,
-                      "tenant": args.tenant, "source": "antavo", "event_type": kind,
-                      "identities": ident, "data": data}))
+    event = {"event_id": eid, "occurred_at": 1764000000000 + i,
+             "tenant": args.tenant, "source": "antavo", "event_type": kind,
+             "identities": ident, "data": data}
+    if args.store:
+        event["store"] = None if i % 3 == 2 else {"id": f"S{i % 7}", "country": "DE"}
+    print(json.dumps(event))
 if args.ids:
     with open(args.ids, "w") as f:
         f.write("\n".join(ids) + "\n")

@@ -14,6 +14,7 @@ cd "$SRC"
 WORK=$(mktemp -d /tmp/relay-it.XXXXXX)
 PIDS=()
 OWN_BROKER=""
+OWN_REGISTRY=""
 FAILED=0
 CHECKS=0
 # Workers built with sanitizers write their reports here; any report fails
@@ -31,6 +32,7 @@ cleanup() {
     FAILED=$((FAILED + 1)); rc=1
   done
   if [ -n "$OWN_BROKER" ]; then "$SRC/tests/kafka/stop.sh" "$OWN_BROKER" || true; fi
+  if [ -n "$OWN_REGISTRY" ]; then "$SRC/tests/registry/stop.sh" "$OWN_REGISTRY" >/dev/null 2>&1 || true; fi
   if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
     for f in "$WORK"/*.log; do
       [ -f "$f" ] || continue
@@ -71,6 +73,21 @@ broker() {
   "$SRC/tests/kafka/create-topics.sh" "$BS" loyalty.events:3 out.mparticle:3 \
     dlq.mparticle:1 dlq.transform:1 >/dev/null
 }
+
+# A free TCP port on loopback.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Start a real schema registry (tests/registry/start.sh, fresh and empty)
+# on port $1 (default: any free one); sets REG (its Confluent API URL).
+start_registry() {
+  OWN_REGISTRY="${RELAY_REGISTRY_DIR:-$BUILD/registry}"
+  REG=$(RELAY_REGISTRY_PORT=${1:-0} "$SRC/tests/registry/start.sh" "$OWN_REGISTRY" \
+        2>>"$WORK/registry-start.log" | sed -n 's/^url=//p')
+  [ -n "$REG" ] || fail "schema registry did not start (see registry-start.log)"
+}
+# The URL the registry of tests/registry/start.sh has on port $1.
+registry_url() { echo "http://127.0.0.1:$1/apis/ccompat/v7"; }
+stop_registry() { "$SRC/tests/registry/stop.sh" "$OWN_REGISTRY" >/dev/null 2>&1; }
 
 # Start the mParticle simulator; sets SIM (base URL).
 start_sim() {

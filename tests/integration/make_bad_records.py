@@ -8,6 +8,8 @@ fastavro (not our encoder):
   wrong-subject.bin  magic 0, the id of out.mparticle's schema (100)
   truncated.bin      a valid record cut short
   empty-body.bin     only the 5-byte header
+  too-large.bin      a valid record of about 6 KB (the scenario's limit
+                     is 4096 bytes)
 The good record's event id is argv[2]."""
 import io
 import json
@@ -32,6 +34,11 @@ def framed(sid, b):
     return b"\x00" + struct.pack(">I", sid) + b
 
 
+big = dict(event, data={"note": "x" * 6000})
+buf = io.BytesIO()
+fastavro.schemaless_writer(buf, schema, big)
+big_body = buf.getvalue()
+
 files = {
     "good-foreign.bin": framed(1, body),
     "not-avro.bin": b"this is not avro at all",
@@ -39,6 +46,7 @@ files = {
     "wrong-subject.bin": framed(100, body),
     "truncated.bin": framed(1, body[: len(body) // 2]),
     "empty-body.bin": framed(1, b""),
+    "too-large.bin": framed(1, big_body),
 }
 for name, data in files.items():
     with open(os.path.join(out, name), "wb") as f:

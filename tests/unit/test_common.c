@@ -253,17 +253,17 @@ static void test_json_str(void **state)
 
 static void test_sleep_stopped_from_start(void **state)
 {
-        volatile sig_atomic_t stop = 1;
+        volatile sig_atomic_t running = 0;
         int64_t t0 = relay_mono_ms();
-        assert_int_equal(relay_sleep_ms(10000, &stop), 1);
+        assert_int_equal(relay_sleep_ms(10000, &running), 1);
         assert_true(relay_mono_ms() - t0 < 100);
 }
 
 static void test_sleep_full(void **state)
 {
-        volatile sig_atomic_t stop = 0;
+        volatile sig_atomic_t running = 1;
         int64_t t0 = relay_mono_ms();
-        assert_int_equal(relay_sleep_ms(120, &stop), 0);
+        assert_int_equal(relay_sleep_ms(120, &running), 0);
         int64_t took = relay_mono_ms() - t0;
         assert_true(took >= 120);
         assert_true(took < 1000);
@@ -272,27 +272,27 @@ static void test_sleep_full(void **state)
         t0 = relay_mono_ms();
         assert_int_equal(relay_sleep_ms(60, NULL), 0);
         assert_true(relay_mono_ms() - t0 >= 60);
-        assert_int_equal(relay_sleep_ms(0, &stop), 0);
-        assert_int_equal(relay_sleep_ms(-5, &stop), 0);
+        assert_int_equal(relay_sleep_ms(0, &running), 0);
+        assert_int_equal(relay_sleep_ms(-5, &running), 0);
 }
 
-static volatile sig_atomic_t async_stop;
+static volatile sig_atomic_t async_running;
 
 static void *stop_later(void *arg)
 {
         struct timespec ts = {0, 150 * 1000000L};
         nanosleep(&ts, NULL);
-        async_stop = 1;
+        async_running = 0;
         return NULL;
 }
 
 static void test_sleep_stopped_midway(void **state)
 {
         pthread_t th;
-        async_stop = 0;
+        async_running = 1;
         int64_t t0 = relay_mono_ms();
         assert_int_equal(pthread_create(&th, NULL, stop_later, NULL), 0);
-        assert_int_equal(relay_sleep_ms(10000, &async_stop), 1);
+        assert_int_equal(relay_sleep_ms(10000, &async_running), 1);
         int64_t took = relay_mono_ms() - t0;
         pthread_join(th, NULL);
         /* Woken within the 50 ms polling step after the flag was set. */

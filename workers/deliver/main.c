@@ -51,7 +51,10 @@ static const relay_conf_prop_t deliver_props[] = {
      "larger input records are dead-lettered"},
     {NULL, 0, NULL, 0, 0, 0, NULL}};
 
-enum rec_state { REC_PENDING, REC_DONE };
+/* PENDING: to send; DONE: delivered or dead-lettered; HELD: not handled
+ * (stopping while its schema could not be fetched), so neither it nor any
+ * later record of its partition is stored. */
+enum rec_state { REC_PENDING, REC_DONE, REC_HELD };
 
 /* One input record of the batch in hand. */
 struct rec {
@@ -252,8 +255,13 @@ static void take(struct deliver *d, rd_kafka_message_t *m)
         r->state = REC_PENDING;
         relay_buf_init(&r->item);
         avro_value_t *v;
-        if (relay_avro_reader_decode(d->reader, m->payload, m->len, &v, NULL,
-                                     why, sizeof(why)) != RELAY_OK) {
+        enum relay_result res = relay_avro_reader_decode(
+            d->reader, m->payload, m->len, &v, NULL, why, sizeof(why));
+        if (res == RELAY_RETRY && !relay_run) {
+                r->state = REC_HELD;
+                return;
+        }
+        if (res != RELAY_OK) {
                 dead_letter(d, r, "decode", why, 0, 0);
                 return;
         }
@@ -369,9 +377,7 @@ int main(int argc, char **argv)
                 goto fail;
         char subject[300];
         snprintf(subject, sizeof(subject), "%s-value", in_topic);
-        if (!(schemas =
-                  relay_schemas_load(relay_conf_str(conf, "schemas.manifest"),
-                                     errstr, sizeof(errstr))) ||
+        if (!(schemas = relay_worker_schemas(conf, errstr, sizeof(errstr))) ||
             !(d.reader = relay_avro_reader_new(
                   schemas, subject,
                   (size_t)relay_conf_int(conf, "deliver.max_record_bytes"),

@@ -1,7 +1,8 @@
 /*
  * relayctl: the operator's command line for relay.
  *
- *   relayctl [-b brokers] [-s manifest] [-X prop=value] COMMAND ...
+ *   relayctl [-b brokers] [-s manifest] [-r registry] [-X prop=value]
+ *            COMMAND ...
  *     produce TOPIC [-k PATH]   JSON lines on stdin → Avro records in the
  *                               Confluent wire format on TOPIC, keyed by the
  *                               field at PATH (e.g. identities.customer_id)
@@ -16,6 +17,19 @@
  *                               topic, marked relay.replayed_from
  *     lag GROUP TOPIC           committed offset, end offset and lag of
  *                               each partition
+ *     schemas check [SUBJECT...]
+ *                               whether each local schema (the manifest's
+ *                               newest per subject) is compatible with the
+ *                               registry's latest version, under the
+ *                               subject's compatibility level; exit 1 if
+ *                               any is not
+ *     schemas register [-l LEVEL] [SUBJECT...]
+ *                               set each subject's level (default BACKWARD)
+ *                               and register its local schema
+ *
+ * Without -r (or RELAY_SCHEMA_REGISTRY_URL) schema ids are the manifest's;
+ * with it they are the registry's (Basic auth from
+ * RELAY_SCHEMA_REGISTRY_BASIC_AUTH, "user:password").
  *
  * Exit status: 0 ok, 1 a failure (named on stderr), 2 a usage error.
  */
@@ -23,6 +37,7 @@
 #include "relay/dlq.h"
 #include "relay/kafka.h"
 #include "relay/log.h"
+#include "relay/registry.h"
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -34,6 +49,7 @@
 struct ctl {
         const char *brokers;
         const char *manifest;
+        const char *registry;
         const char *props[64]; /* name, value pairs from -X */
         size_t nprops;
 };
@@ -41,8 +57,8 @@ struct ctl {
 static int usage(void)
 {
         fprintf(stderr,
-                "Usage: relayctl [-b brokers] [-s manifest] [-X prop=value] "
-                "COMMAND\n"
+                "Usage: relayctl [-b brokers] [-s manifest] [-r registry] "
+                "[-X prop=value] COMMAND\n"
                 "  produce TOPIC [-k PATH]  JSON lines on stdin -> Avro on "
                 "TOPIC\n"
                 "  consume TOPIC            TOPIC's records as JSON lines\n"
@@ -52,7 +68,13 @@ static int usage(void)
                 "                           produce dead letters back to "
                 "their original topic\n"
                 "  lag GROUP TOPIC          committed offsets and lag per "
-                "partition\n");
+                "partition\n"
+                "  schemas check [SUBJECT...]\n"
+                "                           local schemas vs the registry "
+                "(exit 1 if incompatible)\n"
+                "  schemas register [-l LEVEL] [SUBJECT...]\n"
+                "                           register local schemas (level "
+                "default BACKWARD)\n");
         return 2;
 }
 
@@ -93,13 +115,39 @@ fail:
         return NULL;
 }
 
+/* A registry client for -r, or NULL (the reason printed). */
+static relay_registry_t *registry(const struct ctl *c)
+{
+        char errstr[512];
+        relay_registry_conf_t rc = {
+            c->registry, getenv("RELAY_SCHEMA_REGISTRY_BASIC_AUTH"), 10000};
+        relay_registry_t *reg = relay_registry_new(&rc, errstr, sizeof(errstr));
+        if (!reg)
+                fprintf(stderr, "relayctl: %s\n", errstr);
+        return reg;
+}
+
+/* The catalogue, on the registry when -r is given. An operator's command
+ * waits out an unreachable registry for 10 s, then fails. */
 static relay_schemas_t *schemas(const struct ctl *c)
 {
         char errstr[512];
         relay_schemas_t *s =
             relay_schemas_load(c->manifest, errstr, sizeof(errstr));
-        if (!s)
+        if (!s) {
                 fprintf(stderr, "relayctl: %s\n", errstr);
+                return NULL;
+        }
+        if (c->registry) {
+                relay_registry_t *reg = registry(c);
+                if (!reg) {
+                        relay_schemas_destroy(s);
+                        return NULL;
+                }
+                relay_schemas_registry_conf_t sc = {0, 1000, 10000, 10000,
+                                                    NULL};
+                relay_schemas_use_registry(s, reg, &sc);
+        }
         return s;
 }
 
@@ -196,15 +244,17 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
  * checked decoder as the workers'. */
 struct readers {
         relay_schemas_t *schemas;
-        const char *subjects[32];
+        char *subjects[32];
         relay_avro_reader_t *readers[32];
         size_t n;
 };
 
 static void readers_destroy(struct readers *rs)
 {
-        for (size_t i = 0; i < rs->n; i++)
+        for (size_t i = 0; i < rs->n; i++) {
                 relay_avro_reader_destroy(rs->readers[i]);
+                free(rs->subjects[i]);
+        }
 }
 
 /* Decode a framed Avro value for display; NULL with the reason when it is
@@ -218,10 +268,14 @@ static json_t *decode_value(struct readers *rs, const rd_kafka_message_t *m,
         if (relay_avro_frame_parse(m->payload, m->len, &id, errstr,
                                    errstr_size))
                 return NULL;
-        const char *subject = relay_schemas_subject(rs->schemas, id);
+        const char *subject;
+        avro_schema_t schema;
+        if (relay_schemas_resolve(rs->schemas, id, &schema, &subject, errstr,
+                                  errstr_size) != RELAY_OK)
+                return NULL;
         if (!subject) {
-                relay_seterr(errstr, errstr_size, "unknown schema id %d",
-                             (int)id);
+                relay_seterr(errstr, errstr_size,
+                             "schema id %d is under no subject", (int)id);
                 return NULL;
         }
         relay_avro_reader_t *r = NULL;
@@ -233,7 +287,7 @@ static json_t *decode_value(struct readers *rs, const rd_kafka_message_t *m,
                     !(r = relay_avro_reader_new(rs->schemas, subject, 0, errstr,
                                                 errstr_size)))
                         return NULL;
-                rs->subjects[rs->n] = subject;
+                rs->subjects[rs->n] = relay_strdup(subject);
                 rs->readers[rs->n++] = r;
         }
         avro_value_t *v;
@@ -503,18 +557,150 @@ done:
         return rc;
 }
 
+/* The subjects a schemas command works on: those named, or every subject
+ * of the manifest. Each must have a local schema. */
+static size_t pick_subjects(const relay_schemas_t *s, int argc, char **argv,
+                            const char **out, size_t max)
+{
+        if (argc == 0)
+                return relay_schemas_local_subjects(s, out, max);
+        size_t n = 0;
+        for (int i = 0; i < argc && n < max; i++) {
+                if (!relay_schemas_local(s, argv[i])) {
+                        fprintf(stderr,
+                                "relayctl: no local schema for subject '%s' "
+                                "in the manifest\n",
+                                argv[i]);
+                        return 0;
+                }
+                out[n++] = argv[i];
+        }
+        return n;
+}
+
+/* The level the registry applies to subject. Some registries (Apicurio)
+ * answer NONE for a subject without a level of its own although the
+ * global level applies to it: then the global level is the answer. */
+static enum relay_result subject_level(relay_registry_t *reg,
+                                       const char *subject, char *level,
+                                       size_t size, char *errstr,
+                                       size_t errstr_size)
+{
+        enum relay_result r = relay_registry_get_compat(reg, subject, level,
+                                                        size, errstr,
+                                                        errstr_size);
+        if (r == RELAY_OK && !strcmp(level, "NONE"))
+                r = relay_registry_get_compat(reg, NULL, level, size, errstr,
+                                              errstr_size);
+        return r;
+}
+
+static int cmd_schemas(const struct ctl *c, int argc, char **argv)
+{
+        const char *level = "BACKWARD";
+        int check = !strcmp(argv[0], "check");
+        int opt;
+        optind = 0;
+        while ((opt = getopt(argc, argv, "l:")) != -1)
+                if (opt == 'l' && !check)
+                        level = optarg;
+                else
+                        return usage();
+        if (!check && strcmp(argv[0], "register"))
+                return usage();
+        if (!c->registry) {
+                fprintf(stderr, "relayctl: schemas %s needs a registry: -r "
+                                "URL or RELAY_SCHEMA_REGISTRY_URL\n",
+                        argv[0]);
+                return 2;
+        }
+        char errstr[1024], why[2048], have[64];
+        relay_schemas_t *s =
+            relay_schemas_load(c->manifest, errstr, sizeof(errstr));
+        if (!s) {
+                fprintf(stderr, "relayctl: %s\n", errstr);
+                return 1;
+        }
+        relay_registry_t *reg = registry(c);
+        const char *subjects[256];
+        size_t n = reg ? pick_subjects(s, argc - optind, argv + optind,
+                                       subjects, 256)
+                       : 0;
+        int rc = n ? 0 : 1;
+        for (size_t i = 0; i < n; i++) {
+                const char *subj = subjects[i];
+                const char *text = relay_schemas_local_text(s, subj);
+                enum relay_result r;
+                int ok = 0, not_found = 0;
+                int32_t id;
+                int version;
+                if (check) {
+                        r = subject_level(reg, subj, have, sizeof(have),
+                                          errstr, sizeof(errstr));
+                        if (r == RELAY_OK)
+                                r = relay_registry_check(
+                                    reg, subj, text, &ok, why, sizeof(why),
+                                    &not_found, errstr, sizeof(errstr));
+                        if (r == RELAY_FATAL && not_found) {
+                                printf("%s: new subject, nothing to be "
+                                       "compatible with yet\n",
+                                       subj);
+                                continue;
+                        }
+                        if (r == RELAY_OK)
+                                printf("%s: %s (%s)%s%s\n", subj,
+                                       ok ? "compatible" : "INCOMPATIBLE",
+                                       have, *why ? ": " : "", why);
+                        if (r == RELAY_OK && ok && !strcmp(have, "NONE"))
+                                fprintf(stderr,
+                                        "relayctl: warning: %s has "
+                                        "compatibility NONE, so nothing is "
+                                        "checked\n",
+                                        subj);
+                } else {
+                        r = relay_registry_set_compat(reg, subj, level, errstr,
+                                                      sizeof(errstr));
+                        if (r == RELAY_OK)
+                                r = relay_registry_register(reg, subj, text,
+                                                            &id, errstr,
+                                                            sizeof(errstr));
+                        if (r == RELAY_OK)
+                                r = relay_registry_lookup(
+                                    reg, subj, text, &id, &version,
+                                    &not_found, errstr, sizeof(errstr));
+                        ok = r == RELAY_OK;
+                        if (ok)
+                                printf("%s: id %d, version %d (%s)\n", subj,
+                                       (int)id, version, level);
+                }
+                if (r != RELAY_OK)
+                        fprintf(stderr, "relayctl: %s: %s\n", subj, errstr);
+                if (!ok)
+                        rc = 1;
+        }
+        relay_registry_destroy(reg);
+        relay_schemas_destroy(s);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
-        struct ctl c = {"127.0.0.1:9092", "schemas/manifest.cfg", {0}, 0};
+        struct ctl c = {"127.0.0.1:9092", "schemas/manifest.cfg", NULL, {0}, 0};
         const char *env = getenv("RELAY_BOOTSTRAP");
         if (env && *env)
                 c.brokers = env;
+        env = getenv("RELAY_SCHEMA_REGISTRY_URL");
+        if (env && *env)
+                c.registry = env;
         int opt;
         relay_log_level = LOG_WARNING;
-        while ((opt = getopt(argc, argv, "+b:s:X:h")) != -1) {
+        while ((opt = getopt(argc, argv, "+b:s:r:X:h")) != -1) {
                 switch (opt) {
                 case 'b':
                         c.brokers = optarg;
+                        break;
+                case 'r':
+                        c.registry = optarg;
                         break;
                 case 's':
                         c.manifest = optarg;
@@ -544,5 +730,7 @@ int main(int argc, char **argv)
                 return cmd_replay(&c, argc - 1, argv + 1);
         if (argc == 3 && !strcmp(argv[0], "lag"))
                 return cmd_lag(&c, argv[1], argv[2]);
+        if (argc >= 2 && !strcmp(argv[0], "schemas"))
+                return cmd_schemas(&c, argc - 1, argv + 1);
         return usage();
 }

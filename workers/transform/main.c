@@ -10,6 +10,10 @@
  * only after every output and dead letter of its batch was acknowledged by
  * Kafka. If any was not, the worker stops without storing, and the batch is
  * read again on restart.
+ *
+ * SIGHUP reloads the schemas and connections between two batches: the new
+ * set is built and checked first, and only replaces the old one when all
+ * of it loaded, so a bad edit leaves the worker running as it was.
  */
 #include "relay/avro.h"
 #include "relay/dlq.h"
@@ -45,14 +49,21 @@ struct output {
         relay_avro_writer_t *writer;
 };
 
-struct transform {
-        const relay_conf_t *conf;
-        const char *dlq_topic;
-        rd_kafka_t *consumer, *producer;
+/* What SIGHUP reloads: the schemas, the reader, the connections and
+ * their writers. */
+struct pipeline {
         relay_schemas_t *schemas;
         relay_avro_reader_t *reader;
         relay_mapping_t *mapping;
         struct output *outputs; /* one per connection, same order */
+};
+
+struct transform {
+        const relay_conf_t *conf;
+        const char *dlq_topic;
+        char subject[300];
+        rd_kafka_t *consumer, *producer;
+        struct pipeline p;
 
         rd_kafka_message_t **batch;
         size_t nbatch, max_batch;
@@ -60,8 +71,55 @@ struct transform {
         size_t nacks, max_acks;
         relay_buf_t key;
         int fatal; /* an output could not be written: stop */
-        unsigned long in, out, skipped, dead;
+        unsigned long in, out, skipped, dead, decode_errors, map_errors;
 };
+
+static void pipeline_destroy(struct pipeline *p)
+{
+        for (size_t i = 0; p->mapping && i < relay_mapping_count(p->mapping);
+             i++)
+                relay_avro_writer_destroy(p->outputs[i].writer);
+        free(p->outputs);
+        relay_mapping_destroy(p->mapping);
+        relay_avro_reader_destroy(p->reader);
+        relay_schemas_destroy(p->schemas);
+        memset(p, 0, sizeof(*p));
+}
+
+/* Load schemas and connections and build the reader and writers.
+ * 0, or -1 with errstr and p left empty. */
+static int pipeline_load(struct pipeline *p, const relay_conf_t *conf,
+                         const char *subject, char *errstr, size_t errstr_size)
+{
+        memset(p, 0, sizeof(*p));
+        if (!(p->schemas = relay_worker_schemas(conf, errstr, errstr_size)) ||
+            !(p->reader = relay_avro_reader_new(
+                  p->schemas, subject,
+                  (size_t)relay_conf_int(conf, "transform.max_record_bytes"),
+                  errstr, errstr_size)) ||
+            !(p->mapping = relay_mapping_load(
+                  relay_conf_str(conf, "transform.connections"),
+                  relay_schemas_local(p->schemas, subject), errstr,
+                  errstr_size)))
+                goto fail;
+        size_t nconn = relay_mapping_count(p->mapping);
+        p->outputs = relay_calloc(nconn ? nconn : 1, sizeof(*p->outputs));
+        for (size_t i = 0; i < nconn; i++) {
+                const relay_connection_t *c = relay_mapping_get(p->mapping, i);
+                struct output *o = &p->outputs[i];
+                char osubject[300];
+                snprintf(o->topic, sizeof(o->topic), "out.%s",
+                         relay_connection_destination(c));
+                snprintf(osubject, sizeof(osubject), "%s-value", o->topic);
+                if (!(o->writer = relay_avro_writer_new(
+                          p->schemas, osubject, errstr, errstr_size)))
+                        goto fail;
+        }
+        return 0;
+fail:
+        pipeline_destroy(p);
+        return -1;
+}
 
 /* Delivery reports write into the acks through pointers given at produce
  * time, so the array is sized once for the worst batch and never moves:
@@ -88,31 +146,42 @@ static void dead_letter(struct transform *t, const rd_kafka_message_t *m,
         t->dead++;
 }
 
-static void handle(struct transform *t, const rd_kafka_message_t *m)
+/* Returns -1 when the record was not handled (stopping while its schema
+ * could not be fetched): it must not be stored. */
+static int handle(struct transform *t, const rd_kafka_message_t *m)
 {
         char why[700];
         avro_value_t *in;
+        enum relay_result r = relay_avro_reader_decode(
+            t->p.reader, m->payload, m->len, &in, NULL, why, sizeof(why));
+        if (r == RELAY_RETRY && !relay_run)
+                return -1;
         t->in++;
-        if (relay_avro_reader_decode(t->reader, m->payload, m->len, &in, NULL,
-                                     why, sizeof(why)) != RELAY_OK) {
+        if (r != RELAY_OK) {
+                relay_log(LOG_WARNING, "transform",
+                          "%s [%d] offset %lld: %s", rd_kafka_topic_name(m->rkt),
+                          (int)m->partition, (long long)m->offset, why);
+                t->decode_errors++;
                 dead_letter(t, m, "decode", why);
-                return;
+                return 0;
         }
-        for (size_t i = 0; i < relay_mapping_count(t->mapping); i++) {
-                const relay_connection_t *c = relay_mapping_get(t->mapping, i);
-                struct output *o = &t->outputs[i];
+        for (size_t i = 0; i < relay_mapping_count(t->p.mapping); i++) {
+                const relay_connection_t *c =
+                    relay_mapping_get(t->p.mapping, i);
+                struct output *o = &t->p.outputs[i];
                 avro_value_t *out = relay_avro_writer_value(o->writer);
-                enum relay_map_result r = relay_connection_apply(
+                enum relay_map_result mr = relay_connection_apply(
                     c, in, out, &t->key, why, sizeof(why));
-                if (r == RELAY_MAP_SKIP) {
+                if (mr == RELAY_MAP_SKIP) {
                         t->skipped++;
                         continue;
                 }
                 const void *buf;
                 size_t len;
-                if (r == RELAY_MAP_ERROR ||
+                if (mr == RELAY_MAP_ERROR ||
                     relay_avro_writer_encode(o->writer, &buf, &len, why,
                                              sizeof(why)) != RELAY_OK) {
+                        t->map_errors++;
                         dead_letter(t, m, "map", why);
                         continue;
                 }
@@ -126,6 +195,35 @@ static void handle(struct transform *t, const rd_kafka_message_t *m)
                 }
                 t->out++;
         }
+        return 0;
+}
+
+/* Between batches: swap in freshly loaded schemas and connections. */
+static void reload(struct transform *t)
+{
+        char errstr[1024];
+        struct pipeline fresh;
+        relay_reload = 0;
+        relay_log(LOG_INFO, "transform", "SIGHUP: reloading schemas and "
+                                         "connections");
+        if (pipeline_load(&fresh, t->conf, t->subject, errstr,
+                          sizeof(errstr))) {
+                relay_log(LOG_ERR, "transform",
+                          "reload failed, keeping the running set: %s",
+                          errstr);
+                return;
+        }
+        size_t nconn = relay_mapping_count(fresh.mapping);
+        size_t need = t->max_batch * (nconn ? nconn : 1);
+        if (need > t->max_acks) {
+                free(t->acks);
+                t->acks = relay_calloc(need, sizeof(*t->acks));
+                t->max_acks = need;
+        }
+        pipeline_destroy(&t->p);
+        t->p = fresh;
+        relay_log(LOG_INFO, "transform", "reloaded: %zu connection(s)",
+                  nconn);
 }
 
 /* Wait until the batch's outputs are durable, then store its offsets.
@@ -171,7 +269,10 @@ static int run(struct transform *t)
         int rc = 0;
         while (relay_run && rc == 0 && !t->fatal) {
                 int64_t first = 0;
-                while (relay_run && !t->fatal && t->nbatch < t->max_batch) {
+                if (relay_reload)
+                        reload(t);
+                while (relay_run && !relay_reload && !t->fatal &&
+                       t->nbatch < t->max_batch) {
                         long left = 500;
                         if (t->nbatch) {
                                 left =
@@ -196,7 +297,10 @@ static int run(struct transform *t)
                         }
                         if (!t->nbatch)
                                 first = relay_mono_ms();
-                        handle(t, m);
+                        if (handle(t, m)) {
+                                rd_kafka_message_destroy(m);
+                                break;
+                        }
                         t->batch[t->nbatch++] = m;
                 }
                 if (t->nbatch)
@@ -218,41 +322,17 @@ int main(int argc, char **argv)
         relay_worker_signals();
 
         const char *topic = relay_conf_str(conf, "transform.topic");
-        char subject[300], group[300];
-        snprintf(subject, sizeof(subject), "%s-value", topic);
+        char group[300];
+        snprintf(t.subject, sizeof(t.subject), "%s-value", topic);
         snprintf(group, sizeof(group), "relay-transform-%s", topic);
         const char *group_id = relay_conf_str(conf, "transform.group_id");
         if (!group_id)
                 group_id = group;
         t.dlq_topic = relay_conf_str(conf, "transform.dlq_topic");
 
-        if (!(t.schemas =
-                  relay_schemas_load(relay_conf_str(conf, "schemas.manifest"),
-                                     errstr, sizeof(errstr))) ||
-            !(t.reader = relay_avro_reader_new(
-                  t.schemas, subject,
-                  (size_t)relay_conf_int(conf, "transform.max_record_bytes"),
-                  errstr, sizeof(errstr))))
+        if (pipeline_load(&t.p, conf, t.subject, errstr, sizeof(errstr)))
                 goto fail;
-        if (!(t.mapping = relay_mapping_load(
-                  relay_conf_str(conf, "transform.connections"),
-                  relay_schemas_get(t.schemas,
-                                    relay_schemas_latest(t.schemas, subject)),
-                  errstr, sizeof(errstr))))
-                goto fail;
-        size_t nconn = relay_mapping_count(t.mapping);
-        t.outputs = relay_calloc(nconn ? nconn : 1, sizeof(*t.outputs));
-        for (size_t i = 0; i < nconn; i++) {
-                const relay_connection_t *c = relay_mapping_get(t.mapping, i);
-                struct output *o = &t.outputs[i];
-                char osubject[300];
-                snprintf(o->topic, sizeof(o->topic), "out.%s",
-                         relay_connection_destination(c));
-                snprintf(osubject, sizeof(osubject), "%s-value", o->topic);
-                if (!(o->writer = relay_avro_writer_new(
-                          t.schemas, osubject, errstr, sizeof(errstr))))
-                        goto fail;
-        }
+        size_t nconn = relay_mapping_count(t.p.mapping);
         if (!(t.producer =
                   relay_kafka_producer_new(conf, errstr, sizeof(errstr))) ||
             !(t.consumer = relay_kafka_consumer_new(conf, group_id, drain, &t,
@@ -273,8 +353,10 @@ int main(int argc, char **argv)
         if (t.nbatch && finish_batch(&t))
                 rc = 1;
         relay_log(LOG_INFO, "transform",
-                  "stopping: %lu in, %lu out, %lu skipped, %lu dead-lettered",
-                  t.in, t.out, t.skipped, t.dead);
+                  "stopping: %lu in, %lu out, %lu skipped, %lu dead-lettered "
+                  "(%lu undecodable, %lu unmappable)",
+                  t.in, t.out, t.skipped, t.dead, t.decode_errors,
+                  t.map_errors);
         goto done;
 fail:
         fprintf(stderr, "relay-transform: %s\n", errstr);
@@ -282,15 +364,10 @@ fail:
 done:
         relay_kafka_consumer_close(t.consumer);
         relay_kafka_producer_close(t.producer, 30000);
-        for (size_t i = 0; t.mapping && i < relay_mapping_count(t.mapping); i++)
-                relay_avro_writer_destroy(t.outputs[i].writer);
-        free(t.outputs);
+        pipeline_destroy(&t.p);
         free(t.batch);
         free(t.acks);
         relay_buf_free(&t.key);
-        relay_mapping_destroy(t.mapping);
-        relay_avro_reader_destroy(t.reader);
-        relay_schemas_destroy(t.schemas);
         relay_conf_destroy(conf);
         return rc;
 }

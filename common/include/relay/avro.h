@@ -4,7 +4,11 @@
  *
  * - the schema catalogue (relay_schemas_t): which id is which schema and
  *   which subjects (`<topic>-value`) it belongs to. The embedded default is
- *   schemas/manifest.cfg with fixed ids;
+ *   schemas/manifest.cfg with fixed ids. With a schema registry, the
+ *   manifest's newest schema per subject is what this process reads and
+ *   writes, its wire id is the registry's (looked up, or registered), and
+ *   other ids are fetched from the registry as records name them and kept
+ *   in a bounded cache that keeps working while the registry is down;
  * - readers, one per subject: decode any writer version of the subject into
  *   the reader's schema (avro-c's resolved writer), rejecting bad framing,
  *   unknown ids and ids of another subject with a reason a person can read;
@@ -17,8 +21,10 @@
 #define RELAY_AVRO_H
 
 #include "relay/common.h"
+#include "relay/registry.h"
 
 #include <avro.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,15 +42,57 @@ relay_schemas_t *relay_schemas_load(const char *manifest_path, char *errstr,
                                     size_t errstr_size);
 void relay_schemas_destroy(relay_schemas_t *s);
 
-/* The schema with this id, or NULL. Borrowed from the catalogue. */
+typedef struct relay_schemas_registry_conf {
+        int auto_register; /* register a local schema the registry lacks */
+        size_t cache_max;  /* registry ids kept in memory (>= 1) */
+        long wait_ms; /* how long a record's unknown id waits out an
+                       * unreachable registry before RELAY_RETRY (-1: until
+                       * stopped) */
+        long bind_wait_ms; /* the same for relay_schemas_bind */
+        volatile sig_atomic_t *running; /* waits end when *running is 0 */
+} relay_schemas_registry_conf_t;
+
+/* From now on take wire ids from the registry (owned by s from now on). */
+void relay_schemas_use_registry(relay_schemas_t *s, relay_registry_t *reg,
+                                const relay_schemas_registry_conf_t *conf);
+
+/* The wire id of subject's local (newest manifest) schema: the manifest's
+ * id, or the registry's, looked up or registered (auto_register). Waits
+ * out an unreachable registry with backoff until it answers or running
+ * is cleared (then RELAY_RETRY). RELAY_FATAL: no local schema, not
+ * registered, or rejected by the registry (errstr says which). */
+enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
+                                     int32_t *id, char *errstr,
+                                     size_t errstr_size);
+
+/* The schema of a wire id and its first subject (NULL when unknown; valid
+ * until the next call on s), fetching ids the catalogue does not have from
+ * the registry. RELAY_FATAL for an id nobody knows, RELAY_RETRY when the
+ * registry stayed unreachable for wait_ms. */
+enum relay_result relay_schemas_resolve(relay_schemas_t *s, int32_t id,
+                                        avro_schema_t *schema,
+                                        const char **subject, char *errstr,
+                                        size_t errstr_size);
+
+/* The local (newest manifest) schema of subject and its text, or NULL. */
+avro_schema_t relay_schemas_local(const relay_schemas_t *s,
+                                  const char *subject);
+const char *relay_schemas_local_text(const relay_schemas_t *s,
+                                     const char *subject);
+/* Every subject in the manifest, each once, in manifest order; returns
+ * how many (at most max are stored). Borrowed. */
+size_t relay_schemas_local_subjects(const relay_schemas_t *s,
+                                    const char **out, size_t max);
+
+/* Lookups without any registry call, in the wire ids known so far (the
+ * manifest's without a registry): the schema with this id, or NULL;
+ * its first subject, or NULL; whether it belongs to subject. Borrowed. */
 avro_schema_t relay_schemas_get(const relay_schemas_t *s, int32_t id);
-/* The newest version's id of a subject, or -1 when the subject is unknown. */
-int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject);
-/* The first subject schema id is registered under, or NULL. Borrowed. */
 const char *relay_schemas_subject(const relay_schemas_t *s, int32_t id);
-/* Whether schema id belongs to subject. */
 int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
                              const char *subject);
+/* The manifest id of a subject's newest version, or -1 when unknown. */
+int32_t relay_schemas_latest(const relay_schemas_t *s, const char *subject);
 
 /* Parse the Confluent header: 0 and *id on success, -1 with a reason. */
 int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
@@ -52,9 +100,10 @@ int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
 
 typedef struct relay_avro_reader relay_avro_reader_t;
 
-/* A reader for subject, reading into the subject's newest schema in the
- * catalogue (the catalogue must outlive the reader). NULL + errstr if the
- * subject is unknown. max_bytes > 0 rejects larger records. */
+/* A reader for subject, reading into the subject's local schema (the
+ * catalogue must outlive the reader; see relay_schemas_bind for the wire
+ * id). NULL + errstr if the subject is unknown. max_bytes > 0 rejects
+ * larger records. */
 relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
                                            const char *subject,
                                            size_t max_bytes, char *errstr,
@@ -65,7 +114,8 @@ void relay_avro_reader_destroy(relay_avro_reader_t *r);
  * the reader's value (owned by the reader, valid until the next decode);
  * *writer_id is the id in the frame. On bad input returns RELAY_FATAL with
  * the reason in errstr (wrong magic, truncated, unknown id, id of another
- * subject, too large, bad Avro data). */
+ * subject, too large, bad Avro data). RELAY_RETRY: the id is new and the
+ * registry could not be asked (unreachable for wait_ms, or stopping). */
 enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                                            const void *buf, size_t len,
                                            avro_value_t **out,
@@ -74,7 +124,7 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
 
 typedef struct relay_avro_writer relay_avro_writer_t;
 
-/* A writer producing the newest schema of subject. */
+/* A writer producing subject's local schema under its wire id. */
 relay_avro_writer_t *relay_avro_writer_new(relay_schemas_t *s,
                                            const char *subject, char *errstr,
                                            size_t errstr_size);

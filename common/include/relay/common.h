@@ -56,9 +56,10 @@ void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n);
 int64_t relay_now_ms(void);
 int64_t relay_mono_ms(void);
 
-/* Sleep up to ms, waking early when *stop becomes non-zero (checked every
- * 50 ms). Returns 0 when the full time passed, 1 when stopped. */
-int relay_sleep_ms(long ms, volatile sig_atomic_t *stop);
+/* Sleep up to ms, waking early when *running becomes 0 (checked every
+ * 50 ms; pass &relay_run). Returns 0 when the full time passed, 1 when
+ * stopped. running may be NULL. */
+int relay_sleep_ms(long ms, volatile sig_atomic_t *running);
 
 /* Bounded snprintf into errstr that tolerates errstr == NULL. */
 void relay_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)

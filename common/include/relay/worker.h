@@ -1,12 +1,14 @@
 /*
  * What every worker's main() shares: command-line parsing (-c FILE,
  * -X name=value, -h), loading and checking the config against the worker's
- * property tables plus the common ones (log.level, schemas.manifest), and
+ * property tables plus the common ones (log.level, schemas.manifest,
+ * schema_registry.*), the schema catalogue, and
  * signal handling (SIGTERM/SIGINT stop, SIGHUP asks for a reload).
  */
 #ifndef RELAY_WORKER_H
 #define RELAY_WORKER_H
 
+#include "relay/avro.h"
 #include "relay/conf.h"
 
 #include <signal.h>
@@ -22,6 +24,11 @@ extern volatile sig_atomic_t relay_reload;
 relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
                                 const relay_conf_prop_t *const *tables,
                                 size_t ntables);
+
+/* The schema catalogue of schemas.manifest, taking wire ids from the
+ * schema registry when schema_registry.url is set. NULL + errstr. */
+relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf, char *errstr,
+                                      size_t errstr_size);
 
 /* Install the signal handlers above. */
 void relay_worker_signals(void);

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Scenario 0005: schemas from a real schema registry, evolving while the
+# workers run.
+#  - a transform started before the registry is up retries with backoff
+#    and starts once it answers (auto-registering its schemas);
+#  - relayctl schemas register / check against the registry, and check's
+#    exit status for an incompatible local schema;
+#  - producers (Confluent's own Python serializer) switch from v1 to v2 of
+#    loyalty.events mid-stream: transform and deliver, still on the v1
+#    reader schema, deliver every record of both;
+#  - SIGHUP with v2 in the schema directory and a mapping naming the new
+#    field: from then on the field is mapped, for v2 records, while v1
+#    records still arrive;
+#  - out.mparticle decodes with Confluent's AvroDeserializer;
+#  - the registry goes away: records of known ids keep flowing, a record of
+#    an id the workers never saw is dead-lettered with the reason.
+source "$(dirname "$0")/lib.sh"
+broker
+start_sim
+
+mkdir -p "$WORK/schemas" "$WORK/connections" "$WORK/bad" "$WORK/frames-known" "$WORK/frames-new"
+cp schemas/*.avsc schemas/manifest.cfg "$WORK/schemas/"
+cp schemas/*.avsc schemas/manifest.cfg "$WORK/bad/"
+cp deploy/config/connections/acme-antavo-mparticle.cfg "$WORK/connections/"
+V1=schemas/loyalty.events.avsc
+V2=tests/integration/schemas/loyalty.events.v2.avsc
+CF="python3 tests/integration/cf_avro.py"
+
+REG_PORT=$(free_port)
+REG=$(registry_url "$REG_PORT")
+REGX=(-X schema_registry.url="$REG" -X schemas.manifest="$WORK/schemas/manifest.cfg")
+
+# 1. The registry is not up yet: the transform waits for it.
+start_transform "${REGX[@]}" -X transform.connections="$WORK/connections" \
+  -X schema_registry.unavailable_wait_ms=3000
+retrying() { grep -q "schema registry unavailable" "$WORK/transform.log"; }
+check "transform retries while the registry is down" wait_for 20 retrying
+check "and keeps running" kill -0 "$TRANSFORM_PID"
+start_registry "$REG_PORT"
+started() { grep -q '"consuming loyalty.events' "$WORK/transform.log"; }
+check "transform starts once the registry answers" wait_for 60 started
+start_deliver "${REGX[@]}"
+
+# 2. relayctl against the registry.
+ctl() { "$BIN/relayctl" -b "$BS" -r "$REG" "$@"; }
+check "relayctl schemas register" ctl -s "$WORK/schemas/manifest.cfg" schemas register >"$WORK/register.out"
+check "registers loyalty.events-value under BACKWARD" grep -q '^loyalty.events-value: id [0-9]*, version 1 (BACKWARD)$' "$WORK/register.out"
+check "relayctl schemas check: all compatible" ctl -s "$WORK/schemas/manifest.cfg" schemas check >"$WORK/check.out"
+check "and says so per subject" grep -q '^loyalty.events-value: compatible (BACKWARD)$' "$WORK/check.out"
+python3 - "$WORK/bad/loyalty.events.avsc" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["fields"].append({"name": "channel", "type": "string"})  # required, no default
+json.dump(s, open(sys.argv[1], "w"))
+EOF
+rc=0; ctl -s "$WORK/bad/manifest.cfg" schemas check loyalty.events-value >"$WORK/bad.out" 2>&1 || rc=$?
+check "an incompatible local schema fails the check (exit 1)" test "$rc" -eq 1
+check "naming the subject" grep -q '^loyalty.events-value: INCOMPATIBLE (BACKWARD)' "$WORK/bad.out"
+
+# 3. Producers switch from v1 to v2 while transform reads with v1.
+gen() { python3 tests/integration/gen_events.py --count "$1" --prefix "$2" --ids "$WORK/$2.ids" "${@:3}" > "$WORK/$2.jsonl"; }
+gen 40 a; gen 40 b --store; gen 40 c --store; gen 20 d
+id_v1=$($CF produce "$BS" "$REG" loyalty.events "$V1" < "$WORK/a.jsonl")
+id_v2=$($CF produce "$BS" "$REG" loyalty.events "$V2" < "$WORK/b.jsonl")
+check "v2 got its own schema id ($id_v1 → $id_v2)" test "$id_v1" != "$id_v2"
+all_in() { [ "$(count_received "$WORK/$1.ids")" -eq "$(wc -l < "$WORK/$1.ids")" ]; }
+check "every v1 record before the switch arrives" wait_for 60 all_in a
+check "every v2 record, read with the v1 schema, arrives" wait_for 60 all_in b
+
+# 4. The mapping names the new field: reload with v2 as the local schema.
+cp "$V2" "$WORK/schemas/loyalty.events.avsc"
+sed -i 's|{ name = "transaction_id"; from = "transaction_id"; required = true; },|&\n        { name = "store_id"; from = "store.id"; },|' \
+  "$WORK/connections/acme-antavo-mparticle.cfg"
+grep -q 'store.id' "$WORK/connections/acme-antavo-mparticle.cfg" || fail "mapping edit did not apply"
+kill -HUP "$TRANSFORM_PID"
+reloaded() { grep -q '"reloaded: 1 connection' "$WORK/transform.log"; }
+check "SIGHUP reloads schemas and connections" wait_for 30 reloaded
+$CF produce "$BS" "$REG" loyalty.events "$V2" < "$WORK/c.jsonl" >/dev/null
+$CF produce "$BS" "$REG" loyalty.events "$V1" < "$WORK/d.jsonl" >/dev/null
+check "every v2 record after the reload arrives" wait_for 60 all_in c
+check "every v1 record after the reload arrives" wait_for 60 all_in d
+
+sim /_sim/received > "$WORK/received.json"
+store_ids() { # store_ids PREFIX: "event_id store_id|-" of its checkouts
+  python3 - "$WORK/$1.jsonl" "$WORK/received.json" <<'EOF'
+import json, sys
+events = {e["event_id"]: e for e in map(json.loads, open(sys.argv[1]))}
+for b in json.load(open(sys.argv[2])):
+    batch = b["batch"]
+    e = events.get(batch["source_request_id"])
+    if e and e["event_type"] == "checkout":
+        attrs = batch["events"][0]["data"]["custom_attributes"]
+        want = (e.get("store") or {}).get("id", "-")
+        print(e["event_id"], attrs.get("store_id", "-"), want)
+EOF
+}
+mapped_as_expected() { # PREFIX MODE: MODE new = store_id as in the record, old = never
+  local n=0 bad=0
+  while read -r _ got want; do
+    n=$((n + 1))
+    if [ "$2" = new ] && [ "$got" != "$want" ]; then bad=$((bad + 1)); fi
+    if [ "$2" = old ] && [ "$got" != "-" ]; then bad=$((bad + 1)); fi
+  done < <(store_ids "$1")
+  [ "$n" -gt 0 ] && [ "$bad" -eq 0 ]
+}
+check "before the reload, store.id is not mapped" mapped_as_expected b old
+check "after the reload, v2 checkouts carry store_id" mapped_as_expected c new
+check "and some of them really had a store" grep -q '"store_id": "S' "$WORK/received.json"
+check "v1 checkouts after the reload have none" mapped_as_expected d old
+check "nothing went to dlq.transform" test "$(dlq_list dlq.transform | wc -l)" -eq 0
+
+# 5. An independent decoder reads out.mparticle via the registry.
+$CF consume "$BS" "$REG" out.mparticle 140 > "$WORK/out.decoded"
+out_id=$(curl -sf "$REG/subjects/out.mparticle-value/versions/latest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+one_id() { python3 -c 'import json,sys; print(" ".join(sorted({str(json.loads(l)["schema_id"]) for l in open(sys.argv[1])})))' "$WORK/out.decoded"; }
+check "AvroDeserializer decodes all 140 out.mparticle records, written with id $out_id" test "$(one_id)" = "$out_id"
+
+# 6. The registry goes away.
+gen 20 e --store; gen 5 f --store
+python3 - "$V2" "$WORK/v3.avsc" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["fields"].append({"name": "channel", "type": ["null", "string"], "default": None})
+json.dump(s, open(sys.argv[2], "w"))
+EOF
+$CF frame "$REG" loyalty.events "$V2" "$WORK/frames-known" < "$WORK/e.jsonl" >/dev/null
+id_v3=$($CF frame "$REG" loyalty.events "$WORK/v3.avsc" "$WORK/frames-new" < "$WORK/f.jsonl" | sort -u)
+stop_registry
+kcat -P -b "$BS" -t loyalty.events "$WORK"/frames-known/*.bin
+kcat -P -b "$BS" -t loyalty.events "$WORK"/frames-new/*.bin
+check "with the registry down, records of known ids still arrive" wait_for 60 all_in e
+new_dead() { [ "$(dlq_list dlq.transform | grep -c "schema id $id_v3: schema registry unavailable")" -eq 5 ]; }
+check "records of a new id ($id_v3) are dead-lettered, saying why" wait_for 60 new_dead
+check "transform is still running" kill -0 "$TRANSFORM_PID"
+check "deliver is still running" kill -0 "$DELIVER_PID"
+
+kill -TERM "$TRANSFORM_PID" "$DELIVER_PID"
+rc=0; wait "$TRANSFORM_PID" || rc=$?
+check "transform exits 0 on SIGTERM" test "$rc" -eq 0
+rc=0; wait "$DELIVER_PID" || rc=$?
+check "deliver exits 0 on SIGTERM" test "$rc" -eq 0
+done_checks
