@@ -611,6 +611,7 @@ struct resolved {
         avro_schema_t wschema; /* the writer schema as resolved */
         avro_value_iface_t *iface;
         avro_value_t value;
+        int enums_grew; /* a writer enum has symbols the reader lacks */
 };
 
 struct relay_avro_reader {
@@ -624,6 +625,7 @@ struct relay_avro_reader {
         avro_reader_t in;
         struct resolved *resolved; /* oldest first */
         size_t nresolved, max_resolved;
+        json_t *enum_defaults; /* reader enum name -> default symbol */
 };
 
 /* A generic value of schema (and its class): 0, or -1 with errstr. */
@@ -637,6 +639,164 @@ static int generic_new(avro_schema_t schema, avro_value_iface_t **iface,
         relay_seterr(errstr, errstr_size, "cannot build a %s for '%s': %s",
                      what, subject, avro_strerror());
         return -1;
+}
+
+/*
+ * Enums. avro-c's resolver copies a writer enum's index as it is, and
+ * avro-c keeps no enum "default". Symbols appended at the end of a writer
+ * enum are the usual evolution; for those the reader's value holds an
+ * index past its own symbols, which decode maps to the reader enum's
+ * default (read from the schema text) or refuses. Any other change of an
+ * enum's symbols (reordered, inserted, removed) would shift indexes, so
+ * such a writer schema is not resolved at all.
+ */
+static void collect_enum_defaults(json_t *j, json_t *out)
+{
+        size_t i;
+        const char *k;
+        json_t *v;
+        if (json_is_array(j)) {
+                json_array_foreach(j, i, v) collect_enum_defaults(v, out);
+                return;
+        }
+        if (!json_is_object(j))
+                return;
+        const char *type = json_string_value(json_object_get(j, "type"));
+        const char *name = json_string_value(json_object_get(j, "name"));
+        const char *def = json_string_value(json_object_get(j, "default"));
+        if (type && name && def && !strcmp(type, "enum")) {
+                const char *dot = strrchr(name, '.');
+                json_object_set_new(out, dot ? dot + 1 : name,
+                                    json_string(def));
+        }
+        json_object_foreach(j, k, v) collect_enum_defaults(v, out);
+}
+
+/* Every enum reachable from schema, appended to a JSON object by name
+ * (the pointer as an integer), named types visited once. */
+static void collect_enums(avro_schema_t sc, json_t *out, int depth)
+{
+        if (!sc || depth > 64)
+                return;
+        switch (avro_typeof(sc)) {
+        case AVRO_ENUM:
+                json_object_set_new(out, avro_schema_name(sc),
+                                    json_integer((json_int_t)(intptr_t)sc));
+                break;
+        case AVRO_RECORD:
+                for (size_t i = 0; i < avro_schema_record_size(sc); i++)
+                        collect_enums(avro_schema_record_field_get_by_index(
+                                          sc, (int)i),
+                                      out, depth + 1);
+                break;
+        case AVRO_UNION:
+                for (size_t i = 0; i < avro_schema_union_size(sc); i++)
+                        collect_enums(avro_schema_union_branch(sc, (int)i),
+                                      out, depth + 1);
+                break;
+        case AVRO_ARRAY:
+                collect_enums(avro_schema_array_items(sc), out, depth + 1);
+                break;
+        case AVRO_MAP:
+                collect_enums(avro_schema_map_values(sc), out, depth + 1);
+                break;
+        default: /* links lead to types already visited */
+                break;
+        }
+}
+
+/* 0 when every enum of the writer keeps the reader's symbols in the
+ * reader's order (*grew set when some has more at the end); -1 with
+ * errstr otherwise. */
+static int check_enums(avro_schema_t ws, avro_schema_t rs, int32_t writer_id,
+                       int *grew, char *errstr, size_t errstr_size)
+{
+        json_t *we = json_object(), *re = json_object();
+        const char *name;
+        json_t *v;
+        int rc = 0;
+        collect_enums(ws, we, 0);
+        collect_enums(rs, re, 0);
+        *grew = 0;
+        json_object_foreach(we, name, v)
+        {
+                json_t *rv = json_object_get(re, name);
+                if (!rv)
+                        continue;
+                avro_schema_t w = (avro_schema_t)(intptr_t)json_integer_value(v);
+                avro_schema_t r =
+                    (avro_schema_t)(intptr_t)json_integer_value(rv);
+                int nw = avro_schema_enum_number_of_symbols(w);
+                int nr = avro_schema_enum_number_of_symbols(r);
+                for (int i = 0; i < nw && i < nr && !rc; i++)
+                        if (strcmp(avro_schema_enum_get(w, i),
+                                   avro_schema_enum_get(r, i))) {
+                                relay_seterr(
+                                    errstr, errstr_size,
+                                    "writer schema id %d changes the order "
+                                    "of enum %s's symbols (%s where the "
+                                    "reader has %s): only appending symbols "
+                                    "can be resolved",
+                                    (int)writer_id, name,
+                                    avro_schema_enum_get(w, i),
+                                    avro_schema_enum_get(r, i));
+                                rc = -1;
+                        }
+                if (nw > nr) /* fewer is fine: unused symbols */
+                        *grew = 1;
+        }
+        json_decref(we);
+        json_decref(re);
+        return rc;
+}
+
+/* After a read through a resolver whose writer enums grew: map each enum
+ * index past the reader's symbols to the reader's default. 0, or -1 with
+ * errstr when the enum has no default. */
+static int fix_enums(relay_avro_reader_t *r, avro_value_t *v, int32_t writer_id,
+                     char *errstr, size_t errstr_size)
+{
+        avro_value_t child;
+        size_t n;
+        switch (avro_value_get_type(v)) {
+        case AVRO_ENUM: {
+                int idx = 0;
+                avro_schema_t es = avro_value_get_schema(v);
+                avro_value_get_enum(v, &idx);
+                if (idx >= 0 && idx < avro_schema_enum_number_of_symbols(es))
+                        return 0;
+                const char *def = json_string_value(
+                    json_object_get(r->enum_defaults, avro_schema_name(es)));
+                int d = def ? avro_schema_enum_get_by_name(es, def) : -1;
+                if (d < 0) {
+                        relay_seterr(errstr, errstr_size,
+                                     "enum %s: symbol %d of writer schema "
+                                     "id %d is unknown to the reader schema, "
+                                     "which has no default for it",
+                                     avro_schema_name(es), idx,
+                                     (int)writer_id);
+                        return -1;
+                }
+                return avro_value_set_enum(v, d) ? -1 : 0;
+        }
+        case AVRO_UNION:
+                if (avro_value_get_current_branch(v, &child))
+                        return 0;
+                return fix_enums(r, &child, writer_id, errstr, errstr_size);
+        case AVRO_RECORD:
+        case AVRO_MAP:
+        case AVRO_ARRAY:
+                avro_value_get_size(v, &n);
+                for (size_t i = 0; i < n; i++) {
+                        avro_value_get_by_index(v, i, &child, NULL);
+                        if (fix_enums(r, &child, writer_id, errstr,
+                                      errstr_size))
+                                return -1;
+                }
+                return 0;
+        default:
+                return 0;
+        }
 }
 
 relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
@@ -655,6 +815,11 @@ relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
         r->reader_id = id;
         r->max_bytes = max_bytes;
         r->max_resolved = s->reg ? s->rconf.cache_max : s->n;
+        r->enum_defaults = json_object();
+        json_t *text = json_loads(relay_schemas_local_text(s, subject), 0,
+                                  NULL);
+        collect_enum_defaults(text, r->enum_defaults);
+        json_decref(text);
         if (generic_new(r->schema, &r->iface, &r->value, "reader", subject,
                         errstr, errstr_size)) {
                 relay_avro_reader_destroy(r);
@@ -678,6 +843,7 @@ void relay_avro_reader_destroy(relay_avro_reader_t *r)
         for (size_t i = 0; i < r->nresolved; i++)
                 resolved_free(&r->resolved[i]);
         free(r->resolved);
+        json_decref(r->enum_defaults);
         if (r->schema)
                 avro_schema_decref(r->schema);
         if (r->value.self)
@@ -726,15 +892,22 @@ static avro_schema_t writer_with_reader_nulls(avro_schema_t ws,
  * and kept for the reader's last max_resolved writer ids. NULL + errstr
  * if not resolvable. */
 static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
-                                   avro_schema_t writer, char *errstr,
-                                   size_t errstr_size)
+                                   avro_schema_t writer, int *enums_grew,
+                                   char *errstr, size_t errstr_size)
 {
+        *enums_grew = 0;
         if (writer_id == r->reader_id)
                 return &r->value;
         for (size_t i = 0; i < r->nresolved; i++)
-                if (r->resolved[i].writer_id == writer_id)
+                if (r->resolved[i].writer_id == writer_id) {
+                        *enums_grew = r->resolved[i].enums_grew;
                         return &r->resolved[i].value;
+                }
 
+        int grew;
+        if (check_enums(writer, r->schema, writer_id, &grew, errstr,
+                        errstr_size))
+                return NULL;
         avro_schema_t ws = writer_with_reader_nulls(writer, r->schema);
         avro_value_iface_t *iface = avro_resolved_writer_new(ws, r->schema);
         if (!iface) {
@@ -757,6 +930,7 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
         res.writer_id = writer_id;
         res.wschema = ws;
         res.iface = iface;
+        res.enums_grew = *enums_grew = grew;
         avro_resolved_writer_set_dest(&res.value, &r->value);
         if (r->max_resolved && r->nresolved >= r->max_resolved) {
                 resolved_free(&r->resolved[0]);
@@ -940,10 +1114,13 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                              (int)id, (size_t)(sc.end - sc.p));
                 return RELAY_FATAL;
         }
-        avro_value_t *target = reader_target(r, id, ws, errstr, errstr_size);
+        int enums_grew;
+        avro_value_t *target =
+            reader_target(r, id, ws, &enums_grew, errstr, errstr_size);
         if (!target)
                 return RELAY_FATAL;
-        avro_value_reset(&r->value);
+        /* No reset here: avro_value_read resets its target (through the
+         * resolver, the reader's value too). */
         /* avro-c prefixes its messages onto whatever the last error was;
          * start clean so the reason names only this record's problem. */
         avro_set_error("end of data");
@@ -956,6 +1133,9 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                              avro_strerror());
                 return RELAY_FATAL;
         }
+        if (enums_grew &&
+            fix_enums(r, &r->value, id, errstr, errstr_size))
+                return RELAY_FATAL;
         *out = &r->value;
         return RELAY_OK;
 }
@@ -1040,6 +1220,25 @@ enum relay_result relay_avro_writer_encode(relay_avro_writer_t *w,
         return RELAY_OK;
 }
 
+/* Bytes from Avro's JSON encoding (see json_bytes): 0 and the bytes in
+ * out, or -1 for a code point past U+00FF. */
+static int bytes_from_json(json_t *j, relay_buf_t *out)
+{
+        const unsigned char *p = (const unsigned char *)json_string_value(j);
+        size_t n = json_string_length(j);
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = p[i];
+                if (c >= 0x80) {
+                        if ((c != 0xC2 && c != 0xC3) || i + 1 == n)
+                                return -1;
+                        c = (unsigned char)(((c & 0x03) << 6) |
+                                            (p[++i] & 0x3F));
+                }
+                relay_buf_append(out, &c, 1);
+        }
+        return 0;
+}
+
 /* Which union branch fits a JSON value of this type; -1 when none does. */
 static int union_branch_for(avro_schema_t us, json_t *j)
 {
@@ -1060,6 +1259,9 @@ static int union_branch_for(avro_schema_t us, json_t *j)
                         break; /* zero-filled tail of a short row */
                 for (size_t b = 0; b < nb; b++) {
                         avro_schema_t bs = avro_schema_union_branch(us, (int)b);
+                        /* A named type used again is a link to it. */
+                        while (avro_typeof(bs) == AVRO_LINK)
+                                bs = avro_schema_link_target(bs);
                         if (avro_typeof(bs) != want[k])
                                 continue;
                         if (want[k] == AVRO_ENUM &&
@@ -1191,18 +1393,25 @@ static int from_json(avro_value_t *v, json_t *j, relay_buf_t *path,
                 return avro_value_set_string_len(v, json_string_value(j),
                                                  json_string_length(j) + 1);
         case AVRO_BYTES:
-                if (!json_is_string(j))
-                        return json_err(errstr, errstr_size, path,
-                                        "expected a string");
-                return avro_value_set_bytes(v, (void *)json_string_value(j),
-                                            json_string_length(j));
-        case AVRO_FIXED:
-                if (!json_is_string(j) ||
-                    (int64_t)json_string_length(j) != avro_schema_fixed_size(s))
-                        return json_err(errstr, errstr_size, path,
-                                        "expected a string of the fixed size");
-                return avro_value_set_fixed(v, (void *)json_string_value(j),
-                                            json_string_length(j));
+        case AVRO_FIXED: {
+                relay_buf_t b;
+                relay_buf_init(&b);
+                int rc;
+                if (!json_is_string(j) || bytes_from_json(j, &b))
+                        rc = json_err(errstr, errstr_size, path,
+                                      "expected a string of code points "
+                                      "U+0000..U+00FF, one per byte");
+                else if (avro_typeof(s) == AVRO_BYTES)
+                        rc = avro_value_set_bytes(v, b.data ? b.data : "",
+                                                  b.len);
+                else if ((int64_t)b.len != avro_schema_fixed_size(s))
+                        rc = json_err(errstr, errstr_size, path,
+                                      "expected the fixed size in bytes");
+                else
+                        rc = avro_value_set_fixed(v, b.data, b.len);
+                relay_buf_free(&b);
+                return rc;
+        }
         case AVRO_ENUM: {
                 int idx =
                     json_is_string(j)
@@ -1282,6 +1491,48 @@ int relay_avro_from_json(avro_value_t *v, json_t *j, char *errstr,
         return rc ? -1 : 0;
 }
 
+/* A JSON string of text that should be UTF-8: bytes that are not become
+ * U+FFFD, so a field is never lost from the JSON. */
+static json_t *json_text(const char *p, size_t n)
+{
+        json_t *j = json_stringn(p, n);
+        if (j)
+                return j;
+        relay_buf_t b;
+        relay_buf_init(&b);
+        for (size_t i = 0; i < n;) {
+                const unsigned char *u = (const unsigned char *)p + i;
+                size_t l = *u < 0x80 ? 1 : relay_utf8_len(u, n - i);
+                if (l)
+                        relay_buf_append(&b, u, l);
+                else
+                        relay_buf_puts(&b, "\xEF\xBF\xBD");
+                i += l ? l : 1;
+        }
+        j = json_stringn(b.data ? b.data : "", b.len);
+        relay_buf_free(&b);
+        return j;
+}
+
+/* Bytes as Avro's JSON encoding does: one code point U+0000..U+00FF per
+ * byte. */
+static json_t *json_bytes(const unsigned char *p, size_t n)
+{
+        relay_buf_t b;
+        relay_buf_init(&b);
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c[2] = {(unsigned char)(0xC0 | (p[i] >> 6)),
+                                      (unsigned char)(0x80 | (p[i] & 0x3F))};
+                if (p[i] < 0x80)
+                        relay_buf_append(&b, p + i, 1);
+                else
+                        relay_buf_append(&b, c, 2);
+        }
+        json_t *j = json_stringn(b.data ? b.data : "", b.len);
+        relay_buf_free(&b);
+        return j;
+}
+
 json_t *relay_avro_to_json(const avro_value_t *v)
 {
         avro_value_t child;
@@ -1319,15 +1570,15 @@ json_t *relay_avro_to_json(const avro_value_t *v)
         case AVRO_STRING:
                 if (avro_value_get_string(v, &s, &n) || !s)
                         return json_string("");
-                return json_stringn(s, n ? n - 1 : 0);
+                return json_text(s, n ? n - 1 : 0);
         case AVRO_BYTES:
                 if (avro_value_get_bytes(v, &p, &n))
                         return json_string("");
-                return json_stringn(p, n);
+                return json_bytes(p, n);
         case AVRO_FIXED:
                 if (avro_value_get_fixed(v, &p, &n))
                         return json_string("");
-                return json_stringn(p, n);
+                return json_bytes(p, n);
         case AVRO_ENUM: {
                 int idx = 0;
                 avro_value_get_enum(v, &idx);

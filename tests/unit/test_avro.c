@@ -1096,6 +1096,188 @@ static void test_path_and_text(void **state)
         relay_schemas_destroy(s);
 }
 
+/* ---- enums, named types, text and bytes ---- */
+
+#define ENUM_SCHEMA(symbols, extra)                                            \
+        "{\"type\":\"record\",\"name\":\"E\",\"fields\":[{\"name\":\"kind\","  \
+        "\"type\":{\"type\":\"enum\",\"name\":\"K\",\"symbols\":[" symbols     \
+        "]" extra "}}]}"
+
+/* Frame {"kind": symbol} with the newest schema of subject e-value in s. */
+static size_t encode_kind(relay_schemas_t *s, const char *symbol,
+                          unsigned char *out, size_t size)
+{
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, "e-value", err, sizeof(err));
+        assert_non_null(w);
+        char text[128];
+        snprintf(text, sizeof(text), "{\"kind\":\"%s\"}", symbol);
+        json_t *j = json_loads(text, 0, NULL);
+        assert_int_equal(
+            relay_avro_from_json(relay_avro_writer_value(w), j, err,
+                                 sizeof(err)),
+            0);
+        json_decref(j);
+        const void *buf;
+        size_t len;
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
+        assert_true(len <= size);
+        memcpy(out, buf, len);
+        relay_avro_writer_destroy(w);
+        return len;
+}
+
+/* Decode rec with a reader on reader_file (id 1) that also knows
+ * writer_file (id 2); returns the result, the kind in kind. */
+static enum relay_result decode_kind(const char *reader_file,
+                                     const char *writer_file,
+                                     const unsigned char *rec, size_t len,
+                                     char *kind, size_t kind_size)
+{
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg),
+                 "schemas = ( { id = 1; version = 2; subject = \"e-value\"; "
+                 "file = \"%s\"; }, { id = 2; version = 1; subject = "
+                 "\"e-value\"; file = \"%s\"; } );\n",
+                 reader_file, writer_file);
+        relay_schemas_t *s = load_tmp("e-reader.cfg", cfg);
+        relay_avro_reader_t *r =
+            relay_avro_reader_new(s, "e-value", 0, err, sizeof(err));
+        assert_non_null(r);
+        avro_value_t *v;
+        enum relay_result res =
+            relay_avro_reader_decode(r, rec, len, &v, NULL, err, sizeof(err));
+        kind[0] = '\0';
+        if (res == RELAY_OK) {
+                relay_buf_t b;
+                relay_buf_init(&b);
+                avro_value_t f;
+                assert_int_equal(relay_avro_path(v, "kind", &f), 0);
+                assert_int_equal(relay_avro_to_text(&f, &b), 0);
+                snprintf(kind, kind_size, "%s", b.data);
+                relay_buf_free(&b);
+        }
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+        return res;
+}
+
+/* A writer that appended an enum symbol: old readers get their default
+ * for it (avro-c keeps no enum default; relay reads it from the text),
+ * refuse it without a default, and refuse reordered symbols outright. */
+static void test_enum_evolution(void **state)
+{
+        write_file("k-ab.avsc", ENUM_SCHEMA("\"A\",\"B\"", ",\"default\":\"A\""));
+        write_file("k-ab-nodef.avsc", ENUM_SCHEMA("\"A\",\"B\"", ""));
+        write_file("k-abc.avsc",
+                   ENUM_SCHEMA("\"A\",\"B\",\"C\"", ",\"default\":\"A\""));
+        write_file("k-ba.avsc", ENUM_SCHEMA("\"B\",\"A\"", ""));
+        relay_schemas_t *w = load_tmp(
+            "e-writer.cfg", "schemas = ( { id = 2; subject = \"e-value\"; "
+                            "file = \"k-abc.avsc\"; } );\n");
+        unsigned char c[64], b[64];
+        size_t nc = encode_kind(w, "C", c, sizeof(c));
+        size_t nb = encode_kind(w, "B", b, sizeof(b));
+        relay_schemas_destroy(w);
+
+        char kind[32];
+        assert_int_equal(decode_kind("k-ab.avsc", "k-abc.avsc", b, nb, kind,
+                                     sizeof(kind)),
+                         RELAY_OK);
+        assert_string_equal(kind, "B");
+        assert_int_equal(decode_kind("k-ab.avsc", "k-abc.avsc", c, nc, kind,
+                                     sizeof(kind)),
+                         RELAY_OK);
+        assert_string_equal(kind, "A");
+        assert_int_equal(decode_kind("k-ab-nodef.avsc", "k-abc.avsc", c, nc,
+                                     kind, sizeof(kind)),
+                         RELAY_FATAL);
+        assert_non_null(strstr(err, "enum K: symbol 2 of writer schema id 2 "
+                                    "is unknown to the reader schema"));
+
+        w = load_tmp("e-writer2.cfg",
+                     "schemas = ( { id = 2; subject = \"e-value\"; "
+                     "file = \"k-ba.avsc\"; } );\n");
+        nb = encode_kind(w, "B", b, sizeof(b));
+        relay_schemas_destroy(w);
+        assert_int_equal(decode_kind("k-ab.avsc", "k-ba.avsc", b, nb, kind,
+                                     sizeof(kind)),
+                         RELAY_FATAL);
+        assert_non_null(strstr(err, "changes the order of enum K's symbols"));
+}
+
+/* A named type used again in a union is a link in avro-c; JSON still
+ * finds that branch. */
+static void test_from_json_named_type_reused(void **state)
+{
+        avro_schema_t sc;
+        avro_schema_error_t e;
+        const char *text =
+            "{\"type\":\"record\",\"name\":\"S\",\"fields\":["
+            "{\"name\":\"r1\",\"type\":[\"null\",{\"type\":\"record\","
+            "\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":"
+            "\"string\"}]}]},"
+            "{\"name\":\"r2\",\"type\":[\"null\",\"R\"]}]}";
+        assert_int_equal(avro_schema_from_json(text, 0, &sc, &e), 0);
+        avro_value_iface_t *iface = avro_generic_class_from_schema(sc);
+        avro_value_t v;
+        assert_int_equal(avro_generic_value_new(iface, &v), 0);
+        json_t *j = json_loads("{\"r1\":null,\"r2\":{\"a\":\"y\"}}", 0, NULL);
+        assert_int_equal(relay_avro_from_json(&v, j, err, sizeof(err)), 0);
+        json_t *back = relay_avro_to_json(&v);
+        assert_true(json_equal(j, back));
+        json_decref(back);
+        json_decref(j);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        avro_schema_decref(sc);
+}
+
+/* Strings that are not UTF-8 keep their field (U+FFFD for the bad
+ * bytes); bytes use Avro's JSON encoding, one code point per byte. */
+static void test_to_json_text_and_bytes(void **state)
+{
+        avro_schema_t sc;
+        avro_schema_error_t e;
+        const char *text = "{\"type\":\"record\",\"name\":\"T\",\"fields\":["
+                           "{\"name\":\"s\",\"type\":\"string\"},"
+                           "{\"name\":\"b\",\"type\":\"bytes\"}]}";
+        assert_int_equal(avro_schema_from_json(text, 0, &sc, &e), 0);
+        avro_value_iface_t *iface = avro_generic_class_from_schema(sc);
+        avro_value_t v, f;
+        assert_int_equal(avro_generic_value_new(iface, &v), 0);
+        avro_value_get_by_name(&v, "s", &f, NULL);
+        avro_value_set_string_len(&f, "a\xff" "b", 4);
+        avro_value_get_by_name(&v, "b", &f, NULL);
+        avro_value_set_bytes(&f, "\x00\xff" "A", 3);
+        json_t *j = relay_avro_to_json(&v);
+        assert_string_equal(json_string_value(json_object_get(j, "s")),
+                            "a\xef\xbf\xbd" "b");
+        json_t *bj = json_object_get(j, "b");
+        assert_int_equal(json_string_length(bj), 4);
+        assert_memory_equal(json_string_value(bj), "\x00\xc3\xbf" "A", 4);
+
+        /* And back: the same three bytes. */
+        avro_value_reset(&v);
+        json_object_set_new(j, "s", json_string("ok"));
+        assert_int_equal(relay_avro_from_json(&v, j, err, sizeof(err)), 0);
+        const void *p;
+        size_t n;
+        avro_value_get_by_name(&v, "b", &f, NULL);
+        avro_value_get_bytes(&f, &p, &n);
+        assert_int_equal(n, 3);
+        assert_memory_equal(p, "\x00\xff" "A", 3);
+        json_object_set_new(j, "b", json_string("\xe2\x82\xac"));
+        assert_int_equal(relay_avro_from_json(&v, j, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "U+0000..U+00FF"));
+        json_decref(j);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        avro_schema_decref(sc);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1115,6 +1297,9 @@ int main(void)
             cmocka_unit_test(test_from_json_errors),
             cmocka_unit_test(test_to_json_round_trip),
             cmocka_unit_test(test_path_and_text),
+            cmocka_unit_test(test_enum_evolution),
+            cmocka_unit_test(test_from_json_named_type_reused),
+            cmocka_unit_test(test_to_json_text_and_bytes),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
