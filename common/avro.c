@@ -1140,6 +1140,51 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
         return RELAY_OK;
 }
 
+enum relay_result relay_avro_decode_written(relay_schemas_t *s,
+                                            const void *buf, size_t len,
+                                            json_t **out, char *errstr,
+                                            size_t errstr_size)
+{
+        int32_t id;
+        struct schema_entry *e;
+        if (relay_avro_frame_parse(buf, len, &id, errstr, errstr_size))
+                return RELAY_FATAL;
+        enum relay_result r = lookup_id(s, id, &e, errstr, errstr_size);
+        if (r != RELAY_OK)
+                return r;
+        const unsigned char *body =
+            (const unsigned char *)buf + RELAY_AVRO_HEADER_LEN;
+        struct scan sc = {body, body + (len - RELAY_AVRO_HEADER_LEN), 0};
+        if (scan_value(&sc, e->schema) || sc.p != sc.end) {
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d at body "
+                             "byte %zu",
+                             (int)id, (size_t)(sc.p - body));
+                return RELAY_FATAL;
+        }
+        avro_value_iface_t *iface;
+        avro_value_t v;
+        if (generic_new(e->schema, &iface, &v, "reader",
+                        e->nsubjects ? e->subjects[0] : "?", errstr,
+                        errstr_size))
+                return RELAY_FATAL;
+        avro_reader_t in = avro_reader_memory((const char *)body,
+                                              (int64_t)(sc.end - body));
+        avro_set_error("end of data");
+        if (avro_value_read(in, &v)) {
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: %s", (int)id,
+                             avro_strerror());
+                r = RELAY_FATAL;
+        } else {
+                *out = relay_avro_to_json(&v);
+        }
+        avro_reader_free(in);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        return r;
+}
+
 struct relay_avro_writer {
         int32_t id;
         avro_value_iface_t *iface;

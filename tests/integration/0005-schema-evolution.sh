@@ -114,6 +114,11 @@ $CF consume "$BS" "$REG" out.mparticle 140 > "$WORK/out.decoded"
 out_id=$(curl -sf "$REG/subjects/out.mparticle-value/versions/latest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 one_id() { python3 -c 'import json,sys; print(" ".join(sorted({str(json.loads(l)["schema_id"]) for l in open(sys.argv[1])})))' "$WORK/out.decoded"; }
 check "AvroDeserializer decodes all 140 out.mparticle records, written with id $out_id" test "$(one_id)" = "$out_id"
+# relayctl reads loyalty.events through the registry: v1 and v2 records.
+ctl consume loyalty.events > "$WORK/in.decoded" 2>>"$WORK/relayctl.log"
+with_store() { python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if "store" in json.loads(l).get("value", {})))' "$WORK/in.decoded"; }
+check "relayctl -r decodes all 140 input records" test "$(grep -c '"value":{' "$WORK/in.decoded")" -eq 140
+check "each with its writer's fields: 80 with store, via id $id_v2" test "$(with_store)" -eq 80
 
 # 6. The registry goes away.
 gen 20 e --store; gen 5 f --store

@@ -239,62 +239,18 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
         return rc;
 }
 
-/* Readers for display, one per subject met (records of a dead-letter
- * topic come from any topic), so that every value goes through the same
- * checked decoder as the workers'. */
-struct readers {
-        relay_schemas_t *schemas;
-        char *subjects[32];
-        relay_avro_reader_t *readers[32];
-        size_t n;
-};
-
-static void readers_destroy(struct readers *rs)
-{
-        for (size_t i = 0; i < rs->n; i++) {
-                relay_avro_reader_destroy(rs->readers[i]);
-                free(rs->subjects[i]);
-        }
-}
-
-/* Decode a framed Avro value for display; NULL with the reason when it is
- * not one. */
-static json_t *decode_value(struct readers *rs, const rd_kafka_message_t *m,
+/* Decode a framed Avro value for display, with the schema it was
+ * written with; NULL with the reason when it is not one. */
+static json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
                             char *errstr, size_t errstr_size)
 {
-        int32_t id;
+        json_t *v = NULL;
         if (!m->payload)
                 return json_null();
-        if (relay_avro_frame_parse(m->payload, m->len, &id, errstr,
-                                   errstr_size))
+        if (relay_avro_decode_written(s, m->payload, m->len, &v, errstr,
+                                      errstr_size) != RELAY_OK)
                 return NULL;
-        const char *subject;
-        avro_schema_t schema;
-        if (relay_schemas_resolve(rs->schemas, id, &schema, &subject, errstr,
-                                  errstr_size) != RELAY_OK)
-                return NULL;
-        if (!subject) {
-                relay_seterr(errstr, errstr_size,
-                             "schema id %d is under no subject", (int)id);
-                return NULL;
-        }
-        relay_avro_reader_t *r = NULL;
-        for (size_t i = 0; i < rs->n && !r; i++)
-                if (!strcmp(rs->subjects[i], subject))
-                        r = rs->readers[i];
-        if (!r) {
-                if (rs->n == 32 ||
-                    !(r = relay_avro_reader_new(rs->schemas, subject, 0, errstr,
-                                                errstr_size)))
-                        return NULL;
-                rs->subjects[rs->n] = relay_strdup(subject);
-                rs->readers[rs->n++] = r;
-        }
-        avro_value_t *v;
-        if (relay_avro_reader_decode(r, m->payload, m->len, &v, NULL, errstr,
-                                     errstr_size) != RELAY_OK)
-                return NULL;
-        return relay_avro_to_json(v);
+        return v;
 }
 
 /* The partition count of topic: 0 and *n, 1 when the topic does not
@@ -423,9 +379,7 @@ static int cmd_consume(const struct ctl *c, const char *topic)
         relay_schemas_t *s = schemas(c);
         if (!s)
                 return 1;
-        struct readers rs = {.schemas = s};
-        int rc = read_topic(c, topic, print_record, &rs);
-        readers_destroy(&rs);
+        int rc = read_topic(c, topic, print_record, s);
         relay_schemas_destroy(s);
         return rc;
 }

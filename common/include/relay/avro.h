@@ -122,6 +122,15 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                                            int32_t *writer_id, char *errstr,
                                            size_t errstr_size);
 
+/* Decode one framed record with the schema it was written with (no
+ * resolution: every field the writer wrote), as natural JSON in *out
+ * (a new reference). For tools. Same checks and results as
+ * relay_avro_reader_decode. */
+enum relay_result relay_avro_decode_written(relay_schemas_t *s,
+                                            const void *buf, size_t len,
+                                            json_t **out, char *errstr,
+                                            size_t errstr_size);
+
 typedef struct relay_avro_writer relay_avro_writer_t;
 
 /* A writer producing subject's local schema under its wire id. */
