@@ -19,14 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SUBJECTS 16
-
 struct schema_entry {
         int32_t id;
         int version;
         avro_schema_t schema;
         char *text; /* the .avsc as written (manifest entries only) */
-        char *subjects[MAX_SUBJECTS];
+        char **subjects;
         int nsubjects;
         int subjects_unknown; /* the registry could not say: match by name */
         int pinned;           /* this process's own reader/writer schema */
@@ -59,6 +57,7 @@ static void entry_free(struct schema_entry *e)
         free(e->text);
         for (int i = 0; i < e->nsubjects; i++)
                 free(e->subjects[i]);
+        free(e->subjects);
         memset(e, 0, sizeof(*e));
 }
 
@@ -102,6 +101,8 @@ static char *read_file(const char *path, char *errstr, size_t errstr_size)
         return b.data;
 }
 
+static void add_subject(struct schema_entry *e, const char *subject);
+
 static int load_entry(config_setting_t *es, const char *manifest,
                       const char *dir, struct schema_entry *e, char *errstr,
                       size_t errstr_size)
@@ -127,21 +128,20 @@ static int load_entry(config_setting_t *es, const char *manifest,
         }
         config_setting_t *subj = config_setting_get_member(es, "subject");
         if (subj && config_setting_type(subj) == CONFIG_TYPE_STRING) {
-                e->subjects[e->nsubjects++] =
-                    relay_strdup(config_setting_get_string(subj));
+                add_subject(e, config_setting_get_string(subj));
         } else if (subj && (config_setting_is_array(subj) ||
                             config_setting_is_list(subj))) {
                 for (int i = 0; i < config_setting_length(subj); i++) {
                         const char *sv =
                             config_setting_get_string_elem(subj, i);
-                        if (!sv || e->nsubjects == MAX_SUBJECTS) {
+                        if (!sv) {
                                 relay_seterr(errstr, errstr_size,
                                              "%s:%d: schema id %d: 'subject' "
-                                             "must list at most %d strings",
-                                             manifest, line, id, MAX_SUBJECTS);
+                                             "must list strings",
+                                             manifest, line, id);
                                 return -1;
                         }
-                        e->subjects[e->nsubjects++] = relay_strdup(sv);
+                        add_subject(e, sv);
                 }
         }
         if (e->nsubjects == 0) {
@@ -259,14 +259,13 @@ static int entry_has_subject(const struct schema_entry *e, const char *subject)
         return 0;
 }
 
-static int add_subject(struct schema_entry *e, const char *subject)
+static void add_subject(struct schema_entry *e, const char *subject)
 {
         if (entry_has_subject(e, subject))
-                return 0;
-        if (e->nsubjects == MAX_SUBJECTS)
-                return -1;
+                return;
+        e->subjects = relay_realloc(e->subjects, ((size_t)e->nsubjects + 1) *
+                                                     sizeof(*e->subjects));
         e->subjects[e->nsubjects++] = relay_strdup(subject);
-        return 0;
 }
 
 /* The manifest's newest version of subject, or NULL. */
@@ -448,12 +447,7 @@ enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
         }
         e->pinned = 1;
         e->subjects_unknown = 0;
-        if (add_subject(e, subject)) {
-                relay_seterr(errstr, errstr_size,
-                             "schema id %d: more than %d subjects",
-                             (int)*id, MAX_SUBJECTS);
-                return RELAY_FATAL;
-        }
+        add_subject(e, subject);
         relay_log(LOG_INFO, "schemas", "subject '%s' is schema id %d",
                   subject, (int)*id);
         return RELAY_OK;
@@ -524,7 +518,7 @@ static enum relay_result fetch_id(relay_schemas_t *s, int32_t id,
         struct schema_entry *e = cache_insert(s, id);
         e->schema = schema;
         e->subjects_unknown = subjects_unknown;
-        for (size_t i = 0; i < nsubjects && e->nsubjects < MAX_SUBJECTS; i++)
+        for (size_t i = 0; i < nsubjects; i++)
                 add_subject(e, subjects[i]);
         relay_registry_strv_free(subjects, nsubjects);
         relay_log(LOG_INFO, "schemas", "fetched schema id %d (%s)", (int)id,

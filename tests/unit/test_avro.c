@@ -259,7 +259,7 @@ static void test_catalogue_bad_entries(void **state)
         bad_manifest("badsubject.cfg",
                      "schemas = (\n  { id = 4; subject = [ 5 ]; file = "
                      "\"v1.avsc\"; }\n);\n",
-                     2, "'subject' must list at most");
+                     2, "'subject' must list strings");
         bad_manifest("noid.cfg",
                      "schemas = (\n  { subject = \"a\"; file = \"v1.avsc\"; "
                      "}\n);\n",
