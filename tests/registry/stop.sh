@@ -32,19 +32,7 @@ ours() {
   [[ $cmd == *" -Drelay.registry.workdir=$WORKDIR "* && $cmd == *"/app/quarkus-run.jar"* ]]
 }
 
-if ours; then
-  start=$SECONDS
-  kill -TERM "$pid" 2>/dev/null || true
-  while ours && ((SECONDS - start < STOP_TIMEOUT)); do sleep 0.2; done
-  if ours; then
-    log "pid $pid still running after ${STOP_TIMEOUT}s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do ours || break; sleep 0.1; done
-  fi
-  if ours; then
-    log "ERROR: pid $pid survived SIGKILL"
-    exit 1
-  fi
-  log "stopped registry pid $pid in $((SECONDS - start))s"
-fi
+# shellcheck source=../lib/stop.sh
+source "$HERE/../lib/stop.sh"
+stop_ours registry || exit 1
 rm -f "$PIDFILE" "$WORKDIR/url"

@@ -659,8 +659,8 @@ static void test_decode_other_subject(void **state)
         relay_schemas_destroy(s);
 }
 
-/* A schema shared by more subjects than an entry holds (MAX_SUBJECTS in
- * avro.c is 16), ours listed last: it still belongs to our subject. */
+/* A schema shared by many subjects (21), ours listed last: it still
+ * belongs to our subject. */
 static void test_decode_id_of_many_subjects(void **state)
 {
         struct server *srv = *state;
