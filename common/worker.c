@@ -138,7 +138,8 @@ void relay_worker_signals(void)
         signal(SIGPIPE, SIG_IGN);
 }
 
-relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf, char *errstr,
+relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf,
+                                      long bind_wait_ms, char *errstr,
                                       size_t errstr_size)
 {
         relay_schemas_t *s = relay_schemas_load(
@@ -158,7 +159,7 @@ relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf, char *errstr,
             relay_conf_bool(conf, "schema_registry.auto_register"),
             (size_t)relay_conf_int(conf, "schema_registry.cache_size"),
             (long)relay_conf_int(conf, "schema_registry.unavailable_wait_ms"),
-            -1, &relay_run};
+            bind_wait_ms, &relay_run};
         relay_schemas_use_registry(s, reg, &sc);
         relay_log(LOG_INFO, "schemas", "schema ids from the registry at %s",
                   url);

@@ -13,7 +13,8 @@
 #    records still arrive;
 #  - out.mparticle decodes with Confluent's AvroDeserializer;
 #  - the registry goes away: records of known ids keep flowing, a record of
-#    an id the workers never saw is dead-lettered with the reason.
+#    an id the workers never saw is dead-lettered with the reason, and a
+#    reload gives up after the wait and keeps the running set.
 source "$(dirname "$0")/lib.sh"
 broker
 start_sim
@@ -136,6 +137,9 @@ kcat -P -b "$BS" -t loyalty.events "$WORK"/frames-new/*.bin
 check "with the registry down, records of known ids still arrive" wait_for 60 all_in e
 new_dead() { [ "$(dlq_list dlq.transform | grep -c "schema id $id_v3: schema registry unavailable")" -eq 5 ]; }
 check "records of a new id ($id_v3) are dead-lettered, saying why" wait_for 60 new_dead
+kill -HUP "$TRANSFORM_PID"
+reload_failed() { grep -q '"reload failed, keeping the running set: subject .loyalty.events-value.: registry POST' "$WORK/transform.log"; }
+check "a reload while the registry is down gives up after the wait, keeping the running set" wait_for 30 reload_failed
 check "transform is still running" kill -0 "$TRANSFORM_PID"
 check "deliver is still running" kill -0 "$DELIVER_PID"
 

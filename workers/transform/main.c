@@ -86,13 +86,16 @@ static void pipeline_destroy(struct pipeline *p)
         memset(p, 0, sizeof(*p));
 }
 
-/* Load schemas and connections and build the reader and writers.
- * 0, or -1 with errstr and p left empty. */
+/* Load schemas and connections and build the reader and writers,
+ * waiting out an unreachable registry for bind_wait_ms (-1: until
+ * stopped). 0, or -1 with errstr and p left empty. */
 static int pipeline_load(struct pipeline *p, const relay_conf_t *conf,
-                         const char *subject, char *errstr, size_t errstr_size)
+                         const char *subject, long bind_wait_ms, char *errstr,
+                         size_t errstr_size)
 {
         memset(p, 0, sizeof(*p));
-        if (!(p->schemas = relay_worker_schemas(conf, errstr, errstr_size)) ||
+        if (!(p->schemas = relay_worker_schemas(conf, bind_wait_ms, errstr,
+                                                errstr_size)) ||
             !(p->reader = relay_avro_reader_new(
                   p->schemas, subject,
                   (size_t)relay_conf_int(conf, "transform.max_record_bytes"),
@@ -206,8 +209,12 @@ static void reload(struct transform *t)
         relay_reload = 0;
         relay_log(LOG_INFO, "transform", "SIGHUP: reloading schemas and "
                                          "connections");
-        if (pipeline_load(&fresh, t->conf, t->subject, errstr,
-                          sizeof(errstr))) {
+        /* Not polling meanwhile: wait for a registry no longer than a
+         * record would. */
+        if (pipeline_load(&fresh, t->conf, t->subject,
+                          (long)relay_conf_int(
+                              t->conf, "schema_registry.unavailable_wait_ms"),
+                          errstr, sizeof(errstr))) {
                 relay_log(LOG_ERR, "transform",
                           "reload failed, keeping the running set: %s",
                           errstr);
@@ -330,7 +337,7 @@ int main(int argc, char **argv)
                 group_id = group;
         t.dlq_topic = relay_conf_str(conf, "transform.dlq_topic");
 
-        if (pipeline_load(&t.p, conf, t.subject, errstr, sizeof(errstr)))
+        if (pipeline_load(&t.p, conf, t.subject, -1, errstr, sizeof(errstr)))
                 goto fail;
         size_t nconn = relay_mapping_count(t.p.mapping);
         if (!(t.producer =

@@ -26,8 +26,11 @@ relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
                                 size_t ntables);
 
 /* The schema catalogue of schemas.manifest, taking wire ids from the
- * schema registry when schema_registry.url is set. NULL + errstr. */
-relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf, char *errstr,
+ * schema registry when schema_registry.url is set; binding a subject
+ * waits out an unreachable registry for bind_wait_ms (-1: until the
+ * worker is stopped). NULL + errstr. */
+relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf,
+                                      long bind_wait_ms, char *errstr,
                                       size_t errstr_size);
 
 /* Install the signal handlers above. */
