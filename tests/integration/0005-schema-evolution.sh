@@ -8,6 +8,8 @@
 #  - producers (Confluent's own Python serializer) switch from v1 to v2 of
 #    loyalty.events mid-stream: transform and deliver, still on the v1
 #    reader schema, deliver every record of both;
+#  - an id the registry does not know, and the id of another subject, are
+#    dead-lettered with the reason;
 #  - SIGHUP with v2 in the schema directory and a mapping naming the new
 #    field: from then on the field is mapped, for v2 records, while v1
 #    records still arrive;
@@ -110,9 +112,19 @@ check "and some of them really had a store" grep -q '"store_id": "S' "$WORK/rece
 check "v1 checkouts after the reload have none" mapped_as_expected d old
 check "nothing went to dlq.transform" test "$(dlq_list dlq.transform | wc -l)" -eq 0
 
+# Bad ids with a registry: one it does not know, one of another subject.
+python3 tests/integration/make_bad_records.py "$WORK" "$(python3 -c 'import uuid; print(uuid.uuid4())')"
+out_id=$(curl -sf "$REG/subjects/out.mparticle-value/versions/latest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+python3 -c 'import struct, sys; b = open(sys.argv[1], "rb").read()[5:]; open(sys.argv[2], "wb").write(b"\0" + struct.pack(">I", int(sys.argv[3])) + b)' \
+  "$WORK/wrong-subject.bin" "$WORK/registry-other-subject.bin" "$out_id"
+kcat -P -b "$BS" -t loyalty.events -k reg-unknown "$WORK/unknown-id.bin"
+kcat -P -b "$BS" -t loyalty.events -k reg-other "$WORK/registry-other-subject.bin"
+dlq_has() { dlq_list dlq.transform | python3 tests/integration/dlq_tsv.py | awk -F'\t' -v k="$1" '$1==k' | grep -qF "$2"; }
+check "an id the registry does not know → dlq.transform" wait_for 30 dlq_has reg-unknown "unknown schema id 999 (the registry has no such id)"
+check "the registry's id of another subject → dlq.transform" wait_for 30 dlq_has reg-other "schema id $out_id does not belong to subject 'loyalty.events-value'"
+
 # 5. An independent decoder reads out.mparticle via the registry.
 $CF consume "$BS" "$REG" out.mparticle 140 > "$WORK/out.decoded"
-out_id=$(curl -sf "$REG/subjects/out.mparticle-value/versions/latest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 one_id() { python3 -c 'import json,sys; print(" ".join(sorted({str(json.loads(l)["schema_id"]) for l in open(sys.argv[1])})))' "$WORK/out.decoded"; }
 check "AvroDeserializer decodes all 140 out.mparticle records, written with id $out_id" test "$(one_id)" = "$out_id"
 # relayctl reads loyalty.events through the registry: v1 and v2 records.
