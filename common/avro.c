@@ -286,8 +286,7 @@ avro_schema_t relay_schemas_get(const relay_schemas_t *s, int32_t id)
         return e ? e->schema : NULL;
 }
 
-avro_schema_t relay_schemas_local(const relay_schemas_t *s,
-                                  const char *subject)
+avro_schema_t relay_schemas_local(const relay_schemas_t *s, const char *subject)
 {
         const struct schema_entry *e = local_latest(s, subject);
         return e ? e->schema : NULL;
@@ -300,8 +299,8 @@ const char *relay_schemas_local_text(const relay_schemas_t *s,
         return e ? e->text : NULL;
 }
 
-size_t relay_schemas_local_subjects(const relay_schemas_t *s,
-                                    const char **out, size_t max)
+size_t relay_schemas_local_subjects(const relay_schemas_t *s, const char **out,
+                                    size_t max)
 {
         size_t n = 0;
         for (size_t i = 0; i < s->n; i++)
@@ -346,7 +345,8 @@ static int registry_backoff(relay_schemas_t *s, int failed, int64_t started,
                                 : wait_ms - (long)(relay_mono_ms() - started);
         if ((running && !*running) || left <= 0)
                 return -1;
-        long d = relay_retry_delay_ms(&policy, failed, -1, relay_retry_random());
+        long d =
+            relay_retry_delay_ms(&policy, failed, -1, relay_retry_random());
         if (d > left)
                 d = left;
         relay_log(LOG_WARNING, "schemas",
@@ -412,9 +412,8 @@ enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
                                           &version, &not_found, why,
                                           sizeof(why));
                 if (r == RELAY_FATAL && not_found && s->rconf.auto_register) {
-                        r = relay_registry_register(s->reg, subject,
-                                                    local->text, id, why,
-                                                    sizeof(why));
+                        r = relay_registry_register(
+                            s->reg, subject, local->text, id, why, sizeof(why));
                         if (r == RELAY_OK)
                                 relay_log(LOG_INFO, "schemas",
                                           "registered the local schema of "
@@ -422,8 +421,8 @@ enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
                                           subject, (int)*id);
                 }
                 if (r != RELAY_RETRY ||
-                    registry_backoff(s, failed, started,
-                                     s->rconf.bind_wait_ms, why))
+                    registry_backoff(s, failed, started, s->rconf.bind_wait_ms,
+                                     why))
                         break;
         }
         if (r == RELAY_FATAL && not_found && !s->rconf.auto_register) {
@@ -448,8 +447,8 @@ enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
         e->pinned = 1;
         e->subjects_unknown = 0;
         add_subject(e, subject);
-        relay_log(LOG_INFO, "schemas", "subject '%s' is schema id %d",
-                  subject, (int)*id);
+        relay_log(LOG_INFO, "schemas", "subject '%s' is schema id %d", subject,
+                  (int)*id);
         return RELAY_OK;
 }
 
@@ -482,8 +481,7 @@ static enum relay_result fetch_id(relay_schemas_t *s, int32_t id,
                         }
                 }
                 if (r != RELAY_RETRY ||
-                    registry_backoff(s, failed, started, s->rconf.wait_ms,
-                                     why))
+                    registry_backoff(s, failed, started, s->rconf.wait_ms, why))
                         break;
         }
         if (r == RELAY_FATAL && not_found) {
@@ -679,14 +677,14 @@ static void collect_enums(avro_schema_t sc, json_t *out, int depth)
                 break;
         case AVRO_RECORD:
                 for (size_t i = 0; i < avro_schema_record_size(sc); i++)
-                        collect_enums(avro_schema_record_field_get_by_index(
-                                          sc, (int)i),
-                                      out, depth + 1);
+                        collect_enums(
+                            avro_schema_record_field_get_by_index(sc, (int)i),
+                            out, depth + 1);
                 break;
         case AVRO_UNION:
                 for (size_t i = 0; i < avro_schema_union_size(sc); i++)
-                        collect_enums(avro_schema_union_branch(sc, (int)i),
-                                      out, depth + 1);
+                        collect_enums(avro_schema_union_branch(sc, (int)i), out,
+                                      depth + 1);
                 break;
         case AVRO_ARRAY:
                 collect_enums(avro_schema_array_items(sc), out, depth + 1);
@@ -717,7 +715,8 @@ static int check_enums(avro_schema_t ws, avro_schema_t rs, int32_t writer_id,
                 json_t *rv = json_object_get(re, name);
                 if (!rv)
                         continue;
-                avro_schema_t w = (avro_schema_t)(intptr_t)json_integer_value(v);
+                avro_schema_t w =
+                    (avro_schema_t)(intptr_t)json_integer_value(v);
                 avro_schema_t r =
                     (avro_schema_t)(intptr_t)json_integer_value(rv);
                 int nw = avro_schema_enum_number_of_symbols(w);
@@ -767,8 +766,7 @@ static int fix_enums(relay_avro_reader_t *r, avro_value_t *v, int32_t writer_id,
                                      "enum %s: symbol %d of writer schema "
                                      "id %d is unknown to the reader schema, "
                                      "which has no default for it",
-                                     avro_schema_name(es), idx,
-                                     (int)writer_id);
+                                     avro_schema_name(es), idx, (int)writer_id);
                         return -1;
                 }
                 return avro_value_set_enum(v, d) ? -1 : 0;
@@ -810,8 +808,8 @@ relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
         r->max_bytes = max_bytes;
         r->max_resolved = s->reg ? s->rconf.cache_max : s->n;
         r->enum_defaults = json_object();
-        json_t *text = json_loads(relay_schemas_local_text(s, subject), 0,
-                                  NULL);
+        json_t *text =
+            json_loads(relay_schemas_local_text(s, subject), 0, NULL);
         collect_enum_defaults(text, r->enum_defaults);
         json_decref(text);
         if (generic_new(r->schema, &r->iface, &r->value, "reader", subject,
@@ -1127,17 +1125,15 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                              avro_strerror());
                 return RELAY_FATAL;
         }
-        if (enums_grew &&
-            fix_enums(r, &r->value, id, errstr, errstr_size))
+        if (enums_grew && fix_enums(r, &r->value, id, errstr, errstr_size))
                 return RELAY_FATAL;
         *out = &r->value;
         return RELAY_OK;
 }
 
-enum relay_result relay_avro_decode_written(relay_schemas_t *s,
-                                            const void *buf, size_t len,
-                                            json_t **out, char *errstr,
-                                            size_t errstr_size)
+enum relay_result relay_avro_decode_written(relay_schemas_t *s, const void *buf,
+                                            size_t len, json_t **out,
+                                            char *errstr, size_t errstr_size)
 {
         int32_t id;
         struct schema_entry *e;
@@ -1162,8 +1158,8 @@ enum relay_result relay_avro_decode_written(relay_schemas_t *s,
                         e->nsubjects ? e->subjects[0] : "?", errstr,
                         errstr_size))
                 return RELAY_FATAL;
-        avro_reader_t in = avro_reader_memory((const char *)body,
-                                              (int64_t)(sc.end - body));
+        avro_reader_t in =
+            avro_reader_memory((const char *)body, (int64_t)(sc.end - body));
         avro_set_error("end of data");
         if (avro_value_read(in, &v)) {
                 relay_seterr(errstr, errstr_size,
@@ -1198,8 +1194,8 @@ relay_avro_writer_t *relay_avro_writer_new(relay_schemas_t *s,
         relay_avro_writer_t *w = relay_calloc(1, sizeof(*w));
         w->id = id;
         relay_buf_init(&w->buf);
-        if (generic_new(relay_schemas_local(s, subject), &w->iface,
-                        &w->value, "writer", subject, errstr, errstr_size)) {
+        if (generic_new(relay_schemas_local(s, subject), &w->iface, &w->value,
+                        "writer", subject, errstr, errstr_size)) {
                 relay_avro_writer_destroy(w);
                 return NULL;
         }
@@ -1530,9 +1526,7 @@ int relay_avro_from_json(avro_value_t *v, json_t *j, char *errstr,
         return rc ? -1 : 0;
 }
 
-/* A JSON string of text that should be UTF-8: bytes that are not become
- * U+FFFD, so a field is never lost from the JSON. */
-static json_t *json_text(const char *p, size_t n)
+json_t *relay_json_text(const char *p, size_t n)
 {
         json_t *j = json_stringn(p, n);
         if (j)
@@ -1609,7 +1603,7 @@ json_t *relay_avro_to_json(const avro_value_t *v)
         case AVRO_STRING:
                 if (avro_value_get_string(v, &s, &n) || !s)
                         return json_string("");
-                return json_text(s, n ? n - 1 : 0);
+                return relay_json_text(s, n ? n - 1 : 0);
         case AVRO_BYTES:
                 if (avro_value_get_bytes(v, &p, &n))
                         return json_string("");

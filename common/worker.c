@@ -29,8 +29,8 @@ static const relay_conf_prop_t worker_props[] = {
      "schema ids kept in memory"},
     {"schema_registry.timeout_ms", RELAY_CONF_INT, "10000", 100, 600000, 0,
      "time per registry request"},
-    {"schema_registry.unavailable_wait_ms", RELAY_CONF_INT, "60000", 0,
-     3600000, 0,
+    {"schema_registry.unavailable_wait_ms", RELAY_CONF_INT, "60000", 0, 3600000,
+     0,
      "how long a record with a new schema id waits out an unreachable "
      "registry before it is dead-lettered (at start a worker waits until "
      "the registry answers)"},

@@ -157,8 +157,8 @@ static int verify(struct bench *b, char *errstr, size_t errstr_size)
 }
 
 /* Time n round trips into *t. 0, or -1 on the first failure (errstr). */
-static int time_relay(struct bench *b, long n, struct timing *t,
-                      char *errstr, size_t errstr_size)
+static int time_relay(struct bench *b, long n, struct timing *t, char *errstr,
+                      size_t errstr_size)
 {
         const void *out;
         size_t len, total = 0;

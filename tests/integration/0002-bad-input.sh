@@ -25,7 +25,7 @@ done
 printf '{"event_id":"%s","occurred_at":1764000000000,"tenant":"acme","source":"antavo","event_type":"coupon_issued","identities":{"customer_id":"nocode-1"},"data":{}}\n' "$UNMAPPABLE" \
   | produce loyalty.events
 kcat -P -b "$BS" -t loyalty.events -k foreign "$WORK/good-foreign.bin"
-printf 'garbage on the outbound topic' | kcat -P -b "$BS" -t out.mparticle -k bad-out
+printf 'garbage on the outbound topic' | kcat -P -b "$BS" -t out.mparticle -k $'bad-out\xff'  # key not UTF-8
 
 foreign_delivered() { received_ids | grep -q "$FOREIGN"; }
 check "a fastavro-written event after the bad ones is delivered" wait_for 60 foreign_delivered
@@ -45,8 +45,8 @@ check "header without body → dlq.transform" has_reason dlq.transform bad-empty
 check "record over transform.max_record_bytes → dlq.transform" has_reason dlq.transform bad-too-large decode "exceeds the limit of 4096"
 unmappable_dead() { dlq_list dlq.transform | grep "$UNMAPPABLE" | grep -q "the template names field data.coupon_code, which the record lacks"; }
 check "unmappable record → dlq.transform naming connection, event and field" wait_for 30 unmappable_dead
-out_dead() { has_reason dlq.mparticle bad-out decode "wrong magic byte"; }
-check "garbage on out.mparticle → dlq.mparticle at stage decode" wait_for 30 out_dead
+out_dead() { has_reason dlq.mparticle $'bad-out\xef\xbf\xbd' decode "wrong magic byte"; }
+check "garbage on out.mparticle → dlq.mparticle at stage decode (dlq list shows its non-UTF-8 key with U+FFFD)" wait_for 30 out_dead
 check "the unmappable event never reached the simulator" test "$(received_ids | grep -c "$UNMAPPABLE" || true)" -eq 0
 kill -TERM "$TRANSFORM_PID"
 rc=0; wait "$TRANSFORM_PID" || rc=$?

@@ -44,7 +44,6 @@ static const char *const sample =
     " 'total': 19.99, 'sum': 0.30000000000000004, 'note': null,"
     " 'address.city': 'Paris'}}";
 
-
 /* err must start with "<file>:<line>: ". */
 static void assert_at(const char *file, int line)
 {
@@ -53,7 +52,6 @@ static void assert_at(const char *file, int line)
         if (strncmp(err, want, strlen(want)))
                 fail_msg("\"%s\"\n  does not start with \"%s\"", err, want);
 }
-
 
 static void fill(avro_value_t *v, const char *text)
 {
@@ -84,7 +82,6 @@ static void assert_json_is(const avro_value_t *v, const char *text)
         json_decref(want);
         json_decref(got);
 }
-
 
 /* The repository's loyalty schema as JSON, with an optional extra field
  * appended (v2 adds "channel", an incompatible v3 a required field). */
@@ -1113,10 +1110,9 @@ static size_t encode_kind(relay_schemas_t *s, const char *symbol,
         char text[128];
         snprintf(text, sizeof(text), "{\"kind\":\"%s\"}", symbol);
         json_t *j = json_loads(text, 0, NULL);
-        assert_int_equal(
-            relay_avro_from_json(relay_avro_writer_value(w), j, err,
-                                 sizeof(err)),
-            0);
+        assert_int_equal(relay_avro_from_json(relay_avro_writer_value(w), j,
+                                              err, sizeof(err)),
+                         0);
         json_decref(j);
         const void *buf;
         size_t len;
@@ -1169,7 +1165,8 @@ static enum relay_result decode_kind(const char *reader_file,
  * refuse it without a default, and refuse reordered symbols outright. */
 static void test_enum_evolution(void **state)
 {
-        write_file("k-ab.avsc", ENUM_SCHEMA("\"A\",\"B\"", ",\"default\":\"A\""));
+        write_file("k-ab.avsc",
+                   ENUM_SCHEMA("\"A\",\"B\"", ",\"default\":\"A\""));
         write_file("k-ab-nodef.avsc", ENUM_SCHEMA("\"A\",\"B\"", ""));
         write_file("k-abc.avsc",
                    ENUM_SCHEMA("\"A\",\"B\",\"C\"", ",\"default\":\"A\""));
@@ -1183,13 +1180,13 @@ static void test_enum_evolution(void **state)
         relay_schemas_destroy(w);
 
         char kind[32];
-        assert_int_equal(decode_kind("k-ab.avsc", "k-abc.avsc", b, nb, kind,
-                                     sizeof(kind)),
-                         RELAY_OK);
+        assert_int_equal(
+            decode_kind("k-ab.avsc", "k-abc.avsc", b, nb, kind, sizeof(kind)),
+            RELAY_OK);
         assert_string_equal(kind, "B");
-        assert_int_equal(decode_kind("k-ab.avsc", "k-abc.avsc", c, nc, kind,
-                                     sizeof(kind)),
-                         RELAY_OK);
+        assert_int_equal(
+            decode_kind("k-ab.avsc", "k-abc.avsc", c, nc, kind, sizeof(kind)),
+            RELAY_OK);
         assert_string_equal(kind, "A");
         assert_int_equal(decode_kind("k-ab-nodef.avsc", "k-abc.avsc", c, nc,
                                      kind, sizeof(kind)),
@@ -1202,9 +1199,9 @@ static void test_enum_evolution(void **state)
                      "file = \"k-ba.avsc\"; } );\n");
         nb = encode_kind(w, "B", b, sizeof(b));
         relay_schemas_destroy(w);
-        assert_int_equal(decode_kind("k-ab.avsc", "k-ba.avsc", b, nb, kind,
-                                     sizeof(kind)),
-                         RELAY_FATAL);
+        assert_int_equal(
+            decode_kind("k-ab.avsc", "k-ba.avsc", b, nb, kind, sizeof(kind)),
+            RELAY_FATAL);
         assert_non_null(strstr(err, "changes the order of enum K's symbols"));
 }
 
@@ -1249,15 +1246,25 @@ static void test_to_json_text_and_bytes(void **state)
         avro_value_t v, f;
         assert_int_equal(avro_generic_value_new(iface, &v), 0);
         avro_value_get_by_name(&v, "s", &f, NULL);
-        avro_value_set_string_len(&f, "a\xff" "b", 4);
+        avro_value_set_string_len(&f,
+                                  "a\xff"
+                                  "b",
+                                  4);
         avro_value_get_by_name(&v, "b", &f, NULL);
-        avro_value_set_bytes(&f, "\x00\xff" "A", 3);
+        avro_value_set_bytes(&f,
+                             "\x00\xff"
+                             "A",
+                             3);
         json_t *j = relay_avro_to_json(&v);
         assert_string_equal(json_string_value(json_object_get(j, "s")),
-                            "a\xef\xbf\xbd" "b");
+                            "a\xef\xbf\xbd"
+                            "b");
         json_t *bj = json_object_get(j, "b");
         assert_int_equal(json_string_length(bj), 4);
-        assert_memory_equal(json_string_value(bj), "\x00\xc3\xbf" "A", 4);
+        assert_memory_equal(json_string_value(bj),
+                            "\x00\xc3\xbf"
+                            "A",
+                            4);
 
         /* And back: the same three bytes. */
         avro_value_reset(&v);
@@ -1268,7 +1275,10 @@ static void test_to_json_text_and_bytes(void **state)
         avro_value_get_by_name(&v, "b", &f, NULL);
         avro_value_get_bytes(&f, &p, &n);
         assert_int_equal(n, 3);
-        assert_memory_equal(p, "\x00\xff" "A", 3);
+        assert_memory_equal(p,
+                            "\x00\xff"
+                            "A",
+                            3);
         json_object_set_new(j, "b", json_string("\xe2\x82\xac"));
         assert_int_equal(relay_avro_from_json(&v, j, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "U+0000..U+00FF"));

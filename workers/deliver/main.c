@@ -377,7 +377,8 @@ int main(int argc, char **argv)
                 goto fail;
         char subject[300];
         snprintf(subject, sizeof(subject), "%s-value", in_topic);
-        if (!(schemas = relay_worker_schemas(conf, -1, errstr, sizeof(errstr))) ||
+        if (!(schemas =
+                  relay_worker_schemas(conf, -1, errstr, sizeof(errstr))) ||
             !(d.reader = relay_avro_reader_new(
                   schemas, subject,
                   (size_t)relay_conf_int(conf, "deliver.max_record_bytes"),

@@ -347,8 +347,9 @@ static int print_record(const rd_kafka_message_t *m, void *arg)
         json_t *o = json_object();
         json_object_set_new(o, "partition", json_integer(m->partition));
         json_object_set_new(o, "offset", json_integer(m->offset));
-        json_object_set_new(
-            o, "key", m->key ? json_stringn(m->key, m->key_len) : json_null());
+        json_object_set_new(o, "key",
+                            m->key ? relay_json_text(m->key, m->key_len)
+                                   : json_null());
         json_t *hj = json_object();
         rd_kafka_headers_t *h;
         if (!rd_kafka_message_headers(m, &h)) {
@@ -358,7 +359,7 @@ static int print_record(const rd_kafka_message_t *m, void *arg)
                 for (size_t i = 0;
                      !rd_kafka_header_get_all(h, i, &name, &val, &size); i++)
                         json_object_set_new(hj, name,
-                                            val ? json_stringn(val, size)
+                                            val ? relay_json_text(val, size)
                                                 : json_null());
         }
         json_object_set_new(o, "headers", hj);
@@ -540,9 +541,8 @@ static enum relay_result subject_level(relay_registry_t *reg,
                                        size_t size, char *errstr,
                                        size_t errstr_size)
 {
-        enum relay_result r = relay_registry_get_compat(reg, subject, level,
-                                                        size, errstr,
-                                                        errstr_size);
+        enum relay_result r = relay_registry_get_compat(
+            reg, subject, level, size, errstr, errstr_size);
         if (r == RELAY_OK && !strcmp(level, "NONE"))
                 r = relay_registry_get_compat(reg, NULL, level, size, errstr,
                                               errstr_size);
@@ -563,8 +563,9 @@ static int cmd_schemas(const struct ctl *c, int argc, char **argv)
         if (!check && strcmp(argv[0], "register"))
                 return usage();
         if (!c->registry) {
-                fprintf(stderr, "relayctl: schemas %s needs a registry: -r "
-                                "URL or RELAY_SCHEMA_REGISTRY_URL\n",
+                fprintf(stderr,
+                        "relayctl: schemas %s needs a registry: -r "
+                        "URL or RELAY_SCHEMA_REGISTRY_URL\n",
                         argv[0]);
                 return 2;
         }
@@ -577,9 +578,9 @@ static int cmd_schemas(const struct ctl *c, int argc, char **argv)
         }
         relay_registry_t *reg = registry(c);
         const char *subjects[256];
-        size_t n = reg ? pick_subjects(s, argc - optind, argv + optind,
-                                       subjects, 256)
-                       : 0;
+        size_t n =
+            reg ? pick_subjects(s, argc - optind, argv + optind, subjects, 256)
+                : 0;
         int rc = n ? 0 : 1;
         for (size_t i = 0; i < n; i++) {
                 const char *subj = subjects[i];
@@ -589,8 +590,8 @@ static int cmd_schemas(const struct ctl *c, int argc, char **argv)
                 int32_t id;
                 int version;
                 if (check) {
-                        r = subject_level(reg, subj, have, sizeof(have),
-                                          errstr, sizeof(errstr));
+                        r = subject_level(reg, subj, have, sizeof(have), errstr,
+                                          sizeof(errstr));
                         if (r == RELAY_OK)
                                 r = relay_registry_check(
                                     reg, subj, text, &ok, why, sizeof(why),
@@ -603,8 +604,8 @@ static int cmd_schemas(const struct ctl *c, int argc, char **argv)
                         }
                         if (r == RELAY_OK)
                                 printf("%s: %s (%s)%s%s\n", subj,
-                                       ok ? "compatible" : "INCOMPATIBLE",
-                                       have, *why ? ": " : "", why);
+                                       ok ? "compatible" : "INCOMPATIBLE", have,
+                                       *why ? ": " : "", why);
                         if (r == RELAY_OK && ok && !strcmp(have, "NONE"))
                                 fprintf(stderr,
                                         "relayctl: warning: %s has "
@@ -620,8 +621,8 @@ static int cmd_schemas(const struct ctl *c, int argc, char **argv)
                                                             sizeof(errstr));
                         if (r == RELAY_OK)
                                 r = relay_registry_lookup(
-                                    reg, subj, text, &id, &version,
-                                    &not_found, errstr, sizeof(errstr));
+                                    reg, subj, text, &id, &version, &not_found,
+                                    errstr, sizeof(errstr));
                         ok = r == RELAY_OK;
                         if (ok)
                                 printf("%s: id %d, version %d (%s)\n", subj,

@@ -114,8 +114,8 @@ static int pipeline_load(struct pipeline *p, const relay_conf_t *conf,
                 snprintf(o->topic, sizeof(o->topic), "out.%s",
                          relay_connection_destination(c));
                 snprintf(osubject, sizeof(osubject), "%s-value", o->topic);
-                if (!(o->writer = relay_avro_writer_new(
-                          p->schemas, osubject, errstr, errstr_size)))
+                if (!(o->writer = relay_avro_writer_new(p->schemas, osubject,
+                                                        errstr, errstr_size)))
                         goto fail;
         }
         return 0;
@@ -161,9 +161,9 @@ static int handle(struct transform *t, const rd_kafka_message_t *m)
                 return -1;
         t->in++;
         if (r != RELAY_OK) {
-                relay_log(LOG_WARNING, "transform",
-                          "%s [%d] offset %lld: %s", rd_kafka_topic_name(m->rkt),
-                          (int)m->partition, (long long)m->offset, why);
+                relay_log(LOG_WARNING, "transform", "%s [%d] offset %lld: %s",
+                          rd_kafka_topic_name(m->rkt), (int)m->partition,
+                          (long long)m->offset, why);
                 t->decode_errors++;
                 dead_letter(t, m, "decode", why);
                 return 0;
@@ -207,8 +207,9 @@ static void reload(struct transform *t)
         char errstr[1024];
         struct pipeline fresh;
         relay_reload = 0;
-        relay_log(LOG_INFO, "transform", "SIGHUP: reloading schemas and "
-                                         "connections");
+        relay_log(LOG_INFO, "transform",
+                  "SIGHUP: reloading schemas and "
+                  "connections");
         /* Not polling meanwhile: wait for a registry no longer than a
          * record would. */
         if (pipeline_load(&fresh, t->conf, t->subject,
@@ -216,8 +217,7 @@ static void reload(struct transform *t)
                               t->conf, "schema_registry.unavailable_wait_ms"),
                           errstr, sizeof(errstr))) {
                 relay_log(LOG_ERR, "transform",
-                          "reload failed, keeping the running set: %s",
-                          errstr);
+                          "reload failed, keeping the running set: %s", errstr);
                 return;
         }
         size_t nconn = relay_mapping_count(fresh.mapping);
@@ -229,8 +229,7 @@ static void reload(struct transform *t)
         }
         pipeline_destroy(&t->p);
         t->p = fresh;
-        relay_log(LOG_INFO, "transform", "reloaded: %zu connection(s)",
-                  nconn);
+        relay_log(LOG_INFO, "transform", "reloaded: %zu connection(s)", nconn);
 }
 
 /* Wait until the batch's outputs are durable, then store its offsets.

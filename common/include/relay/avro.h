@@ -45,9 +45,9 @@ void relay_schemas_destroy(relay_schemas_t *s);
 typedef struct relay_schemas_registry_conf {
         int auto_register; /* register a local schema the registry lacks */
         size_t cache_max;  /* registry ids kept in memory (>= 1) */
-        long wait_ms; /* how long a record's unknown id waits out an
-                       * unreachable registry before RELAY_RETRY (-1: until
-                       * stopped) */
+        long wait_ms;      /* how long a record's unknown id waits out an
+                            * unreachable registry before RELAY_RETRY (-1: until
+                            * stopped) */
         long bind_wait_ms; /* the same for relay_schemas_bind */
         volatile sig_atomic_t *running; /* waits end when *running is 0 */
 } relay_schemas_registry_conf_t;
@@ -81,8 +81,8 @@ const char *relay_schemas_local_text(const relay_schemas_t *s,
                                      const char *subject);
 /* Every subject in the manifest, each once, in manifest order; returns
  * how many (at most max are stored). Borrowed. */
-size_t relay_schemas_local_subjects(const relay_schemas_t *s,
-                                    const char **out, size_t max);
+size_t relay_schemas_local_subjects(const relay_schemas_t *s, const char **out,
+                                    size_t max);
 
 /* Lookups without any registry call, in the wire ids known so far (the
  * manifest's without a registry): the schema with this id, or NULL;
@@ -126,10 +126,9 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
  * resolution: every field the writer wrote), as natural JSON in *out
  * (a new reference). For tools. Same checks and results as
  * relay_avro_reader_decode. */
-enum relay_result relay_avro_decode_written(relay_schemas_t *s,
-                                            const void *buf, size_t len,
-                                            json_t **out, char *errstr,
-                                            size_t errstr_size);
+enum relay_result relay_avro_decode_written(relay_schemas_t *s, const void *buf,
+                                            size_t len, json_t **out,
+                                            char *errstr, size_t errstr_size);
 
 typedef struct relay_avro_writer relay_avro_writer_t;
 
@@ -155,8 +154,13 @@ enum relay_result relay_avro_writer_encode(relay_avro_writer_t *w,
 int relay_avro_from_json(avro_value_t *v, json_t *j, char *errstr,
                          size_t errstr_size);
 
-/* Render a value as natural JSON (unions unwrapped, bytes as text).
- * Returns a new reference. */
+/* A JSON string of n bytes of text that should be UTF-8: bytes that are
+ * not become U+FFFD, so nothing is lost from the JSON. New reference. */
+json_t *relay_json_text(const char *p, size_t n);
+
+/* Render a value as natural JSON (unions unwrapped, strings through
+ * relay_json_text, bytes in Avro's JSON encoding: one code point
+ * U+0000..U+00FF per byte). Returns a new reference. */
 json_t *relay_avro_to_json(const avro_value_t *v);
 
 /* Find a dotted path ("data.coupon_code", "identities.email") through

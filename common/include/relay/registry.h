@@ -57,8 +57,7 @@ void relay_registry_destroy(relay_registry_t *r);
 /* GET /schemas/ids/{id}: the schema's text. */
 enum relay_result relay_registry_schema_by_id(relay_registry_t *r, int32_t id,
                                               char **schema, int *not_found,
-                                              char *errstr,
-                                              size_t errstr_size);
+                                              char *errstr, size_t errstr_size);
 
 /* GET /schemas/ids/{id}/versions: the subjects the id is registered
  * under, as a malloc'd, NULL-terminated array of *n malloc'd strings
@@ -72,10 +71,10 @@ enum relay_result relay_registry_subjects_of(relay_registry_t *r, int32_t id,
  * subject; *not_found = 1 when it is not registered there (or the subject
  * does not exist). */
 enum relay_result relay_registry_lookup(relay_registry_t *r,
-                                        const char *subject,
-                                        const char *schema, int32_t *id,
-                                        int *version, int *not_found,
-                                        char *errstr, size_t errstr_size);
+                                        const char *subject, const char *schema,
+                                        int32_t *id, int *version,
+                                        int *not_found, char *errstr,
+                                        size_t errstr_size);
 
 /* POST /subjects/{subject}/versions: register the schema (a no-op answer
  * with the existing id when it is already there); *id. */
@@ -97,8 +96,7 @@ enum relay_result relay_registry_get(relay_registry_t *r, const char *subject,
  * *compatible is 1 or 0; why (may be NULL) gets the registry's messages
  * joined with "; ", cut to why_size (empty when it gave none). *not_found
  * = 1 when the subject has no versions yet. */
-enum relay_result relay_registry_check(relay_registry_t *r,
-                                       const char *subject,
+enum relay_result relay_registry_check(relay_registry_t *r, const char *subject,
                                        const char *schema, int *compatible,
                                        char *why, size_t why_size,
                                        int *not_found, char *errstr,
@@ -123,9 +121,9 @@ enum relay_result relay_registry_set_compat(relay_registry_t *r,
                                             size_t errstr_size);
 
 /* GET /subjects: a NULL-terminated array as for _subjects_of. */
-enum relay_result relay_registry_subjects(relay_registry_t *r,
-                                          char ***subjects, size_t *n,
-                                          char *errstr, size_t errstr_size);
+enum relay_result relay_registry_subjects(relay_registry_t *r, char ***subjects,
+                                          size_t *n, char *errstr,
+                                          size_t errstr_size);
 
 /* Frees the n strings of v and v; accepts NULL. */
 void relay_registry_strv_free(char **v, size_t n);
