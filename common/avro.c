@@ -1059,6 +1059,32 @@ static int scan_value(struct scan *s, avro_schema_t sc)
         return rc ? -1 : 0;
 }
 
+/* Whether the body after the frame is exactly one value of writer schema
+ * ws (see struct scan): 0, or -1 with the reason. */
+static int check_body(avro_schema_t ws, int32_t id, const void *buf, size_t len,
+                      char *errstr, size_t errstr_size)
+{
+        const unsigned char *body =
+            (const unsigned char *)buf + RELAY_AVRO_HEADER_LEN;
+        struct scan sc = {body, body + (len - RELAY_AVRO_HEADER_LEN), 0};
+        if (scan_value(&sc, ws)) {
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: bad or "
+                             "truncated value at body byte %zu",
+                             (int)id, (size_t)(sc.p - body));
+                return -1;
+        }
+        if (sc.p != sc.end) {
+                /* Typically bytes of another schema framed with this id. */
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: %zu bytes "
+                             "left after the record",
+                             (int)id, (size_t)(sc.end - sc.p));
+                return -1;
+        }
+        return 0;
+}
+
 enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                                            const void *buf, size_t len,
                                            avro_value_t **out,
@@ -1088,24 +1114,8 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                 return RELAY_FATAL;
         }
         avro_schema_t ws = e->schema;
-        const unsigned char *body =
-            (const unsigned char *)buf + RELAY_AVRO_HEADER_LEN;
-        struct scan sc = {body, body + (len - RELAY_AVRO_HEADER_LEN), 0};
-        if (scan_value(&sc, ws)) {
-                relay_seterr(errstr, errstr_size,
-                             "invalid Avro data for schema id %d: bad or "
-                             "truncated value at body byte %zu",
-                             (int)id, (size_t)(sc.p - body));
+        if (check_body(ws, id, buf, len, errstr, errstr_size))
                 return RELAY_FATAL;
-        }
-        if (sc.p != sc.end) {
-                /* Typically bytes of another schema framed with this id. */
-                relay_seterr(errstr, errstr_size,
-                             "invalid Avro data for schema id %d: %zu bytes "
-                             "left after the record",
-                             (int)id, (size_t)(sc.end - sc.p));
-                return RELAY_FATAL;
-        }
         int enums_grew;
         avro_value_t *target =
             reader_target(r, id, ws, &enums_grew, errstr, errstr_size);
@@ -1142,16 +1152,8 @@ enum relay_result relay_avro_decode_written(relay_schemas_t *s, const void *buf,
         enum relay_result r = lookup_id(s, id, &e, errstr, errstr_size);
         if (r != RELAY_OK)
                 return r;
-        const unsigned char *body =
-            (const unsigned char *)buf + RELAY_AVRO_HEADER_LEN;
-        struct scan sc = {body, body + (len - RELAY_AVRO_HEADER_LEN), 0};
-        if (scan_value(&sc, e->schema) || sc.p != sc.end) {
-                relay_seterr(errstr, errstr_size,
-                             "invalid Avro data for schema id %d at body "
-                             "byte %zu",
-                             (int)id, (size_t)(sc.p - body));
+        if (check_body(e->schema, id, buf, len, errstr, errstr_size))
                 return RELAY_FATAL;
-        }
         avro_value_iface_t *iface;
         avro_value_t v;
         if (generic_new(e->schema, &iface, &v, "reader",
@@ -1159,7 +1161,8 @@ enum relay_result relay_avro_decode_written(relay_schemas_t *s, const void *buf,
                         errstr_size))
                 return RELAY_FATAL;
         avro_reader_t in =
-            avro_reader_memory((const char *)body, (int64_t)(sc.end - body));
+            avro_reader_memory((const char *)buf + RELAY_AVRO_HEADER_LEN,
+                               (int64_t)(len - RELAY_AVRO_HEADER_LEN));
         avro_set_error("end of data");
         if (avro_value_read(in, &v)) {
                 relay_seterr(errstr, errstr_size,

@@ -1,8 +1,8 @@
 /*
  * Helpers shared by the unit tests (include after <cmocka.h>): a temporary
  * directory with files written into it and removed at the end, JSON
- * literals written with ' for ", and a substring assertion. Each test is
- * its own binary, so the state below is per test.
+ * literals written with ' for ", and substring and JSON assertions. Each test
+ * is its own binary, so the state below is per test.
  */
 #ifndef RELAY_TESTS_UNIT_H
 #define RELAY_TESTS_UNIT_H
@@ -79,6 +79,20 @@ static inline json_t *js(const char *text)
                 fail_msg("bad test JSON (%s): %s", jerr.text, t);
         free(t);
         return j;
+}
+
+/* got (a new reference, released here) must equal the JSON literal want
+ * (written as for js()); else fail showing both. */
+static inline void assert_json_text(json_t *got, const char *want_text)
+{
+        json_t *want = js(want_text);
+        if (!json_equal(want, got)) {
+                char *a = json_dumps(got, JSON_SORT_KEYS | JSON_ENCODE_ANY);
+                char *b = json_dumps(want, JSON_SORT_KEYS | JSON_ENCODE_ANY);
+                fail_msg("got  %s\nwant %s", a, b);
+        }
+        json_decref(want);
+        json_decref(got);
 }
 
 #endif
