@@ -161,9 +161,6 @@ static int handle(struct transform *t, const rd_kafka_message_t *m)
                 return -1;
         t->in++;
         if (r != RELAY_OK) {
-                relay_log(LOG_WARNING, "transform", "%s [%d] offset %lld: %s",
-                          rd_kafka_topic_name(m->rkt), (int)m->partition,
-                          (long long)m->offset, why);
                 t->decode_errors++;
                 dead_letter(t, m, "decode", why);
                 return 0;
@@ -208,8 +205,7 @@ static void reload(struct transform *t)
         struct pipeline fresh;
         relay_reload = 0;
         relay_log(LOG_INFO, "transform",
-                  "SIGHUP: reloading schemas and "
-                  "connections");
+                  "SIGHUP: reloading schemas and connections");
         /* Not polling meanwhile: wait for a registry no longer than a
          * record would. */
         if (pipeline_load(&fresh, t->conf, t->subject,
