@@ -248,7 +248,7 @@ def json_kind(v):
     raise TypeError(type(v))
 
 
-# relay_avro_from_json's choice (common/avro.c union_branch_for): by JSON
+# relay_avro_from_json's choice (common/avro/ union_branch_for): by JSON
 # kind, these Avro types in this order, the first branch of that type.
 RELAY_PREFERENCE = {
     "null": ["null"], "boolean": ["boolean"],
