@@ -19,6 +19,18 @@
 #define RELAY_DLQ_H_OFFSET    "relay.original_offset"
 #define RELAY_DLQ_H_FAILED_AT "relay.failed_at"
 #define RELAY_DLQ_H_WORKER    "relay.worker"
+/* transform: the one connection that failed (one dead letter per failed
+ * connection). A replayed record carries it too, so that the transform
+ * re-applies only that connection and destinations that already took the
+ * record get no duplicate. */
+#define RELAY_DLQ_H_CONNECTION "relay.connection"
+/* Set on a stub dead letter: the record's dead letter would have been too
+ * large to write, so it carries the relay.* headers and the origin but not
+ * the value; the header says how many bytes were left out and why. */
+#define RELAY_DLQ_H_OMITTED "relay.value_omitted"
+/* Set by relayctl dlq replay on the record it puts back:
+ * "<dlq topic>/<partition>/<offset>". */
+#define RELAY_DLQ_H_REPLAYED "relay.replayed_from"
 
 typedef struct relay_dlq_info {
         const char *worker; /* e.g. "deliver-mparticle" */
