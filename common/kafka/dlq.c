@@ -30,10 +30,20 @@ rd_kafka_resp_err_t relay_dlq_produce(rd_kafka_t *producer,
         relay_kafka_header_addf(h, RELAY_DLQ_H_FAILED_AT, "%lld",
                                 (long long)relay_now_ms());
         relay_kafka_header_add(h, RELAY_DLQ_H_WORKER, info->worker);
+        if (info->connection)
+                relay_kafka_header_add(h, RELAY_DLQ_H_CONNECTION,
+                                       info->connection);
+        if (info->stub)
+                relay_kafka_header_addf(
+                    h, RELAY_DLQ_H_OMITTED,
+                    "value of %zu bytes, key of %zu bytes and the record's "
+                    "own headers left out: the dead letter would exceed the "
+                    "producer's message.max.bytes",
+                    msg->len, msg->key_len);
 
         rd_kafka_headers_t *orig = NULL;
-        if (rd_kafka_message_headers(msg, &orig) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (!info->stub && rd_kafka_message_headers(msg, &orig) ==
+                               RD_KAFKA_RESP_ERR_NO_ERROR) {
                 const char *name;
                 const void *val;
                 size_t size;
@@ -44,9 +54,21 @@ rd_kafka_resp_err_t relay_dlq_produce(rd_kafka_t *producer,
                                                     (ssize_t)size);
         }
         relay_log(LOG_WARNING, info->worker,
-                  "dead-lettering %s[%d]@%lld to %s at stage %s: %s",
+                  "dead-lettering %s[%d]@%lld to %s at stage %s%s%s%s: %s",
                   rd_kafka_topic_name(msg->rkt), (int)msg->partition,
-                  (long long)msg->offset, dlq_topic, info->stage, info->error);
-        return relay_kafka_produce(producer, dlq_topic, msg->key, msg->key_len,
-                                   msg->payload, msg->len, h, ack);
+                  (long long)msg->offset, dlq_topic, info->stage,
+                  info->connection ? " (connection " : "",
+                  info->connection ? info->connection : "",
+                  info->connection ? ")" : "", info->error);
+        if (info->stub)
+                return relay_kafka_produce_once(producer, dlq_topic,
+                                                msg->key_len > 1024 ? NULL
+                                                                    : msg->key,
+                                                msg->key_len > 1024
+                                                    ? 0
+                                                    : msg->key_len,
+                                                NULL, 0, h, ack);
+        return relay_kafka_produce_once(producer, dlq_topic, msg->key,
+                                        msg->key_len, msg->payload, msg->len,
+                                        h, ack);
 }

@@ -31,6 +31,19 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                           rd_kafka_err2str(m->err));
         if (!ack)
                 return;
+        if (m->err && ack->keep) {
+                /* The payload is only valid inside this callback. */
+                relay_kafka_ack_release(ack);
+                ack->kept.topic = relay_strdup(rd_kafka_topic_name(m->rkt));
+                ack->kept.key_len = m->key_len;
+                ack->kept.len = m->len;
+                ack->kept.key = relay_malloc(m->key_len ? m->key_len : 1);
+                ack->kept.value = relay_malloc(m->len ? m->len : 1);
+                if (m->key_len)
+                        memcpy(ack->kept.key, m->key, m->key_len);
+                if (m->len)
+                        memcpy(ack->kept.value, m->payload, m->len);
+        }
         ack->err = m->err;
         ack->partition = m->partition;
         ack->offset = m->offset;
@@ -116,9 +129,9 @@ fail:
         return NULL;
 }
 
-/* What a consumer runs before it hands partitions back. */
+/* What a consumer calls back from its rebalances. */
 struct drain {
-        void (*fn)(void *opaque);
+        const relay_kafka_rebalance_t *cb;
         void *opaque;
 };
 
@@ -139,11 +152,11 @@ static void error_free(rd_kafka_error_t *e)
         }
 }
 
-/* On a revoke, the records in hand are finished and their offsets
- * committed before the partitions go to another member, which then starts
- * exactly where this one stopped: scaling out or in (KEDA) causes no
- * redelivery. Partitions that were lost (session timed out) are already
- * someone else's: nothing is committed then. */
+/* On a revoke, the records in hand of those partitions are settled and
+ * their offsets committed before the partitions go to another member,
+ * which then starts exactly where this one stopped. Partitions that were
+ * lost (session timed out) are already someone else's: nothing is
+ * committed then, but the worker is still told so that it drops them. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -156,6 +169,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         error_free(rd_kafka_incremental_assign(rk, parts));
                 else
                         rd_kafka_assign(rk, parts);
+                if (d && d->cb && d->cb->assigned)
+                        d->cb->assigned(d->opaque, rk, parts);
                 return;
         }
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -163,11 +178,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 relay_log(lost ? LOG_WARNING : LOG_INFO, "kafka",
                           "%s: %s %d partition(s)", rd_kafka_name(rk),
                           lost ? "lost" : "handing back", parts->cnt);
-                if (!lost) {
-                        if (d && d->fn)
-                                d->fn(d->opaque);
+                if (d && d->cb && d->cb->revoke)
+                        d->cb->revoke(d->opaque, rk, parts);
+                if (!lost)
                         commit_sync(rk, "before handing back partitions");
-                }
         } else {
                 relay_log(LOG_WARNING, "kafka", "%s: rebalance: %s",
                           rd_kafka_name(rk), rd_kafka_err2str(err));
@@ -180,8 +194,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
                                      const char *group_id,
-                                     void (*drain)(void *opaque), void *opaque,
-                                     char *errstr, size_t errstr_size)
+                                     const relay_kafka_rebalance_t *cb,
+                                     void *opaque, char *errstr,
+                                     size_t errstr_size)
 {
         static const char *const pinned[] = {
             "enable.auto.offset.store", "false", /* store after processing */
@@ -196,7 +211,7 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
                 return NULL;
         }
         struct drain *d = relay_calloc(1, sizeof(*d));
-        d->fn = drain;
+        d->cb = cb;
         d->opaque = opaque;
         rd_kafka_conf_set_opaque(kc, d);
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
@@ -253,32 +268,119 @@ rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
         return rk;
 }
 
+/* One enqueue; on a full queue the headers are still the caller's. */
+static rd_kafka_resp_err_t producev(rd_kafka_t *rk, const char *topic,
+                                    const void *key, size_t key_len,
+                                    const void *value, size_t value_len,
+                                    rd_kafka_headers_t *headers,
+                                    relay_kafka_ack_t *ack)
+{
+        if (ack) {
+                ack->done = 0;
+                ack->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ack),
+            RD_KAFKA_V_END);
+        /* On success the headers now belong to the message. */
+        if (err && err != RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
+                rd_kafka_headers_destroy(headers);
+        return err;
+}
+
 rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
                                         const void *key, size_t key_len,
                                         const void *value, size_t value_len,
                                         rd_kafka_headers_t *headers,
                                         relay_kafka_ack_t *ack)
 {
-        if (ack) {
-                ack->done = 0;
-                ack->err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        }
         for (;;) {
-                rd_kafka_resp_err_t err = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(topic),
-                    RD_KAFKA_V_KEY((void *)key, key_len),
-                    RD_KAFKA_V_VALUE((void *)value, value_len),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ack),
-                    RD_KAFKA_V_END);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        /* On success the headers now belong to the message. */
-                        if (err && headers)
-                                rd_kafka_headers_destroy(headers);
+                rd_kafka_resp_err_t err = producev(rk, topic, key, key_len,
+                                                   value, value_len, headers,
+                                                   ack);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         return err;
-                }
                 rd_kafka_poll(rk, 100);
         }
+}
+
+rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
+                                             const void *key, size_t key_len,
+                                             const void *value,
+                                             size_t value_len,
+                                             rd_kafka_headers_t *headers,
+                                             relay_kafka_ack_t *ack)
+{
+        rd_kafka_resp_err_t err = producev(rk, topic, key, key_len, value,
+                                           value_len, headers, ack);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
+                rd_kafka_headers_destroy(headers);
+        return err;
+}
+
+void relay_kafka_ack_release(relay_kafka_ack_t *ack)
+{
+        free(ack->kept.topic);
+        free(ack->kept.key);
+        free(ack->kept.value);
+        memset(&ack->kept, 0, sizeof(ack->kept));
+}
+
+enum relay_kafka_class relay_kafka_err_class(rd_kafka_resp_err_t err)
+{
+        switch (err) {
+        case RD_KAFKA_RESP_ERR_NO_ERROR:
+                return RELAY_KAFKA_OK;
+        /* The record itself cannot be written, now or ever. */
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        case RD_KAFKA_RESP_ERR__BAD_MSG:
+                return RELAY_KAFKA_RECORD;
+        /* The deployment is wrong; it heals when someone fixes it. */
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+        case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+        case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+        case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+        case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+                return RELAY_KAFKA_SETUP;
+        case RD_KAFKA_RESP_ERR__FATAL:
+        case RD_KAFKA_RESP_ERR__FENCED:
+                return RELAY_KAFKA_FATAL;
+        default:
+                /* Timeouts, a full queue, no leader, transport errors:
+                 * librdkafka's own retries ran out, the cluster may be
+                 * back in a moment. */
+                return RELAY_KAFKA_TRANSIENT;
+        }
+}
+
+const char *relay_kafka_class_name(enum relay_kafka_class c)
+{
+        static const char *const names[] = {"ok", "transient", "record",
+                                            "setup", "fatal"};
+        return (unsigned)c < 5 ? names[c] : "?";
+}
+
+long long relay_kafka_conf_int(rd_kafka_t *rk, const char *name,
+                               long long def)
+{
+        char buf[64];
+        size_t n = sizeof(buf);
+        if (rd_kafka_conf_get(rd_kafka_conf(rk), name, buf, &n) !=
+            RD_KAFKA_CONF_OK)
+                return def;
+        char *end;
+        long long v = strtoll(buf, &end, 10);
+        return end != buf ? v : def;
 }
 
 size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks, size_t n,

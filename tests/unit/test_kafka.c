@@ -670,8 +670,8 @@ static void test_dlq(void **state)
         assert_int_equal(src.n, 2);
 
         relay_dlq_info_t info[2] = {
-            {"deliver-test", "deliver", "HTTP 503: \"busy\"", 503, 3},
-            {"transform", "decode", "bad magic byte", 0, 0}};
+            {"deliver-test", "deliver", "HTTP 503: \"busy\"", 503, 3, NULL, 0},
+            {"transform", "decode", "bad magic byte", 0, 0, NULL, 0}};
         int64_t before = relay_now_ms();
         for (size_t i = 0; i < 2; i++)
                 assert_int_equal(relay_dlq_produce(p, "dlq.test", src.msgs[i],

@@ -38,11 +38,24 @@ typedef struct relay_dlq_info {
         const char *error;  /* the reason, for a person */
         long http_status;   /* last HTTP status, 0 when none */
         int attempts;       /* delivery attempts made, 0 when none */
+        const char *connection; /* transform: the failed connection, or NULL */
+        int stub; /* write a stub: headers and origin, no value (see below) */
 } relay_dlq_info_t;
+
+/* Room kept for the relay.* headers of a dead letter within the
+ * producer's message.max.bytes: a record up to message.max.bytes minus
+ * this always fits in its dead letter (workers refuse a max_record_bytes
+ * that breaks this at start). */
+#define RELAY_DLQ_HEADROOM 10240
 
 /* Produce msg to dlq_topic with the relay.* headers above (replacing any
  * relay.* headers from an earlier trip) plus the message's other headers.
- * The result arrives in ack (may be NULL). Returns the enqueue error. */
+ * With info->stub, the value and the message's own headers are left out
+ * (and a key over 1 KiB), and RELAY_DLQ_H_OMITTED says how many bytes
+ * and why: for a record whose dead letter the producer refused as too
+ * large. Does not wait on a full queue (RD_KAFKA_RESP_ERR__QUEUE_FULL is
+ * returned). The result arrives in ack (may be NULL). Returns the enqueue
+ * error. */
 rd_kafka_resp_err_t relay_dlq_produce(rd_kafka_t *producer,
                                       const char *dlq_topic,
                                       const rd_kafka_message_t *msg,

@@ -20,24 +20,76 @@
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
-/* Filled in by the delivery report of one produced message. */
+/* Filled in by the delivery report of one produced message. When keep is
+ * set and the message failed, the report also keeps a copy of its topic,
+ * key and value in kept (owned by the ack: free with
+ * relay_kafka_ack_release), so that the caller can produce it again after
+ * a transient or setup failure without holding a copy of every output. */
 typedef struct relay_kafka_ack {
         volatile int done;       /* 1 once the report arrived */
         rd_kafka_resp_err_t err; /* its result */
         int32_t partition;
         int64_t offset;
+        int keep;
+        struct {
+                char *topic;
+                void *key, *value;
+                size_t key_len, len;
+        } kept;
 } relay_kafka_ack_t;
 
+/* What a produce error means for the record, so that no record can make
+ * a worker crash-loop and no healthy record is dead-lettered:
+ * - TRANSIENT: the cluster is slow or away (queue full, timeouts, no
+ *   leader, transport): wait and produce again;
+ * - RECORD: this record can never be written (too large, invalid): it is
+ *   the record's fault, dead-letter it;
+ * - SETUP: the deployment is wrong (unknown topic with auto-creation off,
+ *   not authorised): pause, say why, produce again when it heals;
+ * - FATAL: the producer itself is unusable (idempotence state lost): the
+ *   worker stops without storing, and a restart recovers. */
+enum relay_kafka_class {
+        RELAY_KAFKA_OK = 0,
+        RELAY_KAFKA_TRANSIENT,
+        RELAY_KAFKA_RECORD,
+        RELAY_KAFKA_SETUP,
+        RELAY_KAFKA_FATAL
+};
+
+enum relay_kafka_class relay_kafka_err_class(rd_kafka_resp_err_t err);
+const char *relay_kafka_class_name(enum relay_kafka_class c);
+
+/* Free what a failed report kept (see keep above); the ack is reusable. */
+void relay_kafka_ack_release(relay_kafka_ack_t *ack);
+
+/* What a consumer calls back from its rebalances (either may be NULL).
+ * revoke runs before partitions are handed back (not when they were lost)
+ * so that the records in hand of those partitions can be settled and
+ * stored; the stored offsets are then committed synchronously. assigned
+ * runs after new partitions were assigned (e.g. to pause them while the
+ * worker waits). Neither may block for long: they run inside a poll. */
+typedef struct relay_kafka_rebalance {
+        void (*revoke)(void *opaque, rd_kafka_t *rk,
+                       const rd_kafka_topic_partition_list_t *parts);
+        void (*assigned)(void *opaque, rd_kafka_t *rk,
+                         const rd_kafka_topic_partition_list_t *parts);
+} relay_kafka_rebalance_t;
+
 /* A consumer in group_id. The conf's kafka.* keys are applied, then the
- * at-least-once settings above (which the conf cannot override). Before
- * partitions are handed back in a rebalance, drain(opaque) is called (if
- * not NULL) to finish and store the records in hand; the stored offsets are
- * then committed synchronously. Logs go through relay_log. Returns NULL
- * with errstr. */
+ * at-least-once settings above (which the conf cannot override). cb (may
+ * be NULL; borrowed, must outlive the consumer) is called from rebalances
+ * with opaque, see relay_kafka_rebalance_t. Logs go through relay_log.
+ * Returns NULL with errstr. */
 rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
                                      const char *group_id,
-                                     void (*drain)(void *opaque), void *opaque,
-                                     char *errstr, size_t errstr_size);
+                                     const relay_kafka_rebalance_t *cb,
+                                     void *opaque, char *errstr,
+                                     size_t errstr_size);
+
+/* A client's effective value of a librdkafka property as a number (e.g.
+ * "message.max.bytes", "max.poll.interval.ms"), or def when unknown. */
+long long relay_kafka_conf_int(rd_kafka_t *rk, const char *name,
+                               long long def);
 
 /* Subscribe to a comma-separated topic list. 0 or -1 with errstr. */
 int relay_kafka_subscribe(rd_kafka_t *rk, const char *topics, char *errstr,
@@ -56,6 +108,17 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
                                         const void *value, size_t value_len,
                                         rd_kafka_headers_t *headers,
                                         relay_kafka_ack_t *ack);
+
+/* Produce once: like relay_kafka_produce, but a full local queue is
+ * returned (RD_KAFKA_RESP_ERR__QUEUE_FULL) rather than waited out, so that
+ * the caller can wait while serving its consumer. The headers are owned by
+ * the producer from the call on, whatever the result. */
+rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
+                                             const void *key, size_t key_len,
+                                             const void *value,
+                                             size_t value_len,
+                                             rd_kafka_headers_t *headers,
+                                             relay_kafka_ack_t *ack);
 
 /* Wait until every ack in acks[0..n) is done or timeout_ms passes (< 0:
  * until all are done; every message gets a report, a failure at the latest

@@ -1,0 +1,689 @@
+/*
+ * The delivery processor (see relay/deliver.h): one process per platform.
+ *
+ * Records are decoded (relay.out.Outbound) and encoded by the platform's
+ * adapter as they are consumed; flush sends them in requests within the
+ * platform's limits, one request per step, in order, so that a person's
+ * records keep their order. Between steps the engine serves the consumer,
+ * and every wait (backoff, throttling, a paused platform) is a wake time
+ * handed to the engine, never a sleep here.
+ *
+ * A dead letter is for a record that is wrong, not for a platform that is
+ * down, slow, throttling or misconfigured. So an answer is read as one of:
+ * - delivered (2xx);
+ * - the record's fault (400, 413, 422 and other 4xx that are not about the
+ *   connection): a request of several records is split in halves until
+ *   the refused record stands alone, which is then dead-lettered;
+ * - throttling (429, or any retryable answer with Retry-After): wait what
+ *   the platform asks (up to deliver.retry_after_max_ms), using no attempt;
+ * - the connection is misconfigured (401, 403, 404, 405, 407): pause, say
+ *   why once, probe with one record on a growing interval, re-reading the
+ *   secrets (*_FILE) before each probe so a rotated key heals by itself;
+ * - a failure (5xx, timeout, refused or reset connection): retried with
+ *   exponential backoff and jitter up to deliver.max_attempts. When
+ *   deliver.breaker_failures requests in a row fail so, the circuit opens:
+ *   pause, probe with one record on a growing interval, close on success;
+ *   attempts are not used while it is open. A request of several records
+ *   that used its attempts is split (each half gets one more try); a lone
+ *   record that used them is dead-lettered only when the platform has
+ *   accepted other records since it first failed, else the circuit opens.
+ * deliver.max_outage_ms (default none) dead-letters what is in hand when
+ * the platform stays unavailable longer, for those who want Kafka
+ * Connect's give-up behaviour.
+ */
+#include "relay/deliver.h"
+#include "relay/adapter.h"
+#include "relay/avro.h"
+#include "relay/dlq.h"
+#include "relay/http.h"
+#include "relay/log.h"
+#include "relay/pipeline.h"
+#include "relay/retry.h"
+#include "relay/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const relay_conf_prop_t relay_deliver_props[] = {
+    {"deliver.platform", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_REQUIRED,
+     "destination platform: the adapter, out.<platform> and dlq.<platform>"},
+    {"deliver.topic", RELAY_CONF_STRING, NULL, 0, -1, 0,
+     "input topic (default out.<platform>)"},
+    {"deliver.dlq_topic", RELAY_CONF_STRING, NULL, 0, -1, 0,
+     "dead-letter topic (default dlq.<platform>)"},
+    {"deliver.group_id", RELAY_CONF_STRING, NULL, 0, -1, 0,
+     "consumer group (default relay-deliver-<platform>)"},
+    {"deliver.max_attempts", RELAY_CONF_INT, "5", 1, 100, 0,
+     "attempts a record gets for failures (5xx, timeouts) while the "
+     "platform accepts other records"},
+    {"deliver.backoff_base_ms", RELAY_CONF_INT, "500", 1, 3600000, 0,
+     "backoff before the second attempt; doubles each time, with jitter"},
+    {"deliver.backoff_max_ms", RELAY_CONF_INT, "30000", 1, 3600000, 0,
+     "longest backoff between attempts"},
+    {"deliver.retry_after_max_ms", RELAY_CONF_INT, "3600000", 0, 86400000, 0,
+     "longest Retry-After honoured (a 429 or a 503 with it uses no attempt)"},
+    {"deliver.breaker_failures", RELAY_CONF_INT, "3", 1, 1000, 0,
+     "failed requests in a row (5xx, timeouts, refused) that open the "
+     "circuit: pause and probe"},
+    {"deliver.probe_base_ms", RELAY_CONF_INT, "1000", 10, 3600000, 0,
+     "first probe of a paused platform; the interval doubles"},
+    {"deliver.probe_max_ms", RELAY_CONF_INT, "60000", 10, 3600000, 0,
+     "longest interval between probes"},
+    {"deliver.max_outage_ms", RELAY_CONF_INT, "0", 0, 31536000000LL, 0,
+     "dead-letter what is in hand once the platform was unavailable this "
+     "long (0: never; the work waits)"},
+    {"deliver.http_timeout_ms", RELAY_CONF_INT, "10000", 100, 600000, 0,
+     "total time allowed for one request (below half of "
+     "kafka.max.poll.interval.ms)"},
+    {"deliver.connect_timeout_ms", RELAY_CONF_INT, "5000", 100, 600000, 0,
+     "time allowed to connect"},
+    {"deliver.batch_size", RELAY_CONF_INT, "0", 0, 100000, 0,
+     "records consumed per batch (0: the platform's records per request)"},
+    {"deliver.batch_wait_ms", RELAY_CONF_INT, "200", 0, 60000, 0,
+     "longest wait for more records before a partial batch is sent"},
+    {"deliver.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
+     "larger input records are dead-lettered (0: kafka message.max.bytes "
+     "less the room kept for dead-letter headers)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL}};
+
+/* The platform as the last answers showed it. */
+enum platform_state {
+        PLATFORM_OK,
+        PLATFORM_DOWN, /* circuit open: probing */
+        PLATFORM_AUTH  /* credentials or endpoint refused: probing */
+};
+
+/* One record of the batch in hand. */
+struct drec {
+        relay_buf_t item; /* the adapter's encoding */
+        int encoded;
+};
+
+/* Consecutive records of the send order that go in one request. */
+struct range {
+        size_t start, n;
+        int attempts;       /* failures that used an attempt */
+        int64_t first_fail; /* relay_mono_ms of the first, 0 when none */
+};
+
+struct relay_deliver {
+        relay_conf_t *conf;
+        const struct relay_adapter *adapter;
+        void *ad;
+        char worker[128], platform[64];
+        relay_schemas_t *schemas;
+        relay_avro_reader_t *reader;
+        relay_pipeline_t *p;
+        relay_http_t *http;
+        relay_retry_policy_t retry;
+        size_t max_items, max_bytes, batch_size;
+        long retry_after_max, probe_base, probe_max;
+        long long max_outage;
+        int breaker_failures;
+
+        struct drec *recs; /* batch_size of them */
+        size_t *order;     /* records to send, in order */
+        size_t norder;
+        struct range *ranges; /* to send, front first */
+        size_t nranges;
+        int built;
+        relay_buf_t *items; /* scratch for one request */
+        size_t *sent;       /* its records */
+        relay_buf_t body;
+        relay_http_response_t resp;
+
+        enum platform_state state;
+        int failures_in_row, probes, throttles;
+        int64_t last_ok, down_since, wait_until;
+        int waiting_registry;
+        unsigned long delivered, dead, requests, retries, throttled;
+};
+
+/* ---- records ------------------------------------------------------------ */
+
+static void dead_letter(struct relay_deliver *d, size_t i, const char *stage,
+                        const char *why, long status, int attempts)
+{
+        relay_dlq_info_t info = {d->worker, stage, why, status,
+                                 attempts,  NULL,  0};
+        relay_pipeline_dead_letter(d->p, i, &info);
+        d->dead++;
+}
+
+static enum relay_result dl_record(void *opaque, relay_pipeline_t *p, size_t i)
+{
+        struct relay_deliver *d = opaque;
+        const rd_kafka_message_t *m = relay_pipeline_msg(p, i);
+        struct drec *r = &d->recs[i];
+        char why[600];
+        avro_value_t *v;
+        enum relay_result res = relay_avro_reader_decode(
+            d->reader, m->payload, m->len, &v, NULL, why, sizeof(why));
+        if (res == RELAY_RETRY) {
+                d->waiting_registry = 1;
+                relay_pipeline_paused(p, "%s", why);
+                return RELAY_RETRY;
+        }
+        if (d->waiting_registry) {
+                d->waiting_registry = 0;
+                relay_pipeline_resumed(p);
+        }
+        if (res != RELAY_OK) {
+                dead_letter(d, i, "decode", why, 0, 0);
+                return RELAY_OK;
+        }
+        relay_buf_reset(&r->item);
+        if (relay_adapter_encode(d->adapter, d->ad, v, &r->item, why,
+                                 sizeof(why)) != RELAY_OK) {
+                dead_letter(d, i, "encode", why, 0, 0);
+                return RELAY_OK;
+        }
+        r->encoded = 1;
+        return RELAY_OK;
+}
+
+/* ---- ranges ------------------------------------------------------------- */
+
+static int live(struct relay_deliver *d, size_t k)
+{
+        size_t i = d->order[k];
+        return !relay_pipeline_dropped(d->p, i) &&
+               !relay_pipeline_is_done(d->p, i);
+}
+
+static size_t range_live(struct relay_deliver *d, const struct range *rg)
+{
+        size_t n = 0;
+        for (size_t k = rg->start; k < rg->start + rg->n; k++)
+                n += (size_t)live(d, k);
+        return n;
+}
+
+/* Replace range j by its first `first` slots of the send order and the
+ * rest, both keeping its attempts. */
+static void range_split_at(struct relay_deliver *d, size_t j, size_t first)
+{
+        struct range *rg = &d->ranges[j];
+        memmove(&d->ranges[j + 2], &d->ranges[j + 1],
+                (d->nranges - j - 1) * sizeof(*d->ranges));
+        d->nranges++;
+        d->ranges[j + 1] = *rg;
+        d->ranges[j + 1].start = rg->start + first;
+        d->ranges[j + 1].n = rg->n - first;
+        rg->n = first;
+}
+
+/* Split range 0 in halves by its live records. */
+static void range_halve(struct relay_deliver *d)
+{
+        struct range *rg = &d->ranges[0];
+        size_t half = range_live(d, rg) / 2, seen = 0, k = rg->start;
+        for (; k < rg->start + rg->n && seen < half; k++)
+                seen += (size_t)live(d, k);
+        range_split_at(d, 0, k - rg->start);
+}
+
+/* Make range 0 carry one live record (the probe), the rest after it. */
+static void range_probe(struct relay_deliver *d)
+{
+        struct range *rg = &d->ranges[0];
+        for (size_t k = rg->start; k < rg->start + rg->n; k++)
+                if (live(d, k)) {
+                        if (k + 1 < rg->start + rg->n)
+                                range_split_at(d, 0, k + 1 - rg->start);
+                        return;
+                }
+}
+
+static void range_pop(struct relay_deliver *d)
+{
+        memmove(&d->ranges[0], &d->ranges[1],
+                (d->nranges - 1) * sizeof(*d->ranges));
+        d->nranges--;
+}
+
+/* The send order and the first ranges, within the platform's limits. */
+static void build(struct relay_deliver *d)
+{
+        size_t n = relay_pipeline_count(d->p), bytes = 0;
+        d->norder = d->nranges = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (!d->recs[i].encoded || relay_pipeline_is_done(d->p, i) ||
+                    relay_pipeline_dropped(d->p, i))
+                        continue;
+                size_t len = d->recs[i].item.len + 1;
+                struct range *rg = d->nranges ? &d->ranges[d->nranges - 1]
+                                              : NULL;
+                if (!rg || rg->n == d->max_items ||
+                    (rg->n && bytes + len > d->max_bytes)) {
+                        rg = &d->ranges[d->nranges++];
+                        memset(rg, 0, sizeof(*rg));
+                        rg->start = d->norder;
+                        bytes = 0;
+                }
+                d->order[d->norder++] = i;
+                rg->n++;
+                bytes += len;
+        }
+        d->built = 1;
+}
+
+/* ---- the platform's answers ---------------------------------------------- */
+
+enum outcome {
+        OUT_OK,
+        OUT_RECORD,   /* the record's fault: split, then dead-letter */
+        OUT_THROTTLE, /* wait as asked, no attempt used */
+        OUT_AUTH,     /* the connection is misconfigured */
+        OUT_FAIL      /* 5xx, timeout, transport: attempts, breaker */
+};
+
+static enum outcome outcome_of(enum relay_result r,
+                               const relay_http_response_t *resp)
+{
+        long s = resp->status;
+        if (r == RELAY_OK)
+                return OUT_OK;
+        if (!resp->transport_error &&
+            (s == 401 || s == 403 || s == 404 || s == 405 || s == 407))
+                return OUT_AUTH;
+        if (s == 429 || (r == RELAY_RETRY && resp->retry_after_ms >= 0))
+                return OUT_THROTTLE;
+        return r == RELAY_RETRY ? OUT_FAIL : OUT_RECORD;
+}
+
+/* The growing interval between probes of a paused platform. */
+static long probe_delay(struct relay_deliver *d)
+{
+        long wait = d->probe_base;
+        for (int k = 0; k < d->probes && wait < d->probe_max; k++)
+                wait *= 2;
+        d->probes++;
+        return wait < d->probe_max ? wait : d->probe_max;
+}
+
+static void platform_down(struct relay_deliver *d, enum platform_state st,
+                          const char *why)
+{
+        int64_t now = relay_mono_ms();
+        if (d->state == PLATFORM_OK) {
+                d->down_since = now;
+                d->probes = 0;
+        }
+        d->state = st;
+        long wait = probe_delay(d);
+        d->wait_until = now + wait;
+        if (st == PLATFORM_AUTH)
+                relay_pipeline_paused(
+                    d->p,
+                    "%s refused the connection's credentials or endpoint "
+                    "(%s); probing with one record every %ld s at most, "
+                    "re-reading the secrets before each probe",
+                    d->platform, why, d->probe_max / 1000);
+        else
+                relay_pipeline_paused(
+                    d->p,
+                    "%s unavailable (%s): circuit open after %d failed "
+                    "request(s) in a row; probing with one record every %ld "
+                    "s at most",
+                    d->platform, why, d->failures_in_row, d->probe_max / 1000);
+}
+
+static void platform_up(struct relay_deliver *d)
+{
+        d->failures_in_row = 0;
+        d->throttles = 0;
+        d->last_ok = relay_mono_ms();
+        if (d->state != PLATFORM_OK) {
+                d->state = PLATFORM_OK;
+                d->probes = 0;
+        }
+        relay_pipeline_resumed(d->p);
+}
+
+/* Before a probe of a platform that refused the credentials: read the
+ * secrets again and rebuild the adapter when they changed. */
+static void refresh_secrets(struct relay_deliver *d)
+{
+        char errstr[512];
+        int changed = relay_conf_reload_secrets(d->conf, errstr, sizeof(errstr));
+        if (changed < 0) {
+                relay_log(LOG_WARNING, d->worker,
+                          "re-reading the secrets: %s", errstr);
+                return;
+        }
+        if (!changed)
+                return;
+        void *fresh = NULL;
+        if (relay_adapter_init(d->adapter, &fresh, d->conf, errstr,
+                               sizeof(errstr))) {
+                relay_log(LOG_WARNING, d->worker,
+                          "the new secrets do not configure %s: %s",
+                          d->platform, errstr);
+                return;
+        }
+        relay_adapter_term(d->adapter, d->ad);
+        d->ad = fresh;
+        relay_log(LOG_INFO, d->worker,
+                  "secrets changed; probing %s with the new ones",
+                  d->platform);
+}
+
+/* Send range 0 once and act on the answer. */
+static void send_front(struct relay_deliver *d)
+{
+        struct range *rg = &d->ranges[0];
+        char why[600];
+        size_t n = 0;
+        for (size_t k = rg->start; k < rg->start + rg->n; k++)
+                if (live(d, k)) {
+                        d->sent[n] = d->order[k];
+                        d->items[n++] = d->recs[d->order[k]].item;
+                }
+        relay_http_request_t req;
+        relay_adapter_request(d->adapter, d->ad, d->items, n, &d->body, &req);
+        relay_http_perform(d->http, &req, &d->resp);
+        d->requests++;
+        why[0] = '\0';
+        enum relay_result r = relay_adapter_classify(d->adapter, d->ad,
+                                                     &d->resp, why, sizeof(why));
+        enum outcome oc = outcome_of(r, &d->resp);
+        int64_t now = relay_mono_ms();
+        relay_log(LOG_DEBUG, d->worker,
+                  "request of %zu record(s): HTTP %ld (%s) %s", n,
+                  d->resp.status, relay_result_name(r), why);
+
+        switch (oc) {
+        case OUT_OK:
+                for (size_t k = 0; k < n; k++)
+                        relay_pipeline_done(d->p, d->sent[k]);
+                d->delivered += n;
+                range_pop(d);
+                platform_up(d);
+                return;
+        case OUT_RECORD:
+                /* The platform is up: it read the request and refused it. */
+                d->failures_in_row = 0;
+                d->last_ok = now;
+                if (d->state != PLATFORM_OK)
+                        platform_up(d);
+                if (n > 1) {
+                        relay_log(LOG_INFO, d->worker,
+                                  "HTTP %ld for %zu records: splitting to "
+                                  "find the refused ones",
+                                  d->resp.status, n);
+                        range_halve(d);
+                        return;
+                }
+                dead_letter(d, d->sent[0], "deliver", why, d->resp.status,
+                            rg->attempts + 1);
+                range_pop(d);
+                return;
+        case OUT_THROTTLE: {
+                long wait = d->resp.retry_after_ms;
+                if (wait < 0)
+                        wait = relay_retry_delay_ms(&d->retry, ++d->throttles,
+                                                    -1, relay_retry_random());
+                if (wait > d->retry_after_max)
+                        wait = d->retry_after_max;
+                d->throttled++;
+                d->wait_until = now + wait;
+                relay_pipeline_paused(d->p,
+                                      "%s is throttling (%s); waiting %.1f s "
+                                      "as asked, using no attempt",
+                                      d->platform, why, (double)wait / 1000.0);
+                return;
+        }
+        case OUT_AUTH:
+                platform_down(d, PLATFORM_AUTH, why);
+                return;
+        case OUT_FAIL:
+                break;
+        }
+
+        d->failures_in_row++;
+        if (d->state != PLATFORM_OK) {
+                /* A probe failed: the platform is still away. */
+                platform_down(d, PLATFORM_DOWN, why);
+                return;
+        }
+        rg->attempts++;
+        if (!rg->first_fail)
+                rg->first_fail = now;
+        if (d->failures_in_row >= d->breaker_failures) {
+                platform_down(d, PLATFORM_DOWN, why);
+                return;
+        }
+        if (rg->attempts >= d->retry.max_attempts) {
+                if (n > 1) {
+                        /* Find the record at fault: each half gets one
+                         * more try. */
+                        rg->attempts = d->retry.max_attempts - 1;
+                        range_halve(d);
+                        return;
+                }
+                if (d->last_ok > rg->first_fail) {
+                        char reason[700];
+                        snprintf(reason, sizeof(reason),
+                                 "gave up after %d attempts while %s "
+                                 "accepted other records: %s",
+                                 rg->attempts, d->platform, why);
+                        dead_letter(d, d->sent[0], "deliver", reason,
+                                    d->resp.status, rg->attempts);
+                        range_pop(d);
+                        return;
+                }
+                platform_down(d, PLATFORM_DOWN, why);
+                return;
+        }
+        long wait = relay_retry_delay_ms(&d->retry, rg->attempts, -1,
+                                         relay_retry_random());
+        d->retries++;
+        d->wait_until = now + wait;
+        relay_log(LOG_WARNING, d->worker,
+                  "attempt %d of %d for %zu record(s) failed (%s); retrying "
+                  "in %ld ms",
+                  rg->attempts, d->retry.max_attempts, n, why, wait);
+}
+
+/* Everything in hand gives up: the platform was away too long. */
+static void give_up(struct relay_deliver *d)
+{
+        char reason[300];
+        snprintf(reason, sizeof(reason), "platform unavailable for %lld s",
+                 (long long)(relay_mono_ms() - d->down_since) / 1000);
+        for (size_t j = 0; j < d->nranges; j++)
+                for (size_t k = d->ranges[j].start;
+                     k < d->ranges[j].start + d->ranges[j].n; k++)
+                        if (live(d, k))
+                                dead_letter(d, d->order[k], "deliver", reason,
+                                            d->resp.status,
+                                            d->ranges[j].attempts);
+        d->nranges = 0;
+}
+
+static enum relay_result dl_flush(void *opaque, relay_pipeline_t *p)
+{
+        struct relay_deliver *d = opaque;
+        if (!d->built)
+                build(d);
+        while (d->nranges && !range_live(d, &d->ranges[0]))
+                range_pop(d);
+        if (!d->nranges)
+                return RELAY_OK;
+        int64_t now = relay_mono_ms();
+        if (d->state != PLATFORM_OK && d->max_outage > 0 &&
+            now - d->down_since >= d->max_outage) {
+                give_up(d);
+                return RELAY_OK;
+        }
+        if (now < d->wait_until) {
+                relay_pipeline_wake_at(p, d->wait_until);
+                return RELAY_RETRY;
+        }
+        if (d->state != PLATFORM_OK)
+                range_probe(d);
+        if (d->state == PLATFORM_AUTH)
+                refresh_secrets(d);
+        send_front(d);
+        if (d->wait_until > relay_mono_ms())
+                relay_pipeline_wake_at(p, d->wait_until);
+        return RELAY_RETRY;
+}
+
+static void dl_end(void *opaque, relay_pipeline_t *p)
+{
+        struct relay_deliver *d = opaque;
+        size_t n = relay_pipeline_count(p);
+        for (size_t i = 0; i < n; i++)
+                d->recs[i].encoded = 0;
+        d->built = 0;
+        d->nranges = d->norder = 0;
+}
+
+static const relay_processor_t deliver_processor = {
+    .record = dl_record,
+    .flush = dl_flush,
+    .end = dl_end,
+};
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
+                                   size_t errstr_size)
+{
+        struct relay_deliver *d = relay_calloc(1, sizeof(*d));
+        char topic[256], dlq[256], group[256], subject[300];
+        d->conf = conf;
+        relay_buf_init(&d->body);
+        relay_http_response_init(&d->resp);
+        const char *platform = relay_conf_str(conf, "deliver.platform");
+        snprintf(d->platform, sizeof(d->platform), "%s", platform);
+        if (!(d->adapter = relay_adapter_find(platform))) {
+                relay_seterr(errstr, errstr_size,
+                             "deliver.platform: no adapter for platform '%s'",
+                             platform);
+                goto fail;
+        }
+        snprintf(d->worker, sizeof(d->worker), "deliver-%s", platform);
+        snprintf(topic, sizeof(topic), "out.%s", platform);
+        snprintf(dlq, sizeof(dlq), "dlq.%s", platform);
+        snprintf(group, sizeof(group), "relay-deliver-%s", platform);
+        const char *in_topic = relay_conf_str(conf, "deliver.topic");
+        const char *dlq_topic = relay_conf_str(conf, "deliver.dlq_topic");
+        const char *group_id = relay_conf_str(conf, "deliver.group_id");
+        if (!in_topic)
+                in_topic = topic;
+
+        if (relay_adapter_init(d->adapter, &d->ad, conf, errstr, errstr_size))
+                goto fail;
+        relay_adapter_limits(d->adapter, d->ad, &d->max_items, &d->max_bytes);
+        d->batch_size = (size_t)relay_conf_int(conf, "deliver.batch_size");
+        if (!d->batch_size)
+                d->batch_size = d->max_items;
+        d->retry.max_attempts =
+            (int)relay_conf_int(conf, "deliver.max_attempts");
+        d->retry.base_ms = (long)relay_conf_int(conf, "deliver.backoff_base_ms");
+        d->retry.max_ms = (long)relay_conf_int(conf, "deliver.backoff_max_ms");
+        d->retry_after_max =
+            (long)relay_conf_int(conf, "deliver.retry_after_max_ms");
+        d->breaker_failures =
+            (int)relay_conf_int(conf, "deliver.breaker_failures");
+        d->probe_base = (long)relay_conf_int(conf, "deliver.probe_base_ms");
+        d->probe_max = (long)relay_conf_int(conf, "deliver.probe_max_ms");
+        d->max_outage = relay_conf_int(conf, "deliver.max_outage_ms");
+        long http_timeout = (long)relay_conf_int(conf, "deliver.http_timeout_ms");
+
+        relay_pipeline_conf_t pc = {
+            .worker = d->worker,
+            .topics = in_topic,
+            .group_id = group_id ? group_id : group,
+            .dlq_topic = dlq_topic ? dlq_topic : dlq,
+            .batch_size = d->batch_size,
+            .batch_wait_ms = (long)relay_conf_int(conf, "deliver.batch_wait_ms"),
+            .max_record_bytes =
+                (size_t)relay_conf_int(conf, "deliver.max_record_bytes"),
+            .max_record_key = "deliver.max_record_bytes",
+            .running = &relay_run,
+        };
+        size_t max_record_bytes = 0;
+        if (!(d->p = relay_pipeline_new(conf, &pc, &deliver_processor, d,
+                                        &max_record_bytes, errstr,
+                                        errstr_size)))
+                goto fail;
+        /* One request runs without serving the consumer: it must end well
+         * inside max.poll.interval.ms, or the group evicts the worker. */
+        long long mpi = relay_kafka_conf_int(relay_pipeline_consumer(d->p),
+                                             "max.poll.interval.ms", 300000);
+        if ((long long)http_timeout * 2 > mpi) {
+                relay_seterr(errstr, errstr_size,
+                             "deliver.http_timeout_ms (%ld) must be at most "
+                             "half of kafka.max.poll.interval.ms (%lld): a "
+                             "request runs without serving the consumer",
+                             http_timeout, mpi);
+                goto fail;
+        }
+        snprintf(subject, sizeof(subject), "%s-value", in_topic);
+        if (!(d->schemas =
+                  relay_worker_schemas(conf, -1, errstr, errstr_size)) ||
+            !(d->reader = relay_avro_reader_new(d->schemas, subject,
+                                                max_record_bytes, errstr,
+                                                errstr_size)))
+                goto fail;
+        if (!(d->http = relay_http_new(
+                  http_timeout,
+                  (long)relay_conf_int(conf, "deliver.connect_timeout_ms")))) {
+                relay_seterr(errstr, errstr_size, "cannot set up libcurl");
+                goto fail;
+        }
+        d->recs = relay_calloc(d->batch_size, sizeof(*d->recs));
+        for (size_t i = 0; i < d->batch_size; i++)
+                relay_buf_init(&d->recs[i].item);
+        d->order = relay_calloc(d->batch_size, sizeof(*d->order));
+        d->ranges = relay_calloc(d->batch_size + 1, sizeof(*d->ranges));
+        d->items = relay_calloc(d->max_items, sizeof(*d->items));
+        d->sent = relay_calloc(d->max_items, sizeof(*d->sent));
+        relay_log(LOG_INFO, d->worker,
+                  "consuming %s as %s; delivering to %s (up to %zu records, "
+                  "%zu bytes a request); dead letters to %s",
+                  in_topic, pc.group_id, platform, d->max_items, d->max_bytes,
+                  pc.dlq_topic);
+        return d;
+fail:
+        relay_deliver_destroy(d);
+        return NULL;
+}
+
+int relay_deliver_run(relay_deliver_t *d)
+{
+        int rc = relay_pipeline_run(d->p);
+        relay_log(LOG_INFO, d->worker,
+                  "stopping: %lu delivered, %lu dead-lettered, %lu requests, "
+                  "%lu retries, %lu throttled waits",
+                  d->delivered, d->dead, d->requests, d->retries,
+                  d->throttled);
+        return rc;
+}
+
+void relay_deliver_destroy(relay_deliver_t *d)
+{
+        if (!d)
+                return;
+        relay_pipeline_destroy(d->p);
+        relay_http_destroy(d->http);
+        relay_http_response_reset(&d->resp);
+        relay_buf_free(&d->body);
+        for (size_t i = 0; d->recs && i < d->batch_size; i++)
+                relay_buf_free(&d->recs[i].item);
+        free(d->recs);
+        free(d->order);
+        free(d->ranges);
+        free(d->items);
+        free(d->sent);
+        relay_avro_reader_destroy(d->reader);
+        relay_schemas_destroy(d->schemas);
+        if (d->adapter && d->ad)
+                relay_adapter_term(d->adapter, d->ad);
+        free(d);
+}

@@ -1,0 +1,157 @@
+/*
+ * The pipeline: the one engine under every consuming worker (transform and
+ * deliver today; match, poll and exactly-once later).
+ *
+ *   consume → batch → process (a processor vtable) → wait for acks →
+ *   store and commit
+ *
+ * The engine owns the consumer, the producer, the batch in hand, every
+ * output and dead letter produced for it, and the offsets. A processor
+ * only says what a record becomes: outputs (relay_pipeline_produce), a
+ * dead letter (relay_pipeline_dead_letter), or work left for flush (a
+ * delivery). Whenever anything must be waited for (acks, a retry backoff, a
+ * paused platform, the schema registry), the engine pauses the assigned
+ * partitions and keeps polling the consumer, so that heartbeats,
+ * rebalances and max.poll.interval.ms are always served; no processor
+ * sleeps, and no processor work runs inside a rebalance callback.
+ *
+ * Produce errors are handled by class (relay_kafka_err_class): transient
+ * ones are produced again after a backoff; a record the cluster refuses as
+ * too large or invalid is dead-lettered, and a dead letter that is itself
+ * too large is written as a stub (relay.* headers and origin, no value); a
+ * setup fault (unknown topic, not authorised) pauses the batch, says why,
+ * and is produced again until it heals. An offset is stored only past
+ * records that are finished and whose outputs and dead letters are all
+ * durable; nothing is stored past one that is not. No record can make the
+ * worker crash-loop.
+ *
+ * A revoke settles the acks in flight (bounded: it is Kafka, not HTTP),
+ * stores and commits what is finished of the revoked partitions, and drops
+ * the rest of their records from the batch: the next owner starts exactly
+ * there, so only records that were in flight can be delivered twice.
+ *
+ * Exactly-once later: the store-and-commit step is one function
+ * (store_batch in pipeline.c); a transactional variant hands the same
+ * offsets to rd_kafka_send_offsets_to_transaction instead.
+ */
+#ifndef RELAY_PIPELINE_H
+#define RELAY_PIPELINE_H
+
+#include "relay/common.h"
+#include "relay/conf.h"
+#include "relay/dlq.h"
+#include "relay/kafka.h"
+
+#include <signal.h>
+
+typedef struct relay_pipeline relay_pipeline_t;
+
+/* What a worker plugs into the engine. record and flush are required; the
+ * others may be NULL. Every callback gets the processor's opaque. */
+typedef struct relay_processor {
+        /* Take record i of the batch in hand (relay_pipeline_msg). OK:
+         * taken; it is finished when the processor calls
+         * relay_pipeline_done (or dead-letters it), here or in flush.
+         * RETRY: it cannot be taken now (the schema registry is away):
+         * the engine waits, serving the consumer, until the time set with
+         * relay_pipeline_wake_at (default: a growing backoff) and calls
+         * again with the same record. FATAL is treated as RETRY. */
+        enum relay_result (*record)(void *opaque, relay_pipeline_t *p,
+                                    size_t i);
+        /* Do the batch's remaining work, one step at a time (e.g. one
+         * HTTP request). OK: nothing left. RETRY: call again, no earlier
+         * than the time set with relay_pipeline_wake_at (default: at
+         * once, after serving the consumer if it is due). */
+        enum relay_result (*flush)(void *opaque, relay_pipeline_t *p);
+        /* The batch is over (stored or not): drop per-record state. */
+        void (*end)(void *opaque, relay_pipeline_t *p);
+        /* Between batches (e.g. a SIGHUP reload). */
+        void (*idle)(void *opaque, relay_pipeline_t *p);
+} relay_processor_t;
+
+typedef struct relay_pipeline_conf {
+        const char *worker;   /* for logs and relay.worker, e.g. "transform" */
+        const char *topics;   /* input, comma-separated */
+        const char *group_id; /* consumer group */
+        const char *dlq_topic;
+        size_t batch_size;       /* records a batch holds at most */
+        long batch_wait_ms;      /* longest wait for more records */
+        size_t max_record_bytes; /* 0: message.max.bytes - headroom */
+        const char *max_record_key; /* its config key, for the error */
+        volatile sig_atomic_t *running; /* cleared: finish and stop */
+} relay_pipeline_conf_t;
+
+/* The engine with its consumer (subscribed) and producer made from conf's
+ * kafka.* keys. Refuses (NULL + errstr) a max_record_bytes whose dead
+ * letter could not fit the producer's message.max.bytes. proc and opaque
+ * are borrowed. On success *max_record_bytes_out (may be NULL) gets the
+ * limit in force. */
+relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
+                                     const relay_pipeline_conf_t *pc,
+                                     const relay_processor_t *proc,
+                                     void *opaque, size_t *max_record_bytes_out,
+                                     char *errstr, size_t errstr_size);
+
+/* Run until *running is cleared, then finish: settle what is in flight
+ * (bounded), store and commit what is finished. 0, or -1 when the
+ * producer failed fatally (the worker should exit non-zero; nothing past
+ * the unfinished records was stored). */
+int relay_pipeline_run(relay_pipeline_t *p);
+
+/* Close the consumer (committing) and the producer (flushing), free all.
+ * Accepts NULL. */
+void relay_pipeline_destroy(relay_pipeline_t *p);
+
+/* ---- for processors ---------------------------------------------------- */
+
+/* The batch in hand: its size and record i (owned by the engine). */
+size_t relay_pipeline_count(const relay_pipeline_t *p);
+const rd_kafka_message_t *relay_pipeline_msg(const relay_pipeline_t *p,
+                                             size_t i);
+/* 1 when record i's partition was revoked: leave it alone. */
+int relay_pipeline_dropped(const relay_pipeline_t *p, size_t i);
+/* 1 when record i is finished. */
+int relay_pipeline_is_done(const relay_pipeline_t *p, size_t i);
+/* Record i is finished (its outputs may still be in flight). */
+void relay_pipeline_done(relay_pipeline_t *p, size_t i);
+
+/* Produce one output of record i (copied). tag (may be NULL; copied)
+ * names what produced it, e.g. the connection: a dead letter that
+ * replaces a refused output carries it as relay.connection. */
+void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
+                            const void *key, size_t key_len, const void *value,
+                            size_t len, const char *tag);
+
+/* Dead-letter record i with info (copied; info->worker may be NULL for
+ * the pipeline's worker name). Finishes the record once durable. */
+void relay_pipeline_dead_letter(relay_pipeline_t *p, size_t i,
+                                const relay_dlq_info_t *info);
+
+/* When flush or record wants to be called again (relay_mono_ms time). */
+void relay_pipeline_wake_at(relay_pipeline_t *p, int64_t mono_ms);
+
+/* Say that the work is paused and why (logged at WARNING when the reason
+ * changes, with how long it has been paused) and that it resumed
+ * (logged once). */
+void relay_pipeline_paused(relay_pipeline_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void relay_pipeline_resumed(relay_pipeline_t *p);
+/* Since when (relay_mono_ms) the work is paused, 0 when it is not. */
+int64_t relay_pipeline_paused_since(const relay_pipeline_t *p);
+
+/* 1 while the worker runs (its running flag). */
+int relay_pipeline_running(const relay_pipeline_t *p);
+
+/* The engine's clients, for processors that need them (e.g. to read a
+ * librdkafka setting). */
+rd_kafka_t *relay_pipeline_consumer(relay_pipeline_t *p);
+rd_kafka_t *relay_pipeline_producer(relay_pipeline_t *p);
+
+/* Counters, for the stop line and later metrics. */
+typedef struct relay_pipeline_stats {
+        unsigned long records, outputs, dead_letters, stubs, produce_retries,
+            batches, dropped;
+} relay_pipeline_stats_t;
+const relay_pipeline_stats_t *relay_pipeline_stats(const relay_pipeline_t *p);
+
+#endif

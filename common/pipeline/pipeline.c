@@ -1,0 +1,860 @@
+/*
+ * The pipeline engine (see relay/pipeline.h for the promise): one batch at
+ * a time, consumed, handed to the processor record by record, flushed,
+ * settled (every output and dead letter durable, or replaced by one that
+ * is) and stored.
+ *
+ * Waiting is always done here, by serve(): it pauses every assigned
+ * partition (librdkafka then drops what it prefetched and, on resume,
+ * fetches again from the last record the application took, so nothing is
+ * skipped) and polls the consumer, which keeps the member alive in the
+ * group and runs rebalances, while delivery reports are served from the
+ * producer. The partitions are resumed when the batch is over, so a batch
+ * that never waits never pays for a pause.
+ */
+#include "relay/pipeline.h"
+#include "relay/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum prec_state { PREC_PENDING, PREC_DONE, PREC_DROPPED };
+
+/* One input record of the batch in hand. */
+struct prec {
+        rd_kafka_message_t *msg;
+        unsigned char state;
+        unsigned char bad; /* scratch of store_batch: not storable */
+};
+
+enum slot_kind { SLOT_OUTPUT, SLOT_DLQ };
+
+/* One message produced for the batch: an output or a dead letter. Slots
+ * live in fixed chunks that never move, because the delivery report
+ * writes into slot->ack through the pointer given at produce time. */
+struct slot {
+        relay_kafka_ack_t ack;
+        size_t rec;
+        unsigned char kind;
+        unsigned char settled; /* durable, or replaced by another slot */
+        unsigned char stub;
+        unsigned char in_flight; /* produced, report not yet seen */
+        char *tag;               /* connection, or NULL */
+        /* a dead letter's reason, kept to produce it again */
+        char *why;
+        const char *stage; /* static strings */
+        long status;
+        int attempts;
+        int64_t retry_at;
+        int tries;
+};
+
+#define SLOT_CHUNK 256
+
+struct relay_pipeline {
+        relay_pipeline_conf_t pc;
+        char *worker, *dlq_topic;
+        const relay_processor_t *proc;
+        void *opaque;
+        rd_kafka_t *consumer, *producer;
+        volatile sig_atomic_t *running;
+        relay_kafka_rebalance_t rebalance;
+
+        struct prec *recs; /* the batch in hand */
+        size_t nrecs;
+        struct slot **chunks;
+        size_t nchunks, nslots;
+        rd_kafka_message_t **backlog; /* consumed while paused (rare) */
+        size_t nbacklog, backlog_cap, backlog_head;
+
+        int paused;         /* the assignment is paused */
+        int64_t last_serve; /* last consumer poll */
+        long serve_ms;      /* poll the consumer at least this often */
+        long revoke_wait_ms;
+        int64_t wake;
+        int fatal;
+
+        char reason[600]; /* why the work is paused, "" when it is not */
+        int64_t paused_since;
+        relay_pipeline_stats_t stats;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+int relay_pipeline_running(const relay_pipeline_t *p)
+{
+        return *p->running != 0;
+}
+
+static struct slot *slot_at(relay_pipeline_t *p, size_t i)
+{
+        return &p->chunks[i / SLOT_CHUNK][i % SLOT_CHUNK];
+}
+
+static struct slot *slot_new(relay_pipeline_t *p, size_t rec,
+                             enum slot_kind kind)
+{
+        if (p->nslots == p->nchunks * SLOT_CHUNK) {
+                p->chunks = relay_realloc(p->chunks, (p->nchunks + 1) *
+                                                         sizeof(*p->chunks));
+                p->chunks[p->nchunks++] =
+                    relay_calloc(SLOT_CHUNK, sizeof(struct slot));
+        }
+        struct slot *s = slot_at(p, p->nslots++);
+        memset(s, 0, sizeof(*s));
+        s->rec = rec;
+        s->kind = (unsigned char)kind;
+        s->ack.keep = kind == SLOT_OUTPUT;
+        return s;
+}
+
+static void slots_clear(relay_pipeline_t *p)
+{
+        for (size_t i = 0; i < p->nslots; i++) {
+                struct slot *s = slot_at(p, i);
+                relay_kafka_ack_release(&s->ack);
+                free(s->tag);
+                free(s->why);
+        }
+        p->nslots = 0;
+}
+
+/* Any slot still waiting for its delivery report? */
+static int in_flight(relay_pipeline_t *p)
+{
+        for (size_t i = 0; i < p->nslots; i++)
+                if (slot_at(p, i)->in_flight && !slot_at(p, i)->ack.done)
+                        return 1;
+        return 0;
+}
+
+static int same_partition(const rd_kafka_message_t *m,
+                          const rd_kafka_topic_partition_list_t *parts)
+{
+        const char *t = rd_kafka_topic_name(m->rkt);
+        for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].partition == m->partition &&
+                    !strcmp(parts->elems[i].topic, t))
+                        return 1;
+        return 0;
+}
+
+/* ---- pausing and serving the consumer --------------------------------- */
+
+static void pause_list(relay_pipeline_t *p,
+                       rd_kafka_topic_partition_list_t *parts, int pause)
+{
+        if (!parts || !parts->cnt)
+                return;
+        rd_kafka_resp_err_t err =
+            pause ? rd_kafka_pause_partitions(p->consumer, parts)
+                  : rd_kafka_resume_partitions(p->consumer, parts);
+        if (err)
+                relay_log(LOG_WARNING, p->worker, "%s partitions: %s",
+                          pause ? "pause" : "resume", rd_kafka_err2str(err));
+}
+
+static void pause_all(relay_pipeline_t *p, int pause)
+{
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        if (rd_kafka_assignment(p->consumer, &parts) == 0)
+                pause_list(p, parts, pause);
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        p->paused = pause;
+}
+
+static void backlog_push(relay_pipeline_t *p, rd_kafka_message_t *m)
+{
+        if (p->backlog_head == p->nbacklog)
+                p->backlog_head = p->nbacklog = 0;
+        if (p->nbacklog == p->backlog_cap) {
+                p->backlog_cap = p->backlog_cap ? 2 * p->backlog_cap : 64;
+                p->backlog = relay_realloc(
+                    p->backlog, p->backlog_cap * sizeof(*p->backlog));
+        }
+        p->backlog[p->nbacklog++] = m;
+}
+
+static rd_kafka_message_t *backlog_pop(relay_pipeline_t *p)
+{
+        if (p->backlog_head == p->nbacklog)
+                return NULL;
+        return p->backlog[p->backlog_head++];
+}
+
+/* Poll the consumer once (up to ms), paused, so that the group sees a live
+ * member and rebalances run; serve the producer's reports too. */
+static void serve(relay_pipeline_t *p, long ms)
+{
+        if (!p->paused)
+                pause_all(p, 1);
+        rd_kafka_poll(p->producer, 0);
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(p->consumer, (int)(ms > 0 ? ms : 0));
+        p->last_serve = relay_mono_ms();
+        if (!m)
+                return;
+        if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        relay_log(LOG_WARNING, p->worker, "consumer: %s",
+                                  rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        /* A record of a partition assigned while pausing: keep it for the
+         * next batch, in order. */
+        backlog_push(p, m);
+}
+
+/* Serve the consumer when it is due, so that a processor doing a long
+ * series of steps never starves it. */
+static void serve_if_due(relay_pipeline_t *p)
+{
+        if (relay_mono_ms() - p->last_serve >= p->serve_ms)
+                serve(p, 0);
+}
+
+/* Wait until `until` (relay_mono_ms), serving. -1 when stopped. */
+static int wait_until(relay_pipeline_t *p, int64_t until)
+{
+        serve_if_due(p);
+        for (;;) {
+                if (!*p->running)
+                        return -1;
+                int64_t left = until - relay_mono_ms();
+                if (left <= 0)
+                        return 0;
+                serve(p, left < 100 ? left : 100);
+        }
+}
+
+/* ---- pause reasons ----------------------------------------------------- */
+
+void relay_pipeline_paused(relay_pipeline_t *p, const char *fmt, ...)
+{
+        char why[sizeof(p->reason)];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        if (!strcmp(why, p->reason))
+                return;
+        if (!p->paused_since)
+                p->paused_since = relay_mono_ms();
+        snprintf(p->reason, sizeof(p->reason), "%s", why);
+        relay_log(LOG_WARNING, p->worker,
+                  "paused (%lld s so far), nothing stored past the records "
+                  "in hand: %s",
+                  (long long)(relay_mono_ms() - p->paused_since) / 1000, why);
+}
+
+void relay_pipeline_resumed(relay_pipeline_t *p)
+{
+        if (!p->paused_since)
+                return;
+        relay_log(LOG_WARNING, p->worker,
+                  "resumed after %.1f s paused (last reason: %s)",
+                  (double)(relay_mono_ms() - p->paused_since) / 1000.0,
+                  p->reason);
+        p->paused_since = 0;
+        p->reason[0] = '\0';
+}
+
+int64_t relay_pipeline_paused_since(const relay_pipeline_t *p)
+{
+        return p->paused_since;
+}
+
+/* ---- producing --------------------------------------------------------- */
+
+/* What to do with a failed slot, by class. */
+static void slot_failed(relay_pipeline_t *p, struct slot *s,
+                        rd_kafka_resp_err_t err);
+
+static void slot_produce(relay_pipeline_t *p, struct slot *s)
+{
+        rd_kafka_resp_err_t err;
+        s->in_flight = 0;
+        if (s->kind == SLOT_OUTPUT) {
+                /* From the copy its failed report (or the failed enqueue)
+                 * kept. */
+                err = relay_kafka_produce_once(
+                    p->producer, s->ack.kept.topic, s->ack.kept.key,
+                    s->ack.kept.key_len, s->ack.kept.value, s->ack.kept.len,
+                    NULL, &s->ack);
+        } else {
+                relay_dlq_info_t info = {p->worker,   s->stage,   s->why,
+                                         s->status,   s->attempts, s->tag,
+                                         s->stub};
+                err = relay_dlq_produce(p->producer, p->dlq_topic,
+                                        p->recs[s->rec].msg, &info, &s->ack);
+        }
+        if (!err) {
+                s->in_flight = 1;
+                if (s->kind == SLOT_OUTPUT)
+                        relay_kafka_ack_release(&s->ack);
+                return;
+        }
+        s->ack.done = 1;
+        s->ack.err = err;
+}
+
+void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
+                            const void *key, size_t key_len, const void *value,
+                            size_t len, const char *tag)
+{
+        struct slot *s = slot_new(p, i, SLOT_OUTPUT);
+        s->tag = tag ? relay_strdup(tag) : NULL;
+        p->stats.outputs++;
+        rd_kafka_resp_err_t err = relay_kafka_produce_once(
+            p->producer, topic, key, key_len, value, len, NULL, &s->ack);
+        if (!err) {
+                s->in_flight = 1;
+                return;
+        }
+        /* Not enqueued: keep a copy so it can be produced again. */
+        s->ack.kept.topic = relay_strdup(topic);
+        s->ack.kept.key = relay_malloc(key_len ? key_len : 1);
+        s->ack.kept.value = relay_malloc(len ? len : 1);
+        memcpy(s->ack.kept.key, key, key_len);
+        memcpy(s->ack.kept.value, value, len);
+        s->ack.kept.key_len = key_len;
+        s->ack.kept.len = len;
+        s->ack.done = 1;
+        s->ack.err = err;
+}
+
+static struct slot *dead_letter_slot(relay_pipeline_t *p, size_t i,
+                                     const char *stage, const char *why,
+                                     long status, int attempts,
+                                     const char *tag, int stub)
+{
+        struct slot *s = slot_new(p, i, SLOT_DLQ);
+        s->stage = stage;
+        s->why = relay_strdup(why ? why : "");
+        s->status = status;
+        s->attempts = attempts;
+        s->tag = tag ? relay_strdup(tag) : NULL;
+        s->stub = (unsigned char)stub;
+        if (stub)
+                p->stats.stubs++;
+        else
+                p->stats.dead_letters++;
+        slot_produce(p, s);
+        return s;
+}
+
+void relay_pipeline_dead_letter(relay_pipeline_t *p, size_t i,
+                                const relay_dlq_info_t *info)
+{
+        /* The stage names are string literals of the workers. */
+        dead_letter_slot(p, i, info->stage, info->error, info->http_status,
+                         info->attempts, info->connection, info->stub);
+        p->recs[i].state = PREC_DONE;
+}
+
+static void slot_failed(relay_pipeline_t *p, struct slot *s,
+                        rd_kafka_resp_err_t err)
+{
+        char why[700];
+        enum relay_kafka_class cls = relay_kafka_err_class(err);
+        const rd_kafka_message_t *m = p->recs[s->rec].msg;
+        const char *topic = s->kind == SLOT_OUTPUT && s->ack.kept.topic
+                                ? s->ack.kept.topic
+                                : p->dlq_topic;
+        if (cls == RELAY_KAFKA_FATAL) {
+                relay_log(LOG_CRIT, p->worker,
+                          "the producer failed fatally (%s); stopping without "
+                          "storing past the records in hand",
+                          rd_kafka_err2str(err));
+                p->fatal = 1;
+                return;
+        }
+        if (cls == RELAY_KAFKA_RECORD && s->kind == SLOT_OUTPUT) {
+                /* The output can never be written: the input record is at
+                 * fault for that destination. Its dead letter names the
+                 * connection, so that a replay redoes only it. */
+                snprintf(why, sizeof(why),
+                         "%s refused the output (%zu bytes of value): %s",
+                         topic, s->ack.kept.len, rd_kafka_err2str(err));
+                s->settled = 1;
+                relay_kafka_ack_release(&s->ack);
+                dead_letter_slot(p, s->rec, "produce", why, 0, 0, s->tag, 0);
+                return;
+        }
+        if (cls == RELAY_KAFKA_RECORD && !s->stub) {
+                /* The dead letter is too large (the record plus the relay
+                 * headers): write the stub, which always fits. */
+                relay_log(LOG_WARNING, p->worker,
+                          "the dead letter of %s[%d]@%lld (%zu bytes) was "
+                          "refused (%s); writing a stub without the value",
+                          rd_kafka_topic_name(m->rkt), (int)m->partition,
+                          (long long)m->offset, m->len, rd_kafka_err2str(err));
+                s->settled = 1;
+                dead_letter_slot(p, s->rec, s->stage, s->why, s->status,
+                                 s->attempts, s->tag, 1);
+                return;
+        }
+        /* Transient, setup, or a stub refused (setup: the dead-letter
+         * topic's own limit is below the headers): produce it again later,
+         * storing nothing past it meanwhile. */
+        int setup = cls != RELAY_KAFKA_TRANSIENT;
+        long base = setup ? 1000 : 100, max = setup ? 30000 : 5000;
+        long delay = base;
+        for (int k = 0; k < s->tries && delay < max; k++)
+                delay *= 2;
+        s->tries++;
+        s->retry_at = relay_mono_ms() + (delay < max ? delay : max);
+        p->stats.produce_retries++;
+        if (setup)
+                relay_pipeline_paused(
+                    p,
+                    "cannot write to %s: %s (%s); check that the topic "
+                    "exists and this worker may write to it",
+                    topic, rd_kafka_err2str(err), rd_kafka_err2name(err));
+        else if (s->tries == 3)
+                relay_pipeline_paused(p, "cannot write to %s: %s; retrying",
+                                      topic, rd_kafka_err2str(err));
+}
+
+/* Wait until every slot is durable or replaced, producing failed ones
+ * again as their class says. bound_ms < 0: until stopped (then a grace of
+ * stop_ms); else at most bound_ms. 0 when all settled, -1 when not (or
+ * the producer failed fatally). */
+static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
+{
+        int64_t until = bound_ms >= 0 ? relay_mono_ms() + bound_ms : 0;
+        int64_t stop_until = 0;
+        for (;;) {
+                int open = 0;
+                int64_t now = relay_mono_ms();
+                /* slot_failed may add slots: loop on the live count. */
+                for (size_t i = 0; i < p->nslots && !p->fatal; i++) {
+                        struct slot *s = slot_at(p, i);
+                        if (s->settled)
+                                continue;
+                        if (!s->ack.done) {
+                                open = 1;
+                                continue;
+                        }
+                        if (!s->ack.err) {
+                                s->settled = 1;
+                                continue;
+                        }
+                        open = 1;
+                        if (s->in_flight || !s->retry_at) {
+                                /* A fresh failure. */
+                                rd_kafka_resp_err_t err = s->ack.err;
+                                s->in_flight = 0;
+                                slot_failed(p, s, err);
+                                if (s->settled)
+                                        continue;
+                        }
+                        if (s->retry_at && now >= s->retry_at) {
+                                s->retry_at = 0;
+                                slot_produce(p, s);
+                                if (s->ack.done && s->ack.err) {
+                                        rd_kafka_resp_err_t err = s->ack.err;
+                                        slot_failed(p, s, err);
+                                }
+                        }
+                }
+                if (p->fatal)
+                        return -1;
+                if (!open)
+                        return 0;
+                now = relay_mono_ms();
+                if (bound_ms >= 0 && now >= until)
+                        return -1;
+                if (!*p->running) {
+                        if (!stop_until)
+                                stop_until = now + stop_ms;
+                        if (now >= stop_until)
+                                return -1;
+                }
+                if (now - p->last_serve >= p->serve_ms || p->paused)
+                        serve(p, 50);
+                else
+                        rd_kafka_poll(p->producer, 50);
+        }
+}
+
+/* ---- storing ----------------------------------------------------------- */
+
+/* Mark the records that are not storable: unfinished, or with a slot that
+ * did not settle. */
+static void mark_bad(relay_pipeline_t *p)
+{
+        for (size_t i = 0; i < p->nrecs; i++)
+                p->recs[i].bad = p->recs[i].state != PREC_DONE;
+        for (size_t i = 0; i < p->nslots; i++) {
+                struct slot *s = slot_at(p, i);
+                if (!s->settled)
+                        p->recs[s->rec].bad = 1;
+        }
+}
+
+/* Store the offset after the last record of each partition that is
+ * preceded only by storable records (of that partition). parts (may be
+ * NULL = all) limits it to those partitions. Dropped records are skipped. */
+static void store_batch(relay_pipeline_t *p,
+                        const rd_kafka_topic_partition_list_t *parts)
+{
+        mark_bad(p);
+        rd_kafka_topic_partition_list_t *st =
+            rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_t *blocked =
+            rd_kafka_topic_partition_list_new(8);
+        for (size_t i = 0; i < p->nrecs; i++) {
+                struct prec *r = &p->recs[i];
+                if (r->state == PREC_DROPPED)
+                        continue;
+                if (parts && !same_partition(r->msg, parts))
+                        continue;
+                const char *t = rd_kafka_topic_name(r->msg->rkt);
+                if (rd_kafka_topic_partition_list_find(blocked, t,
+                                                       r->msg->partition))
+                        continue;
+                if (r->bad) {
+                        rd_kafka_topic_partition_list_add(blocked, t,
+                                                          r->msg->partition);
+                        continue;
+                }
+                rd_kafka_topic_partition_t *e =
+                    rd_kafka_topic_partition_list_find(st, t,
+                                                       r->msg->partition);
+                if (!e)
+                        e = rd_kafka_topic_partition_list_add(
+                            st, t, r->msg->partition);
+                e->offset = r->msg->offset + 1;
+        }
+        if (st->cnt) {
+                rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->consumer,
+                                                                 st);
+                for (int i = 0; !err && i < st->cnt; i++)
+                        if (st->elems[i].err)
+                                err = st->elems[i].err;
+                if (err)
+                        /* The partition was revoked meanwhile: its new
+                         * owner reads the records again (not a loss). */
+                        relay_log(LOG_WARNING, p->worker,
+                                  "cannot store offsets: %s",
+                                  rd_kafka_err2str(err));
+        }
+        rd_kafka_topic_partition_list_destroy(st);
+        rd_kafka_topic_partition_list_destroy(blocked);
+}
+
+/* ---- rebalances -------------------------------------------------------- */
+
+static void on_assigned(void *opaque, rd_kafka_t *rk,
+                        const rd_kafka_topic_partition_list_t *parts)
+{
+        relay_pipeline_t *p = opaque;
+        /* While waiting, new partitions stay paused too. */
+        if (p->paused) {
+                rd_kafka_topic_partition_list_t *copy =
+                    rd_kafka_topic_partition_list_copy(parts);
+                pause_list(p, copy, 1);
+                rd_kafka_topic_partition_list_destroy(copy);
+        }
+}
+
+static void on_revoke(void *opaque, rd_kafka_t *rk,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+        relay_pipeline_t *p = opaque;
+        int lost = rd_kafka_assignment_lost(rk);
+        if (!lost && p->nslots && in_flight(p)) {
+                /* Only Kafka is waited for here, never a platform. */
+                int64_t until = relay_mono_ms() + p->revoke_wait_ms;
+                while (in_flight(p) && relay_mono_ms() < until)
+                        rd_kafka_poll(p->producer, 50);
+                /* Settle what reported, without producing again. */
+                for (size_t i = 0; i < p->nslots; i++) {
+                        struct slot *s = slot_at(p, i);
+                        if (s->ack.done && !s->ack.err)
+                                s->settled = 1;
+                }
+        }
+        if (!lost)
+                store_batch(p, parts);
+        size_t dropped = 0;
+        for (size_t i = 0; i < p->nrecs; i++)
+                if (p->recs[i].state != PREC_DROPPED &&
+                    same_partition(p->recs[i].msg, parts)) {
+                        p->recs[i].state = PREC_DROPPED;
+                        dropped++;
+                }
+        /* Records consumed while paused of those partitions go too. */
+        size_t keep = p->backlog_head;
+        for (size_t i = p->backlog_head; i < p->nbacklog; i++) {
+                if (same_partition(p->backlog[i], parts)) {
+                        rd_kafka_message_destroy(p->backlog[i]);
+                        dropped++;
+                } else {
+                        p->backlog[keep++] = p->backlog[i];
+                }
+        }
+        p->nbacklog = keep;
+        p->stats.dropped += dropped;
+        if (dropped)
+                relay_log(LOG_INFO, p->worker,
+                          "%zu record(s) in hand of %d revoked partition(s) "
+                          "left for their next owner",
+                          dropped, parts->cnt);
+}
+
+/* ---- the batch --------------------------------------------------------- */
+
+size_t relay_pipeline_count(const relay_pipeline_t *p)
+{
+        return p->nrecs;
+}
+
+const rd_kafka_message_t *relay_pipeline_msg(const relay_pipeline_t *p,
+                                             size_t i)
+{
+        return p->recs[i].msg;
+}
+
+int relay_pipeline_dropped(const relay_pipeline_t *p, size_t i)
+{
+        return p->recs[i].state == PREC_DROPPED;
+}
+
+int relay_pipeline_is_done(const relay_pipeline_t *p, size_t i)
+{
+        return p->recs[i].state == PREC_DONE;
+}
+
+void relay_pipeline_done(relay_pipeline_t *p, size_t i)
+{
+        if (p->recs[i].state == PREC_PENDING)
+                p->recs[i].state = PREC_DONE;
+}
+
+void relay_pipeline_wake_at(relay_pipeline_t *p, int64_t mono_ms)
+{
+        p->wake = mono_ms;
+}
+
+rd_kafka_t *relay_pipeline_consumer(relay_pipeline_t *p)
+{
+        return p->consumer;
+}
+
+rd_kafka_t *relay_pipeline_producer(relay_pipeline_t *p)
+{
+        return p->producer;
+}
+
+const relay_pipeline_stats_t *relay_pipeline_stats(const relay_pipeline_t *p)
+{
+        return &p->stats;
+}
+
+/* Hand record i to the processor until it takes it. -1 when stopped
+ * first (the record stays unfinished, so nothing is stored past it). */
+static int take(relay_pipeline_t *p, size_t i)
+{
+        long backoff = 500;
+        for (;;) {
+                p->wake = 0;
+                if (p->proc->record(p->opaque, p, i) == RELAY_OK)
+                        return 0;
+                int64_t until = p->wake ? p->wake : relay_mono_ms() + backoff;
+                backoff = backoff < 15000 ? backoff * 2 : 30000;
+                if (wait_until(p, until))
+                        return -1;
+                if (p->recs[i].state == PREC_DROPPED)
+                        return 0;
+        }
+}
+
+/* Fill the batch: up to batch_size records or batch_wait_ms after the
+ * first. */
+static void fill(relay_pipeline_t *p)
+{
+        int64_t first = 0;
+        while (*p->running && p->nrecs < p->pc.batch_size) {
+                rd_kafka_message_t *m = backlog_pop(p);
+                if (!m) {
+                        long left = 500;
+                        if (p->nrecs) {
+                                left = p->pc.batch_wait_ms -
+                                       (long)(relay_mono_ms() - first);
+                                if (left <= 0)
+                                        break;
+                        }
+                        m = rd_kafka_consumer_poll(p->consumer, (int)left);
+                        p->last_serve = relay_mono_ms();
+                        if (!m) {
+                                if (p->nrecs)
+                                        break;
+                                continue;
+                        }
+                }
+                if (m->err) {
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                relay_log(LOG_WARNING, p->worker,
+                                          "consumer: %s",
+                                          rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (!p->nrecs)
+                        first = relay_mono_ms();
+                size_t i = p->nrecs++;
+                p->recs[i].msg = m;
+                p->recs[i].state = PREC_PENDING;
+                p->stats.records++;
+                if (take(p, i))
+                        break;
+                /* A record taken after a wait: the backlog may hold more
+                 * than the batch; the batch still ends at batch_size. */
+        }
+}
+
+/* Finish the batch in hand: flush, settle, store, commit, release. */
+static void finish(relay_pipeline_t *p)
+{
+        while (*p->running && !p->fatal) {
+                p->wake = 0;
+                if (p->proc->flush(p->opaque, p) == RELAY_OK)
+                        break;
+                if (wait_until(p, p->wake))
+                        break;
+        }
+        settle(p, -1, 10000);
+        if (!p->fatal) {
+                store_batch(p, NULL);
+                relay_kafka_commit_stored(p->consumer);
+        }
+        if (p->proc->end)
+                p->proc->end(p->opaque, p);
+        for (size_t i = 0; i < p->nrecs; i++)
+                rd_kafka_message_destroy(p->recs[i].msg);
+        p->nrecs = 0;
+        slots_clear(p);
+        p->stats.batches++;
+        if (*p->running)
+                relay_pipeline_resumed(p);
+        if (p->paused && *p->running)
+                pause_all(p, 0);
+}
+
+int relay_pipeline_run(relay_pipeline_t *p)
+{
+        while (*p->running && !p->fatal) {
+                if (p->proc->idle)
+                        p->proc->idle(p->opaque, p);
+                fill(p);
+                if (p->nrecs)
+                        finish(p);
+        }
+        return p->fatal ? -1 : 0;
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
+                                     const relay_pipeline_conf_t *pc,
+                                     const relay_processor_t *proc,
+                                     void *opaque, size_t *max_record_bytes_out,
+                                     char *errstr, size_t errstr_size)
+{
+        relay_pipeline_t *p = relay_calloc(1, sizeof(*p));
+        p->pc = *pc;
+        p->worker = relay_strdup(pc->worker);
+        p->dlq_topic = relay_strdup(pc->dlq_topic);
+        p->pc.worker = p->worker;
+        p->pc.dlq_topic = p->dlq_topic;
+        p->pc.topics = p->pc.group_id = p->pc.max_record_key = NULL;
+        p->proc = proc;
+        p->opaque = opaque;
+        p->running = pc->running;
+        p->rebalance.revoke = on_revoke;
+        p->rebalance.assigned = on_assigned;
+        if (!p->pc.batch_size)
+                p->pc.batch_size = 1;
+        p->recs = relay_calloc(p->pc.batch_size, sizeof(*p->recs));
+
+        if (!(p->producer =
+                  relay_kafka_producer_new(conf, errstr, errstr_size)))
+                goto fail;
+        /* Every record within the limit must fit its dead letter. */
+        long long mmb =
+            relay_kafka_conf_int(p->producer, "message.max.bytes", 1000000);
+        long long room = mmb - RELAY_DLQ_HEADROOM;
+        if (room < 64) {
+                relay_seterr(errstr, errstr_size,
+                             "kafka message.max.bytes (%lld) leaves no room "
+                             "for records: it must be above %d",
+                             mmb, RELAY_DLQ_HEADROOM + 64);
+                goto fail;
+        }
+        if (!p->pc.max_record_bytes)
+                p->pc.max_record_bytes = (size_t)room;
+        else if ((long long)p->pc.max_record_bytes > room) {
+                relay_seterr(
+                    errstr, errstr_size,
+                    "%s (%zu) is more than kafka message.max.bytes (%lld) "
+                    "minus %d bytes kept for dead-letter headers: a record "
+                    "that large could not be dead-lettered whole. Set it to "
+                    "at most %lld, or raise kafka.message.max.bytes (and the "
+                    "broker's limit for the dead-letter topic)",
+                    pc->max_record_key ? pc->max_record_key
+                                       : "max_record_bytes",
+                    p->pc.max_record_bytes, mmb, RELAY_DLQ_HEADROOM, room);
+                goto fail;
+        }
+        if (max_record_bytes_out)
+                *max_record_bytes_out = p->pc.max_record_bytes;
+
+        if (!(p->consumer = relay_kafka_consumer_new(
+                  conf, pc->group_id, &p->rebalance, p, errstr, errstr_size)))
+                goto fail;
+        long long mpi =
+            relay_kafka_conf_int(p->consumer, "max.poll.interval.ms", 300000);
+        /* Polled at least ten times per max.poll.interval.ms while
+         * waiting; a revoke waits for Kafka at most a third of it. */
+        p->serve_ms = (long)(mpi / 10 < 1000 ? mpi / 10 : 1000);
+        p->revoke_wait_ms = (long)(mpi / 3 < 10000 ? mpi / 3 : 10000);
+        p->last_serve = relay_mono_ms();
+        if (relay_kafka_subscribe(p->consumer, pc->topics, errstr,
+                                  errstr_size))
+                goto fail;
+        return p;
+fail:
+        relay_pipeline_destroy(p);
+        return NULL;
+}
+
+void relay_pipeline_destroy(relay_pipeline_t *p)
+{
+        if (!p)
+                return;
+        /* Closing revokes the partitions through on_revoke, which must see
+         * an empty batch. */
+        p->nrecs = 0;
+        slots_clear(p);
+        relay_kafka_consumer_close(p->consumer);
+        relay_kafka_producer_close(p->producer, 10000);
+        for (size_t i = p->backlog_head; i < p->nbacklog; i++)
+                rd_kafka_message_destroy(p->backlog[i]);
+        free(p->backlog);
+        for (size_t i = 0; i < p->nchunks; i++)
+                free(p->chunks[i]);
+        free(p->chunks);
+        free(p->recs);
+        free(p->worker);
+        free(p->dlq_topic);
+        free(p);
+}
+
+/* The maximum number of outputs a batch can have is not bounded here:
+ * slots grow in chunks as records produce them. */
