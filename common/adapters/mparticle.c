@@ -15,26 +15,49 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* What the adapter runs on. The first block is written by
+ * relay_conf_bind() from mparticle_props (strings owned by the conf); the
+ * rest is built from it by mparticle_init(). */
+struct mparticle {
+        const char *base_url; /* mparticle.url */
+        const char *api_key, *api_secret;
+        long long max_items, max_request, max_batch, max_user_attrs;
+
+        char *url;     /* <base_url>/bulkevents, owned */
+        char *userpwd; /* key:secret for Basic auth, owned */
+};
+
+/* The keys are REQUIRED_IF_USED, not REQUIRED: every adapter's table is
+ * declared in each deliver worker, but only this platform's count. */
 static const relay_conf_prop_t mparticle_props[] = {
     {"mparticle.url", RELAY_CONF_STRING, "https://s2s.mparticle.com/v2", 0, -1,
-     0, "Events API base URL of the pod (US1, US2, EU1, AU1), up to /v2"},
-    {"mparticle.api_key", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_SECRET,
-     "input feed API key"},
-    {"mparticle.api_secret", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_SECRET,
-     "input feed API secret"},
-    {"mparticle.max_batches_per_request", RELAY_CONF_INT, "100", 1, 100, 0,
-     "batches (records) per /bulkevents request"},
-    {"mparticle.max_request_bytes", RELAY_CONF_INT, "262144", 1024, 16777216, 0,
-     "largest request body sent"},
-    {"mparticle.max_batch_bytes", RELAY_CONF_INT, "131072", 256, 16777216, 0,
-     "largest single batch; a larger record is dead-lettered"},
-    {"mparticle.max_user_attributes", RELAY_CONF_INT, "100", 1, 100000, 0,
-     "user attributes per batch; more is dead-lettered"},
-    {NULL, 0, NULL, 0, 0, 0, NULL}};
+     RELAY_CONF_BIND,
+     "Events API base URL of the pod (US1, US2, EU1, AU1), up to /v2",
+     offsetof(struct mparticle, base_url)},
+    {"mparticle.api_key", RELAY_CONF_STRING, NULL, 0, -1,
+     RELAY_CONF_SECRET | RELAY_CONF_REQUIRED_IF_USED | RELAY_CONF_BIND,
+     "input feed API key", offsetof(struct mparticle, api_key)},
+    {"mparticle.api_secret", RELAY_CONF_STRING, NULL, 0, -1,
+     RELAY_CONF_SECRET | RELAY_CONF_REQUIRED_IF_USED | RELAY_CONF_BIND,
+     "input feed API secret", offsetof(struct mparticle, api_secret)},
+    {"mparticle.max_batches_per_request", RELAY_CONF_INT, "100", 1, 100,
+     RELAY_CONF_BIND, "batches (records) per /bulkevents request",
+     offsetof(struct mparticle, max_items)},
+    {"mparticle.max_request_bytes", RELAY_CONF_INT, "262144", 1024, 16777216,
+     RELAY_CONF_BIND, "largest request body sent",
+     offsetof(struct mparticle, max_request)},
+    {"mparticle.max_batch_bytes", RELAY_CONF_INT, "131072", 256, 16777216,
+     RELAY_CONF_BIND, "largest single batch; a larger record is dead-lettered",
+     offsetof(struct mparticle, max_batch)},
+    {"mparticle.max_user_attributes", RELAY_CONF_INT, "100", 1, 100000,
+     RELAY_CONF_BIND, "user attributes per batch; more is dead-lettered",
+     offsetof(struct mparticle, max_user_attrs)},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static const char *const mparticle_event_types[] = {
     "navigation",      "location", "search", "transaction", "user_content",
@@ -67,44 +90,27 @@ static const char *const mparticle_identities[] = {
 
 #define MP_MAX_VALUE_CHARS 4096
 
-struct mparticle {
-        char *url;
-        char *userpwd;
-        size_t max_items, max_request, max_batch, max_user_attrs;
-};
-
+/* Setup from the conf; also what deliver re-runs (term, then init) after
+ * relay_conf_reload_secrets() reports a rotated key. */
 static int mparticle_init(void **state, const relay_conf_t *conf, char *errstr,
                           size_t errstr_size)
 {
-        /* Required here, not flagged REQUIRED: every adapter's keys are
-         * declared in each deliver worker, but only this platform's count. */
-        if (relay_conf_require(conf, "mparticle.api_key", errstr,
-                               errstr_size) ||
-            relay_conf_require(conf, "mparticle.api_secret", errstr,
-                               errstr_size))
+        if (relay_conf_require_table(conf, mparticle_props, errstr,
+                                     errstr_size))
                 return -1;
         struct mparticle *mp = relay_calloc(1, sizeof(*mp));
+        relay_conf_bind(conf, mparticle_props, mp);
         relay_buf_t b;
         relay_buf_init(&b);
-        const char *base = relay_conf_str(conf, "mparticle.url");
-        size_t bl = strlen(base);
-        while (bl && base[bl - 1] == '/')
+        size_t bl = strlen(mp->base_url);
+        while (bl && mp->base_url[bl - 1] == '/')
                 bl--;
-        relay_buf_append(&b, base, bl);
+        relay_buf_append(&b, mp->base_url, bl);
         relay_buf_puts(&b, "/bulkevents");
         mp->url = b.data;
         relay_buf_init(&b);
-        relay_buf_printf(&b, "%s:%s", relay_conf_str(conf, "mparticle.api_key"),
-                         relay_conf_str(conf, "mparticle.api_secret"));
+        relay_buf_printf(&b, "%s:%s", mp->api_key, mp->api_secret);
         mp->userpwd = b.data;
-        mp->max_items =
-            (size_t)relay_conf_int(conf, "mparticle.max_batches_per_request");
-        mp->max_request =
-            (size_t)relay_conf_int(conf, "mparticle.max_request_bytes");
-        mp->max_batch =
-            (size_t)relay_conf_int(conf, "mparticle.max_batch_bytes");
-        mp->max_user_attrs =
-            (size_t)relay_conf_int(conf, "mparticle.max_user_attributes");
         *state = mp;
         return 0;
 }
@@ -255,8 +261,8 @@ static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
         relay_buf_puts(b, ":");
         put_field_str(b, rec, "identity_value");
         relay_buf_puts(b, "},\"user_attributes\":");
-        if (put_map(b, rec, "user_attributes", mp->max_user_attrs, errstr,
-                    errstr_size))
+        if (put_map(b, rec, "user_attributes", (size_t)mp->max_user_attrs,
+                    errstr, errstr_size))
                 return RELAY_FATAL;
         relay_buf_puts(b, ",\"events\":[");
         size_t before = b->len;
@@ -279,10 +285,10 @@ static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
                 b->len = before; /* profile-only update: no event */
         }
         relay_buf_puts(b, "]}");
-        if (b->len - start > mp->max_batch) {
+        if (b->len - start > (size_t)mp->max_batch) {
                 relay_seterr(errstr, errstr_size,
                              "batch of %zu bytes exceeds mParticle's batch "
-                             "limit of %zu",
+                             "limit of %lld",
                              b->len - start, mp->max_batch);
                 return RELAY_FATAL;
         }
@@ -292,8 +298,8 @@ static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
 static void mparticle_limits(void *state, size_t *max_items, size_t *max_bytes)
 {
         struct mparticle *mp = state;
-        *max_items = mp->max_items;
-        *max_bytes = mp->max_request - 2; /* the array's brackets */
+        *max_items = (size_t)mp->max_items;
+        *max_bytes = (size_t)mp->max_request - 2; /* the array's brackets */
 }
 
 static void mparticle_request(void *state, const relay_buf_t *items, size_t n,

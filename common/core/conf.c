@@ -3,7 +3,11 @@
  * environment against declared property tables, so that a typo or a bad
  * value stops the worker at start-up with the file and line to fix, rather
  * than being silently ignored. Keys under `kafka` are not checked here; they
- * are collected as text for librdkafka, which validates them itself.
+ * are collected as text for librdkafka, which validates them itself, except
+ * that librdkafka's secrets are refused there and read from RELAY_KAFKA_*.
+ * relay_conf_bind() copies values into a module's state by the offsets its
+ * table declares, and relay_conf_reload_secrets() re-reads secrets for a
+ * worker that must heal a rotated key without a restart.
  */
 #include "relay/conf.h"
 #include "relay/common.h"
@@ -30,7 +34,7 @@ struct slot {
         int set;
         char *str; /* STRING value, owned */
         union value v;
-        char *origin; /* "path:line", "-X", "env RELAY_X", "default" */
+        char *origin; /* "path:line", "-X", "environment RELAY_X", "default" */
 };
 
 struct kafka_entry {
@@ -42,7 +46,25 @@ struct relay_conf {
         size_t nslots;
         struct kafka_entry *kafka;
         size_t nkafka;
+        /* Strings replaced by relay_conf_reload_secrets(): a module may
+         * still hold them (bound or from a getter), so they live as long
+         * as the conf. One per rotation, so this stays small. */
+        char **retired;
+        size_t nretired;
 };
+
+/* librdkafka's properties that hold a credential (those its
+ * rdkafka_conf.c flags _RK_SENSITIVE, plus the OIDC client secret, which
+ * it does not flag). Paths (ssl.key.location) and public material
+ * (ssl.ca.pem) are left out on purpose: they belong in a config file. The
+ * list is explicit rather than a RELAY_KAFKA_* prefix scan, because other
+ * RELAY_KAFKA_* variables exist (the test broker's RELAY_KAFKA_DIR, ...)
+ * and must not become librdkafka properties. */
+static const char *const kafka_secrets[] = {
+    "sasl.username",          "sasl.password",
+    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+    "ssl.key.password",       "ssl.key.pem",
+    "ssl.keystore.password",  NULL};
 
 static const char *type_expected[] = {"a string", "an integer", "a boolean",
                                       "a number"};
@@ -60,17 +82,32 @@ static struct slot *find(const relay_conf_t *conf, const char *name)
         return NULL;
 }
 
-/* "deliver.max_attempts" → "RELAY_DELIVER_MAX_ATTEMPTS" (+ suffix). */
-static void env_name(const relay_conf_prop_t *p, const char *suffix, char *buf,
-                     size_t size)
+/* prefix "RELAY_", "deliver.max_attempts" → "RELAY_DELIVER_MAX_ATTEMPTS"
+ * (+ suffix). */
+static void env_of(const char *prefix, const char *name, const char *suffix,
+                   char *buf, size_t size)
 {
-        size_t o = (size_t)snprintf(buf, size, "RELAY_");
-        for (const char *c = p->name; *c && o + 1 < size; c++)
+        size_t o = (size_t)snprintf(buf, size, "%s", prefix);
+        for (const char *c = name; *c && o + 1 < size; c++)
                 buf[o++] = isalnum((unsigned char)*c)
                                ? (char)toupper((unsigned char)*c)
                                : '_';
         buf[o] = '\0';
         snprintf(buf + o, size - o, "%s", suffix);
+}
+
+static void env_name(const relay_conf_prop_t *p, const char *suffix, char *buf,
+                     size_t size)
+{
+        env_of("RELAY_", p->name, suffix, buf, size);
+}
+
+int relay_conf_kafka_secret(const char *name)
+{
+        for (size_t i = 0; kafka_secrets[i]; i++)
+                if (!strcmp(kafka_secrets[i], name))
+                        return 1;
+        return 0;
 }
 
 static int check_range(const relay_conf_prop_t *p, long long i,
@@ -241,6 +278,19 @@ static int secret_refused(const relay_conf_prop_t *p, const char *where,
         return -1;
 }
 
+static int kafka_secret_refused(const char *name, const char *where,
+                                const char *source, char *errstr,
+                                size_t errstr_size)
+{
+        char env[256];
+        env_of("RELAY_KAFKA_", name, "", env, sizeof(env));
+        relay_seterr(errstr, errstr_size,
+                     "%s: kafka property '%s' is a secret and must come from "
+                     "the environment (%s or %s_FILE), not from %s",
+                     where, name, env, env, source);
+        return -1;
+}
+
 static int load_leaf(struct slot *slot, const config_setting_t *s,
                      const char *where, char *errstr, size_t errstr_size)
 {
@@ -351,6 +401,10 @@ static int walk(relay_conf_t *conf, const config_setting_t *group,
                 } else if (is_group && !slot) {
                         rc = walk(conf, s, name.data, kafka, path, errstr,
                                   errstr_size);
+                } else if (kafka && relay_conf_kafka_secret(name.data)) {
+                        rc = kafka_secret_refused(name.data, where,
+                                                  "a config file", errstr,
+                                                  errstr_size);
                 } else if (kafka) {
                         relay_buf_puts(&text, "");
                         if (!(rc = kafka_text(s, &text, 1)))
@@ -420,8 +474,11 @@ void relay_conf_destroy(relay_conf_t *conf)
                 free(conf->kafka[i].value);
                 free(conf->kafka[i].origin);
         }
+        for (size_t i = 0; i < conf->nretired; i++)
+                free(conf->retired[i]);
         free(conf->slots);
         free(conf->kafka);
+        free(conf->retired);
         free(conf);
 }
 
@@ -454,6 +511,11 @@ int relay_conf_set(relay_conf_t *conf, const char *name, const char *value,
         union value v;
 
         if (!strncmp(name, "kafka.", 6) && name[6]) {
+                /* A command line is visible to every user of the host. */
+                if (relay_conf_kafka_secret(name + 6))
+                        return kafka_secret_refused(name + 6, "-X",
+                                                    "the command line", errstr,
+                                                    errstr_size);
                 kafka_add(conf, name + 6, value, "-X");
                 return 0;
         }
@@ -487,50 +549,110 @@ static int read_text(const char *path, relay_buf_t *b)
         return bad ? -1 : 0;
 }
 
-/* RELAY_X, else the contents of the file named by RELAY_X_FILE. An empty
- * variable counts as unset (what an unfilled template gives); an empty file
- * is an error, since someone meant it to hold the secret. */
-static int load_secret(struct slot *slot, char *errstr, size_t errstr_size)
+/* The secret in variable env or in the file named by variable envf: 1 with
+ * its text in b and where it came from in origin, 0 when neither is set, or
+ * -1 with errstr. An empty variable counts as unset (what an unfilled
+ * template gives); an empty file is an error, since someone meant it to
+ * hold the secret. Both set is an error: which one wins would be a guess,
+ * and a variable that silently shadows a rotated file never heals. */
+static int read_secret(const char *env, const char *envf, relay_buf_t *b,
+                       char *origin, size_t origin_size, char *errstr,
+                       size_t errstr_size)
 {
-        char env[256], envf[264], origin[300];
-        const char *val, *file;
-        relay_buf_t b;
-        union value v;
-        int rc = 0;
+        const char *val = getenv(env), *file = getenv(envf);
 
+        if (val && !*val)
+                val = NULL;
+        if (file && !*file)
+                file = NULL;
+        if (val && file) {
+                relay_seterr(errstr, errstr_size,
+                             "%s and %s are both set: set only one", env,
+                             envf);
+                return -1;
+        }
+        relay_buf_reset(b);
+        relay_buf_puts(b, "");
+        if (val) {
+                relay_buf_puts(b, val);
+                snprintf(origin, origin_size, "environment %s", env);
+                return 1;
+        }
+        if (!file)
+                return 0;
+        if (read_text(file, b)) {
+                relay_seterr(errstr, errstr_size, "%s: cannot read '%s': %s",
+                             envf, file, strerror(errno));
+                return -1;
+        }
+        /* Files written by echo or an editor end in a newline that is not
+         * part of the secret. */
+        if (b->len && b->data[b->len - 1] == '\n')
+                b->data[--b->len] = '\0';
+        if (b->len && b->data[b->len - 1] == '\r')
+                b->data[--b->len] = '\0';
+        if (!b->len) {
+                relay_seterr(errstr, errstr_size, "%s: '%s' is empty", envf,
+                             file);
+                return -1;
+        }
+        snprintf(origin, origin_size, "environment %s", envf);
+        return 1;
+}
+
+/* A secret slot's text from the environment, parsed: 1 with *v (a string
+ * borrowed from b), 0 when unset, -1 with errstr. */
+static int secret_value(const struct slot *slot, relay_buf_t *b,
+                        union value *v, char *origin, size_t origin_size,
+                        char *errstr, size_t errstr_size)
+{
+        char env[256], envf[264];
         env_name(slot->prop, "", env, sizeof(env));
         env_name(slot->prop, "_FILE", envf, sizeof(envf));
+        int rc = read_secret(env, envf, b, origin, origin_size, errstr,
+                             errstr_size);
+        if (rc == 1 && parse_text(slot->prop, b->data, origin, v, errstr,
+                                  errstr_size))
+                rc = -1;
+        return rc;
+}
+
+static int load_secret(struct slot *slot, char *errstr, size_t errstr_size)
+{
+        char origin[300];
+        relay_buf_t b;
+        union value v;
+
         relay_buf_init(&b);
-        if ((val = getenv(env)) && *val) {
-                snprintf(origin, sizeof(origin), "env %s", env);
-        } else if ((file = getenv(envf)) && *file) {
-                if (read_text(file, &b)) {
-                        relay_seterr(errstr, errstr_size,
-                                     "%s: cannot read '%s': %s", envf, file,
-                                     strerror(errno));
-                        relay_buf_free(&b);
-                        return -1;
-                }
-                /* Files written by echo or an editor end in a newline that
-                 * is not part of the secret. */
-                if (b.len && b.data[b.len - 1] == '\n')
-                        b.data[--b.len] = '\0';
-                if (b.len && b.data[b.len - 1] == '\r')
-                        b.data[--b.len] = '\0';
-                if (!b.len) {
-                        relay_seterr(errstr, errstr_size, "%s: '%s' is empty",
-                                     envf, file);
-                        relay_buf_free(&b);
-                        return -1;
-                }
-                val = b.data;
-                snprintf(origin, sizeof(origin), "env %s", envf);
-        } else {
-                val = NULL;
-        }
-        if (val && !(rc = parse_text(slot->prop, val, origin, &v, errstr,
-                                     errstr_size)))
+        int rc = secret_value(slot, &b, &v, origin, sizeof(origin), errstr,
+                              errstr_size);
+        if (rc == 1)
                 slot_store(slot, &v, origin);
+        relay_buf_free(&b);
+        return rc < 0 ? -1 : 0;
+}
+
+/* librdkafka's secrets from RELAY_KAFKA_<NAME>[_FILE] into the
+ * pass-through list; they win over nothing, since the file and -X refuse
+ * them. 0 or -1. */
+static int load_kafka_secrets(relay_conf_t *conf, char *errstr,
+                              size_t errstr_size)
+{
+        char env[256], envf[264], origin[300];
+        relay_buf_t b;
+        int rc = 0;
+
+        relay_buf_init(&b);
+        for (size_t i = 0; kafka_secrets[i] && rc == 0; i++) {
+                env_of("RELAY_KAFKA_", kafka_secrets[i], "", env, sizeof(env));
+                env_of("RELAY_KAFKA_", kafka_secrets[i], "_FILE", envf,
+                       sizeof(envf));
+                int got = read_secret(env, envf, &b, origin, sizeof(origin),
+                                      errstr, errstr_size);
+                if (got == 1)
+                        kafka_add(conf, kafka_secrets[i], b.data, origin);
+                rc = got < 0 ? -1 : 0;
+        }
         relay_buf_free(&b);
         return rc;
 }
@@ -570,6 +692,8 @@ int relay_conf_finish(relay_conf_t *conf, char *errstr, size_t errstr_size)
                 if ((s->prop->flags & RELAY_CONF_SECRET) &&
                     load_secret(s, errstr, errstr_size))
                         return -1;
+        if (load_kafka_secrets(conf, errstr, errstr_size))
+                return -1;
         for (s = conf->slots; s < conf->slots + conf->nslots; s++) {
                 if (s->set || !s->prop->defval)
                         continue;
@@ -584,6 +708,117 @@ int relay_conf_finish(relay_conf_t *conf, char *errstr, size_t errstr_size)
                 if (!s->set && (s->prop->flags & RELAY_CONF_REQUIRED))
                         return missing(s, errstr, errstr_size);
         return 0;
+}
+
+static int same_value(const struct slot *s, const union value *v)
+{
+        switch (s->prop->type) {
+        case RELAY_CONF_STRING:
+                return s->str && !strcmp(s->str, v->s);
+        case RELAY_CONF_INT:
+                return s->v.i == v->i;
+        case RELAY_CONF_BOOL:
+                return s->v.b == v->b;
+        case RELAY_CONF_DOUBLE:
+                return s->v.d == v->d;
+        }
+        return 0;
+}
+
+int relay_conf_reload_secrets(relay_conf_t *conf, char *errstr,
+                              size_t errstr_size)
+{
+        char origin[300], err[1024];
+        relay_buf_t b;
+        int changed = 0, failed = 0;
+
+        relay_buf_init(&b);
+        for (struct slot *s = conf->slots; s < conf->slots + conf->nslots;
+             s++) {
+                union value v;
+                if (!(s->prop->flags & RELAY_CONF_SECRET))
+                        continue;
+                /* Go on past a failure: one unreadable file should not keep
+                 * another platform's rotated key from healing. The first
+                 * error is the one reported. */
+                int rc = secret_value(s, &b, &v, origin, sizeof(origin),
+                                      failed ? err : errstr,
+                                      failed ? sizeof(err) : errstr_size);
+                if (rc < 0)
+                        failed = 1;
+                if (rc != 1 || (s->set && same_value(s, &v)))
+                        continue;
+                if (s->str) { /* someone may still point at it */
+                        conf->retired = relay_realloc(
+                            conf->retired,
+                            (conf->nretired + 1) * sizeof(*conf->retired));
+                        conf->retired[conf->nretired++] = s->str;
+                        s->str = NULL;
+                }
+                slot_store(s, &v, origin);
+                changed = 1;
+        }
+        relay_buf_free(&b);
+        return failed ? -1 : changed;
+}
+
+static const struct slot *find_prop(const relay_conf_t *conf,
+                                    const relay_conf_prop_t *p)
+{
+        for (size_t i = 0; i < conf->nslots; i++)
+                if (conf->slots[i].prop == p)
+                        return &conf->slots[i];
+        relay_log(LOG_CRIT, "conf", "key '%s' is not in this conf's tables",
+                  p->name);
+        abort();
+}
+
+int relay_conf_require_table(const relay_conf_t *conf,
+                             const relay_conf_prop_t *table, char *errstr,
+                             size_t errstr_size)
+{
+        for (const relay_conf_prop_t *p = table; p->name; p++) {
+                const struct slot *s = find_prop(conf, p);
+                if ((p->flags & RELAY_CONF_REQUIRED_IF_USED) && !s->set)
+                        return missing(s, errstr, errstr_size);
+        }
+        return 0;
+}
+
+void relay_conf_bind(const relay_conf_t *conf, const relay_conf_prop_t *table,
+                     void *state)
+{
+        char *base = state;
+
+        for (const relay_conf_prop_t *p = table; p->name; p++) {
+                const struct slot *s = find_prop(conf, p);
+                if (!(p->flags & RELAY_CONF_BIND))
+                        continue;
+                /* memcpy, not a cast and a store: the field's alignment is
+                 * the struct's business, not ours. */
+                switch (p->type) {
+                case RELAY_CONF_STRING: {
+                        const char *str = s->set ? s->str : NULL;
+                        memcpy(base + p->offset, &str, sizeof(str));
+                        break;
+                }
+                case RELAY_CONF_INT: {
+                        long long i = s->set ? s->v.i : 0;
+                        memcpy(base + p->offset, &i, sizeof(i));
+                        break;
+                }
+                case RELAY_CONF_BOOL: {
+                        int bv = s->set ? s->v.b : 0;
+                        memcpy(base + p->offset, &bv, sizeof(bv));
+                        break;
+                }
+                case RELAY_CONF_DOUBLE: {
+                        double d = s->set ? s->v.d : 0.0;
+                        memcpy(base + p->offset, &d, sizeof(d));
+                        break;
+                }
+                }
+        }
 }
 
 /* A wrong name or type in a getter is a bug in the worker, not a config
@@ -646,9 +881,6 @@ const char *relay_conf_kafka_origin(const relay_conf_t *conf, size_t i)
 
 void relay_conf_describe(const relay_conf_t *conf, FILE *fp)
 {
-        /* Indexed by the RELAY_CONF_REQUIRED | RELAY_CONF_SECRET bits. */
-        static const char *flags[] = {"-", "required", "secret",
-                                      "required,secret"};
         int wname = 7, wdef = 7;
 
         for (size_t i = 0; i < conf->nslots; i++) {
@@ -662,14 +894,21 @@ void relay_conf_describe(const relay_conf_t *conf, FILE *fp)
                 "type", wdef, "default", "range", "flags", "doc");
         for (size_t i = 0; i < conf->nslots; i++) {
                 const relay_conf_prop_t *p = conf->slots[i].prop;
-                char range[64] = "-", env[256];
+                char range[64] = "-", env[256], flags[64] = "";
                 if (p->type == RELAY_CONF_INT && p->min <= p->max)
                         snprintf(range, sizeof(range), "[%lld, %lld]", p->min,
                                  p->max);
+                /* Binding is the code's business, not the operator's. */
+                snprintf(flags, sizeof(flags), "%s%s%s",
+                         (p->flags & RELAY_CONF_REQUIRED) ? ",required" : "",
+                         (p->flags & RELAY_CONF_REQUIRED_IF_USED)
+                             ? ",required-if-used"
+                             : "",
+                         (p->flags & RELAY_CONF_SECRET) ? ",secret" : "");
                 fprintf(fp, "%-*s  %-6s  %-*s  %-23s  %-15s  %s", wname,
                         p->name, type_short[p->type], wdef,
-                        p->defval ? p->defval : "-", range, flags[p->flags & 3],
-                        p->doc ? p->doc : "");
+                        p->defval ? p->defval : "-", range,
+                        *flags ? flags + 1 : "-", p->doc ? p->doc : "");
                 env_name(p, "", env, sizeof(env));
                 if (p->flags & RELAY_CONF_SECRET)
                         fprintf(fp, " (env %s or %s_FILE)", env, env);
@@ -680,4 +919,12 @@ void relay_conf_describe(const relay_conf_t *conf, FILE *fp)
                 "kafka = { bootstrap_servers = \"...\"; } in the file "
                 "('_' stands for '.'), or -X kafka.bootstrap.servers=...\n",
                 wname, "kafka.*");
+        for (size_t i = 0; kafka_secrets[i]; i++) {
+                char env[256];
+                env_of("RELAY_KAFKA_", kafka_secrets[i], "", env, sizeof(env));
+                fprintf(fp,
+                        "kafka.%-*s  librdkafka secret: only from env %s or "
+                        "%s_FILE\n",
+                        wname > 6 ? wname - 6 : 0, kafka_secrets[i], env, env);
+        }
 }

@@ -16,25 +16,27 @@ volatile sig_atomic_t relay_reload = 0;
 
 static const relay_conf_prop_t worker_props[] = {
     {"log.level", RELAY_CONF_STRING, "info", 0, -1, 0,
-     "error, warning, info or debug"},
+     "error, warning, info or debug", 0},
     {"schemas.manifest", RELAY_CONF_STRING, "schemas/manifest.cfg", 0, -1, 0,
-     "the schema catalogue: ids, subjects and .avsc files"},
+     "the schema catalogue: ids, subjects and .avsc files", 0},
     {"schema_registry.url", RELAY_CONF_STRING, NULL, 0, -1, 0,
-     "Confluent-compatible schema registry (unset: the manifest's fixed ids)"},
+     "Confluent-compatible schema registry (unset: the manifest's fixed ids)",
+     0},
     {"schema_registry.basic_auth", RELAY_CONF_STRING, NULL, 0, -1,
-     RELAY_CONF_SECRET, "user:password for the registry"},
+     RELAY_CONF_SECRET, "user:password for the registry", 0},
     {"schema_registry.auto_register", RELAY_CONF_BOOL, "true", 0, 1, 0,
-     "register a local schema the registry does not have yet"},
+     "register a local schema the registry does not have yet", 0},
     {"schema_registry.cache_size", RELAY_CONF_INT, "1000", 1, 1000000, 0,
-     "schema ids kept in memory"},
+     "schema ids kept in memory", 0},
     {"schema_registry.timeout_ms", RELAY_CONF_INT, "10000", 100, 600000, 0,
-     "time per registry request"},
+     "time per registry request", 0},
     {"schema_registry.unavailable_wait_ms", RELAY_CONF_INT, "60000", 0, 3600000,
      0,
      "how long a record with a new schema id waits out an unreachable "
      "registry before it is dead-lettered (at start a worker waits until "
-     "the registry answers)"},
-    {NULL, 0, NULL, 0, 0, 0, NULL}};
+     "the registry answers)",
+     0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static void usage(const char *name, const relay_conf_t *conf, FILE *fp)
 {
@@ -52,12 +54,15 @@ relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
                                 const relay_conf_prop_t *const *tables,
                                 size_t ntables)
 {
-        const relay_conf_prop_t *all[8];
+        /* The common keys first, then the worker's, however many. */
+        const relay_conf_prop_t **all =
+            relay_calloc(ntables + 1, sizeof(*all));
         char errstr[1024];
         all[0] = worker_props;
-        for (size_t i = 0; i < ntables && i < 7; i++)
+        for (size_t i = 0; i < ntables; i++)
                 all[i + 1] = tables[i];
         relay_conf_t *conf = relay_conf_new(all, ntables + 1);
+        free(all); /* the conf keeps the tables, not the array */
         const char *file = NULL;
         int opt;
         /* Overrides apply after the file, whatever their order. */

@@ -14,6 +14,7 @@
 #include "relay/common.h"
 #include "relay/conf.h"
 #include "relay/log.h"
+#include "relay/worker.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -23,22 +24,22 @@
 #include <unistd.h>
 
 static const relay_conf_prop_t worker_props[] = {
-    {"name", RELAY_CONF_STRING, "relay", 1, 0, 0, "worker name"},
+    {"name", RELAY_CONF_STRING, "relay", 1, 0, 0, "worker name", 0},
     {"deliver.max_attempts", RELAY_CONF_INT, "5", 1, 100, 0,
-     "attempts before dead-lettering"},
+     "attempts before dead-lettering", 0},
     {"deliver.backoff_factor", RELAY_CONF_DOUBLE, "2.5", 1, 0, 0,
-     "backoff multiplier"},
-    {"deliver.dry_run", RELAY_CONF_BOOL, "true", 1, 0, 0, "do not send"},
+     "backoff multiplier", 0},
+    {"deliver.dry_run", RELAY_CONF_BOOL, "true", 1, 0, 0, "do not send", 0},
     {"deliver.http.url", RELAY_CONF_STRING, NULL, 1, 0, RELAY_CONF_REQUIRED,
-     "endpoint URL"},
+     "endpoint URL", 0},
     {"mparticle.api_secret", RELAY_CONF_STRING, NULL, 1, 0,
-     RELAY_CONF_REQUIRED | RELAY_CONF_SECRET, "mParticle API secret"},
-    {NULL, 0, NULL, 0, 0, 0, NULL}};
+     RELAY_CONF_REQUIRED | RELAY_CONF_SECRET, "mParticle API secret", 0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static const relay_conf_prop_t log_props[] = {
-    {"log.level", RELAY_CONF_STRING, "info", 1, 0, 0, "log level"},
-    {"log.rate", RELAY_CONF_INT, NULL, 1, 0, 0, "lines per second"},
-    {NULL, 0, NULL, 0, 0, 0, NULL}};
+    {"log.level", RELAY_CONF_STRING, "info", 1, 0, 0, "log level", 0},
+    {"log.rate", RELAY_CONF_INT, NULL, 1, 0, 0, "lines per second", 0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static const relay_conf_prop_t *const tables[] = {worker_props, log_props};
 
@@ -54,10 +55,25 @@ static int group_teardown(void **state)
         return unit_tmpdir_remove();
 }
 
+/* The variables any test here sets: cleared before each, since one test
+ * binary is one process. */
+static const char *const test_env[] = {
+    "RELAY_MPARTICLE_API_SECRET",
+    "RELAY_MPARTICLE_API_SECRET_FILE",
+    "RELAY_KAFKA_SASL_USERNAME",
+    "RELAY_KAFKA_SASL_PASSWORD",
+    "RELAY_KAFKA_SASL_PASSWORD_FILE",
+    "RELAY_KAFKA_SSL_KEY_PASSWORD",
+    "RELAY_KAFKA_SSL_KEY_PASSWORD_FILE",
+    "RELAY_KAFKA_DIR",
+    "RELAY_KAFKA_BOOTSTRAP_SERVERS",
+    "RELAY_BOUND_TOKEN",
+    NULL};
+
 static int setup(void **state)
 {
-        unsetenv("RELAY_MPARTICLE_API_SECRET");
-        unsetenv("RELAY_MPARTICLE_API_SECRET_FILE");
+        for (size_t i = 0; test_env[i]; i++)
+                unsetenv(test_env[i]);
         err[0] = '\0';
         *state = relay_conf_new(tables, 2);
         return 0;
@@ -263,12 +279,26 @@ static void test_secret_from_env(void **state)
         relay_conf_t *conf = *state;
         assert_int_equal(
             relay_conf_set(conf, "deliver.http.url", "u", err, sizeof(err)), 0);
-        /* The variable wins over the file. */
         setenv("RELAY_MPARTICLE_API_SECRET", "from-env", 1);
-        setenv("RELAY_MPARTICLE_API_SECRET_FILE", "/nonexistent", 1);
         assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
         assert_string_equal(relay_conf_str(conf, "mparticle.api_secret"),
                             "from-env");
+}
+
+/* Which of the two would win is a guess, and a variable that shadows a
+ * rotated file would never heal: both set is an error naming both. */
+static void test_secret_both_set(void **state)
+{
+        relay_conf_t *conf = *state;
+        const char *path = write_file("both.txt", "from-file\n");
+        assert_int_equal(
+            relay_conf_set(conf, "deliver.http.url", "u", err, sizeof(err)), 0);
+        setenv("RELAY_MPARTICLE_API_SECRET", "from-env", 1);
+        setenv("RELAY_MPARTICLE_API_SECRET_FILE", path, 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), -1);
+        assert_string_equal(err, "RELAY_MPARTICLE_API_SECRET and "
+                                 "RELAY_MPARTICLE_API_SECRET_FILE are both "
+                                 "set: set only one");
 }
 
 static void test_secret_from_file(void **state)
@@ -304,6 +334,284 @@ static void test_secret_file_empty(void **state)
         assert_err("RELAY_MPARTICLE_API_SECRET_FILE: '");
         assert_err("empty-secret.txt' is empty");
         assert_null(relay_conf_str(conf, "mparticle.api_secret"));
+}
+
+/* librdkafka's secrets come from RELAY_KAFKA_<NAME>[_FILE] into the
+ * pass-through list, with the variable as origin; other RELAY_KAFKA_*
+ * variables (the test broker's RELAY_KAFKA_DIR) are not properties. */
+static void test_kafka_secret_from_env(void **state)
+{
+        relay_conf_t *conf = *state;
+        const char *path = write_file("keypass.txt", "pem-pass\n");
+        assert_int_equal(relay_conf_set(conf, "kafka.bootstrap.servers",
+                                        "b:9092", err, sizeof(err)),
+                         0);
+        assert_int_equal(
+            relay_conf_set(conf, "deliver.http.url", "u", err, sizeof(err)), 0);
+        setenv("RELAY_MPARTICLE_API_SECRET", "s", 1);
+        setenv("RELAY_KAFKA_SASL_PASSWORD", "hunter2", 1);
+        setenv("RELAY_KAFKA_SSL_KEY_PASSWORD_FILE", path, 1);
+        setenv("RELAY_KAFKA_DIR", "/tmp/kafka", 1);
+        setenv("RELAY_KAFKA_BOOTSTRAP_SERVERS", "evil:9092", 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
+
+        assert_int_equal(relay_conf_kafka_count(conf), 3);
+        assert_string_equal(relay_conf_kafka_name(conf, 0),
+                            "bootstrap.servers");
+        assert_string_equal(relay_conf_kafka_value(conf, 0), "b:9092");
+        assert_string_equal(relay_conf_kafka_name(conf, 1), "sasl.password");
+        assert_string_equal(relay_conf_kafka_value(conf, 1), "hunter2");
+        assert_string_equal(relay_conf_kafka_origin(conf, 1),
+                            "environment RELAY_KAFKA_SASL_PASSWORD");
+        assert_string_equal(relay_conf_kafka_name(conf, 2), "ssl.key.password");
+        assert_string_equal(relay_conf_kafka_value(conf, 2), "pem-pass");
+        assert_string_equal(relay_conf_kafka_origin(conf, 2),
+                            "environment RELAY_KAFKA_SSL_KEY_PASSWORD_FILE");
+        assert_true(relay_conf_kafka_secret("sasl.password"));
+        assert_false(relay_conf_kafka_secret("bootstrap.servers"));
+}
+
+static void test_kafka_secret_both_set(void **state)
+{
+        relay_conf_t *conf = *state;
+        const char *path = write_file("saslpass.txt", "x\n");
+        setenv("RELAY_MPARTICLE_API_SECRET", "s", 1);
+        setenv("RELAY_KAFKA_SASL_PASSWORD", "hunter2", 1);
+        setenv("RELAY_KAFKA_SASL_PASSWORD_FILE", path, 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), -1);
+        assert_string_equal(err, "RELAY_KAFKA_SASL_PASSWORD and "
+                                 "RELAY_KAFKA_SASL_PASSWORD_FILE are both "
+                                 "set: set only one");
+}
+
+static void test_kafka_secret_file_unreadable(void **state)
+{
+        relay_conf_t *conf = *state;
+        char missing[600];
+        snprintf(missing, sizeof(missing), "%s/no-such-kafka-secret", tmpdir);
+        setenv("RELAY_MPARTICLE_API_SECRET", "s", 1);
+        setenv("RELAY_KAFKA_SASL_PASSWORD_FILE", missing, 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), -1);
+        assert_err("RELAY_KAFKA_SASL_PASSWORD_FILE: cannot read '");
+        assert_err("No such file or directory");
+}
+
+/* A librdkafka secret in a config file (the repo) or on the command line
+ * (ps) is refused like the other secrets, without echoing its value. */
+static void test_kafka_secret_in_file_refused(void **state)
+{
+        relay_conf_t *conf = *state;
+        const char *path =
+            write_file("kafka-secret.conf", "kafka = {\n"
+                                            "  bootstrap_servers = \"b:1\";\n"
+                                            "  sasl_password = \"leak\";\n"
+                                            "};\n");
+        char want[600];
+
+        assert_int_equal(relay_conf_load_file(conf, path, err, sizeof(err)),
+                         -1);
+        snprintf(want, sizeof(want),
+                 "%s:3: kafka property 'sasl.password' is a secret and must "
+                 "come from the environment (RELAY_KAFKA_SASL_PASSWORD or "
+                 "RELAY_KAFKA_SASL_PASSWORD_FILE), not from a config file",
+                 path);
+        assert_string_equal(err, want);
+
+        assert_int_equal(relay_conf_set(conf, "kafka.ssl.key.password",
+                                        "leak", err, sizeof(err)),
+                         -1);
+        assert_string_equal(err, "-X: kafka property 'ssl.key.password' is a "
+                                 "secret and must come from the environment "
+                                 "(RELAY_KAFKA_SSL_KEY_PASSWORD or "
+                                 "RELAY_KAFKA_SSL_KEY_PASSWORD_FILE), not "
+                                 "from the command line");
+        assert_int_equal(relay_conf_kafka_count(conf), 1); /* only b:1 */
+}
+
+/* --help names the variables of every secret and prints no value. */
+static void test_describe_hides_secrets(void **state)
+{
+        relay_conf_t *conf = *state;
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(
+            relay_conf_set(conf, "deliver.http.url", "u", err, sizeof(err)), 0);
+        setenv("RELAY_MPARTICLE_API_SECRET", "mp-value-1", 1);
+        setenv("RELAY_KAFKA_SASL_PASSWORD", "kafka-value-1", 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
+        FILE *fp = open_memstream(&text, &len);
+        assert_non_null(fp);
+        relay_conf_describe(conf, fp);
+        fclose(fp);
+        assert_contains(text, "RELAY_KAFKA_SASL_PASSWORD_FILE");
+        assert_contains(text, "RELAY_KAFKA_SSL_KEY_PASSWORD_FILE");
+        assert_null(strstr(text, "mp-value-1"));
+        assert_null(strstr(text, "kafka-value-1"));
+        free(text);
+}
+
+static void write_secret(const char *path, const char *text)
+{
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs(text, fp);
+        fclose(fp);
+}
+
+/* A rotated secret file is picked up without a restart: 0 while nothing
+ * changed, 1 once it did; an unreadable file is an error that keeps the
+ * old value; a pointer handed out before stays valid. */
+static void test_reload_secrets(void **state)
+{
+        relay_conf_t *conf = *state;
+        const char *path = write_file("rotating.txt", "first\n");
+        assert_int_equal(
+            relay_conf_set(conf, "deliver.http.url", "u", err, sizeof(err)), 0);
+        setenv("RELAY_MPARTICLE_API_SECRET_FILE", path, 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
+        const char *before = relay_conf_str(conf, "mparticle.api_secret");
+        assert_string_equal(before, "first");
+
+        assert_int_equal(relay_conf_reload_secrets(conf, err, sizeof(err)), 0);
+        assert_string_equal(relay_conf_str(conf, "mparticle.api_secret"),
+                            "first");
+
+        write_secret(path, "second\n");
+        assert_int_equal(relay_conf_reload_secrets(conf, err, sizeof(err)), 1);
+        assert_string_equal(relay_conf_str(conf, "mparticle.api_secret"),
+                            "second");
+        assert_string_equal(before, "first"); /* still readable */
+        assert_int_equal(relay_conf_reload_secrets(conf, err, sizeof(err)), 0);
+
+        char moved[600];
+        snprintf(moved, sizeof(moved), "%s.moved", path);
+        assert_int_equal(rename(path, moved), 0);
+        assert_int_equal(relay_conf_reload_secrets(conf, err, sizeof(err)),
+                         -1);
+        assert_err("RELAY_MPARTICLE_API_SECRET_FILE: cannot read '");
+        assert_err("No such file or directory");
+        assert_string_equal(relay_conf_str(conf, "mparticle.api_secret"),
+                            "second");
+        assert_int_equal(rename(moved, path), 0);
+        write_secret(path, "third");
+        assert_int_equal(relay_conf_reload_secrets(conf, err, sizeof(err)), 1);
+        assert_string_equal(relay_conf_str(conf, "mparticle.api_secret"),
+                            "third");
+}
+
+/* A module's state as relay_conf_bind() fills it: fields at offset 0 and
+ * elsewhere, an unbound row left alone. */
+struct bound {
+        long long attempts; /* offset 0: the case a sentinel would break */
+        const char *url;
+        int dry_run;
+        double factor;
+        const char *token;
+        const char *unset;
+        int untouched;
+};
+
+static const relay_conf_prop_t bound_props[] = {
+    {"bound.attempts", RELAY_CONF_INT, "3", 1, 10, RELAY_CONF_BIND, "attempts",
+     offsetof(struct bound, attempts)},
+    {"bound.url", RELAY_CONF_STRING, "http://d/", 0, -1, RELAY_CONF_BIND,
+     "endpoint", offsetof(struct bound, url)},
+    {"bound.dry_run", RELAY_CONF_BOOL, "false", 0, -1, RELAY_CONF_BIND,
+     "do not send", offsetof(struct bound, dry_run)},
+    {"bound.factor", RELAY_CONF_DOUBLE, "2.5", 0, -1, RELAY_CONF_BIND,
+     "backoff factor", offsetof(struct bound, factor)},
+    {"bound.token", RELAY_CONF_STRING, NULL, 0, -1,
+     RELAY_CONF_SECRET | RELAY_CONF_REQUIRED_IF_USED | RELAY_CONF_BIND,
+     "a token", offsetof(struct bound, token)},
+    {"bound.unset", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_BIND,
+     "never set", offsetof(struct bound, unset)},
+    {"bound.not_bound", RELAY_CONF_INT, "7", 0, -1, 0, "read by name", 0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
+
+static void test_bind(void **state)
+{
+        static const relay_conf_prop_t *const t[] = {bound_props};
+        relay_conf_t *conf = relay_conf_new(t, 1);
+        struct bound b;
+        memset(&b, 0x5a, sizeof(b));
+        b.untouched = 42;
+        assert_int_equal(relay_conf_set(conf, "bound.attempts", "9", err,
+                                        sizeof(err)),
+                         0);
+        assert_int_equal(relay_conf_set(conf, "bound.dry_run", "yes", err,
+                                        sizeof(err)),
+                         0);
+        setenv("RELAY_BOUND_TOKEN", "tok", 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
+        assert_int_equal(
+            relay_conf_require_table(conf, bound_props, err, sizeof(err)), 0);
+        relay_conf_bind(conf, bound_props, &b);
+        assert_true(b.attempts == 9);
+        assert_string_equal(b.url, "http://d/");
+        assert_int_equal(b.dry_run, 1);
+        assert_true(b.factor == 2.5);
+        assert_string_equal(b.token, "tok");
+        assert_null(b.unset);
+        assert_int_equal(b.untouched, 42);
+        assert_int_equal(relay_conf_int(conf, "bound.not_bound"), 7);
+        relay_conf_destroy(conf);
+}
+
+/* A REQUIRED_IF_USED key without a value fails only when its table is
+ * checked, with the error a missing REQUIRED key gets. */
+static void test_require_table(void **state)
+{
+        static const relay_conf_prop_t *const t[] = {bound_props};
+        relay_conf_t *conf = relay_conf_new(t, 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
+        assert_int_equal(
+            relay_conf_require_table(conf, bound_props, err, sizeof(err)), -1);
+        assert_string_equal(err, "missing required key 'bound.token' (a "
+                                 "token): set RELAY_BOUND_TOKEN or "
+                                 "RELAY_BOUND_TOKEN_FILE");
+        relay_conf_destroy(conf);
+}
+
+/* No cap on the number of tables, for relay_conf_new and for
+ * relay_worker_conf (which once copied them into an 8-slot array): the
+ * key of the last of 12 tables is declared and read. */
+#define ONE_TABLE(n)                                                           \
+        static const relay_conf_prop_t many_##n[] = {                          \
+            {"many.k" #n, RELAY_CONF_INT, #n, 0, -1, 0, "one of many", 0},     \
+            {NULL, 0, NULL, 0, 0, 0, NULL, 0}}
+ONE_TABLE(0);
+ONE_TABLE(1);
+ONE_TABLE(2);
+ONE_TABLE(3);
+ONE_TABLE(4);
+ONE_TABLE(5);
+ONE_TABLE(6);
+ONE_TABLE(7);
+ONE_TABLE(8);
+ONE_TABLE(9);
+ONE_TABLE(10);
+ONE_TABLE(11);
+static const relay_conf_prop_t *const many[] = {
+    many_0, many_1, many_2, many_3, many_4,  many_5,
+    many_6, many_7, many_8, many_9, many_10, many_11};
+
+static void test_many_tables(void **state)
+{
+        relay_conf_t *conf = relay_conf_new(many, 12);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
+        assert_int_equal(relay_conf_int(conf, "many.k0"), 0);
+        assert_int_equal(relay_conf_int(conf, "many.k11"), 11);
+        relay_conf_destroy(conf);
+
+        /* Writable: relay_worker_conf() splits name=value in place. */
+        char a0[] = "relay-test", a1[] = "-X", a2[] = "many.k11=99";
+        char *argv[] = {a0, a1, a2, NULL};
+        optind = 0;
+        conf = relay_worker_conf(3, argv, "test", many, 12);
+        assert_int_equal(relay_conf_int(conf, "many.k11"), 99);
+        assert_int_equal(relay_conf_int(conf, "many.k10"), 10);
+        assert_string_equal(relay_conf_str(conf, "log.level"), "info");
+        relay_conf_destroy(conf);
 }
 
 static void test_kafka_lists(void **state)
@@ -533,8 +841,8 @@ static void declare_twice(relay_conf_t *conf)
 static void bad_default(relay_conf_t *conf)
 {
         static const relay_conf_prop_t bad[] = {
-            {"x", RELAY_CONF_INT, "0", 1, 10, 0, "out of its own range"},
-            {NULL, 0, NULL, 0, 0, 0, NULL}};
+            {"x", RELAY_CONF_INT, "0", 1, 10, 0, "out of its own range", 0},
+            {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
         static const relay_conf_prop_t *const t[] = {bad};
         relay_conf_new(t, 1);
 }
@@ -561,6 +869,16 @@ int main(void)
             T(test_out_of_range),
             T(test_secret_in_file_refused),
             T(test_secret_from_env),
+            T(test_secret_both_set),
+            T(test_kafka_secret_from_env),
+            T(test_kafka_secret_both_set),
+            T(test_kafka_secret_file_unreadable),
+            T(test_kafka_secret_in_file_refused),
+            T(test_describe_hides_secrets),
+            T(test_reload_secrets),
+            T(test_bind),
+            T(test_require_table),
+            T(test_many_tables),
             T(test_secret_from_file),
             T(test_secret_file_unreadable),
             T(test_secret_file_empty),

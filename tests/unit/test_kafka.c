@@ -69,8 +69,8 @@ static int mock_teardown(void **state)
 }
 
 static const relay_conf_prop_t props[] = {
-    {"name", RELAY_CONF_STRING, "test", 1, 0, 0, "worker name"},
-    {NULL, 0, NULL, 0, 0, 0, NULL}};
+    {"name", RELAY_CONF_STRING, "test", 1, 0, 0, "worker name", 0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 static const relay_conf_prop_t *const tables[] = {props};
 
 /* A finished conf pointing at the mock cluster, plus name/value pairs

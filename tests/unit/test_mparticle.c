@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct fixture {
         relay_schemas_t *schemas;
@@ -301,6 +302,53 @@ static void test_missing_secret(void **state)
                             "RELAY_MPARTICLE_API_KEY_FILE");
 }
 
+/* A key rotated in its *_FILE reaches the requests once deliver has
+ * re-read the secrets and re-run init (what it does before a probe). */
+static void test_rotated_secret(void **state)
+{
+        struct fixture *f = *state;
+        char errstr[512], path[] = "/tmp/relay-test-mp-secret-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "old-secret\n", 11), 11);
+        close(fd);
+        const relay_conf_prop_t *tables[] = {f->a->props};
+        f->conf = relay_conf_new(tables, 1);
+        setenv("RELAY_MPARTICLE_API_KEY", "key", 1);
+        unsetenv("RELAY_MPARTICLE_API_SECRET");
+        setenv("RELAY_MPARTICLE_API_SECRET_FILE", path, 1);
+        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
+        assert_int_equal(
+            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
+            0);
+        relay_buf_t item, body;
+        relay_http_request_t req;
+        relay_buf_init(&item);
+        relay_buf_init(&body);
+        relay_buf_puts(&item, "{}");
+        relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
+        assert_string_equal(req.userpwd, "key:old-secret");
+        assert_string_equal(req.url, "https://s2s.mparticle.com/v2/bulkevents");
+
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs("new-secret\n", fp);
+        fclose(fp);
+        assert_int_equal(
+            relay_conf_reload_secrets(f->conf, errstr, sizeof(errstr)), 1);
+        relay_adapter_term(f->a, f->st);
+        assert_int_equal(
+            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
+            0);
+        relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
+        assert_string_equal(req.userpwd, "key:new-secret");
+
+        unsetenv("RELAY_MPARTICLE_API_SECRET_FILE");
+        unlink(path);
+        relay_buf_free(&item);
+        relay_buf_free(&body);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -311,6 +359,8 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
             cmocka_unit_test_setup_teardown(test_missing_secret, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_rotated_secret, setup,
                                             teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,10 +8,17 @@
  * - Keys under the group `kafka` are librdkafka properties, passed through
  *   unchanged except that `_` in a name stands for `.` (libconfig names
  *   cannot hold dots): kafka = { bootstrap_servers = "127.0.0.1:9092"; }.
- * - Properties flagged RELAY_CONF_SECRET never come from the file: they are
- *   read from the environment variable RELAY_<NAME> (upper case, `.` → `_`)
- *   or from the file named by RELAY_<NAME>_FILE.
+ * - Properties flagged RELAY_CONF_SECRET never come from the file or the
+ *   command line: they are read from the environment variable RELAY_<NAME>
+ *   (upper case, `.` → `_`) or from the file named by RELAY_<NAME>_FILE.
+ *   librdkafka's secrets (sasl.password, ssl.key.password, ...: see
+ *   relay_conf_kafka_secret()) follow the same rule as RELAY_KAFKA_<NAME>
+ *   and RELAY_KAFKA_<NAME>_FILE. Setting both forms of one secret is an
+ *   error, so that a rotated file is never shadowed by a stale variable.
  * - relay_conf_set() applies `-X name=value` overrides from the command line.
+ * - A row flagged RELAY_CONF_BIND names, by offsetof, the field of a
+ *   module's state struct that relay_conf_bind() fills in, so the module
+ *   reads its settings as fields rather than looking keys up by string.
  */
 #ifndef RELAY_CONF_H
 #define RELAY_CONF_H
@@ -28,7 +35,18 @@ typedef enum relay_conf_type {
 
 #define RELAY_CONF_REQUIRED 0x1 /* must have a value after loading */
 #define RELAY_CONF_SECRET   0x2 /* only from the environment, never a file */
+/* offset is valid: relay_conf_bind() writes the value there. A flag rather
+ * than a sentinel offset, because 0 is the offset of a struct's first
+ * field. */
+#define RELAY_CONF_BIND 0x4
+/* Must have a value when the table's module is in use, checked by
+ * relay_conf_require_table(): for one platform's keys in a deliver worker
+ * that declares every platform's tables but runs one of them. */
+#define RELAY_CONF_REQUIRED_IF_USED 0x8
 
+/* One declared key. Tables are written positionally, so members are only
+ * ever added at the end (older rows then warn under -Wextra instead of
+ * shifting meaning). */
 typedef struct relay_conf_prop {
         const char *name; /* dotted path, e.g. "deliver.max_attempts" */
         relay_conf_type_t type;
@@ -36,13 +54,18 @@ typedef struct relay_conf_prop {
         long long min, max; /* INT range, inclusive; unchecked if min>max */
         int flags;          /* RELAY_CONF_* */
         const char *doc;    /* one line */
+        /* With RELAY_CONF_BIND: offsetof(<state struct>, <field>), where the
+         * field has the C type of the row's type: STRING const char *,
+         * INT long long, BOOL int, DOUBLE double. 0 otherwise. */
+        size_t offset;
 } relay_conf_prop_t;
 
 typedef struct relay_conf relay_conf_t;
 
-/* A conf over one or more property tables, each ended by an entry whose
- * name is NULL. The tables are borrowed and must outlive the conf (they are
- * normally static const). Up to 8 tables. */
+/* A conf over ntables property tables (any number, 0 included), each ended
+ * by an entry whose name is NULL. The tables are borrowed and must outlive
+ * the conf (they are normally static const). A key declared twice or a bad
+ * default is a programming error: logged and aborted. */
 relay_conf_t *relay_conf_new(const relay_conf_prop_t *const *tables,
                              size_t ntables);
 void relay_conf_destroy(relay_conf_t *conf);
@@ -56,9 +79,23 @@ int relay_conf_load_file(relay_conf_t *conf, const char *path, char *errstr,
 int relay_conf_set(relay_conf_t *conf, const char *name, const char *value,
                    char *errstr, size_t errstr_size);
 
-/* Read secrets from the environment, apply defaults and check that every
- * REQUIRED property has a value. Call once after loading. 0 or -1. */
+/* Read secrets from the environment (RELAY_CONF_SECRET properties and
+ * librdkafka's secrets), apply defaults and check that every REQUIRED
+ * property has a value. Call once after loading. 0 or -1 with errstr. */
 int relay_conf_finish(relay_conf_t *conf, char *errstr, size_t errstr_size);
+
+/* Re-read every RELAY_CONF_SECRET property from its variable or *_FILE, so
+ * that a rotated key is picked up without a restart (deliver calls it
+ * before each probe of a paused platform). Returns 1 when any value
+ * changed, 0 when none did, -1 with errstr when one cannot be read (that
+ * one keeps its old value; the others are still re-read). A secret that is
+ * no longer set keeps its old value too. Strings handed out earlier (by
+ * relay_conf_str() or relay_conf_bind()) stay valid, holding the old
+ * value, until relay_conf_destroy(): bind again to see the new ones.
+ * librdkafka's secrets are read once, by relay_conf_finish(), since a
+ * client takes its config only when it is created. */
+int relay_conf_reload_secrets(relay_conf_t *conf, char *errstr,
+                              size_t errstr_size);
 
 /* For keys required only in some uses (e.g. one platform's secrets in a
  * worker that declares every platform's keys): 0 when name has a value,
@@ -66,6 +103,21 @@ int relay_conf_finish(relay_conf_t *conf, char *errstr, size_t errstr_size);
  * key. The name must be declared. */
 int relay_conf_require(const relay_conf_t *conf, const char *name, char *errstr,
                        size_t errstr_size);
+
+/* The same for every row of table flagged RELAY_CONF_REQUIRED_IF_USED, in
+ * table order: 0, or -1 with the error of the first one without a value.
+ * The table must be one the conf was made with. */
+int relay_conf_require_table(const relay_conf_t *conf,
+                             const relay_conf_prop_t *table, char *errstr,
+                             size_t errstr_size);
+
+/* Write the value of every RELAY_CONF_BIND row of table into state at the
+ * row's offset (types as in relay_conf_prop_t; an unset key writes NULL,
+ * 0 or 0.0). Strings are owned by the conf and valid until it is
+ * destroyed. The table must be one the conf was made with (a programming
+ * error otherwise: logged and aborted). Call after relay_conf_finish(). */
+void relay_conf_bind(const relay_conf_t *conf, const relay_conf_prop_t *table,
+                     void *state);
 
 /* Typed getters. The name must be declared (a programming error otherwise:
  * logged and aborted). Strings are owned by the conf; NULL when unset. */
@@ -75,11 +127,19 @@ int relay_conf_bool(const relay_conf_t *conf, const char *name);
 double relay_conf_double(const relay_conf_t *conf, const char *name);
 
 /* librdkafka pass-through: count, then name/value/origin of entry i. The
- * origin is "file:line" or "-X" and is meant for error messages. */
+ * origin is "file:line", "-X" or "environment RELAY_KAFKA_<NAME>[_FILE]"
+ * and is meant for error messages; a value for which
+ * relay_conf_kafka_secret() is true must never be printed or logged. */
 size_t relay_conf_kafka_count(const relay_conf_t *conf);
 const char *relay_conf_kafka_name(const relay_conf_t *conf, size_t i);
 const char *relay_conf_kafka_value(const relay_conf_t *conf, size_t i);
 const char *relay_conf_kafka_origin(const relay_conf_t *conf, size_t i);
+
+/* Whether name is one of librdkafka's secret properties (sasl.username,
+ * sasl.password, sasl.oauthbearer.client.secret, sasl.oauthbearer.config,
+ * ssl.key.password, ssl.key.pem, ssl.keystore.password): those come only
+ * from RELAY_KAFKA_<NAME> or RELAY_KAFKA_<NAME>_FILE. */
+int relay_conf_kafka_secret(const char *name);
 
 /* Print every declared property with type, default and doc (for --help). */
 void relay_conf_describe(const relay_conf_t *conf, FILE *fp);

@@ -20,7 +20,9 @@ extern volatile sig_atomic_t relay_reload;
 
 /* Parse arguments and load the config. On any error prints it (one line,
  * naming file, line and key) to stderr and exits with status 2; -h prints
- * usage and every key and exits 0. The conf is owned by the caller. */
+ * usage and every key and exits 0. tables are the worker's own ntables
+ * property tables (any number), borrowed as by relay_conf_new(). The conf
+ * is owned by the caller. */
 relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
                                 const relay_conf_prop_t *const *tables,
                                 size_t ntables);
