@@ -47,45 +47,45 @@
 
 const relay_conf_prop_t relay_deliver_props[] = {
     {"deliver.platform", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_REQUIRED,
-     "destination platform: the adapter, out.<platform> and dlq.<platform>"},
+     "destination platform: the adapter, out.<platform> and dlq.<platform>", 0},
     {"deliver.topic", RELAY_CONF_STRING, NULL, 0, -1, 0,
-     "input topic (default out.<platform>)"},
+     "input topic (default out.<platform>)", 0},
     {"deliver.dlq_topic", RELAY_CONF_STRING, NULL, 0, -1, 0,
-     "dead-letter topic (default dlq.<platform>)"},
+     "dead-letter topic (default dlq.<platform>)", 0},
     {"deliver.group_id", RELAY_CONF_STRING, NULL, 0, -1, 0,
-     "consumer group (default relay-deliver-<platform>)"},
+     "consumer group (default relay-deliver-<platform>)", 0},
     {"deliver.max_attempts", RELAY_CONF_INT, "5", 1, 100, 0,
      "attempts a record gets for failures (5xx, timeouts) while the "
-     "platform accepts other records"},
+     "platform accepts other records", 0},
     {"deliver.backoff_base_ms", RELAY_CONF_INT, "500", 1, 3600000, 0,
-     "backoff before the second attempt; doubles each time, with jitter"},
+     "backoff before the second attempt; doubles each time, with jitter", 0},
     {"deliver.backoff_max_ms", RELAY_CONF_INT, "30000", 1, 3600000, 0,
-     "longest backoff between attempts"},
+     "longest backoff between attempts", 0},
     {"deliver.retry_after_max_ms", RELAY_CONF_INT, "3600000", 0, 86400000, 0,
-     "longest Retry-After honoured (a 429 or a 503 with it uses no attempt)"},
+     "longest Retry-After honoured (a 429 or a 503 with it uses no attempt)", 0},
     {"deliver.breaker_failures", RELAY_CONF_INT, "3", 1, 1000, 0,
      "failed requests in a row (5xx, timeouts, refused) that open the "
-     "circuit: pause and probe"},
+     "circuit: pause and probe", 0},
     {"deliver.probe_base_ms", RELAY_CONF_INT, "1000", 10, 3600000, 0,
-     "first probe of a paused platform; the interval doubles"},
+     "first probe of a paused platform; the interval doubles", 0},
     {"deliver.probe_max_ms", RELAY_CONF_INT, "60000", 10, 3600000, 0,
-     "longest interval between probes"},
+     "longest interval between probes", 0},
     {"deliver.max_outage_ms", RELAY_CONF_INT, "0", 0, 31536000000LL, 0,
      "dead-letter what is in hand once the platform was unavailable this "
-     "long (0: never; the work waits)"},
+     "long (0: never; the work waits)", 0},
     {"deliver.http_timeout_ms", RELAY_CONF_INT, "10000", 100, 600000, 0,
      "total time allowed for one request (below half of "
-     "kafka.max.poll.interval.ms)"},
+     "kafka.max.poll.interval.ms)", 0},
     {"deliver.connect_timeout_ms", RELAY_CONF_INT, "5000", 100, 600000, 0,
-     "time allowed to connect"},
+     "time allowed to connect", 0},
     {"deliver.batch_size", RELAY_CONF_INT, "0", 0, 100000, 0,
-     "records consumed per batch (0: the platform's records per request)"},
+     "records consumed per batch (0: the platform's records per request)", 0},
     {"deliver.batch_wait_ms", RELAY_CONF_INT, "200", 0, 60000, 0,
-     "longest wait for more records before a partial batch is sent"},
+     "longest wait for more records before a partial batch is sent", 0},
     {"deliver.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
      "larger input records are dead-lettered (0: kafka message.max.bytes "
-     "less the room kept for dead-letter headers)"},
-    {NULL, 0, NULL, 0, 0, 0, NULL}};
+     "less the room kept for dead-letter headers)", 0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 /* The platform as the last answers showed it. */
 enum platform_state {

@@ -37,21 +37,21 @@
 
 const relay_conf_prop_t relay_transform_props[] = {
     {"transform.topic", RELAY_CONF_STRING, "loyalty.events", 0, -1, 0,
-     "input topic; its schema subject is <topic>-value"},
+     "input topic; its schema subject is <topic>-value", 0},
     {"transform.connections", RELAY_CONF_STRING, NULL, 0, -1,
-     RELAY_CONF_REQUIRED, "directory of connection files (*.cfg), or one file"},
+     RELAY_CONF_REQUIRED, "directory of connection files (*.cfg), or one file", 0},
     {"transform.dlq_topic", RELAY_CONF_STRING, "dlq.transform", 0, -1, 0,
-     "where records that cannot be decoded or mapped go"},
+     "where records that cannot be decoded or mapped go", 0},
     {"transform.group_id", RELAY_CONF_STRING, NULL, 0, -1, 0,
-     "consumer group (default relay-transform-<topic>)"},
+     "consumer group (default relay-transform-<topic>)", 0},
     {"transform.batch_size", RELAY_CONF_INT, "500", 1, 100000, 0,
-     "input records handled between offset stores"},
+     "input records handled between offset stores", 0},
     {"transform.batch_wait_ms", RELAY_CONF_INT, "100", 0, 60000, 0,
-     "longest wait for more records before a partial batch is finished"},
+     "longest wait for more records before a partial batch is finished", 0},
     {"transform.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
      "larger input records are dead-lettered (0: kafka message.max.bytes "
-     "less the room kept for dead-letter headers)"},
-    {NULL, 0, NULL, 0, 0, 0, NULL}};
+     "less the room kept for dead-letter headers)", 0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 /* One destination's output: its topic and Avro writer. */
 struct output {
