@@ -1,11 +1,12 @@
 /*
  * Applying a connection to one decoded input record: the event type picks
- * a rule, the identity list picks the identifier the destination gets, and
- * the rule's attributes and the connection's field sync fill the
- * relay.out.Outbound value. The rules were checked at load (load.c); what
- * can still be wrong here is the record, and each such fault is a
- * RELAY_MAP_ERROR whose reason names the connection and the field, for the
- * dead letter.
+ * a rule (or none: counted, then skipped or refused per the connection's
+ * `unmapped`), the identity list picks the identifier the destination gets,
+ * the person field (or that identifier) makes the Kafka key, and the rule's
+ * attributes and the connection's field sync fill the relay.out.Outbound
+ * value. The rules were checked at load (load.c); what can still be wrong
+ * here is the record, and each such fault is a RELAY_MAP_ERROR whose reason
+ * names the connection and the field, for the dead letter.
  */
 #include "mapping_int.h"
 #include "relay/avro.h"
@@ -16,12 +17,93 @@
 #include <string.h>
 #include <strings.h>
 
+/* What a path finds in a record. Absent and null are told apart only so
+ * that an error can say which: both take a default, both fail a required
+ * field. */
+enum field_state { FIELD_PRESENT, FIELD_ABSENT, FIELD_NULL };
+
+/* 1 when path leads to a null (a union holding its null branch) rather
+ * than to nothing. Walks as relay_avro_path() does, map keys holding dots
+ * included; only called once relay_avro_path() has failed, so off the hot
+ * path. */
+static int path_is_null(const avro_value_t *root, const char *path)
+{
+        avro_value_t cur = *root, next, b;
+        const char *p = path;
+        char seg[256];
+        for (;;) {
+                while (avro_value_get_type(&cur) == AVRO_UNION) {
+                        if (avro_value_get_current_branch(&cur, &b))
+                                return 0;
+                        cur = b;
+                }
+                avro_type_t t = avro_value_get_type(&cur);
+                if (t != AVRO_RECORD && t != AVRO_MAP)
+                        return 0; /* null or a scalar above the leaf */
+                const char *dot = strchr(p, '.');
+                size_t n = dot ? (size_t)(dot - p) : strlen(p);
+                if (n == 0 || n >= sizeof(seg))
+                        return 0;
+                memcpy(seg, p, n);
+                seg[n] = '\0';
+                if (t == AVRO_MAP && dot &&
+                    avro_value_get_by_name(&cur, p, &next, NULL) == 0) {
+                        cur = next;
+                        break;
+                }
+                if (avro_value_get_by_name(&cur, seg, &next, NULL))
+                        return 0;
+                cur = next;
+                if (!dot)
+                        break;
+                p = dot + 1;
+        }
+        while (avro_value_get_type(&cur) == AVRO_UNION) {
+                if (avro_value_get_current_branch(&cur, &b))
+                        return 0;
+                cur = b;
+        }
+        return avro_value_get_type(&cur) == AVRO_NULL;
+}
+
+static enum field_state lookup(const avro_value_t *in, const char *path,
+                               avro_value_t *v)
+{
+        if (relay_avro_path(in, path, v) == 0)
+                return FIELD_PRESENT;
+        return path_is_null(in, path) ? FIELD_NULL : FIELD_ABSENT;
+}
+
+static const char *absent_or_null(enum field_state st)
+{
+        return st == FIELD_NULL ? "is null" : "is missing";
+}
+
 /* Text of the field at path, appended to b; -1 when missing or not a
  * scalar. */
 static int path_text(const avro_value_t *in, const char *path, relay_buf_t *b)
 {
         avro_value_t v;
         return relay_avro_path(in, path, &v) ? -1 : relay_avro_to_text(&v, b);
+}
+
+/* 1 when s[0..n) is valid UTF-8. Avro strings should be, but no decoder
+ * checks; an identity that is not would reach the platform with U+FFFD in
+ * it and name a different person there. */
+static int utf8_valid(const char *s, size_t n)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        for (size_t i = 0; i < n;) {
+                if (u[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                size_t len = relay_utf8_len(u + i, n - i);
+                if (!len)
+                        return 0;
+                i += len;
+        }
+        return 1;
 }
 
 static void set_str(avro_value_t *rec, const char *field, const char *s,
@@ -157,7 +239,8 @@ static int apply_value(const struct value_spec *v, const avro_value_t *in,
         relay_buf_reset(scratch);
         if (v->from) {
                 avro_value_t src;
-                if (relay_avro_path(in, v->from, &src)) {
+                enum field_state st = lookup(in, v->from, &src);
+                if (st != FIELD_PRESENT) {
                         if (v->defval)
                                 return put_converted(map, v, v->defval,
                                                      strlen(v->defval), errstr,
@@ -165,8 +248,8 @@ static int apply_value(const struct value_spec *v, const avro_value_t *in,
                         if (!v->required)
                                 return 0;
                         relay_seterr(errstr, errstr_size,
-                                     "'%s': required field %s is missing",
-                                     v->name, v->from);
+                                     "'%s': required field %s %s", v->name,
+                                     v->from, absent_or_null(st));
                         return -1;
                 }
                 if (v->conv == CONV_KEEP)
@@ -184,7 +267,10 @@ static int apply_value(const struct value_spec *v, const avro_value_t *in,
                                 relay_buf_puts(scratch, p->text);
                                 continue;
                         }
-                        if (path_text(in, p->text, scratch) == 0)
+                        avro_value_t src;
+                        enum field_state st = lookup(in, p->text, &src);
+                        if (st == FIELD_PRESENT &&
+                            relay_avro_to_text(&src, scratch) == 0)
                                 continue;
                         if (v->defval) {
                                 relay_buf_reset(scratch);
@@ -193,8 +279,12 @@ static int apply_value(const struct value_spec *v, const avro_value_t *in,
                         }
                         relay_seterr(errstr, errstr_size,
                                      "'%s': the template names field %s, "
-                                     "which the record lacks",
-                                     v->name, p->text);
+                                     "which %s",
+                                     v->name, p->text,
+                                     st == FIELD_NULL     ? "is null"
+                                     : st == FIELD_ABSENT ? "the record lacks"
+                                                          : "is not a scalar "
+                                                            "value");
                         return -1;
                 }
         }
@@ -239,10 +329,25 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                 res = RELAY_MAP_ERROR;
                 goto done;
         }
+        const char *type = s.data ? s.data : "";
         for (size_t i = 0; i < c->nevents && !rule; i++)
-                if (rule_matches(&c->events[i], s.data))
+                if (rule_matches(&c->events[i], type))
                         rule = &c->events[i];
-        if (!rule || rule->drop)
+        if (!rule) {
+                /* Unassociated, unlike a drop rule's types, which are
+                 * skipped on purpose and quietly. */
+                relay_connection_count_unmapped(c, type);
+                if (c->unmapped_dead_letter) {
+                        relay_seterr(errstr, errstr_size,
+                                     "event type '%s' has no rule in "
+                                     "connection '%s' (unmapped = "
+                                     "dead_letter)",
+                                     type, c->id);
+                        res = RELAY_MAP_ERROR;
+                }
+                goto done;
+        }
+        if (rule->drop)
                 goto done;
 
         res = RELAY_MAP_ERROR;
@@ -265,11 +370,45 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                 relay_buf_free(&names);
                 goto done;
         }
+        if (!utf8_valid(s.data, s.len)) {
+                /* Not repaired: with U+FFFD in it the value would name
+                 * some other profile at the destination. */
+                relay_seterr(errstr, errstr_size,
+                             "connection %s: identity %s is not valid UTF-8",
+                             c->id, id->from);
+                goto done;
+        }
         set_str(out, "identity_type", id->as, strlen(id->as));
         set_str(out, "identity_value", s.data, s.len);
+
+        /* The key is the person, so that one person's records share a
+         * partition and stay in order whichever identity each carries;
+         * the identity type is left out for the same reason. */
+        int fallback = 0;
         relay_buf_reset(key);
-        relay_buf_printf(key, "%s/%s/", c->tenant, id->as);
-        relay_buf_append(key, s.data, s.len);
+        relay_buf_printf(key, "%s/", c->tenant);
+        if (c->person) {
+                size_t at = key->len;
+                avro_value_t pv;
+                if (relay_avro_path(in, c->person, &pv) == 0 &&
+                    relay_avro_to_text(&pv, key) == 0 && key->len > at) {
+                        if (!utf8_valid(key->data + at, key->len - at)) {
+                                relay_seterr(errstr, errstr_size,
+                                             "connection %s: person %s is "
+                                             "not valid UTF-8",
+                                             c->id, c->person);
+                                goto done;
+                        }
+                } else {
+                        /* Absent, null or empty: an empty person would
+                         * put every such record under one key. */
+                        key->len = at;
+                        key->data[at] = '\0';
+                        fallback = 1;
+                }
+        }
+        if (!c->person || fallback)
+                relay_buf_append(key, s.data, s.len);
 
         static const char *const copied[] = {"event_id", "tenant", "source",
                                              NULL};
@@ -323,6 +462,8 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                                      why);
                         goto done;
                 }
+        if (fallback)
+                relay_connection_count_fallback(c);
         res = RELAY_MAP_OUT;
 done:
         relay_buf_free(&s);

@@ -10,6 +10,8 @@
  *     id = "acme-antavo-mparticle"; tenant = "acme";
  *     source = "antavo"; destination = "mparticle";
  *     development = true;                       # destination environment
+ *     person = "identities.customer_id";        # the Kafka key: ordering
+ *     unmapped = "skip";                        # or "dead_letter"
  *     identity = ( { from = "identities.customer_id"; as = "customer_id"; },
  *                  { from = "identities.email"; as = "email"; } );
  *     fields = ( { from = "first_name"; to = "$firstname"; } );
@@ -24,7 +26,8 @@
  * "identities.email"); a bare name that is not a top-level field means a
  * field of the record's `data` map, as in Antavo's `{coupon_code}`.
  * Everything is parsed once at load into small structs so that applying a
- * connection to a record only walks them.
+ * connection to a record only walks them. Every mistake is reported as
+ * "file:line: what is wrong", the line being that of the entry to fix.
  */
 #include "mapping_int.h"
 #include "relay/adapter.h"
@@ -418,6 +421,8 @@ static void connection_free(relay_connection_t *c)
         free(c->source);
         free(c->destination);
         free(c->event_field);
+        free(c->person);
+        relay_conn_stats_free(c->stats);
         free(c);
 }
 
@@ -467,12 +472,15 @@ static relay_connection_t *connection_load(const char *file,
 {
         static const char *const keys[] = {
             "id",       "tenant", "source", "destination", "development",
-            "identity", "fields", "events", "event_field", NULL};
+            "identity", "fields", "events", "event_field", "person",
+            "unmapped", NULL};
         struct ctx x = {file, schema, NULL, errstr, errstr_size};
         config_t cfg;
         config_init(&cfg);
         relay_connection_t *c = relay_calloc(1, sizeof(*c));
+        char *person = NULL, *unmapped = NULL;
         c->file = relay_strdup(file);
+        c->stats = relay_calloc(1, sizeof(*c->stats));
         if (!config_read_file(&cfg, file)) {
                 relay_seterr(errstr, errstr_size, "%s:%d: %s", file,
                              config_error_line(&cfg), config_error_text(&cfg));
@@ -492,7 +500,9 @@ static relay_connection_t *connection_load(const char *file,
             get_str(&x, g, "tenant", 1, "connection", &c->tenant) ||
             get_str(&x, g, "source", 1, "connection", &c->source) ||
             get_str(&x, g, "destination", 1, "connection", &c->destination) ||
-            get_str(&x, g, "event_field", 0, "connection", &c->event_field))
+            get_str(&x, g, "event_field", 0, "connection", &c->event_field) ||
+            get_str(&x, g, "person", 0, "connection", &person) ||
+            get_str(&x, g, "unmapped", 0, "connection", &unmapped))
                 goto fail;
         c->id_line =
             config_setting_source_line(config_setting_get_member(g, "id"));
@@ -511,6 +521,25 @@ static relay_connection_t *connection_load(const char *file,
                 goto fail;
         free(c->event_field);
         c->event_field = ef;
+        /* The person is checked like any path: a typo here would silently
+         * key every record by its identity instead. */
+        if (person &&
+            !(c->person = resolve_path(
+                  &x, config_setting_get_member(g, "person"), person,
+                  "person")))
+                goto fail;
+        if (unmapped) {
+                if (!strcmp(unmapped, "dead_letter")) {
+                        c->unmapped_dead_letter = 1;
+                } else if (strcmp(unmapped, "skip")) {
+                        fail_at(&x, config_setting_get_member(g, "unmapped"),
+                                "unmapped = \"%s\" is not one of \"skip\" "
+                                "(the default: events no rule names are "
+                                "counted and skipped) and \"dead_letter\"",
+                                unmapped);
+                        goto fail;
+                }
+        }
         if (parse_identity(&x, g, c) ||
             parse_value_list(&x, g, "fields", "to", "a field-sync entry",
                              &c->fields, &c->nfields))
@@ -532,9 +561,13 @@ static relay_connection_t *connection_load(const char *file,
                 }
                 c->nevents++;
         }
+        free(person);
+        free(unmapped);
         config_destroy(&cfg);
         return c;
 fail:
+        free(person);
+        free(unmapped);
         config_destroy(&cfg);
         connection_free(c);
         return NULL;
@@ -633,6 +666,15 @@ const relay_connection_t *relay_mapping_get(const relay_mapping_t *m, size_t i)
         return i < m->n ? m->conns[i] : NULL;
 }
 
+const relay_connection_t *relay_mapping_find(const relay_mapping_t *m,
+                                             const char *id)
+{
+        for (size_t i = 0; id && i < m->n; i++)
+                if (!strcmp(m->conns[i]->id, id))
+                        return m->conns[i];
+        return NULL;
+}
+
 const char *relay_connection_id(const relay_connection_t *c)
 {
         return c->id;
@@ -641,4 +683,9 @@ const char *relay_connection_id(const relay_connection_t *c)
 const char *relay_connection_destination(const relay_connection_t *c)
 {
         return c->destination;
+}
+
+const char *relay_connection_person(const relay_connection_t *c)
+{
+        return c->person;
 }
