@@ -1,7 +1,8 @@
 /*
  * Unit tests for the mapping engine: the repository's example connection
  * (deploy/config/connections) applied to loyalty events, checked field by
- * field on the Outbound record it fills; records it must skip or refuse;
+ * field on the Outbound record it fills, and the Kafka key (the person);
+ * records it must skip or refuse, and what it counts and logs for them;
  * and connection files with mistakes, written into a temporary directory,
  * which must fail to load naming the file and line to fix.
  */
@@ -15,7 +16,11 @@
 
 #include "relay/avro.h"
 #include "relay/common.h"
+#include "relay/log.h"
 #include "relay/mapping.h"
+/* Private, for relay_mapping_notice_interval_ms: the tests shorten the
+ * quiet interval of the "no rule" log to see it logged again. */
+#include "../../common/mapping/mapping_int.h"
 
 #include <avro.h>
 #include <jansson.h>
@@ -86,9 +91,8 @@ static const relay_connection_t *acme(void)
 /* Apply c to a loyalty event of tenant, source and type with identities and
  * data (JSON objects). The record is built from natural JSON into a plain
  * generic value of the loyalty schema, as a reader would hand it over. */
-static enum relay_map_result
-apply_full(const relay_connection_t *c, const char *tenant, const char *source,
-           const char *type, const char *identities, const char *data)
+static void build(const char *tenant, const char *source, const char *type,
+                  const char *identities, const char *data)
 {
         char text[2048];
         snprintf(text, sizeof(text),
@@ -101,10 +105,23 @@ apply_full(const relay_connection_t *c, const char *tenant, const char *source,
         if (relay_avro_from_json(&in, j, err, sizeof(err)))
                 fail_msg("input record: %s", err);
         json_decref(j);
+}
+
+/* Apply c to the record built last. */
+static enum relay_map_result run(const relay_connection_t *c)
+{
         avro_value_reset(&out);
         relay_buf_reset(&key);
         err[0] = '\0';
         return relay_connection_apply(c, &in, &out, &key, err, sizeof(err));
+}
+
+static enum relay_map_result
+apply_full(const relay_connection_t *c, const char *tenant, const char *source,
+           const char *type, const char *identities, const char *data)
+{
+        build(tenant, source, type, identities, data);
+        return run(c);
 }
 
 static enum relay_map_result apply(const char *type, const char *identities,
@@ -178,7 +195,7 @@ static void test_coupon_issued(void **state)
                                "'city': 'London', 'tier': 'gold', "
                                "'points_balance': '120', 'ignored': 1}"),
                          RELAY_MAP_OUT);
-        assert_string_equal(key.data, "acme/customer_id/c-1");
+        assert_string_equal(key.data, "acme/c-1");
         assert_out("{'event_id': 'ev-1', 'occurred_at': 1700000000123, "
                    "'tenant': 'acme', 'source': 'antavo', "
                    "'connection': '" CONN "', 'destination': 'mparticle', "
@@ -192,25 +209,31 @@ static void test_coupon_issued(void **state)
                    "'loyalty_tier': 'gold', 'loyalty_points': 120}}");
 }
 
+/* The example's person is identities.customer_id, also its first
+ * identity: a record without it is keyed by the email it is sent with,
+ * and counted. */
 static void test_identity_fallback(void **state)
 {
+        uint64_t fallbacks = relay_connection_fallback_keys(acme());
         assert_int_equal(apply("opt_in",
                                "{'email': 'ada@example.com', "
                                "'mobile': '+44'}",
                                "{}"),
                          RELAY_MAP_OUT);
-        assert_string_equal(key.data, "acme/email/ada@example.com");
+        assert_string_equal(key.data, "acme/ada@example.com");
         assert_field("identity_type", "'email'");
         assert_field("identity_value", "'ada@example.com'");
+        assert_int_equal(relay_connection_fallback_keys(acme()), fallbacks + 1);
 
-        /* An empty customer_id is no identity either. */
+        /* An empty customer_id is no identity either, nor a person. */
         assert_int_equal(apply("opt_in",
                                "{'customer_id': '', "
                                "'email': 'b@example.com'}",
                                "{}"),
                          RELAY_MAP_OUT);
-        assert_string_equal(key.data, "acme/email/b@example.com");
+        assert_string_equal(key.data, "acme/b@example.com");
         assert_field("identity_type", "'email'");
+        assert_int_equal(relay_connection_fallback_keys(acme()), fallbacks + 2);
 
         /* First in the list wins, whatever the map's order. */
         assert_int_equal(apply("opt_in",
@@ -218,7 +241,8 @@ static void test_identity_fallback(void **state)
                                "'customer_id': 'c-3'}",
                                "{}"),
                          RELAY_MAP_OUT);
-        assert_string_equal(key.data, "acme/customer_id/c-3");
+        assert_string_equal(key.data, "acme/c-3");
+        assert_int_equal(relay_connection_fallback_keys(acme()), fallbacks + 2);
         assert_out("{'event_id': 'ev-1', 'occurred_at': 1700000000123, "
                    "'tenant': 'acme', 'source': 'antavo', "
                    "'connection': '" CONN "', 'destination': 'mparticle', "
@@ -342,18 +366,26 @@ static void test_errors(void **state)
                                  "names field data.coupon_code, which the "
                                  "record lacks");
 
-        /* A null value is as missing as an absent one. */
+        /* A null value fails as an absent one does, and says so. */
         assert_int_equal(
             apply("coupon_issued", both_ids, "{'coupon_code': null}"),
             RELAY_MAP_ERROR);
-        assert_contains(err, "names field data.coupon_code, which the record "
-                             "lacks");
+        assert_string_equal(err, "connection " CONN ", event 'Coupon Issued', "
+                                 "attribute 'description': the template "
+                                 "names field data.coupon_code, which is "
+                                 "null");
 
         assert_int_equal(apply("checkout", both_ids, "{'total': 5}"),
                          RELAY_MAP_ERROR);
         assert_string_equal(err, "connection " CONN ", event 'Purchase', "
                                  "attribute 'transaction_id': required field "
                                  "data.transaction_id is missing");
+        assert_int_equal(apply("checkout", both_ids,
+                               "{'total': 5, 'transaction_id': null}"),
+                         RELAY_MAP_ERROR);
+        assert_string_equal(err, "connection " CONN ", event 'Purchase', "
+                                 "attribute 'transaction_id': required field "
+                                 "data.transaction_id is null");
 
         assert_int_equal(
             apply("checkout", "{'mobile': '+44'}", "{'transaction_id': 'T'}"),
@@ -426,7 +458,9 @@ static void test_conversions_and_production(void **state)
                                     "{'points': 5, 'flag': 'yes', "
                                     "'address.city': 'Paris'}"),
                          RELAY_MAP_OUT);
-        assert_string_equal(key.data, "acme/email/a@b");
+        /* No person set: keyed by the identity, and that is no fallback. */
+        assert_string_equal(key.data, "acme/a@b");
+        assert_int_equal(relay_connection_fallback_keys(c), 0);
         assert_out("{'event_id': 'ev-1', 'occurred_at': 1700000000123, "
                    "'tenant': 'acme', 'source': 'antavo', "
                    "'connection': 'conv', 'destination': 'mparticle', "
@@ -474,17 +508,23 @@ static const char *const base =
     "  );\n"
     "};\n";
 
+/* text with the first occurrence of from replaced by to (new string). */
+static char *edit_text(const char *text, const char *from, const char *to)
+{
+        const char *at = strstr(text, from);
+        if (!at)
+                fail_msg("\"%s\" is not in the connection text", from);
+        size_t n = strlen(text) - strlen(from) + strlen(to) + 1;
+        char *s = malloc(n);
+        snprintf(s, n, "%.*s%s%s", (int)(at - text), text, to,
+                 at + strlen(from));
+        return s;
+}
+
 /* base with the first occurrence of from replaced by to. */
 static char *edit(const char *from, const char *to)
 {
-        const char *at = strstr(base, from);
-        if (!at)
-                fail_msg("\"%s\" is not in the base connection", from);
-        size_t n = strlen(base) - strlen(from) + strlen(to) + 1;
-        char *s = malloc(n);
-        snprintf(s, n, "%.*s%s%s", (int)(at - base), base, to,
-                 at + strlen(from));
-        return s;
+        return edit_text(base, from, to);
 }
 
 static void bad_text(const char *name, const char *text, int line,
@@ -578,6 +618,18 @@ static void test_load_errors(void **state)
             "field 'nosuch'");
         bad("top.cfg", "connection = {", "conection = {", 1,
             "unknown key 'conection' in the file");
+        bad("person.cfg", "  tenant",
+            "  person = \"ids.customer_id\";\n  tenant", 3,
+            "person names field 'ids.customer_id', but the record has no "
+            "field 'ids'");
+        bad("person-map.cfg", "  tenant",
+            "  person = \"identities\";\n  tenant", 3,
+            "person names field 'identities', which is a map, not a value");
+        bad("person-type.cfg", "  tenant", "  person = 7;\n  tenant", 3,
+            "'person' of connection must be a string");
+        bad("unmapped.cfg", "  tenant", "  unmapped = \"drop\";\n  tenant", 3,
+            "unmapped = \"drop\" is not one of \"skip\" (the default: events "
+            "no rule names are counted and skipped) and \"dead_letter\"");
 
         char missing[600];
         snprintf(missing, sizeof(missing), "%s/nosuch", tmpdir);
@@ -607,6 +659,326 @@ static void test_event_field(void **state)
         assert_string_equal(err, "connection t1: the record has no "
                                  "data.kind");
         relay_mapping_destroy(m);
+}
+
+/* ---- the person key, identities that are not UTF-8, unmapped types ---- */
+
+/* Set map[name] of the record built last to the n raw bytes at bytes
+ * (NUL-terminated at n): JSON cannot carry bytes that are not UTF-8, but an
+ * Avro string from a producer can. */
+static void set_raw(const char *map, const char *name, const char *bytes,
+                    size_t n)
+{
+        avro_value_t m, e, b;
+        assert_int_equal(avro_value_get_by_name(&in, map, &m, NULL), 0);
+        assert_int_equal(avro_value_add(&m, name, &e, NULL, NULL), 0);
+        if (avro_value_get_type(&e) == AVRO_UNION) {
+                avro_schema_t us = avro_value_get_schema(&e);
+                size_t i = 0;
+                while (avro_typeof(avro_schema_union_branch(us, (int)i)) !=
+                       AVRO_STRING)
+                        i++;
+                assert_int_equal(avro_value_set_branch(&e, (int)i, &b), 0);
+                e = b;
+        }
+        assert_int_equal(avro_value_set_string_len(&e, bytes, n + 1), 0);
+}
+
+/* A person field apart from the identity: the key follows the person
+ * whichever identity the record is sent with. */
+static void test_person_key(void **state)
+{
+        char *text =
+            edit("  tenant", "  person = \"identities.customer_id\"; tenant");
+        relay_mapping_t *m = load_ok("person-ok.cfg", text);
+        free(text);
+        const relay_connection_t *c = relay_mapping_get(m, 0);
+        assert_string_equal(relay_connection_person(c),
+                            "identities.customer_id");
+        assert_string_equal(relay_connection_person(acme()),
+                            "identities.customer_id");
+
+        assert_int_equal(apply_full(c, "acme", "antavo", "coupon_issued",
+                                    "{'email': 'a@b', 'customer_id': 'c-7'}",
+                                    "{'coupon_code': 'C'}"),
+                         RELAY_MAP_OUT);
+        assert_string_equal(key.data, "acme/c-7");
+        assert_field("identity_type", "'email'");
+        assert_field("identity_value", "'a@b'");
+        assert_int_equal(relay_connection_fallback_keys(c), 0);
+
+        /* Without the person: keyed by the identity it is sent with (no
+         * type in the key), and counted. */
+        assert_int_equal(apply_full(c, "acme", "antavo", "coupon_issued",
+                                    "{'email': 'x@y'}", "{'coupon_code': 'C'}"),
+                         RELAY_MAP_OUT);
+        assert_string_equal(key.data, "acme/x@y");
+        assert_int_equal(relay_connection_fallback_keys(c), 1);
+
+        /* Records that are not produced are not counted. */
+        assert_int_equal(apply_full(c, "acme", "antavo", "coupon_issued",
+                                    "{'email': 'x@y'}", "{}"),
+                         RELAY_MAP_ERROR);
+        assert_int_equal(apply_full(c, "acme", "antavo", "nosuch",
+                                    "{'email': 'x@y'}", "{}"),
+                         RELAY_MAP_SKIP);
+        assert_int_equal(relay_connection_fallback_keys(c), 1);
+        relay_mapping_destroy(m);
+
+        /* A person in data: null is as absent as a missing field; a number
+         * keys by its text. */
+        text = edit("  tenant", "  person = \"member\"; tenant");
+        m = load_ok("person-data.cfg", text);
+        free(text);
+        c = relay_mapping_get(m, 0);
+        assert_string_equal(relay_connection_person(c), "data.member");
+        assert_int_equal(apply_full(c, "acme", "antavo", "coupon_issued",
+                                    "{'email': 'a@b'}",
+                                    "{'coupon_code': 'C', 'member': 42}"),
+                         RELAY_MAP_OUT);
+        assert_string_equal(key.data, "acme/42");
+        assert_int_equal(apply_full(c, "acme", "antavo", "coupon_issued",
+                                    "{'email': 'a@b'}",
+                                    "{'coupon_code': 'C', 'member': null}"),
+                         RELAY_MAP_OUT);
+        assert_string_equal(key.data, "acme/a@b");
+        assert_int_equal(relay_connection_fallback_keys(c), 1);
+        relay_mapping_destroy(m);
+}
+
+static void test_identity_not_utf8(void **state)
+{
+        static const char *const bad_bytes[] = {
+            "\xff\xfe(\xb2Z", /* not UTF-8 at all */
+            "c-\xc3",         /* a sequence cut short */
+            "\xc0\xaf",       /* overlong '/' */
+            "\xed\xa0\x80",   /* a UTF-16 surrogate */
+        };
+        for (size_t i = 0; i < sizeof(bad_bytes) / sizeof(*bad_bytes); i++) {
+                build("acme", "antavo", "opt_in", both_ids, "{}");
+                set_raw("identities", "customer_id", bad_bytes[i],
+                        strlen(bad_bytes[i]));
+                /* Refused, not repaired, and not replaced by the email
+                 * that comes next in the list. */
+                assert_int_equal(run(acme()), RELAY_MAP_ERROR);
+                assert_string_equal(err, "connection " CONN ": identity "
+                                         "identities.customer_id is not "
+                                         "valid UTF-8");
+        }
+
+        /* UTF-8 beyond ASCII is an identity like any other. */
+        build("acme", "antavo", "opt_in", both_ids, "{}");
+        set_raw("identities", "customer_id", "c-\xc3\xa9\xe2\x82\xac", 7);
+        assert_int_equal(run(acme()), RELAY_MAP_OUT);
+        assert_string_equal(key.data, "acme/c-\xc3\xa9\xe2\x82\xac");
+
+        /* An identity that is not chosen is not sent, nor checked. */
+        build("acme", "antavo", "opt_in", both_ids, "{}");
+        set_raw("identities", "email", "\xff", 1);
+        assert_int_equal(run(acme()), RELAY_MAP_OUT);
+        assert_field("identity_value", "'c-1'");
+
+        /* Other strings go on, with U+FFFD where they reach JSON. */
+        build("acme", "antavo", "coupon_issued", both_ids, "{}");
+        set_raw("data", "coupon_code", "W\xff", 2);
+        assert_int_equal(run(acme()), RELAY_MAP_OUT);
+        assert_field("attributes/description", "'Coupon W\xef\xbf\xbd issued'");
+
+        /* The person's value is checked too: it is the key. */
+        char *text =
+            edit("  tenant", "  person = \"identities.customer_id\"; tenant");
+        relay_mapping_t *m = load_ok("person-utf8.cfg", text);
+        free(text);
+        build("acme", "antavo", "coupon_issued", "{'email': 'a@b'}",
+              "{'coupon_code': 'C'}");
+        set_raw("identities", "customer_id", "\xff", 1);
+        assert_int_equal(run(relay_mapping_get(m, 0)), RELAY_MAP_ERROR);
+        assert_string_equal(err, "connection t1: person identities.customer_id "
+                                 "is not valid UTF-8");
+        relay_mapping_destroy(m);
+}
+
+/* Tests that read the log capture it for their whole run (setup and
+ * teardown), so that one failing midway leaves the stream to the next. */
+static FILE *log_mem;
+static char *log_buf;
+static size_t log_len;
+
+static int log_capture(void **state)
+{
+        if (!(log_mem = open_memstream(&log_buf, &log_len)))
+                return -1;
+        relay_log_set_stream(log_mem);
+        relay_log_level = LOG_INFO;
+        return 0;
+}
+
+static int log_release(void **state)
+{
+        relay_log_set_stream(NULL);
+        fclose(log_mem);
+        free(log_buf);
+        log_buf = NULL;
+        relay_mapping_notice_interval_ms = 60 * 1000;
+        return 0;
+}
+
+/* What was logged since the test began. */
+static const char *log_text(void)
+{
+        fflush(log_mem);
+        return log_buf ? log_buf : "";
+}
+
+static int occurrences(const char *hay, const char *needle)
+{
+        int n = 0;
+        for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+static void assert_unmapped(const relay_connection_t *c, size_t i,
+                            const char *type, uint64_t count)
+{
+        uint64_t got = 0;
+        const char *t = relay_connection_unmapped_get(c, i, &got);
+        if (!t || strcmp(t, type) || got != count)
+                fail_msg("unmapped type %zu: got '%s' x %llu, want '%s' x "
+                         "%llu",
+                         i, t ? t : "(none)", (unsigned long long)got, type,
+                         (unsigned long long)count);
+}
+
+static void test_unmapped_skip(void **state)
+{
+        char *text = edit("  events = (\n",
+                          "  events = (\n"
+                          "    { on = \"profile_view\"; drop = true; },\n");
+        relay_mapping_t *m = load_ok("unmapped-skip.cfg", text);
+        free(text);
+        const relay_connection_t *c = relay_mapping_get(m, 0);
+        assert_int_equal(relay_connection_unmapped_types(c), 0);
+        assert_null(relay_connection_unmapped_get(c, 0, NULL));
+        const char *types[] = {"nosuch", "nosuch", "other",
+                               "profile_view", "nosuch"};
+        for (size_t i = 0; i < sizeof(types) / sizeof(*types); i++) {
+                assert_int_equal(apply_full(c, "acme", "antavo", types[i],
+                                            "{'email': 'a@b'}", "{}"),
+                                 RELAY_MAP_SKIP);
+                assert_string_equal(err, "");
+        }
+        /* Counted per type, in the order first seen; the dropped type is
+         * associated, so neither counted nor logged. */
+        assert_int_equal(relay_connection_unmapped_types(c), 2);
+        assert_unmapped(c, 0, "nosuch", 3);
+        assert_unmapped(c, 1, "other", 1);
+        assert_null(relay_connection_unmapped_get(c, 2, NULL));
+
+        /* Logged once per type within the interval, naming both. */
+        const char *log = log_text();
+        assert_int_equal(occurrences(log, "has no rule"), 2);
+        assert_contains(log, "connection 't1': event type 'nosuch' has no "
+                             "rule: 1 record(s) skipped since last logged, "
+                             "1 in all");
+        assert_contains(log, "connection 't1': event type 'other' has no "
+                             "rule: 1 record(s) skipped");
+        assert_int_equal(occurrences(log, "profile_view"), 0);
+
+        /* Once the interval is over, the next one is logged with what was
+         * skipped quietly meanwhile. */
+        relay_mapping_notice_interval_ms = 0; /* log_release() restores */
+        apply_full(c, "acme", "antavo", "nosuch", "{'email': 'a@b'}", "{}");
+        log = log_text();
+        assert_int_equal(occurrences(log, "event type 'nosuch' has no rule"),
+                         2);
+        assert_contains(log, "event type 'nosuch' has no rule: 3 record(s) "
+                             "skipped since last logged, 4 in all");
+        assert_unmapped(c, 0, "nosuch", 4);
+
+        /* Counts are per connection: the example's are its own. */
+        for (size_t i = 0; relay_connection_unmapped_get(acme(), i, NULL); i++)
+                assert_string_not_equal(
+                    relay_connection_unmapped_get(acme(), i, NULL), "other");
+        relay_mapping_destroy(m);
+}
+
+/* A producer sending any string as a type cannot grow the table (or a
+ * metric's labels) without bound. */
+static void test_unmapped_bounded(void **state)
+{
+        relay_mapping_t *m = load_ok("unmapped-many.cfg", base);
+        const relay_connection_t *c = relay_mapping_get(m, 0);
+        char type[300];
+        for (int i = 0; i < 300; i++) {
+                snprintf(type, sizeof(type), "type-%d", i);
+                assert_int_equal(apply_full(c, "acme", "antavo", type,
+                                            "{'email': 'a@b'}", "{}"),
+                                 RELAY_MAP_SKIP);
+        }
+        memset(type, 'x', 200);
+        type[200] = '\0';
+        apply_full(c, "acme", "antavo", type, "{'email': 'a@b'}", "{}");
+        assert_int_equal(occurrences(log_text(), "has no rule"), 256);
+        assert_int_equal(occurrences(log_text(), "'(other types)'"), 1);
+        assert_int_equal(relay_connection_unmapped_types(c), 257);
+        assert_unmapped(c, 0, "type-0", 1);
+        assert_unmapped(c, 255, "type-255", 1);
+        assert_unmapped(c, 256, "(other types)", 45);
+        assert_null(relay_connection_unmapped_get(c, 257, NULL));
+        relay_mapping_destroy(m);
+}
+
+static void test_unmapped_dead_letter(void **state)
+{
+        char *text = edit("  tenant", "  unmapped = \"dead_letter\"; tenant");
+        char *with_drop = edit_text(text, "  events = (\n",
+                                    "  events = (\n"
+                                    "    { on = \"profile_view\"; drop = "
+                                    "true; },\n");
+        relay_mapping_t *m = load_ok("unmapped-dl.cfg", with_drop);
+        free(text);
+        free(with_drop);
+        const relay_connection_t *c = relay_mapping_get(m, 0);
+        assert_int_equal(apply_full(c, "acme", "antavo", "coupon_expired",
+                                    "{'email': 'a@b'}", "{}"),
+                         RELAY_MAP_ERROR);
+        assert_string_equal(err, "event type 'coupon_expired' has no rule in "
+                                 "connection 't1' (unmapped = dead_letter)");
+        assert_unmapped(c, 0, "coupon_expired", 1);
+        /* The dead letter says it; no log line per type on top. */
+        assert_int_equal(occurrences(log_text(), "has no rule"), 0);
+
+        /* Dropped types stay quiet skips; associated ones map. */
+        assert_int_equal(apply_full(c, "acme", "antavo", "profile_view",
+                                    "{'email': 'a@b'}", "{}"),
+                         RELAY_MAP_SKIP);
+        assert_string_equal(err, "");
+        assert_int_equal(apply_full(c, "acme", "antavo", "coupon_issued",
+                                    "{'email': 'a@b'}", "{'coupon_code': 'C'}"),
+                         RELAY_MAP_OUT);
+        /* Another tenant's records are not this connection's to refuse. */
+        assert_int_equal(apply_full(c, "globex", "antavo", "coupon_expired",
+                                    "{'email': 'a@b'}", "{}"),
+                         RELAY_MAP_SKIP);
+        assert_int_equal(relay_connection_unmapped_types(c), 1);
+        relay_mapping_destroy(m);
+
+        /* "skip", written out, is the default. */
+        text = edit("  tenant", "  unmapped = \"skip\"; tenant");
+        m = load_ok("unmapped-skip-explicit.cfg", text);
+        free(text);
+        assert_int_equal(apply_full(relay_mapping_get(m, 0), "acme", "antavo",
+                                    "coupon_expired", "{'email': 'a@b'}", "{}"),
+                         RELAY_MAP_SKIP);
+        relay_mapping_destroy(m);
+}
+
+static void test_find(void **state)
+{
+        assert_ptr_equal(relay_mapping_find(example, CONN), acme());
+        assert_null(relay_mapping_find(example, "acme"));
+        assert_null(relay_mapping_find(example, NULL));
 }
 
 static void test_directory(void **state)
@@ -671,6 +1043,15 @@ int main(void)
             cmocka_unit_test(test_conversions_and_production),
             cmocka_unit_test(test_load_errors),
             cmocka_unit_test(test_event_field),
+            cmocka_unit_test(test_person_key),
+            cmocka_unit_test(test_identity_not_utf8),
+            cmocka_unit_test_setup_teardown(test_unmapped_skip, log_capture,
+                                            log_release),
+            cmocka_unit_test_setup_teardown(test_unmapped_bounded,
+                                            log_capture, log_release),
+            cmocka_unit_test_setup_teardown(test_unmapped_dead_letter,
+                                            log_capture, log_release),
+            cmocka_unit_test(test_find),
             cmocka_unit_test(test_directory),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

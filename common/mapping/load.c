@@ -1,5 +1,7 @@
 /*
- * Connections and their mapping tables (see relay/mapping.h).
+ * Loading connections: each connection file parsed, checked against the
+ * input topic's schema and the destination adapter's vocabulary, and turned
+ * into the structs of mapping_int.h that apply.c walks (see relay/mapping.h).
  *
  * A connection file (deploy/config/connections/, one .cfg each) holds one
  * group:
@@ -8,6 +10,8 @@
  *     id = "acme-antavo-mparticle"; tenant = "acme";
  *     source = "antavo"; destination = "mparticle";
  *     development = true;                       # destination environment
+ *     person = "identities.customer_id";        # the Kafka key: ordering
+ *     unmapped = "skip";                        # or "dead_letter"
  *     identity = ( { from = "identities.customer_id"; as = "customer_id"; },
  *                  { from = "identities.email"; as = "email"; } );
  *     fields = ( { from = "first_name"; to = "$firstname"; } );
@@ -22,9 +26,10 @@
  * "identities.email"); a bare name that is not a top-level field means a
  * field of the record's `data` map, as in Antavo's `{coupon_code}`.
  * Everything is parsed once at load into small structs so that applying a
- * connection to a record only walks them.
+ * connection to a record only walks them. Every mistake is reported as
+ * "file:line: what is wrong", the line being that of the entry to fix.
  */
-#include "relay/mapping.h"
+#include "mapping_int.h"
 #include "relay/adapter.h"
 #include "relay/avro.h"
 #include "relay/log.h"
@@ -37,61 +42,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-
-enum conv { CONV_KEEP, CONV_STRING, CONV_NUMBER, CONV_BOOL };
-
-struct tmpl_part {
-        int is_field; /* 1: path into the record; 0: literal text */
-        char *text;
-};
-
-/* A destination value: a template (literal when it has no {field}) or a
- * typed copy of one field, with an optional default and conversion. */
-struct value_spec {
-        char *name; /* destination attribute name */
-        struct tmpl_part *parts;
-        size_t nparts;
-        char *from; /* typed copy when set */
-        char *defval;
-        enum conv conv;
-        int required;
-        int line;
-};
-
-struct event_rule {
-        char **on;
-        size_t non;
-        int drop;
-        char *name;
-        char *category;
-        struct value_spec *attrs;
-        size_t nattrs;
-        int line;
-};
-
-struct identity_rule {
-        char *from;
-        char *as;
-};
-
-struct relay_connection {
-        char *file;
-        int id_line; /* where id is set, for the duplicate-id error */
-        char *id, *tenant, *source, *destination;
-        int development;
-        char *event_field;
-        struct identity_rule *ids;
-        size_t nids;
-        struct value_spec *fields;
-        size_t nfields;
-        struct event_rule *events;
-        size_t nevents;
-};
-
-struct relay_mapping {
-        relay_connection_t **conns;
-        size_t n;
-};
 
 /* Load context: what a parse error needs to name. */
 struct ctx {
@@ -471,6 +421,8 @@ static void connection_free(relay_connection_t *c)
         free(c->source);
         free(c->destination);
         free(c->event_field);
+        free(c->person);
+        relay_conn_stats_free(c->stats);
         free(c);
 }
 
@@ -520,12 +472,15 @@ static relay_connection_t *connection_load(const char *file,
 {
         static const char *const keys[] = {
             "id",       "tenant", "source", "destination", "development",
-            "identity", "fields", "events", "event_field", NULL};
+            "identity", "fields", "events", "event_field", "person",
+            "unmapped", NULL};
         struct ctx x = {file, schema, NULL, errstr, errstr_size};
         config_t cfg;
         config_init(&cfg);
         relay_connection_t *c = relay_calloc(1, sizeof(*c));
+        char *person = NULL, *unmapped = NULL;
         c->file = relay_strdup(file);
+        c->stats = relay_calloc(1, sizeof(*c->stats));
         if (!config_read_file(&cfg, file)) {
                 relay_seterr(errstr, errstr_size, "%s:%d: %s", file,
                              config_error_line(&cfg), config_error_text(&cfg));
@@ -545,7 +500,9 @@ static relay_connection_t *connection_load(const char *file,
             get_str(&x, g, "tenant", 1, "connection", &c->tenant) ||
             get_str(&x, g, "source", 1, "connection", &c->source) ||
             get_str(&x, g, "destination", 1, "connection", &c->destination) ||
-            get_str(&x, g, "event_field", 0, "connection", &c->event_field))
+            get_str(&x, g, "event_field", 0, "connection", &c->event_field) ||
+            get_str(&x, g, "person", 0, "connection", &person) ||
+            get_str(&x, g, "unmapped", 0, "connection", &unmapped))
                 goto fail;
         c->id_line =
             config_setting_source_line(config_setting_get_member(g, "id"));
@@ -564,6 +521,25 @@ static relay_connection_t *connection_load(const char *file,
                 goto fail;
         free(c->event_field);
         c->event_field = ef;
+        /* The person is checked like any path: a typo here would silently
+         * key every record by its identity instead. */
+        if (person &&
+            !(c->person = resolve_path(
+                  &x, config_setting_get_member(g, "person"), person,
+                  "person")))
+                goto fail;
+        if (unmapped) {
+                if (!strcmp(unmapped, "dead_letter")) {
+                        c->unmapped_dead_letter = 1;
+                } else if (strcmp(unmapped, "skip")) {
+                        fail_at(&x, config_setting_get_member(g, "unmapped"),
+                                "unmapped = \"%s\" is not one of \"skip\" "
+                                "(the default: events no rule names are "
+                                "counted and skipped) and \"dead_letter\"",
+                                unmapped);
+                        goto fail;
+                }
+        }
         if (parse_identity(&x, g, c) ||
             parse_value_list(&x, g, "fields", "to", "a field-sync entry",
                              &c->fields, &c->nfields))
@@ -585,9 +561,13 @@ static relay_connection_t *connection_load(const char *file,
                 }
                 c->nevents++;
         }
+        free(person);
+        free(unmapped);
         config_destroy(&cfg);
         return c;
 fail:
+        free(person);
+        free(unmapped);
         config_destroy(&cfg);
         connection_free(c);
         return NULL;
@@ -686,6 +666,15 @@ const relay_connection_t *relay_mapping_get(const relay_mapping_t *m, size_t i)
         return i < m->n ? m->conns[i] : NULL;
 }
 
+const relay_connection_t *relay_mapping_find(const relay_mapping_t *m,
+                                             const char *id)
+{
+        for (size_t i = 0; id && i < m->n; i++)
+                if (!strcmp(m->conns[i]->id, id))
+                        return m->conns[i];
+        return NULL;
+}
+
 const char *relay_connection_id(const relay_connection_t *c)
 {
         return c->id;
@@ -696,317 +685,7 @@ const char *relay_connection_destination(const relay_connection_t *c)
         return c->destination;
 }
 
-/* ---- applying a connection to a record ---- */
-
-/* Text of the field at path, appended to b; -1 when missing or not a
- * scalar. */
-static int path_text(const avro_value_t *in, const char *path, relay_buf_t *b)
+const char *relay_connection_person(const relay_connection_t *c)
 {
-        avro_value_t v;
-        return relay_avro_path(in, path, &v) ? -1 : relay_avro_to_text(&v, b);
-}
-
-static void set_str(avro_value_t *rec, const char *field, const char *s,
-                    size_t n)
-{
-        avro_value_t f, b;
-        avro_value_get_by_name(rec, field, &f, NULL);
-        if (avro_value_get_type(&f) == AVRO_UNION) {
-                avro_value_set_branch(&f, 1, &b); /* ["null", "string"] */
-                f = b;
-        }
-        avro_value_set_string_len(&f, s, n + 1);
-}
-
-/* Select the branch of a scalar union (the attribute maps' value type)
- * holding type t. */
-static int union_set(avro_value_t *u, avro_type_t t, avro_value_t *branch)
-{
-        avro_schema_t us = avro_value_get_schema(u);
-        for (size_t i = 0; i < avro_schema_union_size(us); i++)
-                if (avro_typeof(avro_schema_union_branch(us, (int)i)) == t)
-                        return avro_value_set_branch(u, (int)i, branch);
-        return -1;
-}
-
-static int put_string(avro_value_t *map, const char *name, const char *s,
-                      size_t n)
-{
-        avro_value_t e, b;
-        if (avro_value_add(map, name, &e, NULL, NULL) ||
-            union_set(&e, AVRO_STRING, &b))
-                return -1;
-        return avro_value_set_string_len(&b, s, n + 1);
-}
-
-/* Copy a scalar keeping its type (int → long, float → double, enum →
- * string). */
-static int put_typed(avro_value_t *map, const char *name, avro_value_t *src,
-                     relay_buf_t *scratch)
-{
-        avro_value_t e, b;
-        if (avro_value_add(map, name, &e, NULL, NULL))
-                return -1;
-        switch (avro_value_get_type(src)) {
-        case AVRO_BOOLEAN: {
-                int x;
-                avro_value_get_boolean(src, &x);
-                return union_set(&e, AVRO_BOOLEAN, &b) ||
-                       avro_value_set_boolean(&b, x);
-        }
-        case AVRO_INT32:
-        case AVRO_INT64: {
-                int64_t l = 0;
-                int32_t i = 0;
-                if (avro_value_get_type(src) == AVRO_INT32) {
-                        avro_value_get_int(src, &i);
-                        l = i;
-                } else {
-                        avro_value_get_long(src, &l);
-                }
-                return union_set(&e, AVRO_INT64, &b) ||
-                       avro_value_set_long(&b, l);
-        }
-        case AVRO_FLOAT:
-        case AVRO_DOUBLE: {
-                double d = 0;
-                float f = 0;
-                if (avro_value_get_type(src) == AVRO_FLOAT) {
-                        avro_value_get_float(src, &f);
-                        d = f;
-                } else {
-                        avro_value_get_double(src, &d);
-                }
-                return union_set(&e, AVRO_DOUBLE, &b) ||
-                       avro_value_set_double(&b, d);
-        }
-        default:
-                relay_buf_reset(scratch);
-                if (relay_avro_to_text(src, scratch))
-                        return -1;
-                return union_set(&e, AVRO_STRING, &b) ||
-                       avro_value_set_string_len(&b, scratch->data,
-                                                 scratch->len + 1);
-        }
-}
-
-/* Convert text per conv and put it; -1 with errstr when it does not
- * convert. */
-static int put_converted(avro_value_t *map, const struct value_spec *v,
-                         const char *text, size_t n, char *errstr,
-                         size_t errstr_size)
-{
-        avro_value_t e, b;
-        if (v->conv == CONV_KEEP || v->conv == CONV_STRING)
-                return put_string(map, v->name, text, n);
-        if (avro_value_add(map, v->name, &e, NULL, NULL))
-                return -1;
-        char *end;
-        if (v->conv == CONV_NUMBER) {
-                errno = 0;
-                long long l = strtoll(text, &end, 10);
-                if (n && !*end && !errno)
-                        return union_set(&e, AVRO_INT64, &b) ||
-                               avro_value_set_long(&b, l);
-                double d = strtod(text, &end);
-                if (n && !*end)
-                        return union_set(&e, AVRO_DOUBLE, &b) ||
-                               avro_value_set_double(&b, d);
-                relay_seterr(errstr, errstr_size,
-                             "'%s': value \"%s\" is not a number", v->name,
-                             text);
-                return -1;
-        }
-        int t = !strcasecmp(text, "true") || !strcmp(text, "1") ||
-                !strcasecmp(text, "yes");
-        int f = !strcasecmp(text, "false") || !strcmp(text, "0") ||
-                !strcasecmp(text, "no");
-        if (!t && !f) {
-                relay_seterr(errstr, errstr_size,
-                             "'%s': value \"%s\" is not a boolean", v->name,
-                             text);
-                return -1;
-        }
-        return union_set(&e, AVRO_BOOLEAN, &b) || avro_value_set_boolean(&b, t);
-}
-
-/* Evaluate one value spec into map. 0 on success or deliberate skip, -1
- * with errstr. */
-static int apply_value(const struct value_spec *v, const avro_value_t *in,
-                       avro_value_t *map, relay_buf_t *scratch, char *errstr,
-                       size_t errstr_size)
-{
-        relay_buf_reset(scratch);
-        if (v->from) {
-                avro_value_t src;
-                if (relay_avro_path(in, v->from, &src)) {
-                        if (v->defval)
-                                return put_converted(map, v, v->defval,
-                                                     strlen(v->defval), errstr,
-                                                     errstr_size);
-                        if (!v->required)
-                                return 0;
-                        relay_seterr(errstr, errstr_size,
-                                     "'%s': required field %s is missing",
-                                     v->name, v->from);
-                        return -1;
-                }
-                if (v->conv == CONV_KEEP)
-                        return put_typed(map, v->name, &src, scratch);
-                if (relay_avro_to_text(&src, scratch)) {
-                        relay_seterr(errstr, errstr_size,
-                                     "'%s': field %s is not a scalar value",
-                                     v->name, v->from);
-                        return -1;
-                }
-        } else {
-                for (size_t i = 0; i < v->nparts; i++) {
-                        const struct tmpl_part *p = &v->parts[i];
-                        if (!p->is_field) {
-                                relay_buf_puts(scratch, p->text);
-                                continue;
-                        }
-                        if (path_text(in, p->text, scratch) == 0)
-                                continue;
-                        if (v->defval) {
-                                relay_buf_reset(scratch);
-                                relay_buf_puts(scratch, v->defval);
-                                break;
-                        }
-                        relay_seterr(errstr, errstr_size,
-                                     "'%s': the template names field %s, "
-                                     "which the record lacks",
-                                     v->name, p->text);
-                        return -1;
-                }
-        }
-        return put_converted(map, v, scratch->data ? scratch->data : "",
-                             scratch->len, errstr, errstr_size);
-}
-
-static int rule_matches(const struct event_rule *r, const char *type)
-{
-        for (size_t i = 0; i < r->non; i++)
-                if (!strcmp(r->on[i], "*") || !strcmp(r->on[i], type))
-                        return 1;
-        return 0;
-}
-
-static int text_equals(const avro_value_t *in, const char *path,
-                       const char *want, relay_buf_t *scratch)
-{
-        relay_buf_reset(scratch);
-        return path_text(in, path, scratch) == 0 && scratch->data &&
-               !strcmp(scratch->data, want);
-}
-
-enum relay_map_result relay_connection_apply(const relay_connection_t *c,
-                                             const avro_value_t *in,
-                                             avro_value_t *out,
-                                             relay_buf_t *key, char *errstr,
-                                             size_t errstr_size)
-{
-        relay_buf_t s;
-        relay_buf_init(&s);
-        enum relay_map_result res = RELAY_MAP_SKIP;
-        const struct event_rule *rule = NULL;
-        if (!text_equals(in, "tenant", c->tenant, &s) ||
-            !text_equals(in, "source", c->source, &s))
-                goto done;
-        relay_buf_reset(&s);
-        if (path_text(in, c->event_field, &s)) {
-                relay_seterr(errstr, errstr_size,
-                             "connection %s: the record has no %s", c->id,
-                             c->event_field);
-                res = RELAY_MAP_ERROR;
-                goto done;
-        }
-        for (size_t i = 0; i < c->nevents && !rule; i++)
-                if (rule_matches(&c->events[i], s.data))
-                        rule = &c->events[i];
-        if (!rule || rule->drop)
-                goto done;
-
-        res = RELAY_MAP_ERROR;
-        const struct identity_rule *id = NULL;
-        for (size_t i = 0; i < c->nids && !id; i++) {
-                relay_buf_reset(&s);
-                if (path_text(in, c->ids[i].from, &s) == 0 && s.len)
-                        id = &c->ids[i];
-        }
-        if (!id) {
-                relay_buf_t names;
-                relay_buf_init(&names);
-                for (size_t i = 0; i < c->nids; i++)
-                        relay_buf_printf(&names, "%s%s", i ? ", " : "",
-                                         c->ids[i].from);
-                relay_seterr(errstr, errstr_size,
-                             "connection %s: no identity for %s: none of "
-                             "%s is present",
-                             c->id, c->destination, names.data);
-                relay_buf_free(&names);
-                goto done;
-        }
-        set_str(out, "identity_type", id->as, strlen(id->as));
-        set_str(out, "identity_value", s.data, s.len);
-        relay_buf_reset(key);
-        relay_buf_printf(key, "%s/%s/", c->tenant, id->as);
-        relay_buf_append(key, s.data, s.len);
-
-        static const char *const copied[] = {"event_id", "tenant", "source",
-                                             NULL};
-        for (size_t i = 0; copied[i]; i++) {
-                relay_buf_reset(&s);
-                if (path_text(in, copied[i], &s)) {
-                        relay_seterr(errstr, errstr_size,
-                                     "the record has no %s", copied[i]);
-                        goto done;
-                }
-                set_str(out, copied[i], s.data, s.len);
-        }
-        avro_value_t f, src;
-        int64_t ts = 0;
-        if (relay_avro_path(in, "occurred_at", &src) == 0)
-                avro_value_get_long(&src, &ts);
-        avro_value_get_by_name(out, "occurred_at", &f, NULL);
-        avro_value_set_long(&f, ts);
-        set_str(out, "connection", c->id, strlen(c->id));
-        set_str(out, "destination", c->destination, strlen(c->destination));
-        avro_value_get_by_name(out, "environment", &f, NULL);
-        avro_value_set_enum(&f, c->development ? 1 : 0);
-
-        set_str(out, "event_name", rule->name, strlen(rule->name));
-        avro_value_t ec, b;
-        avro_value_get_by_name(out, "event_category", &ec, NULL);
-        if (rule->category)
-                set_str(out, "event_category", rule->category,
-                        strlen(rule->category));
-        else
-                avro_value_set_branch(&ec, 0, &b);
-
-        avro_value_t attrs, uattrs;
-        avro_value_get_by_name(out, "attributes", &attrs, NULL);
-        avro_value_get_by_name(out, "user_attributes", &uattrs, NULL);
-        char why[512];
-        for (size_t i = 0; i < rule->nattrs; i++)
-                if (apply_value(&rule->attrs[i], in, &attrs, &s, why,
-                                sizeof(why))) {
-                        relay_seterr(errstr, errstr_size,
-                                     "connection %s, event '%s', attribute "
-                                     "%s",
-                                     c->id, rule->name, why);
-                        goto done;
-                }
-        for (size_t i = 0; i < c->nfields; i++)
-                if (apply_value(&c->fields[i], in, &uattrs, &s, why,
-                                sizeof(why))) {
-                        relay_seterr(errstr, errstr_size,
-                                     "connection %s, field sync %s", c->id,
-                                     why);
-                        goto done;
-                }
-        res = RELAY_MAP_OUT;
-done:
-        relay_buf_free(&s);
-        return res;
+        return c->person;
 }

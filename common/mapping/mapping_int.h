@@ -1,0 +1,114 @@
+/*
+ * Private to the mapping engine (common/mapping/): the parsed form of a
+ * connection, shared by load.c, which builds it from a connection file and
+ * checks it against the input schema and the destination's vocabulary, and
+ * apply.c, which walks it for every record; and the per-connection
+ * counters of stats.c (unmapped event types, fallback keys).
+ *
+ * Everything a record needs is resolved at load (paths normalised, templates
+ * split, identity types checked), so applying a connection allocates nothing
+ * but scratch text.
+ */
+#ifndef RELAY_MAPPING_INT_H
+#define RELAY_MAPPING_INT_H
+
+#include "relay/mapping.h"
+
+#include <stdint.h>
+
+enum conv { CONV_KEEP, CONV_STRING, CONV_NUMBER, CONV_BOOL };
+
+struct tmpl_part {
+        int is_field; /* 1: path into the record; 0: literal text */
+        char *text;
+};
+
+/* A destination value: a template (literal when it has no {field}) or a
+ * typed copy of one field, with an optional default and conversion. */
+struct value_spec {
+        char *name; /* destination attribute name */
+        struct tmpl_part *parts;
+        size_t nparts;
+        char *from; /* typed copy when set */
+        char *defval;
+        enum conv conv;
+        int required;
+        int line;
+};
+
+struct event_rule {
+        char **on;
+        size_t non;
+        int drop;
+        char *name;
+        char *category;
+        struct value_spec *attrs;
+        size_t nattrs;
+        int line;
+};
+
+struct identity_rule {
+        char *from;
+        char *as;
+};
+
+/* A count that is logged at most once per interval: the first occurrence
+ * at once, later ones with the next occurrence after the interval. */
+struct notice {
+        uint64_t count;    /* since load */
+        uint64_t logged;   /* count when last logged */
+        int64_t logged_ms; /* relay_mono_ms() then; 0: never */
+};
+
+struct unmapped_type {
+        char *type;
+        struct notice n;
+};
+
+/* What applying a connection counts. Kept apart from the connection so that
+ * a const relay_connection_t (the rules, never changed after load) can still
+ * be counted on: the struct points here, and the pointee is not const. */
+struct conn_stats {
+        struct notice fallback; /* person absent: keyed by identity */
+        /* Unassociated event types, in the order first seen. */
+        struct unmapped_type *types;
+        size_t ntypes;
+        struct notice other; /* types past the cap, or too long to keep */
+        int other_used;
+};
+
+struct relay_connection {
+        char *file;
+        int id_line; /* where id is set, for the duplicate-id error */
+        char *id, *tenant, *source, *destination;
+        int development;
+        char *event_field;
+        char *person; /* path of the person field, or NULL */
+        int unmapped_dead_letter; /* unmapped = "dead_letter" */
+        struct identity_rule *ids;
+        size_t nids;
+        struct value_spec *fields;
+        size_t nfields;
+        struct event_rule *events;
+        size_t nevents;
+        struct conn_stats *stats; /* owned; see struct conn_stats */
+};
+
+struct relay_mapping {
+        relay_connection_t **conns;
+        size_t n;
+};
+
+/* How long a notice stays quiet after it was logged (default 60 s). Tests
+ * set 0 to see every occurrence logged. */
+extern int64_t relay_mapping_notice_interval_ms;
+
+/* stats.c: count an event type no rule of c names (and log it when due,
+ * if c skips such events), and a record keyed by its identity because it
+ * lacks c's person field. */
+void relay_connection_count_unmapped(const relay_connection_t *c,
+                                     const char *type);
+void relay_connection_count_fallback(const relay_connection_t *c);
+void relay_conn_stats_free(struct conn_stats *s);
+
+#endif
