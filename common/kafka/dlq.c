@@ -67,8 +67,8 @@ rd_kafka_resp_err_t relay_dlq_produce(rd_kafka_t *producer,
                                                 msg->key_len > 1024
                                                     ? 0
                                                     : msg->key_len,
-                                                NULL, 0, h, ack);
+                                                NULL, 0, h, ack, 0);
         return relay_kafka_produce_once(producer, dlq_topic, msg->key,
                                         msg->key_len, msg->payload, msg->len,
-                                        h, ack);
+                                        h, ack, 0);
 }

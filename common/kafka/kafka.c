@@ -273,11 +273,16 @@ static rd_kafka_resp_err_t producev(rd_kafka_t *rk, const char *topic,
                                     const void *key, size_t key_len,
                                     const void *value, size_t value_len,
                                     rd_kafka_headers_t *headers,
-                                    relay_kafka_ack_t *ack)
+                                    relay_kafka_ack_t *ack, int keep)
 {
         if (ack) {
                 ack->done = 0;
                 ack->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                ack->keep = keep;
+                /* A caller's ack may be fresh stack memory: only a kept
+                 * copy the caller owns may be there. */
+                if (!keep)
+                        memset(&ack->kept, 0, sizeof(ack->kept));
         }
         rd_kafka_resp_err_t err = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
@@ -300,7 +305,7 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
         for (;;) {
                 rd_kafka_resp_err_t err = producev(rk, topic, key, key_len,
                                                    value, value_len, headers,
-                                                   ack);
+                                                   ack, 0);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         return err;
                 rd_kafka_poll(rk, 100);
@@ -312,10 +317,10 @@ rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
                                              const void *value,
                                              size_t value_len,
                                              rd_kafka_headers_t *headers,
-                                             relay_kafka_ack_t *ack)
+                                             relay_kafka_ack_t *ack, int keep)
 {
         rd_kafka_resp_err_t err = producev(rk, topic, key, key_len, value,
-                                           value_len, headers, ack);
+                                           value_len, headers, ack, keep);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
                 rd_kafka_headers_destroy(headers);
         return err;

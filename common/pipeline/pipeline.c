@@ -284,7 +284,7 @@ static void slot_produce(relay_pipeline_t *p, struct slot *s)
                 err = relay_kafka_produce_once(
                     p->producer, s->ack.kept.topic, s->ack.kept.key,
                     s->ack.kept.key_len, s->ack.kept.value, s->ack.kept.len,
-                    NULL, &s->ack);
+                    NULL, &s->ack, 1);
         } else {
                 relay_dlq_info_t info = {p->worker,   s->stage,   s->why,
                                          s->status,   s->attempts, s->tag,
@@ -310,7 +310,7 @@ void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
         s->tag = tag ? relay_strdup(tag) : NULL;
         p->stats.outputs++;
         rd_kafka_resp_err_t err = relay_kafka_produce_once(
-            p->producer, topic, key, key_len, value, len, NULL, &s->ack);
+            p->producer, topic, key, key_len, value, len, NULL, &s->ack, 1);
         if (!err) {
                 s->in_flight = 1;
                 return;

@@ -112,13 +112,15 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
 /* Produce once: like relay_kafka_produce, but a full local queue is
  * returned (RD_KAFKA_RESP_ERR__QUEUE_FULL) rather than waited out, so that
  * the caller can wait while serving its consumer. The headers are owned by
- * the producer from the call on, whatever the result. */
+ * the producer from the call on, whatever the result. With keep, a failed
+ * report keeps a copy of the message in ack->kept (which the caller must
+ * have initialised and releases); without, ack->kept is cleared. */
 rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
                                              const void *key, size_t key_len,
                                              const void *value,
                                              size_t value_len,
                                              rd_kafka_headers_t *headers,
-                                             relay_kafka_ack_t *ack);
+                                             relay_kafka_ack_t *ack, int keep);
 
 /* Wait until every ack in acks[0..n) is done or timeout_ms passes (< 0:
  * until all are done; every message gets a report, a failure at the latest
