@@ -38,7 +38,19 @@ struct schema_entry {
  * for the subjects bound at start, and entries fetched by id as records
  * name them, the least recently used evicted beyond cache_max. Fetched
  * entries stay usable while the registry is down.
+ *
+ * `unknown` remembers ids the registry answered 404 for, until a deadline
+ * negative_ttl_ms later: anyone who can produce to a topic can name any
+ * id, and without it every such record would cost a registry request.
+ * The TTL (rather than forever) lets an id registered later be read
+ * without a restart. Bounded by cache_max too, the soonest to expire
+ * going first.
  */
+struct unknown_id {
+        int32_t id;
+        int64_t until_ms; /* relay_mono_ms() deadline */
+};
+
 struct relay_schemas {
         struct schema_entry *entries; /* the manifest */
         size_t n;
@@ -48,6 +60,8 @@ struct relay_schemas {
         struct schema_entry *cache;
         size_t ncache;
         uint64_t tick;
+        struct unknown_id *unknown;
+        size_t nunknown;
 };
 
 static void entry_free(struct schema_entry *e)
@@ -71,6 +85,7 @@ void relay_schemas_destroy(relay_schemas_t *s)
         for (size_t i = 0; i < s->ncache; i++)
                 entry_free(&s->cache[i]);
         free(s->cache);
+        free(s->unknown);
         relay_registry_destroy(s->reg);
         free(s);
 }
@@ -334,8 +349,10 @@ int relay_schemas_in_subject(const relay_schemas_t *s, int32_t id,
         return e && entry_has_subject(e, subject);
 }
 
-/* After a registry call failed with RETRY: wait with backoff and return 0
- * to try again, or -1 when the wait is over (wait_ms passed, or stopped). */
+/* After a bind's registry call failed with RETRY: wait with backoff and
+ * return 0 to try again, or -1 when the wait is over (wait_ms passed, 0
+ * included, or stopped). Only binds wait: a record's new id never does
+ * (fetch_id), since a wait there would starve the caller's consumer. */
 static int registry_backoff(relay_schemas_t *s, int failed, int64_t started,
                             long wait_ms, const char *why)
 {
@@ -353,6 +370,59 @@ static int registry_backoff(relay_schemas_t *s, int failed, int64_t started,
                   "schema registry unavailable (%s); retrying in %ld ms", why,
                   d);
         return relay_sleep_ms(d, running) ? -1 : 0;
+}
+
+/* The slot of id among the ids the registry did not know, or NULL. */
+static struct unknown_id *unknown_find(relay_schemas_t *s, int32_t id)
+{
+        for (size_t i = 0; i < s->nunknown; i++)
+                if (s->unknown[i].id == id)
+                        return &s->unknown[i];
+        return NULL;
+}
+
+static void unknown_forget(relay_schemas_t *s, int32_t id)
+{
+        struct unknown_id *u = unknown_find(s, id);
+        if (u)
+                *u = s->unknown[--s->nunknown];
+}
+
+/* Whether the registry said it had no id within negative_ttl_ms. An
+ * expired entry is dropped, so the caller asks again. */
+static int unknown_fresh(relay_schemas_t *s, int32_t id)
+{
+        struct unknown_id *u = unknown_find(s, id);
+        if (!u)
+                return 0;
+        if (relay_mono_ms() < u->until_ms)
+                return 1;
+        unknown_forget(s, id);
+        return 0;
+}
+
+/* Remember that the registry has no id, replacing the entry that expires
+ * first when cache_max are remembered already. */
+static void unknown_add(relay_schemas_t *s, int32_t id)
+{
+        struct unknown_id *u;
+        if (s->rconf.negative_ttl_ms <= 0)
+                return;
+        if (!(u = unknown_find(s, id))) {
+                if (s->nunknown >= s->rconf.cache_max) {
+                        u = &s->unknown[0];
+                        for (size_t i = 1; i < s->nunknown; i++)
+                                if (s->unknown[i].until_ms < u->until_ms)
+                                        u = &s->unknown[i];
+                } else {
+                        s->unknown = relay_realloc(
+                            s->unknown,
+                            (s->nunknown + 1) * sizeof(*s->unknown));
+                        u = &s->unknown[s->nunknown++];
+                }
+        }
+        u->id = id;
+        u->until_ms = relay_mono_ms() + s->rconf.negative_ttl_ms;
 }
 
 /* Insert a registry entry, evicting the least recently used unpinned one
@@ -378,6 +448,7 @@ static struct schema_entry *cache_insert(relay_schemas_t *s, int32_t id)
         memset(e, 0, sizeof(*e));
         e->id = id;
         e->used = ++s->tick;
+        unknown_forget(s, id);
         return e;
 }
 
@@ -452,7 +523,12 @@ enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
         return RELAY_OK;
 }
 
-/* Fetch an id the registry knows into the cache. */
+/* Fetch an id the registry knows into the cache, without waiting: one
+ * try (the schema, then its subjects). An id the registry does not have
+ * is RELAY_FATAL and remembered (unknown_add). Any other failure is the
+ * registry's or the setup's, never the record's, so it is RELAY_RETRY:
+ * no usable answer, and also a refusal such as 401 or 403, since for a
+ * GET of a valid id only "not found" can be about the id. */
 static enum relay_result fetch_id(relay_schemas_t *s, int32_t id,
                                   struct schema_entry **out, char *errstr,
                                   size_t errstr_size)
@@ -462,43 +538,50 @@ static enum relay_result fetch_id(relay_schemas_t *s, int32_t id,
         size_t nsubjects = 0;
         int not_found = 0, subjects_unknown = 0;
         enum relay_result r;
-        int64_t started = relay_mono_ms();
-        for (int failed = 1;; failed++) {
-                r = relay_registry_schema_by_id(s->reg, id, &text, &not_found,
-                                                why, sizeof(why));
-                if (r == RELAY_OK) {
-                        r = relay_registry_subjects_of(s->reg, id, &subjects,
-                                                       &nsubjects, &not_found,
-                                                       why, sizeof(why));
-                        if (r == RELAY_FATAL && not_found) {
-                                /* Not every registry answers this call. */
-                                subjects_unknown = 1;
-                                r = RELAY_OK;
-                        }
-                        if (r != RELAY_OK) {
-                                free(text);
-                                text = NULL;
-                        }
-                }
-                if (r != RELAY_RETRY ||
-                    registry_backoff(s, failed, started, s->rconf.wait_ms, why))
-                        break;
+        if (id < 0) {
+                /* Not sent: the client would refuse it, and a refusal
+                 * must not read as the registry's. */
+                relay_seterr(errstr, errstr_size,
+                             "schema id %d is negative: no registry "
+                             "assigns one",
+                             (int)id);
+                return RELAY_FATAL;
         }
+        r = relay_registry_schema_by_id(s->reg, id, &text, &not_found, why,
+                                        sizeof(why));
         if (r == RELAY_FATAL && not_found) {
+                unknown_add(s, id);
                 relay_seterr(errstr, errstr_size,
                              "unknown schema id %d (the registry has no such "
                              "id)",
                              (int)id);
                 return RELAY_FATAL;
         }
+        if (r == RELAY_OK) {
+                r = relay_registry_subjects_of(s->reg, id, &subjects,
+                                               &nsubjects, &not_found, why,
+                                               sizeof(why));
+                if (r == RELAY_FATAL && not_found) {
+                        /* Not every registry answers this call. */
+                        subjects_unknown = 1;
+                        r = RELAY_OK;
+                }
+                if (r != RELAY_OK) {
+                        free(text);
+                        text = NULL;
+                }
+        }
         if (r != RELAY_OK) {
                 relay_seterr(errstr, errstr_size,
-                             r == RELAY_RETRY
-                                 ? "schema id %d: schema registry unavailable: "
-                                   "%s"
-                                 : "schema id %d: %s",
-                             (int)id, why);
-                return r;
+                             "schema id %d: schema registry unavailable: "
+                             "%s%s",
+                             (int)id, why,
+                             r == RELAY_FATAL
+                                 ? " (the registry refuses this client: "
+                                   "check schema_registry.url and "
+                                   "schema_registry.basic_auth)"
+                                 : "");
+                return RELAY_RETRY;
         }
         avro_schema_t schema;
         avro_schema_error_t aerr;
@@ -538,6 +621,15 @@ static enum relay_result lookup_id(relay_schemas_t *s, int32_t id,
         }
         if (!s->reg) {
                 relay_seterr(errstr, errstr_size, "unknown schema id %d",
+                             (int)id);
+                return RELAY_FATAL;
+        }
+        /* The same reason as the 404 that put it there: a dead letter
+         * should not depend on whether the registry was asked. */
+        if (unknown_fresh(s, id)) {
+                relay_seterr(errstr, errstr_size,
+                             "unknown schema id %d (the registry has no such "
+                             "id)",
                              (int)id);
                 return RELAY_FATAL;
         }
