@@ -30,11 +30,10 @@ static const relay_conf_prop_t worker_props[] = {
      "schema ids kept in memory", 0},
     {"schema_registry.timeout_ms", RELAY_CONF_INT, "10000", 100, 600000, 0,
      "time per registry request", 0},
-    {"schema_registry.unavailable_wait_ms", RELAY_CONF_INT, "60000", 0, 3600000,
+    {"schema_registry.negative_ttl_ms", RELAY_CONF_INT, "300000", 0, 86400000,
      0,
-     "how long a record with a new schema id waits out an unreachable "
-     "registry before it is dead-lettered (at start a worker waits until "
-     "the registry answers)",
+     "how long a schema id the registry does not know is refused without "
+     "asking again (0: ask every time)",
      0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
@@ -160,11 +159,19 @@ relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf,
                 relay_schemas_destroy(s);
                 return NULL;
         }
+        /* No wait for a record's new id: the registry being down is not
+         * the record's fault, so decode says RELAY_RETRY at once and the
+         * pipeline backs off while it keeps serving the consumer. */
         relay_schemas_registry_conf_t sc = {
-            relay_conf_bool(conf, "schema_registry.auto_register"),
-            (size_t)relay_conf_int(conf, "schema_registry.cache_size"),
-            (long)relay_conf_int(conf, "schema_registry.unavailable_wait_ms"),
-            bind_wait_ms, &relay_run};
+            .auto_register =
+                relay_conf_bool(conf, "schema_registry.auto_register"),
+            .cache_max =
+                (size_t)relay_conf_int(conf, "schema_registry.cache_size"),
+            .negative_ttl_ms =
+                (long)relay_conf_int(conf, "schema_registry.negative_ttl_ms"),
+            .bind_wait_ms = bind_wait_ms,
+            .running = &relay_run,
+        };
         relay_schemas_use_registry(s, reg, &sc);
         relay_log(LOG_INFO, "schemas", "schema ids from the registry at %s",
                   url);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fuzz_catalogue.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static relay_schemas_t *schemas;
@@ -28,22 +30,17 @@ static void fini(void)
 
 static void init(void)
 {
-        atexit(fini); /* leak checkers see a clean exit */
         char errstr[512], path[1024];
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        if (!(schemas = relay_schemas_load(path, errstr, sizeof(errstr))) ||
-            !(reader =
-                  relay_avro_reader_new(schemas, "loyalty.events-value",
-                                        1 << 20, errstr, sizeof(errstr))) ||
-            !(writer = relay_avro_writer_new(schemas, "out.mparticle-value",
+
+        atexit(fini); /* leak checkers see a clean exit */
+        schemas = fuzz_catalogue("fuzz_loyalty", "loyalty.events-value",
+                                 &reader);
+        if (!(writer = relay_avro_writer_new(schemas, "out.mparticle-value",
                                              errstr, sizeof(errstr)))) {
                 fprintf(stderr, "fuzz_loyalty: %s\n", errstr);
                 abort();
         }
-        snprintf(path, sizeof(path), "%s/deploy/config/connections",
-                 src ? src : ".");
+        fuzz_path(path, sizeof(path), "deploy/config/connections");
         mapping = relay_mapping_load(
             path,
             relay_schemas_get(

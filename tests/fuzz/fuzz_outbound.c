@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_catalogue.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static relay_schemas_t *schemas;
@@ -30,21 +32,17 @@ static void fini(void)
 
 static void init(void)
 {
+        char errstr[512];
+
         atexit(fini); /* leak checkers see a clean exit */
-        char errstr[512], path[1024];
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
         adapter = relay_adapter_find("mparticle");
         const relay_conf_prop_t *tables[] = {adapter->props};
         conf = relay_conf_new(tables, 1);
         setenv("RELAY_MPARTICLE_API_KEY", "k", 1);
         setenv("RELAY_MPARTICLE_API_SECRET", "s", 1);
-        if (!(schemas = relay_schemas_load(path, errstr, sizeof(errstr))) ||
-            !(reader =
-                  relay_avro_reader_new(schemas, "out.mparticle-value", 1 << 20,
-                                        errstr, sizeof(errstr))) ||
-            relay_conf_finish(conf, errstr, sizeof(errstr)) ||
+        schemas = fuzz_catalogue("fuzz_outbound", "out.mparticle-value",
+                                 &reader);
+        if (relay_conf_finish(conf, errstr, sizeof(errstr)) ||
             relay_adapter_init(adapter, &state, conf, errstr, sizeof(errstr))) {
                 fprintf(stderr, "fuzz_outbound: %s\n", errstr);
                 abort();

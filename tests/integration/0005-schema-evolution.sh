@@ -14,9 +14,13 @@
 #    field: from then on the field is mapped, for v2 records, while v1
 #    records still arrive;
 #  - out.mparticle decodes with Confluent's AvroDeserializer;
-#  - the registry goes away: records of known ids keep flowing, a record of
-#    an id the workers never saw is dead-lettered with the reason, and a
-#    reload gives up after the wait and keeps the running set.
+#  - the registry goes away: records of known ids keep flowing; records of
+#    an id the workers never saw are not their fault, so they are neither
+#    dead-lettered nor committed past while it is down (relay-transform's
+#    decode says RELAY_RETRY and the pipeline keeps the record, backing
+#    off); a reload gives up at once and keeps the running set; once a
+#    registry answers again the records are handled: this fresh in-memory
+#    one does not know the id, so they are dead-lettered as unknown.
 source "$(dirname "$0")/lib.sh"
 broker
 start_sim
@@ -34,8 +38,7 @@ REG=$(registry_url "$REG_PORT")
 REGX=(-X schema_registry.url="$REG" -X schemas.manifest="$WORK/schemas/manifest.cfg")
 
 # 1. The registry is not up yet: the transform waits for it.
-start_transform "${REGX[@]}" -X transform.connections="$WORK/connections" \
-  -X schema_registry.unavailable_wait_ms=3000
+start_transform "${REGX[@]}" -X transform.connections="$WORK/connections"
 retrying() { grep -q "schema registry unavailable" "$WORK/transform.log"; }
 check "transform retries while the registry is down" wait_for 20 retrying
 check "and keeps running" kill -0 "$TRANSFORM_PID"
@@ -144,14 +147,42 @@ EOF
 $CF frame "$REG" loyalty.events "$V2" "$WORK/frames-known" < "$WORK/e.jsonl" >/dev/null
 id_v3=$($CF frame "$REG" loyalty.events "$WORK/v3.avsc" "$WORK/frames-new" < "$WORK/f.jsonl" | sort -u)
 stop_registry
+TGROUP=relay-transform-loyalty.events
+committed_to_end() { # GROUP TOPIC
+  local out; out=$("$SRC/tests/kafka/committed-offsets.sh" "$BS" "$1" | awk -v t="$2" '$1==t')
+  [ -n "$out" ] && echo "$out" | awk '$3 != $4 {bad=1} END {exit bad}'; }
+committed() { # PARTITION: "COMMITTED LOG_END" of the transform on loyalty.events
+  "$SRC/tests/kafka/committed-offsets.sh" "$BS" "$TGROUP" | awk -v p="$1" '$1=="loyalty.events" && $2==p {print $3, $4}'; }
 kcat -P -b "$BS" -t loyalty.events "$WORK"/frames-known/*.bin
-kcat -P -b "$BS" -t loyalty.events "$WORK"/frames-new/*.bin
 check "with the registry down, records of known ids still arrive" wait_for 60 all_in e
-new_dead() { [ "$(dlq_list dlq.transform | grep -c "schema id $id_v3: schema registry unavailable")" -eq 5 ]; }
-check "records of a new id ($id_v3) are dead-lettered, saying why" wait_for 60 new_dead
+check "and the transform commits them" wait_for 30 committed_to_end "$TGROUP" loyalty.events
+read -r p0 _ < <(committed 0) || true
+check "partition 0 has a committed offset ($p0)" test -n "$p0"
+# All five on one partition, so "not committed past" is one offset.
+kcat -P -b "$BS" -t loyalty.events -p 0 "$WORK"/frames-new/*.bin
+in_log() { read -r _ end < <(committed 0) || true; [ "${end:-x}" = $((p0 + 5)) ]; }
+check "the 5 records of the new id ($id_v3) are in partition 0" wait_for 10 in_log
+new_dead() { dlq_list dlq.transform | grep -cE "schema id $id_v3([^0-9]|\$)" || true; }
+held=1
+for _ in $(seq 15); do # 15 s of outage, looked at every second
+  read -r c _ < <(committed 0) || true
+  if [ "${c:-x}" != "$p0" ] || [ "$(new_dead)" -ne 0 ]; then held=0; break; fi
+  sleep 1
+done
+check "while the registry is down they are not dead-lettered and the commit stays at $p0" test "$held" -eq 1
+check "transform keeps running meanwhile" kill -0 "$TRANSFORM_PID"
 kill -HUP "$TRANSFORM_PID"
 reload_failed() { grep -q '"reload failed, keeping the running set: subject .loyalty.events-value.: registry POST' "$WORK/transform.log"; }
-check "a reload while the registry is down gives up after the wait, keeping the running set" wait_for 30 reload_failed
+check "a reload while the registry is down gives up at once, keeping the running set" wait_for 20 reload_failed
+read -r c _ < <(committed 0) || true
+check "still nothing dead-lettered or committed past after the reload" test "${c:-x}" = "$p0" -a "$(new_dead)" -eq 0
+
+# A registry again (fresh and empty: it does not know $id_v3).
+start_registry "$REG_PORT"
+unknown_dead() { [ "$(dlq_list dlq.transform | grep -c "unknown schema id $id_v3 (the registry has no such id)")" -eq 5 ]; }
+check "once it answers, the 5 records are handled: dead-lettered as unknown to it" wait_for 90 unknown_dead
+check "none of them was dead-lettered as 'registry unavailable'" test "$(dlq_list dlq.transform | grep -c "schema registry unavailable" || true)" -eq 0
+check "and the transform commits past them" wait_for 30 committed_to_end "$TGROUP" loyalty.events
 check "transform is still running" kill -0 "$TRANSFORM_PID"
 check "deliver is still running" kill -0 "$DELIVER_PID"
 

@@ -5,8 +5,8 @@
  * Schema Registry. What a user would check: which wire id readers and
  * writers end up with (the writer's frame carries it), what is asked of
  * the registry and how often (every request is counted and named), which
- * records decode and which are refused with what reason, and how long the
- * waits for an unreachable registry last.
+ * records decode and which are refused with what reason, how long a bind
+ * waits for an unreachable registry, and that a decode never waits.
  *
  * The server answers requests in order, from one script per test that
  * grows as the test goes (queue()); a request the test did not expect gets
@@ -71,6 +71,7 @@ static int nreplies;
 static char *owned[64]; /* answer bodies, freed after the server stopped */
 static int nowned;
 static volatile sig_atomic_t running = 1;
+static long reg_timeout_ms = 2000; /* the registry client's, catalogue() */
 
 static const char *own(char *p)
 {
@@ -167,6 +168,7 @@ static int setup(void **state)
 {
         nreplies = 0;
         running = 1;
+        reg_timeout_ms = 2000;
         return httpd_setup(state);
 }
 
@@ -187,7 +189,7 @@ static relay_schemas_registry_conf_t conf_default(void)
         return (relay_schemas_registry_conf_t){
             .auto_register = 0,
             .cache_max = 16,
-            .wait_ms = 200,
+            .negative_ttl_ms = 60000,
             .bind_wait_ms = 300,
             .running = &running,
         };
@@ -198,7 +200,7 @@ static relay_schemas_t *catalogue(int port,
                                   const relay_schemas_registry_conf_t *conf)
 {
         char url[64];
-        relay_registry_conf_t rc = {.url = url, .timeout_ms = 2000};
+        relay_registry_conf_t rc = {.url = url, .timeout_ms = reg_timeout_ms};
         relay_schemas_t *s = relay_schemas_load(manifest, err, sizeof(err));
         relay_registry_t *reg;
 
@@ -488,6 +490,7 @@ static void test_bind_unavailable(void **state)
         int32_t id = -1;
         pthread_t th;
         long after = 200;
+        int n;
 
         /* Refused. */
         s = catalogue(httpd_closed_port(), &conf);
@@ -520,6 +523,18 @@ static void test_bind_unavailable(void **state)
         assert_true(server_nreq(srv) >= 2);
         for (int i = 0; i < server_nreq(srv); i++)
                 sent(srv, i, "POST", "/subjects/" LOYALTY);
+        relay_schemas_destroy(s);
+
+        /* bind_wait_ms 0 (a reload): one try, no wait. */
+        conf.bind_wait_ms = 0;
+        s = catalogue(srv->port, &conf);
+        n = server_nreq(srv);
+        t0 = relay_mono_ms();
+        assert_int_equal(relay_schemas_bind(s, LOYALTY, &id, err, sizeof(err)),
+                         RELAY_RETRY);
+        assert_true(relay_mono_ms() - t0 < 150);
+        assert_int_equal(server_nreq(srv), n + 1);
+        assert_contains(err, "HTTP 503 error_code 50302: Leader not known");
 
         /* Stopping, with a bind that would otherwise wait forever. */
         relay_schemas_destroy(s);
@@ -771,17 +786,39 @@ static void test_decode_unknown_id(void **state)
 
 /* ---- the registry goes down -------------------------------------------- */
 
-/* Ids already known keep decoding without a request; a new id waits
- * wait_ms and is RELAY_RETRY, and decodes once the registry is back. */
+/* Decode frame under id, which must be RELAY_RETRY after exactly one
+ * registry request (GET /schemas/ids/{id}) and no wait: returns how long
+ * the decode took. */
+static int64_t retries_once(struct server *srv, relay_avro_reader_t *r,
+                            relay_buf_t *frame, int32_t id)
+{
+        int n = server_nreq(srv);
+        avro_value_t *out;
+        char path[64];
+        int64_t t0 = relay_mono_ms(), took;
+
+        if (decode(r, frame, id, &out) != RELAY_RETRY)
+                fail_msg("decode of id %d was not RELAY_RETRY: %s", (int)id,
+                         err);
+        took = relay_mono_ms() - t0;
+        assert_int_equal(server_nreq(srv), n + 1);
+        snprintf(path, sizeof(path), "/schemas/ids/%d", (int)id);
+        sent(srv, n, "GET", path);
+        assert_contains(err, "schema registry unavailable: ");
+        return took;
+}
+
+/* Ids already known keep decoding without a request. A new id is
+ * RELAY_RETRY at once after one request, every time it is decoded (an
+ * outage is not remembered as "unknown"), and decodes once the registry
+ * is back. Nothing waits, whatever the running flag says. */
 static void test_registry_down_later(void **state)
 {
         struct server *srv = *state;
         relay_schemas_registry_conf_t conf = conf_default();
         relay_schemas_t *s = catalogue(srv->port, &conf);
         relay_avro_reader_t *r = bound_reader(srv, s);
-        avro_value_t *out;
         relay_buf_t v1, v2;
-        int64_t t0, took;
         int n;
 
         relay_buf_init(&v1);
@@ -801,28 +838,20 @@ static void test_registry_down_later(void **state)
         }
         assert_int_equal(server_nreq(srv), 3);
 
-        t0 = relay_mono_ms();
-        assert_int_equal(decode(r, &v2, 12, &out), RELAY_RETRY);
-        took = relay_mono_ms() - t0;
-        assert_true(took >= 190);
-        assert_true(took < 1500);
-        assert_contains(err, "schema id 12: schema registry unavailable: ");
-        assert_contains(err, "HTTP 503");
-        n = server_nreq(srv);
-        assert_true(n >= 5); /* at least one retry */
-        for (int i = 3; i < n; i++)
-                sent(srv, i, "GET", "/schemas/ids/12");
-
-        /* Stopping: no wait at all. */
+        for (int i = 0; i < 3; i++) {
+                assert_true(retries_once(srv, r, &v2, 12) < 150);
+                assert_contains(err,
+                                "schema id 12: schema registry unavailable: "
+                                "registry GET /schemas/ids/12: HTTP 503 "
+                                "error_code 50302: Leader not known");
+        }
+        /* Stopping changes nothing: there is no wait to cut short. */
         running = 0;
-        t0 = relay_mono_ms();
-        assert_int_equal(decode(r, &v2, 12, &out), RELAY_RETRY);
-        assert_true(relay_mono_ms() - t0 < 150);
-        assert_contains(err, "schema registry unavailable");
+        assert_true(retries_once(srv, r, &v2, 12) < 150);
         running = 1;
-        n = server_nreq(srv);
 
         /* Back. */
+        n = server_nreq(srv);
         queue(srv, 200, schema_answer(v2_text));
         queue(srv, 200, versions_answer(LOYALTY, 2));
         decodes(r, &v2, 12);
@@ -832,6 +861,268 @@ static void test_registry_down_later(void **state)
 
         relay_buf_free(&v1);
         relay_buf_free(&v2);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* The schema came but the subjects call failed (503): RELAY_RETRY, and the
+ * next decode asks for both again rather than keep a half-known id. */
+static void test_registry_down_between_calls(void **state)
+{
+        struct server *srv = *state;
+        relay_schemas_registry_conf_t conf = conf_default();
+        relay_schemas_t *s = catalogue(srv->port, &conf);
+        relay_avro_reader_t *r = bound_reader(srv, s);
+        avro_value_t *out;
+        relay_buf_t v2;
+
+        relay_buf_init(&v2);
+        encode(v2_manifest, sample_v2, &v2);
+        queue(srv, 200, schema_answer(v2_text));
+        queue(srv, 503, UNAVAILABLE);
+        assert_int_equal(decode(r, &v2, 15, &out), RELAY_RETRY);
+        assert_contains(err, "schema id 15: schema registry unavailable: "
+                             "registry GET /schemas/ids/15/versions: HTTP 503");
+        assert_int_equal(server_nreq(srv), 3);
+        assert_null(relay_schemas_get(s, 15));
+
+        queue(srv, 200, schema_answer(v2_text));
+        queue(srv, 200, versions_answer(LOYALTY, 2));
+        decodes(r, &v2, 15);
+        assert_int_equal(server_nreq(srv), 5);
+        sent(srv, 3, "GET", "/schemas/ids/15");
+        sent(srv, 4, "GET", "/schemas/ids/15/versions");
+
+        relay_buf_free(&v2);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* No registry listening at all (connection refused): a new id is
+ * RELAY_RETRY at once, for readers' lookups and tools' decodes alike. */
+static void test_registry_unreachable(void **state)
+{
+        relay_schemas_registry_conf_t conf = conf_default();
+        relay_schemas_t *s;
+        avro_schema_t schema = NULL;
+        relay_buf_t v1;
+        json_t *j = NULL;
+        int64_t t0;
+
+        (void)state;
+        relay_buf_init(&v1);
+        encode(manifest, sample, &v1);
+        put_id(&v1, 16);
+        s = catalogue(httpd_closed_port(), &conf);
+
+        t0 = relay_mono_ms();
+        assert_int_equal(
+            relay_schemas_resolve(s, 16, &schema, NULL, err, sizeof(err)),
+            RELAY_RETRY);
+        assert_true(relay_mono_ms() - t0 < 150);
+        assert_null(schema);
+        assert_contains(err, "schema id 16: schema registry unavailable: "
+                             "registry GET /schemas/ids/16: no answer: ");
+
+        t0 = relay_mono_ms();
+        assert_int_equal(relay_avro_decode_written(s, v1.data, v1.len, &j, err,
+                                                   sizeof(err)),
+                         RELAY_RETRY);
+        assert_true(relay_mono_ms() - t0 < 150);
+        assert_null(j);
+        assert_contains(err, "schema registry unavailable");
+
+        relay_buf_free(&v1);
+        relay_schemas_destroy(s);
+}
+
+/* A registry that does not answer: the decode gives up after the
+ * client's timeout_ms (one request), not after any longer wait. */
+static void test_registry_timeout(void **state)
+{
+        struct server *srv = *state;
+        relay_schemas_registry_conf_t conf = conf_default();
+        relay_schemas_t *s;
+        relay_avro_reader_t *r;
+        relay_buf_t v1;
+        int64_t took;
+
+        reg_timeout_ms = 300;
+        s = catalogue(srv->port, &conf);
+        r = bound_reader(srv, s);
+        relay_buf_init(&v1);
+        encode(manifest, sample, &v1);
+
+        queue(srv, 200, schema_answer(v1_text));
+        replies[nreplies - 1].delay_ms = 1500;
+        server_script(srv, replies, nreplies);
+        took = retries_once(srv, r, &v1, 17);
+        assert_true(took >= 280);
+        assert_true(took < 1000);
+        assert_contains(err, "schema id 17: schema registry unavailable: "
+                             "registry GET /schemas/ids/17: no answer within "
+                             "300 ms");
+
+        relay_buf_free(&v1);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* 401 and 403 say the registry refuses this client, which no record can
+ * fix: RELAY_RETRY at once with a hint at the setup, asked again on the
+ * next decode (not remembered as unknown), read once the key is right. */
+static void test_registry_refuses_credentials(void **state)
+{
+        struct server *srv = *state;
+        relay_schemas_registry_conf_t conf = conf_default();
+        relay_schemas_t *s = catalogue(srv->port, &conf);
+        relay_avro_reader_t *r = bound_reader(srv, s);
+        relay_buf_t v1;
+        int n;
+
+        relay_buf_init(&v1);
+        encode(manifest, sample, &v1);
+
+        queue(srv, 401,
+              "{\"error_code\":40101,\"message\":\"Unauthorized\"}");
+        for (int i = 0; i < 2; i++) {
+                assert_true(retries_once(srv, r, &v1, 18) < 150);
+                assert_contains(err, "schema id 18: schema registry "
+                                     "unavailable: registry GET "
+                                     "/schemas/ids/18: HTTP 401 error_code "
+                                     "40101: Unauthorized");
+                assert_contains(err, "check schema_registry.url and "
+                                     "schema_registry.basic_auth");
+        }
+        queue(srv, 403, "{\"error_code\":40301,\"message\":\"Forbidden\"}");
+        assert_true(retries_once(srv, r, &v1, 18) < 150);
+        assert_contains(err, "HTTP 403 error_code 40301: Forbidden");
+        assert_contains(err, "schema_registry.basic_auth");
+
+        n = server_nreq(srv);
+        queue(srv, 200, schema_answer(v1_text));
+        queue(srv, 200, versions_answer(LOYALTY, 1));
+        decodes(r, &v1, 18);
+        assert_int_equal(server_nreq(srv), n + 2);
+
+        relay_buf_free(&v1);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* ---- ids the registry does not know ------------------------------------ */
+
+/* Decode frame under id: RELAY_FATAL as unknown, with or without a
+ * request (asked). */
+static void refused_unknown(struct server *srv, relay_avro_reader_t *r,
+                            relay_buf_t *frame, int32_t id, int asked)
+{
+        int n = server_nreq(srv);
+        avro_value_t *out;
+        char want[128];
+
+        if (asked)
+                queue(srv, 404, SCHEMA_NOT_FOUND);
+        assert_int_equal(decode(r, frame, id, &out), RELAY_FATAL);
+        snprintf(want, sizeof(want),
+                 "unknown schema id %d (the registry has no such id)",
+                 (int)id);
+        assert_string_equal(err, want);
+        assert_int_equal(server_nreq(srv), n + asked);
+}
+
+/* A 404 is remembered for negative_ttl_ms: the same id is refused again
+ * with the same reason and no request; another id is still asked about;
+ * after the TTL the id is asked about again, and read if the registry has
+ * it by then. */
+static void test_unknown_id_cached_negatively(void **state)
+{
+        struct server *srv = *state;
+        relay_schemas_registry_conf_t conf = conf_default();
+        relay_schemas_t *s;
+        relay_avro_reader_t *r;
+        relay_buf_t v1;
+        int n;
+
+        conf.negative_ttl_ms = 300;
+        s = catalogue(srv->port, &conf);
+        r = bound_reader(srv, s);
+        relay_buf_init(&v1);
+        encode(manifest, sample, &v1);
+
+        refused_unknown(srv, r, &v1, 99, 1);
+        for (int i = 0; i < 5; i++)
+                refused_unknown(srv, r, &v1, 99, 0);
+        refused_unknown(srv, r, &v1, 98, 1);
+        refused_unknown(srv, r, &v1, 98, 0);
+        refused_unknown(srv, r, &v1, 99, 0);
+
+        relay_sleep_ms(350, NULL);
+        refused_unknown(srv, r, &v1, 99, 1);
+        refused_unknown(srv, r, &v1, 99, 0);
+
+        /* Registered meanwhile: read once the TTL is over. */
+        relay_sleep_ms(350, NULL);
+        n = server_nreq(srv);
+        queue(srv, 200, schema_answer(v1_text));
+        queue(srv, 200, versions_answer(LOYALTY, 1));
+        decodes(r, &v1, 99);
+        assert_int_equal(server_nreq(srv), n + 2);
+        sent(srv, n, "GET", "/schemas/ids/99");
+
+        relay_buf_free(&v1);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* negative_ttl_ms 0: an unknown id is asked about every time. */
+static void test_unknown_id_ttl_zero(void **state)
+{
+        struct server *srv = *state;
+        relay_schemas_registry_conf_t conf = conf_default();
+        relay_schemas_t *s;
+        relay_avro_reader_t *r;
+        relay_buf_t v1;
+
+        conf.negative_ttl_ms = 0;
+        s = catalogue(srv->port, &conf);
+        r = bound_reader(srv, s);
+        relay_buf_init(&v1);
+        encode(manifest, sample, &v1);
+        for (int i = 0; i < 3; i++)
+                refused_unknown(srv, r, &v1, 97, 1);
+
+        relay_buf_free(&v1);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* At most cache_max unknown ids are remembered: a new one replaces the
+ * one that expires first, which is then asked about again. */
+static void test_unknown_ids_bounded(void **state)
+{
+        struct server *srv = *state;
+        relay_schemas_registry_conf_t conf = conf_default();
+        relay_schemas_t *s;
+        relay_avro_reader_t *r;
+        relay_buf_t v1;
+
+        conf.cache_max = 2;
+        s = catalogue(srv->port, &conf);
+        r = bound_reader(srv, s);
+        relay_buf_init(&v1);
+        encode(manifest, sample, &v1);
+
+        refused_unknown(srv, r, &v1, 91, 1);
+        relay_sleep_ms(5, NULL);
+        refused_unknown(srv, r, &v1, 92, 1);
+        relay_sleep_ms(5, NULL);
+        refused_unknown(srv, r, &v1, 93, 1); /* replaces 91 */
+        refused_unknown(srv, r, &v1, 92, 0);
+        refused_unknown(srv, r, &v1, 93, 0);
+        refused_unknown(srv, r, &v1, 91, 1);
+
+        relay_buf_free(&v1);
         relay_avro_reader_destroy(r);
         relay_schemas_destroy(s);
 }
@@ -1013,6 +1304,13 @@ int main(void)
             T(test_decode_without_versions_call),
             T(test_decode_unknown_id),
             T(test_registry_down_later),
+            T(test_registry_down_between_calls),
+            T(test_registry_unreachable),
+            T(test_registry_timeout),
+            T(test_registry_refuses_credentials),
+            T(test_unknown_id_cached_negatively),
+            T(test_unknown_id_ttl_zero),
+            T(test_unknown_ids_bounded),
             T(test_cache_evicts_fetched_not_pinned),
             T(test_cache_is_lru),
         };

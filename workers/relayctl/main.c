@@ -127,8 +127,10 @@ static relay_registry_t *registry(const struct ctl *c)
         return reg;
 }
 
-/* The catalogue, on the registry when -r is given. An operator's command
- * waits out an unreachable registry for 10 s, then fails. */
+/* The catalogue, on the registry when -r is given. Binding a subject (a
+ * producer's writer) waits out an unreachable registry for 10 s, then
+ * fails; a record's new id is asked once, and a record that could not be
+ * decoded is shown with the reason. */
 static relay_schemas_t *schemas(const struct ctl *c)
 {
         char errstr[512];
@@ -144,8 +146,11 @@ static relay_schemas_t *schemas(const struct ctl *c)
                         relay_schemas_destroy(s);
                         return NULL;
                 }
-                relay_schemas_registry_conf_t sc = {0, 1000, 10000, 10000,
-                                                    NULL};
+                relay_schemas_registry_conf_t sc = {
+                    .cache_max = 1000,
+                    .negative_ttl_ms = 300000,
+                    .bind_wait_ms = 10000,
+                };
                 relay_schemas_use_registry(s, reg, &sc);
         }
         return s;

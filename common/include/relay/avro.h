@@ -8,7 +8,9 @@
  *   manifest's newest schema per subject is what this process reads and
  *   writes, its wire id is the registry's (looked up, or registered), and
  *   other ids are fetched from the registry as records name them and kept
- *   in a bounded cache that keeps working while the registry is down;
+ *   in a bounded cache that keeps working while the registry is down (ids
+ *   the registry does not know are remembered for a while too, so a
+ *   stream of bad ids does not become a stream of requests);
  * - readers, one per subject: decode any writer version of the subject into
  *   the reader's schema (avro-c's resolved writer), rejecting bad framing,
  *   unknown ids and ids of another subject with a reason a person can read;
@@ -44,12 +46,16 @@ void relay_schemas_destroy(relay_schemas_t *s);
 
 typedef struct relay_schemas_registry_conf {
         int auto_register; /* register a local schema the registry lacks */
-        size_t cache_max;  /* registry ids kept in memory (>= 1) */
-        long wait_ms;      /* how long a record's unknown id waits out an
-                            * unreachable registry before RELAY_RETRY (-1: until
-                            * stopped) */
-        long bind_wait_ms; /* the same for relay_schemas_bind */
-        volatile sig_atomic_t *running; /* waits end when *running is 0 */
+        size_t cache_max;  /* registry ids kept in memory (>= 1), and as
+                            * many ids the registry does not know */
+        long negative_ttl_ms; /* an id the registry answered 404 for is
+                               * refused without asking again for this
+                               * long (<= 0: asked every time) */
+        long bind_wait_ms; /* how long relay_schemas_bind waits out an
+                            * unreachable registry: < 0 until stopped, 0 one
+                            * try (a reload) */
+        volatile sig_atomic_t *running; /* bind's waits end when *running
+                                         * is 0 (may be NULL) */
 } relay_schemas_registry_conf_t;
 
 /* From now on take wire ids from the registry (owned by s from now on). */
@@ -58,17 +64,18 @@ void relay_schemas_use_registry(relay_schemas_t *s, relay_registry_t *reg,
 
 /* The wire id of subject's local (newest manifest) schema: the manifest's
  * id, or the registry's, looked up or registered (auto_register). Waits
- * out an unreachable registry with backoff until it answers or running
- * is cleared (then RELAY_RETRY). RELAY_FATAL: no local schema, not
- * registered, or rejected by the registry (errstr says which). */
+ * out an unreachable registry with backoff for bind_wait_ms (0: one try)
+ * or until running is cleared, then RELAY_RETRY with the last reason.
+ * RELAY_FATAL: no local schema, not registered, or rejected by the
+ * registry (errstr says which). */
 enum relay_result relay_schemas_bind(relay_schemas_t *s, const char *subject,
                                      int32_t *id, char *errstr,
                                      size_t errstr_size);
 
 /* The schema of a wire id and its first subject (NULL when unknown; valid
  * until the next call on s), fetching ids the catalogue does not have from
- * the registry. RELAY_FATAL for an id nobody knows, RELAY_RETRY when the
- * registry stayed unreachable for wait_ms. */
+ * the registry. Never waits: see relay_avro_reader_decode for what a new
+ * id costs and for RELAY_FATAL / RELAY_RETRY. */
 enum relay_result relay_schemas_resolve(relay_schemas_t *s, int32_t id,
                                         avro_schema_t *schema,
                                         const char **subject, char *errstr,
@@ -114,8 +121,17 @@ void relay_avro_reader_destroy(relay_avro_reader_t *r);
  * the reader's value (owned by the reader, valid until the next decode);
  * *writer_id is the id in the frame. On bad input returns RELAY_FATAL with
  * the reason in errstr (wrong magic, truncated, unknown id, id of another
- * subject, too large, bad Avro data). RELAY_RETRY: the id is new and the
- * registry could not be asked (unreachable for wait_ms, or stopping). */
+ * subject, too large, bad Avro data); an id the registry does not know is
+ * remembered for negative_ttl_ms and refused again without a request.
+ *
+ * Never waits or sleeps. A new id costs one registry request while the
+ * registry is unreachable (each bounded by its timeout_ms; two, the schema
+ * and its subjects, when it answers). RELAY_RETRY, with "schema registry
+ * unavailable: ..." in errstr, when no usable answer came (refused, timed
+ * out, 5xx, 429) or the registry refused the request itself (401, 403 and
+ * other refusals that are about the setup, not the record): the record is
+ * not at fault; the caller keeps it, backs off while serving its consumer,
+ * and decodes it again. */
 enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                                            const void *buf, size_t len,
                                            avro_value_t **out,

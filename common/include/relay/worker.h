@@ -28,9 +28,12 @@ relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
                                 size_t ntables);
 
 /* The schema catalogue of schemas.manifest, taking wire ids from the
- * schema registry when schema_registry.url is set; binding a subject
- * waits out an unreachable registry for bind_wait_ms (-1: until the
- * worker is stopped). NULL + errstr. */
+ * schema registry when schema_registry.url is set. Binding a subject
+ * (relay_schemas_bind, the reader and writer constructors) waits out an
+ * unreachable registry with backoff for bind_wait_ms: -1 until relay_run
+ * is cleared (at start), 0 one try and no wait (a SIGHUP reload, which
+ * then keeps its running set). Decoding never waits. NULL + errstr; the
+ * catalogue is owned by the caller. */
 relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf,
                                       long bind_wait_ms, char *errstr,
                                       size_t errstr_size);
