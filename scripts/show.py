@@ -19,7 +19,13 @@ def received():
 def requests():
     for r in json.load(sys.stdin):
         fault = f" (fault {r['fault']})" if r["fault"] else ""
-        print(f"{r['path']} -> {r['status']}, {r['batches']} batch(es){fault}")
+        if 200 <= r["status"] < 300:
+            print(f"{r['path']} -> {r['status']}, {r['batches']} batch(es){fault}")
+        else:
+            # A refused request has no batch count (the simulator never got
+            # as far as taking batches): say why it was refused instead.
+            why = r.get("error") or "no reason given"
+            print(f"{r['path']} -> {r['status']} (refused): {why}{fault}")
 
 
 def dlq():

@@ -10,7 +10,10 @@
 #    an event answered 503 every time is dead-lettered after 5 attempts;
 #  - out.mparticle is valid Avro in the Confluent framing (kcat + fastavro);
 #  - offsets are committed up to the end once everything is handled;
-#  - relayctl dlq replay sends dead letters back once the platform is fine;
+#  - relayctl dlq replay sends dead letters back once the platform is fine,
+#    counts their delivery reports, and exits 1 naming each record it could
+#    not replay (a crafted topic the broker refuses, a non-dead-letter);
+#    relay.connection survives a replay;
 #  - kill -9 of the deliver worker mid-run, then a restart, loses nothing.
 source "$(dirname "$0")/lib.sh"
 broker
@@ -121,12 +124,45 @@ check "the simulator saw exactly 5 attempts" test "$(down_count)" -eq 5
 curl -sf -X DELETE "$SIM/_sim/faults" >/dev/null
 
 # The platform is healthy again: replay the dead letters.
-"$BIN/relayctl" -b "$BS" dlq replay dlq.mparticle 2>>"$WORK/relayctl.log"
+dlq_list dlq.mparticle > "$WORK/dlq-before-replay.jsonl"
+NDLQ=$(wc -l < "$WORK/dlq-before-replay.jsonl")
+check "relayctl dlq replay exits 0 when every record is acknowledged" \
+  "$BIN/relayctl" -b "$BS" dlq replay dlq.mparticle 2>"$WORK/replay.err"
+cat "$WORK/replay.err" >> "$WORK/relayctl.log"
+check "its summary counts one delivery report per dead letter ($NDLQ)" \
+  grep -qx "relayctl: replayed $NDLQ record(s) from dlq.mparticle, 0 failed" "$WORK/replay.err"
 check "after relayctl dlq replay, the refused event arrives" wait_for 30 received_once "$BAD"
 check "and so does the one that met five 503s" wait_for 30 received_once "$R503"
 replay_marked() { "$BIN/relayctl" -b "$BS" consume out.mparticle 2>/dev/null |
   grep "$BAD" | grep -q '"relay.replayed_from":"dlq.mparticle/0/'; }
 check "the replayed record is marked relay.replayed_from on out.mparticle" replay_marked
+
+# A replay that cannot deliver everything says which records failed and
+# why, and exits 1 (an operator must not purge them). Crafted dead letters
+# on their own topics: one to a writable topic (carrying relay.connection,
+# which must survive; relay.error must not), one to a topic name the
+# broker refuses, one that is no relay dead letter at all.
+"$SRC/tests/kafka/create-topics.sh" "$BS" dlq.replaytest:1 replay.target:1 >/dev/null
+printf 'v-ok' | kcat -P -b "$BS" -t dlq.replaytest -k k-ok -H relay.original_topic=replay.target \
+  -H relay.connection=c1 -H relay.error=boom -H trace=t1
+printf 'v-bad' | kcat -P -b "$BS" -t dlq.replaytest -k k-bad -H 'relay.original_topic=no such topic!' \
+  -H relay.error=boom
+printf 'v-none' | kcat -P -b "$BS" -t dlq.replaytest -k k-none
+set +e
+"$BIN/relayctl" -b "$BS" dlq replay dlq.replaytest 2>"$WORK/replay-fail.err"
+REPLAY_RC=$?
+set -e
+cat "$WORK/replay-fail.err" >> "$WORK/relayctl.log"
+check "a replay with failures exits 1" test "$REPLAY_RC" -eq 1
+check "it names the record refused by the broker, with the reason" \
+  grep -q "^relayctl: FAILED dlq.replaytest\[0\]@1 to no such topic!: Broker: Invalid topic" "$WORK/replay-fail.err"
+check "it names the record that is no dead letter" \
+  grep -q "^relayctl: FAILED dlq.replaytest\[0\]@2: no relay.original_topic header" "$WORK/replay-fail.err"
+check "and counts 1 replayed, 2 failed" \
+  grep -qx "relayctl: replayed 1 record(s) from dlq.replaytest, 2 failed" "$WORK/replay-fail.err"
+kcat -C -b "$BS" -t replay.target -e -q -f '%k %h\n' > "$WORK/replay-target.txt"
+check "the replayed record keeps relay.connection and its own headers, not relay.error" \
+  grep -qx "k-ok relay.connection=c1,trace=t1,relay.replayed_from=dlq.replaytest/0/0" "$WORK/replay-target.txt"
 
 # Wave 2: kill -9 the deliver worker while requests are in flight.
 M=300

@@ -220,11 +220,12 @@ class State:
             self._refill()
             return max(0, min(100, round(100 * (self.rate - self.tokens) / self.rate)))
 
-    def record(self, path, status, batches, auth, nbytes, fault, accepted=()):
+    def record(self, path, status, batches, auth, nbytes, fault, accepted=(), error=None):
         with self.lock:
             at = int(time.time() * 1000)
             self.requests.append({"path": path, "status": status, "batches": batches,
-                                  "at_ms": at, "auth": auth, "bytes": nbytes, "fault": fault})
+                                  "at_ms": at, "auth": auth, "bytes": nbytes, "fault": fault,
+                                  "error": error})
             key = str(status)
             self.by_status[key] = self.by_status.get(key, 0) + 1
             self.received.extend({"path": path, "batch": b, "at_ms": at} for b in accepted)
@@ -374,8 +375,11 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         if 200 <= status < 300:
             headers = [*headers, ("X-mp-rate-limit-percentage-used", st.percentage_used())]
+        error = None
+        if isinstance(payload, dict):   # error_body(): the message, for show.py
+            error = (payload.get("errors") or [{}])[0].get("message")
         st.record(self.api_path, status, self.nbatches, self.auth, self.nbytes, self.fault,
-                  accepted)
+                  accepted, error)
         self.reply(status, payload, ctype, headers, self.nbatches)
 
     def events_api(self, path):

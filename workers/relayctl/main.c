@@ -14,7 +14,11 @@
  *     dlq replay TOPIC [-p P] [-o O]
  *                               produce dead letters (all, or the one at
  *                               partition P, offset O) back to their original
- *                               topic, marked relay.replayed_from
+ *                               topic, marked relay.replayed_from; a
+ *                               transform dead letter keeps relay.connection
+ *                               so only that connection is re-applied. Each
+ *                               delivery report is counted: a summary, and
+ *                               exit 1 naming every record that failed
  *     lag GROUP TOPIC           committed offset, end offset and lag of
  *                               each partition
  *     schemas check [SUBJECT...]
@@ -31,6 +35,9 @@
  * with it they are the registry's (Basic auth from
  * RELAY_SCHEMA_REGISTRY_BASIC_AUTH, "user:password").
  *
+ * Options of a command may come before or after its positional arguments
+ * (produce TOPIC -k PATH, as the usage shows, or produce -k PATH TOPIC).
+ *
  * Exit status: 0 ok, 1 a failure (named on stderr), 2 a usage error.
  */
 #include "relay/avro.h"
@@ -39,6 +46,7 @@
 #include "relay/log.h"
 #include "relay/registry.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -78,14 +86,93 @@ static int usage(void)
         return 2;
 }
 
+/* getopt for a command's own vector, with its options allowed after the
+ * positional arguments too: the positionals are gathered into pos[] (at
+ * most maxpos, else a usage error) and each option is handed to on_opt.
+ * glibc's getopt, restarted with optind = 0 for a command's vector, did
+ * not take an option after the positional (produce TOPIC -k PATH exited
+ * 2); this does not depend on how getopt permutes. Returns the number of
+ * positionals, or -1 once usage() or on_opt has said what was wrong. */
+static int command_args(int argc, char **argv, const char *optstring,
+                        int (*on_opt)(int opt, const char *arg, void *ctx),
+                        void *ctx, char **pos, int maxpos)
+{
+        int npos = 0;
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                if (!strcmp(a, "--")) {
+                        while (++i < argc) {
+                                if (npos == maxpos)
+                                        return usage(), -1;
+                                pos[npos++] = argv[i];
+                        }
+                        break;
+                }
+                if (a[0] != '-' || !a[1]) {
+                        if (npos == maxpos)
+                                return usage(), -1;
+                        pos[npos++] = argv[i];
+                        continue;
+                }
+                const char *o = strchr(optstring, a[1]);
+                if (!o || a[1] == ':') {
+                        fprintf(stderr, "relayctl: %s: unknown option %s\n",
+                                argv[0], a);
+                        return usage(), -1;
+                }
+                const char *arg = NULL;
+                if (o[1] == ':') {
+                        if (a[2])
+                                arg = a + 2;
+                        else if (i + 1 < argc)
+                                arg = argv[++i];
+                        else {
+                                fprintf(stderr,
+                                        "relayctl: %s: option -%c needs a "
+                                        "value\n",
+                                        argv[0], a[1]);
+                                return usage(), -1;
+                        }
+                } else if (a[2]) {
+                        return usage(), -1;
+                }
+                if (on_opt(a[1], arg, ctx))
+                        return -1;
+        }
+        return npos;
+}
+
+/* text as a whole non-negative number for option -opt: 0 and *out, or
+ * -1 (printed). */
+static int parse_count(char opt, const char *text, long long max,
+                       long long *out)
+{
+        char *end;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno || v < 0 || v > max) {
+                fprintf(stderr,
+                        "relayctl: -%c '%s': expected a whole number from 0 "
+                        "to %lld\n",
+                        opt, text, max);
+                return -1;
+        }
+        *out = v;
+        return 0;
+}
+
 /* A client of the cluster; a consumer joins group (never committing to
  * it unless told to). */
 static rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type,
-                          const char *group)
+                          const char *group,
+                          void (*dr)(rd_kafka_t *, const rd_kafka_message_t *,
+                                     void *))
 {
         char errstr[512];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         rd_kafka_conf_set_log_cb(kc, relay_log_rdkafka_cb);
+        if (dr)
+                rd_kafka_conf_set_dr_msg_cb(kc, dr);
         if (rd_kafka_conf_set(kc, "bootstrap.servers", c->brokers, errstr,
                               sizeof(errstr)))
                 goto fail;
@@ -156,19 +243,23 @@ static relay_schemas_t *schemas(const struct ctl *c)
         return s;
 }
 
+static int produce_opt(int opt, const char *arg, void *ctx)
+{
+        *(const char **)ctx = arg; /* the only option: -k PATH */
+        return 0;
+}
+
 static int cmd_produce(const struct ctl *c, int argc, char **argv)
 {
         const char *key_path = NULL;
-        int opt;
-        optind = 0; /* glibc: 0 re-initialises getopt for a new vector */
-        while ((opt = getopt(argc, argv, "k:")) != -1)
-                if (opt == 'k')
-                        key_path = optarg;
-                else
-                        return usage();
-        if (optind + 1 != argc)
+        char *pos[1];
+        int npos = command_args(argc, argv, "k:", produce_opt, &key_path, pos,
+                                1);
+        if (npos < 0)
+                return 2;
+        if (npos != 1)
                 return usage();
-        const char *topic = argv[optind];
+        const char *topic = pos[0];
         char subject[300], errstr[1024];
         snprintf(subject, sizeof(subject), "%s-value", topic);
         relay_schemas_t *s = schemas(c);
@@ -176,7 +267,7 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
                 return 1;
         relay_avro_writer_t *w =
             relay_avro_writer_new(s, subject, errstr, sizeof(errstr));
-        rd_kafka_t *rk = w ? client(c, RD_KAFKA_PRODUCER, NULL) : NULL;
+        rd_kafka_t *rk = w ? client(c, RD_KAFKA_PRODUCER, NULL, NULL) : NULL;
         if (!w)
                 fprintf(stderr, "relayctl: %s\n", errstr);
         int rc = rk ? 0 : 1;
@@ -297,7 +388,7 @@ static int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
          * poll wants one; nothing is ever committed to it. */
         char group[64];
         snprintf(group, sizeof(group), "relayctl-%ld", (long)getpid());
-        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group);
+        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group, NULL);
         if (!rk)
                 return 1;
         int nparts = 0;
@@ -390,90 +481,167 @@ static int cmd_consume(const struct ctl *c, const char *topic)
         return rc;
 }
 
+/* One dead letter put back: where from and to, and its delivery report.
+ * The ack comes first: librdkafka hands back the pointer
+ * relay_kafka_produce() was given, and replay_dr() reads it as this. */
+struct replayed {
+        relay_kafka_ack_t ack;
+        char from[300]; /* "<dlq topic>[<partition>]@<offset>" */
+        char to[256];
+        const char *error; /* set when it never reached the producer */
+};
+
 struct replay {
         rd_kafka_t *producer;
         int32_t partition; /* only this one, or -1 for all */
         int64_t offset;    /* only this one, or -1 for all */
-        size_t sent;
+        struct replayed **items; /* each its own allocation: librdkafka
+                                  * holds pointers to them */
+        size_t n;
 };
 
+/* Delivery reports of the replay producer (relayctl's own client, not
+ * relay_kafka_producer_new(), so the callback is ours). */
+static void replay_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque)
+{
+        struct replayed *r = m->_private;
+        if (!r)
+                return;
+        r->ack.err = m->err;
+        r->ack.partition = m->partition;
+        r->ack.offset = m->offset;
+        r->ack.done = 1;
+}
+
+static struct replayed *replay_item(struct replay *rp,
+                                    const rd_kafka_message_t *m)
+{
+        struct replayed *r = relay_calloc(1, sizeof(*r));
+        snprintf(r->from, sizeof(r->from), "%s[%d]@%lld",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition,
+                 (long long)m->offset);
+        rp->items = relay_realloc(rp->items, (rp->n + 1) * sizeof(*rp->items));
+        rp->items[rp->n++] = r;
+        return r;
+}
+
 /* Produce a dead letter back to its original topic: same key, value and
- * headers, less the relay.* ones, plus relay.replayed_from. */
+ * headers, less the relay.* ones, plus relay.replayed_from. Only
+ * relay.connection stays: the transform then re-applies that one
+ * connection, and destinations that took the record get no duplicate. A
+ * record that cannot be replayed is noted and the read goes on, so the
+ * summary names every one. */
 static int replay_record(const rd_kafka_message_t *m, void *arg)
 {
         struct replay *rp = arg;
         if ((rp->partition >= 0 && m->partition != rp->partition) ||
             (rp->offset >= 0 && m->offset != rp->offset))
                 return 0;
+        struct replayed *r = replay_item(rp, m);
         rd_kafka_headers_t *h = NULL;
         const void *val;
         size_t size;
-        char topic[256];
         if (rd_kafka_message_headers(m, &h) ||
             rd_kafka_header_get_last(h, RELAY_DLQ_H_TOPIC, &val, &size) ||
-            !val || size == 0 || size >= sizeof(topic)) {
-                fprintf(stderr,
-                        "relayctl: %s[%d]@%lld has no %s header: not a "
-                        "relay dead letter\n",
-                        rd_kafka_topic_name(m->rkt), (int)m->partition,
-                        (long long)m->offset, RELAY_DLQ_H_TOPIC);
-                return 1;
+            !val || size == 0 || size >= sizeof(r->to)) {
+                r->error = "no " RELAY_DLQ_H_TOPIC
+                           " header: not a relay dead letter";
+                return 0;
         }
-        memcpy(topic, val, size);
-        topic[size] = '\0';
+        memcpy(r->to, val, size);
+        r->to[size] = '\0';
         rd_kafka_headers_t *out = rd_kafka_headers_new(8);
         const char *name;
         for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size);
              i++)
-                if (strncmp(name, "relay.", 6))
+                if (strncmp(name, "relay.", 6) ||
+                    !strcmp(name, RELAY_DLQ_H_CONNECTION))
                         rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
-        relay_kafka_header_addf(out, "relay.replayed_from", "%s/%d/%lld",
+        relay_kafka_header_addf(out, RELAY_DLQ_H_REPLAYED, "%s/%d/%lld",
                                 rd_kafka_topic_name(m->rkt), (int)m->partition,
                                 (long long)m->offset);
-        if (relay_kafka_produce(rp->producer, topic, m->key, m->key_len,
-                                m->payload, m->len, out, NULL)) {
-                fprintf(stderr, "relayctl: cannot produce to %s\n", topic);
-                return 1;
+        rd_kafka_resp_err_t err =
+            relay_kafka_produce(rp->producer, r->to, m->key, m->key_len,
+                                m->payload, m->len, out, &r->ack);
+        if (err) { /* no report will come */
+                r->ack.err = err;
+                r->ack.done = 1;
         }
-        fprintf(stderr, "relayctl: replaying %s[%d]@%lld to %s\n",
-                rd_kafka_topic_name(m->rkt), (int)m->partition,
-                (long long)m->offset, topic);
-        rp->sent++;
+        fprintf(stderr, "relayctl: replaying %s to %s\n", r->from, r->to);
+        return 0;
+}
+
+/* The summary: every failure with its reason, then the counts. Returns
+ * the number that failed. */
+static size_t replay_summary(const struct replay *rp, const char *dlq)
+{
+        size_t ok = 0, failed = 0;
+        for (size_t i = 0; i < rp->n; i++) {
+                const struct replayed *r = rp->items[i];
+                const char *why = r->error;
+                if (!why && !r->ack.done)
+                        why = "no delivery report (timed out)";
+                else if (!why && r->ack.err)
+                        why = rd_kafka_err2str(r->ack.err);
+                if (!why) {
+                        ok++;
+                        continue;
+                }
+                failed++;
+                fprintf(stderr, "relayctl: FAILED %s%s%s: %s\n", r->from,
+                        *r->to ? " to " : "", r->to, why);
+        }
+        fprintf(stderr, "relayctl: replayed %zu record(s) from %s, %zu failed\n",
+                ok, dlq, failed);
+        if (failed)
+                fprintf(stderr,
+                        "relayctl: dlq replay: %zu of %zu record(s) were not "
+                        "replayed (listed above); keep them in %s\n",
+                        failed, rp->n, dlq);
+        return failed;
+}
+
+static int replay_opt(int opt, const char *arg, void *ctx)
+{
+        struct replay *rp = ctx;
+        long long v;
+        if (parse_count((char)opt, arg, opt == 'p' ? INT32_MAX : INT64_MAX,
+                        &v))
+                return -1;
+        if (opt == 'p')
+                rp->partition = (int32_t)v;
+        else
+                rp->offset = v;
         return 0;
 }
 
 static int cmd_replay(const struct ctl *c, int argc, char **argv)
 {
-        struct replay rp = {NULL, -1, -1, 0};
-        int opt;
-        optind = 0; /* glibc: 0 re-initialises getopt for a new vector */
-        while ((opt = getopt(argc, argv, "p:o:")) != -1) {
-                if (opt == 'p')
-                        rp.partition = atoi(optarg);
-                else if (opt == 'o')
-                        rp.offset = atoll(optarg);
-                else
-                        return usage();
-        }
-        if (optind + 1 != argc)
+        struct replay rp = {NULL, -1, -1, NULL, 0};
+        char *pos[1];
+        int npos = command_args(argc, argv, "p:o:", replay_opt, &rp, pos, 1);
+        if (npos < 0)
+                return 2;
+        if (npos != 1)
                 return usage();
-        if (!(rp.producer = client(c, RD_KAFKA_PRODUCER, NULL)))
+        if (!(rp.producer = client(c, RD_KAFKA_PRODUCER, NULL, replay_dr)))
                 return 1;
-        int rc = read_topic(c, argv[optind], replay_record, &rp);
+        int rc = read_topic(c, pos[0], replay_record, &rp);
         rd_kafka_flush(rp.producer, 60000);
-        if (rd_kafka_outq_len(rp.producer) > 0) {
-                fprintf(stderr, "relayctl: %d record(s) not replayed\n",
-                        rd_kafka_outq_len(rp.producer));
+        rd_kafka_poll(rp.producer, 0); /* reports of the last batch */
+        if (replay_summary(&rp, pos[0]))
                 rc = 1;
-        }
         rd_kafka_destroy(rp.producer);
-        fprintf(stderr, "relayctl: replayed %zu record(s)\n", rp.sent);
+        for (size_t i = 0; i < rp.n; i++)
+                free(rp.items[i]);
+        free(rp.items);
         return rc;
 }
 
 static int cmd_lag(const struct ctl *c, const char *group, const char *topic)
 {
-        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group);
+        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group, NULL);
         if (!rk)
                 return 1;
         int nparts = 0;
