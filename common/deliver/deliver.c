@@ -41,6 +41,8 @@
 #include "relay/retry.h"
 #include "relay/worker.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,16 +226,56 @@ static void range_halve(struct relay_deliver *d)
         range_split_at(d, 0, k - rg->start);
 }
 
-/* Make range 0 carry one live record (the probe), the rest after it. */
+/* Whether a live record before position k of range j (in send order)
+ * has the same key (the same person) as the record at k. */
+static int key_earlier(struct relay_deliver *d, size_t j, size_t k)
+{
+        const rd_kafka_message_t *m = relay_pipeline_msg(d->p, d->order[k]);
+        for (size_t r = 0; r <= j; r++) {
+                const struct range *rg = &d->ranges[r];
+                size_t end = r == j ? k : rg->start + rg->n;
+                for (size_t q = rg->start; q < end; q++) {
+                        if (!live(d, q))
+                                continue;
+                        const rd_kafka_message_t *o =
+                            relay_pipeline_msg(d->p, d->order[q]);
+                        if (o->key_len == m->key_len &&
+                            (!m->key_len || !memcmp(o->key, m->key, m->key_len)))
+                                return 1;
+                }
+        }
+        return 0;
+}
+
+/* Put the probe of a paused platform at the front: one live record, taken
+ * from the range that used the fewest attempts, so that a record at fault
+ * (which keeps failing) cannot make the platform look down for ever, and
+ * never one that would overtake an earlier record of the same person. */
 static void range_probe(struct relay_deliver *d)
 {
-        struct range *rg = &d->ranges[0];
-        for (size_t k = rg->start; k < rg->start + rg->n; k++)
-                if (live(d, k)) {
-                        if (k + 1 < rg->start + rg->n)
-                                range_split_at(d, 0, k + 1 - rg->start);
-                        return;
-                }
+        size_t bj = 0, bk = SIZE_MAX;
+        int best = INT_MAX;
+        for (size_t j = 0; j < d->nranges; j++) {
+                const struct range *rg = &d->ranges[j];
+                if (rg->attempts >= best)
+                        continue;
+                for (size_t k = rg->start; k < rg->start + rg->n; k++)
+                        if (live(d, k) && !key_earlier(d, j, k)) {
+                                bj = j;
+                                bk = k;
+                                best = rg->attempts;
+                                break;
+                        }
+        }
+        if (bk == SIZE_MAX)
+                return; /* range 0's first live record is a fine probe */
+        if (bk > d->ranges[bj].start)
+                range_split_at(d, bj, bk - d->ranges[bj].start), bj++;
+        if (d->ranges[bj].n > 1)
+                range_split_at(d, bj, 1);
+        struct range probe = d->ranges[bj];
+        memmove(&d->ranges[1], &d->ranges[0], bj * sizeof(*d->ranges));
+        d->ranges[0] = probe;
 }
 
 static void range_pop(struct relay_deliver *d)
@@ -451,10 +493,6 @@ static void send_front(struct relay_deliver *d)
         rg->attempts++;
         if (!rg->first_fail)
                 rg->first_fail = now;
-        if (d->failures_in_row >= d->breaker_failures) {
-                platform_down(d, PLATFORM_DOWN, why);
-                return;
-        }
         if (rg->attempts >= d->retry.max_attempts) {
                 if (n > 1) {
                         /* Find the record at fault: each half gets one
@@ -474,6 +512,10 @@ static void send_front(struct relay_deliver *d)
                         range_pop(d);
                         return;
                 }
+                platform_down(d, PLATFORM_DOWN, why);
+                return;
+        }
+        if (d->failures_in_row >= d->breaker_failures) {
                 platform_down(d, PLATFORM_DOWN, why);
                 return;
         }
