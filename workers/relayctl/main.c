@@ -551,6 +551,14 @@ static int replay_record(const rd_kafka_message_t *m, void *arg)
         }
         memcpy(r->to, val, size);
         r->to[size] = '\0';
+        if (!rd_kafka_header_get_last(h, RELAY_DLQ_H_OMITTED, &val, &size)) {
+                /* Replaying it would send an empty value in its place. */
+                r->error = "a stub dead letter (" RELAY_DLQ_H_OMITTED
+                           "): the record's value was too large to keep, so "
+                           "there is nothing to replay; fetch it from its "
+                           "origin (relay.original_topic/partition/offset)";
+                return 0;
+        }
         rd_kafka_headers_t *out = rd_kafka_headers_new(8);
         const char *name;
         for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size);
