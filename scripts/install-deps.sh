@@ -2,7 +2,9 @@
 # Installs everything relay needs to build, run the demo and run every test
 # on a fresh Debian 12 machine: the C toolchain and libraries from Debian,
 # kcat, a Java 17 JDK (the broker's admin tools are compiled once) and Maven
-# for the test broker, and fastavro from PyPI for the independent Avro
+# for the test broker, nginx and wrk for the delivery benchmark (nginx
+# runs in the foreground from a temporary directory; its system service is
+# not used), and fastavro from PyPI for the independent Avro
 # checks. Safe to run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,7 +15,8 @@ pkgs=(build-essential cmake pkg-config
       librdkafka-dev libavro-dev libjansson-dev libconfig-dev
       libcurl4-openssl-dev libcmocka-dev
       kcat curl python3 python3-pip
-      openjdk-17-jdk-headless maven util-linux)
+      openjdk-17-jdk-headless maven util-linux
+      nginx wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

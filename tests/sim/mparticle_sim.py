@@ -172,6 +172,7 @@ class State:
             self.received, self.requests, self.faults = [], [], []
             self.by_status = {}
             self.tokens, self.refilled = float(self.rate), time.monotonic()
+            self.saved = 0
 
     def add_faults(self, rules):
         with self.lock:
@@ -441,6 +442,13 @@ class Handler(BaseHTTPRequestHandler):
             batches = [b for b in batches
                        if m not in json.dumps(b, ensure_ascii=False)
                        and m not in json.dumps(b, ensure_ascii=False, separators=(",", ":"))]
+        if getattr(srv, "save_bodies", None):   # the exact bytes, for tests/bench to replay with wrk
+            with st.lock:
+                st.saved += 1
+                name = os.path.join(srv.save_bodies, f"{st.saved:06d}.json")
+            with open(name + ".tmp", "wb") as f:
+                f.write(body)
+            os.replace(name + ".tmp", name)   # a reader never sees half a body
         self.answer(202, reply_body, ctype, accepted=batches)
 
     def parse_batches(self, path, body):
@@ -490,6 +498,8 @@ def main(argv=None):
     ap.add_argument("--rate-limit", type=float, default=0,
                     help="batches per second token bucket (burst = rate); 0 = off")
     ap.add_argument("--log", help="append request log here instead of stderr")
+    ap.add_argument("--save-bodies", metavar="DIR",
+                    help="write the body of every accepted events request to DIR/NNNNNN.json")
     args = ap.parse_args(argv)
 
     server = ThreadingHTTPServer((args.host, args.port), Handler)
@@ -498,6 +508,7 @@ def main(argv=None):
     server.max_bulk, server.enable_413 = args.max_bulk, args.enable_413
     server.max_request_bytes, server.max_batch_bytes = args.max_request_bytes, args.max_batch_bytes
     server.state = State(args.rate_limit)
+    server.save_bodies = args.save_bodies
     server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
     port = server.server_address[1]
 

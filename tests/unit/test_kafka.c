@@ -3,7 +3,8 @@
  * librdkafka's in-process mock cluster (no broker needed). They check what
  * the delivery promise rests on: every produced record is acked with its
  * partition and offset and arrives once, also through injected broker
- * errors; a consumer commits only the offsets the worker stored, so a
+ * errors and acknowledgements lost after the broker appended (a control
+ * without idempotence shows that staging does duplicate); a consumer commits only the offsets the worker stored, so a
  * restarted consumer resumes right after them; and a dead-lettered record
  * keeps its key, value and own headers and carries the relay.* reasons.
  * Every wait is bounded, and an alarm stops the binary if one is not.
@@ -385,44 +386,53 @@ static void test_delivery_failure_reaches_ack(void **state)
         relay_conf_destroy(conf);
 }
 
-static void test_idempotent_through_errors(void **state)
-{
-        struct fx *fx = *state;
-        enum { N = 60, NPARTS = 2 };
-        assert_int_equal(rd_kafka_mock_topic_create(fx->mc, "idem", NPARTS, 1),
-                         0);
-        relay_conf_t *conf =
-            make_conf(fx, "kafka.retry.backoff.ms", "50", "kafka.linger.ms",
-                      "5", "kafka.message.timeout.ms", "10000", NULL);
-        rd_kafka_t *rk = producer(conf);
+/* Stage the failure idempotence exists for, a lost acknowledgement: the
+ * broker appends a batch but its answer arrives after the client's request
+ * timeout, so the client sends the batch again. (The mock applies an
+ * injected round-trip time to the answer of a request it handled, so an
+ * injected NO_ERROR with a long RTT is an append whose ack is lost.) The
+ * refusals of the first requests (transient errors, a dropped connection)
+ * stay in front so that retries of refused batches are covered too. */
+#define LOST_ACK_RTT_MS 1500
+#define LOST_ACK_REQUEST_TIMEOUT "500"
+/* Small batches, so that 60 records make more Produce requests than there
+ * are staged answers and every one of them is used. */
+#define LOST_ACK_BATCH "5"
 
-        /* The next Produce requests fail with transient errors, one with a
-         * dropped connection. (The mock never appends a batch it answers
-         * with an error, so it cannot stage a lost success response; that
-         * idempotence stays on is checked in test_pinned_settings.) */
+static void push_lost_acks(const struct fx *fx)
+{
         assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
-                             fx->mc, MOCK_BROKER_ID, APIKEY_PRODUCE, 6,
+                             fx->mc, MOCK_BROKER_ID, APIKEY_PRODUCE, 8,
                              RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0,
                              RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 0,
+                             RD_KAFKA_RESP_ERR_NO_ERROR, LOST_ACK_RTT_MS,
                              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, 0,
                              RD_KAFKA_RESP_ERR__TRANSPORT, 0,
+                             RD_KAFKA_RESP_ERR_NO_ERROR, LOST_ACK_RTT_MS,
                              RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0,
                              RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 0),
                          0);
+}
 
-        relay_kafka_ack_t acks[N];
-        produce_n(rk, "idem", N, acks);
-
-        /* Every injected answer was used up, so the retries happened. */
+/* Every injected answer was used up: the refusals and the lost acks all
+ * happened, so the retries did. */
+static void assert_errors_used(const struct fx *fx)
+{
         size_t left = 99;
         assert_int_equal(rd_kafka_mock_broker_error_stack_cnt(
                              fx->mc, MOCK_BROKER_ID, APIKEY_PRODUCE, &left),
                          0);
         assert_int_equal(left, 0);
+}
 
+/* How many times each "v<i>" (i < n) is in the topic; returns the number
+ * of records read. */
+static size_t count_values(const struct fx *fx, const char *topic, int nparts,
+                           int n, int *got)
+{
         struct readback rb;
-        read_back(fx, "idem", NPARTS, &rb);
-        int got[N] = {0};
+        read_back(fx, topic, nparts, &rb);
+        memset(got, 0, sizeof(*got) * (size_t)n);
         for (size_t j = 0; j < rb.n; j++) {
                 const rd_kafka_message_t *m = rb.msgs[j];
                 char val[32];
@@ -430,17 +440,107 @@ static void test_idempotent_through_errors(void **state)
                 snprintf(val, sizeof(val), "%.*s", (int)m->len,
                          (const char *)m->payload);
                 assert_int_equal(sscanf(val, "v%d", &i), 1);
-                assert_in_range(i, 0, N - 1);
+                assert_in_range(i, 0, n - 1);
                 got[i]++;
-                assert_int_equal(m->partition, acks[i].partition);
-                assert_int_equal(m->offset, acks[i].offset);
         }
+        size_t total = rb.n;
+        assert_int_equal(log_size(rb.rk, topic, nparts), (int64_t)total);
+        readback_free(&rb);
+        return total;
+}
+
+/* The control: a plain librdkafka producer without idempotence, under the
+ * same staging, does write records twice. Were the staging to stop losing
+ * acks (a librdkafka that treats the injected RTT differently), this
+ * fails, instead of the test below passing for nothing. */
+static void test_lost_ack_duplicates_without_idempotence(void **state)
+{
+        struct fx *fx = *state;
+        enum { N = 60, NPARTS = 2 };
+        char why[256];
+        static const char *const kv[][2] = {
+            {"enable.idempotence", "false"},
+            {"acks", "all"},
+            {"retry.backoff.ms", "50"},
+            {"linger.ms", "5"},
+            {"batch.num.messages", LOST_ACK_BATCH},
+            {"message.timeout.ms", "10000"},
+            {"request.timeout.ms", LOST_ACK_REQUEST_TIMEOUT}};
+        assert_int_equal(
+            rd_kafka_mock_topic_create(fx->mc, "dup", NPARTS, 1), 0);
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers",
+                                           fx->bootstraps, why, sizeof(why)),
+                         RD_KAFKA_CONF_OK);
+        for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+                assert_int_equal(
+                    rd_kafka_conf_set(kc, kv[i][0], kv[i][1], why, sizeof(why)),
+                    RD_KAFKA_CONF_OK);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
+        assert_non_null(rk);
+        /* Connected before the staging, so it hits Produce requests only. */
+        const struct rd_kafka_metadata *md;
+        assert_int_equal(rd_kafka_metadata(rk, 1, NULL, &md, WAIT_MS), 0);
+        rd_kafka_metadata_destroy(md);
+        push_lost_acks(fx);
+
+        for (int i = 0; i < N; i++) {
+                char val[32];
+                int vl = snprintf(val, sizeof(val), "v%d", i);
+                assert_int_equal(rd_kafka_producev(
+                                     rk, RD_KAFKA_V_TOPIC("dup"),
+                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                     RD_KAFKA_V_VALUE(val, (size_t)vl),
+                                     RD_KAFKA_V_END),
+                                 RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+        assert_int_equal(rd_kafka_flush(rk, WAIT_MS), 0);
+        assert_errors_used(fx);
+
+        int got[N];
+        size_t total = count_values(fx, "dup", NPARTS, N, got);
+        int missing = 0;
+        for (int i = 0; i < N; i++)
+                missing += got[i] == 0;
+        assert_int_equal(missing, 0);
+        if (total <= (size_t)N)
+                fail_msg("the staging lost no ack: %zu records for %d sent "
+                         "without idempotence",
+                         total, N);
+        rd_kafka_destroy(rk);
+}
+
+/* relay's producer (idempotence pinned on) through the same lost acks:
+ * every record is in the log exactly once. */
+static void test_idempotent_through_lost_acks(void **state)
+{
+        struct fx *fx = *state;
+        enum { N = 60, NPARTS = 2 };
+        assert_int_equal(rd_kafka_mock_topic_create(fx->mc, "idem", NPARTS, 1),
+                         0);
+        relay_conf_t *conf = make_conf(
+            fx, "kafka.retry.backoff.ms", "50", "kafka.linger.ms", "5",
+            "kafka.batch.num.messages", LOST_ACK_BATCH,
+            "kafka.message.timeout.ms", "10000", "kafka.request.timeout.ms",
+            LOST_ACK_REQUEST_TIMEOUT, NULL);
+        rd_kafka_t *rk = producer(conf);
+        /* Connected before the staging, as the control is. */
+        const struct rd_kafka_metadata *md;
+        assert_int_equal(rd_kafka_metadata(rk, 1, NULL, &md, WAIT_MS), 0);
+        rd_kafka_metadata_destroy(md);
+        push_lost_acks(fx);
+
+        relay_kafka_ack_t acks[N];
+        produce_n(rk, "idem", N, acks);
+        assert_errors_used(fx);
+
+        int got[N];
+        size_t total = count_values(fx, "idem", NPARTS, N, got);
         for (int i = 0; i < N; i++)
                 if (got[i] != 1)
-                        fail_msg("record v%d read %d times", i, got[i]);
-        assert_int_equal(rb.n, N);
-        assert_int_equal(log_size(rb.rk, "idem", NPARTS), N);
-        readback_free(&rb);
+                        fail_msg("record v%d is in the log %d times", i,
+                                 got[i]);
+        assert_int_equal(total, N);
 
         relay_kafka_producer_close(rk, WAIT_MS);
         relay_conf_destroy(conf);
@@ -761,7 +861,8 @@ int main(void)
             cmocka_unit_test(test_produce_acks_and_headers),
             cmocka_unit_test(test_wait_acks_bounded),
             cmocka_unit_test(test_delivery_failure_reaches_ack),
-            cmocka_unit_test(test_idempotent_through_errors),
+            cmocka_unit_test(test_lost_ack_duplicates_without_idempotence),
+            cmocka_unit_test(test_idempotent_through_lost_acks),
             cmocka_unit_test(test_pinned_settings),
             cmocka_unit_test(test_bad_property),
             cmocka_unit_test(test_subscribe),

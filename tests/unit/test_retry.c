@@ -1,8 +1,11 @@
 /*
- * Unit tests for the retry policy: the backoff grows and stops at the cap,
- * the jitter stays within [exp/2, exp] for the extreme draws, Retry-After
- * raises the wait but never past the cap, Retry-After values parse in both
- * forms, and the random source does not repeat itself.
+ * Unit tests for the retry policy, by its contract rather than by one
+ * implementation's arithmetic: every wait lies in [exp/2, exp] where exp is
+ * base * 2^(failed-1) capped at max_ms; the draws spread over that range;
+ * nothing overflows for huge inputs; a Retry-After raises the wait to at
+ * least what the platform asked for, never shortens it, and is held to the
+ * cap; Retry-After values parse in both forms; and the random source does
+ * not repeat itself.
  */
 #include "relay/retry.h"
 
@@ -20,64 +23,144 @@
 #define DATE_STR "Wed, 21 Oct 2026 07:28:00 GMT"
 #define DATE_T   ((time_t)1792567680)
 
+/* The draws every bound is checked with: both ends of the 32-bit range,
+ * a spread of values in between (Knuth's multiplicative hash of a
+ * counter) and some from the real random source. */
+#define NDRAWS 600
+static uint32_t draws[NDRAWS];
+
+static int draws_setup(void **state)
+{
+        (void)state;
+        draws[0] = 0;
+        draws[1] = UINT32_MAX;
+        draws[2] = UINT32_MAX / 2;
+        for (int i = 3; i < NDRAWS - 64; i++)
+                draws[i] = (uint32_t)i * 2654435761u;
+        for (int i = NDRAWS - 64; i < NDRAWS; i++)
+                draws[i] = relay_retry_random();
+        return 0;
+}
+
+/* The exponential step the contract describes, computed independently:
+ * base * 2^(failed-1), at most max; failed < 1 counts as 1. */
+static long step_ms(const relay_retry_policy_t *p, int failed)
+{
+        long base = p->base_ms > 0 ? p->base_ms : 0;
+        long max = p->max_ms > 0 ? p->max_ms : 0;
+        long exp = base < max ? base : max;
+
+        for (int i = 1; i < failed && exp > 0 && exp < max; i++)
+                exp = exp > max / 2 ? max : exp * 2;
+        return exp;
+}
+
+/* Every draw gives a wait in [exp/2, exp]; returns the smallest and the
+ * largest wait seen. */
+static void assert_in_step(const relay_retry_policy_t *p, int failed,
+                           long *lo, long *hi)
+{
+        long exp = step_ms(p, failed);
+
+        *lo = LONG_MAX;
+        *hi = LONG_MIN;
+        for (int i = 0; i < NDRAWS; i++) {
+                long d = relay_retry_delay_ms(p, failed, -1, draws[i]);
+
+                if (d < exp / 2 || d > exp)
+                        fail_msg("failed=%d rnd=%u: wait %ld outside [%ld, %ld]",
+                                 failed, draws[i], d, exp / 2, exp);
+                if (d < *lo)
+                        *lo = d;
+                if (d > *hi)
+                        *hi = d;
+        }
+}
+
 static void test_exponential_growth_and_cap(void **state)
 {
         relay_retry_policy_t p = {
             .max_attempts = 10, .base_ms = 1000, .max_ms = 30000};
+        long lo, hi;
 
-        /* rnd = 0 gives the lower bound, exp / 2: 1000, 2000, 4000 ... */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 0), 500);
-        assert_int_equal(relay_retry_delay_ms(&p, 2, -1, 0), 1000);
-        assert_int_equal(relay_retry_delay_ms(&p, 3, -1, 0), 2000);
-        assert_int_equal(relay_retry_delay_ms(&p, 5, -1, 0), 8000);
-        /* 32000 is past the cap: the step is 30000, its half 15000. */
-        assert_int_equal(relay_retry_delay_ms(&p, 6, -1, 0), 15000);
-        /* Shifting by 99 or INT_MAX must not overflow or wrap. */
-        assert_int_equal(relay_retry_delay_ms(&p, 100, -1, 0), 15000);
-        assert_int_equal(relay_retry_delay_ms(&p, INT_MAX, -1, 0), 15000);
-        assert_int_equal(relay_retry_delay_ms(&p, INT_MAX, -1, 15000), 30000);
+        /* 1000, 2000, 4000 ... up to the cap, then the cap: each step's
+         * waits stay in [exp/2, exp], including far past the cap and for
+         * a failure count whose shift would overflow. */
+        static const int failed[] = {1, 2, 3, 4, 5, 6, 7, 31, 32, 63, 64, 99,
+                                     INT_MAX};
+        for (size_t i = 0; i < sizeof(failed) / sizeof(failed[0]); i++)
+                assert_in_step(&p, failed[i], &lo, &hi);
+        assert_int_equal(step_ms(&p, 5), 16000);
+        assert_int_equal(step_ms(&p, 6), 30000);
+        /* The waits grow: the shortest of step 3 is past the longest of
+         * step 1. */
+        assert_in_step(&p, 1, &lo, &hi);
+        long hi1 = hi;
+        assert_in_step(&p, 3, &lo, &hi);
+        assert_true(lo > hi1);
+        /* Past the cap no wait is longer than the cap. */
+        assert_in_step(&p, INT_MAX, &lo, &hi);
+        assert_true(hi <= 30000 && lo >= 15000);
+
         /* Nothing before the first failure: treated as the first. */
-        assert_int_equal(relay_retry_delay_ms(&p, 0, -1, 0), 500);
-        assert_int_equal(relay_retry_delay_ms(&p, -3, -1, 0), 500);
+        assert_in_step(&p, 0, &lo, &hi);
+        assert_true(lo >= 500 && hi <= 1000);
+        assert_in_step(&p, -3, &lo, &hi);
+        assert_true(lo >= 500 && hi <= 1000);
 
         /* A base above the cap starts at the cap. */
-        p.base_ms = 1000;
         p.max_ms = 300;
-        assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 0), 150);
+        assert_in_step(&p, 1, &lo, &hi);
+        assert_true(lo >= 150 && hi <= 300);
 
         /* Huge values near LONG_MAX do not overflow either. */
         p.base_ms = LONG_MAX / 2;
         p.max_ms = LONG_MAX;
-        assert_int_equal(relay_retry_delay_ms(&p, 3, -1, 0), LONG_MAX / 2);
-        assert_true(relay_retry_delay_ms(&p, 3, -1, UINT32_MAX) <= LONG_MAX);
+        assert_in_step(&p, 1, &lo, &hi);
+        assert_in_step(&p, 3, &lo, &hi);
+        assert_in_step(&p, INT_MAX, &lo, &hi);
+        assert_true(lo > 0);
 
         /* A zero base never waits, however many failures. */
         p.base_ms = 0;
         p.max_ms = 30000;
-        assert_int_equal(relay_retry_delay_ms(&p, INT_MAX, -1, UINT32_MAX), 0);
+        for (int i = 0; i < NDRAWS; i++)
+                assert_int_equal(
+                    relay_retry_delay_ms(&p, INT_MAX, -1, draws[i]), 0);
 }
 
-static void test_jitter_bounds(void **state)
+static void test_jitter_spreads_over_the_range(void **state)
 {
         relay_retry_policy_t p = {
             .max_attempts = 10, .base_ms = 1000, .max_ms = 30000};
+        long lo, hi;
 
-        /* exp = 1000: 500 + rnd % 501. */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 0), 500);
-        /* 4294967295 % 501 = 6. */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, -1, UINT32_MAX), 506);
-        /* The top of the range is exp itself, and it wraps back after. */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 500), 1000);
-        assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 501), 500);
-        /* exp = 30000 (capped): 15000 + 4294967295 % 15001 = 15000 + 983. */
-        assert_int_equal(relay_retry_delay_ms(&p, 10, -1, UINT32_MAX), 15983);
+        /* Workers that failed together must not come back together: the
+         * draws reach both ends of [exp/2, exp] (within 5 % of it) and
+         * give many different waits. */
+        static const int failed[] = {1, 2, 4, 10};
+        for (size_t i = 0; i < sizeof(failed) / sizeof(failed[0]); i++) {
+                long exp = step_ms(&p, failed[i]), span = exp - exp / 2;
 
-        /* Every draw lands in [exp/2, exp]. */
-        for (uint32_t r = 0; r < 5000; r += 7) {
-                long d = relay_retry_delay_ms(&p, 2, -1, r * 2654435761u);
-
-                assert_in_range(d, 1000, 2000);
+                assert_in_step(&p, failed[i], &lo, &hi);
+                if (lo > exp / 2 + span / 20 || hi < exp - span / 20)
+                        fail_msg("failed=%d: waits only span [%ld, %ld] of "
+                                 "[%ld, %ld]",
+                                 failed[i], lo, hi, exp / 2, exp);
         }
+        long seen[NDRAWS];
+        int distinct = 0;
+        for (int i = 0; i < NDRAWS; i++) {
+                long d = relay_retry_delay_ms(&p, 2, -1, draws[i]);
+                int j = 0;
+
+                while (j < distinct && seen[j] != d)
+                        j++;
+                if (j == distinct)
+                        seen[distinct++] = d;
+        }
+        /* 600 draws over 1001 possible waits. */
+        assert_true(distinct > 200);
 }
 
 static void test_retry_after_raises_but_is_capped(void **state)
@@ -85,16 +168,28 @@ static void test_retry_after_raises_but_is_capped(void **state)
         relay_retry_policy_t p = {
             .max_attempts = 10, .base_ms = 1000, .max_ms = 30000};
 
-        /* The jittered wait for rnd = 0 is 500. */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, 5000, 0), 5000);
-        /* A shorter Retry-After does not shorten the backoff. */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, 100, 0), 500);
-        assert_int_equal(relay_retry_delay_ms(&p, 1, 0, 0), 500);
-        /* A platform asking for an hour gets the cap. */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, 3600000, 0), 30000);
-        assert_int_equal(relay_retry_delay_ms(&p, 1, LONG_MAX, 0), 30000);
-        /* -1 means no header. */
-        assert_int_equal(relay_retry_delay_ms(&p, 1, -1, 0), 500);
+        for (int i = 0; i < NDRAWS; i++) {
+                uint32_t r = draws[i];
+                long plain = relay_retry_delay_ms(&p, 1, -1, r);
+
+                /* Honoured: at least what the platform asked for ... */
+                assert_true(relay_retry_delay_ms(&p, 1, 5000, r) >= 5000);
+                assert_true(relay_retry_delay_ms(&p, 1, 29999, r) >= 29999);
+                assert_true(relay_retry_delay_ms(&p, 3, 12345, r) >= 12345);
+                /* ... and not much more: the longer of the two. */
+                assert_true(relay_retry_delay_ms(&p, 1, 5000, r) <=
+                            (plain > 5000 ? plain : 5000));
+                /* A shorter Retry-After does not shorten the backoff. */
+                assert_true(relay_retry_delay_ms(&p, 1, 100, r) >= 500);
+                assert_true(relay_retry_delay_ms(&p, 1, 0, r) >= 500);
+                assert_true(relay_retry_delay_ms(&p, 4, 100, r) >= 4000);
+                /* A platform asking for an hour gets the cap, no more. */
+                assert_true(relay_retry_delay_ms(&p, 1, 3600000, r) <= 30000);
+                assert_true(relay_retry_delay_ms(&p, 1, 3600000, r) >= 15000);
+                assert_true(relay_retry_delay_ms(&p, 1, LONG_MAX, r) <= 30000);
+                /* -1 means no header: the plain backoff. */
+                assert_true(plain >= 500 && plain <= 1000);
+        }
 }
 
 static void test_parse_seconds(void **state)
@@ -177,12 +272,12 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_exponential_growth_and_cap),
-            cmocka_unit_test(test_jitter_bounds),
+            cmocka_unit_test(test_jitter_spreads_over_the_range),
             cmocka_unit_test(test_retry_after_raises_but_is_capped),
             cmocka_unit_test(test_parse_seconds),
             cmocka_unit_test(test_parse_http_date),
             cmocka_unit_test(test_random_differs),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return cmocka_run_group_tests(tests, draws_setup, NULL);
 }

@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# relay-deliver throughput to a sink that answers 202 at once, against wrk
+# posting the same request bodies to the same sink in the same run.
+#
+#   RELAY_BUILD_DIR=build bash tests/bench/deliver.sh [--records N] [--wrk-seconds S]
+#   RELAY_BUILD_DIR=build bash tests/bench/deliver.sh --short   # 5000 records, 2 s of wrk
+#
+# The sink is Debian's nginx with `return 202;` on a free loopback port, run
+# in the foreground as the current user from a temporary directory (no
+# daemon, no system service). The body wrk posts is one relay-deliver really
+# sent: 100 records delivered first to the mParticle simulator, which saves
+# the bytes of each request (--save-bodies).
+#
+# The relay side: N records are produced to out.mparticle on a real broker
+# (tests/kafka/start.sh, or RELAY_TEST_BOOTSTRAP) before relay-deliver
+# starts; it is timed from its start until its group's committed offsets add
+# up to N. Nothing is subtracted (start-up, group join and the last commit
+# are in the figure); the time to the first commit is printed beside it.
+#
+# Builds nothing. Exits 0 whatever the ratio (a measurement, never an
+# asserted timing); 1 when something does not work: a worker or tool fails,
+# the sink answers anything but 202, or the committed offsets are not N.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD_DIR=${RELAY_BUILD_DIR:-build}
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+BIN=$BUILD_DIR/workers
+HELPER=$ROOT/tests/bench/deliver_bench.py
+RECORDS=50000
+WRK_SECONDS=10
+
+usage() {
+  echo "usage: [RELAY_BUILD_DIR=dir] $0 [--records N] [--wrk-seconds S] [--short]" >&2
+  exit 2
+}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --records) [ $# -ge 2 ] || usage; RECORDS=$2; shift 2 ;;
+    --wrk-seconds) [ $# -ge 2 ] || usage; WRK_SECONDS=$2; shift 2 ;;
+    --short) RECORDS=5000; WRK_SECONDS=2; shift ;;
+    *) usage ;;
+  esac
+done
+[[ $RECORDS =~ ^[1-9][0-9]*$ && $WRK_SECONDS =~ ^[1-9][0-9]*$ ]] || usage
+
+die() { echo "deliver.sh: $*" >&2; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || die "nginx not found (scripts/install-deps.sh installs it)"
+command -v wrk >/dev/null || die "wrk not found (scripts/install-deps.sh installs it)"
+python3 -c 'import confluent_kafka' 2>/dev/null || die "python3 lacks confluent_kafka (scripts/install-deps.sh)"
+for b in relay-deliver relayctl; do
+  [ -x "$BIN/$b" ] || die "$BIN/$b not found; build first: RELAY_BUILD_DIR=${RELAY_BUILD_DIR:-build} bash scripts/build.sh"
+done
+
+cache_get() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
+BUILD_TYPE=$(cache_get CMAKE_BUILD_TYPE)
+SANITIZE=$(cache_get RELAY_SANITIZE)
+BUILD_DESC="${BUILD_TYPE:-RelWithDebInfo}${SANITIZE:+, sanitize=$SANITIZE}"
+case $BUILD_TYPE in
+  "" | Release | RelWithDebInfo) [ -z "$SANITIZE" ] ;;
+  *) false ;;
+esac || BUILD_DESC="$BUILD_DESC (not representative)"
+
+TMP=$(mktemp -d /tmp/relay-bench.XXXXXX)
+PIDS=()
+OWN_BROKER=""
+OK=0
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$OWN_BROKER" ]; then "$ROOT/tests/kafka/stop.sh" "$OWN_BROKER" >/dev/null 2>&1 || true; fi
+  if [ "$OK" = 1 ]; then
+    rm -rf "$TMP"
+  else
+    for f in "$TMP"/*.log; do
+      [ -s "$f" ] || continue
+      echo "----- $(basename "$f") (last 20 lines)" >&2; tail -n 20 "$f" | cut -c1-300 >&2
+    done
+    echo "(work files kept in $TMP)" >&2
+  fi
+}
+trap cleanup EXIT
+cd "$ROOT"
+
+# Poll a command until it succeeds; bounded by seconds.
+wait_for() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.1
+  done
+}
+now_ns() { date +%s%N; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# CPU seconds (user + system) a live process has used.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+KEY=bench-key
+SECRET=bench-secret
+# deliver KAFKA_TOPIC GROUP URL LOG [-X ...]: relay-deliver in the background; sets DPID.
+deliver() {
+  local topic=$1 group=$2 url=$3 log=$4; shift 4
+  RELAY_MPARTICLE_API_KEY=$KEY RELAY_MPARTICLE_API_SECRET=$SECRET \
+  "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
+    -X kafka.bootstrap.servers="$BS" -X deliver.topic="$topic" \
+    -X deliver.group_id="$group" -X mparticle.url="$url" "$@" >>"$TMP/$log" 2>&1 &
+  DPID=$!
+  PIDS+=($DPID)
+}
+stop_pid() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+# --- broker and records ---------------------------------------------------------
+# Always a fresh broker of our own: empty topics, so the committed offsets
+# count exactly this run's records.
+OWN_BROKER=${RELAY_KAFKA_DIR:-$BUILD_DIR/kafka}
+export RELAY_KAFKA_DIR=$OWN_BROKER
+# Any free ports: other brokers on the machine may hold the default ones.
+BS=$(RELAY_KAFKA_PORT=${RELAY_KAFKA_PORT:-0} RELAY_KAFKA_CONTROLLER_PORT=${RELAY_KAFKA_CONTROLLER_PORT:-0} \
+     "$ROOT/tests/kafka/start.sh" "$OWN_BROKER" 2>"$TMP/broker-start.log" | sed -n 's/^bootstrap=//p')
+[ -n "$BS" ] || die "broker did not start (tests/kafka/start.sh)"
+TOPIC=out.mparticle
+GROUP=relay-deliver-mparticle
+"$ROOT/tests/kafka/create-topics.sh" "$BS" "$TOPIC:3" dlq.mparticle:1 \
+  >/dev/null 2>"$TMP/topics.log" || die "could not create topics"
+python3 "$HELPER" records "$RECORDS" bench-$$ >"$TMP/records.jsonl"
+t=$(now_ns)
+"$BIN/relayctl" -b "$BS" produce "$TOPIC" <"$TMP/records.jsonl" 2>>"$TMP/relayctl.log" \
+  || die "relayctl produce failed"
+PRODUCE_MS=$(( ($(now_ns) - t) / 1000000 ))
+
+# --- 1. the request body: what relay-deliver sends for 100 records -------------
+# A relay-deliver of another group takes the first records to the
+# simulator, which saves each request's bytes; it is stopped once one
+# request of 100 batches is saved.
+mkdir -p "$TMP/bodies"
+python3 tests/sim/mparticle_sim.py --port 0 --port-file "$TMP/sim.port" --key $KEY \
+  --secret $SECRET --save-bodies "$TMP/bodies" >/dev/null 2>"$TMP/sim.log" &
+SIM_PID=$!
+PIDS+=($SIM_PID)
+wait_for 10 test -s "$TMP/sim.port" || die "simulator did not start"
+SIM=http://127.0.0.1:$(cat "$TMP/sim.port")
+BODY=$TMP/body.json
+full_body() {
+  python3 -c '
+import json, os, sys
+d = sys.argv[1]
+for name in sorted(n for n in os.listdir(d) if n.endswith(".json")):
+    raw = open(os.path.join(d, name), "rb").read()
+    if len(json.loads(raw)) == 100:
+        open(sys.argv[2], "wb").write(raw)
+        sys.exit(0)
+sys.exit(1)' "$TMP/bodies" "$BODY"
+}
+deliver "$TOPIC" relay-bench-capture "$SIM/v2" capture.log
+wait_for 60 full_body || die "relay-deliver sent the simulator no request of 100 batches"
+stop_pid "$DPID"
+stop_pid "$SIM_PID"
+BODY_BYTES=$(wc -c <"$BODY")
+
+# --- 2. the sink ----------------------------------------------------------------
+PORT=$(free_port)
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+# One process in the foreground, as whoever runs the benchmark.
+daemon off;
+master_process off;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx.log warn;
+events { worker_connections 256; }
+http {
+  log_format sink '\$content_length \$status';
+  access_log $TMP/nginx/access.log sink;
+  client_body_temp_path $TMP/nginx/body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  client_max_body_size 16m;
+  server {
+    listen 127.0.0.1:$PORT;
+    location / { return 202; }
+  }
+}
+EOF
+"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e stderr 2>>"$TMP/nginx.log" &
+PIDS+=($!)
+up() { curl -s -o /dev/null -w '%{http_code}' -X POST -d '[]' "http://127.0.0.1:$PORT/v2/bulkevents" | grep -q 202; }
+wait_for 10 up || die "nginx did not answer on 127.0.0.1:$PORT"
+SINK=http://127.0.0.1:$PORT
+log_lines() { wc -l <"$TMP/nginx/access.log"; }
+
+# --- 3. wrk ---------------------------------------------------------------------
+python3 "$HELPER" wrk-lua >"$TMP/post.lua"
+export BENCH_BODY=$BODY
+BENCH_AUTH=$(printf '%s:%s' $KEY $SECRET | base64 -w0)
+export BENCH_AUTH
+# run_wrk NAME CONNECTIONS: one wrk run; appends "NAME requests/s events/s
+# requests non_202+socket_errors mean_request_bytes" to $TMP/results.
+run_wrk() {
+  local name=$1 conns=$2 from
+  from=$(($(log_lines) + 1))
+  wrk -t1 -c"$conns" -d"${WRK_SECONDS}s" -s "$TMP/post.lua" "$SINK/v2/bulkevents" \
+    >"$TMP/wrk-$name.out" 2>>"$TMP/wrk.log" || die "wrk failed"
+  read -r _ mean bad < <(python3 "$HELPER" sink-log "$TMP/nginx/access.log" "$from")
+  python3 - "$name" "$mean" "$bad" "$TMP/wrk-$name.out" >>"$TMP/results" <<'EOF' || die "wrk printed no summary"
+import json, sys
+d = json.loads([l for l in open(sys.argv[4]) if l.startswith("{")][-1])
+rps = d["requests"] / (d["duration_us"] / 1e6)
+print(sys.argv[1], "%.1f" % rps, "%.0f" % (rps * 100), d["requests"],
+      d["non_2xx"] + d["socket_errors"] + int(sys.argv[3]), sys.argv[2])
+EOF
+}
+
+# --- 4. relay-deliver -------------------------------------------------------------
+run_relay() {
+  local from poller t0 first last total cpu
+  python3 "$HELPER" wait "$BS" "$GROUP" "$TOPIC" "$RECORDS" $((120 + RECORDS / 500)) \
+    >"$TMP/wait.out" 2>>"$TMP/wait.log" &
+  poller=$!
+  PIDS+=($poller)
+  wait_for 30 grep -qs ready "$TMP/wait.out" || die "the offset poller did not start"
+  from=$(($(log_lines) + 1))
+  t0=$(now_ns)
+  deliver "$TOPIC" "$GROUP" "$SINK/v2" deliver.log
+  wait "$poller" || die "relay-deliver did not commit $RECORDS records in time"
+  cpu=$(cpu_s "$DPID")
+  stop_pid "$DPID"
+  read -r first last total < <(tail -n 1 "$TMP/wait.out")
+  read -r reqs mean bad < <(python3 "$HELPER" sink-log "$TMP/nginx/access.log" "$from")
+  python3 - "$t0" "$first" "$last" "$RECORDS" "$reqs" "$bad" "$mean" "$cpu" >>"$TMP/results" <<'EOF'
+import sys
+t0, first, last, n, reqs, bad, mean, cpu = sys.argv[1:]
+secs = (int(last) - int(t0)) / 1e9
+print("relay-deliver", "%.1f" % (int(reqs) / secs), "%.0f" % (int(n) / secs), reqs, bad, mean,
+      "%.2f" % secs, "%.2f" % ((int(first) - int(t0)) / 1e9), cpu)
+EOF
+}
+
+echo "relay-deliver -> nginx 'return 202' vs wrk, $RECORDS records, wrk ${WRK_SECONDS} s a run" \
+     "($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), build: $BUILD_DESC)"
+echo "request body: POST /v2/bulkevents, 100 batches, $BODY_BYTES bytes (captured from relay-deliver)"
+echo "produced $RECORDS records to $TOPIC (3 partitions) in $PRODUCE_MS ms, before relay-deliver started"
+run_wrk "wrk-c1-before" 1
+run_relay
+run_wrk "wrk-c1-after" 1
+run_wrk "wrk-c4" 4
+
+# The committed offsets, read again by the project's independent tool.
+COMMITTED=$("$ROOT/tests/kafka/committed-offsets.sh" "$BS" "$GROUP" 2>>"$TMP/offsets.log" \
+  | awk -v t="$TOPIC" '$1 == t { s += $3 } END { print s + 0 }')
+
+python3 - "$TMP/results" "$RECORDS" "$COMMITTED" <<'EOF' || exit 1
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    rows[f[0]] = f[1:]
+n, committed = int(sys.argv[2]), int(sys.argv[3])
+print()
+print("  %-15s %10s %12s %9s %13s %8s" % ("", "events/s", "requests/s", "requests",
+                                        "body bytes", "non-202"))
+for name in ("relay-deliver", "wrk-c1-before", "wrk-c1-after", "wrk-c4"):
+    rps, eps, reqs, bad, mean = rows[name][:5]
+    print("  %-15s %10s %12s %9s %13s %8s" % (name, format(int(eps), ","), rps, reqs, mean, bad))
+r = rows["relay-deliver"]
+relay_eps, relay_reqs = int(r[1]), int(r[2])
+wrk1 = (int(rows["wrk-c1-before"][1]) + int(rows["wrk-c1-after"][1])) / 2
+wrk4 = int(rows["wrk-c4"][1])
+print()
+print("relay/wrk = %.3f (events/s; wrk with 1 connection, as relay-deliver sends one request "
+      "at a time; mean of the runs before and after)" % (relay_eps / wrk1))
+print("relay/wrk-c4 = %.3f" % (relay_eps / wrk4))
+print("relay-deliver: %s records in %s s from its start to all committed (first commit after %s s), "
+      "%.1f batches/request, %s CPU s" % (format(n, ","), r[5], r[6], n / relay_reqs, r[7]))
+print("committed offsets (tests/kafka/committed-offsets.sh): %d of %d" % (committed, n))
+bad = sum(int(v[3]) for v in rows.values())
+if bad:
+    sys.exit("deliver.sh: %d answers were not 202 (or were socket errors)" % bad)
+if committed != n:
+    sys.exit("deliver.sh: committed offsets add up to %d, not %d" % (committed, n))
+EOF
+OK=1
