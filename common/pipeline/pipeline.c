@@ -217,13 +217,16 @@ static void serve_if_due(relay_pipeline_t *p)
                 serve(p, 0);
 }
 
-/* Wait until `until` (relay_mono_ms), serving. -1 when stopped. */
-static int wait_until(relay_pipeline_t *p, int64_t until)
+/* Wait until `until` (relay_mono_ms), serving; an interruptible wait
+ * also ends when pc.interrupt is set. -1 when stopped. */
+static int wait_until(relay_pipeline_t *p, int64_t until, int interruptible)
 {
         serve_if_due(p);
         for (;;) {
                 if (!*p->running)
                         return -1;
+                if (interruptible && p->pc.interrupt && *p->pc.interrupt)
+                        return 0; /* e.g. a SIGHUP: the caller sees to it */
                 int64_t left = until - relay_mono_ms();
                 if (left <= 0)
                         return 0;
@@ -667,11 +670,15 @@ static int take(relay_pipeline_t *p, size_t i)
                 if (p->proc->record(p->opaque, p, i) == RELAY_OK)
                         return 0;
                 int64_t until = p->wake ? p->wake : relay_mono_ms() + backoff;
-                backoff = backoff < 15000 ? backoff * 2 : 30000;
-                if (wait_until(p, until))
+                backoff = backoff < 5000 ? backoff * 2 : 10000;
+                if (wait_until(p, until, 1))
                         return -1;
                 if (p->recs[i].state == PREC_DROPPED)
                         return 0;
+                /* A wait can be long (the registry is away): let a reload
+                 * through; record i holds nothing of the processor's. */
+                if (p->proc->idle)
+                        p->proc->idle(p->opaque, p);
         }
 }
 
@@ -692,11 +699,10 @@ static void fill(relay_pipeline_t *p)
                         }
                         m = rd_kafka_consumer_poll(p->consumer, (int)left);
                         p->last_serve = relay_mono_ms();
-                        if (!m) {
-                                if (p->nrecs)
-                                        break;
-                                continue;
-                        }
+                        if (!m)
+                                /* Quiet: back to the run loop, whose idle
+                                 * hook (a SIGHUP reload) may have work. */
+                                break;
                 }
                 if (m->err) {
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -726,7 +732,7 @@ static void finish(relay_pipeline_t *p)
                 p->wake = 0;
                 if (p->proc->flush(p->opaque, p) == RELAY_OK)
                         break;
-                if (wait_until(p, p->wake))
+                if (wait_until(p, p->wake, 0))
                         break;
         }
         settle(p, -1, 10000);

@@ -65,7 +65,8 @@ typedef struct relay_processor {
         enum relay_result (*flush)(void *opaque, relay_pipeline_t *p);
         /* The batch is over (stored or not): drop per-record state. */
         void (*end)(void *opaque, relay_pipeline_t *p);
-        /* Between batches (e.g. a SIGHUP reload). */
+        /* Between batches, and between two tries at a record that record
+         * answered RETRY for (e.g. a SIGHUP reload). */
         void (*idle)(void *opaque, relay_pipeline_t *p);
 } relay_processor_t;
 
@@ -79,6 +80,9 @@ typedef struct relay_pipeline_conf {
         size_t max_record_bytes; /* 0: message.max.bytes - headroom */
         const char *max_record_key; /* its config key, for the error */
         volatile sig_atomic_t *running; /* cleared: finish and stop */
+        /* set (may be NULL): end a wait early so that the idle hook runs,
+         * e.g. relay_reload for a SIGHUP */
+        volatile sig_atomic_t *interrupt;
 } relay_pipeline_conf_t;
 
 /* The engine with its consumer (subscribed) and producer made from conf's
