@@ -40,6 +40,9 @@ struct platform {
         pthread_mutex_t mu;
         int fail_first;
         struct reply fail, poison, ok, unauthorised;
+        int script[64]; /* if nscript: request n gets status script[n]
+                           (0: accepted), the last one repeating */
+        int nscript;
         int poison_rec; /* -1: none */
         int down;
         char auth[128];
@@ -93,6 +96,9 @@ static const struct reply *platform_reply(void *arg, const struct request *rq,
         if (pf->auth[0] && strcmp(auth, pf->auth))
                 r = &pf->unauthorised;
         else if (n < pf->fail_first)
+                r = &pf->fail;
+        else if (pf->nscript &&
+                 pf->script[n < pf->nscript ? n : pf->nscript - 1])
                 r = &pf->fail;
         else if (poisoned)
                 r = &pf->poison;
@@ -447,6 +453,13 @@ static void test_breaker_opens_no_dead_letters(void **state)
         assert_accepted_once(f, NULL);
         assert_true(kmock_log_count(f->km, "circuit open") >= 1);
         assert_true(platform_nreq(&f->pf) >= 9);
+        /* The whole batch failed breaker_failures (3) times, fewer than
+         * max_attempts (5); from then on one record probes at a time until
+         * the platform accepts one. */
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(f->pf.nrec[i], M);
+        for (int i = 3; i <= 8; i++)
+                assert_int_equal(f->pf.nrec[i], 1);
 }
 
 /* 429 with Retry-After: 1, three times, with max_attempts 1: each wait is
@@ -543,6 +556,38 @@ static void test_failing_record_gives_up(void **state)
         assert_accepted_once(f, except);
 }
 
+/* An outage with a blip: 503 three times (the circuit opens), one probe
+ * accepted, then 503 eight more times, then 202. The platform never kept
+ * accepting records while the others failed, so nothing is
+ * dead-lettered. */
+static void test_outage_with_blip_no_dead_letters(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 6 };
+        /* Known bug, left for the lead (see the pipetests report): after
+         * the accepted probe, first_fail of the rest predates last_ok, so
+         * the lone records that then fail max_attempts times are
+         * dead-lettered as "gave up ... while mparticle accepted other
+         * records" though every request since the probe failed (3 of 6
+         * here). Remove this skip with the fix. */
+        if (!getenv("RELAY_TEST_KNOWN_BUGS"))
+                skip();
+        static const int script[] = {503, 503, 503, 0,   503, 503,
+                                     503, 503, 503, 503, 503, 503, 0};
+        memcpy(f->pf.script, script, sizeof(script));
+        f->pf.nscript = (int)(sizeof(script) / sizeof(script[0]));
+        f->pf.fail = refusal(503, NULL);
+        produce_records(f, 0, M);
+        start(f, NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        struct kmock_readback dlq;
+        kmock_read(f->km, "dlq.mparticle", &dlq);
+        assert_int_equal(dlq.n, 0);
+        kmock_readback_free(&dlq);
+        assert_accepted_once(f, NULL);
+}
+
 /* deliver.max_outage_ms with a platform down for good: what is in hand is
  * dead-lettered with "platform unavailable for", and the offset moves. */
 static void test_max_outage_gives_up(void **state)
@@ -605,6 +650,8 @@ int main(int argc, char **argv)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_failing_record_gives_up,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                test_outage_with_blip_no_dead_letters, setup, teardown),
             cmocka_unit_test_setup_teardown(test_max_outage_gives_up, setup,
                                             teardown),
         };
