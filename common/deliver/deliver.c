@@ -543,6 +543,10 @@ static void give_up(struct relay_deliver *d)
                                             d->resp.status,
                                             d->ranges[j].attempts);
         d->nranges = 0;
+        /* The outage clock starts again: the next records are probed for
+         * their own max_outage_ms, not dead-lettered without a request
+         * because the platform was away before they came. */
+        d->down_since = relay_mono_ms();
 }
 
 static enum relay_result dl_flush(void *opaque, relay_pipeline_t *p)

@@ -4,7 +4,8 @@
  * test itself on 127.0.0.1 at a port the kernel picks. It reads one request
  * at a time, records what arrived (method, header block, body, and how many
  * connections it accepted) and answers with the next reply of the test's
- * script; past the end of the script the last reply repeats. Everything it
+ * script, past the end of which the last reply repeats, or with the reply
+ * a callback of the test chooses from the request (server_choose). Everything it
  * does is bounded by 50 ms polls on a stop flag, so a broken client makes a
  * test fail rather than hang (main() should still arm an alarm).
  *
@@ -54,6 +55,14 @@ struct request {
 
 #define MAX_REQUESTS 32
 
+/* A reply chosen from the request itself (see server_choose): rq is the
+ * request as received (its body is borrowed for the call), n counts every
+ * request answered before it. The reply must stay valid until sent. Runs in
+ * the server's thread, with the server's lock held: it must not call the
+ * server_* functions. */
+typedef const struct reply *(*reply_fn)(void *arg, const struct request *rq,
+                                        int n);
+
 struct server {
         int listen_fd;
         int port;
@@ -66,6 +75,9 @@ struct server {
         struct request req[MAX_REQUESTS];
         int nreq;
         int accepts;
+        reply_fn choose; /* or NULL: the script */
+        void *choose_arg;
+        int answered; /* all requests, also those past MAX_REQUESTS */
 };
 
 static inline int server_stopping(struct server *s)
@@ -172,7 +184,7 @@ static inline int serve_one(struct server *s, int fd, relay_buf_t *in)
         size_t head_len = find_head_end(in);
         char cl[32];
         size_t body_len = 0;
-        struct request *rq;
+        struct request *rq, unrecorded;
         const struct reply *r;
 
         if (!head_len)
@@ -185,19 +197,34 @@ static inline int serve_one(struct server *s, int fd, relay_buf_t *in)
                 return 0;
 
         pthread_mutex_lock(&s->mu);
-        if (s->nreq >= MAX_REQUESTS || s->nscript == 0) {
+        if (s->choose) {
+                /* Chosen by the test: requests past MAX_REQUESTS are
+                 * answered too, only not recorded. */
+                rq = s->nreq < MAX_REQUESTS ? &s->req[s->nreq] : &unrecorded;
+        } else if (s->nreq >= MAX_REQUESTS || s->nscript == 0) {
                 pthread_mutex_unlock(&s->mu);
                 return -1;
+        } else {
+                rq = &s->req[s->nreq];
         }
-        rq = &s->req[s->nreq];
         snprintf(rq->head, sizeof(rq->head), "%.*s", (int)(head_len - 2),
                  in->data);
         sscanf(rq->head, "%15s", rq->method);
         relay_buf_init(&rq->body);
         relay_buf_append(&rq->body, in->data + head_len, body_len);
-        /* Past the end of the script, the last reply repeats. */
-        r = &s->script[s->nreq < s->nscript ? s->nreq : s->nscript - 1];
-        s->nreq++;
+        if (s->choose) {
+                r = s->choose(s->choose_arg, rq, s->answered);
+                if (rq != &unrecorded)
+                        s->nreq++;
+                else
+                        relay_buf_free(&rq->body);
+        } else {
+                /* Past the end of the script, the last reply repeats. */
+                r = &s->script[s->nreq < s->nscript ? s->nreq
+                                                    : s->nscript - 1];
+                s->nreq++;
+        }
+        s->answered++;
         pthread_mutex_unlock(&s->mu);
 
         memmove(in->data, in->data + head_len + body_len,
@@ -268,6 +295,16 @@ static inline void server_script(struct server *s, const struct reply *script,
         pthread_mutex_lock(&s->mu);
         s->script = script;
         s->nscript = n;
+        pthread_mutex_unlock(&s->mu);
+}
+
+/* Choose every reply with fn instead of a script (NULL: back to the
+ * script). */
+static inline void server_choose(struct server *s, reply_fn fn, void *arg)
+{
+        pthread_mutex_lock(&s->mu);
+        s->choose = fn;
+        s->choose_arg = arg;
         pthread_mutex_unlock(&s->mu);
 }
 

@@ -1,0 +1,542 @@
+/*
+ * Unit tests of the pipeline engine (common/pipeline/pipeline.c) with a
+ * trivial processor, on librdkafka's mock cluster: each input record
+ * becomes one output (a copy, or a value of a chosen size), or a dead
+ * letter when its value starts with "bad". What they check is what a user
+ * would: outputs written, offsets committed, dead letters and their
+ * headers, nothing stored past an unwritten output, and a worker that
+ * keeps running and heals. The engine runs in a thread; the test clears
+ * its running flag. Every wait is bounded, and an alarm stops the binary.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "kmock.h"
+#include "unit.h"
+#include "relay/dlq.h"
+#include "relay/pipeline.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+static struct kmock *km;
+
+static const relay_conf_prop_t props[] = {
+    {"name", RELAY_CONF_STRING, "test", 1, 0, 0, "worker name", 0},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
+static const relay_conf_prop_t *const tables[] = {props};
+
+/* ---- the processor -------------------------------------------------------- */
+
+#define MAX_CALLS 16
+
+struct tproc {
+        const char *out_topic;
+        const char *tag;
+        size_t big_len;  /* a record whose value starts "big": output of
+                            this many bytes */
+        int retries;     /* record 0 of the first batch: RETRY this often */
+        long retry_ms;   /* ... each time asking to be woken this much later */
+        /* written by the engine's thread, read with __atomic by the test */
+        int records; /* taken */
+        int calls0;  /* calls for the first record */
+        int64_t call_at[MAX_CALLS], wake_at[MAX_CALLS];
+        int64_t first_offset;
+};
+
+static enum relay_result tp_record(void *opaque, relay_pipeline_t *p, size_t i)
+{
+        struct tproc *t = opaque;
+        const rd_kafka_message_t *m = relay_pipeline_msg(p, i);
+        if (t->retries && (t->calls0 == 0 || m->offset == t->first_offset) &&
+            t->calls0 <= t->retries) {
+                int c = t->calls0;
+                if (c == 0)
+                        t->first_offset = m->offset;
+                t->call_at[c] = relay_mono_ms();
+                __atomic_store_n(&t->calls0, c + 1, __ATOMIC_SEQ_CST);
+                if (c < t->retries) {
+                        t->wake_at[c] = t->call_at[c] + t->retry_ms;
+                        relay_pipeline_wake_at(p, t->wake_at[c]);
+                        return RELAY_RETRY;
+                }
+        }
+        if (m->len >= 3 && !memcmp(m->payload, "bad", 3)) {
+                relay_dlq_info_t info = {NULL, "test", "bad record", 0, 0,
+                                         NULL, 0};
+                relay_pipeline_dead_letter(p, i, &info);
+        } else if (t->big_len && m->len >= 3 && !memcmp(m->payload, "big", 3)) {
+                char *v = relay_calloc(1, t->big_len);
+                relay_pipeline_produce(p, i, t->out_topic, m->key, m->key_len,
+                                       v, t->big_len, t->tag);
+                free(v);
+                relay_pipeline_done(p, i);
+        } else {
+                relay_pipeline_produce(p, i, t->out_topic, m->key, m->key_len,
+                                       m->payload, m->len, t->tag);
+                relay_pipeline_done(p, i);
+        }
+        __atomic_add_fetch(&t->records, 1, __ATOMIC_SEQ_CST);
+        return RELAY_OK;
+}
+
+static enum relay_result tp_flush(void *opaque, relay_pipeline_t *p)
+{
+        return RELAY_OK;
+}
+
+static const relay_processor_t tproc_ops = {.record = tp_record,
+                                            .flush = tp_flush};
+
+/* ---- running the engine ---------------------------------------------------- */
+
+struct run {
+        relay_pipeline_t *p;
+        volatile sig_atomic_t running;
+        pthread_t thread;
+        int rc, done;
+        rd_kafka_t *checker; /* reads the group's committed offset */
+        const char *topic;
+};
+
+static void *run_main(void *arg)
+{
+        struct run *r = arg;
+        r->rc = relay_pipeline_run(r->p);
+        __atomic_store_n(&r->done, 1, __ATOMIC_SEQ_CST);
+        return NULL;
+}
+
+/* Start the engine on topic (group g-<topic>) with the processor. */
+static void start(struct run *r, relay_conf_t *conf, const char *topic,
+                  struct tproc *t, size_t batch)
+{
+        char err[512], group[128];
+        snprintf(group, sizeof(group), "g-%s", topic);
+        memset(r, 0, sizeof(*r));
+        r->running = 1;
+        r->topic = topic;
+        relay_pipeline_conf_t pc = {.worker = "ptest",
+                                    .topics = topic,
+                                    .group_id = group,
+                                    .dlq_topic = "dlq.ptest",
+                                    .batch_size = batch,
+                                    .batch_wait_ms = 200,
+                                    .running = &r->running};
+        r->p = relay_pipeline_new(conf, &pc, &tproc_ops, t, NULL, err,
+                                  sizeof(err));
+        if (!r->p)
+                fail_msg("pipeline: %s", err);
+        r->checker = kmock_client(km, RD_KAFKA_CONSUMER, group);
+        assert_int_equal(pthread_create(&r->thread, NULL, run_main, r), 0);
+}
+
+static void stop(struct run *r)
+{
+        r->running = 0;
+        pthread_join(r->thread, NULL);
+        relay_pipeline_destroy(r->p);
+        rd_kafka_destroy(r->checker);
+        assert_int_equal(r->rc, 0);
+}
+
+static int64_t committed(struct run *r)
+{
+        return kmock_committed(r->checker, r->topic);
+}
+
+/* Wait (bounded) until the group committed want. */
+static void wait_committed(struct run *r, int64_t want)
+{
+        int64_t until = relay_mono_ms() + KMOCK_WAIT_MS, got = -1;
+        while (relay_mono_ms() < until) {
+                if ((got = committed(r)) == want)
+                        return;
+                usleep(100000);
+        }
+        fail_msg("committed offset of %s is %lld, want %lld", r->topic,
+                 (long long)got, (long long)want);
+}
+
+static void wait_records(struct tproc *t, int n)
+{
+        int64_t until = relay_mono_ms() + KMOCK_WAIT_MS;
+        while (__atomic_load_n(&t->records, __ATOMIC_SEQ_CST) < n &&
+               relay_mono_ms() < until)
+                usleep(20000);
+        assert_int_equal(__atomic_load_n(&t->records, __ATOMIC_SEQ_CST), n);
+}
+
+/* n inputs "v0".."v<n-1>" keyed "k0".. to topic. */
+static void produce_inputs(const char *topic, int n)
+{
+        char vals[64][16], keys[64][16];
+        const void *v[64];
+        const char *k[64];
+        size_t l[64];
+        assert_true(n <= 64);
+        for (int i = 0; i < n; i++) {
+                snprintf(vals[i], sizeof(vals[i]), "v%d", i);
+                snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+                v[i] = vals[i];
+                k[i] = keys[i];
+                l[i] = strlen(vals[i]);
+        }
+        kmock_produce(km, topic, v, l, k, (size_t)n);
+}
+
+/* Each of "v0".."v<n-1>" is in topic at least once, in order of first
+ * appearance, and nothing else is. */
+static void assert_outputs(const char *topic, int n)
+{
+        struct kmock_readback rb;
+        kmock_read(km, topic, &rb);
+        int next = 0;
+        for (size_t j = 0; j < rb.n; j++) {
+                char want[16];
+                int seen = -1;
+                const rd_kafka_message_t *m = rb.msgs[j];
+                assert_true(m->len < 15);
+                if (sscanf((const char *)m->payload, "v%d", &seen) != 1)
+                        fail_msg("unexpected output %.*s", (int)m->len,
+                                 (const char *)m->payload);
+                snprintf(want, sizeof(want), "v%d", seen);
+                assert_int_equal(m->len, strlen(want));
+                if (seen == next)
+                        next++;
+                else if (seen > next)
+                        fail_msg("output v%d before v%d", seen, next);
+                /* seen < next: a duplicate, allowed after a retry */
+        }
+        kmock_readback_free(&rb);
+        assert_int_equal(next, n);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+/* N records in: N outputs, each keyed as its input, and the group's
+ * committed offset is exactly N. */
+static void test_outputs_and_offsets(void **state)
+{
+        enum { N = 20 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in1", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out1", 1, 1), 0);
+        produce_inputs("in1", N);
+        relay_conf_t *conf = kmock_conf(km, tables, 1, NULL);
+        struct tproc t = {.out_topic = "out1", .tag = "c1"};
+        struct run r;
+        start(&r, conf, "in1", &t, 8);
+        wait_records(&t, N);
+        wait_committed(&r, N);
+        stop(&r);
+
+        struct kmock_readback rb;
+        kmock_read(km, "out1", &rb);
+        assert_int_equal(rb.n, N);
+        for (size_t i = 0; i < rb.n; i++) {
+                char want[16];
+                snprintf(want, sizeof(want), "v%zu", i);
+                assert_int_equal(rb.msgs[i]->len, strlen(want));
+                assert_memory_equal(rb.msgs[i]->payload, want, strlen(want));
+                snprintf(want, sizeof(want), "k%zu", i);
+                assert_int_equal(rb.msgs[i]->key_len, strlen(want));
+                assert_memory_equal(rb.msgs[i]->key, want, strlen(want));
+        }
+        kmock_readback_free(&rb);
+        relay_conf_destroy(conf);
+}
+
+/* Produce requests fail (NOT_LEADER, answered to every request) for longer
+ * than message.timeout.ms: while they fail nothing is committed; once they
+ * stop, every output is written and the offset moves to N. */
+static void test_transient_produce_errors(void **state)
+{
+        enum { N = 6 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in2", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out2", 1, 1), 0);
+        produce_inputs("in2", N);
+        relay_conf_t *conf =
+            kmock_conf(km, tables, 1, "kafka.message.timeout.ms", "600", NULL);
+        rd_kafka_resp_err_t errs[400];
+        for (size_t i = 0; i < 400; i++)
+                errs[i] = RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
+        rd_kafka_mock_push_request_errors_array(km->mc, KMOCK_APIKEY_PRODUCE,
+                                                400, errs);
+        struct tproc t = {.out_topic = "out2"};
+        struct run r;
+        start(&r, conf, "in2", &t, 8);
+        wait_records(&t, N);
+        /* At least two rounds of timeouts, with retries by the engine. */
+        int64_t until = relay_mono_ms() + KMOCK_WAIT_MS;
+        while (relay_mono_ms() < until &&
+               __atomic_load_n(&relay_pipeline_stats(r.p)->produce_retries,
+                               __ATOMIC_SEQ_CST) < 2)
+                usleep(50000);
+        assert_true(relay_pipeline_stats(r.p)->produce_retries >= 2);
+        assert_int_equal(committed(&r), -1);
+        assert_false(__atomic_load_n(&r.done, __ATOMIC_SEQ_CST));
+
+        rd_kafka_mock_clear_request_errors(km->mc, KMOCK_APIKEY_PRODUCE);
+        wait_committed(&r, N);
+        stop(&r);
+        assert_outputs("out2", N);
+        relay_conf_destroy(conf);
+}
+
+/* The record's fault: an output larger than the producer's
+ * message.max.bytes dead-letters its input (stage produce, the output's
+ * tag as relay.connection); a dead letter that is itself too large becomes
+ * a stub (relay.value_omitted, empty value, the original offset). The
+ * other records go through and the offset moves past all of them. */
+static void test_record_class(void **state)
+{
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in3", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out3", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "dlq.ptest", 1, 1),
+                         0);
+        enum { HUGE = 19950 };
+        char *huge = relay_malloc(HUGE);
+        memset(huge, 'x', HUGE);
+        memcpy(huge, "bad", 3);
+        const void *v[] = {"v0", "big1", huge, "v3"};
+        size_t l[] = {2, 4, HUGE, 2};
+        const char *k[] = {"k0", "k1", "k2", "k3"};
+        kmock_produce(km, "in3", v, l, k, 4);
+        free(huge);
+
+        relay_conf_t *conf =
+            kmock_conf(km, tables, 1, "kafka.message.max.bytes", "20000", NULL);
+        struct tproc t = {.out_topic = "out3", .tag = "conn-a",
+                          .big_len = 25000};
+        struct run r;
+        start(&r, conf, "in3", &t, 8);
+        wait_records(&t, 4);
+        wait_committed(&r, 4);
+        stop(&r);
+
+        struct kmock_readback out, dlq;
+        kmock_read(km, "out3", &out);
+        assert_int_equal(out.n, 2);
+        assert_memory_equal(out.msgs[0]->payload, "v0", 2);
+        assert_memory_equal(out.msgs[1]->payload, "v3", 2);
+        kmock_readback_free(&out);
+
+        char h[512];
+        kmock_read(km, "dlq.ptest", &dlq);
+        assert_int_equal(dlq.n, 2);
+        const rd_kafka_message_t *d = dlq.msgs[0];
+        /* The input whose output was refused, whole. */
+        assert_int_equal(d->len, 4);
+        assert_memory_equal(d->payload, "big1", 4);
+        assert_string_equal(kmock_header(d, RELAY_DLQ_H_STAGE, h, sizeof(h)),
+                            "produce");
+        assert_string_equal(
+            kmock_header(d, RELAY_DLQ_H_CONNECTION, h, sizeof(h)), "conn-a");
+        assert_string_equal(kmock_header(d, RELAY_DLQ_H_OFFSET, h, sizeof(h)),
+                            "1");
+        assert_contains(kmock_header(d, RELAY_DLQ_H_ERROR, h, sizeof(h)),
+                        "out3");
+        assert_false(kmock_has_header(d, RELAY_DLQ_H_OMITTED));
+        /* The stub of the record whose dead letter was too large. */
+        d = dlq.msgs[1];
+        assert_int_equal(d->len, 0);
+        assert_true(kmock_has_header(d, RELAY_DLQ_H_OMITTED));
+        assert_contains(kmock_header(d, RELAY_DLQ_H_OMITTED, h, sizeof(h)),
+                        "19950");
+        assert_string_equal(kmock_header(d, RELAY_DLQ_H_STAGE, h, sizeof(h)),
+                            "test");
+        assert_string_equal(kmock_header(d, RELAY_DLQ_H_ERROR, h, sizeof(h)),
+                            "bad record");
+        assert_string_equal(kmock_header(d, RELAY_DLQ_H_TOPIC, h, sizeof(h)),
+                            "in3");
+        assert_string_equal(kmock_header(d, RELAY_DLQ_H_OFFSET, h, sizeof(h)),
+                            "2");
+        assert_string_equal(kmock_header(d, RELAY_DLQ_H_WORKER, h, sizeof(h)),
+                            "ptest");
+        kmock_readback_free(&dlq);
+        assert_int_equal(kmock_log_count(km, "writing a stub"), 1);
+        relay_conf_destroy(conf);
+}
+
+/* A max_record_bytes whose dead letter could not fit message.max.bytes is
+ * refused, naming the key; the largest that fits is accepted. */
+static void test_max_record_bytes_checked(void **state)
+{
+        char err[512];
+        relay_conf_t *conf =
+            kmock_conf(km, tables, 1, "kafka.message.max.bytes", "20000", NULL);
+        volatile sig_atomic_t running = 1;
+        struct tproc t = {0};
+        size_t room = 20000 - RELAY_DLQ_HEADROOM, got = 0;
+        relay_pipeline_conf_t pc = {.worker = "ptest",
+                                    .topics = "in4",
+                                    .group_id = "g-in4",
+                                    .dlq_topic = "dlq.ptest",
+                                    .batch_size = 1,
+                                    .max_record_bytes = room + 1,
+                                    .max_record_key = "test.max_record_bytes",
+                                    .running = &running};
+        err[0] = '\0';
+        assert_null(relay_pipeline_new(conf, &pc, &tproc_ops, &t, &got, err,
+                                       sizeof(err)));
+        assert_contains(err, "test.max_record_bytes");
+        assert_contains(err, "message.max.bytes");
+
+        pc.max_record_bytes = room;
+        relay_pipeline_t *p =
+            relay_pipeline_new(conf, &pc, &tproc_ops, &t, &got, err,
+                               sizeof(err));
+        if (!p)
+                fail_msg("refused a limit that fits: %s", err);
+        assert_int_equal(got, room);
+        relay_pipeline_destroy(p);
+
+        /* 0 takes the largest that fits. */
+        pc.max_record_bytes = 0;
+        got = 0;
+        p = relay_pipeline_new(conf, &pc, &tproc_ops, &t, &got, err,
+                               sizeof(err));
+        assert_non_null(p);
+        assert_int_equal(got, room);
+        relay_pipeline_destroy(p);
+        relay_conf_destroy(conf);
+}
+
+/* A processor that says RETRY for a record is called again with the same
+ * record no earlier than the time it asked for; the waits add up to well
+ * past max.poll.interval.ms, yet the consumer is served meanwhile: no
+ * MAX_POLL_EXCEEDED, no lost partitions, no dropped records, and the
+ * offset ends at N. */
+static void test_record_retry_serves_consumer(void **state)
+{
+        /* Each wait alone is longer than max.poll.interval.ms (which
+         * cannot be below session.timeout.ms, 4 s here). */
+        enum { N = 3, RETRIES = 2, RETRY_MS = 4500 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in5", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out5", 1, 1), 0);
+        produce_inputs("in5", N);
+        relay_conf_t *conf = kmock_conf(km, tables, 1,
+                                        "kafka.max.poll.interval.ms", "4000",
+                                        NULL);
+        struct tproc t = {.out_topic = "out5", .retries = RETRIES,
+                          .retry_ms = RETRY_MS};
+        struct run r;
+        start(&r, conf, "in5", &t, 8);
+        int64_t until = relay_mono_ms() + RETRIES * RETRY_MS + KMOCK_WAIT_MS;
+        while (__atomic_load_n(&t.records, __ATOMIC_SEQ_CST) < N &&
+               relay_mono_ms() < until)
+                usleep(50000);
+        wait_records(&t, N);
+        wait_committed(&r, N);
+        const relay_pipeline_stats_t *st = relay_pipeline_stats(r.p);
+        assert_int_equal(st->dropped, 0);
+        stop(&r);
+
+        assert_int_equal(t.calls0, RETRIES + 1);
+        for (int c = 0; c < RETRIES; c++)
+                if (t.call_at[c + 1] < t.wake_at[c])
+                        fail_msg("call %d at %lld, before the wake time %lld",
+                                 c + 1, (long long)t.call_at[c + 1],
+                                 (long long)t.wake_at[c]);
+        assert_true(t.call_at[RETRIES] - t.call_at[0] >= RETRIES * RETRY_MS);
+        assert_int_equal(kmock_log_count(km, "maximum poll interval"), 0);
+        assert_int_equal(kmock_log_count(km, "lost"), 0);
+        assert_int_equal(kmock_log_count(km, "MAX_POLL"), 0);
+        assert_outputs("out5", N);
+        relay_conf_destroy(conf);
+}
+
+/* The setup's fault: the output topic does not exist (the mock answers
+ * UNKNOWN_TOPIC_OR_PART, as a broker with auto-creation off): nothing is
+ * committed, the worker keeps running and says why, and once the topic
+ * exists every output is written and the offset moves to N. */
+static void test_setup_class_heals(void **state)
+{
+        enum { N = 4 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in6", 1, 1), 0);
+        /* One partition, so that the read back sees every output. */
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out6", 1, 1), 0);
+        rd_kafka_mock_topic_set_error(km->mc, "out6",
+                                      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+        produce_inputs("in6", N);
+        relay_conf_t *conf = kmock_conf(
+            km, tables, 1, "kafka.topic.metadata.refresh.interval.ms", "500",
+            "kafka.topic.metadata.propagation.max.ms", "200", NULL);
+        struct tproc t = {.out_topic = "out6"};
+        struct run r;
+        start(&r, conf, "in6", &t, 8);
+        wait_records(&t, N);
+        int64_t until = relay_mono_ms() + KMOCK_WAIT_MS;
+        while (relay_mono_ms() < until &&
+               !kmock_log_count(km, "check that the topic exists"))
+                usleep(50000);
+        assert_true(kmock_log_count(km, "check that the topic exists") >= 1);
+        /* Paused and still so a while later: nothing committed, alive. */
+        usleep(2500000);
+        assert_int_equal(committed(&r), -1);
+        assert_false(__atomic_load_n(&r.done, __ATOMIC_SEQ_CST));
+        assert_true(kmock_log_count(km, "cannot write to out6") >= 1);
+
+        rd_kafka_mock_topic_set_error(km->mc, "out6",
+                                      RD_KAFKA_RESP_ERR_NO_ERROR);
+        wait_committed(&r, N);
+        stop(&r);
+        assert_int_equal(kmock_log_count(km, "resumed after"), 1);
+        assert_outputs("out6", N);
+        relay_conf_destroy(conf);
+}
+
+static int log_setup(void **state)
+{
+        kmock_log_start(km, "pipeline");
+        return 0;
+}
+
+static int log_teardown(void **state)
+{
+        kmock_log_stop(km);
+        return 0;
+}
+
+static int group_setup(void **state)
+{
+        km = kmock_new();
+        return 0;
+}
+
+static int group_teardown(void **state)
+{
+        kmock_destroy(km);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        alarm(150);
+        /* One test by name (a glob): test_x ARGV[1]. */
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_outputs_and_offsets,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_transient_produce_errors,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_record_class, log_setup,
+                                            log_teardown),
+            cmocka_unit_test_setup_teardown(test_max_record_bytes_checked,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_record_retry_serves_consumer,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_setup_class_heals, log_setup,
+                                            log_teardown),
+        };
+        int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+        if (rd_kafka_wait_destroyed(5000)) {
+                fprintf(stderr, "librdkafka handles still alive at exit\n");
+                failed++;
+        }
+        return failed;
+}
