@@ -25,8 +25,11 @@
  *   pause, probe with one record on a growing interval, close on success;
  *   attempts are not used while it is open. A request of several records
  *   that used its attempts is split (each half gets one more try); a lone
- *   record that used them is dead-lettered only when the platform has
- *   accepted other records since it first failed, else the circuit opens.
+ *   record that used them is dead-lettered only when the platform accepted
+ *   other records between its last two failures (else the circuit opens).
+ *   Probes are taken from the records that used the fewest attempts and
+ *   never overtake an earlier record of the same person, so a record at
+ *   fault cannot keep the platform looking down.
  * deliver.max_outage_ms (default none) dead-letters what is in hand when
  * the platform stays unavailable longer, for those who want Kafka
  * Connect's give-up behaviour.
@@ -107,6 +110,7 @@ struct range {
         size_t start, n;
         int attempts;       /* failures that used an attempt */
         int64_t first_fail; /* relay_mono_ms of the first, 0 when none */
+        int64_t last_fail;  /* and of the latest */
 };
 
 struct relay_deliver {
@@ -490,10 +494,20 @@ static void send_front(struct relay_deliver *d)
                 platform_down(d, PLATFORM_DOWN, why);
                 return;
         }
-        rg->attempts++;
+        /* A record is at fault only when the platform accepted other
+         * records between its failures: a success before its latest
+         * failure streak says nothing (the platform may have gone down
+         * right after it). */
+        int64_t prev = rg->last_fail;
+        int at_fault = prev && d->last_ok > prev;
+        /* Failures past the last attempt without that evidence are the
+         * platform's: they use nothing. */
+        if (rg->attempts < d->retry.max_attempts)
+                rg->attempts++;
         if (!rg->first_fail)
                 rg->first_fail = now;
-        if (rg->attempts >= d->retry.max_attempts) {
+        rg->last_fail = now;
+        if (rg->attempts >= d->retry.max_attempts && at_fault) {
                 if (n > 1) {
                         /* Find the record at fault: each half gets one
                          * more try. */
@@ -501,21 +515,28 @@ static void send_front(struct relay_deliver *d)
                         range_halve(d);
                         return;
                 }
-                if (d->last_ok > rg->first_fail) {
-                        char reason[700];
-                        snprintf(reason, sizeof(reason),
-                                 "gave up after %d attempts while %s "
-                                 "accepted other records: %s",
-                                 rg->attempts, d->platform, why);
-                        dead_letter(d, d->sent[0], "deliver", reason,
-                                    d->resp.status, rg->attempts);
-                        range_pop(d);
-                        return;
-                }
-                platform_down(d, PLATFORM_DOWN, why);
+                char reason[700];
+                snprintf(reason, sizeof(reason),
+                         "gave up after %d attempts while %s accepted other "
+                         "records: %s",
+                         rg->attempts, d->platform, why);
+                dead_letter(d, d->sent[0], "deliver", reason, d->resp.status,
+                            rg->attempts);
+                range_pop(d);
                 return;
         }
         if (d->failures_in_row >= d->breaker_failures) {
+                platform_down(d, PLATFORM_DOWN, why);
+                return;
+        }
+        if (rg->attempts >= d->retry.max_attempts) {
+                if (n > 1) {
+                        rg->attempts = d->retry.max_attempts - 1;
+                        range_halve(d);
+                        return;
+                }
+                /* Alone, and nothing else was accepted in between: it
+                 * looks like the platform, not the record. */
                 platform_down(d, PLATFORM_DOWN, why);
                 return;
         }

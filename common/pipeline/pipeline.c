@@ -77,6 +77,7 @@ struct relay_pipeline {
         int fatal;
 
         char reason[600]; /* why the work is paused, "" when it is not */
+        int produce_paused; /* the reason is the engine's (a produce) */
         int64_t paused_since;
         relay_pipeline_stats_t stats;
 };
@@ -353,6 +354,8 @@ static struct slot *dead_letter_slot(relay_pipeline_t *p, size_t i,
 void relay_pipeline_dead_letter(relay_pipeline_t *p, size_t i,
                                 const relay_dlq_info_t *info)
 {
+        if (p->recs[i].state == PREC_DROPPED)
+                return; /* its next owner decides */
         /* The stage names are string literals of the workers. */
         dead_letter_slot(p, i, info->stage, info->error, info->http_status,
                          info->attempts, info->connection, info->stub);
@@ -412,6 +415,7 @@ static void slot_failed(relay_pipeline_t *p, struct slot *s,
         s->tries++;
         s->retry_at = relay_mono_ms() + (delay < max ? delay : max);
         p->stats.produce_retries++;
+        p->produce_paused = setup || s->tries >= 3;
         if (setup)
                 relay_pipeline_paused(
                     p,
@@ -439,6 +443,13 @@ static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
                         struct slot *s = slot_at(p, i);
                         if (s->settled)
                                 continue;
+                        if (p->recs[s->rec].state == PREC_DROPPED) {
+                                /* Its partition went to another member,
+                                 * which redoes the record: writing this
+                                 * again would only duplicate it. */
+                                s->settled = 1;
+                                continue;
+                        }
                         if (!s->ack.done) {
                                 open = 1;
                                 continue;
@@ -467,8 +478,13 @@ static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
                 }
                 if (p->fatal)
                         return -1;
-                if (!open)
+                if (!open) {
+                        if (p->produce_paused) {
+                                p->produce_paused = 0;
+                                relay_pipeline_resumed(p);
+                        }
                         return 0;
+                }
                 now = relay_mono_ms();
                 if (bound_ms >= 0 && now >= until)
                         return -1;
@@ -747,8 +763,6 @@ static void finish(relay_pipeline_t *p)
         p->nrecs = 0;
         slots_clear(p);
         p->stats.batches++;
-        if (*p->running)
-                relay_pipeline_resumed(p);
         if (p->paused && *p->running)
                 pause_all(p, 0);
 }
