@@ -58,7 +58,6 @@ struct relay_schemas {
         size_t nunknown;
 };
 
-
 /* catalogue.c */
 
 /* Frees what e holds and zeroes it. */

@@ -90,9 +90,9 @@ static void unknown_add(relay_schemas_t *s, int32_t id)
                                 if (s->unknown[i].until_ms < u->until_ms)
                                         u = &s->unknown[i];
                 } else {
-                        s->unknown = relay_realloc(
-                            s->unknown,
-                            (s->nunknown + 1) * sizeof(*s->unknown));
+                        s->unknown =
+                            relay_realloc(s->unknown, (s->nunknown + 1) *
+                                                          sizeof(*s->unknown));
                         u = &s->unknown[s->nunknown++];
                 }
         }

@@ -420,8 +420,7 @@ enum relay_result relay_avro_decode_written(relay_schemas_t *s, const void *buf,
             relay_schemas_lookup(s, id, &e, errstr, errstr_size);
         if (r != RELAY_OK)
                 return r;
-        if (relay_avro_check_body(e->schema, id, buf, len, errstr,
-                                  errstr_size))
+        if (relay_avro_check_body(e->schema, id, buf, len, errstr, errstr_size))
                 return RELAY_FATAL;
         avro_value_iface_t *iface;
         avro_value_t v;

@@ -60,11 +60,14 @@ struct relay_conf {
  * list is explicit rather than a RELAY_KAFKA_* prefix scan, because other
  * RELAY_KAFKA_* variables exist (the test broker's RELAY_KAFKA_DIR, ...)
  * and must not become librdkafka properties. */
-static const char *const kafka_secrets[] = {
-    "sasl.username",          "sasl.password",
-    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
-    "ssl.key.password",       "ssl.key.pem",
-    "ssl.keystore.password",  NULL};
+static const char *const kafka_secrets[] = {"sasl.username",
+                                            "sasl.password",
+                                            "sasl.oauthbearer.client.secret",
+                                            "sasl.oauthbearer.config",
+                                            "ssl.key.password",
+                                            "ssl.key.pem",
+                                            "ssl.keystore.password",
+                                            NULL};
 
 static const char *type_expected[] = {"a string", "an integer", "a boolean",
                                       "a number"};
@@ -567,8 +570,7 @@ static int read_secret(const char *env, const char *envf, relay_buf_t *b,
                 file = NULL;
         if (val && file) {
                 relay_seterr(errstr, errstr_size,
-                             "%s and %s are both set: set only one", env,
-                             envf);
+                             "%s and %s are both set: set only one", env, envf);
                 return -1;
         }
         relay_buf_reset(b);
@@ -602,17 +604,17 @@ static int read_secret(const char *env, const char *envf, relay_buf_t *b,
 
 /* A secret slot's text from the environment, parsed: 1 with *v (a string
  * borrowed from b), 0 when unset, -1 with errstr. */
-static int secret_value(const struct slot *slot, relay_buf_t *b,
-                        union value *v, char *origin, size_t origin_size,
-                        char *errstr, size_t errstr_size)
+static int secret_value(const struct slot *slot, relay_buf_t *b, union value *v,
+                        char *origin, size_t origin_size, char *errstr,
+                        size_t errstr_size)
 {
         char env[256], envf[264];
         env_name(slot->prop, "", env, sizeof(env));
         env_name(slot->prop, "_FILE", envf, sizeof(envf));
-        int rc = read_secret(env, envf, b, origin, origin_size, errstr,
-                             errstr_size);
-        if (rc == 1 && parse_text(slot->prop, b->data, origin, v, errstr,
-                                  errstr_size))
+        int rc =
+            read_secret(env, envf, b, origin, origin_size, errstr, errstr_size);
+        if (rc == 1 &&
+            parse_text(slot->prop, b->data, origin, v, errstr, errstr_size))
                 rc = -1;
         return rc;
 }

@@ -54,8 +54,7 @@ relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
                                 size_t ntables)
 {
         /* The common keys first, then the worker's, however many. */
-        const relay_conf_prop_t **all =
-            relay_calloc(ntables + 1, sizeof(*all));
+        const relay_conf_prop_t **all = relay_calloc(ntables + 1, sizeof(*all));
         char errstr[1024];
         all[0] = worker_props;
         for (size_t i = 0; i < ntables; i++)

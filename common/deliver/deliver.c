@@ -61,26 +61,31 @@ const relay_conf_prop_t relay_deliver_props[] = {
      "consumer group (default relay-deliver-<platform>)", 0},
     {"deliver.max_attempts", RELAY_CONF_INT, "5", 1, 100, 0,
      "attempts a record gets for failures (5xx, timeouts) while the "
-     "platform accepts other records", 0},
+     "platform accepts other records",
+     0},
     {"deliver.backoff_base_ms", RELAY_CONF_INT, "500", 1, 3600000, 0,
      "backoff before the second attempt; doubles each time, with jitter", 0},
     {"deliver.backoff_max_ms", RELAY_CONF_INT, "30000", 1, 3600000, 0,
      "longest backoff between attempts", 0},
     {"deliver.retry_after_max_ms", RELAY_CONF_INT, "3600000", 0, 86400000, 0,
-     "longest Retry-After honoured (a 429 or a 503 with it uses no attempt)", 0},
+     "longest Retry-After honoured (a 429 or a 503 with it uses no attempt)",
+     0},
     {"deliver.breaker_failures", RELAY_CONF_INT, "3", 1, 1000, 0,
      "failed requests in a row (5xx, timeouts, refused) that open the "
-     "circuit: pause and probe", 0},
+     "circuit: pause and probe",
+     0},
     {"deliver.probe_base_ms", RELAY_CONF_INT, "1000", 10, 3600000, 0,
      "first probe of a paused platform; the interval doubles", 0},
     {"deliver.probe_max_ms", RELAY_CONF_INT, "60000", 10, 3600000, 0,
      "longest interval between probes", 0},
     {"deliver.max_outage_ms", RELAY_CONF_INT, "0", 0, 31536000000LL, 0,
      "dead-letter what is in hand once the platform was unavailable this "
-     "long (0: never; the work waits)", 0},
+     "long (0: never; the work waits)",
+     0},
     {"deliver.http_timeout_ms", RELAY_CONF_INT, "10000", 100, 600000, 0,
      "total time allowed for one request (below half of "
-     "kafka.max.poll.interval.ms)", 0},
+     "kafka.max.poll.interval.ms)",
+     0},
     {"deliver.connect_timeout_ms", RELAY_CONF_INT, "5000", 100, 600000, 0,
      "time allowed to connect", 0},
     {"deliver.batch_size", RELAY_CONF_INT, "0", 0, 100000, 0,
@@ -89,7 +94,8 @@ const relay_conf_prop_t relay_deliver_props[] = {
      "longest wait for more records before a partial batch is sent", 0},
     {"deliver.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
      "larger input records are dead-lettered (0: kafka message.max.bytes "
-     "less the room kept for dead-letter headers)", 0},
+     "less the room kept for dead-letter headers)",
+     0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 /* The platform as the last answers showed it. */
@@ -244,7 +250,8 @@ static int key_earlier(struct relay_deliver *d, size_t j, size_t k)
                         const rd_kafka_message_t *o =
                             relay_pipeline_msg(d->p, d->order[q]);
                         if (o->key_len == m->key_len &&
-                            (!m->key_len || !memcmp(o->key, m->key, m->key_len)))
+                            (!m->key_len ||
+                             !memcmp(o->key, m->key, m->key_len)))
                                 return 1;
                 }
         }
@@ -299,8 +306,8 @@ static void build(struct relay_deliver *d)
                     relay_pipeline_dropped(d->p, i))
                         continue;
                 size_t len = d->recs[i].item.len + 1;
-                struct range *rg = d->nranges ? &d->ranges[d->nranges - 1]
-                                              : NULL;
+                struct range *rg =
+                    d->nranges ? &d->ranges[d->nranges - 1] : NULL;
                 if (!rg || rg->n == d->max_items ||
                     (rg->n && bytes + len > d->max_bytes)) {
                         rg = &d->ranges[d->nranges++];
@@ -393,10 +400,11 @@ static void platform_up(struct relay_deliver *d)
 static void refresh_secrets(struct relay_deliver *d)
 {
         char errstr[512];
-        int changed = relay_conf_reload_secrets(d->conf, errstr, sizeof(errstr));
+        int changed =
+            relay_conf_reload_secrets(d->conf, errstr, sizeof(errstr));
         if (changed < 0) {
-                relay_log(LOG_WARNING, d->worker,
-                          "re-reading the secrets: %s", errstr);
+                relay_log(LOG_WARNING, d->worker, "re-reading the secrets: %s",
+                          errstr);
                 return;
         }
         if (!changed)
@@ -412,8 +420,7 @@ static void refresh_secrets(struct relay_deliver *d)
         relay_adapter_term(d->adapter, d->ad);
         d->ad = fresh;
         relay_log(LOG_INFO, d->worker,
-                  "secrets changed; probing %s with the new ones",
-                  d->platform);
+                  "secrets changed; probing %s with the new ones", d->platform);
 }
 
 /* Send range 0 once and act on the answer. */
@@ -432,8 +439,8 @@ static void send_front(struct relay_deliver *d)
         relay_http_perform(d->http, &req, &d->resp);
         d->requests++;
         why[0] = '\0';
-        enum relay_result r = relay_adapter_classify(d->adapter, d->ad,
-                                                     &d->resp, why, sizeof(why));
+        enum relay_result r = relay_adapter_classify(
+            d->adapter, d->ad, &d->resp, why, sizeof(why));
         enum outcome oc = outcome_of(r, &d->resp);
         int64_t now = relay_mono_ms();
         relay_log(LOG_DEBUG, d->worker,
@@ -615,7 +622,8 @@ static const relay_processor_t deliver_processor = {
     .end = dl_end,
 };
 
-/* ---- life cycle ------------------------------------------------------------ */
+/* ---- life cycle ------------------------------------------------------------
+ */
 
 relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                                    size_t errstr_size)
@@ -651,7 +659,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                 d->batch_size = d->max_items;
         d->retry.max_attempts =
             (int)relay_conf_int(conf, "deliver.max_attempts");
-        d->retry.base_ms = (long)relay_conf_int(conf, "deliver.backoff_base_ms");
+        d->retry.base_ms =
+            (long)relay_conf_int(conf, "deliver.backoff_base_ms");
         d->retry.max_ms = (long)relay_conf_int(conf, "deliver.backoff_max_ms");
         d->retry_after_max =
             (long)relay_conf_int(conf, "deliver.retry_after_max_ms");
@@ -660,7 +669,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         d->probe_base = (long)relay_conf_int(conf, "deliver.probe_base_ms");
         d->probe_max = (long)relay_conf_int(conf, "deliver.probe_max_ms");
         d->max_outage = relay_conf_int(conf, "deliver.max_outage_ms");
-        long http_timeout = (long)relay_conf_int(conf, "deliver.http_timeout_ms");
+        long http_timeout =
+            (long)relay_conf_int(conf, "deliver.http_timeout_ms");
 
         relay_pipeline_conf_t pc = {
             .worker = d->worker,
@@ -668,16 +678,17 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
             .group_id = group_id ? group_id : group,
             .dlq_topic = dlq_topic ? dlq_topic : dlq,
             .batch_size = d->batch_size,
-            .batch_wait_ms = (long)relay_conf_int(conf, "deliver.batch_wait_ms"),
+            .batch_wait_ms =
+                (long)relay_conf_int(conf, "deliver.batch_wait_ms"),
             .max_record_bytes =
                 (size_t)relay_conf_int(conf, "deliver.max_record_bytes"),
             .max_record_key = "deliver.max_record_bytes",
             .running = &relay_run,
         };
         size_t max_record_bytes = 0;
-        if (!(d->p = relay_pipeline_new(conf, &pc, &deliver_processor, d,
-                                        &max_record_bytes, errstr,
-                                        errstr_size)))
+        if (!(d->p =
+                  relay_pipeline_new(conf, &pc, &deliver_processor, d,
+                                     &max_record_bytes, errstr, errstr_size)))
                 goto fail;
         /* One request runs without serving the consumer: it must end well
          * inside max.poll.interval.ms, or the group evicts the worker. */
@@ -694,9 +705,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         snprintf(subject, sizeof(subject), "%s-value", in_topic);
         if (!(d->schemas =
                   relay_worker_schemas(conf, -1, errstr, errstr_size)) ||
-            !(d->reader = relay_avro_reader_new(d->schemas, subject,
-                                                max_record_bytes, errstr,
-                                                errstr_size)))
+            !(d->reader = relay_avro_reader_new(
+                  d->schemas, subject, max_record_bytes, errstr, errstr_size)))
                 goto fail;
         if (!(d->http = relay_http_new(
                   http_timeout,
@@ -728,8 +738,7 @@ int relay_deliver_run(relay_deliver_t *d)
         relay_log(LOG_INFO, d->worker,
                   "stopping: %lu delivered, %lu dead-lettered, %lu requests, "
                   "%lu retries, %lu throttled waits",
-                  d->delivered, d->dead, d->requests, d->retries,
-                  d->throttled);
+                  d->delivered, d->dead, d->requests, d->retries, d->throttled);
         return rc;
 }
 

@@ -61,14 +61,10 @@ rd_kafka_resp_err_t relay_dlq_produce(rd_kafka_t *producer,
                   info->connection ? info->connection : "",
                   info->connection ? ")" : "", info->error);
         if (info->stub)
-                return relay_kafka_produce_once(producer, dlq_topic,
-                                                msg->key_len > 1024 ? NULL
-                                                                    : msg->key,
-                                                msg->key_len > 1024
-                                                    ? 0
-                                                    : msg->key_len,
-                                                NULL, 0, h, ack, 0);
+                return relay_kafka_produce_once(
+                    producer, dlq_topic, msg->key_len > 1024 ? NULL : msg->key,
+                    msg->key_len > 1024 ? 0 : msg->key_len, NULL, 0, h, ack, 0);
         return relay_kafka_produce_once(producer, dlq_topic, msg->key,
-                                        msg->key_len, msg->payload, msg->len,
-                                        h, ack, 0);
+                                        msg->key_len, msg->payload, msg->len, h,
+                                        ack, 0);
 }

@@ -303,9 +303,8 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
                                         relay_kafka_ack_t *ack)
 {
         for (;;) {
-                rd_kafka_resp_err_t err = producev(rk, topic, key, key_len,
-                                                   value, value_len, headers,
-                                                   ack, 0);
+                rd_kafka_resp_err_t err = producev(
+                    rk, topic, key, key_len, value, value_len, headers, ack, 0);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         return err;
                 rd_kafka_poll(rk, 100);
@@ -375,8 +374,7 @@ const char *relay_kafka_class_name(enum relay_kafka_class c)
         return (unsigned)c < 5 ? names[c] : "?";
 }
 
-long long relay_kafka_conf_int(rd_kafka_t *rk, const char *name,
-                               long long def)
+long long relay_kafka_conf_int(rd_kafka_t *rk, const char *name, long long def)
 {
         char buf[64];
         size_t n = sizeof(buf);

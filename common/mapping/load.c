@@ -471,9 +471,9 @@ static relay_connection_t *connection_load(const char *file,
                                            size_t errstr_size)
 {
         static const char *const keys[] = {
-            "id",       "tenant", "source", "destination", "development",
-            "identity", "fields", "events", "event_field", "person",
-            "unmapped", NULL};
+            "id",          "tenant",   "source",   "destination",
+            "development", "identity", "fields",   "events",
+            "event_field", "person",   "unmapped", NULL};
         struct ctx x = {file, schema, NULL, errstr, errstr_size};
         config_t cfg;
         config_init(&cfg);
@@ -523,10 +523,9 @@ static relay_connection_t *connection_load(const char *file,
         c->event_field = ef;
         /* The person is checked like any path: a typo here would silently
          * key every record by its identity instead. */
-        if (person &&
-            !(c->person = resolve_path(
-                  &x, config_setting_get_member(g, "person"), person,
-                  "person")))
+        if (person && !(c->person = resolve_path(
+                            &x, config_setting_get_member(g, "person"), person,
+                            "person")))
                 goto fail;
         if (unmapped) {
                 if (!strcmp(unmapped, "dead_letter")) {

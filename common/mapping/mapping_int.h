@@ -83,7 +83,7 @@ struct relay_connection {
         char *id, *tenant, *source, *destination;
         int development;
         char *event_field;
-        char *person; /* path of the person field, or NULL */
+        char *person;             /* path of the person field, or NULL */
         int unmapped_dead_letter; /* unmapped = "dead_letter" */
         struct identity_rule *ids;
         size_t nids;

@@ -28,9 +28,9 @@ int64_t relay_mapping_notice_interval_ms = 60 * 1000;
  * send any string as an event type; past these, types are counted together
  * under OTHER_TYPES so that neither memory nor a metric's label set grows
  * without bound. */
-#define MAX_TYPES 256
+#define MAX_TYPES    256
 #define MAX_TYPE_LEN 128
-#define OTHER_TYPES "(other types)"
+#define OTHER_TYPES  "(other types)"
 
 /* Count one occurrence; 1 when it is due to be logged (and mark it
  * logged). */
@@ -129,8 +129,8 @@ size_t relay_connection_unmapped_types(const relay_connection_t *c)
         return c->stats->ntypes + (c->stats->other_used ? 1 : 0);
 }
 
-const char *relay_connection_unmapped_get(const relay_connection_t *c,
-                                          size_t i, uint64_t *count)
+const char *relay_connection_unmapped_get(const relay_connection_t *c, size_t i,
+                                          uint64_t *count)
 {
         const struct conn_stats *st = c->stats;
         const struct notice *n;

@@ -76,7 +76,7 @@ struct relay_pipeline {
         int64_t wake;
         int fatal;
 
-        char reason[600]; /* why the work is paused, "" when it is not */
+        char reason[600];   /* why the work is paused, "" when it is not */
         int produce_paused; /* the reason is the engine's (a produce) */
         int64_t paused_since;
         relay_pipeline_stats_t stats;
@@ -173,8 +173,8 @@ static void backlog_push(relay_pipeline_t *p, rd_kafka_message_t *m)
                 p->backlog_head = p->nbacklog = 0;
         if (p->nbacklog == p->backlog_cap) {
                 p->backlog_cap = p->backlog_cap ? 2 * p->backlog_cap : 64;
-                p->backlog = relay_realloc(
-                    p->backlog, p->backlog_cap * sizeof(*p->backlog));
+                p->backlog = relay_realloc(p->backlog, p->backlog_cap *
+                                                           sizeof(*p->backlog));
         }
         p->backlog[p->nbacklog++] = m;
 }
@@ -290,8 +290,8 @@ static void slot_produce(relay_pipeline_t *p, struct slot *s)
                     s->ack.kept.key_len, s->ack.kept.value, s->ack.kept.len,
                     NULL, &s->ack, 1);
         } else {
-                relay_dlq_info_t info = {p->worker,   s->stage,   s->why,
-                                         s->status,   s->attempts, s->tag,
+                relay_dlq_info_t info = {p->worker, s->stage,    s->why,
+                                         s->status, s->attempts, s->tag,
                                          s->stub};
                 err = relay_dlq_produce(p->producer, p->dlq_topic,
                                         p->recs[s->rec].msg, &info, &s->ack);
@@ -333,8 +333,8 @@ void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
 
 static struct slot *dead_letter_slot(relay_pipeline_t *p, size_t i,
                                      const char *stage, const char *why,
-                                     long status, int attempts,
-                                     const char *tag, int stub)
+                                     long status, int attempts, const char *tag,
+                                     int stub)
 {
         struct slot *s = slot_new(p, i, SLOT_DLQ);
         s->stage = stage;
@@ -551,8 +551,8 @@ static void store_batch(relay_pipeline_t *p,
                 e->offset = r->msg->offset + 1;
         }
         if (st->cnt) {
-                rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->consumer,
-                                                                 st);
+                rd_kafka_resp_err_t err =
+                    rd_kafka_offsets_store(p->consumer, st);
                 for (int i = 0; !err && i < st->cnt; i++)
                         if (st->elems[i].err)
                                 err = st->elems[i].err;
@@ -845,8 +845,7 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
         p->serve_ms = (long)(mpi / 10 < 1000 ? mpi / 10 : 1000);
         p->revoke_wait_ms = (long)(mpi / 3 < 10000 ? mpi / 3 : 10000);
         p->last_serve = relay_mono_ms();
-        if (relay_kafka_subscribe(p->consumer, pc->topics, errstr,
-                                  errstr_size))
+        if (relay_kafka_subscribe(p->consumer, pc->topics, errstr, errstr_size))
                 goto fail;
         return p;
 fail:

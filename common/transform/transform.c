@@ -39,7 +39,8 @@ const relay_conf_prop_t relay_transform_props[] = {
     {"transform.topic", RELAY_CONF_STRING, "loyalty.events", 0, -1, 0,
      "input topic; its schema subject is <topic>-value", 0},
     {"transform.connections", RELAY_CONF_STRING, NULL, 0, -1,
-     RELAY_CONF_REQUIRED, "directory of connection files (*.cfg), or one file", 0},
+     RELAY_CONF_REQUIRED, "directory of connection files (*.cfg), or one file",
+     0},
     {"transform.dlq_topic", RELAY_CONF_STRING, "dlq.transform", 0, -1, 0,
      "where records that cannot be decoded or mapped go", 0},
     {"transform.group_id", RELAY_CONF_STRING, NULL, 0, -1, 0,
@@ -50,7 +51,8 @@ const relay_conf_prop_t relay_transform_props[] = {
      "longest wait for more records before a partial batch is finished", 0},
     {"transform.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
      "larger input records are dead-lettered (0: kafka message.max.bytes "
-     "less the room kept for dead-letter headers)", 0},
+     "less the room kept for dead-letter headers)",
+     0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 /* One destination's output: its topic and Avro writer. */
@@ -101,9 +103,9 @@ static int set_load(struct set *s, const relay_conf_t *conf,
         memset(s, 0, sizeof(*s));
         if (!(s->schemas = relay_worker_schemas(conf, bind_wait_ms, errstr,
                                                 errstr_size)) ||
-            !(s->reader = relay_avro_reader_new(s->schemas, subject,
-                                                max_record_bytes, errstr,
-                                                errstr_size)) ||
+            !(s->reader =
+                  relay_avro_reader_new(s->schemas, subject, max_record_bytes,
+                                        errstr, errstr_size)) ||
             !(s->mapping = relay_mapping_load(
                   relay_conf_str(conf, "transform.connections"),
                   relay_schemas_local(s->schemas, subject), errstr,
@@ -286,8 +288,8 @@ relay_transform_t *relay_transform_new(const relay_conf_t *conf, char *errstr,
         if (!(t->p = relay_pipeline_new(conf, &pc, &transform_processor, t,
                                         &t->max_record_bytes, errstr,
                                         errstr_size)) ||
-            set_load(&t->set, conf, t->subject, t->max_record_bytes, -1,
-                     errstr, errstr_size))
+            set_load(&t->set, conf, t->subject, t->max_record_bytes, -1, errstr,
+                     errstr_size))
                 goto fail;
         relay_log(LOG_INFO, "transform",
                   "consuming %s as %s with %zu connection(s); dead letters "

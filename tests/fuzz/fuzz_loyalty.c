@@ -33,8 +33,8 @@ static void init(void)
         char errstr[512], path[1024];
 
         atexit(fini); /* leak checkers see a clean exit */
-        schemas = fuzz_catalogue("fuzz_loyalty", "loyalty.events-value",
-                                 &reader);
+        schemas =
+            fuzz_catalogue("fuzz_loyalty", "loyalty.events-value", &reader);
         if (!(writer = relay_avro_writer_new(schemas, "out.mparticle-value",
                                              errstr, sizeof(errstr)))) {
                 fprintf(stderr, "fuzz_loyalty: %s\n", errstr);

@@ -40,8 +40,8 @@ static void init(void)
         conf = relay_conf_new(tables, 1);
         setenv("RELAY_MPARTICLE_API_KEY", "k", 1);
         setenv("RELAY_MPARTICLE_API_SECRET", "s", 1);
-        schemas = fuzz_catalogue("fuzz_outbound", "out.mparticle-value",
-                                 &reader);
+        schemas =
+            fuzz_catalogue("fuzz_outbound", "out.mparticle-value", &reader);
         if (relay_conf_finish(conf, errstr, sizeof(errstr)) ||
             relay_adapter_init(adapter, &state, conf, errstr, sizeof(errstr))) {
                 fprintf(stderr, "fuzz_outbound: %s\n", errstr);

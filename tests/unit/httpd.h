@@ -5,8 +5,8 @@
  * at a time, records what arrived (method, header block, body, and how many
  * connections it accepted) and answers with the next reply of the test's
  * script, past the end of which the last reply repeats, or with the reply
- * a callback of the test chooses from the request (server_choose). Everything it
- * does is bounded by 50 ms polls on a stop flag, so a broken client makes a
+ * a callback of the test chooses from the request (server_choose). Everything
+ * it does is bounded by 50 ms polls on a stop flag, so a broken client makes a
  * test fail rather than hang (main() should still arm an alarm).
  *
  * Use httpd_setup/httpd_teardown as a cmocka test's setup and teardown: the
@@ -220,8 +220,7 @@ static inline int serve_one(struct server *s, int fd, relay_buf_t *in)
                         relay_buf_free(&rq->body);
         } else {
                 /* Past the end of the script, the last reply repeats. */
-                r = &s->script[s->nreq < s->nscript ? s->nreq
-                                                    : s->nscript - 1];
+                r = &s->script[s->nreq < s->nscript ? s->nreq : s->nscript - 1];
                 s->nreq++;
         }
         s->answered++;

@@ -24,7 +24,7 @@
 
 /* Kafka protocol ApiKey of ProduceRequest (RD_KAFKAP_* is not public). */
 #define KMOCK_APIKEY_PRODUCE 0
-#define KMOCK_WAIT_MS 15000 /* upper bound of any single wait */
+#define KMOCK_WAIT_MS        15000 /* upper bound of any single wait */
 
 struct kmock {
         rd_kafka_t *host; /* runs the mock cluster's threads */
@@ -63,17 +63,22 @@ static inline void kmock_destroy(struct kmock *k)
  * delays a first join by 3 s and a later one by the session timeout less
  * 1 s, so the session must stay above 3 s. */
 static inline relay_conf_t *kmock_conf(const struct kmock *k,
-                                const relay_conf_prop_t *const *tables,
-                                size_t ntables, ...)
+                                       const relay_conf_prop_t *const *tables,
+                                       size_t ntables, ...)
 {
-        static const char *const defaults[] = {
-            "kafka.auto.offset.reset",       "earliest",
-            "kafka.session.timeout.ms",      "4000",
-            "kafka.heartbeat.interval.ms",   "300",
-            "kafka.auto.commit.interval.ms", "100",
-            "kafka.fetch.wait.max.ms",       "50",
-            "kafka.linger.ms",               "5",
-            NULL};
+        static const char *const defaults[] = {"kafka.auto.offset.reset",
+                                               "earliest",
+                                               "kafka.session.timeout.ms",
+                                               "4000",
+                                               "kafka.heartbeat.interval.ms",
+                                               "300",
+                                               "kafka.auto.commit.interval.ms",
+                                               "100",
+                                               "kafka.fetch.wait.max.ms",
+                                               "50",
+                                               "kafka.linger.ms",
+                                               "5",
+                                               NULL};
         char err[512];
         relay_conf_t *conf = relay_conf_new(tables, ntables);
         assert_int_equal(relay_conf_set(conf, "kafka.bootstrap.servers",
@@ -98,8 +103,8 @@ static inline relay_conf_t *kmock_conf(const struct kmock *k,
         return conf;
 }
 
-static inline rd_kafka_t *kmock_client(const struct kmock *k, rd_kafka_type_t type,
-                                const char *group)
+static inline rd_kafka_t *kmock_client(const struct kmock *k,
+                                       rd_kafka_type_t type, const char *group)
 {
         char why[256];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -111,9 +116,9 @@ static inline rd_kafka_t *kmock_client(const struct kmock *k, rd_kafka_type_t ty
                     {"enable.auto.commit", "false"},
                     {"fetch.wait.max.ms", "20"},
                     {"enable.partition.eof", "true"}};
-                assert_int_equal(rd_kafka_conf_set(kc, "group.id", group, why,
-                                                   sizeof(why)),
-                                 RD_KAFKA_CONF_OK);
+                assert_int_equal(
+                    rd_kafka_conf_set(kc, "group.id", group, why, sizeof(why)),
+                    RD_KAFKA_CONF_OK);
                 for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
                         assert_int_equal(rd_kafka_conf_set(kc, kv[i][0],
                                                            kv[i][1], why,
@@ -129,8 +134,8 @@ static inline rd_kafka_t *kmock_client(const struct kmock *k, rd_kafka_type_t ty
 /* Produce n values (and keys, may be NULL) to partition 0 of topic,
  * waiting until all are acked. */
 static inline void kmock_produce(const struct kmock *k, const char *topic,
-                          const void *const *values, const size_t *lens,
-                          const char *const *keys, size_t n)
+                                 const void *const *values, const size_t *lens,
+                                 const char *const *keys, size_t n)
 {
         rd_kafka_t *p = kmock_client(k, RD_KAFKA_PRODUCER, NULL);
         for (size_t i = 0; i < n; i++)
@@ -156,7 +161,7 @@ struct kmock_readback {
 };
 
 static inline void kmock_read(const struct kmock *k, const char *topic,
-                       struct kmock_readback *rb)
+                              struct kmock_readback *rb)
 {
         rb->rk = kmock_client(k, RD_KAFKA_CONSUMER, "relay-test-readback");
         rb->n = 0;
@@ -213,8 +218,8 @@ static inline int64_t kmock_committed(rd_kafka_t *checker, const char *topic)
 }
 
 /* The first header called name as a string ("" when absent) in buf. */
-static inline const char *kmock_header(const rd_kafka_message_t *m, const char *name,
-                                char *buf, size_t size)
+static inline const char *kmock_header(const rd_kafka_message_t *m,
+                                       const char *name, char *buf, size_t size)
 {
         rd_kafka_headers_t *h;
         const void *v;
@@ -227,7 +232,8 @@ static inline const char *kmock_header(const rd_kafka_message_t *m, const char *
         return buf;
 }
 
-static inline int kmock_has_header(const rd_kafka_message_t *m, const char *name)
+static inline int kmock_has_header(const rd_kafka_message_t *m,
+                                   const char *name)
 {
         rd_kafka_headers_t *h;
         const void *v;

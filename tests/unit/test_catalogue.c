@@ -925,9 +925,9 @@ static void test_registry_unreachable(void **state)
                              "registry GET /schemas/ids/16: no answer: ");
 
         t0 = relay_mono_ms();
-        assert_int_equal(relay_avro_decode_written(s, v1.data, v1.len, &j, err,
-                                                   sizeof(err)),
-                         RELAY_RETRY);
+        assert_int_equal(
+            relay_avro_decode_written(s, v1.data, v1.len, &j, err, sizeof(err)),
+            RELAY_RETRY);
         assert_true(relay_mono_ms() - t0 < 150);
         assert_null(j);
         assert_contains(err, "schema registry unavailable");
@@ -983,8 +983,7 @@ static void test_registry_refuses_credentials(void **state)
         relay_buf_init(&v1);
         encode(manifest, sample, &v1);
 
-        queue(srv, 401,
-              "{\"error_code\":40101,\"message\":\"Unauthorized\"}");
+        queue(srv, 401, "{\"error_code\":40101,\"message\":\"Unauthorized\"}");
         for (int i = 0; i < 2; i++) {
                 assert_true(retries_once(srv, r, &v1, 18) < 150);
                 assert_contains(err, "schema id 18: schema registry "
@@ -1025,8 +1024,7 @@ static void refused_unknown(struct server *srv, relay_avro_reader_t *r,
                 queue(srv, 404, SCHEMA_NOT_FOUND);
         assert_int_equal(decode(r, frame, id, &out), RELAY_FATAL);
         snprintf(want, sizeof(want),
-                 "unknown schema id %d (the registry has no such id)",
-                 (int)id);
+                 "unknown schema id %d (the registry has no such id)", (int)id);
         assert_string_equal(err, want);
         assert_int_equal(server_nreq(srv), n + asked);
 }

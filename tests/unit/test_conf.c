@@ -57,18 +57,17 @@ static int group_teardown(void **state)
 
 /* The variables any test here sets: cleared before each, since one test
  * binary is one process. */
-static const char *const test_env[] = {
-    "RELAY_MPARTICLE_API_SECRET",
-    "RELAY_MPARTICLE_API_SECRET_FILE",
-    "RELAY_KAFKA_SASL_USERNAME",
-    "RELAY_KAFKA_SASL_PASSWORD",
-    "RELAY_KAFKA_SASL_PASSWORD_FILE",
-    "RELAY_KAFKA_SSL_KEY_PASSWORD",
-    "RELAY_KAFKA_SSL_KEY_PASSWORD_FILE",
-    "RELAY_KAFKA_DIR",
-    "RELAY_KAFKA_BOOTSTRAP_SERVERS",
-    "RELAY_BOUND_TOKEN",
-    NULL};
+static const char *const test_env[] = {"RELAY_MPARTICLE_API_SECRET",
+                                       "RELAY_MPARTICLE_API_SECRET_FILE",
+                                       "RELAY_KAFKA_SASL_USERNAME",
+                                       "RELAY_KAFKA_SASL_PASSWORD",
+                                       "RELAY_KAFKA_SASL_PASSWORD_FILE",
+                                       "RELAY_KAFKA_SSL_KEY_PASSWORD",
+                                       "RELAY_KAFKA_SSL_KEY_PASSWORD_FILE",
+                                       "RELAY_KAFKA_DIR",
+                                       "RELAY_KAFKA_BOOTSTRAP_SERVERS",
+                                       "RELAY_BOUND_TOKEN",
+                                       NULL};
 
 static int setup(void **state)
 {
@@ -417,8 +416,8 @@ static void test_kafka_secret_in_file_refused(void **state)
                  path);
         assert_string_equal(err, want);
 
-        assert_int_equal(relay_conf_set(conf, "kafka.ssl.key.password",
-                                        "leak", err, sizeof(err)),
+        assert_int_equal(relay_conf_set(conf, "kafka.ssl.key.password", "leak",
+                                        err, sizeof(err)),
                          -1);
         assert_string_equal(err, "-X: kafka property 'ssl.key.password' is a "
                                  "secret and must come from the environment "
@@ -486,8 +485,7 @@ static void test_reload_secrets(void **state)
         char moved[600];
         snprintf(moved, sizeof(moved), "%s.moved", path);
         assert_int_equal(rename(path, moved), 0);
-        assert_int_equal(relay_conf_reload_secrets(conf, err, sizeof(err)),
-                         -1);
+        assert_int_equal(relay_conf_reload_secrets(conf, err, sizeof(err)), -1);
         assert_err("RELAY_MPARTICLE_API_SECRET_FILE: cannot read '");
         assert_err("No such file or directory");
         assert_string_equal(relay_conf_str(conf, "mparticle.api_secret"),
@@ -535,12 +533,10 @@ static void test_bind(void **state)
         struct bound b;
         memset(&b, 0x5a, sizeof(b));
         b.untouched = 42;
-        assert_int_equal(relay_conf_set(conf, "bound.attempts", "9", err,
-                                        sizeof(err)),
-                         0);
-        assert_int_equal(relay_conf_set(conf, "bound.dry_run", "yes", err,
-                                        sizeof(err)),
-                         0);
+        assert_int_equal(
+            relay_conf_set(conf, "bound.attempts", "9", err, sizeof(err)), 0);
+        assert_int_equal(
+            relay_conf_set(conf, "bound.dry_run", "yes", err, sizeof(err)), 0);
         setenv("RELAY_BOUND_TOKEN", "tok", 1);
         assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
         assert_int_equal(

@@ -30,7 +30,8 @@
 
 #define MAXREC 64
 
-/* ---- the platform ---------------------------------------------------------- */
+/* ---- the platform ----------------------------------------------------------
+ */
 
 /* What the platform does: the first fail_first requests get fail; a
  * request carrying the poison record gets poison; with down set, every
@@ -49,7 +50,7 @@ struct platform {
         /* seen */
         int nreq;
         int64_t req_at[512];
-        int nrec[512];    /* records in the request */
+        int nrec[512]; /* records in the request */
         int status[512];
         int accepted[MAXREC]; /* times each record was accepted */
 };
@@ -66,15 +67,15 @@ static struct reply refusal(int status, const char *headers)
 /* The records of a request: source_request_id ends in the record number. */
 static int records_of(const struct request *rq, int *recs, int max)
 {
-        json_t *j = json_loadb(rq->body.data ? rq->body.data : "",
-                               rq->body.len, 0, NULL);
+        json_t *j = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len,
+                               0, NULL);
         int n = 0;
         size_t i;
         json_t *b;
         json_array_foreach(j, i, b)
         {
-                const char *id = json_string_value(
-                    json_object_get(b, "source_request_id"));
+                const char *id =
+                    json_string_value(json_object_get(b, "source_request_id"));
                 if (id && n < max)
                         recs[n++] = atoi(id + strlen(id) - 6);
         }
@@ -126,7 +127,8 @@ static int platform_nreq(struct platform *pf)
         return n;
 }
 
-/* ---- the fixture ------------------------------------------------------------ */
+/* ---- the fixture ------------------------------------------------------------
+ */
 
 struct fx {
         struct kmock *km;
@@ -268,16 +270,23 @@ static void start(struct fx *f, ...)
         const relay_conf_prop_t *tables[] = {
             relay_deliver_props, relay_adapter_find("mparticle")->props,
             test_props};
-        static const char *const fast[] = {
-            "deliver.platform",        "mparticle",
-            "deliver.batch_size",      "8",
-            "deliver.batch_wait_ms",   "500",
-            "deliver.backoff_base_ms", "50",
-            "deliver.backoff_max_ms",  "200",
-            "deliver.probe_base_ms",   "100",
-            "deliver.probe_max_ms",    "400",
-            "deliver.http_timeout_ms", "2000",
-            NULL};
+        static const char *const fast[] = {"deliver.platform",
+                                           "mparticle",
+                                           "deliver.batch_size",
+                                           "8",
+                                           "deliver.batch_wait_ms",
+                                           "500",
+                                           "deliver.backoff_base_ms",
+                                           "50",
+                                           "deliver.backoff_max_ms",
+                                           "200",
+                                           "deliver.probe_base_ms",
+                                           "100",
+                                           "deliver.probe_max_ms",
+                                           "400",
+                                           "deliver.http_timeout_ms",
+                                           "2000",
+                                           NULL};
         make_url(url, sizeof(url), f->srv->port, "/v2");
         relay_conf_t *conf = relay_conf_new(tables, 3);
         const char *base[] = {"kafka.bootstrap.servers",
@@ -367,7 +376,8 @@ static void assert_accepted_once(struct fx *f, const int *except)
         }
 }
 
-/* ---- tests ------------------------------------------------------------------- */
+/* ---- tests
+ * ------------------------------------------------------------------- */
 
 /* 403 three times, then 202: the connection is paused, not the records
  * dead-lettered; it probes with one record at a time; all arrive. */
@@ -486,11 +496,11 @@ static void test_retry_after_uses_no_attempt(void **state)
                 assert_int_equal(f->pf.nrec[i], M);
         for (int i = 1; i < 4; i++)
                 if (f->pf.req_at[i] - f->pf.req_at[i - 1] < 1000)
-                        fail_msg("request %d %lld ms after the 429 asking "
-                                 "for 1 s",
-                                 i,
-                                 (long long)(f->pf.req_at[i] -
-                                             f->pf.req_at[i - 1]));
+                        fail_msg(
+                            "request %d %lld ms after the 429 asking "
+                            "for 1 s",
+                            i,
+                            (long long)(f->pf.req_at[i] - f->pf.req_at[i - 1]));
 }
 
 static void assert_one_dead_letter(struct fx *f, int rec, const char *status,
@@ -567,8 +577,8 @@ static void test_outage_with_blip_no_dead_letters(void **state)
         /* A probe accepted in the middle of an outage is no evidence
          * against the records that fail after it: nothing may be
          * dead-lettered. */
-        static const int script[] = {503, 503, 503, 0,   503, 503,
-                                     503, 503, 503, 503, 503, 503, 0};
+        static const int script[] = {503, 503, 503, 0,   503, 503, 503,
+                                     503, 503, 503, 503, 503, 0};
         memcpy(f->pf.script, script, sizeof(script));
         f->pf.nscript = (int)(sizeof(script) / sizeof(script[0]));
         f->pf.fail = refusal(503, NULL);
@@ -600,9 +610,9 @@ static void test_max_outage_gives_up(void **state)
         kmock_read(f->km, "dlq.mparticle", &dlq);
         assert_int_equal(dlq.n, M);
         for (size_t i = 0; i < dlq.n; i++)
-                assert_contains(kmock_header(dlq.msgs[i], RELAY_DLQ_H_ERROR, h,
-                                             sizeof(h)),
-                                "platform unavailable for");
+                assert_contains(
+                    kmock_header(dlq.msgs[i], RELAY_DLQ_H_ERROR, h, sizeof(h)),
+                    "platform unavailable for");
         kmock_readback_free(&dlq);
         /* It gave up no earlier than it was told to. */
         assert_true(f->pf.req_at[f->pf.nreq - 1] - f->pf.req_at[0] >= 1000);
@@ -641,10 +651,10 @@ int main(int argc, char **argv)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_retry_after_uses_no_attempt,
                                             setup, teardown),
-            cmocka_unit_test_setup_teardown(test_refused_record_isolated,
-                                            setup, teardown),
-            cmocka_unit_test_setup_teardown(test_failing_record_gives_up,
-                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_refused_record_isolated, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_failing_record_gives_up, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(
                 test_outage_with_blip_no_dead_letters, setup, teardown),
             cmocka_unit_test_setup_teardown(test_max_outage_gives_up, setup,

@@ -4,10 +4,11 @@
  * the delivery promise rests on: every produced record is acked with its
  * partition and offset and arrives once, also through injected broker
  * errors and acknowledgements lost after the broker appended (a control
- * without idempotence shows that staging does duplicate); a consumer commits only the offsets the worker stored, so a
- * restarted consumer resumes right after them; and a dead-lettered record
- * keeps its key, value and own headers and carries the relay.* reasons.
- * Every wait is bounded, and an alarm stops the binary if one is not.
+ * without idempotence shows that staging does duplicate); a consumer commits
+ * only the offsets the worker stored, so a restarted consumer resumes right
+ * after them; and a dead-lettered record keeps its key, value and own headers
+ * and carries the relay.* reasons. Every wait is bounded, and an alarm stops
+ * the binary if one is not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -393,7 +394,7 @@ static void test_delivery_failure_reaches_ack(void **state)
  * injected NO_ERROR with a long RTT is an append whose ack is lost.) The
  * refusals of the first requests (transient errors, a dropped connection)
  * stay in front so that retries of refused batches are covered too. */
-#define LOST_ACK_RTT_MS 1500
+#define LOST_ACK_RTT_MS          1500
 #define LOST_ACK_REQUEST_TIMEOUT "500"
 /* Small batches, so that 60 records make more Produce requests than there
  * are staged answers and every one of them is used. */
@@ -466,8 +467,8 @@ static void test_lost_ack_duplicates_without_idempotence(void **state)
             {"batch.num.messages", LOST_ACK_BATCH},
             {"message.timeout.ms", "10000"},
             {"request.timeout.ms", LOST_ACK_REQUEST_TIMEOUT}};
-        assert_int_equal(
-            rd_kafka_mock_topic_create(fx->mc, "dup", NPARTS, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(fx->mc, "dup", NPARTS, 1),
+                         0);
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers",
                                            fx->bootstraps, why, sizeof(why)),
@@ -487,12 +488,12 @@ static void test_lost_ack_duplicates_without_idempotence(void **state)
         for (int i = 0; i < N; i++) {
                 char val[32];
                 int vl = snprintf(val, sizeof(val), "v%d", i);
-                assert_int_equal(rd_kafka_producev(
-                                     rk, RD_KAFKA_V_TOPIC("dup"),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_VALUE(val, (size_t)vl),
-                                     RD_KAFKA_V_END),
-                                 RD_KAFKA_RESP_ERR_NO_ERROR);
+                assert_int_equal(
+                    rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("dup"),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_VALUE(val, (size_t)vl),
+                                      RD_KAFKA_V_END),
+                    RD_KAFKA_RESP_ERR_NO_ERROR);
         }
         assert_int_equal(rd_kafka_flush(rk, WAIT_MS), 0);
         assert_errors_used(fx);

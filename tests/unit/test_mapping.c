@@ -380,9 +380,9 @@ static void test_errors(void **state)
         assert_string_equal(err, "connection " CONN ", event 'Purchase', "
                                  "attribute 'transaction_id': required field "
                                  "data.transaction_id is missing");
-        assert_int_equal(apply("checkout", both_ids,
-                               "{'total': 5, 'transaction_id': null}"),
-                         RELAY_MAP_ERROR);
+        assert_int_equal(
+            apply("checkout", both_ids, "{'total': 5, 'transaction_id': null}"),
+            RELAY_MAP_ERROR);
         assert_string_equal(err, "connection " CONN ", event 'Purchase', "
                                  "attribute 'transaction_id': required field "
                                  "data.transaction_id is null");
@@ -719,9 +719,9 @@ static void test_person_key(void **state)
         assert_int_equal(apply_full(c, "acme", "antavo", "coupon_issued",
                                     "{'email': 'x@y'}", "{}"),
                          RELAY_MAP_ERROR);
-        assert_int_equal(apply_full(c, "acme", "antavo", "nosuch",
-                                    "{'email': 'x@y'}", "{}"),
-                         RELAY_MAP_SKIP);
+        assert_int_equal(
+            apply_full(c, "acme", "antavo", "nosuch", "{'email': 'x@y'}", "{}"),
+            RELAY_MAP_SKIP);
         assert_int_equal(relay_connection_fallback_keys(c), 1);
         relay_mapping_destroy(m);
 
@@ -860,8 +860,8 @@ static void test_unmapped_skip(void **state)
         const relay_connection_t *c = relay_mapping_get(m, 0);
         assert_int_equal(relay_connection_unmapped_types(c), 0);
         assert_null(relay_connection_unmapped_get(c, 0, NULL));
-        const char *types[] = {"nosuch", "nosuch", "other",
-                               "profile_view", "nosuch"};
+        const char *types[] = {"nosuch", "nosuch", "other", "profile_view",
+                               "nosuch"};
         for (size_t i = 0; i < sizeof(types) / sizeof(*types); i++) {
                 assert_int_equal(apply_full(c, "acme", "antavo", types[i],
                                             "{'email': 'a@b'}", "{}"),
@@ -1047,8 +1047,8 @@ int main(void)
             cmocka_unit_test(test_identity_not_utf8),
             cmocka_unit_test_setup_teardown(test_unmapped_skip, log_capture,
                                             log_release),
-            cmocka_unit_test_setup_teardown(test_unmapped_bounded,
-                                            log_capture, log_release),
+            cmocka_unit_test_setup_teardown(test_unmapped_bounded, log_capture,
+                                            log_release),
             cmocka_unit_test_setup_teardown(test_unmapped_dead_letter,
                                             log_capture, log_release),
             cmocka_unit_test(test_find),

@@ -29,17 +29,18 @@ static const relay_conf_prop_t props[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 static const relay_conf_prop_t *const tables[] = {props};
 
-/* ---- the processor -------------------------------------------------------- */
+/* ---- the processor --------------------------------------------------------
+ */
 
 #define MAX_CALLS 16
 
 struct tproc {
         const char *out_topic;
         const char *tag;
-        size_t big_len;  /* a record whose value starts "big": output of
-                            this many bytes */
-        int retries;     /* record 0 of the first batch: RETRY this often */
-        long retry_ms;   /* ... each time asking to be woken this much later */
+        size_t big_len; /* a record whose value starts "big": output of
+                           this many bytes */
+        int retries;    /* record 0 of the first batch: RETRY this often */
+        long retry_ms;  /* ... each time asking to be woken this much later */
         /* written by the engine's thread, read with __atomic by the test */
         int records; /* taken */
         int calls0;  /* calls for the first record */
@@ -91,7 +92,8 @@ static enum relay_result tp_flush(void *opaque, relay_pipeline_t *p)
 static const relay_processor_t tproc_ops = {.record = tp_record,
                                             .flush = tp_flush};
 
-/* ---- running the engine ---------------------------------------------------- */
+/* ---- running the engine ----------------------------------------------------
+ */
 
 struct run {
         relay_pipeline_t *p;
@@ -215,7 +217,8 @@ static void assert_outputs(const char *topic, int n)
         assert_int_equal(next, n);
 }
 
-/* ---- tests ------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------
+ */
 
 /* N records in: N outputs, each keyed as its input, and the group's
  * committed offset is exactly N. */
@@ -309,8 +312,8 @@ static void test_record_class(void **state)
 
         relay_conf_t *conf =
             kmock_conf(km, tables, 1, "kafka.message.max.bytes", "20000", NULL);
-        struct tproc t = {.out_topic = "out3", .tag = "conn-a",
-                          .big_len = 25000};
+        struct tproc t = {
+            .out_topic = "out3", .tag = "conn-a", .big_len = 25000};
         struct run r;
         start(&r, conf, "in3", &t, 8);
         wait_records(&t, 4);
@@ -386,9 +389,8 @@ static void test_max_record_bytes_checked(void **state)
         assert_contains(err, "message.max.bytes");
 
         pc.max_record_bytes = room;
-        relay_pipeline_t *p =
-            relay_pipeline_new(conf, &pc, &tproc_ops, &t, &got, err,
-                               sizeof(err));
+        relay_pipeline_t *p = relay_pipeline_new(conf, &pc, &tproc_ops, &t,
+                                                 &got, err, sizeof(err));
         if (!p)
                 fail_msg("refused a limit that fits: %s", err);
         assert_int_equal(got, room);
@@ -418,11 +420,10 @@ static void test_record_retry_serves_consumer(void **state)
         assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in5", 1, 1), 0);
         assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out5", 1, 1), 0);
         produce_inputs("in5", N);
-        relay_conf_t *conf = kmock_conf(km, tables, 1,
-                                        "kafka.max.poll.interval.ms", "4000",
-                                        NULL);
-        struct tproc t = {.out_topic = "out5", .retries = RETRIES,
-                          .retry_ms = RETRY_MS};
+        relay_conf_t *conf = kmock_conf(
+            km, tables, 1, "kafka.max.poll.interval.ms", "4000", NULL);
+        struct tproc t = {
+            .out_topic = "out5", .retries = RETRIES, .retry_ms = RETRY_MS};
         struct run r;
         start(&r, conf, "in5", &t, 8);
         int64_t until = relay_mono_ms() + RETRIES * RETRY_MS + KMOCK_WAIT_MS;
@@ -520,8 +521,8 @@ int main(int argc, char **argv)
         if (argc > 1)
                 cmocka_set_test_filter(argv[1]);
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_outputs_and_offsets,
-                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_outputs_and_offsets, log_setup,
+                                            log_teardown),
             cmocka_unit_test_setup_teardown(test_transient_produce_errors,
                                             log_setup, log_teardown),
             cmocka_unit_test_setup_teardown(test_record_class, log_setup,

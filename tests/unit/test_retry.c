@@ -57,8 +57,8 @@ static long step_ms(const relay_retry_policy_t *p, int failed)
 
 /* Every draw gives a wait in [exp/2, exp]; returns the smallest and the
  * largest wait seen. */
-static void assert_in_step(const relay_retry_policy_t *p, int failed,
-                           long *lo, long *hi)
+static void assert_in_step(const relay_retry_policy_t *p, int failed, long *lo,
+                           long *hi)
 {
         long exp = step_ms(p, failed);
 
@@ -68,8 +68,9 @@ static void assert_in_step(const relay_retry_policy_t *p, int failed,
                 long d = relay_retry_delay_ms(p, failed, -1, draws[i]);
 
                 if (d < exp / 2 || d > exp)
-                        fail_msg("failed=%d rnd=%u: wait %ld outside [%ld, %ld]",
-                                 failed, draws[i], d, exp / 2, exp);
+                        fail_msg(
+                            "failed=%d rnd=%u: wait %ld outside [%ld, %ld]",
+                            failed, draws[i], d, exp / 2, exp);
                 if (d < *lo)
                         *lo = d;
                 if (d > *hi)
@@ -86,8 +87,8 @@ static void test_exponential_growth_and_cap(void **state)
         /* 1000, 2000, 4000 ... up to the cap, then the cap: each step's
          * waits stay in [exp/2, exp], including far past the cap and for
          * a failure count whose shift would overflow. */
-        static const int failed[] = {1, 2, 3, 4, 5, 6, 7, 31, 32, 63, 64, 99,
-                                     INT_MAX};
+        static const int failed[] = {1,  2,  3,  4,  5,  6,      7,
+                                     31, 32, 63, 64, 99, INT_MAX};
         for (size_t i = 0; i < sizeof(failed) / sizeof(failed[0]); i++)
                 assert_in_step(&p, failed[i], &lo, &hi);
         assert_int_equal(step_ms(&p, 5), 16000);

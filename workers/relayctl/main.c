@@ -163,10 +163,9 @@ static int parse_count(char opt, const char *text, long long max,
 
 /* A client of the cluster; a consumer joins group (never committing to
  * it unless told to). */
-static rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type,
-                          const char *group,
-                          void (*dr)(rd_kafka_t *, const rd_kafka_message_t *,
-                                     void *))
+static rd_kafka_t *
+client(const struct ctl *c, rd_kafka_type_t type, const char *group,
+       void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *))
 {
         char errstr[512];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -253,8 +252,8 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
 {
         const char *key_path = NULL;
         char *pos[1];
-        int npos = command_args(argc, argv, "k:", produce_opt, &key_path, pos,
-                                1);
+        int npos =
+            command_args(argc, argv, "k:", produce_opt, &key_path, pos, 1);
         if (npos < 0)
                 return 2;
         if (npos != 1)
@@ -493,8 +492,8 @@ struct replayed {
 
 struct replay {
         rd_kafka_t *producer;
-        int32_t partition; /* only this one, or -1 for all */
-        int64_t offset;    /* only this one, or -1 for all */
+        int32_t partition;       /* only this one, or -1 for all */
+        int64_t offset;          /* only this one, or -1 for all */
         struct replayed **items; /* each its own allocation: librdkafka
                                   * holds pointers to them */
         size_t n;
@@ -502,8 +501,7 @@ struct replay {
 
 /* Delivery reports of the replay producer (relayctl's own client, not
  * relay_kafka_producer_new(), so the callback is ours). */
-static void replay_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                      void *opaque)
+static void replay_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         struct replayed *r = m->_private;
         if (!r)
@@ -545,8 +543,8 @@ static int replay_record(const rd_kafka_message_t *m, void *arg)
         if (rd_kafka_message_headers(m, &h) ||
             rd_kafka_header_get_last(h, RELAY_DLQ_H_TOPIC, &val, &size) ||
             !val || size == 0 || size >= sizeof(r->to)) {
-                r->error = "no " RELAY_DLQ_H_TOPIC
-                           " header: not a relay dead letter";
+                r->error =
+                    "no " RELAY_DLQ_H_TOPIC " header: not a relay dead letter";
                 return 0;
         }
         memcpy(r->to, val, size);
@@ -600,8 +598,9 @@ static size_t replay_summary(const struct replay *rp, const char *dlq)
                 fprintf(stderr, "relayctl: FAILED %s%s%s: %s\n", r->from,
                         *r->to ? " to " : "", r->to, why);
         }
-        fprintf(stderr, "relayctl: replayed %zu record(s) from %s, %zu failed\n",
-                ok, dlq, failed);
+        fprintf(stderr,
+                "relayctl: replayed %zu record(s) from %s, %zu failed\n", ok,
+                dlq, failed);
         if (failed)
                 fprintf(stderr,
                         "relayctl: dlq replay: %zu of %zu record(s) were not "
@@ -614,8 +613,7 @@ static int replay_opt(int opt, const char *arg, void *ctx)
 {
         struct replay *rp = ctx;
         long long v;
-        if (parse_count((char)opt, arg, opt == 'p' ? INT32_MAX : INT64_MAX,
-                        &v))
+        if (parse_count((char)opt, arg, opt == 'p' ? INT32_MAX : INT64_MAX, &v))
                 return -1;
         if (opt == 'p')
                 rp->partition = (int32_t)v;

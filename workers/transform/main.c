@@ -19,7 +19,8 @@ int main(int argc, char **argv)
             relay_worker_conf(argc, argv, "transform", tables, 1);
         relay_worker_signals();
 
-        relay_transform_t *t = relay_transform_new(conf, errstr, sizeof(errstr));
+        relay_transform_t *t =
+            relay_transform_new(conf, errstr, sizeof(errstr));
         int rc = 1;
         if (!t) {
                 fprintf(stderr, "relay-transform: %s\n", errstr);

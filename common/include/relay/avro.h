@@ -45,15 +45,15 @@ relay_schemas_t *relay_schemas_load(const char *manifest_path, char *errstr,
 void relay_schemas_destroy(relay_schemas_t *s);
 
 typedef struct relay_schemas_registry_conf {
-        int auto_register; /* register a local schema the registry lacks */
-        size_t cache_max;  /* registry ids kept in memory (>= 1), and as
-                            * many ids the registry does not know */
+        int auto_register;    /* register a local schema the registry lacks */
+        size_t cache_max;     /* registry ids kept in memory (>= 1), and as
+                               * many ids the registry does not know */
         long negative_ttl_ms; /* an id the registry answered 404 for is
                                * refused without asking again for this
                                * long (<= 0: asked every time) */
-        long bind_wait_ms; /* how long relay_schemas_bind waits out an
-                            * unreachable registry: < 0 until stopped, 0 one
-                            * try (a reload) */
+        long bind_wait_ms;    /* how long relay_schemas_bind waits out an
+                               * unreachable registry: < 0 until stopped, 0 one
+                               * try (a reload) */
         volatile sig_atomic_t *running; /* bind's waits end when *running
                                          * is 0 (may be NULL) */
 } relay_schemas_registry_conf_t;

@@ -33,11 +33,11 @@
 #define RELAY_DLQ_H_REPLAYED "relay.replayed_from"
 
 typedef struct relay_dlq_info {
-        const char *worker; /* e.g. "deliver-mparticle" */
-        const char *stage;  /* "decode", "map", "encode", "deliver" */
-        const char *error;  /* the reason, for a person */
-        long http_status;   /* last HTTP status, 0 when none */
-        int attempts;       /* delivery attempts made, 0 when none */
+        const char *worker;     /* e.g. "deliver-mparticle" */
+        const char *stage;      /* "decode", "map", "encode", "deliver" */
+        const char *error;      /* the reason, for a person */
+        long http_status;       /* last HTTP status, 0 when none */
+        int attempts;           /* delivery attempts made, 0 when none */
         const char *connection; /* transform: the failed connection, or NULL */
         int stub; /* write a stub: headers and origin, no value (see below) */
 } relay_dlq_info_t;

@@ -88,8 +88,7 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
 
 /* A client's effective value of a librdkafka property as a number (e.g.
  * "message.max.bytes", "max.poll.interval.ms"), or def when unknown. */
-long long relay_kafka_conf_int(rd_kafka_t *rk, const char *name,
-                               long long def);
+long long relay_kafka_conf_int(rd_kafka_t *rk, const char *name, long long def);
 
 /* Subscribe to a comma-separated topic list. 0 or -1 with errstr. */
 int relay_kafka_subscribe(rd_kafka_t *rk, const char *topics, char *errstr,

@@ -93,7 +93,7 @@ uint64_t relay_connection_fallback_keys(const relay_connection_t *c);
  * together as "(other types)", so that a producer sending arbitrary types
  * cannot grow memory or a metric's label set without bound. */
 size_t relay_connection_unmapped_types(const relay_connection_t *c);
-const char *relay_connection_unmapped_get(const relay_connection_t *c,
-                                          size_t i, uint64_t *count);
+const char *relay_connection_unmapped_get(const relay_connection_t *c, size_t i,
+                                          uint64_t *count);
 
 #endif

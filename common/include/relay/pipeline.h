@@ -75,10 +75,10 @@ typedef struct relay_pipeline_conf {
         const char *topics;   /* input, comma-separated */
         const char *group_id; /* consumer group */
         const char *dlq_topic;
-        size_t batch_size;       /* records a batch holds at most */
-        long batch_wait_ms;      /* longest wait for more records */
-        size_t max_record_bytes; /* 0: message.max.bytes - headroom */
-        const char *max_record_key; /* its config key, for the error */
+        size_t batch_size;              /* records a batch holds at most */
+        long batch_wait_ms;             /* longest wait for more records */
+        size_t max_record_bytes;        /* 0: message.max.bytes - headroom */
+        const char *max_record_key;     /* its config key, for the error */
         volatile sig_atomic_t *running; /* cleared: finish and stop */
         /* set (may be NULL): end a wait early so that the idle hook runs,
          * e.g. relay_reload for a SIGHUP */
