@@ -70,8 +70,20 @@ produce_file() { # produce_file NAME (after gen)
 delivered_count() { sort -u "$RECEIVED" | comm -12 - <(sort -u "$WORK/produced.ids") | wc -l; }
 all_delivered() { [ "$(delivered_count)" -ge "$(sort -u "$WORK/produced.ids" | wc -l)" ]; }
 
+# How many distinct produced ids are in the dead-letter topics.
+dead_count() {
+  { dlq_list dlq.transform; dlq_list dlq.mparticle; } | python3 -c '
+import json, sys
+ids = {l.strip() for l in open(sys.argv[1]) if l.strip()}
+seen = set()
+for line in sys.stdin:
+    v = json.loads(line).get("value")
+    if isinstance(v, dict) and v.get("event_id") in ids:
+        seen.add(v["event_id"])
+print(len(seen))' "$WORK/produced.ids"; }
+
 # Wait until every produced id was delivered, or until nothing new arrived
-# for STALL seconds, or SECS in all; prints progress now and then.
+# for STALL seconds (or the rest is dead-lettered), or SECS in all.
 wait_delivered() { # wait_delivered SECS [STALL]
   local end=$((SECONDS + $1)) stall=${2:-60} last=-1 since=$SECONDS n
   local total; total=$(sort -u "$WORK/produced.ids" | wc -l)
@@ -81,6 +93,8 @@ wait_delivered() { # wait_delivered SECS [STALL]
     if [ "$n" -ne "$last" ]; then last=$n since=$SECONDS
     elif [ $((SECONDS - since)) -ge "$stall" ]; then
       echo "# no progress for ${stall}s at $n of $total"; return 1
+    elif [ $(((SECONDS - since) % 10)) -eq 9 ] && [ $((n + $(dead_count))) -ge "$total" ]; then
+      echo "# $n of $total delivered, the rest dead-lettered"; return 1
     fi
     sleep 1
   done
