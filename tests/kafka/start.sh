@@ -222,6 +222,11 @@ until kcat -L -b "$BOOT" -m 2 > /dev/null 2>&1 9>&-; do
   sleep 0.25
 done
 t_meta=$(ms)
+# Without auto-creation the readiness topic must be created first.
+if [[ $AUTO_CREATE == false ]]; then
+  RELAY_KAFKA_DIR=$WORKDIR "$HERE/create-topics.sh" "$BOOT" __relay_ready:1 >/dev/null 9>&- ||
+    fail "could not create __relay_ready"
+fi
 
 # 6b. An idempotent produce works, and a consumer group reads it back. The
 # first idempotent produce after a start can hit "Coordinator load in
