@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault 0101: chaos. 100,000 events through one transform and two deliver
+# Fault 0101: chaos. 100,000 events (24 waves) through one transform and two deliver
 # workers while the simulator fails about 30% of the requests (429 with
 # Retry-After: 1, 500, 503, answers slower than the client's 1 s timeout,
 # connection resets) and 24 kill -9s, spread over the transform and both
@@ -12,7 +12,6 @@
 source "$(dirname "$0")/lib.sh"
 N=${FAULT_CHAOS_EVENTS:-100000}
 KILLS=${FAULT_CHAOS_KILLS:-24}
-WAVES=10
 broker
 start_fault_sim --chaos "${FAULT_CHAOS_RATE:-0.3}" --seed "${FAULT_CHAOS_SEED:-17}" \
   --chaos-retry-after 1 --chaos-slow-ms 1500
@@ -32,28 +31,30 @@ start_worker() { # start_worker t|d1|d2
 }
 for w in t d1 d2; do start_worker $w; done
 
-for i in $(seq $WAVES); do gen "w$i" $((N / WAVES)); done
+PER=$(( (N + KILLS - 1) / KILLS ))   # one wave per kill
+for i in $(seq "$KILLS"); do gen "w$i" $PER; done
+N=$((PER * KILLS))
 t0=$SECONDS
 
-# Producer and killer interleaved: a wave every few seconds, a kill every
-# ~5 s; targets cycle t, d1, t, d2 so both kinds get half the kills and each
-# group has ~10 s between its kills.
+# Each round: produce a wave, let it get going for 0.3-2.0 s (so the kill
+# lands while its records are in flight in transform or deliver), kill -9
+# one worker, restart it, rest to ~5 s a round. Targets cycle t, d1, t, d2,
+# so both kinds get half the kills and each group has ~10 s between kills.
+RANDOM=${FAULT_CHAOS_SEED:-17}
 targets=(t d1 t d2)
-wave=0 kills=0
-while [ $kills -lt "$KILLS" ] || [ $wave -lt $WAVES ]; do
-  if [ $wave -lt $WAVES ] && [ $((kills % 2)) -eq 0 ]; then
-    wave=$((wave + 1)); produce_file "w$wave"
-  fi
-  sleep 4.5
-  if [ $kills -lt "$KILLS" ]; then
-    w=${targets[$((kills % 4))]}
-    if ! alive "${WPID[$w]}"; then fail "worker $w (pid ${WPID[$w]}) died by itself"; fi
-    kill9 "${WPID[$w]}"; kills=$((kills + 1))
-    sleep 0.5
-    start_worker "$w"
-  fi
+kills=0
+for round in $(seq "$KILLS"); do
+  produce_file "w$round"
+  lag=$((3 + RANDOM % 18))
+  sleep "$((lag / 10)).$((lag % 10))"
+  w=${targets[$((kills % 4))]}
+  alive "${WPID[$w]}" || fail "worker $w (pid ${WPID[$w]}) died by itself"
+  kill9 "${WPID[$w]}"; kills=$((kills + 1))
+  sleep 0.5
+  start_worker "$w"
+  sleep "$(( (45 - lag) / 10 )).$(( (45 - lag) % 10 ))"
 done
-ok "produced $N events in $WAVES waves and made $kills kill -9s (restarted) in $((SECONDS - t0)) s"
+ok "produced $N events in $KILLS waves and made $kills kill -9s (restarted) in $((SECONDS - t0)) s"
 
 wait_delivered 240 30 || true   # the loss check below says what is missing
 echo "# chaos draws: $(sim /_sim/chaos | python3 -c 'import json,sys; print(json.load(sys.stdin)["counts"])')"
