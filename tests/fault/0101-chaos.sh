@@ -21,6 +21,8 @@ start_fault_sim --chaos "${FAULT_CHAOS_RATE:-0.3}" --seed "${FAULT_CHAOS_SEED:-1
 KOPTS=(-X kafka.session.timeout.ms=6000 -X kafka.heartbeat.interval.ms=1000)
 DOPTS=("${KOPTS[@]}" -X deliver.http_timeout_ms=1000 -X deliver.backoff_base_ms=50
        -X deliver.backoff_max_ms=500)
+mapfile -t PROBE < <(known_opts relay-deliver deliver.probe_base_ms=500 deliver.probe_max_ms=2000)
+DOPTS+=("${PROBE[@]}")
 TOPTS=("${KOPTS[@]}" -X transform.batch_size=200)
 declare -A WPID
 start_worker() { # start_worker t|d1|d2

@@ -13,7 +13,9 @@ TDOWN=${FAULT_OUTAGE_DOWN_S:-60}
 broker
 start_fault_sim
 start_transform
-start_deliver
+# Probe often, so the end of the outage is seen within seconds.
+mapfile -t PROBE < <(known_opts relay-deliver deliver.probe_base_ms=500 deliver.probe_max_ms=5000)
+start_deliver "${PROBE[@]}"
 PID=$DELIVER_PID
 
 # VmRSS of deliver, in kB, once a second while it lives (bounded loop).

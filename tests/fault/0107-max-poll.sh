@@ -9,7 +9,8 @@ FAILING=${FAULT_MAXPOLL_FAILING_S:-45}
 broker
 start_fault_sim
 start_transform
-start_deliver -X kafka.max.poll.interval.ms=15000 -X kafka.session.timeout.ms=10000
+mapfile -t PROBE < <(known_opts relay-deliver deliver.probe_base_ms=500 deliver.probe_max_ms=5000)
+start_deliver -X kafka.max.poll.interval.ms=15000 -X kafka.session.timeout.ms=10000 "${PROBE[@]}"
 PID=$DELIVER_PID
 gen warm 20; gen e 200
 produce_file warm
