@@ -64,14 +64,17 @@ wait_for() { # wait_for SECONDS command...
   done
 }
 
-broker() {
+# Start the broker (unless RELAY_TEST_BOOTSTRAP names one) and create the
+# topics: TOPIC:PARTITIONS arguments, default the four of the pipeline.
+broker() { # broker [TOPIC:N ...]
+  local topics=("$@")
+  [ ${#topics[@]} -gt 0 ] || topics=(loyalty.events:3 out.mparticle:3 dlq.mparticle:1 dlq.transform:1)
   if [ -z "${RELAY_TEST_BOOTSTRAP:-}" ]; then
     OWN_BROKER="${RELAY_KAFKA_DIR:-$BUILD/kafka}"
     RELAY_TEST_BOOTSTRAP=$("$SRC/tests/kafka/start.sh" "$OWN_BROKER" | sed -n 's/^bootstrap=//p')
   fi
   BS=$RELAY_TEST_BOOTSTRAP
-  "$SRC/tests/kafka/create-topics.sh" "$BS" loyalty.events:3 out.mparticle:3 \
-    dlq.mparticle:1 dlq.transform:1 >/dev/null
+  "$SRC/tests/kafka/create-topics.sh" "$BS" "${topics[@]}" >/dev/null
 }
 
 # A free TCP port on loopback.
@@ -107,8 +110,11 @@ start_transform() {
   PIDS+=($TRANSFORM_PID)
 }
 
+# DELIVER_ENV (word-split NAME=VALUE pairs) replaces the secret's variable,
+# e.g. DELIVER_ENV="RELAY_MPARTICLE_API_SECRET_FILE=$WORK/secret".
 start_deliver() {
-  RELAY_MPARTICLE_API_KEY=it-key RELAY_MPARTICLE_API_SECRET=it-secret \
+  # shellcheck disable=SC2086
+  env RELAY_MPARTICLE_API_KEY=it-key ${DELIVER_ENV:-RELAY_MPARTICLE_API_SECRET=it-secret} \
   "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
     -X kafka.bootstrap.servers="$BS" -X mparticle.url="$SIM/v2" \
     -X deliver.backoff_base_ms=200 -X deliver.backoff_max_ms=2000 \

@@ -7,7 +7,8 @@
 # WORKDIR defaults to ${RELAY_KAFKA_DIR:-<repo>/build/kafka}. On success the only
 # line on stdout is `bootstrap=127.0.0.1:PORT`; the same address (without the
 # prefix) is written to WORKDIR/bootstrap. Progress and errors go to stderr.
-# Every start wipes WORKDIR/data, so each start is a fresh, empty cluster.
+# Every start wipes WORKDIR/data, so each start is a fresh, empty cluster
+# (unless RELAY_KAFKA_KEEP_DATA=1: a restart of the same cluster).
 #
 # Environment:
 #   RELAY_KAFKA_PORT             broker port (default 19092, another free port if taken)
@@ -15,12 +16,21 @@
 #     An explicitly set port that is taken is an error; 0 means "any free port".
 #   RELAY_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
 #   RELAY_KAFKA_JAVA_OPTS        extra JVM options for the broker (word-split)
+#   RELAY_KAFKA_KEEP_DATA        1: keep WORKDIR/data and the ports of the last
+#     start (WORKDIR/ports), so the same cluster comes back on the same
+#     address with its topics, records and committed offsets (a broker
+#     restart); without earlier data it is an ordinary fresh start
+#   RELAY_KAFKA_AUTO_CREATE      auto.create.topics.enable (default true)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 WORKDIR=${1:-${RELAY_KAFKA_DIR:-$REPO/build/kafka}}
 START_TIMEOUT=${RELAY_KAFKA_START_TIMEOUT:-90}
+KEEP_DATA=${RELAY_KAFKA_KEEP_DATA:-0}
+AUTO_CREATE=${RELAY_KAFKA_AUTO_CREATE:-true}
+[[ $AUTO_CREATE == true || $AUTO_CREATE == false ]] ||
+  { printf 'kafka/start: ERROR: RELAY_KAFKA_AUTO_CREATE must be true or false\n' >&2; exit 2; }
 
 log() { printf 'kafka/start: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -75,6 +85,15 @@ if [[ $stamp_hash != "$pom_hash" || $stamp_count -lt 1 || $(jar_count "$LIBS") -
 fi
 
 # --- 3. Ports. --------------------------------------------------------------
+# A restart with kept data comes back on the ports of the last start (the
+# KRaft voter set recorded in the data names the controller's address).
+KEEPING=0
+if [[ $KEEP_DATA == 1 && -f $WORKDIR/data/meta.properties && -f $WORKDIR/ports ]]; then
+  KEEPING=1
+  read -r old_port old_cport < "$WORKDIR/ports"
+  RELAY_KAFKA_PORT=${RELAY_KAFKA_PORT:-$old_port}
+  RELAY_KAFKA_CONTROLLER_PORT=${RELAY_KAFKA_CONTROLLER_PORT:-$old_cport}
+fi
 # Prints "BROKER_PORT CONTROLLER_PORT". A wanted port is kept when it can be
 # bound (with SO_REUSEADDR, like the JVM's listeners); otherwise, unless it was
 # set explicitly, the kernel picks a free one (bind to port 0).
@@ -120,7 +139,7 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$WORKDIR/data
 num.partitions=1
 default.replication.factor=1
-auto.create.topics.enable=true
+auto.create.topics.enable=$AUTO_CREATE
 delete.topic.enable=true
 group.initial.rebalance.delay.ms=0
 offsets.topic.replication.factor=1
@@ -146,7 +165,7 @@ EOF
 
 LOG4J=-Dlog4j2.configurationFile=$WORKDIR/log4j2.properties
 
-# --- 5. Fresh storage. ------------------------------------------------------
+# --- 5. Fresh storage (kept on a restart with RELAY_KAFKA_KEEP_DATA=1). ------
 # Cluster id: 16 random bytes, base64url without padding (what Kafka's
 # Uuid.randomUuid() prints; it never starts with '-'). Saves a JVM start.
 CLUSTER_ID=$(python3 -c '
@@ -156,13 +175,18 @@ while True:
     if not u.startswith("-") and u != "AAAAAAAAAAAAAAAAAAAAAA" and u != "AAAAAAAAAAAAAAAAAAAAAQ":
         print(u); break')
 t_fmt=$(ms)
-rm -rf "$WORKDIR/data"
-if ! java "$LOG4J" -cp "$LIBS/*" kafka.tools.StorageTool format \
-       -t "$CLUSTER_ID" -c "$WORKDIR/server.properties" --standalone \
-       > "$WORKDIR/format.log" 2>&1 9>&-; then
-  cat "$WORKDIR/format.log" >&2
-  die "kafka-storage format failed"
+if [[ $KEEPING == 1 ]]; then
+  log "keeping $WORKDIR/data (restart of the same cluster)"
+else
+  rm -rf "$WORKDIR/data"
+  if ! java "$LOG4J" -cp "$LIBS/*" kafka.tools.StorageTool format \
+         -t "$CLUSTER_ID" -c "$WORKDIR/server.properties" --standalone \
+         > "$WORKDIR/format.log" 2>&1 9>&-; then
+    cat "$WORKDIR/format.log" >&2
+    die "kafka-storage format failed"
+  fi
 fi
+echo "$PORT $CPORT" > "$WORKDIR/ports"
 
 # --- 6. Start the broker. ---------------------------------------------------
 # setsid: own session, so a Ctrl-C aimed at whoever ran start.sh does not reach
@@ -198,6 +222,11 @@ until kcat -L -b "$BOOT" -m 2 > /dev/null 2>&1 9>&-; do
   sleep 0.25
 done
 t_meta=$(ms)
+# Without auto-creation the readiness topic must be created first.
+if [[ $AUTO_CREATE == false ]]; then
+  RELAY_KAFKA_DIR=$WORKDIR "$HERE/create-topics.sh" "$BOOT" __relay_ready:1 >/dev/null 9>&- ||
+    fail "could not create __relay_ready"
+fi
 
 # 6b. An idempotent produce works, and a consumer group reads it back. The
 # first idempotent produce after a start can hit "Coordinator load in

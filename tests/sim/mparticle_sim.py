@@ -10,8 +10,19 @@ Events API rules relay depends on, and answers 202 (empty body), 400, 401, 403,
 Tests start it with `--port 0 --port-file F`, wait for F to appear (or for the
 stdout line "mparticle-sim listening on 127.0.0.1:PORT"), point relay at it, and
 then use the unauthenticated control API under /_sim/ to inspect what arrived
-(/_sim/received, /_sim/requests, /_sim/stats), to inject faults (/_sim/faults)
-and to clear state (/_sim/reset). Python 3.11 standard library only.
+(/_sim/received, /_sim/requests, /_sim/stats), to inject faults (/_sim/faults),
+to fail a share of all requests at random (/_sim/chaos or --chaos) and to clear
+state (/_sim/reset). Python 3.11 standard library only.
+
+Faults act like a real platform in trouble: an error status (with Retry-After
+on 429, and on 503 when asked), an answer slower than the client's timeout, a
+garbage body, a batch silently dropped, or a connection reset without any
+answer (SO_LINGER 0, then close: the client sees ECONNRESET).
+
+--received-log FILE appends one line per accepted batch (its
+source_request_id, "-" when it has none) before the 202 is sent, flushed at
+once, so a test that stops and restarts the simulator still knows every batch
+it ever accepted. /_sim/reset does not truncate it.
 """
 import argparse
 import base64
@@ -19,7 +30,10 @@ import binascii
 import json
 import math
 import os
+import random
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -48,7 +62,12 @@ MAX_ATTRIBUTE_CHARS = 4096
 MAX_READ_BYTES = 64 * 1024 * 1024   # larger bodies are not read; the connection is closed
 GARBAGE_BODY = b"\x00\xff<html>upstream \x8b\x08 garbage}{\xfe"
 RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "garbage": bool, "partial": bool, "name": str}
+             "delay_ms": int, "garbage": bool, "partial": bool, "name": str,
+             "reset": bool}
+# What a chaos failure can be: each failing request draws one kind at random.
+CHAOS_KINDS = ("429", "500", "503", "slow", "reset")
+CHAOS_DEFAULTS = {"rate": 0.3, "seed": 0, "retry_after": 1, "slow_ms": 2000,
+                  "kinds": list(CHAOS_KINDS)}
 
 
 class Rejected(Exception):
@@ -155,16 +174,40 @@ def parse_rules(obj):
             raise ValueError('a "partial" rule needs a non-empty "match"')
         if "status" in r and not 100 <= r["status"] <= 599:
             raise ValueError('"status" must be an HTTP status code')
+        if r.get("reset") and ("status" in r or r.get("garbage") or r.get("partial")):
+            raise ValueError('a "reset" rule sends no answer: no "status", "garbage" '
+                             'or "partial"')
         out.append(dict(r))
+    return out
+
+
+def parse_chaos(obj):
+    """Validate a chaos setting from POST /_sim/chaos; return it with defaults filled."""
+    if not isinstance(obj, dict):
+        raise ValueError("chaos must be a JSON object")
+    out = dict(CHAOS_DEFAULTS, kinds=list(CHAOS_KINDS))
+    for key, val in obj.items():
+        if key not in CHAOS_DEFAULTS:
+            raise ValueError(f'unknown chaos key "{key}"')
+        if key == "kinds":
+            if not (isinstance(val, list) and val and all(k in CHAOS_KINDS for k in val)):
+                raise ValueError(f'"kinds" must be a non-empty list of {", ".join(CHAOS_KINDS)}')
+        elif key == "rate":
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val <= 1:
+                raise ValueError('"rate" must be a number from 0 to 1')
+        elif isinstance(val, bool) or not isinstance(val, int) or val < 0:
+            raise ValueError(f'"{key}" must be a non-negative integer')
+        out[key] = val
     return out
 
 
 class State:
     """Everything the simulator remembers; guarded by one lock."""
-    def __init__(self, rate_limit):
+    def __init__(self, rate_limit, received_log=None):
         self.lock = threading.Lock()
         self.rate = rate_limit
         self.rule_seq = 0
+        self.received_log = received_log   # an open file or None; outlives reset()
         self.reset()
 
     def reset(self):
@@ -173,6 +216,29 @@ class State:
             self.by_status = {}
             self.tokens, self.refilled = float(self.rate), time.monotonic()
             self.saved = 0
+            self.chaos, self.chaos_rng, self.chaos_counts = None, None, {}
+
+    def set_chaos(self, conf):
+        """Start failing conf["rate"] of the requests (None stops it)."""
+        with self.lock:
+            self.chaos = conf
+            self.chaos_rng = random.Random(conf["seed"]) if conf else None
+            self.chaos_counts = {}
+
+    def take_chaos(self):
+        """Draw for one request: None (answer normally) or a chaos kind."""
+        with self.lock:
+            if not self.chaos or self.chaos_rng.random() >= self.chaos["rate"]:
+                return None, None
+            kind = self.chaos_rng.choice(self.chaos["kinds"])
+            self.chaos_counts[kind] = self.chaos_counts.get(kind, 0) + 1
+            return kind, dict(self.chaos)
+
+    def chaos_snapshot(self):
+        with self.lock:
+            if not self.chaos:
+                return {"active": False, "counts": dict(self.chaos_counts)}
+            return {"active": True, **self.chaos, "counts": dict(self.chaos_counts)}
 
     def add_faults(self, rules):
         with self.lock:
@@ -222,14 +288,19 @@ class State:
             return max(0, min(100, round(100 * (self.rate - self.tokens) / self.rate)))
 
     def record(self, path, status, batches, auth, nbytes, fault, accepted=(), error=None):
+        """Remember one request (status None: reset without an answer)."""
         with self.lock:
             at = int(time.time() * 1000)
             self.requests.append({"path": path, "status": status, "batches": batches,
                                   "at_ms": at, "auth": auth, "bytes": nbytes, "fault": fault,
                                   "error": error})
-            key = str(status)
+            key = str(status) if status is not None else "reset"
             self.by_status[key] = self.by_status.get(key, 0) + 1
             self.received.extend({"path": path, "batch": b, "at_ms": at} for b in accepted)
+            if self.received_log and accepted:
+                self.received_log.write("".join(
+                    f"{b.get('source_request_id') or '-'}\n" for b in accepted))
+                self.received_log.flush()
 
     def snapshot(self, what):
         with self.lock:
@@ -270,6 +341,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+
+    def reset_connection(self):
+        """Abort the connection with a TCP RST and no answer, as a dying load
+        balancer does: SO_LINGER with a zero timeout, then close."""
+        self.log_line("reset", self.nbatches)
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
 
     def drain_chunked(self):
         """Discard a chunked body so the connection stays usable; False if malformed."""
@@ -345,6 +428,18 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.faults.clear()
             return self.reply(200, {"ok": True})
+        if route == ("GET", "/_sim/chaos"):
+            return self.reply(200, st.chaos_snapshot())
+        if route == ("DELETE", "/_sim/chaos"):
+            st.set_chaos(None)
+            return self.reply(200, {"ok": True})
+        if route == ("POST", "/_sim/chaos"):
+            try:
+                conf = parse_chaos(json.loads(body or b"{}"))
+            except (ValueError, TypeError) as e:
+                return self.reply(400, {"error": str(e)})
+            st.set_chaos(conf)
+            return self.reply(200, st.chaos_snapshot())
         if route == ("POST", "/_sim/faults"):
             try:
                 rules = parse_rules(json.loads(body or b"null"))
@@ -408,9 +503,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(403, self.error_body("invalid API key or secret", "FORBIDDEN"))
 
         rule = st.take_fault(body) or {}
+        if not rule:
+            rule = self.chaos_rule()
         self.fault = rule.get("name")
         if rule.get("delay_ms"):
             time.sleep(rule["delay_ms"] / 1000.0)
+        if rule.get("reset"):
+            st.record(self.api_path, None, self.nbatches, self.auth, self.nbytes, self.fault)
+            return self.reset_connection()
         status = rule.get("status")
         if status is not None:
             hdrs = []
@@ -450,6 +550,22 @@ class Handler(BaseHTTPRequestHandler):
                 f.write(body)
             os.replace(name + ".tmp", name)   # a reader never sees half a body
         self.answer(202, reply_body, ctype, accepted=batches)
+
+    def chaos_rule(self):
+        """A fault rule for this request from the chaos draw, or {}. "slow" answers
+        503 only after slow_ms (meant to be longer than the client's timeout), so
+        the client has given up and nothing was accepted."""
+        kind, conf = self.server.state.take_chaos()
+        if kind is None:
+            return {}
+        name = f"chaos-{kind}"
+        if kind == "429":
+            return {"name": name, "status": 429, "retry_after": conf["retry_after"]}
+        if kind == "slow":
+            return {"name": name, "status": 503, "delay_ms": conf["slow_ms"]}
+        if kind == "reset":
+            return {"name": name, "reset": True}
+        return {"name": name, "status": int(kind)}
 
     def parse_batches(self, path, body):
         """Return the list of batches in a valid request, else raise Rejected."""
@@ -500,6 +616,14 @@ def main(argv=None):
     ap.add_argument("--log", help="append request log here instead of stderr")
     ap.add_argument("--save-bodies", metavar="DIR",
                     help="write the body of every accepted events request to DIR/NNNNNN.json")
+    ap.add_argument("--received-log", metavar="FILE",
+                    help="append the source_request_id of every accepted batch, one a line")
+    ap.add_argument("--chaos", type=float, metavar="RATE",
+                    help="fail about RATE (0..1) of the requests: 429 with Retry-After, "
+                         "500, 503, slow answers and connection resets")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the chaos draws")
+    ap.add_argument("--chaos-retry-after", type=int, default=1, metavar="SECONDS")
+    ap.add_argument("--chaos-slow-ms", type=int, default=2000, metavar="MS")
     args = ap.parse_args(argv)
 
     server = ThreadingHTTPServer((args.host, args.port), Handler)
@@ -507,7 +631,15 @@ def main(argv=None):
     server.key, server.secret = args.key, args.secret
     server.max_bulk, server.enable_413 = args.max_bulk, args.enable_413
     server.max_request_bytes, server.max_batch_bytes = args.max_request_bytes, args.max_batch_bytes
-    server.state = State(args.rate_limit)
+    received_log = open(args.received_log, "a", encoding="utf-8") if args.received_log else None
+    server.state = State(args.rate_limit, received_log)
+    if args.chaos is not None:
+        try:
+            server.state.set_chaos(parse_chaos({
+                "rate": args.chaos, "seed": args.seed,
+                "retry_after": args.chaos_retry_after, "slow_ms": args.chaos_slow_ms}))
+        except ValueError as e:
+            ap.error(f"--chaos: {e}")
     server.save_bodies = args.save_bodies
     server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
     port = server.server_address[1]
@@ -529,6 +661,8 @@ def main(argv=None):
         server.server_close()
         if args.log:
             server.log_file.close()
+        if received_log:
+            received_log.close()
     return 0
 
 

@@ -356,11 +356,149 @@ class TestFaults(SimTestCase):
         got = self.sim.control("GET", "received")
         self.assertEqual([g["batch"]["source_request_id"] for g in got], ["keep-1", "keep-2"])
 
+    def test_reset_sends_no_answer(self):
+        self.sim.control("POST", "faults", {"reset": True, "name": "rst", "times": 1})
+        with self.assertRaises((ConnectionResetError, http.client.RemoteDisconnected)):
+            self.post("/v2/events", batch(source_request_id="r1"))
+        self.assertEqual(self.post("/v2/events", batch())[0], 202)
+        reqs = self.sim.control("GET", "requests")
+        self.assertEqual([(r["status"], r["fault"]) for r in reqs], [(None, "rst"), (202, None)])
+        self.assertEqual(len(self.sim.control("GET", "received")), 1)
+        self.assertEqual(self.sim.control("GET", "stats")["by_status"], {"reset": 1, "202": 1})
+
+    def test_reset_is_a_tcp_rst(self):
+        self.sim.control("POST", "faults", {"reset": True})
+        body = json.dumps(batch()).encode()
+        auth = base64.b64encode(f"{KEY}:{SECRET}".encode())
+        with socket.create_connection(("127.0.0.1", self.sim.port), timeout=10) as s:
+            s.sendall(b"POST /v2/events HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + auth +
+                      b"\r\nContent-Type: application/json\r\nContent-Length: " +
+                      str(len(body)).encode() + b"\r\n\r\n" + body)
+            with self.assertRaises(ConnectionResetError):   # not a clean EOF (b"")
+                s.recv(4096)
+
     def test_bad_rules_rejected(self):
-        for rule in ({"partial": True}, {"status": "500"}, {"bogus": 1}, {"times": -2}):
+        for rule in ({"partial": True}, {"status": "500"}, {"bogus": 1}, {"times": -2},
+                     {"reset": True, "status": 500}, {"reset": 1}):
             status, _, _ = self.sim.call("POST", "/_sim/faults", rule, auth=None)
             self.assertEqual(status, 400, rule)
         self.assertEqual(self.sim.control("GET", "faults"), [])
+
+
+def outcome(sim, sid):
+    """One request's result: its status, or "reset" when the connection was reset."""
+    try:
+        status, hdrs, _ = sim.call("POST", "/v2/events", batch(source_request_id=sid))
+    except (ConnectionResetError, http.client.RemoteDisconnected):
+        return "reset", {}
+    return status, hdrs
+
+
+class TestChaos(SimTestCase):
+    def test_rate_mix_and_stop(self):
+        conf = self.sim.control("POST", "chaos",
+                                {"rate": 0.3, "seed": 7, "retry_after": 2, "slow_ms": 150})
+        self.assertTrue(conf["active"])
+        self.assertEqual((conf["rate"], conf["seed"]), (0.3, 7))
+        results = [outcome(self.sim, f"c{i}") for i in range(300)]
+        statuses = [r[0] for r in results]
+        failed = [s for s in statuses if s != 202]
+        self.assertTrue(60 <= len(failed) <= 120, f"{len(failed)} of 300 failed")
+        self.assertEqual(set(failed), {429, 500, 503, "reset"})
+        for status, hdrs in results:
+            if status == 429:
+                self.assertEqual(hdrs["retry-after"], "2")
+        reqs = self.sim.control("GET", "requests")
+        self.assertEqual({r["fault"] for r in reqs} - {None},
+                         {"chaos-429", "chaos-500", "chaos-503", "chaos-slow", "chaos-reset"})
+        counts = self.sim.control("GET", "chaos")["counts"]
+        self.assertEqual(sum(counts.values()), len(failed))
+        self.assertGreater(counts["slow"], 0)
+        self.assertEqual(len(self.sim.control("GET", "received")), statuses.count(202))
+        self.sim.call("DELETE", "/_sim/chaos", auth=None)
+        self.assertFalse(self.sim.control("GET", "chaos")["active"])
+        self.assertEqual({outcome(self.sim, f"d{i}")[0] for i in range(30)}, {202})
+
+    def test_slow_is_slower_than_slow_ms_and_not_accepted(self):
+        self.sim.control("POST", "chaos", {"rate": 1, "kinds": ["slow"], "slow_ms": 300})
+        t0 = time.monotonic()
+        self.assertEqual(outcome(self.sim, "s")[0], 503)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.29)
+        self.assertEqual(self.sim.control("GET", "received"), [])
+
+    def test_same_seed_same_draws(self):
+        runs = []
+        for _ in range(2):
+            self.sim.control("POST", "chaos", {"rate": 0.5, "seed": 42, "kinds": ["500", "503"]})
+            runs.append([outcome(self.sim, "x")[0] for _ in range(40)])
+        self.assertEqual(runs[0], runs[1])
+
+    def test_rules_win_and_reset_stops_chaos(self):
+        self.sim.control("POST", "chaos", {"rate": 1, "kinds": ["500"]})
+        self.sim.control("POST", "faults", {"status": 400, "name": "first"})
+        self.assertEqual(outcome(self.sim, "a")[0], 400)
+        self.assertEqual(outcome(self.sim, "b")[0], 500)
+        self.sim.control("POST", "reset")
+        self.assertEqual(outcome(self.sim, "c")[0], 202)
+
+    def test_bad_chaos_rejected(self):
+        for conf in ({"rate": 2}, {"rate": "0.3"}, {"kinds": ["404"]}, {"kinds": []},
+                     {"bogus": 1}, {"seed": -1}, [0.3]):
+            status, _, _ = self.sim.call("POST", "/_sim/chaos", conf, auth=None)
+            self.assertEqual(status, 400, conf)
+        self.assertFalse(self.sim.control("GET", "chaos")["active"])
+
+
+class TestChaosFromCommandLine(SimTestCase):
+    args = ("--chaos", "1", "--seed", "3", "--chaos-retry-after", "4")
+
+    def setUp(self):   # no reset: it would stop the chaos the command line set
+        pass
+
+    def test_cli_chaos(self):
+        conf = self.sim.control("GET", "chaos")
+        self.assertEqual((conf["active"], conf["rate"], conf["seed"], conf["retry_after"]),
+                         (True, 1, 3, 4))
+        self.assertNotIn(202, {outcome(self.sim, "x")[0] for _ in range(10)})
+
+
+class TestReceivedLog(unittest.TestCase):
+    def test_survives_a_restart(self):
+        d = tempfile.mkdtemp(prefix="mpsim-rl-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "received.log")
+        sim = Sim("--received-log", path)
+        try:
+            sim.control("POST", "faults", {"status": 503, "match": "refused"})
+            self.assertEqual(sim.call("POST", "/v2/bulkevents",
+                                      [batch(source_request_id="a"), batch()])[0], 202)
+            self.assertEqual(sim.call("POST", "/v2/events",
+                                      batch(source_request_id="refused"))[0], 503)
+            sim.control("POST", "reset")   # the log is not the in-memory state
+        finally:
+            self.assertEqual(sim.stop(), 0)
+        sim = Sim("--received-log", path)
+        try:
+            self.assertEqual(sim.call("POST", "/v2/events", batch(source_request_id="b"))[0], 202)
+            with open(path) as f:
+                self.assertEqual(f.read(), "a\n-\nb\n")
+        finally:
+            sim.stop()
+
+    def test_same_port_after_restart(self):
+        first = Sim()
+        port = first.port
+        first.call("POST", "/v2/events", batch())   # a connection in TIME_WAIT
+        first.stop()
+        proc = subprocess.Popen([sys.executable, SIM, "--port", str(port), "--key", KEY,
+                                 "--secret", SECRET], stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(proc.stdout.readline(),
+                             f"mparticle-sim listening on 127.0.0.1:{port}\n")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
+            proc.stdout.close()
 
 
 class TestRateLimit(SimTestCase):
