@@ -571,10 +571,13 @@ static void give_up(struct relay_deliver *d)
                                             d->resp.status,
                                             d->ranges[j].attempts);
         d->nranges = 0;
-        /* The outage clock starts again: the next records are probed for
-         * their own max_outage_ms, not dead-lettered without a request
-         * because the platform was away before they came. */
-        d->down_since = relay_mono_ms();
+        /* The next records start afresh, tried like any others and given
+         * their own max_outage_ms, rather than dead-lettered without a
+         * request because the platform was away before they came. The
+         * pause stays visible until a request succeeds. */
+        d->state = PLATFORM_OK;
+        d->failures_in_row = 0;
+        d->wait_until = 0;
 }
 
 static enum relay_result dl_flush(void *opaque, relay_pipeline_t *p)

@@ -59,12 +59,14 @@ static inline void kmock_destroy(struct kmock *k)
 
 /* A finished conf of tables pointing at the mock, with the consumer
  * settings that keep a test fast (earliest, short sessions and commits),
- * then name/value pairs ("kafka.x", "v", ..., NULL) as with -X. The mock
- * delays a first join by 3 s and a later one by the session timeout less
- * 1 s, so the session must stay above 3 s. */
-static inline relay_conf_t *kmock_conf(const struct kmock *k,
-                                       const relay_conf_prop_t *const *tables,
-                                       size_t ntables, ...)
+ * then the name/value pairs of extra (NULL-terminated, may be NULL) and
+ * those of ap ("kafka.x", "v", ..., NULL) as with -X. The mock delays a
+ * first join by 3 s and a later one by the session timeout less 1 s, so
+ * the session must stay above 3 s. */
+static inline relay_conf_t *kmock_vconf(const struct kmock *k,
+                                        const relay_conf_prop_t *const *tables,
+                                        size_t ntables,
+                                        const char *const *extra, va_list ap)
 {
         static const char *const defaults[] = {"kafka.auto.offset.reset",
                                                "earliest",
@@ -84,22 +86,31 @@ static inline relay_conf_t *kmock_conf(const struct kmock *k,
         assert_int_equal(relay_conf_set(conf, "kafka.bootstrap.servers",
                                         k->bootstraps, err, sizeof(err)),
                          0);
-        for (size_t i = 0; defaults[i]; i += 2)
-                assert_int_equal(relay_conf_set(conf, defaults[i],
-                                                defaults[i + 1], err,
-                                                sizeof(err)),
-                                 0);
-        va_list ap;
-        va_start(ap, ntables);
+        const char *const *lists[] = {defaults, extra};
+        for (size_t l = 0; l < 2; l++)
+                for (size_t i = 0; lists[l] && lists[l][i]; i += 2)
+                        if (relay_conf_set(conf, lists[l][i], lists[l][i + 1],
+                                           err, sizeof(err)))
+                                fail_msg("set %s: %s", lists[l][i], err);
         const char *name;
         while ((name = va_arg(ap, const char *))) {
                 const char *value = va_arg(ap, const char *);
                 if (relay_conf_set(conf, name, value, err, sizeof(err)))
                         fail_msg("set %s: %s", name, err);
         }
-        va_end(ap);
         if (relay_conf_finish(conf, err, sizeof(err)))
                 fail_msg("finish: %s", err);
+        return conf;
+}
+
+static inline relay_conf_t *kmock_conf(const struct kmock *k,
+                                       const relay_conf_prop_t *const *tables,
+                                       size_t ntables, ...)
+{
+        va_list ap;
+        va_start(ap, ntables);
+        relay_conf_t *conf = kmock_vconf(k, tables, ntables, NULL, ap);
+        va_end(ap);
         return conf;
 }
 

@@ -270,63 +270,32 @@ static void start(struct fx *f, ...)
         const relay_conf_prop_t *tables[] = {
             relay_deliver_props, relay_adapter_find("mparticle")->props,
             test_props};
-        static const char *const fast[] = {"deliver.platform",
-                                           "mparticle",
-                                           "deliver.batch_size",
-                                           "8",
-                                           "deliver.batch_wait_ms",
-                                           "500",
-                                           "deliver.backoff_base_ms",
-                                           "50",
-                                           "deliver.backoff_max_ms",
-                                           "200",
-                                           "deliver.probe_base_ms",
-                                           "100",
-                                           "deliver.probe_max_ms",
-                                           "400",
-                                           "deliver.http_timeout_ms",
-                                           "2000",
-                                           NULL};
         make_url(url, sizeof(url), f->srv->port, "/v2");
-        relay_conf_t *conf = relay_conf_new(tables, 3);
-        const char *base[] = {"kafka.bootstrap.servers",
-                              f->km->bootstraps,
-                              "kafka.auto.offset.reset",
-                              "earliest",
-                              "kafka.session.timeout.ms",
-                              "4000",
-                              "kafka.heartbeat.interval.ms",
-                              "300",
-                              "kafka.auto.commit.interval.ms",
-                              "100",
-                              "kafka.fetch.wait.max.ms",
-                              "50",
-                              "kafka.linger.ms",
-                              "5",
-                              "mparticle.url",
-                              url,
-                              "schemas.manifest",
-                              manifest,
-                              NULL};
-        for (size_t i = 0; base[i]; i += 2)
-                if (relay_conf_set(conf, base[i], base[i + 1], errstr,
-                                   sizeof(errstr)))
-                        fail_msg("set %s: %s", base[i], errstr);
-        for (size_t i = 0; fast[i]; i += 2)
-                assert_int_equal(relay_conf_set(conf, fast[i], fast[i + 1],
-                                                errstr, sizeof(errstr)),
-                                 0);
+        const char *const extra[] = {"deliver.platform",
+                                     "mparticle",
+                                     "deliver.batch_size",
+                                     "8",
+                                     "deliver.batch_wait_ms",
+                                     "500",
+                                     "deliver.backoff_base_ms",
+                                     "50",
+                                     "deliver.backoff_max_ms",
+                                     "200",
+                                     "deliver.probe_base_ms",
+                                     "100",
+                                     "deliver.probe_max_ms",
+                                     "400",
+                                     "deliver.http_timeout_ms",
+                                     "2000",
+                                     "mparticle.url",
+                                     url,
+                                     "schemas.manifest",
+                                     manifest,
+                                     NULL};
         va_list ap;
         va_start(ap, f);
-        const char *name;
-        while ((name = va_arg(ap, const char *))) {
-                const char *value = va_arg(ap, const char *);
-                if (relay_conf_set(conf, name, value, errstr, sizeof(errstr)))
-                        fail_msg("set %s: %s", name, errstr);
-        }
+        relay_conf_t *conf = kmock_vconf(f->km, tables, 3, extra, ap);
         va_end(ap);
-        if (relay_conf_finish(conf, errstr, sizeof(errstr)))
-                fail_msg("finish: %s", errstr);
         f->conf = conf;
         f->d = relay_deliver_new(conf, errstr, sizeof(errstr));
         if (!f->d)
