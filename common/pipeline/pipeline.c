@@ -573,13 +573,14 @@ static void on_assigned(void *opaque, rd_kafka_t *rk,
                         const rd_kafka_topic_partition_list_t *parts)
 {
         relay_pipeline_t *p = opaque;
-        /* While waiting, new partitions stay paused too. */
-        if (p->paused) {
-                rd_kafka_topic_partition_list_t *copy =
-                    rd_kafka_topic_partition_list_copy(parts);
-                pause_list(p, copy, 1);
-                rd_kafka_topic_partition_list_destroy(copy);
-        }
+        /* While waiting, new partitions stay paused too; otherwise they are
+         * resumed explicitly, because librdkafka keeps a partition's pause
+         * across a rebalance: one revoked while this worker waited would
+         * come back paused and never be fetched again. */
+        rd_kafka_topic_partition_list_t *copy =
+            rd_kafka_topic_partition_list_copy(parts);
+        pause_list(p, copy, p->paused);
+        rd_kafka_topic_partition_list_destroy(copy);
 }
 
 static void on_revoke(void *opaque, rd_kafka_t *rk,
