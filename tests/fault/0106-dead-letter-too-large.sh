@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Fault 0106: a record the broker accepts but whose dead letter is too large.
-# A 999,700-byte value that is not Avro goes to loyalty.events partition 0
-# (kcat with message.max.bytes raised), between ordinary events. The
-# transform must dead-letter it, but the value plus the relay.* headers is
-# over librdkafka's message.max.bytes (1,000,000).
+# A 1,000,150-byte value that is not Avro goes to loyalty.events partition 0
+# (kcat with message.max.bytes raised; the broker takes up to 1,048,588),
+# between ordinary events. The transform must dead-letter it (it is over
+# transform.max_record_bytes, 989,760 by default), but the value alone is
+# over the producer's message.max.bytes (1,000,000). (A 999,700-byte record,
+# the first case, now fits its dead letter whole: the default
+# limit keeps 10 KiB for the headers.)
 # Promise: a stub dead letter is written instead (every relay.* header, the
 # original topic/partition/offset, relay.value_omitted, an empty value); the
 # transform stays up (same pid, no crash loop) and the partition moves on:
@@ -16,12 +19,12 @@ PID=$TRANSFORM_PID
 start_deliver
 gen before 30; gen after 30
 produce_file before
-python3 -c 'import sys; sys.stdout.buffer.write(b"not avro " + b"x" * (999700 - 9))' > "$WORK/big.bin"
+python3 -c 'import sys; sys.stdout.buffer.write(b"not avro " + b"x" * (1000150 - 9))' > "$WORK/big.bin"
 kcat -P -b "$BS" -t loyalty.events -p 0 -X message.max.bytes=2000000 -k big-record \
-  "$WORK/big.bin" 2>>"$WORK/tools.log" || fail "kcat could not produce the 999,700-byte record"
+  "$WORK/big.bin" 2>>"$WORK/tools.log" || fail "kcat could not produce the 1,000,150-byte record"
 BIG_OFFSET=$(kcat -C -b "$BS" -t loyalty.events -p 0 -e -q -f '%o %k\n' 2>/dev/null | awk '$2=="big-record" {print $1}')
 [ -n "$BIG_OFFSET" ] || fail "the big record is not on loyalty.events/0"
-ok "a 999,700-byte non-Avro record is on loyalty.events/0 at offset $BIG_OFFSET"
+ok "a 1,000,150-byte non-Avro record is on loyalty.events/0 at offset $BIG_OFFSET"
 produce_file after
 
 stub_there() {
