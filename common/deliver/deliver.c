@@ -525,7 +525,7 @@ static void send_front(struct relay_deliver *d)
                 char reason[700];
                 snprintf(reason, sizeof(reason),
                          "gave up after %d attempts while %s accepted other "
-                         "records: %s",
+                         "records: %.500s",
                          rg->attempts, d->platform, why);
                 dead_letter(d, d->sent[0], "deliver", reason, d->resp.status,
                             rg->attempts);
