@@ -58,7 +58,7 @@ for round in $(seq "$KILLS"); do
 done
 ok "produced $N events in $KILLS waves and made $kills kill -9s (restarted) in $((SECONDS - t0)) s"
 
-wait_delivered 240 30 || true   # the loss check below says what is missing
+wait_delivered 420 30 || true   # the loss check below says what is missing
 echo "# chaos draws: $(sim /_sim/chaos | python3 -c 'import json,sys; print(json.load(sys.stdin)["counts"])')"
 echo "# simulator: $(sim /_sim/stats)"
 # In flight at a kill: a deliver worker's request (100 records) and what it
