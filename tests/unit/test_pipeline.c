@@ -240,7 +240,7 @@ static void test_outputs_and_offsets(void **state)
         kmock_read(km, "out1", &rb);
         assert_int_equal(rb.n, N);
         for (size_t i = 0; i < rb.n; i++) {
-                char want[16];
+                char want[32];
                 snprintf(want, sizeof(want), "v%zu", i);
                 assert_int_equal(rb.msgs[i]->len, strlen(want));
                 assert_memory_equal(rb.msgs[i]->payload, want, strlen(want));
