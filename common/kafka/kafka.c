@@ -406,6 +406,29 @@ size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks, size_t n,
         return bad;
 }
 
+int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg)
+{
+        rd_kafka_topic_partition_list_t *tl =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(tl, rd_kafka_topic_name(msg->rkt),
+                                          msg->partition)
+            ->offset = msg->offset + 1;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, tl);
+        if (!err && tl->elems[0].err)
+                err = tl->elems[0].err;
+        rd_kafka_topic_partition_list_destroy(tl);
+        if (err) {
+                /* Typically the partition was revoked meanwhile: its new
+                 * owner re-reads the record (at-least-once, not a loss). */
+                relay_log(LOG_WARNING, "kafka",
+                          "cannot store offset %s[%d]@%lld: %s",
+                          rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                          (long long)msg->offset + 1, rd_kafka_err2str(err));
+                return -1;
+        }
+        return 0;
+}
+
 void relay_kafka_commit_stored(rd_kafka_t *rk)
 {
         rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 1 /* async */);

@@ -128,6 +128,9 @@ rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
 size_t relay_kafka_wait_acks(rd_kafka_t *rk, relay_kafka_ack_t *acks, size_t n,
                              int timeout_ms);
 
+/* Store the offset after msg for the next commit. 0 or -1 (logged). */
+int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg);
+
 /* Commit the stored offsets now, asynchronously (after each batch, so lag
  * dashboards and a restarted replica see progress at once). */
 void relay_kafka_commit_stored(rd_kafka_t *rk);
