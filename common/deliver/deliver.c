@@ -147,6 +147,7 @@ struct relay_deliver {
 
         enum platform_state state;
         int failures_in_row, probes, throttles;
+        size_t probe_turn; /* which candidate the next probe takes */
         int64_t last_ok, down_since, wait_until;
         int waiting_registry;
         unsigned long delivered, dead, requests, retries, throttled;
@@ -259,34 +260,48 @@ static int key_earlier(struct relay_deliver *d, size_t j, size_t k)
 }
 
 /* Put the probe of a paused platform at the front: one live record, taken
- * from the range that used the fewest attempts, so that a record at fault
- * (which keeps failing) cannot make the platform look down for ever, and
- * never one that would overtake an earlier record of the same person. */
+ * from the ranges that used the fewest attempts and never one that would
+ * overtake an earlier record of the same person. Successive probes take
+ * turns among those candidates, so that a record at fault (which keeps
+ * failing) cannot make the platform look down for ever. */
 static void range_probe(struct relay_deliver *d)
 {
-        size_t bj = 0, bk = SIZE_MAX;
         int best = INT_MAX;
-        for (size_t j = 0; j < d->nranges; j++) {
-                const struct range *rg = &d->ranges[j];
-                if (rg->attempts >= best)
-                        continue;
-                for (size_t k = rg->start; k < rg->start + rg->n; k++)
-                        if (live(d, k) && !key_earlier(d, j, k)) {
-                                bj = j;
-                                bk = k;
-                                best = rg->attempts;
-                                break;
+        size_t n = 0;
+        for (int pass = 0; pass < 2; pass++) {
+                size_t want = n ? d->probe_turn % n : 0, seen = 0;
+                for (size_t j = 0; j < d->nranges; j++) {
+                        const struct range *rg = &d->ranges[j];
+                        if (pass ? rg->attempts != best : rg->attempts > best)
+                                continue;
+                        for (size_t k = rg->start; k < rg->start + rg->n; k++) {
+                                if (!live(d, k) || key_earlier(d, j, k))
+                                        continue;
+                                if (!pass) {
+                                        if (rg->attempts < best)
+                                                best = rg->attempts, n = 0;
+                                        n++;
+                                        continue;
+                                }
+                                if (seen++ < want)
+                                        continue;
+                                d->probe_turn++;
+                                size_t bj = j;
+                                if (k > rg->start)
+                                        range_split_at(d, bj, k - rg->start),
+                                            bj++;
+                                if (d->ranges[bj].n > 1)
+                                        range_split_at(d, bj, 1);
+                                struct range probe = d->ranges[bj];
+                                memmove(&d->ranges[1], &d->ranges[0],
+                                        bj * sizeof(*d->ranges));
+                                d->ranges[0] = probe;
+                                return;
                         }
+                }
+                if (!n)
+                        return; /* range 0's first live record will do */
         }
-        if (bk == SIZE_MAX)
-                return; /* range 0's first live record is a fine probe */
-        if (bk > d->ranges[bj].start)
-                range_split_at(d, bj, bk - d->ranges[bj].start), bj++;
-        if (d->ranges[bj].n > 1)
-                range_split_at(d, bj, 1);
-        struct range probe = d->ranges[bj];
-        memmove(&d->ranges[1], &d->ranges[0], bj * sizeof(*d->ranges));
-        d->ranges[0] = probe;
 }
 
 static void range_pop(struct relay_deliver *d)
