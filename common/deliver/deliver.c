@@ -114,9 +114,8 @@ struct drec {
 /* Consecutive records of the send order that go in one request. */
 struct range {
         size_t start, n;
-        int attempts;       /* failures that used an attempt */
-        int64_t first_fail; /* relay_mono_ms of the first, 0 when none */
-        int64_t last_fail;  /* and of the latest */
+        int attempts;      /* failures that used an attempt */
+        int64_t last_fail; /* relay_mono_ms of the latest, 0 when none */
 };
 
 struct relay_deliver {
@@ -526,8 +525,6 @@ static void send_front(struct relay_deliver *d)
          * platform's: they use nothing. */
         if (rg->attempts < d->retry.max_attempts)
                 rg->attempts++;
-        if (!rg->first_fail)
-                rg->first_fail = now;
         rg->last_fail = now;
         if (rg->attempts >= d->retry.max_attempts && at_fault) {
                 if (n > 1) {
