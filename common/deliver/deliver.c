@@ -26,7 +26,9 @@
  *   attempts are not used while it is open. A request of several records
  *   that used its attempts is split (each half gets one more try); a lone
  *   record that used them is dead-lettered only when the platform accepted
- *   other records between its last two failures (else the circuit opens).
+ *   other records between its last two failures and it failed more often
+ *   than the platform's recent failure rate makes likely (odds below
+ *   1e-6; else the circuit opens).
  *   Probes are taken from the records that used the fewest attempts and
  *   never overtake an earlier record of the same person, so a record at
  *   fault cannot keep the platform looking down.
@@ -115,7 +117,19 @@ struct drec {
 struct range {
         size_t start, n;
         int attempts;      /* failures that used an attempt */
+        int fails;         /* failed requests its records were in */
         int64_t last_fail; /* relay_mono_ms of the latest, 0 when none */
+};
+
+/* The platform's recent answers (failed or not; throttling and refused
+ * credentials are not counted), each with the send-order span of its
+ * request, to tell a record's failures from the platform's failure rate.
+ */
+#define ANSWERS 256
+struct answer {
+        unsigned gen; /* the batch (build) it belongs to */
+        unsigned failed;
+        size_t start, n;
 };
 
 struct relay_deliver {
@@ -148,6 +162,9 @@ struct relay_deliver {
         int failures_in_row, probes, throttles;
         size_t probe_turn; /* which candidate the next probe takes */
         int64_t last_ok, down_since, wait_until;
+        struct answer answers[ANSWERS];
+        size_t nanswers, answer_at;
+        unsigned gen;
         int waiting_registry;
         unsigned long delivered, dead, requests, retries, throttled;
 };
@@ -315,6 +332,7 @@ static void build(struct relay_deliver *d)
 {
         size_t n = relay_pipeline_count(d->p), bytes = 0;
         d->norder = d->nranges = 0;
+        d->gen++;
         for (size_t i = 0; i < n; i++) {
                 if (!d->recs[i].encoded || relay_pipeline_is_done(d->p, i) ||
                     relay_pipeline_dropped(d->p, i))
@@ -358,6 +376,49 @@ static enum outcome outcome_of(enum relay_result r,
         if (s == 429 || (r == RELAY_RETRY && resp->retry_after_ms >= 0))
                 return OUT_THROTTLE;
         return r == RELAY_RETRY ? OUT_FAIL : OUT_RECORD;
+}
+
+static void answered(struct relay_deliver *d, const struct range *rg,
+                     int failed)
+{
+        struct answer *a = &d->answers[d->answer_at];
+        a->gen = d->gen;
+        a->failed = (unsigned)failed;
+        a->start = rg->start;
+        a->n = rg->n;
+        d->answer_at = (d->answer_at + 1) % ANSWERS;
+        if (d->nanswers < ANSWERS)
+                d->nanswers++;
+}
+
+/* Odds below which a lone record's failures are not chance: the chance
+ * that requests fail that many times at the platform's failure rate. */
+#define BLAME_ODDS 1e-6
+
+/* Whether range rg (one record) failed too often to be the platform's
+ * chance: the failed requests it was in against the failure rate of the
+ * platform's recent requests without it, taken as (failed + 1) /
+ * (answered + 10) so that a few answers cannot make a platform look
+ * healthier than it is. A platform that fails 30 % of requests at random
+ * needs 12 failures of the record; a healthy one 6 or 7, which a record
+ * that used its attempts in a request of several and then alone has.
+ * *total and *failed get the answers counted. */
+static int to_blame(struct relay_deliver *d, const struct range *rg,
+                    unsigned *total, unsigned *failed)
+{
+        *total = *failed = 0;
+        for (size_t h = 0; h < d->nanswers; h++) {
+                const struct answer *a = &d->answers[h];
+                if (a->gen == d->gen && rg->start >= a->start &&
+                    rg->start < a->start + a->n)
+                        continue; /* the record was in it */
+                (*total)++;
+                *failed += a->failed;
+        }
+        double rate = (*failed + 1.0) / (*total + 10.0), odds = 1.0;
+        for (int k = 0; k < rg->fails && odds >= BLAME_ODDS; k++)
+                odds *= rate;
+        return odds < BLAME_ODDS;
 }
 
 /* The growing interval between probes of a paused platform. */
@@ -461,6 +522,8 @@ static void send_front(struct relay_deliver *d)
                   "request of %zu record(s): HTTP %ld (%s) %s", n,
                   d->resp.status, relay_result_name(r), why);
 
+        if (oc == OUT_OK || oc == OUT_RECORD || oc == OUT_FAIL)
+                answered(d, rg, oc == OUT_FAIL);
         switch (oc) {
         case OUT_OK:
                 for (size_t k = 0; k < n; k++)
@@ -516,17 +579,21 @@ static void send_front(struct relay_deliver *d)
                 return;
         }
         /* A record is at fault only when the platform accepted other
-         * records between its failures: a success before its latest
-         * failure streak says nothing (the platform may have gone down
-         * right after it). */
+         * records between its failures (a success before its latest
+         * failure streak says nothing: the platform may have gone down
+         * right after it), and, alone, when it failed more often than
+         * the platform's failure rate makes likely. */
         int64_t prev = rg->last_fail;
         int at_fault = prev && d->last_ok > prev;
         /* Failures past the last attempt without that evidence are the
          * platform's: they use nothing. */
         if (rg->attempts < d->retry.max_attempts)
                 rg->attempts++;
+        rg->fails++;
         rg->last_fail = now;
-        if (rg->attempts >= d->retry.max_attempts && at_fault) {
+        unsigned total = 0, failed = 0;
+        if (rg->attempts >= d->retry.max_attempts && at_fault &&
+            (n > 1 || to_blame(d, rg, &total, &failed))) {
                 if (n > 1) {
                         /* Find the record at fault: each half gets one
                          * more try. */
@@ -534,11 +601,13 @@ static void send_front(struct relay_deliver *d)
                         range_halve(d);
                         return;
                 }
-                char reason[700];
+                char reason[800];
                 snprintf(reason, sizeof(reason),
                          "gave up after %d attempts while %s accepted other "
-                         "records: %.500s",
-                         rg->attempts, d->platform, why);
+                         "records: %.500s (it was in %d failed requests; %u "
+                         "of the platform's last %u other requests failed)",
+                         rg->attempts, d->platform, why, rg->fails, failed,
+                         total);
                 dead_letter(d, d->sent[0], "deliver", reason, d->resp.status,
                             rg->attempts);
                 range_pop(d);
@@ -554,8 +623,9 @@ static void send_front(struct relay_deliver *d)
                         range_halve(d);
                         return;
                 }
-                /* Alone, and nothing else was accepted in between: it
-                 * looks like the platform, not the record. */
+                /* Alone, and nothing else was accepted in between, or
+                 * not often enough to tell it from chance: it looks like
+                 * the platform, not the record. */
                 platform_down(d, PLATFORM_DOWN, why);
                 return;
         }

@@ -34,9 +34,11 @@
  */
 
 /* What the platform does: the first fail_first requests get fail; a
- * request carrying the poison record gets poison; with down set, every
- * other request gets fail too; with auth set, a request without that
- * Authorization gets 401. Everything else is accepted (202). */
+ * request carrying the poison record gets poison (only its first
+ * poison_times ones, when set); with down set, every other request gets
+ * fail too, and with flaky_every set every flaky_every-th of them; with
+ * auth set, a request without that Authorization gets 401. Everything
+ * else is accepted (202). */
 struct platform {
         pthread_mutex_t mu;
         int fail_first;
@@ -45,7 +47,9 @@ struct platform {
                            (0: accepted), the last one repeating */
         int nscript;
         int poison_rec; /* -1: none */
+        int poison_times, poisoned;
         int down;
+        int flaky_every, others;
         char auth[128];
         /* seen */
         int nreq;
@@ -101,9 +105,13 @@ static const struct reply *platform_reply(void *arg, const struct request *rq,
         else if (pf->nscript &&
                  pf->script[n < pf->nscript ? n : pf->nscript - 1])
                 r = &pf->fail;
-        else if (poisoned)
+        else if (poisoned &&
+                 (!pf->poison_times || pf->poisoned++ < pf->poison_times))
                 r = &pf->poison;
         else if (pf->down)
+                r = &pf->fail;
+        else if (!poisoned && pf->flaky_every &&
+                 ++pf->others % pf->flaky_every == 0)
                 r = &pf->fail;
         if (r == &pf->ok)
                 for (int k = 0; k < nrec; k++)
@@ -535,6 +543,37 @@ static void test_failing_record_gives_up(void **state)
         assert_accepted_once(f, except);
 }
 
+/* A flaky platform fails every second request, and record 19, in a
+ * request of its own, happens to meet eight failures in a row while
+ * others of its batch are accepted in between, then is accepted itself:
+ * that is as often as the platform fails anyone, so it is not the
+ * record's fault and nothing is dead-lettered. (Judged by its attempts
+ * alone, it would go after 5.) The first two batches show the platform's
+ * failure rate. */
+static void test_flaky_platform_blames_no_record(void **state)
+{
+        struct fx *f = *state;
+        enum { WARM = 16, M = 8 };
+        f->pf.poison_rec = WARM + 3;
+        f->pf.poison_times = 8;
+        f->pf.poison = refusal(503, NULL);
+        f->pf.flaky_every = 2;
+        f->pf.fail = refusal(503, NULL);
+        produce_records(f, 0, WARM);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "8", NULL);
+        wait_committed(f, WARM, KMOCK_WAIT_MS);
+        produce_records(f, WARM, M);
+        wait_committed(f, WARM + M, KMOCK_WAIT_MS);
+        stop(f);
+        struct kmock_readback dlq;
+        kmock_read(f->km, "dlq.mparticle", &dlq);
+        assert_int_equal(dlq.n, 0);
+        kmock_readback_free(&dlq);
+        assert_int_equal(f->pf.poisoned, 9); /* 8 failed, the 9th taken */
+        assert_accepted_once(f, NULL);
+}
+
 /* An outage with a blip: 503 three times (the circuit opens), one probe
  * accepted, then 503 eight more times, then 202. The platform never kept
  * accepting records while the others failed, so nothing is
@@ -624,6 +663,8 @@ int main(int argc, char **argv)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_failing_record_gives_up, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(
+                test_flaky_platform_blames_no_record, setup, teardown),
             cmocka_unit_test_setup_teardown(
                 test_outage_with_blip_no_dead_letters, setup, teardown),
             cmocka_unit_test_setup_teardown(test_max_outage_gives_up, setup,
