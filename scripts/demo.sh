@@ -36,11 +36,13 @@ curl -sf -X POST "$SIM/_sim/faults" -d '[
 
 say "starting relay-transform and relay-deliver (mParticle)"
 "$BIN/relay-transform" -c deploy/config/transform-loyalty.cfg \
-  -X kafka.bootstrap.servers="$BS" 2>"$WORK/transform.log" & pids+=($!)
+  -X kafka.bootstrap.servers="$BS" -X admin.address=127.0.0.1 -X admin.port=-1 \
+  2>"$WORK/transform.log" & pids+=($!)
 RELAY_MPARTICLE_API_KEY=demo-key RELAY_MPARTICLE_API_SECRET=demo-secret \
 "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
   -X kafka.bootstrap.servers="$BS" -X mparticle.url="$SIM/v2" \
-  -X deliver.backoff_base_ms=300 2>"$WORK/deliver.log" & pids+=($!)
+  -X deliver.backoff_base_ms=300 -X admin.address=127.0.0.1 -X admin.port=-1 \
+  2>"$WORK/deliver.log" & pids+=($!)
 
 say "producing $(wc -l < deploy/demo/loyalty-events.jsonl) sample loyalty events to loyalty.events"
 "$BIN/relayctl" -b "$BS" produce loyalty.events < deploy/demo/loyalty-events.jsonl

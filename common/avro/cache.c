@@ -7,6 +7,7 @@
  * avro_int.h says why).
  */
 #include "avro_int.h"
+#include "relay/metrics.h"
 #include "relay/log.h"
 #include "relay/retry.h"
 
@@ -289,12 +290,26 @@ enum relay_result relay_schemas_lookup(relay_schemas_t *s, int32_t id,
                                        struct schema_entry **out, char *errstr,
                                        size_t errstr_size)
 {
+        static relay_series_t *hits, *misses;
+        static int once;
+        if (!once) {
+                once = 1;
+                relay_metric_t *m = relay_metric(
+                    RELAY_METRIC_COUNTER, "relay_schema_cache_lookups_total",
+                    "schema id lookups: found in memory (hit) or not (miss: "
+                    "the registry is asked, or the id is unknown)",
+                    "result", NULL, 0);
+                hits = relay_series(m, "hit");
+                misses = relay_series(m, "miss");
+        }
         struct schema_entry *e = relay_schemas_find_id(s, id);
         if (e) {
+                relay_metric_add(hits, 1);
                 e->used = ++s->tick;
                 *out = e;
                 return RELAY_OK;
         }
+        relay_metric_add(misses, 1);
         if (!s->reg) {
                 relay_seterr(errstr, errstr_size, "unknown schema id %d",
                              (int)id);

@@ -15,7 +15,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-int relay_log_level = LOG_INFO;
+_Atomic int relay_log_level = LOG_INFO;
 static FILE *log_fp;
 
 static const char *level_names[] = {"emerg",   "alert",  "crit", "error",
@@ -142,6 +142,31 @@ void relay_log_write(int level, const char *component, const char *fmt, ...)
         FILE *fp = log_fp ? log_fp : stderr;
         fwrite(line, 1, (size_t)n, fp);
         fflush(fp);
+}
+
+void relay_log_limited_write(relay_log_limit_t *lim, long interval_ms,
+                             int level, const char *component, const char *fmt,
+                             ...)
+{
+        long long now = (long long)relay_mono_ms();
+        if (lim->last && now - lim->last < interval_ms) {
+                lim->skipped++;
+                return;
+        }
+        char msg[4096];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (lim->skipped)
+                relay_log_write(level, component,
+                                "%s (and %lu more like it in the last %.0f s)",
+                                msg, lim->skipped,
+                                (double)(now - lim->last) / 1000.0);
+        else
+                relay_log_write(level, component, "%s", msg);
+        lim->skipped = 0;
+        lim->last = now;
 }
 
 void relay_log_rdkafka_cb(const struct rd_kafka_s *rk, int level,

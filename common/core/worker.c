@@ -2,10 +2,13 @@
  * The shared start of every worker: arguments, config, log level, signals.
  */
 #include "relay/worker.h"
+#include "relay/admin.h"
 #include "relay/common.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
 #include "relay/registry.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +16,19 @@
 
 volatile sig_atomic_t relay_run = 1;
 volatile sig_atomic_t relay_reload = 0;
+/* When the stop signal came (CLOCK_MONOTONIC ms), 0 before: a lock-free
+ * atomic, so the signal handler may store it. */
+static _Atomic int_least64_t stop_at;
 
 static const relay_conf_prop_t worker_props[] = {
     {"log.level", RELAY_CONF_STRING, "info", 0, -1, 0,
-     "error, warning, info or debug", 0},
+     "error, warning, info or debug (also PUT /loglevel on the admin "
+     "endpoint)",
+     0},
+    {"worker.shutdown_grace_ms", RELAY_CONF_INT, "30000", 0, 3600000, 0,
+     "on SIGTERM, time to finish the batch in hand (requests still running "
+     "then are aborted; what is not finished is left for the next owner)",
+     0},
     {"schemas.manifest", RELAY_CONF_STRING, "schemas/manifest.cfg", 0, -1, 0,
      "the schema catalogue: ids, subjects and .avsc files", 0},
     {"schema_registry.url", RELAY_CONF_STRING, NULL, 0, -1, 0,
@@ -54,12 +66,13 @@ relay_conf_t *relay_worker_conf(int argc, char **argv, const char *name,
                                 size_t ntables)
 {
         /* The common keys first, then the worker's, however many. */
-        const relay_conf_prop_t **all = relay_calloc(ntables + 1, sizeof(*all));
+        const relay_conf_prop_t **all = relay_calloc(ntables + 2, sizeof(*all));
         char errstr[1024];
         all[0] = worker_props;
+        all[1] = relay_admin_props;
         for (size_t i = 0; i < ntables; i++)
-                all[i + 1] = tables[i];
-        relay_conf_t *conf = relay_conf_new(all, ntables + 1);
+                all[i + 2] = tables[i];
+        relay_conf_t *conf = relay_conf_new(all, ntables + 2);
         free(all); /* the conf keeps the tables, not the array */
         const char *file = NULL;
         int opt;
@@ -120,7 +133,35 @@ fail:
 static void on_stop(int sig)
 {
         (void)sig;
+        if (!atomic_load(&stop_at))
+                atomic_store(&stop_at, relay_mono_ms());
         relay_run = 0;
+}
+
+int64_t relay_worker_stop_deadline(long grace_ms)
+{
+        if (relay_run)
+                return 0;
+        int64_t at = atomic_load(&stop_at);
+        if (!at) /* stopped by other means than a signal */
+                atomic_store(&stop_at, at = relay_mono_ms());
+        return at + grace_ms;
+}
+
+void relay_worker_admin(const relay_conf_t *conf, const char *name)
+{
+        char errstr[512];
+        if (relay_admin_start(conf, name, errstr, sizeof(errstr))) {
+                fprintf(stderr, "relay-%s: %s\n", name, errstr);
+                relay_log(LOG_ERR, name, "%s", errstr);
+                exit(2);
+        }
+}
+
+void relay_worker_end(void)
+{
+        relay_admin_stop();
+        relay_metrics_free();
 }
 
 static void on_hup(int sig)

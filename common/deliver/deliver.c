@@ -42,6 +42,8 @@
 #include "relay/dlq.h"
 #include "relay/http.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
+#include "relay/admin.h"
 #include "relay/pipeline.h"
 #include "relay/retry.h"
 #include "relay/worker.h"
@@ -167,7 +169,15 @@ struct relay_deliver {
         unsigned gen;
         int waiting_registry;
         unsigned long delivered, dead, requests, retries, throttled;
+
+        /* metrics (relay/metrics.h), labelled with the platform */
+        relay_metric_t *m_requests, *m_retries;
+        relay_series_t *m_delivered, *m_duration, *m_in_flight, *m_state,
+            *m_breaker, *m_throttled;
 };
+
+static const char *const outcome_names[] = {"ok", "refused", "throttled",
+                                            "auth", "failed"};
 
 /* ---- records ------------------------------------------------------------ */
 
@@ -440,17 +450,25 @@ static void platform_down(struct relay_deliver *d, enum platform_state st,
                 d->probes = 0;
         }
         d->state = st;
+        relay_metric_set(d->m_state, st == PLATFORM_AUTH ? 2 : 1);
+        relay_metric_set(d->m_breaker, st == PLATFORM_DOWN);
         long wait = probe_delay(d);
         d->wait_until = now + wait;
-        if (st == PLATFORM_AUTH)
+        if (st == PLATFORM_AUTH) {
                 relay_pipeline_paused(
                     d->p,
                     "%s refused the connection's credentials or endpoint "
                     "(%s); probing with one record every %ld s at most, "
                     "re-reading the secrets before each probe",
                     d->platform, why, d->probe_max / 1000);
-        else
-                relay_pipeline_paused(
+                relay_ready_set(RELAY_READY_PLATFORM,
+                                "%s refused the credentials or endpoint: %s",
+                                d->platform, why);
+                return;
+        }
+        relay_ready_set(RELAY_READY_PLATFORM, "%s unavailable, circuit open: %s",
+                        d->platform, why);
+        relay_pipeline_paused(
                     d->p,
                     "%s unavailable (%s): circuit open after %d failed "
                     "request(s) in a row; probing with one record every %ld "
@@ -467,6 +485,9 @@ static void platform_up(struct relay_deliver *d)
                 d->state = PLATFORM_OK;
                 d->probes = 0;
         }
+        relay_metric_set(d->m_state, 0);
+        relay_metric_set(d->m_breaker, 0);
+        relay_ready_set(RELAY_READY_PLATFORM, NULL);
         relay_pipeline_resumed(d->p);
 }
 
@@ -511,13 +532,40 @@ static void send_front(struct relay_deliver *d)
                 }
         relay_http_request_t req;
         relay_adapter_request(d->adapter, d->ad, d->items, n, &d->body, &req);
+        relay_metric_set(d->m_in_flight, 1);
         relay_http_perform(d->http, &req, &d->resp);
+        relay_metric_set(d->m_in_flight, 0);
+        if (d->resp.aborted) {
+                /* Stopping, and the grace ran out: the records stay
+                 * unfinished, for the next owner (the platform may have
+                 * taken them: the only duplicates of a shutdown). */
+                relay_log(LOG_WARNING, d->worker,
+                          "stopping: aborted a request of %zu record(s) "
+                          "when the shutdown grace ran out",
+                          n);
+                return;
+        }
         d->requests++;
+        relay_metric_observe(d->m_duration, d->resp.seconds);
         why[0] = '\0';
         enum relay_result r = relay_adapter_classify(
             d->adapter, d->ad, &d->resp, why, sizeof(why));
         enum outcome oc = outcome_of(r, &d->resp);
         int64_t now = relay_mono_ms();
+        relay_metric_add(
+            relay_series(d->m_requests, d->platform, outcome_names[oc]), 1);
+        if (oc == OUT_THROTTLE || oc == OUT_FAIL) {
+                char status[16];
+                if (d->resp.timed_out)
+                        snprintf(status, sizeof(status), "timeout");
+                else if (d->resp.transport_error || !d->resp.status)
+                        snprintf(status, sizeof(status), "transport");
+                else
+                        snprintf(status, sizeof(status), "%ld",
+                                 d->resp.status);
+                relay_metric_add(
+                    relay_series(d->m_retries, d->platform, status), 1);
+        }
         relay_log(LOG_DEBUG, d->worker,
                   "request of %zu record(s): HTTP %ld (%s) %s", n,
                   d->resp.status, relay_result_name(r), why);
@@ -529,6 +577,7 @@ static void send_front(struct relay_deliver *d)
                 for (size_t k = 0; k < n; k++)
                         relay_pipeline_done(d->p, d->sent[k]);
                 d->delivered += n;
+                relay_metric_add(d->m_delivered, (double)n);
                 range_pop(d);
                 platform_up(d);
                 return;
@@ -558,6 +607,7 @@ static void send_front(struct relay_deliver *d)
                 if (wait > d->retry_after_max)
                         wait = d->retry_after_max;
                 d->throttled++;
+                relay_metric_add(d->m_throttled, 1);
                 d->wait_until = now + wait;
                 relay_pipeline_paused(d->p,
                                       "%s is throttling (%s); waiting %.1f s "
@@ -710,6 +760,65 @@ static const relay_processor_t deliver_processor = {
 /* ---- life cycle ------------------------------------------------------------
  */
 
+/* For the HTTP client: abort a request once the shutdown grace ran out. */
+static int stopping(void *p)
+{
+        return relay_pipeline_stopping(p);
+}
+
+static void metrics_new(struct relay_deliver *d)
+{
+        const enum relay_metric_type C = RELAY_METRIC_COUNTER,
+                                     G = RELAY_METRIC_GAUGE;
+        const char *pl = d->platform;
+        d->m_requests = relay_metric(C, "relay_http_requests_total",
+                                     "requests to the platform by outcome (ok, "
+                                     "refused, throttled, auth, failed)",
+                                     "platform,outcome", NULL, 0);
+        d->m_retries = relay_metric(C, "relay_delivery_retries_total",
+                                    "answers that make a request be tried "
+                                    "again, by HTTP status (or timeout, "
+                                    "transport)",
+                                    "platform,status", NULL, 0);
+        d->m_delivered = relay_series(
+            relay_metric(C, "relay_delivered_total",
+                         "records the platform accepted", "platform", NULL, 0),
+            pl);
+        d->m_throttled = relay_series(
+            relay_metric(C, "relay_throttled_total",
+                         "throttled answers (429, Retry-After) waited out",
+                         "platform", NULL, 0),
+            pl);
+        d->m_duration = relay_series(
+            relay_metric(RELAY_METRIC_HISTOGRAM,
+                         "relay_http_request_duration_seconds",
+                         "time of a request to the platform, in seconds",
+                         "platform", relay_duration_buckets,
+                         relay_duration_nbuckets),
+            pl);
+        d->m_in_flight = relay_series(
+            relay_metric(G, "relay_http_requests_in_flight",
+                         "requests to the platform under way", "platform",
+                         NULL, 0),
+            pl);
+        d->m_state = relay_series(
+            relay_metric(G, "relay_platform_state",
+                         "0 ok, 1 circuit open (unavailable), 2 credentials "
+                         "or endpoint refused",
+                         "platform", NULL, 0),
+            pl);
+        d->m_breaker = relay_series(
+            relay_metric(G, "relay_breaker_open",
+                         "1 while the circuit to the platform is open",
+                         "platform", NULL, 0),
+            pl);
+        relay_metric_set(d->m_in_flight, 0);
+        relay_metric_set(d->m_state, 0);
+        relay_metric_set(d->m_breaker, 0);
+        relay_metric_add(d->m_delivered, 0);
+        relay_metric_add(d->m_throttled, 0);
+}
+
 relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                                    size_t errstr_size)
 {
@@ -769,6 +878,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                 (size_t)relay_conf_int(conf, "deliver.max_record_bytes"),
             .max_record_key = "deliver.max_record_bytes",
             .running = &relay_run,
+            .shutdown_grace_ms =
+                (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
         };
         size_t max_record_bytes = 0;
         if (!(d->p =
@@ -806,6 +917,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         d->ranges = relay_calloc(d->batch_size + 1, sizeof(*d->ranges));
         d->items = relay_calloc(d->max_items, sizeof(*d->items));
         d->sent = relay_calloc(d->max_items, sizeof(*d->sent));
+        relay_http_set_abort(d->http, stopping, d->p);
+        metrics_new(d);
         relay_log(LOG_INFO, d->worker,
                   "consuming %s as %s; delivering to %s (up to %zu records, "
                   "%zu bytes a request); dead letters to %s",

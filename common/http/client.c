@@ -32,7 +32,28 @@ struct relay_http {
         long timeout_ms;
         long connect_timeout_ms;
         char errbuf[CURL_ERROR_SIZE];
+        int (*abort_fn)(void *arg);
+        void *abort_arg;
 };
+
+/* libcurl's progress callback, at least once a second during a request:
+ * non-zero aborts it (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+        (void)dltotal;
+        (void)dlnow;
+        (void)ultotal;
+        (void)ulnow;
+        relay_http_t *h = opaque;
+        return h->abort_fn(h->abort_arg) ? 1 : 0;
+}
+
+void relay_http_set_abort(relay_http_t *h, int (*fn)(void *arg), void *arg)
+{
+        h->abort_fn = fn;
+        h->abort_arg = arg;
+}
 
 int relay_http_global_init(void)
 {
@@ -148,6 +169,11 @@ static CURLcode set_client_options(relay_http_t *h, relay_http_response_t *resp)
         SETOPT(CURLOPT_WRITEDATA, resp);
         SETOPT(CURLOPT_HEADERFUNCTION, on_header);
         SETOPT(CURLOPT_HEADERDATA, resp);
+        if (h->abort_fn) {
+                SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+                SETOPT(CURLOPT_XFERINFODATA, h);
+                SETOPT(CURLOPT_NOPROGRESS, 0L);
+        }
 #undef SETOPT
         return rc;
 }
@@ -314,6 +340,7 @@ int relay_http_perform(relay_http_t *h, const relay_http_request_t *req,
         if (rc != CURLE_OK) {
                 resp->transport_error = (int)rc;
                 resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+                resp->aborted = rc == CURLE_ABORTED_BY_CALLBACK;
                 snprintf(resp->error, sizeof(resp->error), "%s",
                          h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
                 relay_log(LOG_DEBUG, "http", "%s %.*s failed after %.3fs: %s",

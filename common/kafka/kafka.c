@@ -5,8 +5,12 @@
  * logs and errors into relay_log.
  */
 #include "relay/kafka.h"
+#include "relay/admin.h"
 #include "relay/common.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
+
+#include <jansson.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,10 +29,13 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         relay_kafka_ack_t *ack = m->_private;
+        /* During a broker outage every queued message fails alike. */
+        static relay_log_limit_t lim;
         if (m->err)
-                relay_log(LOG_WARNING, "kafka", "delivery to %s failed: %s",
-                          rd_kafka_topic_name(m->rkt),
-                          rd_kafka_err2str(m->err));
+                relay_log_limited(&lim, 10000, LOG_WARNING, "kafka",
+                                  "delivery to %s failed: %s",
+                                  rd_kafka_topic_name(m->rkt),
+                                  rd_kafka_err2str(m->err));
         if (!ack)
                 return;
         if (m->err && ack->keep) {
@@ -79,6 +86,15 @@ static const char *const consumer_only[] = {"auto.offset.reset",
                                             "queued.",
                                             "check.crcs",
                                             NULL};
+/* Set before the worker's keys, which may change them: statistics feed
+ * the metrics (lag, queues); cooperative rebalancing moves only the
+ * partitions that change owner, so a scale-out does not stop the group. */
+static const char *const client_defaults[] = {"statistics.interval.ms",
+                                              "5000", NULL};
+static const char *const consumer_defaults[] = {
+    "statistics.interval.ms", "5000", "partition.assignment.strategy",
+    "cooperative-sticky", NULL};
+
 static const char *const producer_only[] = {"linger.ms",
                                             "queue.buffering.",
                                             "batch.",
@@ -103,14 +119,92 @@ static int other_kind(const char *name, const char *const *list)
         return 0;
 }
 
+/* What a consumer calls back from its rebalances. */
+struct drain {
+        const relay_kafka_rebalance_t *cb;
+        void *opaque;
+};
+
+/* Queue sizes and broker connections from a statistics report, as
+ * metrics; a consumer's report then goes to its stats callback (lag). */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+        static relay_metric_t *queue, *up;
+        static int once;
+        if (!once) {
+                once = 1;
+                queue = relay_metric(RELAY_METRIC_GAUGE,
+                                     "relay_kafka_queue_messages",
+                                     "messages in librdkafka's queues: the "
+                                     "producer's not yet acknowledged, the "
+                                     "consumer's fetched not yet taken",
+                                     "client", NULL, 0);
+                up = relay_metric(RELAY_METRIC_GAUGE, "relay_kafka_brokers_up",
+                                  "broker connections up", "client", NULL, 0);
+        }
+        json_error_t jerr;
+        json_t *root = json_loadb(json, len, 0, &jerr);
+        if (!root)
+                return 0;
+        int consumer = rd_kafka_type(rk) == RD_KAFKA_CONSUMER;
+        const char *client = consumer ? "consumer" : "producer";
+        long long nup = 0, queued = 0;
+        const char *name;
+        json_t *b, *t;
+        json_object_foreach(json_object_get(root, "brokers"), name, b)
+        {
+                /* Logical brokers (the group coordinator) have no node. */
+                if (json_integer_value(json_object_get(b, "nodeid")) >= 0 &&
+                    !strcmp(json_string_value(json_object_get(b, "state"))
+                                ? json_string_value(json_object_get(b, "state"))
+                                : "",
+                            "UP"))
+                        nup++;
+        }
+        if (consumer) {
+                json_object_foreach(json_object_get(root, "topics"), name, t)
+                {
+                        const char *pn;
+                        json_t *part;
+                        json_object_foreach(json_object_get(t, "partitions"),
+                                            pn, part)
+                        {
+                                queued += json_integer_value(
+                                    json_object_get(part, "fetchq_cnt"));
+                        }
+                }
+                if (!nup)
+                        relay_ready_set(RELAY_READY_KAFKA,
+                                        "no connection to a Kafka broker is "
+                                        "up (%s)",
+                                        rd_kafka_name(rk));
+                else
+                        relay_ready_set(RELAY_READY_KAFKA, NULL);
+        } else {
+                queued = json_integer_value(json_object_get(root, "msg_cnt"));
+        }
+        relay_metric_set(relay_series(queue, client), (double)queued);
+        relay_metric_set(relay_series(up, client), (double)nup);
+        struct drain *d = opaque;
+        if (consumer && d && d->cb && d->cb->stats)
+                d->cb->stats(d->opaque, rk, root);
+        json_decref(root);
+        return 0; /* librdkafka frees json */
+}
+
 /* A librdkafka conf with the worker's kafka.* keys (less those in skip),
  * then the pinned ones. */
 static rd_kafka_conf_t *conf_new(const relay_conf_t *conf,
                                  const char *const *skip,
+                                 const char *const *defaults,
                                  const char *const *pinned, char *errstr,
                                  size_t errstr_size)
 {
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        for (size_t i = 0; defaults && defaults[i]; i += 2)
+                if (set(kc, defaults[i], defaults[i + 1], "relay", errstr,
+                        errstr_size))
+                        goto fail;
         for (size_t i = 0; i < relay_conf_kafka_count(conf); i++)
                 if (!other_kind(relay_conf_kafka_name(conf, i), skip) &&
                     set(kc, relay_conf_kafka_name(conf, i),
@@ -123,17 +217,12 @@ static rd_kafka_conf_t *conf_new(const relay_conf_t *conf,
                         goto fail;
         rd_kafka_conf_set_log_cb(kc, relay_log_rdkafka_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);
+        rd_kafka_conf_set_stats_cb(kc, stats_cb);
         return kc;
 fail:
         rd_kafka_conf_destroy(kc);
         return NULL;
 }
-
-/* What a consumer calls back from its rebalances. */
-struct drain {
-        const relay_kafka_rebalance_t *cb;
-        void *opaque;
-};
 
 static void commit_sync(rd_kafka_t *rk, const char *when)
 {
@@ -203,7 +292,8 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
             "enable.auto.commit", "true",        /* commits stored ones */
             NULL};
         rd_kafka_conf_t *kc =
-            conf_new(conf, producer_only, pinned, errstr, errstr_size);
+            conf_new(conf, producer_only, consumer_defaults, pinned, errstr,
+                     errstr_size);
         if (!kc)
                 return NULL;
         if (set(kc, "group.id", group_id, "relay", errstr, errstr_size)) {
@@ -254,7 +344,8 @@ rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
         static const char *const pinned[] = {"enable.idempotence", "true",
                                              NULL};
         rd_kafka_conf_t *kc =
-            conf_new(conf, consumer_only, pinned, errstr, errstr_size);
+            conf_new(conf, consumer_only, client_defaults, pinned, errstr,
+                     errstr_size);
         if (!kc)
                 return NULL;
         rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);

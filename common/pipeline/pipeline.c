@@ -13,8 +13,12 @@
  * that never waits never pays for a pause.
  */
 #include "relay/pipeline.h"
+#include "relay/admin.h"
 #include "relay/log.h"
+#include "relay/metrics.h"
+#include "relay/worker.h"
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,13 +53,28 @@ struct slot {
         int attempts;
         int64_t retry_at;
         int tries;
+        relay_series_t *count; /* what it counts once durable */
 };
 
 #define SLOT_CHUNK 256
 
+/* An assigned partition, for its lag. */
+struct ppart {
+        char *topic;
+        int32_t partition;
+        int64_t stored_ts; /* timestamp of the last record stored, or 0 */
+        relay_series_t *lag, *lag_s;
+};
+
+/* The engine's metrics (relay/metrics.h); all NULL-safe. */
+struct pmetrics {
+        relay_metric_t *in, *out, *failed, *dlq, *lag, *lag_s, *rebalances;
+        relay_series_t *batch, *paused, *assigned;
+};
+
 struct relay_pipeline {
         relay_pipeline_conf_t pc;
-        char *worker, *dlq_topic;
+        char *worker, *dlq_topic, *group, *topics;
         const relay_processor_t *proc;
         void *opaque;
         rd_kafka_t *consumer, *producer;
@@ -80,6 +99,13 @@ struct relay_pipeline {
         int produce_paused; /* the reason is the engine's (a produce) */
         int64_t paused_since;
         relay_pipeline_stats_t stats;
+
+        struct ppart *parts; /* assigned */
+        size_t nparts;
+        struct pmetrics m;
+        long grace_ms;
+        int64_t stop_at; /* stopping: finish by then */
+        relay_log_limit_t consumer_log;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -87,6 +113,32 @@ struct relay_pipeline {
 int relay_pipeline_running(const relay_pipeline_t *p)
 {
         return *p->running != 0;
+}
+
+/* Stopping, and the grace to finish the batch in hand has run out. */
+int relay_pipeline_stopping(relay_pipeline_t *p)
+{
+        if (*p->running)
+                return 0;
+        if (!p->stop_at) {
+                /* From the stop signal when there was one. */
+                int64_t at = relay_worker_stop_deadline(p->grace_ms);
+                p->stop_at = at ? at : relay_mono_ms() + p->grace_ms;
+                relay_ready_set(RELAY_READY_DRAINING,
+                                "stopping: finishing the batch in hand");
+                relay_log(LOG_INFO, p->worker,
+                          "stopping: fetching no more, finishing the %zu "
+                          "record(s) in hand within %ld ms",
+                          p->nrecs, p->grace_ms);
+        }
+        return relay_mono_ms() >= p->stop_at;
+}
+
+/* The consumer was polled: the worker is alive. */
+static void polled(relay_pipeline_t *p)
+{
+        p->last_serve = relay_mono_ms();
+        relay_heartbeat();
 }
 
 static struct slot *slot_at(relay_pipeline_t *p, size_t i)
@@ -195,13 +247,14 @@ static void serve(relay_pipeline_t *p, long ms)
         rd_kafka_poll(p->producer, 0);
         rd_kafka_message_t *m =
             rd_kafka_consumer_poll(p->consumer, (int)(ms > 0 ? ms : 0));
-        p->last_serve = relay_mono_ms();
+        polled(p);
         if (!m)
                 return;
         if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                        relay_log(LOG_WARNING, p->worker, "consumer: %s",
-                                  rd_kafka_message_errstr(m));
+                        relay_log_limited(&p->consumer_log, 10000, LOG_WARNING,
+                                          p->worker, "consumer: %s",
+                                          rd_kafka_message_errstr(m));
                 rd_kafka_message_destroy(m);
                 return;
         }
@@ -219,12 +272,17 @@ static void serve_if_due(relay_pipeline_t *p)
 }
 
 /* Wait until `until` (relay_mono_ms), serving; an interruptible wait
- * also ends when pc.interrupt is set. -1 when stopped. */
-static int wait_until(relay_pipeline_t *p, int64_t until, int interruptible)
+ * also ends when pc.interrupt is set. -1 when stopped (a wait of the
+ * batch's flush goes on, when stopping, until the grace runs out). */
+static int wait_until(relay_pipeline_t *p, int64_t until, int interruptible,
+                      int graceful)
 {
         serve_if_due(p);
         for (;;) {
-                if (!*p->running)
+                if (graceful ? relay_pipeline_stopping(p) : !*p->running)
+                        return -1;
+                /* Stopping, a wait past the grace cannot end in time. */
+                if (graceful && !*p->running && until > p->stop_at)
                         return -1;
                 if (interruptible && p->pc.interrupt && *p->pc.interrupt)
                         return 0; /* e.g. a SIGHUP: the caller sees to it */
@@ -248,6 +306,7 @@ void relay_pipeline_paused(relay_pipeline_t *p, const char *fmt, ...)
                 return;
         if (!p->paused_since)
                 p->paused_since = relay_mono_ms();
+        relay_metric_set(p->m.paused, 1);
         snprintf(p->reason, sizeof(p->reason), "%s", why);
         relay_log(LOG_WARNING, p->worker,
                   "paused (%lld s so far), nothing stored past the records "
@@ -265,6 +324,7 @@ void relay_pipeline_resumed(relay_pipeline_t *p)
                   p->reason);
         p->paused_since = 0;
         p->reason[0] = '\0';
+        relay_metric_set(p->m.paused, 0);
 }
 
 int64_t relay_pipeline_paused_since(const relay_pipeline_t *p)
@@ -312,6 +372,7 @@ void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
 {
         struct slot *s = slot_new(p, i, SLOT_OUTPUT);
         s->tag = tag ? relay_strdup(tag) : NULL;
+        s->count = relay_series(p->m.out, topic);
         p->stats.outputs++;
         rd_kafka_resp_err_t err = relay_kafka_produce_once(
             p->producer, topic, key, key_len, value, len, NULL, &s->ack, 1);
@@ -343,6 +404,7 @@ static struct slot *dead_letter_slot(relay_pipeline_t *p, size_t i,
         s->attempts = attempts;
         s->tag = tag ? relay_strdup(tag) : NULL;
         s->stub = (unsigned char)stub;
+        s->count = relay_series(p->m.dlq, p->dlq_topic, stage);
         if (stub)
                 p->stats.stubs++;
         else
@@ -416,15 +478,29 @@ static void slot_failed(relay_pipeline_t *p, struct slot *s,
         s->retry_at = relay_mono_ms() + (delay < max ? delay : max);
         p->stats.produce_retries++;
         p->produce_paused = setup || s->tries >= 3;
-        if (setup)
+        if (setup) {
                 relay_pipeline_paused(
                     p,
                     "cannot write to %s: %s (%s); check that the topic "
                     "exists and this worker may write to it",
                     topic, rd_kafka_err2str(err), rd_kafka_err2name(err));
+                relay_ready_set(RELAY_READY_OUTPUT, "%s", p->reason);
+        }
         else if (s->tries == 3)
                 relay_pipeline_paused(p, "cannot write to %s: %s; retrying",
                                       topic, rd_kafka_err2str(err));
+}
+
+/* Slot s is durable: count it. */
+static void durable(relay_pipeline_t *p, struct slot *s)
+{
+        s->settled = 1;
+        relay_metric_add(s->count, 1);
+        if (s->kind == SLOT_DLQ)
+                relay_metric_add(
+                    relay_series(p->m.failed,
+                                 rd_kafka_topic_name(p->recs[s->rec].msg->rkt)),
+                    1);
 }
 
 /* Wait until every slot is durable or replaced, producing failed ones
@@ -455,7 +531,7 @@ static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
                                 continue;
                         }
                         if (!s->ack.err) {
-                                s->settled = 1;
+                                durable(p, s);
                                 continue;
                         }
                         open = 1;
@@ -482,6 +558,7 @@ static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
                         if (p->produce_paused) {
                                 p->produce_paused = 0;
                                 relay_pipeline_resumed(p);
+                                relay_ready_set(RELAY_READY_OUTPUT, NULL);
                         }
                         return 0;
                 }
@@ -489,8 +566,13 @@ static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
                 if (bound_ms >= 0 && now >= until)
                         return -1;
                 if (!*p->running) {
-                        if (!stop_until)
-                                stop_until = now + stop_ms;
+                        if (!stop_until) {
+                                relay_pipeline_stopping(p);
+                                /* The grace, or stop_ms without one. */
+                                stop_until = now + (p->grace_ms ? 0 : stop_ms);
+                                if (p->stop_at > stop_until)
+                                        stop_until = p->stop_at;
+                        }
                         if (now >= stop_until)
                                 return -1;
                 }
@@ -498,6 +580,137 @@ static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
                         serve(p, 50);
                 else
                         rd_kafka_poll(p->producer, 50);
+                relay_heartbeat();
+        }
+}
+
+/* ---- partitions and their lag ------------------------------------------ */
+
+static struct ppart *ppart_find(relay_pipeline_t *p, const char *topic,
+                                int32_t partition)
+{
+        for (size_t i = 0; i < p->nparts; i++)
+                if (p->parts[i].partition == partition &&
+                    !strcmp(p->parts[i].topic, topic))
+                        return &p->parts[i];
+        return NULL;
+}
+
+static void parts_add(relay_pipeline_t *p,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+        for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *e = &parts->elems[i];
+                if (ppart_find(p, e->topic, e->partition))
+                        continue;
+                p->parts = relay_realloc(p->parts,
+                                         (p->nparts + 1) * sizeof(*p->parts));
+                struct ppart *pp = &p->parts[p->nparts++];
+                char num[16];
+                snprintf(num, sizeof(num), "%d", (int)e->partition);
+                pp->topic = relay_strdup(e->topic);
+                pp->partition = e->partition;
+                pp->stored_ts = 0;
+                pp->lag = relay_series(p->m.lag, p->group, e->topic, num);
+                pp->lag_s = relay_series(p->m.lag_s, p->group, e->topic, num);
+        }
+}
+
+static void parts_remove(relay_pipeline_t *p,
+                         const rd_kafka_topic_partition_list_t *parts)
+{
+        size_t keep = 0;
+        for (size_t i = 0; i < p->nparts; i++) {
+                struct ppart *pp = &p->parts[i];
+                if (rd_kafka_topic_partition_list_find(parts, pp->topic,
+                                                       pp->partition)) {
+                        /* Its lag is its next owner's to say. */
+                        relay_metric_hide(pp->lag);
+                        relay_metric_hide(pp->lag_s);
+                        free(pp->topic);
+                        continue;
+                }
+                p->parts[keep++] = *pp;
+        }
+        p->nparts = keep;
+}
+
+static void assignment_changed(relay_pipeline_t *p)
+{
+        relay_metric_set(p->m.assigned, (double)p->nparts);
+        if (p->nparts)
+                relay_ready_set(RELAY_READY_ASSIGNED, NULL);
+        else
+                relay_ready_set(RELAY_READY_ASSIGNED,
+                                "no partitions of %s assigned to this member "
+                                "of group %s",
+                                p->topics, p->group);
+}
+
+/* The timestamp of the oldest record of a partition the worker holds
+ * (none of them is committed), or 0. */
+static int64_t oldest_held(relay_pipeline_t *p, const struct ppart *pp)
+{
+        for (size_t i = 0; i < p->nrecs; i++) {
+                const rd_kafka_message_t *m = p->recs[i].msg;
+                if (p->recs[i].state != PREC_DROPPED &&
+                    m->partition == pp->partition &&
+                    !strcmp(rd_kafka_topic_name(m->rkt), pp->topic))
+                        return rd_kafka_message_timestamp(m, NULL);
+        }
+        for (size_t i = p->backlog_head; i < p->nbacklog; i++) {
+                const rd_kafka_message_t *m = p->backlog[i];
+                if (m->partition == pp->partition &&
+                    !strcmp(rd_kafka_topic_name(m->rkt), pp->topic))
+                        return rd_kafka_message_timestamp(m, NULL);
+        }
+        return 0;
+}
+
+/* Lag of each assigned partition from a statistics report: in records,
+ * the end offset less the committed one (librdkafka's consumer_lag); in
+ * seconds, the age of the oldest record not committed: the oldest the
+ * worker holds of that partition or, holding none (between batches),
+ * the last one it stored, whose age bounds that of the next. */
+static void on_stats(void *opaque, rd_kafka_t *rk, const json_t *stats)
+{
+        relay_pipeline_t *p = opaque;
+        (void)rk;
+        json_t *topics = json_object_get(stats, "topics");
+        int64_t now = relay_now_ms();
+        for (size_t i = 0; i < p->nparts; i++) {
+                struct ppart *pp = &p->parts[i];
+                char num[16];
+                snprintf(num, sizeof(num), "%d", (int)pp->partition);
+                json_t *tp = json_object_get(
+                    json_object_get(json_object_get(topics, pp->topic),
+                                    "partitions"),
+                    num);
+                if (!tp)
+                        continue;
+                long long lag =
+                    json_integer_value(json_object_get(tp, "consumer_lag"));
+                if (lag < 0) {
+                        long long end = json_integer_value(
+                            json_object_get(tp, "ls_offset"));
+                        long long done = json_integer_value(
+                            json_object_get(tp, "committed_offset"));
+                        if (end < 0 || done < 0)
+                                continue; /* not known yet */
+                        lag = end > done ? end - done : 0;
+                }
+                relay_metric_set(pp->lag, (double)lag);
+                if (!lag) {
+                        relay_metric_set(pp->lag_s, 0);
+                        continue;
+                }
+                int64_t ts = oldest_held(p, pp);
+                if (ts <= 0)
+                        ts = pp->stored_ts;
+                if (ts > 0)
+                        relay_metric_set(pp->lag_s,
+                                         now > ts ? (double)(now - ts) / 1000.0
+                                                  : 0);
         }
 }
 
@@ -549,6 +762,15 @@ static void store_batch(relay_pipeline_t *p,
                         e = rd_kafka_topic_partition_list_add(
                             st, t, r->msg->partition);
                 e->offset = r->msg->offset + 1;
+                e->opaque = r->msg;
+        }
+        for (int i = 0; i < st->cnt; i++) {
+                struct ppart *pp =
+                    ppart_find(p, st->elems[i].topic, st->elems[i].partition);
+                if (pp)
+                        pp->stored_ts = rd_kafka_message_timestamp(
+                            (const rd_kafka_message_t *)st->elems[i].opaque,
+                            NULL);
         }
         if (st->cnt) {
                 rd_kafka_resp_err_t err =
@@ -573,6 +795,9 @@ static void on_assigned(void *opaque, rd_kafka_t *rk,
                         const rd_kafka_topic_partition_list_t *parts)
 {
         relay_pipeline_t *p = opaque;
+        relay_metric_add(relay_series(p->m.rebalances, p->group, "assign"), 1);
+        parts_add(p, parts);
+        assignment_changed(p);
         /* While waiting, new partitions stay paused too; otherwise they are
          * resumed explicitly, because librdkafka keeps a partition's pause
          * across a rebalance: one revoked while this worker waited would
@@ -597,7 +822,7 @@ static void on_revoke(void *opaque, rd_kafka_t *rk,
                 for (size_t i = 0; i < p->nslots; i++) {
                         struct slot *s = slot_at(p, i);
                         if (s->ack.done && !s->ack.err)
-                                s->settled = 1;
+                                durable(p, s);
                 }
         }
         if (!lost)
@@ -621,6 +846,11 @@ static void on_revoke(void *opaque, rd_kafka_t *rk,
         }
         p->nbacklog = keep;
         p->stats.dropped += dropped;
+        relay_metric_add(relay_series(p->m.rebalances, p->group,
+                                      lost ? "lost" : "revoke"),
+                         1);
+        parts_remove(p, parts);
+        assignment_changed(p);
         if (dropped)
                 relay_log(LOG_INFO, p->worker,
                           "%zu record(s) in hand of %d revoked partition(s) "
@@ -684,12 +914,20 @@ static int take(relay_pipeline_t *p, size_t i)
         long backoff = 500;
         for (;;) {
                 p->wake = 0;
-                if (p->proc->record(p->opaque, p, i) == RELAY_OK)
+                if (p->proc->record(p->opaque, p, i) == RELAY_OK) {
+                        if (backoff > 500)
+                                relay_ready_set(RELAY_READY_INPUT, NULL);
                         return 0;
+                }
+                relay_ready_set(RELAY_READY_INPUT, "%s",
+                                p->reason[0] ? p->reason
+                                             : "a record cannot be read now");
                 int64_t until = p->wake ? p->wake : relay_mono_ms() + backoff;
                 backoff = backoff < 5000 ? backoff * 2 : 10000;
-                if (wait_until(p, until, 1))
+                if (wait_until(p, until, 1, 0)) {
+                        relay_ready_set(RELAY_READY_INPUT, NULL);
                         return -1;
+                }
                 if (p->recs[i].state == PREC_DROPPED)
                         return 0;
                 /* A wait can be long (the registry is away): let a reload
@@ -715,7 +953,7 @@ static void fill(relay_pipeline_t *p)
                                         break;
                         }
                         m = rd_kafka_consumer_poll(p->consumer, (int)left);
-                        p->last_serve = relay_mono_ms();
+                        polled(p);
                         if (!m)
                                 /* Quiet: back to the run loop, whose idle
                                  * hook (a SIGHUP reload) may have work. */
@@ -723,9 +961,10 @@ static void fill(relay_pipeline_t *p)
                 }
                 if (m->err) {
                         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                relay_log(LOG_WARNING, p->worker,
-                                          "consumer: %s",
-                                          rd_kafka_message_errstr(m));
+                                relay_log_limited(&p->consumer_log, 10000,
+                                                  LOG_WARNING, p->worker,
+                                                  "consumer: %s",
+                                                  rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);
                         continue;
                 }
@@ -735,6 +974,8 @@ static void fill(relay_pipeline_t *p)
                 p->recs[i].msg = m;
                 p->recs[i].state = PREC_PENDING;
                 p->stats.records++;
+                relay_metric_add(
+                    relay_series(p->m.in, rd_kafka_topic_name(m->rkt)), 1);
                 if (take(p, i))
                         break;
                 /* A record taken after a wait: the backlog may hold more
@@ -745,14 +986,17 @@ static void fill(relay_pipeline_t *p)
 /* Finish the batch in hand: flush, settle, store, commit, release. */
 static void finish(relay_pipeline_t *p)
 {
-        while (*p->running && !p->fatal) {
+        /* Stopping, the batch in hand is still finished, within the
+         * grace; what is not by then is left for the next owner. */
+        while (!p->fatal && !relay_pipeline_stopping(p)) {
                 p->wake = 0;
                 if (p->proc->flush(p->opaque, p) == RELAY_OK)
                         break;
-                if (wait_until(p, p->wake, 0))
+                if (wait_until(p, p->wake, 0, 1))
                         break;
         }
         settle(p, -1, 10000);
+        relay_metric_observe(p->m.batch, (double)p->nrecs);
         if (!p->fatal) {
                 store_batch(p, NULL);
                 relay_kafka_commit_stored(p->consumer);
@@ -782,6 +1026,52 @@ int relay_pipeline_run(relay_pipeline_t *p)
 
 /* ---- life cycle -------------------------------------------------------- */
 
+static void metrics_new(struct pmetrics *m)
+{
+        const enum relay_metric_type C = RELAY_METRIC_COUNTER,
+                                     G = RELAY_METRIC_GAUGE;
+        m->in = relay_metric(C, "relay_records_in_total",
+                             "records consumed, per input topic", "topic",
+                             NULL, 0);
+        m->out = relay_metric(C, "relay_records_out_total",
+                              "outputs acknowledged by Kafka, per output topic",
+                              "topic", NULL, 0);
+        m->failed = relay_metric(C, "relay_records_failed_total",
+                                 "input records dead-lettered (once per dead "
+                                 "letter), per input topic",
+                                 "topic", NULL, 0);
+        m->dlq = relay_metric(C, "relay_dead_letters_total",
+                              "dead letters acknowledged by Kafka, per "
+                              "dead-letter topic and stage (decode, map, "
+                              "encode, deliver, produce)",
+                              "topic,reason", NULL, 0);
+        m->lag = relay_metric(G, "relay_consumer_lag",
+                              "records not yet committed: end offset less "
+                              "committed offset, per assigned partition",
+                              "group,topic,partition", NULL, 0);
+        m->lag_s = relay_metric(G, "relay_consumer_lag_seconds",
+                                "age of the oldest record not yet committed, "
+                                "in seconds, per assigned partition",
+                                "group,topic,partition", NULL, 0);
+        m->rebalances = relay_metric(C, "relay_rebalances_total",
+                                     "rebalances by kind (assign, revoke, "
+                                     "lost)",
+                                     "group,kind", NULL, 0);
+        m->assigned = relay_metric_series(
+            relay_metric(G, "relay_assigned_partitions",
+                         "partitions assigned to this member", NULL, NULL, 0));
+        m->paused = relay_metric_series(
+            relay_metric(G, "relay_paused",
+                         "1 while the work is paused (a platform down, "
+                         "throttling, the registry or an output away)",
+                         NULL, NULL, 0));
+        relay_metric_set(m->paused, 0);
+        m->batch = relay_metric_series(relay_metric(
+            RELAY_METRIC_HISTOGRAM, "relay_batch_records",
+            "records per batch", NULL, relay_size_buckets,
+            relay_size_nbuckets));
+}
+
 relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
                                      const relay_pipeline_conf_t *pc,
                                      const relay_processor_t *proc,
@@ -792,6 +1082,11 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
         p->pc = *pc;
         p->worker = relay_strdup(pc->worker);
         p->dlq_topic = relay_strdup(pc->dlq_topic);
+        p->group = relay_strdup(pc->group_id);
+        p->topics = relay_strdup(pc->topics);
+        p->grace_ms = pc->shutdown_grace_ms > 0 ? pc->shutdown_grace_ms : 0;
+        metrics_new(&p->m);
+        assignment_changed(p);
         p->pc.worker = p->worker;
         p->pc.dlq_topic = p->dlq_topic;
         p->pc.topics = p->pc.group_id = p->pc.max_record_key = NULL;
@@ -800,6 +1095,7 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
         p->running = pc->running;
         p->rebalance.revoke = on_revoke;
         p->rebalance.assigned = on_assigned;
+        p->rebalance.stats = on_stats;
         if (!p->pc.batch_size)
                 p->pc.batch_size = 1;
         p->recs = relay_calloc(p->pc.batch_size, sizeof(*p->recs));
@@ -871,8 +1167,13 @@ void relay_pipeline_destroy(relay_pipeline_t *p)
                 free(p->chunks[i]);
         free(p->chunks);
         free(p->recs);
+        for (size_t i = 0; i < p->nparts; i++)
+                free(p->parts[i].topic);
+        free(p->parts);
         free(p->worker);
         free(p->dlq_topic);
+        free(p->group);
+        free(p->topics);
         free(p);
 }
 

@@ -281,6 +281,8 @@ relay_transform_t *relay_transform_new(const relay_conf_t *conf, char *errstr,
                 (size_t)relay_conf_int(conf, "transform.max_record_bytes"),
             .max_record_key = "transform.max_record_bytes",
             .running = &relay_run,
+            .shutdown_grace_ms =
+                (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
             .interrupt = &relay_reload,
         };
         /* The engine first: it settles max_record_bytes, which the reader

@@ -104,7 +104,8 @@ deliver() {
   RELAY_MPARTICLE_API_KEY=$KEY RELAY_MPARTICLE_API_SECRET=$SECRET \
   "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
     -X kafka.bootstrap.servers="$BS" -X deliver.topic="$topic" \
-    -X deliver.group_id="$group" -X mparticle.url="$url" "$@" >>"$TMP/$log" 2>&1 &
+    -X deliver.group_id="$group" -X mparticle.url="$url" \
+    -X admin.address=127.0.0.1 -X admin.port=-1 "$@" >>"$TMP/$log" 2>&1 &
   DPID=$!
   PIDS+=($DPID)
 }

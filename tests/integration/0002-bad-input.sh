@@ -64,14 +64,14 @@ check "and names file, line and key, with a suggestion" \
   grep -qF "typo.cfg:$line: unknown key 'transform.batch_sise' (did you mean 'transform.batch_size'?)" "$WORK/typo.err"
 
 printf 'mparticle = { api_secret = "oops"; };\n' >> "$WORK/secret.cfg"
-rc=0; "$BIN/relay-deliver" -c "$WORK/secret.cfg" -X deliver.platform=mparticle 2>"$WORK/secret.err" >/dev/null || rc=$?
+rc=0; "$BIN/relay-deliver" -c "$WORK/secret.cfg" -X admin.port=0 -X deliver.platform=mparticle 2>"$WORK/secret.err" >/dev/null || rc=$?
 check "a secret in a config file is refused" \
   grep -qF "secret.cfg:1: key 'mparticle.api_secret' is a secret and must come from the environment" "$WORK/secret.err"
 rc=0; env -u RELAY_MPARTICLE_API_KEY -u RELAY_MPARTICLE_API_SECRET "$BIN/relay-deliver" \
-  -c deploy/config/deliver-mparticle.cfg -X kafka.bootstrap.servers="$BS" 2>"$WORK/nosecret.err" >/dev/null || rc=$?
+  -c deploy/config/deliver-mparticle.cfg -X admin.port=0 -X kafka.bootstrap.servers="$BS" 2>"$WORK/nosecret.err" >/dev/null || rc=$?
 check "a missing API key stops deliver with a clear error" \
   grep -qF "missing required key 'mparticle.api_key' (input feed API key): set RELAY_MPARTICLE_API_KEY or RELAY_MPARTICLE_API_KEY_FILE" "$WORK/nosecret.err"
 check "and a non-zero status" test "$rc" -ne 0
-rc=0; "$BIN/relay-transform" -c deploy/config/transform-loyalty.cfg -X kafka.no.such.property=1 2>"$WORK/kprop.err" >/dev/null || rc=$?
+rc=0; "$BIN/relay-transform" -c deploy/config/transform-loyalty.cfg -X admin.port=0 -X kafka.no.such.property=1 2>"$WORK/kprop.err" >/dev/null || rc=$?
 check "an unknown librdkafka property is named with its origin" grep -qF -- "-X: kafka key 'no.such.property'" "$WORK/kprop.err"
 done_checks

@@ -102,9 +102,13 @@ start_sim() {
   SIM="http://127.0.0.1:$(cat "$WORK/sim.port")"
 }
 
+# Workers serve their admin endpoint on a free loopback port (admin_url
+# finds it in the log); a test may pass -X admin.port=N to choose.
+ADMIN=(-X admin.address=127.0.0.1 -X admin.port=-1)
+
 start_transform() {
   "$BIN/relay-transform" -c deploy/config/transform-loyalty.cfg \
-    -X kafka.bootstrap.servers="$BS" -X transform.batch_wait_ms=50 "$@" \
+    -X kafka.bootstrap.servers="$BS" -X transform.batch_wait_ms=50 "${ADMIN[@]}" "$@" \
     >>"$WORK/transform.log" 2>&1 &
   TRANSFORM_PID=$!
   PIDS+=($TRANSFORM_PID)
@@ -118,9 +122,24 @@ start_deliver() {
   "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
     -X kafka.bootstrap.servers="$BS" -X mparticle.url="$SIM/v2" \
     -X deliver.backoff_base_ms=200 -X deliver.backoff_max_ms=2000 \
-    -X deliver.http_timeout_ms=3000 "$@" >>"$WORK/${DELIVER_LOG:-deliver}.log" 2>&1 &
+    -X deliver.http_timeout_ms=3000 "${ADMIN[@]}" "$@" >>"$WORK/${DELIVER_LOG:-deliver}.log" 2>&1 &
   DELIVER_PID=$!
   PIDS+=($DELIVER_PID)
+}
+
+# admin_url LOG: the admin endpoint of the worker logging to $WORK/LOG (its
+# latest start), e.g. admin_url deliver.log → http://127.0.0.1:40123; waits
+# up to 20 s for the line.
+admin_url() {
+  local port=""
+  for _ in $(seq 1 100); do
+    port=$(grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$WORK/$1" 2>/dev/null |
+           tail -1 | sed 's/.*://') || true
+    [ -n "$port" ] && break
+    sleep 0.2
+  done
+  [ -n "$port" ] || fail "no admin endpoint in $1"
+  echo "http://127.0.0.1:$port"
 }
 
 sim() { curl -sf "$SIM$1"; }

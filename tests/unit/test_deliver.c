@@ -157,6 +157,8 @@ static char manifest[1024];
 static const relay_conf_prop_t test_props[] = {
     {"schemas.manifest", RELAY_CONF_STRING, NULL, 0, -1, 0, "catalogue", 0},
     {"schema_registry.url", RELAY_CONF_STRING, NULL, 0, -1, 0, "none", 0},
+    {"worker.shutdown_grace_ms", RELAY_CONF_INT, "0", 0, 3600000, 0, "grace",
+     0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static int setup(void **state)

@@ -30,6 +30,10 @@ int main(int argc, char **argv)
             relay_worker_conf(argc, argv, "deliver", tables, nadapters + 1);
         relay_worker_signals();
         relay_http_global_init();
+        char name[128];
+        snprintf(name, sizeof(name), "deliver-%s",
+                 relay_conf_str(conf, "deliver.platform"));
+        relay_worker_admin(conf, name);
 
         relay_deliver_t *d = relay_deliver_new(conf, errstr, sizeof(errstr));
         int rc = 1;
@@ -40,6 +44,7 @@ int main(int argc, char **argv)
                 rc = relay_deliver_run(d) ? 1 : 0;
         }
         relay_deliver_destroy(d);
+        relay_worker_end();
         relay_conf_destroy(conf);
         free(tables);
         relay_http_global_cleanup();

@@ -18,6 +18,7 @@ int main(int argc, char **argv)
         relay_conf_t *conf =
             relay_worker_conf(argc, argv, "transform", tables, 1);
         relay_worker_signals();
+        relay_worker_admin(conf, "transform");
 
         relay_transform_t *t =
             relay_transform_new(conf, errstr, sizeof(errstr));
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
                 rc = relay_transform_run(t) ? 1 : 0;
         }
         relay_transform_destroy(t);
+        relay_worker_end();
         relay_conf_destroy(conf);
         return rc;
 }

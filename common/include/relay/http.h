@@ -26,6 +26,7 @@ typedef struct relay_http_response {
         long status;         /* HTTP status, 0 when no answer came */
         int transport_error; /* 0, or a CURLcode: timeout, refused ... */
         int timed_out;       /* the request hit its timeout */
+        int aborted;         /* relay_http_set_abort's function stopped it */
         char error[256];     /* transport error text, "" when none */
         relay_buf_t body;    /* answer body (owned; freed by _reset) */
         long retry_after_ms; /* parsed Retry-After, -1 when absent/bad */
@@ -40,6 +41,10 @@ void relay_http_global_cleanup(void);
 /* A client with a total per-request timeout and a connect timeout (ms). */
 relay_http_t *relay_http_new(long timeout_ms, long connect_timeout_ms);
 void relay_http_destroy(relay_http_t *h);
+
+/* fn (may be NULL) is asked at least once a second during a request;
+ * non-zero aborts it (e.g. the shutdown grace ran out). */
+void relay_http_set_abort(relay_http_t *h, int (*fn)(void *arg), void *arg);
 
 void relay_http_response_init(relay_http_response_t *r);
 void relay_http_response_reset(relay_http_response_t *r);

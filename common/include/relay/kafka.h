@@ -67,12 +67,16 @@ void relay_kafka_ack_release(relay_kafka_ack_t *ack);
  * so that the records in hand of those partitions can be settled and
  * stored; the stored offsets are then committed synchronously. assigned
  * runs after new partitions were assigned (e.g. to pause them while the
- * worker waits). Neither may block for long: they run inside a poll. */
+ * worker waits). stats gets each statistics report of the consumer
+ * (statistics.interval.ms, librdkafka's JSON parsed; borrowed for the
+ * call). None may block for long: they run inside a poll. */
+struct json_t;
 typedef struct relay_kafka_rebalance {
         void (*revoke)(void *opaque, rd_kafka_t *rk,
                        const rd_kafka_topic_partition_list_t *parts);
         void (*assigned)(void *opaque, rd_kafka_t *rk,
                          const rd_kafka_topic_partition_list_t *parts);
+        void (*stats)(void *opaque, rd_kafka_t *rk, const struct json_t *stats);
 } relay_kafka_rebalance_t;
 
 /* A consumer in group_id. The conf's kafka.* keys are applied, then the

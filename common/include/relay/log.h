@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <syslog.h> /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG ... */
 
-extern int relay_log_level;
+/* Atomic: the admin endpoint's thread may set it (PUT /loglevel). */
+extern _Atomic int relay_log_level;
 
 #define relay_log(level, component, ...)                                       \
         do {                                                                   \
@@ -21,6 +22,26 @@ extern int relay_log_level;
 
 void relay_log_write(int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A line that may repeat many times (a delivery report error for each of
+ * 100k queued messages during a broker outage) is written at most once per
+ * interval, saying how many like it were left out since. One limit per
+ * call site, used from one thread. */
+typedef struct relay_log_limit {
+        long long last; /* relay_mono_ms of the last line written */
+        unsigned long skipped;
+} relay_log_limit_t;
+
+#define relay_log_limited(lim, interval_ms, level, component, ...)             \
+        do {                                                                   \
+                if ((level) <= relay_log_level)                                \
+                        relay_log_limited_write((lim), (interval_ms), (level), \
+                                                (component), __VA_ARGS__);     \
+        } while (0)
+
+void relay_log_limited_write(relay_log_limit_t *lim, long interval_ms,
+                             int level, const char *component, const char *fmt,
+                             ...) __attribute__((format(printf, 5, 6)));
 
 /* "error", "warning", "info", "debug" (or a syslog number) → level; -1 if
  * the name is unknown. */

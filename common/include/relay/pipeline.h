@@ -80,6 +80,10 @@ typedef struct relay_pipeline_conf {
         size_t max_record_bytes;        /* 0: message.max.bytes - headroom */
         const char *max_record_key;     /* its config key, for the error */
         volatile sig_atomic_t *running; /* cleared: finish and stop */
+        /* once running is cleared, how long the batch in hand may still
+         * take to finish (0: stop at once; what is not finished is left
+         * for the partitions' next owner) */
+        long shutdown_grace_ms;
         /* set (may be NULL): end a wait early so that the idle hook runs,
          * e.g. relay_reload for a SIGHUP */
         volatile sig_atomic_t *interrupt;
@@ -96,7 +100,8 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
                                      void *opaque, size_t *max_record_bytes_out,
                                      char *errstr, size_t errstr_size);
 
-/* Run until *running is cleared, then finish: settle what is in flight
+/* Run until *running is cleared, then finish: fetch no more, finish the
+ * batch in hand within shutdown_grace_ms, settle what is in flight
  * (bounded), store and commit what is finished. 0, or -1 when the
  * producer failed fatally (the worker should exit non-zero; nothing past
  * the unfinished records was stored). */
@@ -145,6 +150,9 @@ int64_t relay_pipeline_paused_since(const relay_pipeline_t *p);
 
 /* 1 while the worker runs (its running flag). */
 int relay_pipeline_running(const relay_pipeline_t *p);
+/* 1 once stopping and the shutdown grace has run out: abort what is
+ * under way (an HTTP request) and leave the rest to the next owner. */
+int relay_pipeline_stopping(relay_pipeline_t *p);
 
 /* The engine's clients, for processors that need them (e.g. to read a
  * librdkafka setting). */

@@ -3,7 +3,8 @@
  * -X name=value, -h), loading and checking the config against the worker's
  * property tables plus the common ones (log.level, schemas.manifest,
  * schema_registry.*), the schema catalogue, and
- * signal handling (SIGTERM/SIGINT stop, SIGHUP asks for a reload).
+ * signal handling (SIGTERM/SIGINT stop, SIGHUP asks for a reload), and
+ * the admin endpoint.
  */
 #ifndef RELAY_WORKER_H
 #define RELAY_WORKER_H
@@ -40,5 +41,15 @@ relay_schemas_t *relay_worker_schemas(const relay_conf_t *conf,
 
 /* Install the signal handlers above. */
 void relay_worker_signals(void);
+
+/* 0 while running; once stopped, the relay_mono_ms time by which the work
+ * in hand must be finished: grace_ms after the stop signal came. */
+int64_t relay_worker_stop_deadline(long grace_ms);
+
+/* Start the admin endpoint (relay/admin.h) for the worker called name
+ * (e.g. "deliver-mparticle"); on error say why and exit with status 2. */
+void relay_worker_admin(const relay_conf_t *conf, const char *name);
+/* Stop it and free the metrics, at exit. */
+void relay_worker_end(void);
 
 #endif
