@@ -13,7 +13,7 @@ SUDO=""
 
 pkgs=(build-essential cmake pkg-config
       librdkafka-dev libavro-dev libjansson-dev libconfig-dev
-      libcurl4-openssl-dev libcmocka-dev
+      libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev
       kcat curl python3 python3-pip
       openjdk-17-jdk-headless maven util-linux
       nginx wrk)

@@ -142,6 +142,10 @@ admin_url() {
   echo "http://127.0.0.1:$port"
 }
 
+# metric URL NAME [LABEL=VALUE ...] [--max]: a number from the worker's
+# /metrics at URL (the sum of the matching samples), "none" when absent.
+metric() { curl -sf "$1/metrics" | python3 "$SRC/tests/lib/prom_value.py" "${@:2}" || true; }
+
 sim() { curl -sf "$SIM$1"; }
 sim_fault() { curl -sf -X POST "$SIM/_sim/faults" -d "$1" >/dev/null; }
 

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Scenario 0007: what an operator watches, on a real run.
+#  - readiness: deliver is not ready before it has partitions (its topic
+#    does not exist yet), ready once assigned, not ready while the platform
+#    refuses the key or the circuit is open (each answer says why), ready
+#    again after; /healthz answers ok throughout;
+#  - every worker's /metrics passes `promtool check metrics`, and counts
+#    what happened: records in and out, dead letters by stage, deliveries,
+#    retries by status;
+#  - lag: with the platform down, N new events raise deliver's
+#    relay_consumer_lag to N and relay_consumer_lag_seconds to about the
+#    time since they were produced; back up, both return to 0;
+#  - the log level changes at run time (PUT /loglevel);
+#  - with deploy/grafana's dashboard, Debian's Prometheus scrapes both
+#    workers and every panel's query returns data.
+source "$(dirname "$0")/lib.sh"
+PROMTOOL=${RELAY_PROMTOOL:-$BUILD/tools/prometheus/usr/bin/promtool}
+PROMETHEUS=${RELAY_PROMETHEUS:-$BUILD/tools/prometheus/usr/bin/prometheus}
+[ -x "$PROMTOOL" ] || fail "no promtool at $PROMTOOL (scripts/install-deps.sh fetches it)"
+
+# out.mparticle comes later: deliver starts with nothing to consume.
+broker loyalty.events:3 dlq.mparticle:1 dlq.transform:1
+start_sim
+FAST=(-X kafka.statistics.interval.ms=1000 -X kafka.topic.metadata.refresh.interval.ms=1000)
+start_deliver "${FAST[@]}" -X deliver.probe_base_ms=500 -X deliver.probe_max_ms=1000
+D=$(admin_url deliver.log)
+code() { curl -s -o "$WORK/body" -w '%{http_code}' "$1"; }
+check "deliver is alive (/healthz 200) before it has partitions" test "$(code "$D/healthz")" = 200
+check "and not ready (/readyz 503)" test "$(code "$D/readyz")" = 503
+check "saying it has no partitions" grep -q "no partitions" "$WORK/body"
+"$SRC/tests/kafka/create-topics.sh" "$BS" out.mparticle:3 >/dev/null
+start_transform "${FAST[@]}"
+T=$(admin_url transform.log)
+ready() { [ "$(code "$1/readyz")" = 200 ]; }
+check "deliver is ready once out.mparticle exists and it has its partitions" wait_for 60 ready "$D"
+check "transform is ready" wait_for 30 ready "$T"
+
+# Traffic: good events, one the mapping refuses, one the platform refuses,
+# one it fails twice (retries).
+N=200
+python3 tests/integration/gen_events.py --count $N --prefix "ops-$$" --ids "$WORK/ops.ids" > "$WORK/ops.jsonl"
+REFUSE=$(sed -n 8p "$WORK/ops.ids"); BUSY=$(sed -n 12p "$WORK/ops.ids")
+sim_fault '{"name":"refuse-one","status":400,"match":"'"$REFUSE"'","times":-1}'
+sim_fault '{"name":"busy-one","status":503,"match":"'"$BUSY"'","times":2}'
+produce loyalty.events < "$WORK/ops.jsonl"
+printf 'garbage' | kcat -P -b "$BS" -t loyalty.events 2>>"$WORK/kcat.log" ||
+  fail "kcat could not produce the garbage record"
+delivered() { [ "$(metric "$D" relay_delivered_total)" -ge $((N - 1)) ]; }
+check "deliver delivered the $((N - 1)) good events" wait_for 60 delivered
+
+for w in transform deliver; do
+  u=$T; [ $w = deliver ] && u=$D
+  curl -sf "$u/metrics" > "$WORK/$w.prom"
+  check "$w's /metrics passes promtool check metrics" \
+    bash -c "'$PROMTOOL' check metrics < '$WORK/$w.prom' > '$WORK/$w.promtool' 2>&1"
+done
+check "transform counted the $N events in (relay_records_in_total)" \
+  test "$(metric "$T" relay_records_in_total topic=loyalty.events)" -ge "$N"
+check "transform counted its outputs (relay_records_out_total{topic=out.mparticle})" \
+  test "$(metric "$T" relay_records_out_total topic=out.mparticle)" -ge $((N - 5))
+check "transform counted the garbage record's dead letter (stage decode)" \
+  test "$(metric "$T" relay_dead_letters_total topic=dlq.transform reason=decode)" -ge 1
+check "deliver counted the refused record's dead letter (stage deliver)" \
+  test "$(metric "$D" relay_dead_letters_total topic=dlq.mparticle reason=deliver)" = 1
+check "deliver counted the 503 retries (relay_delivery_retries_total{status=503})" \
+  test "$(metric "$D" relay_delivery_retries_total status=503)" -ge 2
+check "and request latencies (relay_http_request_duration_seconds_count)" \
+  test "$(metric "$D" relay_http_request_duration_seconds_count)" -ge 2
+check "relay_build_info names the worker" \
+  test "$(metric "$D" relay_build_info worker=deliver-mparticle)" = 1
+check "process metrics are there (RSS)" test "$(metric "$D" process_resident_memory_bytes)" != none
+
+# Lag: the platform goes down; N2 events wait.
+N2=300
+zero_lag() { [ "$(metric "$D" relay_consumer_lag)" = 0 ]; }
+check "deliver's lag is 0 after the traffic" wait_for 30 zero_lag
+sim_fault '{"name":"down","status":503,"times":-1}'
+python3 tests/integration/gen_events.py --count $N2 --prefix "lag-$$" --ids "$WORK/lag.ids" > "$WORK/lag.jsonl"
+produce loyalty.events < "$WORK/lag.jsonl"
+t_produced=$SECONDS
+lag_n() { [ "$(metric "$D" relay_consumer_lag)" = "$N2" ]; }
+check "with the platform down, relay_consumer_lag rises to the $N2 waiting events" wait_for 60 lag_n
+notready() { [ "$(code "$D/readyz")" = 503 ] && grep -q "circuit open" "$WORK/body"; }
+check "deliver is not ready, saying the circuit is open" wait_for 30 notready
+check "relay_breaker_open is 1" test "$(metric "$D" relay_breaker_open)" = 1
+sleep 4
+age=$(metric "$D" relay_consumer_lag_seconds --max)
+waited=$((SECONDS - t_produced))
+check "relay_consumer_lag_seconds ($age) is about the time since they were produced (${waited} s)" \
+  python3 -c "import sys; a = float('$age'); sys.exit(not ($waited - 4 <= a <= $waited + 10))"
+curl -sf -X DELETE "$SIM/_sim/faults" >/dev/null
+check "back up, the lag returns to 0" wait_for 60 zero_lag
+zero_age() { [ "$(metric "$D" relay_consumer_lag_seconds --max)" = 0 ]; }
+check "and so does the lag in seconds" wait_for 30 zero_age
+check "deliver is ready again" wait_for 30 ready "$D"
+check "relay_breaker_open is 0" test "$(metric "$D" relay_breaker_open)" = 0
+
+# A wrong key: not ready, saying so; ready again once the key is right.
+sim_fault '{"name":"bad-key","status":403,"times":-1}'
+python3 tests/integration/gen_events.py --count 5 --prefix "key-$$" --ids "$WORK/key.ids" > "$WORK/key.jsonl"
+produce loyalty.events < "$WORK/key.jsonl"
+refused() { [ "$(code "$D/readyz")" = 503 ] && grep -q "refused the credentials" "$WORK/body"; }
+check "with the key refused, deliver is not ready and says why" wait_for 30 refused
+check "relay_platform_state is 2 (credentials refused)" test "$(metric "$D" relay_platform_state)" = 2
+curl -sf -X DELETE "$SIM/_sim/faults" >/dev/null
+check "ready again once the platform takes the key" wait_for 30 ready "$D"
+check "/healthz stayed ok" test "$(code "$D/healthz")" = 200
+
+# The log level at run time.
+check "PUT /loglevel debug is taken" test "$(curl -sf -X PUT --data debug "$D/loglevel")" = debug
+check "GET /loglevel says debug" test "$(curl -sf "$D/loglevel")" = debug
+check "a bad level is refused with 400" test "$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data loud "$D/loglevel")" = 400
+check "debug lines appear in the log" wait_for 15 grep -q '"level":"debug"' "$WORK/deliver.log"
+curl -sf -X PUT --data info "$D/loglevel" >/dev/null
+
+# The dashboard, against a live Prometheus scraping both workers.
+if [ -x "$PROMETHEUS" ] && [ -f deploy/grafana/dashboards/relay.json ]; then
+  PPORT=$(free_port)
+  cat > "$WORK/prometheus.yml" <<EOF
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: relay
+    static_configs:
+      - targets: ["${T#http://}", "${D#http://}"]
+EOF
+  "$PROMETHEUS" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+    --web.listen-address="127.0.0.1:$PPORT" >"$WORK/prometheus.log" 2>&1 &
+  PIDS+=($!)
+  scraped() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query?query=up" | grep -q '"value":\[[0-9.]*,"1"\]'; }
+  check "Prometheus scrapes both workers" wait_for 60 scraped
+  # rate() needs a few samples and some traffic inside the window.
+  python3 tests/integration/gen_events.py --count 50 --prefix "dash-$$" --ids "$WORK/dash.ids" > "$WORK/dash.jsonl"
+  produce loyalty.events < "$WORK/dash.jsonl"
+  sleep 8
+  check "every panel of deploy/grafana/dashboards/relay.json returns data" \
+    python3 tests/deploy/check_dashboard.py deploy/grafana/dashboards/relay.json \
+      --prometheus "http://127.0.0.1:$PPORT"
+else
+  fail "no Prometheus at $PROMETHEUS or no dashboard: the dashboard check cannot run"
+fi
+done_checks
