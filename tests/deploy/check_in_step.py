@@ -212,6 +212,8 @@ check(alerts <= tested, "every alert fires in alerts_test.yml"
 
 # Dockerfile: the admin port of the health check and EXPOSE.
 dockerfile = read("deploy/Dockerfile")
+users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+check(users and users[-1] not in ("root", "0"), f"Dockerfile runs as a user, not root ({users[-1:]})")
 check(f"EXPOSE {ADMIN_PORT}" in dockerfile and f"127.0.0.1:{ADMIN_PORT}/healthz" in dockerfile,
       f"Dockerfile exposes {ADMIN_PORT} and checks /healthz there")
 
@@ -234,11 +236,11 @@ for name, d in deployments.items():
           and ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/path") == "/metrics"
           and any(p["containerPort"] == ADMIN_PORT for p in c["ports"]),
           f"k8s {name}: admin port {ADMIN_PORT} served, exposed and annotated for scraping")
-    check(c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-          and c["readinessProbe"]["httpGet"]["path"] == "/readyz",
+    check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz"
+          and c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz",
           f"k8s {name}: liveness /healthz, readiness /readyz")
     grace_ms = int(x.get("worker.shutdown_grace_ms", 30000))
-    check(pod["spec"]["terminationGracePeriodSeconds"] * 1000 > grace_ms,
+    check(pod["spec"].get("terminationGracePeriodSeconds", 30) * 1000 > grace_ms,
           f"k8s {name}: terminationGracePeriodSeconds exceeds worker.shutdown_grace_ms={grace_ms}")
     for v in pod["spec"]["volumes"]:
         for item in v.get("configMap", {}).get("items", []):
