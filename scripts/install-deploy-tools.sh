@@ -26,12 +26,13 @@ if [ ! -x "$TOOLS/prometheus/usr/bin/promtool" ]; then
   echo "install-deploy-tools: unpacking promtool into $TOOLS/prometheus" >&2
   apt_update
   tmp=$(mktemp -d)
-  chmod 755 "$tmp"   # apt-get download runs as _apt where it can
-  (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null)
+  # apt fetches as the user _apt where that user may write the folder.
+  $SUDO chown _apt "$tmp" 2>/dev/null || true
+  (cd "$tmp" && $SUDO apt-get download -qq prometheus)
   rm -rf "$TOOLS/prometheus"
   mkdir -p "$TOOLS"
   dpkg -x "$tmp"/prometheus_*.deb "$TOOLS/prometheus"
-  rm -rf "$tmp"
+  $SUDO rm -rf "$tmp"
   "$TOOLS/prometheus/usr/bin/promtool" --version >/dev/null
 fi
 
