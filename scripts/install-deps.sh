@@ -4,8 +4,9 @@
 # kcat, a Java 17 JDK (the broker's admin tools are compiled once) and Maven
 # for the test broker, nginx and wrk for the delivery benchmark (nginx
 # runs in the foreground from a temporary directory; its system service is
-# not used), and fastavro from PyPI for the independent Avro
-# checks. Safe to run again.
+# not used), fastavro from PyPI for the independent Avro checks, and the
+# tools that validate deploy/ (scripts/install-deploy-tools.sh). Safe to
+# run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -41,4 +42,5 @@ if ! python3 -c 'import fastavro, confluent_kafka.schema_registry.avro' 2>/dev/n
   python3 -m pip install -q "${py_pkgs[@]}" 2>/dev/null ||
     python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"
 fi
+bash "$(dirname "$0")/install-deploy-tools.sh"
 echo "install-deps: done" >&2
