@@ -473,7 +473,7 @@ static void platform_down(struct relay_deliver *d, enum platform_state st,
                     "%s unavailable (%s): circuit open after %d failed "
                     "request(s) in a row; probing with one record every %ld "
                     "s at most",
-                    d->platform, why, d->failures_in_row, d->probe_max / 1000);
+                    d->platform, why, d->breaker_failures, d->probe_max / 1000);
 }
 
 static void platform_up(struct relay_deliver *d)

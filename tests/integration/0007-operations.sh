@@ -79,7 +79,8 @@ python3 tests/integration/gen_events.py --count $N2 --prefix "lag-$$" --ids "$WO
 produce loyalty.events < "$WORK/lag.jsonl"
 t_produced=$SECONDS
 lag_n() { [ "$(metric "$D" relay_consumer_lag)" = "$N2" ]; }
-check "with the platform down, relay_consumer_lag rises to the $N2 waiting events" wait_for 60 lag_n
+wait_for 60 lag_n || echo "# relay_consumer_lag is $(metric "$D" relay_consumer_lag); per partition: $(curl -sf "$D/metrics" | grep '^relay_consumer_lag{' | tr '\n' ' ')"
+check "with the platform down, relay_consumer_lag rises to the $N2 waiting events" lag_n
 notready() { [ "$(code "$D/readyz")" = 503 ] && grep -q "circuit open" "$WORK/body"; }
 check "deliver is not ready, saying the circuit is open" wait_for 30 notready
 check "relay_breaker_open is 1" test "$(metric "$D" relay_breaker_open)" = 1
@@ -110,7 +111,10 @@ check "/healthz stayed ok" test "$(code "$D/healthz")" = 200
 check "PUT /loglevel debug is taken" test "$(curl -sf -X PUT --data debug "$D/loglevel")" = debug
 check "GET /loglevel says debug" test "$(curl -sf "$D/loglevel")" = debug
 check "a bad level is refused with 400" test "$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data loud "$D/loglevel")" = 400
-check "debug lines appear in the log" wait_for 15 grep -q '"level":"debug"' "$WORK/deliver.log"
+python3 tests/integration/gen_events.py --count 3 --prefix "dbg-$$" --ids "$WORK/dbg.ids" > "$WORK/dbg.jsonl"
+produce loyalty.events < "$WORK/dbg.jsonl"
+check "debug lines appear in the log (the requests of 3 new events)" \
+  wait_for 30 grep -q '"level":"debug"' "$WORK/deliver.log"
 curl -sf -X PUT --data info "$D/loglevel" >/dev/null
 
 # The dashboard, against a live Prometheus scraping both workers.
