@@ -87,13 +87,16 @@ static const char *const consumer_only[] = {"auto.offset.reset",
                                             "check.crcs",
                                             NULL};
 /* Set before the worker's keys, which may change them: statistics feed
- * the metrics (lag, queues); cooperative rebalancing moves only the
- * partitions that change owner, so a scale-out does not stop the group. */
+ * the metrics (lag, queues). The assignment strategy stays librdkafka's
+ * eager default: with cooperative-sticky, librdkafka 2.0.2 (Debian's)
+ * lost a member's assignment in the middle of an incremental rebalance
+ * (offset commits failing in wait-incr-unassign), so its next owner
+ * redid some 1,300 records that had been delivered (fault 0109; 100 with
+ * the eager strategy). kafka.partition.assignment.strategy =
+ * cooperative-sticky turns it on; the engine's rebalance callbacks handle
+ * both protocols. */
 static const char *const client_defaults[] = {"statistics.interval.ms",
                                               "5000", NULL};
-static const char *const consumer_defaults[] = {
-    "statistics.interval.ms", "5000", "partition.assignment.strategy",
-    "cooperative-sticky", NULL};
 
 static const char *const producer_only[] = {"linger.ms",
                                             "queue.buffering.",
@@ -292,7 +295,7 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
             "enable.auto.commit", "true",        /* commits stored ones */
             NULL};
         rd_kafka_conf_t *kc =
-            conf_new(conf, producer_only, consumer_defaults, pinned, errstr,
+            conf_new(conf, producer_only, client_defaults, pinned, errstr,
                      errstr_size);
         if (!kc)
                 return NULL;
