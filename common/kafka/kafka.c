@@ -88,13 +88,12 @@ static const char *const consumer_only[] = {"auto.offset.reset",
                                             NULL};
 /* Set before the worker's keys, which may change them: statistics feed
  * the metrics (lag, queues). The assignment strategy stays librdkafka's
- * eager default: with cooperative-sticky, librdkafka 2.0.2 (Debian's)
- * lost a member's assignment in the middle of an incremental rebalance
- * (offset commits failing in wait-incr-unassign), so its next owner
- * redid some 1,300 records that had been delivered (fault 0109; 100 with
- * the eager strategy). kafka.partition.assignment.strategy =
- * cooperative-sticky turns it on; the engine's rebalance callbacks handle
- * both protocols. */
+ * eager default: with cooperative-sticky, librdkafka 2.0.2 (Debian's) let
+ * a member deliver from the partitions it kept during the second phase of
+ * a rebalance, refused its commits (ILLEGAL_GENERATION) and declared those
+ * partitions lost, so their next owner redid some 1,300 delivered records
+ * (fault 0109; the README says more). kafka.partition.assignment.strategy
+ * turns it on; the rebalance callback handles both protocols. */
 static const char *const client_defaults[] = {"statistics.interval.ms",
                                               "5000", NULL};
 
