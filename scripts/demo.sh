@@ -75,5 +75,14 @@ sleep 1
 say "consumer lag"
 "$BIN/relayctl" -b "$BS" lag relay-transform-loyalty.events loyalty.events
 "$BIN/relayctl" -b "$BS" lag relay-deliver-mparticle out.mparticle
+say "what an operator looks at: each worker's /metrics (key lines) and /readyz"
+for w in transform deliver; do
+  port=$(grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$WORK/$w.log" | tail -1 | sed 's/.*://')
+  [ -n "$port" ] || { echo "($w serves no admin endpoint)"; continue; }
+  echo "relay-$w on 127.0.0.1:$port: /readyz says $(curl -s "http://127.0.0.1:$port/readyz" | head -1)"
+  curl -sf "http://127.0.0.1:$port/metrics" |
+    grep -E '^relay_(records_(in|out|failed)_total|dead_letters_total|delivered_total|consumer_lag(_seconds)?|http_requests_total|platform_state|delivery_retries_total)[{ ]' |
+    sed 's/^/  /'
+done
 say "worker logs (warnings and errors)"
 grep -h '"level":"\(warning\|error\)"' "$WORK/transform.log" "$WORK/deliver.log" | grep -v CONFWARN | cut -c1-240 || true
