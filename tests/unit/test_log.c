@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Each test logs into a memory stream; lines() returns what was written. */
 static FILE *mem;
@@ -420,6 +421,30 @@ static void test_threads_do_not_interleave(void **state)
         }
 }
 
+/* A line that repeats: the first is written, the next ones within the
+ * interval are counted, and the first after it says how many were left
+ * out. */
+static void test_limited_repeats(void **state)
+{
+        (void)state;
+        relay_log_limit_t lim = {0, 0};
+        for (int i = 0; i < 1000; i++)
+                relay_log_limited(&lim, 300, LOG_WARNING, "kafka",
+                                  "delivery to %s failed", "out.x");
+        assert_int_equal(count_lines(captured()), 1);
+        assert_int_equal(lim.skipped, 999);
+        assert_null(strstr(captured(), "more like it"));
+        usleep(350 * 1000);
+        relay_log_limited(&lim, 300, LOG_WARNING, "kafka",
+                          "delivery to %s failed", "out.x");
+        assert_int_equal(count_lines(captured()), 2);
+        assert_non_null(strstr(captured(), "(and 999 more like it in the last"));
+        assert_int_equal(lim.skipped, 0);
+        /* A filtered level is not even counted. */
+        relay_log_limited(&lim, 300, LOG_DEBUG, "kafka", "x");
+        assert_int_equal(lim.skipped, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -446,6 +471,8 @@ int main(void)
                                             capture_teardown),
             cmocka_unit_test_setup_teardown(test_rdkafka_cb_installed,
                                             capture_setup, capture_teardown),
+            cmocka_unit_test_setup_teardown(test_limited_repeats, capture_setup,
+                                            capture_teardown),
             cmocka_unit_test_setup_teardown(test_threads_do_not_interleave,
                                             capture_setup, capture_teardown),
         };
