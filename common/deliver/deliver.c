@@ -466,14 +466,14 @@ static void platform_down(struct relay_deliver *d, enum platform_state st,
                                 d->platform, why);
                 return;
         }
-        relay_ready_set(RELAY_READY_PLATFORM, "%s unavailable, circuit open: %s",
-                        d->platform, why);
+        relay_ready_set(RELAY_READY_PLATFORM,
+                        "%s unavailable, circuit open: %s", d->platform, why);
         relay_pipeline_paused(
-                    d->p,
-                    "%s unavailable (%s): circuit open after %d failed "
-                    "request(s) in a row; probing with one record every %ld "
-                    "s at most",
-                    d->platform, why, d->breaker_failures, d->probe_max / 1000);
+            d->p,
+            "%s unavailable (%s): circuit open after %d failed "
+            "request(s) in a row; probing with one record every %ld "
+            "s at most",
+            d->platform, why, d->breaker_failures, d->probe_max / 1000);
 }
 
 static void platform_up(struct relay_deliver *d)
@@ -561,8 +561,7 @@ static void send_front(struct relay_deliver *d)
                 else if (d->resp.transport_error || !d->resp.status)
                         snprintf(status, sizeof(status), "transport");
                 else
-                        snprintf(status, sizeof(status), "%ld",
-                                 d->resp.status);
+                        snprintf(status, sizeof(status), "%ld", d->resp.status);
                 relay_metric_add(
                     relay_series(d->m_retries, d->platform, status), 1);
         }
@@ -790,17 +789,16 @@ static void metrics_new(struct relay_deliver *d)
                          "platform", NULL, 0),
             pl);
         d->m_duration = relay_series(
-            relay_metric(RELAY_METRIC_HISTOGRAM,
-                         "relay_http_request_duration_seconds",
-                         "time of a request to the platform, in seconds",
-                         "platform", relay_duration_buckets,
-                         relay_duration_nbuckets),
+            relay_metric(
+                RELAY_METRIC_HISTOGRAM, "relay_http_request_duration_seconds",
+                "time of a request to the platform, in seconds", "platform",
+                relay_duration_buckets, relay_duration_nbuckets),
             pl);
-        d->m_in_flight = relay_series(
-            relay_metric(G, "relay_http_requests_in_flight",
-                         "requests to the platform under way", "platform",
-                         NULL, 0),
-            pl);
+        d->m_in_flight =
+            relay_series(relay_metric(G, "relay_http_requests_in_flight",
+                                      "requests to the platform under way",
+                                      "platform", NULL, 0),
+                         pl);
         d->m_state = relay_series(
             relay_metric(G, "relay_platform_state",
                          "0 ok, 1 circuit open (unavailable), 2 credentials "

@@ -94,8 +94,8 @@ static const char *const consumer_only[] = {"auto.offset.reset",
  * partitions lost, so their next owner redid some 1,300 delivered records
  * (fault 0109; the README says more). kafka.partition.assignment.strategy
  * turns it on; the rebalance callback handles both protocols. */
-static const char *const client_defaults[] = {"statistics.interval.ms",
-                                              "5000", NULL};
+static const char *const client_defaults[] = {"statistics.interval.ms", "5000",
+                                              NULL};
 
 static const char *const producer_only[] = {"linger.ms",
                                             "queue.buffering.",
@@ -293,9 +293,8 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
             "enable.auto.offset.store", "false", /* store after processing */
             "enable.auto.commit", "true",        /* commits stored ones */
             NULL};
-        rd_kafka_conf_t *kc =
-            conf_new(conf, producer_only, client_defaults, pinned, errstr,
-                     errstr_size);
+        rd_kafka_conf_t *kc = conf_new(conf, producer_only, client_defaults,
+                                       pinned, errstr, errstr_size);
         if (!kc)
                 return NULL;
         if (set(kc, "group.id", group_id, "relay", errstr, errstr_size)) {
@@ -345,9 +344,8 @@ rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
 {
         static const char *const pinned[] = {"enable.idempotence", "true",
                                              NULL};
-        rd_kafka_conf_t *kc =
-            conf_new(conf, consumer_only, client_defaults, pinned, errstr,
-                     errstr_size);
+        rd_kafka_conf_t *kc = conf_new(conf, consumer_only, client_defaults,
+                                       pinned, errstr, errstr_size);
         if (!kc)
                 return NULL;
         rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);

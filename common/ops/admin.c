@@ -31,8 +31,7 @@ const relay_conf_prop_t relay_admin_props[] = {
     {"admin.port", RELAY_CONF_INT, "9400", -1, 65535, 0,
      "its port (0: off; -1: any free port, logged)", 0},
     {"admin.stall_ms", RELAY_CONF_INT, "60000", 1000, 3600000, 0,
-     "/healthz fails when the worker's loop has not come round this long",
-     0},
+     "/healthz fails when the worker's loop has not come round this long", 0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static const char *const cond_names[RELAY_READY_NCONDS] = {
@@ -163,8 +162,8 @@ static enum MHD_Result loglevel(struct MHD_Connection *c, const char *method,
         if (strcmp(method, "PUT") && strcmp(method, "POST"))
                 return text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                             "use GET, or PUT with a level\n");
-        const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
-                                                    "level");
+        const char *q =
+            MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "level");
         char name[64];
         snprintf(name, sizeof(name), "%s", q ? q : body);
         name[strcspn(name, " \r\n\t")] = '\0';
@@ -236,10 +235,9 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
 int relay_admin_start(const relay_conf_t *conf, const char *worker,
                       char *errstr, size_t errstr_size)
 {
-        relay_metric_t *info =
-            relay_metric(RELAY_METRIC_GAUGE, "relay_build_info",
-                         "the worker and its version (always 1)",
-                         "worker,version", NULL, 0);
+        relay_metric_t *info = relay_metric(
+            RELAY_METRIC_GAUGE, "relay_build_info",
+            "the worker and its version (always 1)", "worker,version", NULL, 0);
         relay_metric_set(relay_series(info, worker, RELAY_VERSION), 1);
         A.ready = relay_metric_series(
             relay_metric(RELAY_METRIC_GAUGE, "relay_ready",
@@ -260,8 +258,7 @@ int relay_admin_start(const relay_conf_t *conf, const char *worker,
         sa.sin_port = htons((uint16_t)(port < 0 ? 0 : port));
         if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
                 relay_seterr(errstr, errstr_size,
-                             "admin.address '%s' is not an IPv4 address",
-                             addr);
+                             "admin.address '%s' is not an IPv4 address", addr);
                 return -1;
         }
         A.mhd = MHD_start_daemon(

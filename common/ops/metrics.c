@@ -55,12 +55,11 @@ void relay_metrics_disable(void)
         disabled = 1;
 }
 
-const double relay_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1,
-                                         0.25,  0.5,  1,     2.5,  5,
-                                         10,    30};
+const double relay_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5,   1,    2.5,   5,    10,  30};
 const size_t relay_duration_nbuckets =
     sizeof(relay_duration_buckets) / sizeof(relay_duration_buckets[0]);
-const double relay_size_buckets[] = {1,   2,   5,    10,   20,   50,  100,
+const double relay_size_buckets[] = {1,   2,   5,    10,   20,   50,   100,
                                      200, 500, 1000, 2000, 5000, 10000};
 const size_t relay_size_nbuckets =
     sizeof(relay_size_buckets) / sizeof(relay_size_buckets[0]);
@@ -108,14 +107,15 @@ relay_metric_t *relay_metric(enum relay_metric_type type, const char *name,
         if (labels && *labels) {
                 char *copy = relay_strdup(labels), *save = NULL;
                 for (char *l = strtok_r(copy, ",", &save);
-                     l && m->nlabels < MAX_LABELS; l = strtok_r(NULL, ",", &save))
+                     l && m->nlabels < MAX_LABELS;
+                     l = strtok_r(NULL, ",", &save))
                         m->label_names[m->nlabels++] = relay_strdup(l);
                 free(copy);
         }
         if (type == RELAY_METRIC_HISTOGRAM) {
                 m->nbounds = nbuckets;
-                m->bounds = relay_calloc(nbuckets ? nbuckets : 1,
-                                         sizeof(*m->bounds));
+                m->bounds =
+                    relay_calloc(nbuckets ? nbuckets : 1, sizeof(*m->bounds));
                 memcpy(m->bounds, buckets, nbuckets * sizeof(*m->bounds));
         }
         if (families_tail)
@@ -225,8 +225,8 @@ double relay_metric_value(const relay_series_t *s)
 {
         if (!s)
                 return 0;
-        return from_bits(atomic_load_explicit(
-            &((struct relay_series *)s)->bits, memory_order_relaxed));
+        return from_bits(atomic_load_explicit(&((struct relay_series *)s)->bits,
+                                              memory_order_relaxed));
 }
 
 void relay_metric_hide(relay_series_t *s)
@@ -291,8 +291,8 @@ static void write_histogram(relay_buf_t *b, const struct relay_metric *m,
         uint64_t cum = 0;
         char le[64];
         for (size_t k = 0; k <= m->nbounds; k++) {
-                cum += atomic_load_explicit(&s->buckets[k],
-                                            memory_order_relaxed);
+                cum +=
+                    atomic_load_explicit(&s->buckets[k], memory_order_relaxed);
                 if (k < m->nbounds) {
                         relay_buf_t nb;
                         relay_buf_init(&nb);
@@ -336,8 +336,8 @@ static void write_process(relay_buf_t *b)
                                (double)(ut + st) / (double)tick);
                         help_line(b, "process_resident_memory_bytes",
                                   "resident memory size, in bytes", "gauge");
-                        sample(b, "process_resident_memory_bytes", "", "",
-                               NULL, (double)rss * (double)page);
+                        sample(b, "process_resident_memory_bytes", "", "", NULL,
+                               (double)rss * (double)page);
                 }
         }
         help_line(b, "process_start_time_seconds",

@@ -485,8 +485,7 @@ static void slot_failed(relay_pipeline_t *p, struct slot *s,
                     "exists and this worker may write to it",
                     topic, rd_kafka_err2str(err), rd_kafka_err2name(err));
                 relay_ready_set(RELAY_READY_OUTPUT, "%s", p->reason);
-        }
-        else if (s->tries == 3)
+        } else if (s->tries == 3)
                 relay_pipeline_paused(p, "cannot write to %s: %s; retrying",
                                       topic, rd_kafka_err2str(err));
 }
@@ -846,9 +845,9 @@ static void on_revoke(void *opaque, rd_kafka_t *rk,
         }
         p->nbacklog = keep;
         p->stats.dropped += dropped;
-        relay_metric_add(relay_series(p->m.rebalances, p->group,
-                                      lost ? "lost" : "revoke"),
-                         1);
+        relay_metric_add(
+            relay_series(p->m.rebalances, p->group, lost ? "lost" : "revoke"),
+            1);
         parts_remove(p, parts);
         assignment_changed(p);
         if (dropped)
@@ -1030,9 +1029,9 @@ static void metrics_new(struct pmetrics *m)
 {
         const enum relay_metric_type C = RELAY_METRIC_COUNTER,
                                      G = RELAY_METRIC_GAUGE;
-        m->in = relay_metric(C, "relay_records_in_total",
-                             "records consumed, per input topic", "topic",
-                             NULL, 0);
+        m->in =
+            relay_metric(C, "relay_records_in_total",
+                         "records consumed, per input topic", "topic", NULL, 0);
         m->out = relay_metric(C, "relay_records_out_total",
                               "outputs acknowledged by Kafka, per output topic",
                               "topic", NULL, 0);
@@ -1067,9 +1066,8 @@ static void metrics_new(struct pmetrics *m)
                          NULL, NULL, 0));
         relay_metric_set(m->paused, 0);
         m->batch = relay_metric_series(relay_metric(
-            RELAY_METRIC_HISTOGRAM, "relay_batch_records",
-            "records per batch", NULL, relay_size_buckets,
-            relay_size_nbuckets));
+            RELAY_METRIC_HISTOGRAM, "relay_batch_records", "records per batch",
+            NULL, relay_size_buckets, relay_size_nbuckets));
 }
 
 relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,

@@ -438,7 +438,8 @@ static void test_limited_repeats(void **state)
         relay_log_limited(&lim, 300, LOG_WARNING, "kafka",
                           "delivery to %s failed", "out.x");
         assert_int_equal(count_lines(captured()), 2);
-        assert_non_null(strstr(captured(), "(and 999 more like it in the last"));
+        assert_non_null(
+            strstr(captured(), "(and 999 more like it in the last"));
         assert_int_equal(lim.skipped, 0);
         /* A filtered level is not even counted. */
         relay_log_limited(&lim, 300, LOG_DEBUG, "kafka", "x");

@@ -55,22 +55,22 @@ static void test_histogram(void **state)
 {
         (void)state;
         static const double b[] = {0.1, 1, 10};
-        relay_series_t *h = relay_series(
-            relay_metric(RELAY_METRIC_HISTOGRAM, "t_seconds", "durations",
-                         "platform", b, 3),
-            "mparticle");
+        relay_series_t *h =
+            relay_series(relay_metric(RELAY_METRIC_HISTOGRAM, "t_seconds",
+                                      "durations", "platform", b, 3),
+                         "mparticle");
         relay_metric_observe(h, 0.05);
         relay_metric_observe(h, 0.1); /* le is inclusive */
         relay_metric_observe(h, 5);
         relay_metric_observe(h, 50);
         char *t = scrape();
-        assert_non_null(strstr(
-            t, "t_seconds_bucket{platform=\"mparticle\",le=\"0.1\"} 2\n"
-               "t_seconds_bucket{platform=\"mparticle\",le=\"1\"} 2\n"
-               "t_seconds_bucket{platform=\"mparticle\",le=\"10\"} 3\n"
-               "t_seconds_bucket{platform=\"mparticle\",le=\"+Inf\"} 4\n"
-               "t_seconds_sum{platform=\"mparticle\"} 55.15\n"
-               "t_seconds_count{platform=\"mparticle\"} 4\n"));
+        assert_non_null(
+            strstr(t, "t_seconds_bucket{platform=\"mparticle\",le=\"0.1\"} 2\n"
+                      "t_seconds_bucket{platform=\"mparticle\",le=\"1\"} 2\n"
+                      "t_seconds_bucket{platform=\"mparticle\",le=\"10\"} 3\n"
+                      "t_seconds_bucket{platform=\"mparticle\",le=\"+Inf\"} 4\n"
+                      "t_seconds_sum{platform=\"mparticle\"} 55.15\n"
+                      "t_seconds_count{platform=\"mparticle\"} 4\n"));
         free(t);
 }
 
@@ -82,7 +82,8 @@ static void test_gauge_hide(void **state)
         relay_series_t *p0 = relay_series(m, "out.x", "0");
         relay_metric_set(p0, 42);
         char *t = scrape();
-        assert_non_null(strstr(t, "t_lag{topic=\"out.x\",partition=\"0\"} 42\n"));
+        assert_non_null(
+            strstr(t, "t_lag{topic=\"out.x\",partition=\"0\"} 42\n"));
         free(t);
         relay_metric_hide(p0);
         t = scrape();
@@ -91,7 +92,8 @@ static void test_gauge_hide(void **state)
         free(t);
         relay_metric_set(p0, 0);
         t = scrape();
-        assert_non_null(strstr(t, "t_lag{topic=\"out.x\",partition=\"0\"} 0\n"));
+        assert_non_null(
+            strstr(t, "t_lag{topic=\"out.x\",partition=\"0\"} 0\n"));
         /* Process metrics are always there. */
         assert_non_null(strstr(t, "\nprocess_resident_memory_bytes "));
         assert_non_null(strstr(t, "\nprocess_cpu_seconds_total "));
@@ -113,9 +115,8 @@ static void *count(void *arg)
 static void test_concurrent_adds(void **state)
 {
         (void)state;
-        racing = relay_series(relay_metric(RELAY_METRIC_COUNTER,
-                                           "t_race_total", "race", "who", NULL,
-                                           0),
+        racing = relay_series(relay_metric(RELAY_METRIC_COUNTER, "t_race_total",
+                                           "race", "who", NULL, 0),
                               "both");
         pthread_t a, b;
         pthread_create(&a, NULL, count, NULL);

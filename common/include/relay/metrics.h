@@ -47,8 +47,8 @@ relay_series_t *relay_series_v(relay_metric_t *m, const char *const *values);
 /* The only series of a family without labels. */
 #define relay_metric_series(m) relay_series_v((m), NULL)
 
-void relay_metric_add(relay_series_t *s, double v); /* counter or gauge */
-void relay_metric_set(relay_series_t *s, double v); /* gauge; unhides */
+void relay_metric_add(relay_series_t *s, double v);     /* counter or gauge */
+void relay_metric_set(relay_series_t *s, double v);     /* gauge; unhides */
 void relay_metric_observe(relay_series_t *s, double v); /* histogram */
 double relay_metric_value(const relay_series_t *s);
 /* Leave the series out of scrapes until it is set or added to again. */
