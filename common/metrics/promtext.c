@@ -1,7 +1,8 @@
 /*
  * The Prometheus text exposition format (0.0.4), read one line at a time:
  *
- *   name [ "{" label "=" "\"" value "\"" { "," ... } [ "," ] "}" ] value [ timestamp ]
+ *   name [ "{" label "=" "\"" value "\"" { "," ... } [ "," ] "}" ] value [
+ * timestamp ]
  *
  * with spaces or tabs between the parts. The rules follow Prometheus' own
  * lexer (model/textparse/promlex.l): a label value may hold any byte but
@@ -108,8 +109,7 @@ static int label_value(struct lex *x, char *dst, size_t size)
 
 /* The label set at the cursor (on its '{') into out. 0, or -1 with the
  * reason in *why. */
-static int labels(struct lex *x, relay_promtext_sample_t *out,
-                  const char **why)
+static int labels(struct lex *x, relay_promtext_sample_t *out, const char **why)
 {
         x->p++; /* '{' */
         for (;;) {
@@ -165,8 +165,7 @@ static size_t token(struct lex *x, char *buf, size_t size)
         return n;
 }
 
-int relay_promtext_line(const char *line, size_t len,
-                        const char *const *wanted,
+int relay_promtext_line(const char *line, size_t len, const char *const *wanted,
                         relay_promtext_sample_t *out, char *errstr,
                         size_t errstr_size)
 {

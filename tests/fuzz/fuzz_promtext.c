@@ -33,16 +33,19 @@ static void check(const relay_promtext_sample_t *s, void *arg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        static const char *const wanted[] = {
-            "relay_build_info",       "relay_platform_state",
-            "relay_breaker_open",     "relay_paused",
-            "relay_ready",            "relay_records_in_total",
-            "relay_records_out_total", NULL};
+        static const char *const wanted[] = {"relay_build_info",
+                                             "relay_platform_state",
+                                             "relay_breaker_open",
+                                             "relay_paused",
+                                             "relay_ready",
+                                             "relay_records_in_total",
+                                             "relay_records_out_total",
+                                             NULL};
         size_t all = 0, some = 0;
         size_t bad_all =
             relay_promtext_parse((const char *)data, size, NULL, check, &all);
-        size_t bad_some = relay_promtext_parse((const char *)data, size,
-                                               wanted, check, &some);
+        size_t bad_some = relay_promtext_parse((const char *)data, size, wanted,
+                                               check, &some);
         /* Wanting fewer names can only find fewer samples and bad lines. */
         if (some > all || bad_some > bad_all)
                 abort();

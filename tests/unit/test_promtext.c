@@ -21,16 +21,14 @@
 static int line(const char *text, const char *const *wanted,
                 relay_promtext_sample_t *s, char *errstr, size_t size)
 {
-        return relay_promtext_line(text, strlen(text), wanted, s, errstr,
-                                   size);
+        return relay_promtext_line(text, strlen(text), wanted, s, errstr, size);
 }
 
 static void test_sample_forms(void **state)
 {
         relay_promtext_sample_t s;
         char err[128];
-        assert_int_equal(line("relay_paused 1", NULL, &s, err, sizeof(err)),
-                         1);
+        assert_int_equal(line("relay_paused 1", NULL, &s, err, sizeof(err)), 1);
         assert_string_equal(s.name, "relay_paused");
         assert_int_equal(s.nlabels, 0);
         assert_true(s.value == 1.0);
@@ -55,9 +53,8 @@ static void test_sample_forms(void **state)
         assert_int_equal(line("m +Inf -5", NULL, &s, err, sizeof(err)), 1);
         assert_true(isinf(s.value) && s.value > 0);
         assert_true(s.timestamp_ms == -5);
-        assert_int_equal(line("m{le=\"+Inf\"} -Inf", NULL, &s, err,
-                              sizeof(err)),
-                         1);
+        assert_int_equal(
+            line("m{le=\"+Inf\"} -Inf", NULL, &s, err, sizeof(err)), 1);
         assert_true(isinf(s.value) && s.value < 0);
         assert_string_equal(relay_promtext_label(&s, "le"), "+Inf");
         /* An OpenMetrics exemplar after the value is passed over. */
@@ -77,8 +74,7 @@ static void test_escapes(void **state)
                  NULL, &s, err, sizeof(err)),
             1);
         assert_string_equal(relay_promtext_label(&s, "path"), "C:\\dir\\");
-        assert_string_equal(relay_promtext_label(&s, "msg"),
-                            "say \"hi\"\nbye");
+        assert_string_equal(relay_promtext_label(&s, "msg"), "say \"hi\"\nbye");
         /* An unknown escape stays as written (Prometheus does the same),
          * and a '}' inside quotes does not end the label set. */
         assert_string_equal(relay_promtext_label(&s, "odd"), "\\t}");
@@ -89,11 +85,11 @@ static void test_comments_and_blanks(void **state)
 {
         relay_promtext_sample_t s;
         char err[128];
-        const char *skip[] = {"", "   ", "\r", "# HELP m what \"it\" is",
-                              "# TYPE m gauge", "#", "  # EOF"};
+        const char *skip[] = {
+            "",  "   ",    "\r", "# HELP m what \"it\" is", "# TYPE m gauge",
+            "#", "  # EOF"};
         for (size_t i = 0; i < sizeof(skip) / sizeof(*skip); i++)
-                assert_int_equal(line(skip[i], NULL, &s, err, sizeof(err)),
-                                 0);
+                assert_int_equal(line(skip[i], NULL, &s, err, sizeof(err)), 0);
 }
 
 static void test_wanted(void **state)
@@ -106,14 +102,12 @@ static void test_wanted(void **state)
                               &s, err, sizeof(err)),
                          1);
         /* A prefix or an extension of a wanted name is another name. */
-        assert_int_equal(line("relay_paused_total 1", wanted, &s, err,
-                              sizeof(err)),
-                         0);
+        assert_int_equal(
+            line("relay_paused_total 1", wanted, &s, err, sizeof(err)), 0);
         assert_int_equal(line("relay_pause 1", wanted, &s, err, sizeof(err)),
                          0);
         /* Not wanted: its broken labels are never read. */
-        assert_int_equal(line("other{a=\"open 1", wanted, &s, err,
-                              sizeof(err)),
+        assert_int_equal(line("other{a=\"open 1", wanted, &s, err, sizeof(err)),
                          0);
 }
 
@@ -122,21 +116,21 @@ static void test_broken_lines(void **state)
         relay_promtext_sample_t s;
         char err[128];
         const char *bad[] = {
-            "1abc 2",              /* a name cannot start with a digit */
-            "m",                   /* no value */
-            "m{a=\"1\"}",          /* no value after labels */
-            "m{a=\"1} 2",          /* unterminated value */
-            "m{a=\"1\\",           /* backslash at the end */
-            "m{a=1} 2",            /* unquoted value */
-            "m{a\"1\"} 2",         /* no '=' */
-            "m{a=\"1\" b=\"2\"} 2", /* no ',' */
-            "m{=\"1\"} 2",         /* no label name */
-            "m{a=\"1\"",           /* no '}' */
-            "m one",               /* not a number */
-            "m 1 2.5",             /* a timestamp is whole ms */
-            "m 1 2 3",             /* text after the timestamp */
+            "1abc 2",                   /* a name cannot start with a digit */
+            "m",                        /* no value */
+            "m{a=\"1\"}",               /* no value after labels */
+            "m{a=\"1} 2",               /* unterminated value */
+            "m{a=\"1\\",                /* backslash at the end */
+            "m{a=1} 2",                 /* unquoted value */
+            "m{a\"1\"} 2",              /* no '=' */
+            "m{a=\"1\" b=\"2\"} 2",     /* no ',' */
+            "m{=\"1\"} 2",              /* no label name */
+            "m{a=\"1\"",                /* no '}' */
+            "m one",                    /* not a number */
+            "m 1 2.5",                  /* a timestamp is whole ms */
+            "m 1 2 3",                  /* text after the timestamp */
             "m 1 99999999999999999999", /* out of range */
-            "m-x 1",               /* '-' is not in a name */
+            "m-x 1",                    /* '-' is not in a name */
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
                 err[0] = '\0';
@@ -158,8 +152,8 @@ static void test_limits(void **state)
         size_t n = 0;
         n += (size_t)snprintf(text + n, sizeof(text) - n, "m{");
         for (int i = 0; i < RELAY_PROMTEXT_LABELS; i++)
-                n += (size_t)snprintf(text + n, sizeof(text) - n,
-                                      "l%d=\"v\",", i);
+                n += (size_t)snprintf(text + n, sizeof(text) - n, "l%d=\"v\",",
+                                      i);
         snprintf(text + n, sizeof(text) - n, "} 1");
         assert_int_equal(line(text, NULL, &s, err, sizeof(err)), 1);
         assert_int_equal(s.nlabels, RELAY_PROMTEXT_LABELS);
@@ -203,10 +197,11 @@ static void test_whole_exposition(void **state)
             "garbage line here\n"
             "relay_paused 0\n"
             "\n"
-            "relay_records_in_total{topic=\"loyalty.events\"} 12345"; /* no \n */
+            "relay_records_in_total{topic=\"loyalty.events\"} 12345"; /* no \n
+                                                                       */
         struct seen seen = {.n = 0};
-        size_t bad = relay_promtext_parse(text, sizeof(text) - 1, NULL,
-                                          collect, &seen);
+        size_t bad =
+            relay_promtext_parse(text, sizeof(text) - 1, NULL, collect, &seen);
         assert_int_equal(bad, 1);
         assert_int_equal(seen.n, 4);
         assert_string_equal(seen.names[0], "relay_breaker_open");

@@ -61,8 +61,8 @@ void ctl_lag_close(struct ctl_lag *l)
         memset(l, 0, sizeof(*l));
 }
 
-int ctl_topic_end(rd_kafka_t *rk, const char *topic, int64_t *sum,
-                  char *errstr, size_t errstr_size)
+int ctl_topic_end(rd_kafka_t *rk, const char *topic, int64_t *sum, char *errstr,
+                  size_t errstr_size)
 {
         int nparts = 0;
         if (partition_count(rk, topic, &nparts, errstr, errstr_size))
@@ -81,6 +81,15 @@ int ctl_topic_end(rd_kafka_t *rk, const char *topic, int64_t *sum,
                 *sum += hi;
         }
         return 0;
+}
+
+/* The partition of l that m comes from, or NULL. */
+static struct ctl_part *part_of(struct ctl_lag *l, const rd_kafka_message_t *m)
+{
+        if (m->partition < 0 || m->partition >= l->nparts || !m->rkt ||
+            strcmp(rd_kafka_topic_name(m->rkt), l->topic))
+                return NULL;
+        return &l->parts[m->partition];
 }
 
 /* Read the timestamp of the record at each lagging partition's position.
@@ -111,23 +120,15 @@ static void read_ages(struct ctl_lag *l)
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(l->rk, 100);
                 if (!m)
                         continue;
-                struct ctl_part *pt = m->partition >= 0 &&
-                                              m->partition < l->nparts &&
-                                              m->rkt &&
-                                              !strcmp(rd_kafka_topic_name(
-                                                          m->rkt),
-                                                      l->topic)
-                                          ? &l->parts[m->partition]
-                                          : NULL;
+                struct ctl_part *pt = part_of(l, m);
                 /* A record before the one asked for is left over from an
                  * earlier sample; an end of partition means only aborted
                  * or control records are there: unknown. */
                 if (pt && pt->reading >= 0 &&
                     (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
                      (!m->err && m->offset >= pt->reading))) {
-                        int64_t ts = m->err ? -1
-                                            : rd_kafka_message_timestamp(
-                                                  m, NULL);
+                        int64_t ts =
+                            m->err ? -1 : rd_kafka_message_timestamp(m, NULL);
                         if (ts >= 0) {
                                 int64_t age = relay_now_ms() - ts;
                                 pt->lag_s = age > 0 ? age / 1000.0 : 0;
@@ -149,17 +150,17 @@ int ctl_lag_sample(struct ctl_lag *l, int ages)
                             sizeof(l->error)))
                 return -1;
         if (nparts != l->nparts) {
-                l->parts = relay_realloc(l->parts,
-                                         (size_t)(nparts ? nparts : 1) *
-                                             sizeof(*l->parts));
+                l->parts =
+                    relay_realloc(l->parts, (size_t)(nparts ? nparts : 1) *
+                                                sizeof(*l->parts));
                 l->nparts = nparts;
         }
         rd_kafka_topic_partition_list_t *tl =
             rd_kafka_topic_partition_list_new(nparts);
         for (int p = 0; p < nparts; p++)
                 rd_kafka_topic_partition_list_add(tl, l->topic, p);
-        rd_kafka_resp_err_t err = rd_kafka_committed(l->rk, tl,
-                                                     QUERY_TIMEOUT_MS * 2);
+        rd_kafka_resp_err_t err =
+            rd_kafka_committed(l->rk, tl, QUERY_TIMEOUT_MS * 2);
         if (err)
                 relay_seterr(l->error, sizeof(l->error),
                              "committed offsets of %s: %s", l->group,
@@ -208,14 +209,13 @@ static const char *seconds(char *buf, size_t size, double s)
 void ctl_lag_print(const struct ctl_lag *l, const char *indent)
 {
         char b[32];
-        printf("%s%-30s %9s %12s %12s %9s %9s\n", indent, "topic",
-               "partition", "committed", "end", "lag", "lag_s");
+        printf("%s%-30s %9s %12s %12s %9s %9s\n", indent, "topic", "partition",
+               "committed", "end", "lag", "lag_s");
         for (int p = 0; p < l->nparts; p++) {
                 const struct ctl_part *pt = &l->parts[p];
                 printf("%s%-30s %9d %12lld %12lld %9lld %9s\n", indent,
-                       l->topic, p, (long long)pt->committed,
-                       (long long)pt->hi, (long long)pt->lag,
-                       seconds(b, sizeof(b), pt->lag_s));
+                       l->topic, p, (long long)pt->committed, (long long)pt->hi,
+                       (long long)pt->lag, seconds(b, sizeof(b), pt->lag_s));
         }
         printf("%stotal lag %lld, max lag_s %s\n", indent,
                (long long)l->lag_sum, seconds(b, sizeof(b), l->lag_s_max));
@@ -232,16 +232,9 @@ static int lag_opt(int opt, const char *arg, void *ctx)
         struct lag_args *a = ctx;
         if (opt == 'w') {
                 a->watch = 1;
-                return arg ? parse_seconds("--watch", arg, &a->interval_ms)
-                           : 0;
+                return arg ? parse_seconds("--watch", arg, &a->interval_ms) : 0;
         }
-        if (parse_count('n', arg, INT32_MAX, &a->count))
-                return -1;
-        if (a->count == 0) {
-                fprintf(stderr, "relayctl: -n: at least 1 refresh\n");
-                return -1;
-        }
-        return 0;
+        return ctl_watch_count(arg, &a->count);
 }
 
 static int lag_sample(void *arg)

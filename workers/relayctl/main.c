@@ -153,8 +153,8 @@ static int is_number(const char *s)
  * 2); this does not depend on how getopt permutes. Returns the number of
  * positionals, or -1 once usage() or on_opt has said what was wrong. */
 int command_args(int argc, char **argv, const char *optstring,
-                 int (*on_opt)(int opt, const char *arg, void *ctx),
-                 void *ctx, char **pos, int maxpos)
+                 int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx,
+                 char **pos, int maxpos)
 {
         int npos = 0;
         for (int i = 1; i < argc; i++) {
@@ -189,8 +189,7 @@ int command_args(int argc, char **argv, const char *optstring,
                          * (a next argument that is a number). */
                         if (a[1] != '-' && a[2])
                                 arg = a + 2;
-                        else if (!arg && i + 1 < argc &&
-                                 is_number(argv[i + 1]))
+                        else if (!arg && i + 1 < argc && is_number(argv[i + 1]))
                                 arg = argv[++i];
                 } else if (o[1] == ':') {
                         if (a[2])
@@ -245,8 +244,7 @@ int parse_seconds(const char *opt, const char *text, long *ms)
         return 0;
 }
 
-rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type,
-                   const char *group,
+rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type, const char *group,
                    void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                    const char *const *extra)
 {
@@ -353,7 +351,8 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
                 return 1;
         relay_avro_writer_t *w =
             relay_avro_writer_new(s, subject, errstr, sizeof(errstr));
-        rd_kafka_t *rk = w ? client(c, RD_KAFKA_PRODUCER, NULL, NULL, NULL) : NULL;
+        rd_kafka_t *rk =
+            w ? client(c, RD_KAFKA_PRODUCER, NULL, NULL, NULL) : NULL;
         if (!w)
                 fprintf(stderr, "relayctl: %s\n", errstr);
         int rc = rk ? 0 : 1;
@@ -717,7 +716,8 @@ static int cmd_replay(const struct ctl *c, int argc, char **argv)
                 return 2;
         if (npos != 1)
                 return usage();
-        if (!(rp.producer = client(c, RD_KAFKA_PRODUCER, NULL, replay_dr, NULL)))
+        if (!(rp.producer =
+                  client(c, RD_KAFKA_PRODUCER, NULL, replay_dr, NULL)))
                 return 1;
         int rc = read_topic(c, pos[0], replay_record, &rp);
         rd_kafka_flush(rp.producer, 60000);

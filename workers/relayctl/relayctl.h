@@ -29,8 +29,8 @@ int usage(void);
  * next argument. Long options: --watch is 'w'. Returns the number of
  * positionals put in pos[], or -1 once the error is printed. */
 int command_args(int argc, char **argv, const char *optstring,
-                 int (*on_opt)(int opt, const char *arg, void *ctx),
-                 void *ctx, char **pos, int maxpos);
+                 int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx,
+                 char **pos, int maxpos);
 
 /* text as a whole number from 0 to max for option -opt: 0 and *out, or -1
  * (printed). */
@@ -44,8 +44,7 @@ int parse_seconds(const char *opt, const char *text, long *ms);
  * no group by itself and never commits; group is only its group.id. extra
  * is NULL or NULL-terminated name, value pairs set before -X's, so -X
  * overrides them. The caller destroys it. */
-rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type,
-                   const char *group,
+rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type, const char *group,
                    void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *),
                    const char *const *extra);
 
@@ -95,8 +94,8 @@ void ctl_lag_print(const struct ctl_lag *l, const char *indent);
 void ctl_lag_close(struct ctl_lag *l);
 
 /* The sum of topic's high watermarks through rk: 0, or -1 with errstr. */
-int ctl_topic_end(rd_kafka_t *rk, const char *topic, int64_t *sum,
-                  char *errstr, size_t errstr_size);
+int ctl_topic_end(rd_kafka_t *rk, const char *topic, int64_t *sum, char *errstr,
+                  size_t errstr_size);
 
 /* How a watching command refreshes: every interval_ms, count times (0:
  * until SIGINT or SIGTERM). On a terminal each block clears the screen
@@ -108,6 +107,9 @@ struct ctl_watch {
         int tty;
         const char *title;
 };
+
+/* -n COUNT: a number of refreshes from 1: 0 and *count, or -1 (printed). */
+int ctl_watch_count(const char *text, long long *count);
 
 /* Run the watch: each refresh calls sample(arg) (its status is the run's,
  * 0 or 1), then opens the block and calls print(arg), so the screen is

@@ -48,8 +48,8 @@ static void rate_update(struct rate *r, double value, int64_t at_ms, int valid)
 {
         r->per_s = NAN;
         if (valid && r->have && at_ms > r->at_ms && value >= r->last)
-                r->per_s = (value - r->last) * 1000.0 / (double)(at_ms -
-                                                                 r->at_ms);
+                r->per_s =
+                    (value - r->last) * 1000.0 / (double)(at_ms - r->at_ms);
         r->have = valid;
         r->last = value;
         r->at_ms = at_ms;
@@ -102,10 +102,14 @@ struct top {
 };
 
 /* The metrics a worker's block needs; every other line is passed over. */
-static const char *const wanted[] = {
-    "relay_build_info",       "relay_platform_state", "relay_breaker_open",
-    "relay_paused",           "relay_ready",          "relay_records_in_total",
-    "relay_records_out_total", NULL};
+static const char *const wanted[] = {"relay_build_info",
+                                     "relay_platform_state",
+                                     "relay_breaker_open",
+                                     "relay_paused",
+                                     "relay_ready",
+                                     "relay_records_in_total",
+                                     "relay_records_out_total",
+                                     NULL};
 
 static struct top_platform *platform(struct top_worker *w, const char *name)
 {
@@ -188,8 +192,7 @@ static int top_sample(void *arg)
                         continue;
                 g->dlq_error[0] = '\0';
                 int dlq_ok = !ctl_topic_end(g->lag.rk, g->dlq, &g->dlq_end,
-                                            g->dlq_error,
-                                            sizeof(g->dlq_error));
+                                            g->dlq_error, sizeof(g->dlq_error));
                 rate_update(&g->dead, (double)g->dlq_end, relay_mono_ms(),
                             dlq_ok);
         }
@@ -257,7 +260,7 @@ static void print_worker(const struct top_worker *w)
                 const struct top_platform *p = &w->platforms[i];
                 printf("    platform %s: %s, breaker %s\n", p->name,
                        platform_state(b, sizeof(b), p->state),
-                       isnan(p->breaker)  ? "-"
+                       isnan(p->breaker) ? "-"
                        : p->breaker != 0 ? "open"
                                          : "closed");
         }
@@ -279,14 +282,8 @@ static int top_opt(int opt, const char *arg, void *ctx)
         struct top *t = ctx;
         if (opt == 'i')
                 return parse_seconds("-i", arg, &t->interval_ms);
-        if (opt == 'n') {
-                if (parse_count('n', arg, INT32_MAX, &t->count))
-                        return -1;
-                if (t->count > 0)
-                        return 0;
-                fprintf(stderr, "relayctl: -n: at least 1 refresh\n");
-                return -1;
-        }
+        if (opt == 'n')
+                return ctl_watch_count(arg, &t->count);
         if (t->nworkers == TOP_MAX_WORKERS) {
                 fprintf(stderr, "relayctl: top: at most %d -m URLs\n",
                         TOP_MAX_WORKERS);
@@ -306,10 +303,10 @@ static int parse_spec(char *spec, struct top_group *g)
                 *topic++ = '\0';
         if (dlq)
                 *dlq++ = '\0';
-        if (!topic || !*spec || !*topic || (dlq && (!*dlq || strchr(dlq, ':')))) {
-                fprintf(stderr,
-                        "relayctl: top: expected GROUP:TOPIC or "
-                        "GROUP:TOPIC:DLQ\n");
+        if (!topic || !*spec || !*topic ||
+            (dlq && (!*dlq || strchr(dlq, ':')))) {
+                fprintf(stderr, "relayctl: top: expected GROUP:TOPIC or "
+                                "GROUP:TOPIC:DLQ\n");
                 return -1;
         }
         g->group = spec;

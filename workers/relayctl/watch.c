@@ -30,6 +30,16 @@ static void block_begin(const struct ctl_watch *w, long long n)
         printf("%s  %s  every %g s\n", w->title, when, w->interval_ms / 1000.0);
 }
 
+int ctl_watch_count(const char *text, long long *count)
+{
+        if (parse_count('n', text, INT32_MAX, count))
+                return -1;
+        if (*count > 0)
+                return 0;
+        fprintf(stderr, "relayctl: -n: at least 1 refresh\n");
+        return -1;
+}
+
 int ctl_watch_run(const struct ctl_watch *w, int (*sample)(void *arg),
                   void (*print)(void *arg), void *arg)
 {

@@ -38,8 +38,7 @@ typedef struct relay_promtext_sample {
  * sample whose name is not in wanted (a NULL-terminated list of metric
  * names; NULL wants every name), whose labels are then not read; -1 when
  * the line is not valid, errstr saying where. */
-int relay_promtext_line(const char *line, size_t len,
-                        const char *const *wanted,
+int relay_promtext_line(const char *line, size_t len, const char *const *wanted,
                         relay_promtext_sample_t *out, char *errstr,
                         size_t errstr_size);
 
