@@ -6,7 +6,8 @@
 #    no commit, so it counts from the low watermark;
 #  - a consumer of the group (kcat -G) commits to the end: lag 0 and
 #    lag_s 0 everywhere, and the committed column matches the broker's own
-#    account (tests/kafka/committed-offsets.sh);
+#    account (tests/kafka/committed-offsets.sh); a transactional topic
+#    read to its end keeps 1 record of lag (the marker) but 0 s;
 #  - lag --watch without a terminal prints one timestamped block per
 #    refresh, -n bounds it, SIGINT ends it with status 0;
 #  - relayctl top -n 4 -i 1 GROUP:TOPIC:DLQ, records produced while it
@@ -53,6 +54,35 @@ tests/kafka/committed-offsets.sh "$BS" $G | awk '{ print $2, $3, $4 }' > "$WORK/
 check "the committed offsets are the broker's own" \
   diff <(lag_table "$WORK/lag2.out" | awk '$2 >= 0 { print $1, $2, $3 }') "$WORK/broker.offsets"
 check "the group committed on more than one partition" test "$(wc -l < "$WORK/broker.offsets")" -ge 2
+# A transactional topic read to its end: the group's commit stops at the
+# transaction's marker, so 1 record of lag is left, and nothing to wait for.
+tests/kafka/create-topics.sh "$BS" lag.tx:1 >/dev/null
+python3 - "$BS" 2>>"$WORK/tx.log" <<'PY'
+import sys
+from confluent_kafka import Consumer, Producer
+bs = sys.argv[1]
+p = Producer({"bootstrap.servers": bs, "transactional.id": "lag-it-tx"})
+p.init_transactions()
+p.begin_transaction()
+for i in range(3):
+    p.produce("lag.tx", b"v%d" % i)
+p.commit_transaction()
+c = Consumer({"bootstrap.servers": bs, "group.id": "lag-tx", "auto.offset.reset": "earliest",
+              "enable.auto.commit": False})
+c.subscribe(["lag.tx"])
+got = []
+while len(got) < 3:
+    m = c.poll(10)
+    assert m is not None, "no record in 10 s"
+    if not m.error():
+        got.append(m)
+c.commit(got[-1], asynchronous=False)
+c.close()
+PY
+ctl lag lag-tx lag.tx > "$WORK/lag-tx.out" 2>>"$WORK/relayctl.log"
+cat "$WORK/lag-tx.out"
+check "a transactional topic read to its end: lag 1 (its marker), lag_s 0.0" \
+  grep -qE '^lag.tx +0 +3 +4 +1 +0\.0$' "$WORK/lag-tx.out"
 check "relayctl lag on a topic that does not exist exits 1" \
   test "$(ctl lag $G no.such.topic >/dev/null 2>&1; echo $?)" -eq 1
 

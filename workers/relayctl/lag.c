@@ -11,10 +11,12 @@
  * it never subscribes, so it joins no group, and it never commits. A
  * partition without a commit counts from its low watermark, where a new
  * member with auto.offset.reset=earliest (the workers' setting) would
- * start. A record that cannot be read within a few seconds (an open
- * transaction holding read_committed back, a leader away) leaves lag_s
- * unknown, shown as "-". A producer's clock ahead of ours would make an
- * age negative; it is shown as 0.
+ * start. Where only a transaction's marker or aborted records lie
+ * between the position and the end (a transactional topic read to its
+ * end still shows a lag of 1 record), the age is 0. A record that cannot
+ * be read within a few seconds (an open transaction holding
+ * read_committed back, a leader away) leaves lag_s unknown, shown as "-". A
+ * producer's clock ahead of ours would make an age negative; it is shown as 0.
  *
  * `relayctl lag [--watch [SECONDS]] [-n COUNT] GROUP TOPIC` prints it.
  */
@@ -122,17 +124,18 @@ static void read_ages(struct ctl_lag *l)
                         continue;
                 struct ctl_part *pt = part_of(l, m);
                 /* A record before the one asked for is left over from an
-                 * earlier sample; an end of partition means only aborted
-                 * or control records are there: unknown. */
-                if (pt && pt->reading >= 0 &&
-                    (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-                     (!m->err && m->offset >= pt->reading))) {
+                 * earlier sample. An end of partition means only control
+                 * records (a transaction's marker) or aborted ones lie
+                 * there: nothing a consumer would get, so 0 s. */
+                if (pt && pt->reading >= 0 && m->offset >= pt->reading &&
+                    (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
                         int64_t ts =
                             m->err ? -1 : rd_kafka_message_timestamp(m, NULL);
-                        if (ts >= 0) {
-                                int64_t age = relay_now_ms() - ts;
+                        int64_t age = relay_now_ms() - ts;
+                        if (m->err)
+                                pt->lag_s = 0;
+                        else if (ts >= 0)
                                 pt->lag_s = age > 0 ? age / 1000.0 : 0;
-                        }
                         pt->reading = -1;
                         waiting--;
                 }
