@@ -1,7 +1,7 @@
 /*
  * Fuzz target: a worker's /metrics page as relayctl top reads it (any
  * bytes an endpoint might answer), through the exposition reader with
- * every name wanted and with the few names top asks for. Each sample it
+ * every name wanted and with a few, as top asks. Each sample it
  * hands back must be well formed: NUL-terminated names and values within
  * their sizes, at most RELAY_PROMTEXT_LABELS labels.
  */
@@ -33,14 +33,9 @@ static void check(const relay_promtext_sample_t *s, void *arg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        static const char *const wanted[] = {"relay_build_info",
-                                             "relay_platform_state",
-                                             "relay_breaker_open",
-                                             "relay_paused",
-                                             "relay_ready",
-                                             "relay_records_in_total",
-                                             "relay_records_out_total",
-                                             NULL};
+        /* Names of the seeds, so the wanted path sees labels too. */
+        static const char *const wanted[] = {
+            "relay_breaker_open", "relay_paused", "odd_labels", NULL};
         size_t all = 0, some = 0;
         size_t bad_all =
             relay_promtext_parse((const char *)data, size, NULL, check, &all);
