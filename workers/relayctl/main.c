@@ -19,8 +19,25 @@
  *                               so only that connection is re-applied. Each
  *                               delivery report is counted: a summary, and
  *                               exit 1 naming every record that failed
- *     lag GROUP TOPIC           committed offset, end offset and lag of
- *                               each partition
+ *     lag [--watch [SECONDS]] [-n COUNT] GROUP TOPIC
+ *                               committed offset, end offset and lag of
+ *                               each partition, in records and in seconds
+ *                               (lag_s: the age of the oldest record not
+ *                               committed, from its timestamp; without a
+ *                               commit counted from the low watermark, as
+ *                               auto.offset.reset=earliest reads). --watch
+ *                               refreshes every SECONDS (default 1) until
+ *                               SIGINT, or COUNT times
+ *     top [-i SECONDS] [-n COUNT] [-m METRICS_URL ...] GROUP:TOPIC[:DLQ] ...
+ *                               the incident view, refreshed every SECONDS
+ *                               (default 1): per group its lag per
+ *                               partition, records/s in and out, dead
+ *                               letters/s on DLQ; per worker (-m, its
+ *                               /metrics) platform and breaker state,
+ *                               paused, ready, records in/out, or "down".
+ *                               Rates are over the last interval, so the
+ *                               first block comes after one; -n 1 is the
+ *                               one-shot form
  *     schemas check [SUBJECT...]
  *                               whether each local schema (the manifest's
  *                               newest per subject) is compatible with the
@@ -37,6 +54,13 @@
  *
  * Options of a command may come before or after its positional arguments
  * (produce TOPIC -k PATH, as the usage shows, or produce -k PATH TOPIC).
+ * --watch takes the next argument as its SECONDS only when it is a number
+ * (or write --watch=SECONDS).
+ *
+ * The watching commands (lag --watch, top) redraw in place on a terminal;
+ * otherwise they print one block per refresh, each opened by a line with
+ * the time (UTC). SIGINT or SIGTERM ends them with status 0; with -n the
+ * status is the last refresh's (1 when the cluster could not be read).
  *
  * Exit status: 0 ok, 1 a failure (named on stderr), 2 a usage error.
  */
@@ -46,23 +70,18 @@
 #include "relay/log.h"
 #include "relay/registry.h"
 
+#include "relayctl.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-struct ctl {
-        const char *brokers;
-        const char *manifest;
-        const char *registry;
-        const char *props[64]; /* name, value pairs from -X */
-        size_t nprops;
-};
-
-static int usage(void)
+int usage(void)
 {
         fprintf(stderr,
                 "Usage: relayctl [-b brokers] [-s manifest] [-r registry] "
@@ -75,8 +94,23 @@ static int usage(void)
                 "  dlq replay TOPIC [-p PARTITION] [-o OFFSET]\n"
                 "                           produce dead letters back to "
                 "their original topic\n"
-                "  lag GROUP TOPIC          committed offsets and lag per "
-                "partition\n"
+                "  lag [--watch [SECONDS]] [-n COUNT] GROUP TOPIC\n"
+                "                           committed offsets and lag per "
+                "partition, in\n"
+                "                           records and seconds (lag_s: "
+                "age of the oldest\n"
+                "                           record not committed; no "
+                "commit: from the low\n"
+                "                           watermark, as "
+                "auto.offset.reset=earliest)\n"
+                "  top [-i SECONDS] [-n COUNT] [-m METRICS_URL ...] "
+                "GROUP:TOPIC[:DLQ] ...\n"
+                "                           lag, records/s in and out, "
+                "DLQ writes/s, each\n"
+                "                           worker's breaker state; "
+                "rates over the last\n"
+                "                           interval (-n 1: one block, "
+                "after one interval)\n"
                 "  schemas check [SUBJECT...]\n"
                 "                           local schemas vs the registry "
                 "(exit 1 if incompatible)\n"
@@ -86,6 +120,31 @@ static int usage(void)
         return 2;
 }
 
+/* The long options of the commands, each a synonym of a short one. */
+static const struct {
+        const char *name;
+        int opt;
+} long_opts[] = {{"watch", 'w'}};
+
+/* The option of --name or --name=value (text after the dashes; *value
+ * set for the latter), or 0 when there is none such. */
+static int long_opt(const char *text, const char **value)
+{
+        size_t n = strcspn(text, "=");
+        for (size_t i = 0; i < sizeof(long_opts) / sizeof(*long_opts); i++)
+                if (strlen(long_opts[i].name) == n &&
+                    !strncmp(long_opts[i].name, text, n)) {
+                        *value = text[n] ? text + n + 1 : NULL;
+                        return long_opts[i].opt;
+                }
+        return 0;
+}
+
+static int is_number(const char *s)
+{
+        return *s && strspn(s, "0123456789.") == strlen(s);
+}
+
 /* getopt for a command's own vector, with its options allowed after the
  * positional arguments too: the positionals are gathered into pos[] (at
  * most maxpos, else a usage error) and each option is handed to on_opt.
@@ -93,9 +152,9 @@ static int usage(void)
  * not take an option after the positional (produce TOPIC -k PATH exited
  * 2); this does not depend on how getopt permutes. Returns the number of
  * positionals, or -1 once usage() or on_opt has said what was wrong. */
-static int command_args(int argc, char **argv, const char *optstring,
-                        int (*on_opt)(int opt, const char *arg, void *ctx),
-                        void *ctx, char **pos, int maxpos)
+int command_args(int argc, char **argv, const char *optstring,
+                 int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx,
+                 char **pos, int maxpos)
 {
         int npos = 0;
         for (int i = 1; i < argc; i++) {
@@ -114,14 +173,25 @@ static int command_args(int argc, char **argv, const char *optstring,
                         pos[npos++] = argv[i];
                         continue;
                 }
-                const char *o = strchr(optstring, a[1]);
-                if (!o || a[1] == ':') {
+                const char *arg = NULL;
+                int opt = a[1] == '-' ? long_opt(a + 2, &arg) : a[1];
+                const char *o = opt ? strchr(optstring, opt) : NULL;
+                /* Every long option so far has an optional value. */
+                if (o && a[1] == '-' && (o[1] != ':' || o[2] != ':'))
+                        o = NULL;
+                if (!o || opt == ':') {
                         fprintf(stderr, "relayctl: %s: unknown option %s\n",
                                 argv[0], a);
                         return usage(), -1;
                 }
-                const char *arg = NULL;
-                if (o[1] == ':') {
+                if (o[1] == ':' && o[2] == ':') {
+                        /* An optional value: --watch=2, -w2, or --watch 2
+                         * (a next argument that is a number). */
+                        if (a[1] != '-' && a[2])
+                                arg = a + 2;
+                        else if (!arg && i + 1 < argc && is_number(argv[i + 1]))
+                                arg = argv[++i];
+                } else if (o[1] == ':') {
                         if (a[2])
                                 arg = a + 2;
                         else if (i + 1 < argc)
@@ -136,16 +206,13 @@ static int command_args(int argc, char **argv, const char *optstring,
                 } else if (a[2]) {
                         return usage(), -1;
                 }
-                if (on_opt(a[1], arg, ctx))
+                if (on_opt(opt, arg, ctx))
                         return -1;
         }
         return npos;
 }
 
-/* text as a whole non-negative number for option -opt: 0 and *out, or
- * -1 (printed). */
-static int parse_count(char opt, const char *text, long long max,
-                       long long *out)
+int parse_count(char opt, const char *text, long long max, long long *out)
 {
         char *end;
         errno = 0;
@@ -161,11 +228,25 @@ static int parse_count(char opt, const char *text, long long max,
         return 0;
 }
 
-/* A client of the cluster; a consumer joins group (never committing to
- * it unless told to). */
-static rd_kafka_t *
-client(const struct ctl *c, rd_kafka_type_t type, const char *group,
-       void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *))
+int parse_seconds(const char *opt, const char *text, long *ms)
+{
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        if (!*text || *end || errno || !(v >= 0.1 && v <= 86400)) {
+                fprintf(stderr,
+                        "relayctl: %s '%s': expected seconds from 0.1 to "
+                        "86400\n",
+                        opt, text);
+                return -1;
+        }
+        *ms = lround(v * 1000);
+        return 0;
+}
+
+rd_kafka_t *client(const struct ctl *c, rd_kafka_type_t type, const char *group,
+                   void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+                   const char *const *extra)
 {
         char errstr[512];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -188,6 +269,10 @@ client(const struct ctl *c, rd_kafka_type_t type, const char *group,
         if (group &&
             rd_kafka_conf_set(kc, "group.id", group, errstr, sizeof(errstr)))
                 goto fail;
+        for (; extra && *extra; extra += 2)
+                if (rd_kafka_conf_set(kc, extra[0], extra[1], errstr,
+                                      sizeof(errstr)))
+                        goto fail;
         for (size_t i = 0; i < c->nprops; i += 2)
                 if (rd_kafka_conf_set(kc, c->props[i], c->props[i + 1], errstr,
                                       sizeof(errstr)))
@@ -266,7 +351,8 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
                 return 1;
         relay_avro_writer_t *w =
             relay_avro_writer_new(s, subject, errstr, sizeof(errstr));
-        rd_kafka_t *rk = w ? client(c, RD_KAFKA_PRODUCER, NULL, NULL) : NULL;
+        rd_kafka_t *rk =
+            w ? client(c, RD_KAFKA_PRODUCER, NULL, NULL, NULL) : NULL;
         if (!w)
                 fprintf(stderr, "relayctl: %s\n", errstr);
         int rc = rk ? 0 : 1;
@@ -348,9 +434,8 @@ static json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
         return v;
 }
 
-/* The partition count of topic: 0 and *n, 1 when the topic does not
- * exist, -1 on an error (printed). */
-static int partition_count(rd_kafka_t *rk, const char *topic, int *n)
+int partition_count(rd_kafka_t *rk, const char *topic, int *n, char *errstr,
+                    size_t errstr_size)
 {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -361,10 +446,12 @@ static int partition_count(rd_kafka_t *rk, const char *topic, int *n)
                                          : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
         int rc = 0;
         if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                relay_seterr(errstr, errstr_size, "topic %s does not exist",
+                             topic);
                 rc = 1;
         } else if (err) {
-                fprintf(stderr, "relayctl: metadata for %s: %s\n", topic,
-                        rd_kafka_err2str(err));
+                relay_seterr(errstr, errstr_size, "metadata for %s: %s", topic,
+                             rd_kafka_err2str(err));
                 rc = -1;
         } else {
                 *n = md->topics[0].partition_cnt;
@@ -387,17 +474,15 @@ static int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
          * poll wants one; nothing is ever committed to it. */
         char group[64];
         snprintf(group, sizeof(group), "relayctl-%ld", (long)getpid());
-        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group, NULL);
+        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group, NULL, NULL);
         if (!rk)
                 return 1;
         int nparts = 0;
-        int rc = partition_count(rk, topic, &nparts);
+        char errstr[512];
+        int rc = partition_count(rk, topic, &nparts, errstr, sizeof(errstr));
         if (rc) {
-                if (rc == 1)
-                        fprintf(stderr,
-                                "relayctl: topic %s does not exist "
-                                "(no records)\n",
-                                topic);
+                fprintf(stderr, "relayctl: %s%s\n", errstr,
+                        rc == 1 ? " (no records)" : "");
                 rd_kafka_destroy(rk);
                 return rc == 1 ? 0 : 1;
         }
@@ -631,7 +716,8 @@ static int cmd_replay(const struct ctl *c, int argc, char **argv)
                 return 2;
         if (npos != 1)
                 return usage();
-        if (!(rp.producer = client(c, RD_KAFKA_PRODUCER, NULL, replay_dr)))
+        if (!(rp.producer =
+                  client(c, RD_KAFKA_PRODUCER, NULL, replay_dr, NULL)))
                 return 1;
         int rc = read_topic(c, pos[0], replay_record, &rp);
         rd_kafka_flush(rp.producer, 60000);
@@ -642,52 +728,6 @@ static int cmd_replay(const struct ctl *c, int argc, char **argv)
         for (size_t i = 0; i < rp.n; i++)
                 free(rp.items[i]);
         free(rp.items);
-        return rc;
-}
-
-static int cmd_lag(const struct ctl *c, const char *group, const char *topic)
-{
-        rd_kafka_t *rk = client(c, RD_KAFKA_CONSUMER, group, NULL);
-        if (!rk)
-                return 1;
-        int nparts = 0;
-        int rc = partition_count(rk, topic, &nparts);
-        if (rc) {
-                if (rc == 1)
-                        fprintf(stderr, "relayctl: topic %s does not exist\n",
-                                topic);
-                rc = 1;
-                goto done;
-        }
-        rc = 1;
-        rd_kafka_topic_partition_list_t *tl =
-            rd_kafka_topic_partition_list_new(nparts);
-        for (int p = 0; p < nparts; p++)
-                rd_kafka_topic_partition_list_add(tl, topic, p);
-        rd_kafka_resp_err_t err = rd_kafka_committed(rk, tl, 10000);
-        if (err) {
-                fprintf(stderr, "relayctl: committed offsets: %s\n",
-                        rd_kafka_err2str(err));
-                rd_kafka_topic_partition_list_destroy(tl);
-                goto done;
-        }
-        long long total = 0;
-        printf("%-30s %9s %12s %12s %9s\n", "topic", "partition", "committed",
-               "end", "lag");
-        for (int p = 0; p < tl->cnt; p++) {
-                int64_t lo = 0, hi = 0;
-                rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
-                int64_t committed = tl->elems[p].offset;
-                long long lag = committed >= 0 ? hi - committed : hi - lo;
-                total += lag;
-                printf("%-30s %9d %12lld %12lld %9lld\n", topic, p,
-                       (long long)committed, (long long)hi, lag);
-        }
-        printf("total lag %lld\n", total);
-        rd_kafka_topic_partition_list_destroy(tl);
-        rc = 0;
-done:
-        rd_kafka_destroy(rk);
         return rc;
 }
 
@@ -862,8 +902,10 @@ int main(int argc, char **argv)
                 return cmd_consume(&c, argv[2]);
         if (argc >= 3 && !strcmp(argv[0], "dlq") && !strcmp(argv[1], "replay"))
                 return cmd_replay(&c, argc - 1, argv + 1);
-        if (argc == 3 && !strcmp(argv[0], "lag"))
-                return cmd_lag(&c, argv[1], argv[2]);
+        if (argc >= 2 && !strcmp(argv[0], "lag"))
+                return cmd_lag(&c, argc, argv);
+        if (argc >= 2 && !strcmp(argv[0], "top"))
+                return cmd_top(&c, argc, argv);
         if (argc >= 2 && !strcmp(argv[0], "schemas"))
                 return cmd_schemas(&c, argc - 1, argv + 1);
         return usage();
