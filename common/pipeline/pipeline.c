@@ -102,6 +102,7 @@ struct relay_pipeline {
 
         struct ppart *parts; /* assigned */
         size_t nparts;
+        relay_kafka_ends_t *ends; /* their end offsets, for lag */
         struct pmetrics m;
         long grace_ms;
         int64_t stop_at; /* stopping: finish by then */
@@ -610,6 +611,7 @@ static void parts_add(relay_pipeline_t *p,
                 pp->topic = relay_strdup(e->topic);
                 pp->partition = e->partition;
                 pp->stored_ts = 0;
+                relay_kafka_ends_add(p->ends, e->topic, e->partition);
                 pp->lag = relay_series(p->m.lag, p->group, e->topic, num);
                 pp->lag_s = relay_series(p->m.lag_s, p->group, e->topic, num);
         }
@@ -626,6 +628,8 @@ static void parts_remove(relay_pipeline_t *p,
                         /* Its lag is its next owner's to say. */
                         relay_metric_hide(pp->lag);
                         relay_metric_hide(pp->lag_s);
+                        relay_kafka_ends_remove(p->ends, pp->topic,
+                                                pp->partition);
                         free(pp->topic);
                         continue;
                 }
@@ -667,7 +671,8 @@ static int64_t oldest_held(relay_pipeline_t *p, const struct ppart *pp)
 }
 
 /* Lag of each assigned partition from a statistics report: in records,
- * the end offset less the committed one (librdkafka's consumer_lag); in
+ * the end offset less the committed one (the end offset asked of the
+ * broker too, see relay_kafka_ends_t); in
  * seconds, the age of the oldest record not committed: the oldest the
  * worker holds of that partition or, holding none (between batches),
  * the last one it stored, whose age bounds that of the next. */
@@ -687,17 +692,22 @@ static void on_stats(void *opaque, rd_kafka_t *rk, const json_t *stats)
                     num);
                 if (!tp)
                         continue;
-                long long lag =
-                    json_integer_value(json_object_get(tp, "consumer_lag"));
-                if (lag < 0) {
-                        long long end = json_integer_value(
-                            json_object_get(tp, "ls_offset"));
-                        long long done = json_integer_value(
-                            json_object_get(tp, "committed_offset"));
-                        if (end < 0 || done < 0)
-                                continue; /* not known yet */
+                /* The end offset: the statistics' (from fetches) or the
+                 * broker's (asked apart, for paused partitions). */
+                long long end =
+                    json_integer_value(json_object_get(tp, "ls_offset"));
+                long long asked =
+                    relay_kafka_ends_get(p->ends, pp->topic, pp->partition);
+                if (asked > end)
+                        end = asked;
+                long long done =
+                    json_integer_value(json_object_get(tp, "committed_offset"));
+                long long lag;
+                if (end >= 0 && done >= 0)
                         lag = end > done ? end - done : 0;
-                }
+                else if ((lag = json_integer_value(
+                              json_object_get(tp, "consumer_lag"))) < 0)
+                        continue; /* not known yet */
                 relay_metric_set(pp->lag, (double)lag);
                 if (!lag) {
                         relay_metric_set(pp->lag_s, 0);
@@ -1133,6 +1143,10 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
         if (!(p->consumer = relay_kafka_consumer_new(
                   conf, pc->group_id, &p->rebalance, p, errstr, errstr_size)))
                 goto fail;
+        long stats_ms = (long)relay_kafka_conf_int(
+            p->consumer, "statistics.interval.ms", 5000);
+        if (p->m.lag && stats_ms > 0)
+                p->ends = relay_kafka_ends_new(p->consumer, stats_ms);
         long long mpi =
             relay_kafka_conf_int(p->consumer, "max.poll.interval.ms", 300000);
         /* Polled at least ten times per max.poll.interval.ms while
@@ -1156,6 +1170,8 @@ void relay_pipeline_destroy(relay_pipeline_t *p)
          * an empty batch. */
         p->nrecs = 0;
         slots_clear(p);
+        relay_kafka_ends_destroy(p->ends);
+        p->ends = NULL;
         relay_kafka_consumer_close(p->consumer);
         relay_kafka_producer_close(p->producer, 10000);
         for (size_t i = p->backlog_head; i < p->nbacklog; i++)

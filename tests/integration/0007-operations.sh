@@ -66,6 +66,20 @@ check "deliver counted the 503 retries (relay_delivery_retries_total{status=503}
   test "$(metric "$D" relay_delivery_retries_total status=503)" -ge 2
 check "and request latencies (relay_http_request_duration_seconds_count)" \
   test "$(metric "$D" relay_http_request_duration_seconds_count)" -ge 2
+check "every metric the dashboard and the alert rules name is in the live exposition" \
+  python3 tests/deploy/check_dashboard.py deploy/grafana/dashboards/relay.json \
+    --metrics "$WORK/transform.prom" --metrics "$WORK/deliver.prom" --rules deploy/prometheus/alerts.yml
+check "tests/deploy/metrics.txt (the offline check's list) names exactly the metrics exposed" \
+  python3 - "$WORK/transform.prom" "$WORK/deliver.prom" tests/deploy/metrics.txt <<'PY'
+import sys
+live = set()
+for f in sys.argv[1:3]:
+    live |= {l.split()[2] for l in open(f) if l.startswith("# TYPE ")}
+listed = {l.split()[0] for l in open(sys.argv[3]) if l.strip() and not l.startswith("#")}
+if live != listed:
+    sys.exit("exposed, not listed: %s; listed, not exposed: %s"
+             % (sorted(live - listed), sorted(listed - live)))
+PY
 check "relay_build_info names the worker" \
   test "$(metric "$D" relay_build_info worker=deliver-mparticle)" = 1
 check "process metrics are there (RSS)" test "$(metric "$D" process_resident_memory_bytes)" != none

@@ -152,4 +152,20 @@ void relay_kafka_header_addf(rd_kafka_headers_t *h, const char *name,
                              const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The end offsets of a consumer's partitions, asked of the broker every
+ * interval_ms by a thread of their own (rd_kafka_query_watermark_offsets),
+ * for lag: librdkafka's statistics learn a partition's end offset from
+ * fetching it, and a paused partition is not fetched. The worker's thread
+ * adds and removes partitions as they are assigned and revoked; get says
+ * the largest end offset seen, -1 until one is known. All accept NULL. */
+typedef struct relay_kafka_ends relay_kafka_ends_t;
+relay_kafka_ends_t *relay_kafka_ends_new(rd_kafka_t *rk, long interval_ms);
+void relay_kafka_ends_add(relay_kafka_ends_t *e, const char *topic,
+                          int32_t partition);
+void relay_kafka_ends_remove(relay_kafka_ends_t *e, const char *topic,
+                             int32_t partition);
+int64_t relay_kafka_ends_get(relay_kafka_ends_t *e, const char *topic,
+                             int32_t partition);
+void relay_kafka_ends_destroy(relay_kafka_ends_t *e);
+
 #endif
