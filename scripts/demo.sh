@@ -75,9 +75,15 @@ sleep 1
 say "consumer lag"
 "$BIN/relayctl" -b "$BS" lag relay-transform-loyalty.events loyalty.events
 "$BIN/relayctl" -b "$BS" lag relay-deliver-mparticle out.mparticle
-say "what an operator looks at: each worker's /metrics (key lines) and /readyz"
+admin_port() { grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$WORK/$1.log" | tail -1 | sed 's/.*://'; }
+say "what an operator opens first: relayctl top (one refresh)"
+"$BIN/relayctl" -b "$BS" top -n 1 -i 1 \
+  -m "http://127.0.0.1:$(admin_port transform)/metrics" -m "http://127.0.0.1:$(admin_port deliver)/metrics" \
+  relay-transform-loyalty.events:loyalty.events:dlq.transform \
+  relay-deliver-mparticle:out.mparticle:dlq.mparticle
+say "and each worker's /readyz and the key lines of its /metrics"
 for w in transform deliver; do
-  port=$(grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$WORK/$w.log" | tail -1 | sed 's/.*://')
+  port=$(admin_port $w)
   [ -n "$port" ] || { echo "($w serves no admin endpoint)"; continue; }
   echo "relay-$w on 127.0.0.1:$port: /readyz says $(curl -s "http://127.0.0.1:$port/readyz" | head -1)"
   curl -sf "http://127.0.0.1:$port/metrics" |

@@ -14,8 +14,9 @@
 #  - with deploy/grafana's dashboard, Debian's Prometheus scrapes both
 #    workers and every panel's query returns data.
 source "$(dirname "$0")/lib.sh"
-PROMTOOL=${RELAY_PROMTOOL:-$BUILD/tools/prometheus/usr/bin/promtool}
-PROMETHEUS=${RELAY_PROMETHEUS:-$BUILD/tools/prometheus/usr/bin/prometheus}
+TOOLS=${RELAY_TOOLS_DIR:-$SRC/build/tools}   # scripts/install-deploy-tools.sh
+PROMTOOL=${RELAY_PROMTOOL:-$TOOLS/prometheus/usr/bin/promtool}
+PROMETHEUS=${RELAY_PROMETHEUS:-$TOOLS/prometheus/usr/bin/prometheus}
 [ -x "$PROMTOOL" ] || fail "no promtool at $PROMTOOL (scripts/install-deps.sh fetches it)"
 
 # out.mparticle comes later: deliver starts with nothing to consume.
