@@ -222,6 +222,19 @@ EOF
 }
 
 # --- 4. relay-deliver -------------------------------------------------------------
+# scrape_every_second LOG: GET /metrics of the worker logging to LOG once a
+# second (as Prometheus would) in the background, up to 10 min; prints the
+# scraper's pid.
+scrape_every_second() {
+  ( for _ in $(seq 1 600); do
+      port=$(grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$1" 2>/dev/null |
+             tail -1 | sed 's/.*://')
+      [ -n "$port" ] && curl -s -o /dev/null "http://127.0.0.1:$port/metrics"
+      sleep 1
+    done ) >/dev/null 2>&1 &
+  echo $!
+}
+
 # run_relay NAME GROUP [-X ...]: one relay-deliver run over the N records as
 # GROUP; with the admin endpoint on (the default), /metrics is scraped every
 # second during the run, as Prometheus would.
@@ -236,15 +249,7 @@ run_relay() {
   from=$(($(log_lines) + 1))
   t0=$(now_ns)
   deliver "$TOPIC" "$group" "$SINK/v2" "$name.log" "$@"
-  if [[ " $* " != *" admin.port=0 "* ]]; then
-    ( for _ in $(seq 1 600); do
-        port=$(grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$TMP/$name.log" 2>/dev/null |
-               tail -1 | sed 's/.*://')
-        [ -n "$port" ] && curl -s -o /dev/null "http://127.0.0.1:$port/metrics"
-        sleep 1
-      done ) &
-    scraper=$!
-  fi
+  [[ " $* " == *" admin.port=0 "* ]] || scraper=$(scrape_every_second "$TMP/$name.log")
   wait "$poller" || die "relay-deliver did not commit $RECORDS records in time"
   cpu=$(cpu_s "$DPID")
   [ -n "$scraper" ] && { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null; }
@@ -303,15 +308,7 @@ run_transform() {
     -X admin.address=127.0.0.1 -X admin.port=-1 "$@" >>"$TMP/$name.log" 2>&1 &
   tpid=$!
   PIDS+=($tpid)
-  if [[ " $* " != *" admin.port=0 "* ]]; then
-    ( for _ in $(seq 1 600); do
-        port=$(grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$TMP/$name.log" 2>/dev/null |
-               tail -1 | sed 's/.*://')
-        [ -n "$port" ] && curl -s -o /dev/null "http://127.0.0.1:$port/metrics"
-        sleep 1
-      done ) &
-    scraper=$!
-  fi
+  [[ " $* " == *" admin.port=0 "* ]] || scraper=$(scrape_every_second "$TMP/$name.log")
   wait "$poller" || die "relay-transform did not commit $RECORDS records in time"
   cpu=$(cpu_s "$tpid")
   [ -n "$scraper" ] && { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null; }
