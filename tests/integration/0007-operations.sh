@@ -49,6 +49,13 @@ printf 'garbage' | kcat -P -b "$BS" -t loyalty.events 2>>"$WORK/kcat.log" ||
 delivered() { [ "$(metric "$D" relay_delivered_total)" -ge $((N - 1)) ]; }
 check "deliver delivered the $((N - 1)) good events" wait_for 60 delivered
 
+# The counts settle when the last dead letters are acknowledged: wait for
+# them before reading the rest.
+at_least() { local v; v=$(metric "$@" | tail -1); [ "$v" != none ] && [ "${v%.*}" -ge "$WANT" ]; }
+WANT=1 wait_for 30 at_least "$T" relay_dead_letters_total topic=dlq.transform reason=decode ||
+  fail "transform never counted the garbage record's dead letter"
+WANT=1 wait_for 30 at_least "$D" relay_dead_letters_total topic=dlq.mparticle reason=deliver ||
+  fail "deliver never counted the refused record's dead letter"
 for w in transform deliver; do
   u=$T; [ $w = deliver ] && u=$D
   curl -sf "$u/metrics" > "$WORK/$w.prom"
