@@ -23,13 +23,15 @@ DELIVER_LOG=deliver-1 start_deliver "${GROUP_FAST[@]}" -X worker.shutdown_grace_
   -X deliver.http_timeout_ms=10000
 D1=$DELIVER_PID
 
-# 1. A request that outlasts the grace.
+# 1. A request that outlasts the grace: the platform answers in 6 s from
+# the start, and SIGTERM comes once a request is under way.
+D1_URL=$(admin_url deliver-1.log)
+sim_fault '{"name":"slow","delay_ms":6000,"times":-1}'
 gen first 3000
 produce_file first
-some() { [ "$(delivered_count)" -ge 500 ]; }
-wait_for 60 some || fail "events never started arriving"
-sim_fault '{"name":"slow","delay_ms":6000,"times":-1}'
-sleep 1   # the next request is under way, and will take 6 s
+in_flight() { [ "$(metric "$D1_URL" relay_http_requests_in_flight)" = 1 ]; }
+wait_for 60 in_flight || fail "deliver never had a request under way"
+sleep 0.5
 t0=$SECONDS
 kill -TERM "$D1"
 rc=0; wait "$D1" || rc=$?
