@@ -118,9 +118,9 @@ struct drec {
 /* Consecutive records of the send order that go in one request. */
 struct range {
         size_t start, n;
-        int attempts;      /* failures that used an attempt */
-        int fails;         /* failed requests its records were in */
-        int64_t last_fail; /* relay_mono_ms of the latest, 0 when none */
+        int attempts;                  /* failures that used an attempt */
+        int fails;                     /* failed requests its records were in */
+        int64_t first_fail, last_fail; /* relay_mono_ms, 0 when none */
 };
 
 /* The platform's recent answers (failed or not; throttling and refused
@@ -328,6 +328,15 @@ static void range_probe(struct relay_deliver *d)
                 if (!n)
                         return; /* range 0's first live record will do */
         }
+}
+
+/* Whether any range but the front one has a live record. */
+static int others_live(struct relay_deliver *d)
+{
+        for (size_t j = 1; j < d->nranges; j++)
+                if (range_live(d, &d->ranges[j]))
+                        return 1;
+        return 0;
 }
 
 static void range_pop(struct relay_deliver *d)
@@ -634,11 +643,19 @@ static void send_front(struct relay_deliver *d)
          * the platform's failure rate makes likely. */
         int64_t prev = rg->last_fail;
         int at_fault = prev && d->last_ok > prev;
+        /* The last record left of its batch gets no more neighbours to
+         * compare with: what the platform accepted since its first
+         * failure is the evidence, weighed as ever by to_blame. */
+        if (!at_fault && n == 1 && rg->first_fail &&
+            d->last_ok > rg->first_fail && !others_live(d))
+                at_fault = 1;
         /* Failures past the last attempt without that evidence are the
          * platform's: they use nothing. */
         if (rg->attempts < d->retry.max_attempts)
                 rg->attempts++;
         rg->fails++;
+        if (!rg->first_fail)
+                rg->first_fail = now;
         rg->last_fail = now;
         unsigned total = 0, failed = 0;
         if (rg->attempts >= d->retry.max_attempts && at_fault &&
