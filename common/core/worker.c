@@ -29,6 +29,10 @@ static const relay_conf_prop_t worker_props[] = {
      "on SIGTERM, time to finish the batch in hand (requests still running "
      "then are aborted; what is not finished is left for the next owner)",
      0},
+    {"worker.commits_in_flight", RELAY_CONF_INT, "2", 0, 1000, 0,
+     "batch commits Kafka may leave unanswered before the next batch is "
+     "taken (a crash re-delivers the batch in hand and these; 0: no wait)",
+     0},
     {"schemas.manifest", RELAY_CONF_STRING, "schemas/manifest.cfg", 0, -1, 0,
      "the schema catalogue: ids, subjects and .avsc files", 0},
     {"schema_registry.url", RELAY_CONF_STRING, NULL, 0, -1, 0,

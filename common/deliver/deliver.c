@@ -895,6 +895,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
             .running = &relay_run,
             .shutdown_grace_ms =
                 (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
+            .commits_in_flight =
+                (int)relay_conf_int(conf, "worker.commits_in_flight"),
         };
         size_t max_record_bytes = 0;
         if (!(d->p =

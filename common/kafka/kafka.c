@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,8 @@ static int other_kind(const char *name, const char *const *list)
 struct drain {
         const relay_kafka_rebalance_t *cb;
         void *opaque;
+        rd_kafka_queue_t *commits; /* answers to relay_kafka_commit_stored */
+        int unanswered;            /* of those commits */
 };
 
 /* Queue sizes and broker connections from a statistics report, as
@@ -234,6 +237,46 @@ static void commit_sync(rd_kafka_t *rk, const char *when)
                           rd_kafka_err2str(err));
 }
 
+/* The answer to a commit: a failed one is said (its offsets go again with
+ * the next commit). */
+static void commit_answered(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *offsets)
+{
+        static relay_log_limit_t lim;
+        if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+                if (relay_log_level >= LOG_DEBUG && offsets && offsets->cnt)
+                        relay_log(LOG_DEBUG, "kafka",
+                                  "%s: committed %d partition(s), %s [%d] "
+                                  "at %" PRId64,
+                                  rd_kafka_name(rk), offsets->cnt,
+                                  offsets->elems[0].topic,
+                                  (int)offsets->elems[0].partition,
+                                  offsets->elems[0].offset);
+                return;
+        }
+        relay_log_limited(&lim, 10000, LOG_WARNING, "kafka", "%s: commit: %s",
+                          rd_kafka_name(rk), rd_kafka_err2str(err));
+}
+
+/* Auto-commits and synchronous ones. */
+static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets,
+                             void *opaque)
+{
+        (void)opaque;
+        commit_answered(rk, err, offsets);
+}
+
+/* The commits after each batch, answered on their own queue. */
+static void batch_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *offsets,
+                            void *opaque)
+{
+        struct drain *d = opaque;
+        d->unanswered--;
+        commit_answered(rk, err, offsets);
+}
+
 static void error_free(rd_kafka_error_t *e)
 {
         if (e) {
@@ -306,6 +349,7 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
         d->opaque = opaque;
         rd_kafka_conf_set_opaque(kc, d);
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+        rd_kafka_conf_set_offset_commit_cb(kc, offset_commit_cb);
         char why[512];
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
         if (!rk) {
@@ -315,6 +359,7 @@ rd_kafka_t *relay_kafka_consumer_new(const relay_conf_t *conf,
                 return NULL;
         }
         rd_kafka_poll_set_consumer(rk);
+        d->commits = rd_kafka_queue_new(rk);
         return rk;
 }
 
@@ -522,10 +567,29 @@ int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg)
 
 void relay_kafka_commit_stored(rd_kafka_t *rk)
 {
-        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 1 /* async */);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        struct drain *d = rd_kafka_opaque(rk);
+        rd_kafka_resp_err_t err =
+            rd_kafka_commit_queue(rk, NULL, d->commits, batch_commit_cb, d);
+        if (!err)
+                d->unanswered++;
+        else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 relay_log(LOG_WARNING, "kafka", "commit: %s",
                           rd_kafka_err2str(err));
+}
+
+int relay_kafka_commits_wait(rd_kafka_t *rk, int most, int timeout_ms)
+{
+        struct drain *d = rd_kafka_opaque(rk);
+        int64_t until = relay_mono_ms() + timeout_ms;
+        rd_kafka_queue_poll_callback(d->commits, 0);
+        while (d->unanswered > most) {
+                int64_t left = until - relay_mono_ms();
+                if (left <= 0)
+                        break;
+                rd_kafka_queue_poll_callback(d->commits,
+                                             left < 100 ? (int)left : 100);
+        }
+        return d->unanswered;
 }
 
 void relay_kafka_consumer_close(rd_kafka_t *rk)
@@ -536,7 +600,9 @@ void relay_kafka_consumer_close(rd_kafka_t *rk)
          * leaving revokes the partitions through rebalance_cb. */
         commit_sync(rk, "at close");
         rd_kafka_consumer_close(rk);
-        void *d = rd_kafka_opaque(rk);
+        struct drain *d = rd_kafka_opaque(rk);
+        rd_kafka_queue_poll_callback(d->commits, 0);
+        rd_kafka_queue_destroy(d->commits);
         rd_kafka_destroy(rk);
         free(d);
 }

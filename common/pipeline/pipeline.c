@@ -88,9 +88,11 @@ struct relay_pipeline {
         rd_kafka_message_t **backlog; /* consumed while paused (rare) */
         size_t nbacklog, backlog_cap, backlog_head;
 
-        int paused;         /* the assignment is paused */
-        int64_t last_serve; /* last consumer poll */
-        long serve_ms;      /* poll the consumer at least this often */
+        int paused;            /* the assignment is paused */
+        int64_t last_serve;    /* last consumer poll */
+        long serve_ms;         /* poll the consumer at least this often */
+        int commits_in_flight; /* unanswered batch commits, at most */
+        relay_log_limit_t commit_log;
         long revoke_wait_ms;
         int64_t wake;
         int fatal;
@@ -992,6 +994,31 @@ static void fill(relay_pipeline_t *p)
         }
 }
 
+/* Before the next batch, wait until at most commits_in_flight batch
+ * commits are unanswered (serving the consumer when due): what a crash
+ * re-delivers is then the batch in hand and those. Bounded by
+ * revoke_wait_ms: a Kafka that does not answer is said, and the work goes
+ * on (its commits are answered with an error in the end). */
+static void commits_wait(relay_pipeline_t *p)
+{
+        if (!p->commits_in_flight || relay_pipeline_stopping(p))
+                return;
+        int64_t until = relay_mono_ms() + p->revoke_wait_ms;
+        int left;
+        while ((left = relay_kafka_commits_wait(p->consumer,
+                                                p->commits_in_flight, 50)) >
+               p->commits_in_flight) {
+                serve_if_due(p);
+                if (relay_mono_ms() >= until || relay_pipeline_stopping(p))
+                        break;
+        }
+        if (left > p->commits_in_flight)
+                relay_log_limited(&p->commit_log, 10000, LOG_WARNING, p->worker,
+                                  "%d commit(s) unanswered by Kafka after "
+                                  "%ld ms; going on",
+                                  left, p->revoke_wait_ms);
+}
+
 /* Finish the batch in hand: flush, settle, store, commit, release. */
 static void finish(relay_pipeline_t *p)
 {
@@ -1009,6 +1036,7 @@ static void finish(relay_pipeline_t *p)
         if (!p->fatal) {
                 store_batch(p, NULL);
                 relay_kafka_commit_stored(p->consumer);
+                commits_wait(p);
         }
         if (p->proc->end)
                 p->proc->end(p->opaque, p);
@@ -1152,6 +1180,7 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
         /* Polled at least ten times per max.poll.interval.ms while
          * waiting; a revoke waits for Kafka at most a third of it. */
         p->serve_ms = (long)(mpi / 10 < 1000 ? mpi / 10 : 1000);
+        p->commits_in_flight = pc->commits_in_flight;
         p->revoke_wait_ms = (long)(mpi / 3 < 10000 ? mpi / 3 : 10000);
         p->last_serve = relay_mono_ms();
         if (relay_kafka_subscribe(p->consumer, pc->topics, errstr, errstr_size))

@@ -283,6 +283,8 @@ relay_transform_t *relay_transform_new(const relay_conf_t *conf, char *errstr,
             .running = &relay_run,
             .shutdown_grace_ms =
                 (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
+            .commits_in_flight =
+                (int)relay_conf_int(conf, "worker.commits_in_flight"),
             .interrupt = &relay_reload,
         };
         /* The engine first: it settles max_record_bytes, which the reader

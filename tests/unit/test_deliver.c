@@ -159,6 +159,7 @@ static const relay_conf_prop_t test_props[] = {
     {"schema_registry.url", RELAY_CONF_STRING, NULL, 0, -1, 0, "none", 0},
     {"worker.shutdown_grace_ms", RELAY_CONF_INT, "0", 0, 3600000, 0, "grace",
      0},
+    {"worker.commits_in_flight", RELAY_CONF_INT, "2", 0, 1000, 0, "commits", 0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static int setup(void **state)

@@ -17,6 +17,7 @@
 #include "kmock.h"
 #include "unit.h"
 #include "relay/dlq.h"
+#include "relay/kafka.h"
 #include "relay/pipeline.h"
 
 #include <pthread.h>
@@ -46,6 +47,8 @@ struct tproc {
         int calls0;  /* calls for the first record */
         int64_t call_at[MAX_CALLS], wake_at[MAX_CALLS];
         int64_t first_offset;
+        int commits_in_flight; /* the engine's bound (0: no wait) */
+        int max_unanswered;    /* seen at a batch's end */
 };
 
 static enum relay_result tp_record(void *opaque, relay_pipeline_t *p, size_t i)
@@ -89,8 +92,18 @@ static enum relay_result tp_flush(void *opaque, relay_pipeline_t *p)
         return RELAY_OK;
 }
 
-static const relay_processor_t tproc_ops = {.record = tp_record,
-                                            .flush = tp_flush};
+/* After the batch's commit is sent (and waited for): how many of the
+ * engine's commits Kafka has not answered. */
+static void tp_end(void *opaque, relay_pipeline_t *p)
+{
+        struct tproc *t = opaque;
+        int n = relay_kafka_commits_wait(relay_pipeline_consumer(p), 1000, 0);
+        if (n > t->max_unanswered)
+                t->max_unanswered = n;
+}
+
+static const relay_processor_t tproc_ops = {
+    .record = tp_record, .flush = tp_flush, .end = tp_end};
 
 /* ---- running the engine ----------------------------------------------------
  */
@@ -127,6 +140,7 @@ static void start(struct run *r, relay_conf_t *conf, const char *topic,
                                     .dlq_topic = "dlq.ptest",
                                     .batch_size = batch,
                                     .batch_wait_ms = 200,
+                                    .commits_in_flight = t->commits_in_flight,
                                     .running = &r->running};
         r->p = relay_pipeline_new(conf, &pc, &tproc_ops, t, NULL, err,
                                   sizeof(err));
@@ -490,6 +504,39 @@ static void test_setup_class_heals(void **state)
         relay_conf_destroy(conf);
 }
 
+/* Kafka answers commits slowly (300 ms each) and batches are quick (one
+ * record): the engine takes no batch while more than commits_in_flight of
+ * its commits are unanswered, so that a kill -9 re-delivers at most those
+ * and the batch in hand. */
+static void test_commits_in_flight_bounded(void **state)
+{
+        enum { N = 8, KAFKAP_OFFSETCOMMIT = 8 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in7", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out7", 1, 1), 0);
+        produce_inputs("in7", N);
+        rd_kafka_mock_broker_push_request_error_rtts(
+            km->mc, 1, KAFKAP_OFFSETCOMMIT, 12, RD_KAFKA_RESP_ERR_NO_ERROR, 300,
+            RD_KAFKA_RESP_ERR_NO_ERROR, 300, RD_KAFKA_RESP_ERR_NO_ERROR, 300,
+            RD_KAFKA_RESP_ERR_NO_ERROR, 300, RD_KAFKA_RESP_ERR_NO_ERROR, 300,
+            RD_KAFKA_RESP_ERR_NO_ERROR, 300, RD_KAFKA_RESP_ERR_NO_ERROR, 300,
+            RD_KAFKA_RESP_ERR_NO_ERROR, 300, RD_KAFKA_RESP_ERR_NO_ERROR, 300,
+            RD_KAFKA_RESP_ERR_NO_ERROR, 300, RD_KAFKA_RESP_ERR_NO_ERROR, 300,
+            RD_KAFKA_RESP_ERR_NO_ERROR, 300);
+        relay_conf_t *conf = kmock_conf(km, tables, 1, NULL);
+        struct tproc t = {.out_topic = "out7", .commits_in_flight = 1};
+        struct run r;
+        start(&r, conf, "in7", &t, 1);
+        wait_records(&t, N);
+        wait_committed(&r, N);
+        stop(&r);
+        /* Some were unanswered (the wait had work to do), never more than
+         * the bound. */
+        assert_true(t.max_unanswered >= 1);
+        assert_true(t.max_unanswered <= 1);
+        assert_outputs("out7", N);
+        relay_conf_destroy(conf);
+}
+
 static int log_setup(void **state)
 {
         kmock_log_start(km, "pipeline");
@@ -530,6 +577,8 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_max_record_bytes_checked,
                                             log_setup, log_teardown),
             cmocka_unit_test_setup_teardown(test_record_retry_serves_consumer,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_commits_in_flight_bounded,
                                             log_setup, log_teardown),
             cmocka_unit_test_setup_teardown(test_setup_class_heals, log_setup,
                                             log_teardown),

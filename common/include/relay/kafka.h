@@ -139,6 +139,12 @@ int relay_kafka_store(rd_kafka_t *rk, const rd_kafka_message_t *msg);
  * dashboards and a restarted replica see progress at once). */
 void relay_kafka_commit_stored(rd_kafka_t *rk);
 
+/* Wait (serving only their answers, up to timeout_ms) until at most `most`
+ * of those commits are unanswered by the broker; returns how many are.
+ * A crash re-delivers the batch in hand and those whose commit was not
+ * answered, so this bounds the duplicates a kill -9 makes. */
+int relay_kafka_commits_wait(rd_kafka_t *rk, int most, int timeout_ms);
+
 /* Close a consumer: commit stored offsets, leave the group, destroy. */
 void relay_kafka_consumer_close(rd_kafka_t *rk);
 

@@ -84,6 +84,10 @@ typedef struct relay_pipeline_conf {
          * take to finish (0: stop at once; what is not finished is left
          * for the partitions' next owner) */
         long shutdown_grace_ms;
+        /* batch commits Kafka may leave unanswered when the next batch is
+         * taken (0: no wait); a crash re-delivers the batch in hand and
+         * these */
+        int commits_in_flight;
         /* set (may be NULL): end a wait early so that the idle hook runs,
          * e.g. relay_reload for a SIGHUP */
         volatile sig_atomic_t *interrupt;
