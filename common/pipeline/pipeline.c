@@ -1012,7 +1012,7 @@ static void commits_wait(relay_pipeline_t *p)
                 if (relay_mono_ms() >= until || relay_pipeline_stopping(p))
                         break;
         }
-        if (left > p->commits_in_flight)
+        if (left > p->commits_in_flight && !relay_pipeline_stopping(p))
                 relay_log_limited(&p->commit_log, 10000, LOG_WARNING, p->worker,
                                   "%d commit(s) unanswered by Kafka after "
                                   "%ld ms; going on",
