@@ -92,6 +92,13 @@ enum relay_result relay_schemas_lookup(relay_schemas_t *s, int32_t id,
 int relay_avro_check_body(avro_schema_t ws, int32_t id, const void *buf,
                           size_t len, char *errstr, size_t errstr_size);
 
+/* json.c */
+
+/* The shortest %g form of d, from min digits up to max, that reads back
+ * as the same number (as float when is_float), appended. */
+void relay_avro_append_number(relay_buf_t *b, double d, int min, int max,
+                              int is_float);
+
 /* reader.c */
 
 /* A generic value of schema (and its class): 0, or -1 with errstr naming

@@ -458,8 +458,8 @@ int relay_avro_path(const avro_value_t *root, const char *path,
 /* The shortest %g form, from min digits up, that reads back as the same
  * number (as float when is_float): "19.99", not "19.989999999999998",
  * while a number that needs all 17 digits keeps them. */
-static void append_number(relay_buf_t *b, double d, int min, int max,
-                          int is_float)
+void relay_avro_append_number(relay_buf_t *b, double d, int min, int max,
+                              int is_float)
 {
         char t[64];
         for (int prec = min;; prec++) {
@@ -511,13 +511,13 @@ int relay_avro_to_text(const avro_value_t *v, relay_buf_t *b)
         case AVRO_FLOAT: {
                 float f;
                 avro_value_get_float(&cur, &f);
-                append_number(b, (double)f, 6, 9, 1);
+                relay_avro_append_number(b, (double)f, 6, 9, 1);
                 return 0;
         }
         case AVRO_DOUBLE: {
                 double d;
                 avro_value_get_double(&cur, &d);
-                append_number(b, d, 15, 17, 0);
+                relay_avro_append_number(b, d, 15, 17, 0);
                 return 0;
         }
         case AVRO_BOOLEAN: {

@@ -8,6 +8,7 @@
  * optional field while consumers keep running on the old schema.
  */
 #include "avro_int.h"
+#include "relay/codec.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +35,15 @@ struct relay_avro_reader {
         struct resolved *resolved; /* oldest first */
         size_t nresolved, max_resolved;
         json_t *enum_defaults; /* reader enum name -> default symbol */
+        /* the compiled path: plans by writer id, oldest first */
+        relay_shape_t *shape;
+        relay_slots_t slots;
+        struct plan_entry {
+                int32_t writer_id;
+                relay_plan_t *plan;
+        } * plans;
+        size_t nplans;
+        const char *const *want;
 };
 
 /* A generic value of schema (and its class): 0, or -1 with errstr. */
@@ -235,6 +245,11 @@ relay_avro_reader_t *relay_avro_reader_new(relay_schemas_t *s,
                 return NULL;
         }
         r->in = avro_reader_memory("", 0);
+        if (!(r->shape = relay_shape_new(r->schema, errstr, errstr_size))) {
+                relay_avro_reader_destroy(r);
+                return NULL;
+        }
+        relay_slots_init(&r->slots, r->shape);
         return r;
 }
 
@@ -252,6 +267,12 @@ void relay_avro_reader_destroy(relay_avro_reader_t *r)
         for (size_t i = 0; i < r->nresolved; i++)
                 resolved_free(&r->resolved[i]);
         free(r->resolved);
+        for (size_t i = 0; i < r->nplans; i++)
+                relay_plan_destroy(r->plans[i].plan);
+        free(r->plans);
+        if (r->shape)
+                relay_slots_free(&r->slots);
+        relay_shape_destroy(r->shape);
         json_decref(r->enum_defaults);
         if (r->schema)
                 avro_schema_decref(r->schema);
@@ -352,6 +373,97 @@ static avro_value_t *reader_target(relay_avro_reader_t *r, int32_t writer_id,
         return &r->resolved[r->nresolved++].value;
 }
 
+/* The writer schema of a framed record, checked as
+ * relay_avro_reader_decode checks it. */
+static enum relay_result writer_of(relay_avro_reader_t *r, const void *buf,
+                                   size_t len, int32_t *id, int32_t *writer_id,
+                                   struct schema_entry **e, char *errstr,
+                                   size_t errstr_size)
+{
+        if (r->max_bytes && len > r->max_bytes) {
+                relay_seterr(errstr, errstr_size,
+                             "record of %zu bytes exceeds the limit of %zu",
+                             len, r->max_bytes);
+                return RELAY_FATAL;
+        }
+        if (relay_avro_frame_parse(buf, len, id, errstr, errstr_size))
+                return RELAY_FATAL;
+        if (writer_id)
+                *writer_id = *id;
+        enum relay_result lr =
+            relay_schemas_lookup(r->schemas, *id, e, errstr, errstr_size);
+        if (lr != RELAY_OK)
+                return lr;
+        if (!relay_schemas_entry_fits(*e, r->subject, r->schema)) {
+                relay_seterr(errstr, errstr_size,
+                             "schema id %d does not belong to subject '%s'",
+                             (int)*id, r->subject);
+                return RELAY_FATAL;
+        }
+        return RELAY_OK;
+}
+
+const relay_shape_t *relay_avro_reader_shape(const relay_avro_reader_t *r)
+{
+        return r->shape;
+}
+
+void relay_avro_reader_want(relay_avro_reader_t *r, const char *const *fields)
+{
+        r->want = fields;
+}
+
+/* The plan for writer_id, compiled on first use and kept for the last
+ * max_resolved ids (as resolved writers are). NULL + errstr when the
+ * writer cannot be read as the reader. */
+static const relay_plan_t *plan_for(relay_avro_reader_t *r, int32_t writer_id,
+                                    avro_schema_t ws, char *errstr,
+                                    size_t errstr_size)
+{
+        for (size_t i = 0; i < r->nplans; i++)
+                if (r->plans[i].writer_id == writer_id)
+                        return r->plans[i].plan;
+        relay_plan_t *pl =
+            relay_plan_new(ws, writer_id, r->shape, r->enum_defaults, r->want,
+                           errstr, errstr_size);
+        if (!pl)
+                return NULL;
+        if (r->max_resolved && r->nplans >= r->max_resolved + 1) {
+                relay_plan_destroy(r->plans[0].plan);
+                memmove(r->plans, r->plans + 1,
+                        --r->nplans * sizeof(*r->plans));
+        }
+        r->plans = relay_realloc(r->plans, (r->nplans + 1) * sizeof(*r->plans));
+        r->plans[r->nplans].writer_id = writer_id;
+        r->plans[r->nplans].plan = pl;
+        r->nplans++;
+        return pl;
+}
+
+enum relay_result relay_avro_reader_decode_slots(relay_avro_reader_t *r,
+                                                 const void *buf, size_t len,
+                                                 const relay_slots_t **out,
+                                                 int32_t *writer_id,
+                                                 char *errstr,
+                                                 size_t errstr_size)
+{
+        int32_t id;
+        struct schema_entry *e;
+        enum relay_result res =
+            writer_of(r, buf, len, &id, writer_id, &e, errstr, errstr_size);
+        if (res != RELAY_OK)
+                return res;
+        const relay_plan_t *pl =
+            plan_for(r, id, e->schema, errstr, errstr_size);
+        if (!pl ||
+            relay_plan_decode(pl, (const char *)buf + RELAY_AVRO_HEADER_LEN,
+                              len - RELAY_AVRO_HEADER_LEN, &r->slots, errstr,
+                              errstr_size))
+                return RELAY_FATAL;
+        *out = &r->slots;
+        return RELAY_OK;
+}
+
 enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                                            const void *buf, size_t len,
                                            avro_value_t **out,
@@ -359,27 +471,11 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                                            size_t errstr_size)
 {
         int32_t id;
-        if (r->max_bytes && len > r->max_bytes) {
-                relay_seterr(errstr, errstr_size,
-                             "record of %zu bytes exceeds the limit of %zu",
-                             len, r->max_bytes);
-                return RELAY_FATAL;
-        }
-        if (relay_avro_frame_parse(buf, len, &id, errstr, errstr_size))
-                return RELAY_FATAL;
-        if (writer_id)
-                *writer_id = id;
         struct schema_entry *e;
         enum relay_result lr =
-            relay_schemas_lookup(r->schemas, id, &e, errstr, errstr_size);
+            writer_of(r, buf, len, &id, writer_id, &e, errstr, errstr_size);
         if (lr != RELAY_OK)
                 return lr;
-        if (!relay_schemas_entry_fits(e, r->subject, r->schema)) {
-                relay_seterr(errstr, errstr_size,
-                             "schema id %d does not belong to subject '%s'",
-                             (int)id, r->subject);
-                return RELAY_FATAL;
-        }
         avro_schema_t ws = e->schema;
         if (relay_avro_check_body(ws, id, buf, len, errstr, errstr_size))
                 return RELAY_FATAL;

@@ -12,6 +12,13 @@
  *       each hex line -> relay_avro_reader_decode -> relay_avro_to_json;
  *       prints one compact JSON object per line.
  *
+ *   avro_roundtrip recode MANIFEST SUBJECT < frames.hex > frames.hex
+ *       each hex line -> the compiled path (relay_avro_reader_decode_slots
+ *       -> relay_shape_encode of the reader's shape), which must give
+ *       byte for byte what avro-c gives (relay_avro_reader_decode ->
+ *       avro_value_write), and the same refusals; prints the compiled
+ *       path's frame (the reader's id) as one hex line.
+ *
  * Empty lines are skipped. The first bad line (not JSON, not fitting the
  * schema, not hex, not a valid frame, not renderable) is reported on
  * stderr with its line number and the tool exits 1; usage errors and a
@@ -25,16 +32,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum mode { MODE_ENCODE, MODE_DECODE };
+enum mode { MODE_ENCODE, MODE_DECODE, MODE_RECODE };
 
 static void usage(void)
 {
         fprintf(stderr,
-                "usage: avro_roundtrip encode|decode MANIFEST SUBJECT\n"
+                "usage: avro_roundtrip encode|decode|recode MANIFEST "
+                "SUBJECT\n"
                 "  encode: natural JSON lines on stdin -> hex Confluent "
                 "frames on stdout\n"
                 "  decode: hex Confluent frames on stdin -> compact JSON "
-                "lines on stdout\n");
+                "lines on stdout\n"
+                "  recode: hex Confluent frames on stdin -> the compiled "
+                "path's frames, checked against avro-c's\n");
 }
 
 /* Strip a trailing newline (and CR) in place; returns the new length. */
@@ -141,6 +151,81 @@ out:
         return rc;
 }
 
+/* The compiled path against avro-c on one frame. */
+static int recode_line(relay_avro_reader_t *r, const char *line, size_t n,
+                       size_t lineno)
+{
+        char err[512], gerr[512];
+        unsigned char *buf = relay_malloc(n / 2 + 1);
+        relay_buf_t out, ref;
+        relay_buf_init(&out);
+        relay_buf_init(&ref);
+        int rc = -1;
+        if (unhex(line, n, buf)) {
+                fprintf(stderr, "line %zu: not pairs of hex digits\n", lineno);
+                goto done;
+        }
+        const relay_slots_t *slots;
+        avro_value_t *v;
+        enum relay_result cr = relay_avro_reader_decode_slots(
+            r, buf, n / 2, &slots, NULL, err, sizeof(err));
+        enum relay_result gr = relay_avro_reader_decode(r, buf, n / 2, &v, NULL,
+                                                        gerr, sizeof(gerr));
+        if (cr != gr) {
+                fprintf(stderr,
+                        "line %zu: the compiled path %s (%s), avro-c %s "
+                        "(%s)\n",
+                        lineno, cr == RELAY_OK ? "reads it" : "refuses it",
+                        cr == RELAY_OK ? "" : err,
+                        gr == RELAY_OK ? "reads it" : "refuses it",
+                        gr == RELAY_OK ? "" : gerr);
+                goto done;
+        }
+        if (cr != RELAY_OK) {
+                fprintf(stderr, "line %zu: bad frame: %s\n", lineno, err);
+                goto done;
+        }
+        relay_buf_append(&out, buf, RELAY_AVRO_HEADER_LEN);
+        if (relay_shape_encode(relay_avro_reader_shape(r), slots, &out, err,
+                               sizeof(err))) {
+                fprintf(stderr, "line %zu: compiled encode: %s\n", lineno, err);
+                goto done;
+        }
+        size_t size;
+        avro_value_sizeof(v, &size);
+        relay_buf_reserve(&ref, size);
+        avro_writer_t aw = avro_writer_memory(ref.data, (int64_t)size);
+        int werr = avro_value_write(aw, v);
+        avro_writer_free(aw);
+        ref.len = size;
+        if (werr) {
+                fprintf(stderr, "line %zu: avro-c encode: %s\n", lineno,
+                        avro_strerror());
+                goto done;
+        }
+        const char *body = out.data + RELAY_AVRO_HEADER_LEN;
+        size_t blen = out.len - RELAY_AVRO_HEADER_LEN;
+        if (blen != ref.len || memcmp(body, ref.data, blen)) {
+                size_t at = 0;
+                while (at < blen && at < ref.len && body[at] == ref.data[at])
+                        at++;
+                fprintf(stderr,
+                        "line %zu: the compiled path's Avro differs from "
+                        "avro-c's at body byte %zu (%zu vs %zu bytes)\n",
+                        lineno, at, blen, ref.len);
+                goto done;
+        }
+        for (size_t i = 0; i < out.len; i++)
+                printf("%02x", (unsigned char)out.data[i]);
+        putchar('\n');
+        rc = 0;
+done:
+        relay_buf_free(&out);
+        relay_buf_free(&ref);
+        free(buf);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
         enum mode mode;
@@ -153,6 +238,8 @@ int main(int argc, char **argv)
                 mode = MODE_ENCODE;
         } else if (!strcmp(argv[1], "decode")) {
                 mode = MODE_DECODE;
+        } else if (!strcmp(argv[1], "recode")) {
+                mode = MODE_RECODE;
         } else {
                 usage();
                 return 2;
@@ -184,8 +271,9 @@ int main(int argc, char **argv)
                 size_t n = chomp(line, (size_t)got);
                 if (n == 0)
                         continue;
-                if (mode == MODE_ENCODE ? encode_line(w, line, n, lineno)
-                                        : decode_line(r, line, n, lineno)) {
+                if (mode == MODE_ENCODE   ? encode_line(w, line, n, lineno)
+                    : mode == MODE_DECODE ? decode_line(r, line, n, lineno)
+                                          : recode_line(r, line, n, lineno)) {
                         status = 1;
                         break;
                 }

@@ -21,6 +21,11 @@ all topics of one schema, e.g. outbound.jsonl for every out.<platform>):
       and every union can be written from natural JSON the same way by
       relay and fastavro (no two branches that one JSON value could take).
 
+  (d) the compiled path (avro_roundtrip recode: relay_avro_reader_decode_
+      slots + relay_shape_encode) re-encodes fastavro's frames of (b) byte
+      for byte as avro-c does (checked by the tool) and as fastavro wrote
+      them, and fastavro reads its output back to the sample.
+
 Samples are natural JSON, the form relay_avro_from_json takes: unions
 unwrapped, null for an absent optional (a missing optional field means its
 default), logical types as their underlying Avro type (uuid: the canonical
@@ -604,6 +609,25 @@ def check_subject(args, subject, entry, schema, samples, res):
             res.fail(f"{where(n)}: relay decode printed bad JSON ({e}): {text}")
             continue
         report(res, where(n), "fastavro encode -> relay decode", diff(want, got, ""))
+
+    # (d) the compiled path re-encodes fastavro's frames.
+    rc, out, err = run_tool(args.tool, "recode", args.manifest, subject, frames)
+    if rc != 0 or len(out) != len(samples):
+        res.fail(f"{topic}: compiled recode failed after {len(out)} of {len(samples)} "
+                 f"frames (exit {rc}): {err}")
+    for (n, _, want), sent, hexline in zip(samples, frames, out):
+        frame = bytes.fromhex(hexline)
+        if frame[5:] != bytes.fromhex(sent)[5:]:
+            res.fail(f"{where(n)}: the compiled path's body differs from fastavro's")
+            continue
+        body = io.BytesIO(frame[5:])
+        try:
+            rec = fastavro.schemaless_reader(body, schema.parsed)
+        except Exception as e:  # any fastavro error is the finding
+            res.fail(f"{where(n)}: fastavro cannot read the compiled path's encoding: {e!r}")
+            continue
+        report(res, where(n), "fastavro encode -> compiled recode -> fastavro decode",
+               diff(want, from_fastavro(rec), ""))
 
 
 def main():

@@ -22,6 +22,7 @@
 #ifndef RELAY_AVRO_H
 #define RELAY_AVRO_H
 
+#include "relay/codec.h"
 #include "relay/common.h"
 #include "relay/registry.h"
 
@@ -138,6 +139,21 @@ enum relay_result relay_avro_reader_decode(relay_avro_reader_t *r,
                                            int32_t *writer_id, char *errstr,
                                            size_t errstr_size);
 
+/* The compiled path (relay/codec.h): the same checks and results as
+ * relay_avro_reader_decode, the record decoded into the reader's slots
+ * (owned by the reader, valid until the next decode and while buf is),
+ * through a plan compiled once per writer id. relay_avro_reader_want
+ * (before the first decode) names the top-level fields to read, NULL-
+ * terminated (borrowed; NULL: all); the others stay unset. */
+const relay_shape_t *relay_avro_reader_shape(const relay_avro_reader_t *r);
+void relay_avro_reader_want(relay_avro_reader_t *r, const char *const *fields);
+enum relay_result relay_avro_reader_decode_slots(relay_avro_reader_t *r,
+                                                 const void *buf, size_t len,
+                                                 const relay_slots_t **out,
+                                                 int32_t *writer_id,
+                                                 char *errstr,
+                                                 size_t errstr_size);
+
 /* Decode one framed record with the schema it was written with (no
  * resolution: every field the writer wrote), as natural JSON in *out
  * (a new reference). For tools. Same checks and results as
@@ -163,6 +179,16 @@ avro_value_t *relay_avro_writer_value(relay_avro_writer_t *w);
 enum relay_result relay_avro_writer_encode(relay_avro_writer_t *w,
                                            const void **buf, size_t *len,
                                            char *errstr, size_t errstr_size);
+
+/* The compiled path: the output shape, its slots reset for the next
+ * record (owned by w), and their encoding, framed (same buffer and
+ * results as relay_avro_writer_encode; an unset field is RELAY_FATAL). */
+const relay_shape_t *relay_avro_writer_shape(const relay_avro_writer_t *w);
+relay_slots_t *relay_avro_writer_slots(relay_avro_writer_t *w);
+enum relay_result relay_avro_writer_encode_slots(relay_avro_writer_t *w,
+                                                 const void **buf, size_t *len,
+                                                 char *errstr,
+                                                 size_t errstr_size);
 
 /* Fill an Avro value from natural JSON (not Avro's JSON encoding): a union
  * takes the branch matching the JSON type; a missing record field becomes

@@ -1,0 +1,1353 @@
+/*
+ * The compiled codec (see relay/codec.h): shapes, plans, the encoder and
+ * compiled paths.
+ *
+ * A shape is an array of nodes, one per schema node reachable from the
+ * root (named types reached twice are laid out twice, as their slots
+ * differ), children of a node next to each other. A plan is an array of
+ * ops, one per writer schema node, each naming the slot it fills; running
+ * it is a walk of the writer's bytes in order, with the same bounds the
+ * pre-scan (scan.c) applies and avro-c's own limits on varints, so that
+ * both paths accept and refuse the same records.
+ */
+#include "avro_int.h"
+#include "relay/codec.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHAPE_MAX_DEPTH 32
+
+struct node {
+        avro_type_t type;
+        avro_schema_t schema; /* links followed; borrowed from the root */
+        const char *name;     /* as a record field (owned by the schema) */
+        uint32_t slot;        /* in its block */
+        uint32_t nslots;      /* of the subtree, in the block */
+        uint32_t child, nchild;
+        uint32_t esize; /* a collection's element block */
+        int null_branch;
+};
+
+struct relay_shape {
+        avro_schema_t schema;
+        struct node *nodes;
+        size_t nnodes;
+        uint32_t top;
+};
+
+static avro_schema_t deref(avro_schema_t s)
+{
+        while (s && avro_typeof(s) == AVRO_LINK)
+                s = avro_schema_link_target(s);
+        return s;
+}
+
+/* ---- shapes ------------------------------------------------------------ */
+
+static size_t nodes_reserve(relay_shape_t *sh, size_t n)
+{
+        size_t first = sh->nnodes;
+        sh->nodes = relay_realloc(sh->nodes, (first + n) * sizeof(*sh->nodes));
+        memset(sh->nodes + first, 0, n * sizeof(*sh->nodes));
+        sh->nnodes += n;
+        return first;
+}
+
+/* Lay out schema s as node idx at slot. 0, or -1 with errstr. */
+static int layout(relay_shape_t *sh, avro_schema_t s, size_t idx, uint32_t slot,
+                  int depth, char *errstr, size_t errstr_size)
+{
+        s = deref(s);
+        if (!s || depth > SHAPE_MAX_DEPTH) {
+                relay_seterr(errstr, errstr_size,
+                             "schema nests deeper than %d levels (recursive "
+                             "types are not supported)",
+                             SHAPE_MAX_DEPTH);
+                return -1;
+        }
+        avro_type_t t = avro_typeof(s);
+        sh->nodes[idx].type = t;
+        sh->nodes[idx].schema = s;
+        sh->nodes[idx].slot = slot;
+        sh->nodes[idx].null_branch = -1;
+        sh->nodes[idx].nslots = 1;
+        switch (t) {
+        case AVRO_RECORD: {
+                size_t nf = avro_schema_record_size(s);
+                size_t first = nodes_reserve(sh, nf);
+                uint32_t cur = slot;
+                for (size_t i = 0; i < nf; i++) {
+                        sh->nodes[first + i].name =
+                            avro_schema_record_field_name(s, (int)i);
+                        if (layout(sh,
+                                   avro_schema_record_field_get_by_index(
+                                       s, (int)i),
+                                   first + i, cur, depth + 1, errstr,
+                                   errstr_size))
+                                return -1;
+                        cur += sh->nodes[first + i].nslots;
+                }
+                sh->nodes[idx].child = (uint32_t)first;
+                sh->nodes[idx].nchild = (uint32_t)nf;
+                sh->nodes[idx].nslots = cur - slot;
+                return 0;
+        }
+        case AVRO_UNION: {
+                size_t nb = avro_schema_union_size(s);
+                size_t first = nodes_reserve(sh, nb);
+                uint32_t cur = slot + 1;
+                for (size_t i = 0; i < nb; i++) {
+                        avro_schema_t b =
+                            deref(avro_schema_union_branch(s, (int)i));
+                        int rec = b && avro_typeof(b) == AVRO_RECORD;
+                        if (layout(sh, b, first + i, rec ? cur : slot,
+                                   depth + 1, errstr, errstr_size))
+                                return -1;
+                        if (rec)
+                                cur += sh->nodes[first + i].nslots;
+                        else
+                                sh->nodes[first + i].nslots = 0;
+                        if (b && avro_typeof(b) == AVRO_NULL &&
+                            sh->nodes[idx].null_branch < 0)
+                                sh->nodes[idx].null_branch = (int)i;
+                }
+                sh->nodes[idx].child = (uint32_t)first;
+                sh->nodes[idx].nchild = (uint32_t)nb;
+                sh->nodes[idx].nslots = cur - slot;
+                return 0;
+        }
+        case AVRO_MAP:
+        case AVRO_ARRAY: {
+                int map = t == AVRO_MAP;
+                size_t first = nodes_reserve(sh, 1);
+                if (layout(sh,
+                           map ? avro_schema_map_values(s)
+                               : avro_schema_array_items(s),
+                           first, map ? 1 : 0, depth + 1, errstr, errstr_size))
+                        return -1;
+                sh->nodes[idx].child = (uint32_t)first;
+                sh->nodes[idx].nchild = 1;
+                sh->nodes[idx].esize =
+                    (map ? 1 : 0) +
+                    (sh->nodes[first].nslots ? sh->nodes[first].nslots : 1);
+                return 0;
+        }
+        case AVRO_NULL:
+        case AVRO_BOOLEAN:
+        case AVRO_INT32:
+        case AVRO_INT64:
+        case AVRO_FLOAT:
+        case AVRO_DOUBLE:
+        case AVRO_STRING:
+        case AVRO_BYTES:
+        case AVRO_FIXED:
+        case AVRO_ENUM:
+                return 0;
+        default:
+                relay_seterr(errstr, errstr_size, "unsupported schema type %d",
+                             (int)t);
+                return -1;
+        }
+}
+
+relay_shape_t *relay_shape_new(avro_schema_t schema, char *errstr,
+                               size_t errstr_size)
+{
+        relay_shape_t *sh = relay_calloc(1, sizeof(*sh));
+        sh->schema = avro_schema_incref(schema);
+        nodes_reserve(sh, 1);
+        if (layout(sh, schema, 0, 0, 0, errstr, errstr_size)) {
+                relay_shape_destroy(sh);
+                return NULL;
+        }
+        sh->top = sh->nodes[0].nslots;
+        return sh;
+}
+
+void relay_shape_destroy(relay_shape_t *sh)
+{
+        if (!sh)
+                return;
+        avro_schema_decref(sh->schema);
+        free(sh->nodes);
+        free(sh);
+}
+
+avro_schema_t relay_shape_schema(const relay_shape_t *sh)
+{
+        return sh->schema;
+}
+
+int relay_shape_field_node(const relay_shape_t *sh, const char *name)
+{
+        const struct node *r = &sh->nodes[0];
+        if (r->type != AVRO_RECORD)
+                return -1;
+        for (uint32_t i = 0; i < r->nchild; i++)
+                if (!strcmp(sh->nodes[r->child + i].name, name))
+                        return (int)(r->child + i);
+        return -1;
+}
+
+int relay_shape_field(const relay_shape_t *sh, const char *name)
+{
+        int n = relay_shape_field_node(sh, name);
+        return n < 0 ? -1 : (int)sh->nodes[n].slot;
+}
+
+int relay_shape_items(const relay_shape_t *sh, int node)
+{
+        const struct node *n = &sh->nodes[node];
+        return n->type == AVRO_MAP || n->type == AVRO_ARRAY ? (int)n->child
+                                                            : -1;
+}
+
+int relay_shape_union_branch(const relay_shape_t *sh, int node, avro_type_t t)
+{
+        const struct node *n = &sh->nodes[node];
+        if (n->type != AVRO_UNION)
+                return -1;
+        for (uint32_t i = 0; i < n->nchild; i++)
+                if (sh->nodes[n->child + i].type == t)
+                        return (int)i;
+        return -1;
+}
+
+/* ---- slots ------------------------------------------------------------- */
+
+void relay_slots_init(relay_slots_t *s, const relay_shape_t *sh)
+{
+        memset(s, 0, sizeof(*s));
+        s->shape = sh;
+        s->top = sh->top;
+        s->cap = s->top > 16 ? s->top * 2 : 32;
+        s->s = relay_malloc(s->cap * sizeof(*s->s));
+        relay_slots_reset(s);
+}
+
+void relay_slots_reset(relay_slots_t *s)
+{
+        memset(s->s, 0xff, s->top * sizeof(*s->s));
+        s->n = s->top;
+        s->chunk = 0;
+        s->used = 0;
+}
+
+void relay_slots_free(relay_slots_t *s)
+{
+        for (size_t i = 0; i < s->nchunks; i++)
+                free(s->chunks[i]);
+        free(s->chunks);
+        free(s->chunk_size);
+        free(s->s);
+        memset(s, 0, sizeof(*s));
+}
+
+size_t relay_slots_append(relay_slots_t *s, size_t size, size_t n)
+{
+        size_t first = s->n, need = s->n + size * n;
+        if (need > s->cap) {
+                size_t cap = s->cap;
+                while (cap < need)
+                        cap *= 2;
+                s->s = relay_realloc(s->s, cap * sizeof(*s->s));
+                s->cap = cap;
+        }
+        memset(s->s + first, 0xff, size * n * sizeof(*s->s));
+        s->n = need;
+        return first;
+}
+
+char *relay_slots_text(relay_slots_t *s, size_t n)
+{
+        if (s->nchunks && s->used + n <= s->chunk_size[s->chunk]) {
+                char *p = s->chunks[s->chunk] + s->used;
+                s->used += n;
+                return p;
+        }
+        /* The next chunk, replaced by a larger one when too small: after
+         * the first records, no chunk is ever allocated again. */
+        size_t next = s->nchunks ? s->chunk + 1 : 0;
+        if (next == s->nchunks) {
+                s->chunks =
+                    relay_realloc(s->chunks, (next + 1) * sizeof(*s->chunks));
+                s->chunk_size = relay_realloc(
+                    s->chunk_size, (next + 1) * sizeof(*s->chunk_size));
+                s->chunks[next] = NULL;
+                s->chunk_size[next] = 0;
+                s->nchunks++;
+        }
+        if (s->chunk_size[next] < n) {
+                size_t size = n > 4096 ? n * 2 : 4096;
+                free(s->chunks[next]);
+                s->chunks[next] = relay_malloc(size);
+                s->chunk_size[next] = size;
+        }
+        s->chunk = next;
+        s->used = n;
+        return s->chunks[next];
+}
+
+/* ---- plans ------------------------------------------------------------- */
+
+enum op_kind {
+        OP_SKIP,    /* read past a writer value nobody wants */
+        OP_FAIL,    /* a writer union branch the reader cannot take */
+        OP_SETNULL, /* a reader field the writer lacks: null */
+        OP_NULL,
+        OP_BOOL,
+        OP_INT,
+        OP_LONG,
+        OP_FLOAT,
+        OP_DOUBLE,
+        OP_BYTES, /* string or bytes */
+        OP_FIXED,
+        OP_ENUM,
+        OP_RECORD,
+        OP_UNION,
+        OP_MAP,
+        OP_ARRAY
+};
+
+struct op {
+        uint8_t kind;
+        uint8_t rtype;   /* the type stored (a promotion's target) */
+        uint8_t ubranch; /* with uslot: the reader union's branch */
+        int32_t rslot;   /* the slot filled, in its block */
+        int32_t uslot;   /* the reader union around it, or -1 */
+        uint32_t child, nchild;
+        uint32_t esize;
+        avro_schema_t ws; /* the writer's node */
+        int *symbols;     /* enum: writer index -> reader index, -1 none */
+        int nsymbols;
+        char *why; /* OP_FAIL, and enum symbols without a place */
+};
+
+struct relay_plan {
+        int32_t writer_id;
+        avro_schema_t ws;
+        const relay_shape_t *rs;
+        struct op *ops;
+        size_t nops;
+};
+
+static size_t ops_reserve(relay_plan_t *pl, size_t n)
+{
+        size_t first = pl->nops;
+        pl->ops = relay_realloc(pl->ops, (first + n) * sizeof(*pl->ops));
+        memset(pl->ops + first, 0, n * sizeof(*pl->ops));
+        for (size_t i = 0; i < n; i++)
+                pl->ops[first + i].uslot = -1;
+        pl->nops += n;
+        return first;
+}
+
+static const char *type_name(avro_schema_t s)
+{
+        switch (avro_typeof(s)) {
+        case AVRO_RECORD:
+        case AVRO_ENUM:
+        case AVRO_FIXED:
+                return avro_schema_name(s);
+        default:
+                return avro_schema_type_name(s);
+        }
+}
+
+/* Whether a writer value of type w can be read as reader type r
+ * (the same, or one of Avro's promotions), named types by name. */
+static int fits(avro_schema_t w, avro_schema_t r, int exact)
+{
+        avro_type_t wt = avro_typeof(w), rt = avro_typeof(r);
+        if (wt == rt) {
+                if (wt == AVRO_RECORD || wt == AVRO_ENUM || wt == AVRO_FIXED)
+                        return !strcmp(avro_schema_name(w),
+                                       avro_schema_name(r));
+                return 1;
+        }
+        if (exact)
+                return 0;
+        switch (wt) {
+        case AVRO_INT32:
+                return rt == AVRO_INT64 || rt == AVRO_FLOAT ||
+                       rt == AVRO_DOUBLE;
+        case AVRO_INT64:
+                return rt == AVRO_FLOAT || rt == AVRO_DOUBLE;
+        case AVRO_FLOAT:
+                return rt == AVRO_DOUBLE;
+        case AVRO_STRING:
+                return rt == AVRO_BYTES;
+        case AVRO_BYTES:
+                return rt == AVRO_STRING;
+        default:
+                return 0;
+        }
+}
+
+static int compile(relay_plan_t *pl, avro_schema_t ws, int rnode, size_t at,
+                   const json_t *enum_defaults, const char *const *wanted,
+                   int depth, char *errstr, size_t errstr_size);
+
+static int compile_record(relay_plan_t *pl, avro_schema_t ws, int rnode,
+                          size_t at, const json_t *enum_defaults,
+                          const char *const *wanted, int depth, char *errstr,
+                          size_t errstr_size)
+{
+        const struct node *rn = &pl->rs->nodes[rnode];
+        size_t nw = avro_schema_record_size(ws);
+        /* Writer fields first, then the reader's null defaults. */
+        size_t nmissing = 0;
+        for (uint32_t i = 0; i < rn->nchild; i++)
+                if (avro_schema_record_field_get_index(
+                        ws, pl->rs->nodes[rn->child + i].name) < 0)
+                        nmissing++;
+        size_t first = ops_reserve(pl, nw + nmissing);
+        pl->ops[at].kind = OP_RECORD;
+        pl->ops[at].child = (uint32_t)first;
+        pl->ops[at].nchild = (uint32_t)(nw + nmissing);
+        for (size_t i = 0; i < nw; i++) {
+                const char *name = avro_schema_record_field_name(ws, (int)i);
+                int target = -1;
+                for (uint32_t k = 0; k < rn->nchild && target < 0; k++)
+                        if (!strcmp(pl->rs->nodes[rn->child + k].name, name))
+                                target = (int)(rn->child + k);
+                if (target >= 0 && wanted && depth == 0) {
+                        int want = 0;
+                        for (size_t k = 0; wanted[k] && !want; k++)
+                                want = !strcmp(wanted[k], name);
+                        if (!want)
+                                target = -1;
+                }
+                if (compile(pl,
+                            avro_schema_record_field_get_by_index(ws, (int)i),
+                            target, first + i, enum_defaults, wanted, depth + 1,
+                            errstr, errstr_size)) {
+                        char why[512];
+                        snprintf(why, sizeof(why), "%s", errstr);
+                        relay_seterr(errstr, errstr_size, "field %s: %s", name,
+                                     why);
+                        return -1;
+                }
+                rn = &pl->rs->nodes[rnode];
+        }
+        size_t k = first + nw;
+        for (uint32_t i = 0; i < rn->nchild; i++) {
+                const struct node *f = &pl->rs->nodes[rn->child + i];
+                if (avro_schema_record_field_get_index(ws, f->name) >= 0)
+                        continue;
+                /* The usual evolution: a new optional field, whose
+                 * default can only be null. */
+                if (f->type != AVRO_UNION || f->null_branch != 0) {
+                        relay_seterr(errstr, errstr_size,
+                                     "reader field %s is missing from "
+                                     "writer schema id %d and is not "
+                                     "optional (a union with null first)",
+                                     f->name, (int)pl->writer_id);
+                        return -1;
+                }
+                pl->ops[k].kind = OP_SETNULL;
+                pl->ops[k].rslot = (int32_t)f->slot;
+                k++;
+        }
+        return 0;
+}
+
+static int compile_enum(relay_plan_t *pl, avro_schema_t ws, avro_schema_t rs,
+                        struct op *op, const json_t *enum_defaults,
+                        char *errstr, size_t errstr_size)
+{
+        int nw = avro_schema_enum_number_of_symbols(ws);
+        int nr = avro_schema_enum_number_of_symbols(rs);
+        const char *def = json_string_value(
+            json_object_get(enum_defaults, avro_schema_name(rs)));
+        int d = def ? avro_schema_enum_get_by_name(rs, def) : -1;
+        op->symbols = relay_calloc(nw ? (size_t)nw : 1, sizeof(int));
+        op->nsymbols = nw;
+        for (int i = 0; i < nw; i++) {
+                const char *sym = avro_schema_enum_get(ws, i);
+                if (i < nr && strcmp(sym, avro_schema_enum_get(rs, i))) {
+                        relay_seterr(errstr, errstr_size,
+                                     "writer schema id %d changes the order "
+                                     "of enum %s's symbols (%s where the "
+                                     "reader has %s): only appending symbols "
+                                     "can be resolved",
+                                     (int)pl->writer_id, avro_schema_name(rs),
+                                     sym, avro_schema_enum_get(rs, i));
+                        return -1;
+                }
+                op->symbols[i] = i < nr ? i : d;
+        }
+        return 0;
+}
+
+static int compile(relay_plan_t *pl, avro_schema_t ws, int rnode, size_t at,
+                   const json_t *enum_defaults, const char *const *wanted,
+                   int depth, char *errstr, size_t errstr_size)
+{
+        ws = deref(ws);
+        pl->ops[at].ws = ws;
+        if (depth > SHAPE_MAX_DEPTH) {
+                relay_seterr(errstr, errstr_size,
+                             "writer schema nests deeper than %d levels",
+                             SHAPE_MAX_DEPTH);
+                return -1;
+        }
+        if (rnode < 0) {
+                pl->ops[at].kind = OP_SKIP;
+                return 0;
+        }
+        avro_type_t wt = avro_typeof(ws);
+        if (wt == AVRO_UNION) {
+                size_t nb = avro_schema_union_size(ws);
+                size_t first = ops_reserve(pl, nb);
+                pl->ops[at].kind = OP_UNION;
+                pl->ops[at].child = (uint32_t)first;
+                pl->ops[at].nchild = (uint32_t)nb;
+                for (size_t i = 0; i < nb; i++) {
+                        char why[512];
+                        if (!compile(pl, avro_schema_union_branch(ws, (int)i),
+                                     rnode, first + i, enum_defaults, NULL,
+                                     depth + 1, why, sizeof(why)))
+                                continue;
+                        /* Refused only if a record takes it. */
+                        pl->ops[first + i].kind = OP_FAIL;
+                        pl->ops[first + i].why = relay_strdup(why);
+                }
+                return 0;
+        }
+        const struct node *rn = &pl->rs->nodes[rnode];
+        if (rn->type == AVRO_UNION) {
+                int b = -1;
+                for (int exact = 1; exact >= 0 && b < 0; exact--)
+                        for (uint32_t i = 0; i < rn->nchild && b < 0; i++)
+                                if (fits(ws,
+                                         pl->rs->nodes[rn->child + i].schema,
+                                         exact))
+                                        b = (int)i;
+                if (b < 0) {
+                        relay_seterr(errstr, errstr_size,
+                                     "writer type %s is not in the reader's "
+                                     "union",
+                                     type_name(ws));
+                        return -1;
+                }
+                int32_t uslot = (int32_t)rn->slot;
+                if (compile(pl, ws, (int)(rn->child + (uint32_t)b), at,
+                            enum_defaults, wanted, depth + 1, errstr,
+                            errstr_size))
+                        return -1;
+                pl->ops[at].uslot = uslot;
+                pl->ops[at].ubranch = (uint8_t)b;
+                return 0;
+        }
+        avro_schema_t rs = rn->schema;
+        if (!fits(ws, rs, 0)) {
+                relay_seterr(errstr, errstr_size,
+                             "writer type %s cannot be read as %s",
+                             type_name(ws), type_name(rs));
+                return -1;
+        }
+        struct op *op = &pl->ops[at];
+        op->rtype = (uint8_t)rn->type;
+        op->rslot = (int32_t)rn->slot;
+        switch (wt) {
+        case AVRO_NULL:
+                op->kind = OP_NULL;
+                return 0;
+        case AVRO_BOOLEAN:
+                op->kind = OP_BOOL;
+                return 0;
+        case AVRO_INT32:
+                op->kind = OP_INT;
+                return 0;
+        case AVRO_INT64:
+                op->kind = OP_LONG;
+                return 0;
+        case AVRO_FLOAT:
+                op->kind = OP_FLOAT;
+                return 0;
+        case AVRO_DOUBLE:
+                op->kind = OP_DOUBLE;
+                return 0;
+        case AVRO_STRING:
+        case AVRO_BYTES:
+                op->kind = OP_BYTES;
+                return 0;
+        case AVRO_FIXED:
+                if (avro_schema_fixed_size(ws) != avro_schema_fixed_size(rs)) {
+                        relay_seterr(errstr, errstr_size,
+                                     "fixed %s has %lld bytes in the writer, "
+                                     "%lld in the reader",
+                                     avro_schema_name(ws),
+                                     (long long)avro_schema_fixed_size(ws),
+                                     (long long)avro_schema_fixed_size(rs));
+                        return -1;
+                }
+                op->kind = OP_FIXED;
+                return 0;
+        case AVRO_ENUM:
+                op->kind = OP_ENUM;
+                return compile_enum(pl, ws, rs, op, enum_defaults, errstr,
+                                    errstr_size);
+        case AVRO_RECORD:
+                return compile_record(pl, ws, rnode, at, enum_defaults, wanted,
+                                      depth, errstr, errstr_size);
+        case AVRO_MAP:
+        case AVRO_ARRAY: {
+                uint32_t item = rn->child, esize = rn->esize;
+                size_t first = ops_reserve(pl, 1);
+                pl->ops[at].kind = wt == AVRO_MAP ? OP_MAP : OP_ARRAY;
+                pl->ops[at].child = (uint32_t)first;
+                pl->ops[at].nchild = 1;
+                pl->ops[at].esize = esize;
+                return compile(pl,
+                               wt == AVRO_MAP ? avro_schema_map_values(ws)
+                                              : avro_schema_array_items(ws),
+                               (int)item, first, enum_defaults, NULL, depth + 1,
+                               errstr, errstr_size);
+        }
+        default:
+                relay_seterr(errstr, errstr_size,
+                             "unsupported writer schema type %d", (int)wt);
+                return -1;
+        }
+}
+
+relay_plan_t *relay_plan_new(avro_schema_t ws, int32_t writer_id,
+                             const relay_shape_t *rs,
+                             const json_t *enum_defaults,
+                             const char *const *wanted, char *errstr,
+                             size_t errstr_size)
+{
+        relay_plan_t *pl = relay_calloc(1, sizeof(*pl));
+        pl->writer_id = writer_id;
+        pl->ws = avro_schema_incref(ws);
+        pl->rs = rs;
+        ops_reserve(pl, 1);
+        char why[768];
+        if (compile(pl, ws, 0, 0, enum_defaults, wanted, 0, why, sizeof(why))) {
+                relay_seterr(errstr, errstr_size,
+                             "writer schema id %d cannot be read as the "
+                             "reader schema: %s",
+                             (int)writer_id, why);
+                relay_plan_destroy(pl);
+                return NULL;
+        }
+        return pl;
+}
+
+void relay_plan_destroy(relay_plan_t *pl)
+{
+        if (!pl)
+                return;
+        for (size_t i = 0; i < pl->nops; i++) {
+                free(pl->ops[i].symbols);
+                free(pl->ops[i].why);
+        }
+        free(pl->ops);
+        avro_schema_decref(pl->ws);
+        free(pl);
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+struct dec {
+        const unsigned char *p, *start, *end;
+        relay_slots_t *out;
+        const relay_plan_t *pl;
+        const char *why; /* static text, or an op's */
+        int depth;
+};
+
+/* Varints as avro-c reads them: a long in at most 10 bytes, an int in at
+ * most 5 (its bits past 32 dropped). */
+static int rd_long(struct dec *d, int64_t *out)
+{
+        uint64_t v = 0;
+        for (int shift = 0; shift < 70; shift += 7) {
+                if (d->p >= d->end)
+                        return -1;
+                unsigned char b = *d->p++;
+                v |= (uint64_t)(b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+static int rd_int(struct dec *d, int64_t *out)
+{
+        uint32_t v = 0;
+        for (int shift = 0; shift < 35; shift += 7) {
+                if (d->p >= d->end)
+                        return -1;
+                unsigned char b = *d->p++;
+                v |= (uint32_t)(b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *out = (int32_t)((v >> 1) ^ -(v & 1));
+                        return 0;
+                }
+        }
+        return -1;
+}
+
+static int rd_skip(struct dec *d, int64_t n)
+{
+        if (n < 0 || n > d->end - d->p)
+                return -1;
+        d->p += n;
+        return 0;
+}
+
+/* A block's item count (and byte size when negative), bounded by the
+ * bytes left, which bounds what the slots grow by. 0 ends the list. */
+static int rd_block(struct dec *d, int64_t *n)
+{
+        int64_t size;
+        if (rd_long(d, n) || *n == INT64_MIN || (*n < 0 && rd_long(d, &size)))
+                return -1;
+        if (*n < 0)
+                *n = -*n;
+        return *n > d->end - d->p ? -1 : 0;
+}
+
+/* Read past a value of writer schema ws. */
+static int skip(struct dec *d, avro_schema_t ws, int depth)
+{
+        int64_t n;
+        if (depth > SHAPE_MAX_DEPTH + 32)
+                return -1;
+        ws = deref(ws);
+        switch (avro_typeof(ws)) {
+        case AVRO_NULL:
+                return 0;
+        case AVRO_BOOLEAN:
+                return rd_skip(d, 1);
+        case AVRO_INT32:
+                return rd_int(d, &n);
+        case AVRO_INT64:
+                return rd_long(d, &n);
+        case AVRO_FLOAT:
+                return rd_skip(d, 4);
+        case AVRO_DOUBLE:
+                return rd_skip(d, 8);
+        case AVRO_STRING:
+        case AVRO_BYTES:
+                return rd_long(d, &n) || rd_skip(d, n);
+        case AVRO_FIXED:
+                return rd_skip(d, avro_schema_fixed_size(ws));
+        case AVRO_ENUM:
+                return rd_long(d, &n) || n < 0 ||
+                               n >= avro_schema_enum_number_of_symbols(ws)
+                           ? -1
+                           : 0;
+        case AVRO_UNION:
+                if (rd_long(d, &n) || n < 0 ||
+                    n >= (int64_t)avro_schema_union_size(ws))
+                        return -1;
+                return skip(d, avro_schema_union_branch(ws, (int)n), depth + 1);
+        case AVRO_RECORD:
+                for (size_t i = 0; i < avro_schema_record_size(ws); i++)
+                        if (skip(d,
+                                 avro_schema_record_field_get_by_index(ws,
+                                                                       (int)i),
+                                 depth + 1))
+                                return -1;
+                return 0;
+        case AVRO_MAP:
+        case AVRO_ARRAY: {
+                int map = avro_typeof(ws) == AVRO_MAP;
+                avro_schema_t item = map ? avro_schema_map_values(ws)
+                                         : avro_schema_array_items(ws);
+                for (;;) {
+                        if (rd_block(d, &n))
+                                return -1;
+                        if (!n)
+                                return 0;
+                        for (int64_t i = 0; i < n; i++) {
+                                int64_t klen;
+                                if (map &&
+                                    (rd_long(d, &klen) || rd_skip(d, klen)))
+                                        return -1;
+                                if (skip(d, item, depth + 1))
+                                        return -1;
+                        }
+                }
+        }
+        default:
+                return -1;
+        }
+}
+
+static int run(struct dec *d, const struct op *op, size_t base);
+
+/* The element block of a map's first count elements whose key is that of
+ * element count, or SIZE_MAX. Linear: a map written by a real writer has
+ * no repeated keys, and what a hostile one gains is bounded by the record
+ * size (at most one comparison per key byte pair seen). */
+static size_t key_seen(const relay_slots_t *out, size_t first, size_t count,
+                       size_t esize)
+{
+        const relay_slot_t *k = &out->s[first + count * esize];
+        for (size_t i = 0; i < count; i++) {
+                const relay_slot_t *o = &out->s[first + i * esize];
+                if (o->n == k->n && !memcmp(o->v.p, k->v.p, k->n))
+                        return first + i * esize;
+        }
+        return SIZE_MAX;
+}
+
+static int run_collection(struct dec *d, const struct op *op, size_t base)
+{
+        relay_slots_t *out = d->out;
+        const struct op *item = &d->pl->ops[op->child];
+        size_t first = 0, count = 0, esize = op->esize;
+        int map = op->kind == OP_MAP;
+        for (;;) {
+                int64_t n;
+                if (rd_block(d, &n))
+                        return -1;
+                if (!n)
+                        break;
+                if (!count) {
+                        first = relay_slots_append(out, esize, (size_t)n);
+                } else if (first + count * esize == out->n) {
+                        relay_slots_append(out, esize, (size_t)n);
+                } else {
+                        /* Another block after nested elements were laid
+                         * out: move this collection's elements to the end
+                         * (their own references are indexes, still
+                         * good). */
+                        size_t moved =
+                            relay_slots_append(out, esize, count + (size_t)n);
+                        memcpy(out->s + moved, out->s + first,
+                               count * esize * sizeof(*out->s));
+                        first = moved;
+                }
+                for (int64_t i = 0; i < n; i++) {
+                        size_t e = first + count * esize;
+                        if (map) {
+                                int64_t klen;
+                                if (rd_long(d, &klen) || klen < 0 ||
+                                    klen > d->end - d->p)
+                                        return -1;
+                                relay_slot_t *k = &out->s[e];
+                                k->type = AVRO_STRING;
+                                k->v.p = (const char *)d->p;
+                                k->n = (uint32_t)klen;
+                                d->p += klen;
+                        }
+                        if (run(d, item, e))
+                                return -1;
+                        size_t dup =
+                            map ? key_seen(out, first, count, esize) : SIZE_MAX;
+                        if (dup == SIZE_MAX) {
+                                count++;
+                                continue;
+                        }
+                        /* A key seen before: like avro-c's map, the entry
+                         * keeps its place and takes the later value. */
+                        memcpy(out->s + dup + 1, out->s + e + 1,
+                               (esize - 1) * sizeof(*out->s));
+                        memset(out->s + e, 0xff, esize * sizeof(*out->s));
+                }
+        }
+        relay_slot_t *s = &out->s[base + (size_t)op->rslot];
+        s->type = map ? AVRO_MAP : AVRO_ARRAY;
+        s->n = (uint32_t)count;
+        s->v.first = first;
+        return 0;
+}
+
+static int run(struct dec *d, const struct op *op, size_t base)
+{
+        relay_slot_t *s;
+        int64_t n;
+        if (op->uslot >= 0)
+                d->out->s[base + (size_t)op->uslot].branch = op->ubranch;
+        switch ((enum op_kind)op->kind) {
+        case OP_SKIP:
+                return skip(d, op->ws, d->depth);
+        case OP_FAIL:
+                d->why = op->why;
+                return -1;
+        case OP_SETNULL:
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_NULL;
+                s->branch = 0;
+                return 0;
+        case OP_NULL:
+                d->out->s[base + (size_t)op->rslot].type = AVRO_NULL;
+                return 0;
+        case OP_BOOL:
+                if (d->p >= d->end)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_BOOLEAN;
+                s->v.l = *d->p++ != 0;
+                return 0;
+        case OP_INT:
+        case OP_LONG:
+                if (op->kind == OP_INT ? rd_int(d, &n) : rd_long(d, &n))
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                if (op->rtype == AVRO_FLOAT || op->rtype == AVRO_DOUBLE)
+                        s->v.d = op->rtype == AVRO_FLOAT ? (double)(float)n
+                                                         : (double)n;
+                else
+                        s->v.l = n;
+                return 0;
+        case OP_FLOAT: {
+                float f;
+                if (d->end - d->p < 4)
+                        return -1;
+                memcpy(&f, d->p, 4); /* little-endian machines only */
+                d->p += 4;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                s->v.d = f;
+                return 0;
+        }
+        case OP_DOUBLE:
+                if (d->end - d->p < 8)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_DOUBLE;
+                memcpy(&s->v.d, d->p, 8);
+                d->p += 8;
+                return 0;
+        case OP_BYTES:
+                if (rd_long(d, &n) || n < 0 || n > d->end - d->p)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                s->v.p = (const char *)d->p;
+                s->n = (uint32_t)n;
+                d->p += n;
+                return 0;
+        case OP_FIXED:
+                n = avro_schema_fixed_size(op->ws);
+                if (n > d->end - d->p)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_FIXED;
+                s->v.p = (const char *)d->p;
+                s->n = (uint32_t)n;
+                d->p += n;
+                return 0;
+        case OP_ENUM:
+                if (rd_long(d, &n) || n < 0 || n >= op->nsymbols)
+                        return -1;
+                if (op->symbols[n] < 0) {
+                        d->why = "an enum symbol the reader schema lacks, "
+                                 "and it has no default";
+                        return -1;
+                }
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_ENUM;
+                s->v.l = op->symbols[n];
+                return 0;
+        case OP_RECORD:
+                if (op->uslot >= 0)
+                        d->out->s[base + (size_t)op->uslot].type = AVRO_RECORD;
+                for (uint32_t i = 0; i < op->nchild; i++)
+                        if (run(d, &d->pl->ops[op->child + i], base))
+                                return -1;
+                return 0;
+        case OP_UNION:
+                if (rd_long(d, &n) || n < 0 || n >= op->nchild)
+                        return -1;
+                if (++d->depth > SHAPE_MAX_DEPTH + 32)
+                        return -1;
+                n = run(d, &d->pl->ops[op->child + (size_t)n], base);
+                d->depth--;
+                return (int)n;
+        case OP_MAP:
+        case OP_ARRAY:
+                if (++d->depth > SHAPE_MAX_DEPTH + 32)
+                        return -1;
+                n = run_collection(d, op, base);
+                d->depth--;
+                return (int)n;
+        }
+        return -1;
+}
+
+int relay_plan_decode(const relay_plan_t *pl, const void *body, size_t len,
+                      relay_slots_t *out, char *errstr, size_t errstr_size)
+{
+        struct dec d = {body, body, (const unsigned char *)body + len, out, pl,
+                        NULL, 0};
+        relay_slots_reset(out);
+        if (run(&d, &pl->ops[0], 0)) {
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: %s at body "
+                             "byte %zu",
+                             (int)pl->writer_id,
+                             d.why ? d.why : "bad or truncated value",
+                             (size_t)(d.p - d.start));
+                return -1;
+        }
+        if (d.p != d.end) {
+                relay_seterr(errstr, errstr_size,
+                             "invalid Avro data for schema id %d: %zu bytes "
+                             "left after the record",
+                             (int)pl->writer_id, (size_t)(d.end - d.p));
+                return -1;
+        }
+        return 0;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static void wr_long(relay_buf_t *b, int64_t l)
+{
+        uint64_t v = ((uint64_t)l << 1) ^ (uint64_t)(l >> 63);
+        relay_buf_reserve(b, 10);
+        unsigned char *p = (unsigned char *)b->data + b->len;
+        size_t k = 0;
+        while (v > 0x7f) {
+                p[k++] = (unsigned char)((v & 0x7f) | 0x80);
+                v >>= 7;
+        }
+        p[k++] = (unsigned char)v;
+        b->len += k;
+        b->data[b->len] = '\0';
+}
+
+static int enc(const relay_shape_t *sh, const struct node *nd,
+               const relay_slots_t *s, size_t base, relay_buf_t *b,
+               const char *field, char *errstr, size_t errstr_size);
+
+static int enc_value(const relay_shape_t *sh, const struct node *nd,
+                     const relay_slot_t *v, const relay_slots_t *s,
+                     relay_buf_t *b, const char *field, char *errstr,
+                     size_t errstr_size)
+{
+        if (v->type != nd->type) {
+                if (v->type == RELAY_SLOT_UNSET)
+                        relay_seterr(errstr, errstr_size, "field %s is not set",
+                                     field);
+                else
+                        relay_seterr(errstr, errstr_size,
+                                     "field %s holds a value of type %d, not "
+                                     "%s",
+                                     field, (int)v->type,
+                                     avro_schema_type_name(nd->schema));
+                return -1;
+        }
+        switch (nd->type) {
+        case AVRO_NULL:
+                return 0;
+        case AVRO_BOOLEAN: {
+                char c = v->v.l ? 1 : 0;
+                relay_buf_append(b, &c, 1);
+                return 0;
+        }
+        case AVRO_INT32:
+        case AVRO_INT64:
+                wr_long(b, v->v.l);
+                return 0;
+        case AVRO_FLOAT: {
+                float f = (float)v->v.d;
+                relay_buf_append(b, &f, 4);
+                return 0;
+        }
+        case AVRO_DOUBLE:
+                relay_buf_append(b, &v->v.d, 8);
+                return 0;
+        case AVRO_STRING:
+        case AVRO_BYTES:
+                wr_long(b, (int64_t)v->n);
+                relay_buf_append(b, v->v.p, v->n);
+                return 0;
+        case AVRO_FIXED:
+                if ((int64_t)v->n != avro_schema_fixed_size(nd->schema)) {
+                        relay_seterr(
+                            errstr, errstr_size,
+                            "field %s: %u bytes for a fixed of %lld", field,
+                            (unsigned)v->n,
+                            (long long)avro_schema_fixed_size(nd->schema));
+                        return -1;
+                }
+                relay_buf_append(b, v->v.p, v->n);
+                return 0;
+        case AVRO_ENUM:
+                if (v->v.l < 0 ||
+                    v->v.l >= avro_schema_enum_number_of_symbols(nd->schema)) {
+                        relay_seterr(errstr, errstr_size,
+                                     "field %s: enum index %lld out of range",
+                                     field, (long long)v->v.l);
+                        return -1;
+                }
+                wr_long(b, v->v.l);
+                return 0;
+        case AVRO_MAP:
+        case AVRO_ARRAY: {
+                const struct node *item = &sh->nodes[nd->child];
+                int map = nd->type == AVRO_MAP;
+                if (v->n) {
+                        wr_long(b, v->n);
+                        for (size_t i = 0; i < v->n; i++) {
+                                size_t e = v->v.first + i * nd->esize;
+                                if (map) {
+                                        const relay_slot_t *k = &s->s[e];
+                                        if (k->type != AVRO_STRING) {
+                                                relay_seterr(errstr,
+                                                             errstr_size,
+                                                             "field %s: a "
+                                                             "map key is not "
+                                                             "set",
+                                                             field);
+                                                return -1;
+                                        }
+                                        wr_long(b, (int64_t)k->n);
+                                        relay_buf_append(b, k->v.p, k->n);
+                                }
+                                if (enc(sh, item, s, e, b, field, errstr,
+                                        errstr_size))
+                                        return -1;
+                        }
+                }
+                wr_long(b, 0);
+                return 0;
+        }
+        default:
+                relay_seterr(errstr, errstr_size, "field %s: type %d", field,
+                             (int)nd->type);
+                return -1;
+        }
+}
+
+static int enc(const relay_shape_t *sh, const struct node *nd,
+               const relay_slots_t *s, size_t base, relay_buf_t *b,
+               const char *field, char *errstr, size_t errstr_size)
+{
+        if (nd->name)
+                field = nd->name;
+        if (nd->type == AVRO_RECORD) {
+                for (uint32_t i = 0; i < nd->nchild; i++)
+                        if (enc(sh, &sh->nodes[nd->child + i], s, base, b,
+                                field, errstr, errstr_size))
+                                return -1;
+                return 0;
+        }
+        const relay_slot_t *v = &s->s[base + nd->slot];
+        if (nd->type != AVRO_UNION)
+                return enc_value(sh, nd, v, s, b, field, errstr, errstr_size);
+        if (v->type == RELAY_SLOT_UNSET || v->branch >= nd->nchild) {
+                relay_seterr(errstr, errstr_size,
+                             "field %s: no union branch is set", field);
+                return -1;
+        }
+        const struct node *br = &sh->nodes[nd->child + v->branch];
+        wr_long(b, v->branch);
+        if (br->type == AVRO_RECORD) {
+                if (v->type != AVRO_RECORD) {
+                        relay_seterr(errstr, errstr_size,
+                                     "field %s: branch %d is a record", field,
+                                     (int)v->branch);
+                        return -1;
+                }
+                return enc(sh, br, s, base, b, field, errstr, errstr_size);
+        }
+        return enc_value(sh, br, v, s, b, field, errstr, errstr_size);
+}
+
+int relay_shape_encode(const relay_shape_t *sh, const relay_slots_t *s,
+                       relay_buf_t *b, char *errstr, size_t errstr_size)
+{
+        return enc(sh, &sh->nodes[0], s, 0, b, "(root)", errstr, errstr_size);
+}
+
+/* ---- paths ------------------------------------------------------------- */
+
+/* The record or map branch of a union a path goes through, or -1. */
+static int path_branch(const relay_shape_t *sh, const struct node *u)
+{
+        for (uint32_t i = 0; i < u->nchild; i++) {
+                avro_type_t t = sh->nodes[u->child + i].type;
+                if (t == AVRO_RECORD || t == AVRO_MAP)
+                        return (int)i;
+        }
+        return -1;
+}
+
+int relay_path_compile(const relay_shape_t *sh, const char *path,
+                       relay_path_t *out)
+{
+        memset(out, 0, sizeof(*out));
+        out->owned = relay_strdup(path);
+        char *p = out->owned;
+        uint32_t node = 0;
+        for (;;) {
+                const struct node *nd = &sh->nodes[node];
+                if (nd->type == AVRO_UNION) {
+                        int b = path_branch(sh, nd);
+                        if (b < 0 || out->nsteps >= RELAY_PATH_MAX_STEPS)
+                                goto fail;
+                        struct relay_path_step *st = &out->step[out->nsteps++];
+                        st->kind = 1;
+                        st->branch = (uint8_t)b;
+                        st->slot = nd->slot;
+                        node = nd->child + (uint32_t)b;
+                        continue;
+                }
+                if (!*p)
+                        goto fail;
+                char *dot = strchr(p, '.');
+                if (nd->type == AVRO_RECORD) {
+                        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+                        int found = -1;
+                        for (uint32_t i = 0; i < nd->nchild && found < 0; i++) {
+                                const char *name =
+                                    sh->nodes[nd->child + i].name;
+                                if (strlen(name) == n && !memcmp(name, p, n))
+                                        found = (int)(nd->child + i);
+                        }
+                        if (found < 0)
+                                goto fail;
+                        node = (uint32_t)found;
+                } else if (nd->type == AVRO_MAP) {
+                        const struct node *item = &sh->nodes[nd->child];
+                        int deeper = item->type == AVRO_RECORD ||
+                                     item->type == AVRO_MAP ||
+                                     (item->type == AVRO_UNION &&
+                                      path_branch(sh, item) >= 0);
+                        if (!deeper)
+                                dot = NULL; /* the key holds the dots */
+                        if (out->nsteps >= RELAY_PATH_MAX_STEPS)
+                                goto fail;
+                        struct relay_path_step *st = &out->step[out->nsteps++];
+                        st->kind = 2;
+                        st->slot = nd->slot;
+                        st->esize = nd->esize;
+                        st->key = p;
+                        st->key_len = dot ? (size_t)(dot - p) : strlen(p);
+                        node = nd->child;
+                } else {
+                        goto fail;
+                }
+                if (!dot)
+                        break;
+                *dot = '\0';
+                p = dot + 1;
+        }
+        out->leaf = (int)node;
+        return 0;
+fail:
+        relay_path_free(out);
+        return -1;
+}
+
+void relay_path_free(relay_path_t *p)
+{
+        free(p->owned);
+        p->owned = NULL;
+}
+
+const relay_slot_t *relay_path_get(const relay_path_t *p,
+                                   const relay_slots_t *s, enum relay_found *st)
+{
+        const relay_shape_t *sh = s->shape;
+        size_t base = 0;
+        for (int i = 0; i < p->nsteps; i++) {
+                const struct relay_path_step *step = &p->step[i];
+                const relay_slot_t *v = &s->s[base + step->slot];
+                if (step->kind == 1) {
+                        if (v->type == RELAY_SLOT_UNSET ||
+                            v->branch != step->branch) {
+                                *st = RELAY_FOUND_ABSENT;
+                                return NULL;
+                        }
+                        continue;
+                }
+                if (v->type != AVRO_MAP) {
+                        *st = RELAY_FOUND_ABSENT;
+                        return NULL;
+                }
+                size_t k = 0;
+                for (; k < v->n; k++) {
+                        const relay_slot_t *key =
+                            &s->s[v->v.first + k * step->esize];
+                        if (key->n == step->key_len &&
+                            !memcmp(key->v.p, step->key, step->key_len))
+                                break;
+                }
+                if (k == v->n) {
+                        *st = RELAY_FOUND_ABSENT;
+                        return NULL;
+                }
+                base = v->v.first + k * step->esize;
+        }
+        const relay_slot_t *v = &s->s[base + sh->nodes[p->leaf].slot];
+        if (v->type == RELAY_SLOT_UNSET) {
+                *st = RELAY_FOUND_ABSENT;
+                return NULL;
+        }
+        if (v->type == AVRO_NULL) {
+                *st = RELAY_FOUND_NULL;
+                return NULL;
+        }
+        *st = RELAY_FOUND;
+        return v;
+}
+
+/* Digits of l, appended. */
+static void append_long(relay_buf_t *b, int64_t l)
+{
+        char t[24];
+        size_t k = sizeof(t);
+        uint64_t u = l < 0 ? 0 - (uint64_t)l : (uint64_t)l;
+        do {
+                t[--k] = (char)('0' + u % 10);
+                u /= 10;
+        } while (u);
+        if (l < 0)
+                t[--k] = '-';
+        relay_buf_append(b, t + k, sizeof(t) - k);
+}
+
+int relay_slot_text(const relay_shape_t *sh, const relay_path_t *p,
+                    const relay_slot_t *v, relay_buf_t *b)
+{
+        const struct node *nd = &sh->nodes[p->leaf];
+        if (nd->type == AVRO_UNION) {
+                if (v->branch >= nd->nchild)
+                        return -1;
+                nd = &sh->nodes[nd->child + v->branch];
+        }
+        switch (v->type) {
+        case AVRO_STRING:
+                relay_buf_append(b, v->v.p, v->n);
+                return 0;
+        case AVRO_ENUM: {
+                const char *sym = avro_schema_enum_get(nd->schema, (int)v->v.l);
+                if (!sym)
+                        return -1;
+                relay_buf_puts(b, sym);
+                return 0;
+        }
+        case AVRO_INT32:
+        case AVRO_INT64:
+                append_long(b, v->v.l);
+                return 0;
+        case AVRO_FLOAT:
+                relay_avro_append_number(b, v->v.d, 6, 9, 1);
+                return 0;
+        case AVRO_DOUBLE:
+                relay_avro_append_number(b, v->v.d, 15, 17, 0);
+                return 0;
+        case AVRO_BOOLEAN:
+                relay_buf_puts(b, v->v.l ? "true" : "false");
+                return 0;
+        default:
+                return -1;
+        }
+}
