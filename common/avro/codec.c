@@ -727,7 +727,7 @@ static int skip(struct dec *d, avro_schema_t ws, int depth)
         case AVRO_NULL:
                 return 0;
         case AVRO_BOOLEAN:
-                return rd_skip(d, 1);
+                return d->p < d->end && *d->p <= 1 ? rd_skip(d, 1) : -1;
         case AVRO_INT32:
                 return rd_int(d, &n);
         case AVRO_INT64:
@@ -771,8 +771,10 @@ static int skip(struct dec *d, avro_schema_t ws, int depth)
                                 return 0;
                         for (int64_t i = 0; i < n; i++) {
                                 int64_t klen;
-                                if (map &&
-                                    (rd_long(d, &klen) || rd_skip(d, klen)))
+                                if (map && (rd_long(d, &klen) || klen < 0 ||
+                                            klen > d->end - d->p ||
+                                            memchr(d->p, 0, (size_t)klen) ||
+                                            rd_skip(d, klen)))
                                         return -1;
                                 if (skip(d, item, depth + 1))
                                         return -1;
@@ -836,6 +838,11 @@ static int run_collection(struct dec *d, const struct op *op, size_t base)
                                 if (rd_long(d, &klen) || klen < 0 ||
                                     klen > d->end - d->p)
                                         return -1;
+                                if (memchr(d->p, 0, (size_t)klen)) {
+                                        /* As the pre-scan refuses it. */
+                                        d->why = "a map key holds a NUL byte";
+                                        return -1;
+                                }
                                 relay_slot_t *k = &out->s[e];
                                 k->type = AVRO_STRING;
                                 k->v.p = (const char *)d->p;
@@ -885,11 +892,13 @@ static int run(struct dec *d, const struct op *op, size_t base)
                 d->out->s[base + (size_t)op->rslot].type = AVRO_NULL;
                 return 0;
         case OP_BOOL:
-                if (d->p >= d->end)
+                /* 0 or 1, as the pre-scan checks: avro-c would keep any
+                 * other byte and write it back. */
+                if (d->p >= d->end || *d->p > 1)
                         return -1;
                 s = &d->out->s[base + (size_t)op->rslot];
                 s->type = AVRO_BOOLEAN;
-                s->v.l = *d->p++ != 0;
+                s->v.l = *d->p++;
                 return 0;
         case OP_INT:
         case OP_LONG:

@@ -6,6 +6,7 @@
 #include "avro_int.h"
 
 #include <stdint.h>
+#include <string.h>
 
 int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
                            char *errstr, size_t errstr_size)
@@ -79,7 +80,8 @@ static int scan_value(struct scan *s, avro_schema_t sc)
         case AVRO_NULL:
                 break;
         case AVRO_BOOLEAN:
-                rc = scan_skip(s, 1);
+                /* 0 or 1 (avro-c would keep any other byte as it is). */
+                rc = s->p >= s->end || *s->p > 1 || scan_skip(s, 1);
                 break;
         case AVRO_INT32:
         case AVRO_INT64:
@@ -134,8 +136,13 @@ static int scan_value(struct scan *s, avro_schema_t sc)
                                                  ? avro_schema_map_values(sc)
                                                  : avro_schema_array_items(sc);
                         for (int64_t i = 0; !rc && i < n; i++) {
+                                /* avro-c keeps map keys as C strings:
+                                 * one with a NUL byte would silently lose
+                                 * its tail, so it is refused. */
                                 if (avro_typeof(sc) == AVRO_MAP)
-                                        rc = scan_long(s, &size) ||
+                                        rc = scan_long(s, &size) || size < 0 ||
+                                             size > s->end - s->p ||
+                                             memchr(s->p, 0, (size_t)size) ||
                                              scan_skip(s, size);
                                 if (!rc)
                                         rc = scan_value(s, item);

@@ -7,6 +7,12 @@
  * value. The rules were checked at load (load.c); what can still be wrong
  * here is the record, and each such fault is a RELAY_MAP_ERROR whose reason
  * names the connection and the field, for the dead letter.
+ *
+ * Records come and go as slots (relay/codec.h): every path was compiled at
+ * load, every output field is written by its slot, and strings of the
+ * input are pointed at, not copied. Text the mapping makes (templates,
+ * converted values) goes to the output's own text chunks; nothing is
+ * allocated once the buffers have grown.
  */
 #include "mapping_int.h"
 #include "relay/avro.h"
@@ -17,74 +23,105 @@
 #include <string.h>
 #include <strings.h>
 
-/* What a path finds in a record. Absent and null are told apart only so
- * that an error can say which: both take a default, both fail a required
- * field. */
-enum field_state { FIELD_PRESENT, FIELD_ABSENT, FIELD_NULL };
+/* The output fields, in this order in conn_stats.of. */
+enum {
+        OF_EVENT_ID,
+        OF_OCCURRED_AT,
+        OF_TENANT,
+        OF_SOURCE,
+        OF_CONNECTION,
+        OF_DESTINATION,
+        OF_ENVIRONMENT,
+        OF_IDENTITY_TYPE,
+        OF_IDENTITY_VALUE,
+        OF_EVENT_NAME,
+        OF_EVENT_CATEGORY,
+        OF_ATTRIBUTES,
+        OF_USER_ATTRIBUTES,
+        OF_N
+};
+static const char *const out_fields[OF_N] = {
+    "event_id",       "occurred_at", "tenant",         "source",
+    "connection",     "destination", "environment",    "identity_type",
+    "identity_value", "event_name",  "event_category", "attributes",
+    "user_attributes"};
 
-/* 1 when path leads to a null (a union holding its null branch) rather
- * than to nothing. Walks as relay_avro_path() does, map keys holding dots
- * included; only called once relay_avro_path() has failed, so off the hot
- * path. */
-static int path_is_null(const avro_value_t *root, const char *path)
+/* Where the fields of the output shape are: looked up once per shape. */
+static const struct conn_stats *out_index(const relay_connection_t *c,
+                                          const relay_slots_t *out)
 {
-        avro_value_t cur = *root, next, b;
-        const char *p = path;
-        char seg[256];
-        for (;;) {
-                while (avro_value_get_type(&cur) == AVRO_UNION) {
-                        if (avro_value_get_current_branch(&cur, &b))
-                                return 0;
-                        cur = b;
-                }
-                avro_type_t t = avro_value_get_type(&cur);
-                if (t != AVRO_RECORD && t != AVRO_MAP)
-                        return 0; /* null or a scalar above the leaf */
-                const char *dot = strchr(p, '.');
-                size_t n = dot ? (size_t)(dot - p) : strlen(p);
-                if (n == 0 || n >= sizeof(seg))
-                        return 0;
-                memcpy(seg, p, n);
-                seg[n] = '\0';
-                if (t == AVRO_MAP && dot &&
-                    avro_value_get_by_name(&cur, p, &next, NULL) == 0) {
-                        cur = next;
-                        break;
-                }
-                if (avro_value_get_by_name(&cur, seg, &next, NULL))
-                        return 0;
-                cur = next;
-                if (!dot)
-                        break;
-                p = dot + 1;
+        struct conn_stats *st = c->stats;
+        const relay_shape_t *sh = out->shape;
+        if (st->oshape == sh)
+                return st;
+        for (int i = 0; i < OF_N; i++)
+                st->of[i] = relay_shape_field(sh, out_fields[i]);
+        for (int m = 0; m < 2; m++) {
+                int node =
+                    relay_shape_field_node(sh, out_fields[OF_ATTRIBUTES + m]);
+                int items = node < 0 ? -1 : relay_shape_items(sh, node);
+                for (int t = 0; t < 8; t++)
+                        st->attr_branch[m][t] = -1;
+                static const avro_type_t types[] = {AVRO_NULL, AVRO_BOOLEAN,
+                                                    AVRO_INT64, AVRO_DOUBLE,
+                                                    AVRO_STRING};
+                for (size_t t = 0; items >= 0 && t < 5; t++)
+                        st->attr_branch[m][t] =
+                            relay_shape_union_branch(sh, items, types[t]);
         }
-        while (avro_value_get_type(&cur) == AVRO_UNION) {
-                if (avro_value_get_current_branch(&cur, &b))
-                        return 0;
-                cur = b;
-        }
-        return avro_value_get_type(&cur) == AVRO_NULL;
+        st->oshape = sh;
+        return st;
 }
 
-static enum field_state lookup(const avro_value_t *in, const char *path,
-                               avro_value_t *v)
+/* The branch index of a value type in the attribute maps' union. */
+static int type_index(avro_type_t t)
 {
-        if (relay_avro_path(in, path, v) == 0)
-                return FIELD_PRESENT;
-        return path_is_null(in, path) ? FIELD_NULL : FIELD_ABSENT;
+        switch (t) {
+        case AVRO_NULL:
+                return 0;
+        case AVRO_BOOLEAN:
+                return 1;
+        case AVRO_INT64:
+                return 2;
+        case AVRO_DOUBLE:
+                return 3;
+        default:
+                return 4;
+        }
 }
 
-static const char *absent_or_null(enum field_state st)
+static const relay_slot_t *lookup(const relay_path_t *p,
+                                  const relay_slots_t *in, enum relay_found *st)
 {
-        return st == FIELD_NULL ? "is null" : "is missing";
+        return relay_path_get(p, in, st);
+}
+
+static const char *absent_or_null(enum relay_found st)
+{
+        return st == RELAY_FOUND_NULL ? "is null" : "is missing";
 }
 
 /* Text of the field at path, appended to b; -1 when missing or not a
  * scalar. */
-static int path_text(const avro_value_t *in, const char *path, relay_buf_t *b)
+static int path_text(const relay_connection_t *c, const relay_path_t *p,
+                     const relay_slots_t *in, relay_buf_t *b)
 {
-        avro_value_t v;
-        return relay_avro_path(in, path, &v) ? -1 : relay_avro_to_text(&v, b);
+        enum relay_found st;
+        const relay_slot_t *v = lookup(p, in, &st);
+        return v ? relay_slot_text(c->shape, p, v, b) : -1;
+}
+
+/* The string at path, pointed at: 0, or -1 when it is not a string. */
+static int path_str(const relay_path_t *p, const relay_slots_t *in,
+                    const char **s, size_t *n)
+{
+        enum relay_found st;
+        const relay_slot_t *v = lookup(p, in, &st);
+        if (!v || v->type != AVRO_STRING)
+                return -1;
+        *s = v->v.p;
+        *n = v->n;
+        return 0;
 }
 
 /* 1 when s[0..n) is valid UTF-8. Avro strings should be, but no decoder
@@ -106,112 +143,156 @@ static int utf8_valid(const char *s, size_t n)
         return 1;
 }
 
-static void set_str(avro_value_t *rec, const char *field, const char *s,
-                    size_t n)
+/* A copy of n bytes in out's text, which lives as long as the record. */
+static const char *keep(relay_slots_t *out, const char *s, size_t n)
 {
-        avro_value_t f, b;
-        avro_value_get_by_name(rec, field, &f, NULL);
-        if (avro_value_get_type(&f) == AVRO_UNION) {
-                avro_value_set_branch(&f, 1, &b); /* ["null", "string"] */
-                f = b;
+        char *p = relay_slots_text(out, n ? n : 1);
+        if (n)
+                memcpy(p, s, n);
+        return p;
+}
+
+/* Set output field f to a string (pointed at: it must live as long as the
+ * record); a ["null", "string"] field takes its string branch. */
+static void set_str(relay_slots_t *out, const struct conn_stats *ix, int f,
+                    const char *s, size_t n)
+{
+        relay_slot_t *v = &out->s[ix->of[f]];
+        v->type = AVRO_STRING;
+        v->branch = 1;
+        v->v.p = s;
+        v->n = (uint32_t)n;
+}
+
+/* A map being filled: output field f, its elements appended in a row. */
+struct omap {
+        int field, m;
+        size_t first, n;
+};
+
+static void omap_start(struct omap *om, const relay_slots_t *out, int f)
+{
+        om->field = f;
+        om->m = f == OF_ATTRIBUTES ? 0 : 1;
+        om->first = out->n;
+        om->n = 0;
+}
+
+static void omap_end(const struct omap *om, relay_slots_t *out,
+                     const struct conn_stats *ix)
+{
+        relay_slot_t *v = &out->s[ix->of[om->field]];
+        v->type = AVRO_MAP;
+        v->n = (uint32_t)om->n;
+        v->v.first = om->first;
+}
+
+/* The value slot for attribute name (a key given twice keeps its place
+ * and takes the later value, as a map does), of type t; NULL when the
+ * map's union has no such branch. */
+static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
+                              const struct conn_stats *ix, const char *name,
+                              avro_type_t t)
+{
+        int b = ix->attr_branch[om->m][type_index(t)];
+        if (b < 0)
+                return NULL;
+        size_t n = strlen(name), e = SIZE_MAX;
+        for (size_t i = 0; i < om->n && e == SIZE_MAX; i++) {
+                const relay_slot_t *k = &out->s[om->first + 2 * i];
+                if (k->n == n && !memcmp(k->v.p, name, n))
+                        e = om->first + 2 * i;
         }
-        avro_value_set_string_len(&f, s, n + 1);
+        if (e == SIZE_MAX) {
+                e = relay_slots_append(out, 2, 1);
+                om->n++;
+                out->s[e].type = AVRO_STRING;
+                out->s[e].v.p = name;
+                out->s[e].n = (uint32_t)n;
+        }
+        relay_slot_t *v = &out->s[e + 1];
+        v->type = (uint8_t)t;
+        v->branch = (uint8_t)b;
+        return v;
 }
 
-/* Select the branch of a scalar union (the attribute maps' value type)
- * holding type t. */
-static int union_set(avro_value_t *u, avro_type_t t, avro_value_t *branch)
+static int put_string(struct omap *om, relay_slots_t *out,
+                      const struct conn_stats *ix, const char *name,
+                      const char *s, size_t n)
 {
-        avro_schema_t us = avro_value_get_schema(u);
-        for (size_t i = 0; i < avro_schema_union_size(us); i++)
-                if (avro_typeof(avro_schema_union_branch(us, (int)i)) == t)
-                        return avro_value_set_branch(u, (int)i, branch);
-        return -1;
-}
-
-static int put_string(avro_value_t *map, const char *name, const char *s,
-                      size_t n)
-{
-        avro_value_t e, b;
-        if (avro_value_add(map, name, &e, NULL, NULL) ||
-            union_set(&e, AVRO_STRING, &b))
+        relay_slot_t *v = omap_put(om, out, ix, name, AVRO_STRING);
+        if (!v)
                 return -1;
-        return avro_value_set_string_len(&b, s, n + 1);
+        v->v.p = s;
+        v->n = (uint32_t)n;
+        return 0;
 }
 
 /* Copy a scalar keeping its type (int → long, float → double, enum →
  * string). */
-static int put_typed(avro_value_t *map, const char *name, avro_value_t *src,
-                     relay_buf_t *scratch)
+static int put_typed(const relay_connection_t *c, struct omap *om,
+                     relay_slots_t *out, const struct conn_stats *ix,
+                     const char *name, const relay_path_t *p,
+                     const relay_slot_t *src, relay_buf_t *scratch)
 {
-        avro_value_t e, b;
-        if (avro_value_add(map, name, &e, NULL, NULL))
-                return -1;
-        switch (avro_value_get_type(src)) {
-        case AVRO_BOOLEAN: {
-                int x;
-                avro_value_get_boolean(src, &x);
-                return union_set(&e, AVRO_BOOLEAN, &b) ||
-                       avro_value_set_boolean(&b, x);
-        }
+        relay_slot_t *v;
+        switch (src->type) {
+        case AVRO_BOOLEAN:
+                if (!(v = omap_put(om, out, ix, name, AVRO_BOOLEAN)))
+                        return -1;
+                v->v.l = src->v.l;
+                return 0;
         case AVRO_INT32:
-        case AVRO_INT64: {
-                int64_t l = 0;
-                int32_t i = 0;
-                if (avro_value_get_type(src) == AVRO_INT32) {
-                        avro_value_get_int(src, &i);
-                        l = i;
-                } else {
-                        avro_value_get_long(src, &l);
-                }
-                return union_set(&e, AVRO_INT64, &b) ||
-                       avro_value_set_long(&b, l);
-        }
+        case AVRO_INT64:
+                if (!(v = omap_put(om, out, ix, name, AVRO_INT64)))
+                        return -1;
+                v->v.l = src->v.l;
+                return 0;
         case AVRO_FLOAT:
-        case AVRO_DOUBLE: {
-                double d = 0;
-                float f = 0;
-                if (avro_value_get_type(src) == AVRO_FLOAT) {
-                        avro_value_get_float(src, &f);
-                        d = f;
-                } else {
-                        avro_value_get_double(src, &d);
-                }
-                return union_set(&e, AVRO_DOUBLE, &b) ||
-                       avro_value_set_double(&b, d);
-        }
+        case AVRO_DOUBLE:
+                if (!(v = omap_put(om, out, ix, name, AVRO_DOUBLE)))
+                        return -1;
+                v->v.d = src->v.d;
+                return 0;
+        case AVRO_STRING:
+                return put_string(om, out, ix, name, src->v.p, src->n);
         default:
                 relay_buf_reset(scratch);
-                if (relay_avro_to_text(src, scratch))
+                if (relay_slot_text(c->shape, p, src, scratch))
                         return -1;
-                return union_set(&e, AVRO_STRING, &b) ||
-                       avro_value_set_string_len(&b, scratch->data,
-                                                 scratch->len + 1);
+                return put_string(om, out, ix, name,
+                                  keep(out, scratch->data, scratch->len),
+                                  scratch->len);
         }
 }
 
 /* Convert text per conv and put it; -1 with errstr when it does not
- * convert. */
-static int put_converted(avro_value_t *map, const struct value_spec *v,
-                         const char *text, size_t n, char *errstr,
-                         size_t errstr_size)
+ * convert. text is NUL-terminated and lives as long as the record. */
+static int put_converted(struct omap *om, relay_slots_t *out,
+                         const struct conn_stats *ix,
+                         const struct value_spec *v, const char *text, size_t n,
+                         char *errstr, size_t errstr_size)
 {
-        avro_value_t e, b;
+        relay_slot_t *e;
         if (v->conv == CONV_KEEP || v->conv == CONV_STRING)
-                return put_string(map, v->name, text, n);
-        if (avro_value_add(map, v->name, &e, NULL, NULL))
-                return -1;
+                return put_string(om, out, ix, v->name, text, n);
         char *end;
         if (v->conv == CONV_NUMBER) {
                 errno = 0;
                 long long l = strtoll(text, &end, 10);
-                if (n && !*end && !errno)
-                        return union_set(&e, AVRO_INT64, &b) ||
-                               avro_value_set_long(&b, l);
+                if (n && !*end && !errno) {
+                        if (!(e = omap_put(om, out, ix, v->name, AVRO_INT64)))
+                                return -1;
+                        e->v.l = l;
+                        return 0;
+                }
                 double d = strtod(text, &end);
-                if (n && !*end)
-                        return union_set(&e, AVRO_DOUBLE, &b) ||
-                               avro_value_set_double(&b, d);
+                if (n && !*end) {
+                        if (!(e = omap_put(om, out, ix, v->name, AVRO_DOUBLE)))
+                                return -1;
+                        e->v.d = d;
+                        return 0;
+                }
                 relay_seterr(errstr, errstr_size,
                              "'%s': value \"%s\" is not a number", v->name,
                              text);
@@ -227,22 +308,26 @@ static int put_converted(avro_value_t *map, const struct value_spec *v,
                              text);
                 return -1;
         }
-        return union_set(&e, AVRO_BOOLEAN, &b) || avro_value_set_boolean(&b, t);
+        if (!(e = omap_put(om, out, ix, v->name, AVRO_BOOLEAN)))
+                return -1;
+        e->v.l = t;
+        return 0;
 }
 
-/* Evaluate one value spec into map. 0 on success or deliberate skip, -1
- * with errstr. */
-static int apply_value(const struct value_spec *v, const avro_value_t *in,
-                       avro_value_t *map, relay_buf_t *scratch, char *errstr,
-                       size_t errstr_size)
+/* Evaluate one value spec into the map. 0 on success or deliberate skip,
+ * -1 with errstr. */
+static int apply_value(const relay_connection_t *c, const struct value_spec *v,
+                       const relay_slots_t *in, struct omap *om,
+                       relay_slots_t *out, const struct conn_stats *ix,
+                       relay_buf_t *scratch, char *errstr, size_t errstr_size)
 {
         relay_buf_reset(scratch);
         if (v->from) {
-                avro_value_t src;
-                enum field_state st = lookup(in, v->from, &src);
-                if (st != FIELD_PRESENT) {
+                enum relay_found st;
+                const relay_slot_t *src = lookup(&v->from_path, in, &st);
+                if (!src) {
                         if (v->defval)
-                                return put_converted(map, v, v->defval,
+                                return put_converted(om, out, ix, v, v->defval,
                                                      strlen(v->defval), errstr,
                                                      errstr_size);
                         if (!v->required)
@@ -253,24 +338,29 @@ static int apply_value(const struct value_spec *v, const avro_value_t *in,
                         return -1;
                 }
                 if (v->conv == CONV_KEEP)
-                        return put_typed(map, v->name, &src, scratch);
-                if (relay_avro_to_text(&src, scratch)) {
+                        return put_typed(c, om, out, ix, v->name, &v->from_path,
+                                         src, scratch);
+                if (relay_slot_text(c->shape, &v->from_path, src, scratch)) {
                         relay_seterr(errstr, errstr_size,
                                      "'%s': field %s is not a scalar value",
                                      v->name, v->from);
                         return -1;
                 }
+        } else if (v->nparts == 1 && !v->parts[0].is_field) {
+                /* A literal: the connection's text, pointed at. */
+                return put_converted(om, out, ix, v, v->parts[0].text,
+                                     v->parts[0].len, errstr, errstr_size);
         } else {
                 for (size_t i = 0; i < v->nparts; i++) {
                         const struct tmpl_part *p = &v->parts[i];
                         if (!p->is_field) {
-                                relay_buf_puts(scratch, p->text);
+                                relay_buf_append(scratch, p->text, p->len);
                                 continue;
                         }
-                        avro_value_t src;
-                        enum field_state st = lookup(in, p->text, &src);
-                        if (st == FIELD_PRESENT &&
-                            relay_avro_to_text(&src, scratch) == 0)
+                        enum relay_found st;
+                        const relay_slot_t *src = lookup(&p->path, in, &st);
+                        if (src && relay_slot_text(c->shape, &p->path, src,
+                                                   scratch) == 0)
                                 continue;
                         if (v->defval) {
                                 relay_buf_reset(scratch);
@@ -281,123 +371,146 @@ static int apply_value(const struct value_spec *v, const avro_value_t *in,
                                      "'%s': the template names field %s, "
                                      "which %s",
                                      v->name, p->text,
-                                     st == FIELD_NULL     ? "is null"
-                                     : st == FIELD_ABSENT ? "the record lacks"
-                                                          : "is not a scalar "
-                                                            "value");
+                                     st == RELAY_FOUND_NULL ? "is null"
+                                     : !src                 ? "the record lacks"
+                                            : "is not a scalar value");
                         return -1;
                 }
         }
-        return put_converted(map, v, scratch->data ? scratch->data : "",
-                             scratch->len, errstr, errstr_size);
+        const char *text = scratch->data ? scratch->data : "";
+        /* Kept with its NUL: put_converted reads it as a C string. */
+        char *kept = relay_slots_text(out, scratch->len + 1);
+        memcpy(kept, text, scratch->len + 1);
+        return put_converted(om, out, ix, v, kept, scratch->len, errstr,
+                             errstr_size);
 }
 
-static int rule_matches(const struct event_rule *r, const char *type)
+static int rule_matches(const struct event_rule *r, const char *type, size_t n)
 {
         for (size_t i = 0; i < r->non; i++)
-                if (!strcmp(r->on[i], "*") || !strcmp(r->on[i], type))
+                if (!strcmp(r->on[i], "*") ||
+                    (strlen(r->on[i]) == n && !memcmp(r->on[i], type, n)))
                         return 1;
         return 0;
 }
 
-static int text_equals(const avro_value_t *in, const char *path,
-                       const char *want, relay_buf_t *scratch)
+static int text_equals(const relay_connection_t *c, const relay_path_t *p,
+                       const relay_slots_t *in, const char *want,
+                       relay_buf_t *scratch)
 {
+        const char *s;
+        size_t n;
+        if (path_str(p, in, &s, &n) == 0)
+                return n == strlen(want) && !memcmp(s, want, n);
         relay_buf_reset(scratch);
-        return path_text(in, path, scratch) == 0 && scratch->data &&
+        return path_text(c, p, in, scratch) == 0 && scratch->data &&
                !strcmp(scratch->data, want);
 }
 
+/* The text at path: pointed at when it is a string, else rendered into
+ * out's text. -1 when missing or not a scalar. */
+static int field_text(const relay_connection_t *c, const relay_path_t *p,
+                      const relay_slots_t *in, relay_slots_t *out,
+                      relay_buf_t *scratch, const char **s, size_t *n)
+{
+        if (path_str(p, in, s, n) == 0)
+                return 0;
+        relay_buf_reset(scratch);
+        if (path_text(c, p, in, scratch))
+                return -1;
+        *n = scratch->len;
+        *s = keep(out, scratch->data ? scratch->data : "", scratch->len);
+        return 0;
+}
+
 enum relay_map_result relay_connection_apply(const relay_connection_t *c,
-                                             const avro_value_t *in,
-                                             avro_value_t *out,
+                                             const relay_slots_t *in,
+                                             relay_slots_t *out,
                                              relay_buf_t *key, char *errstr,
                                              size_t errstr_size)
 {
-        relay_buf_t s;
-        relay_buf_init(&s);
-        enum relay_map_result res = RELAY_MAP_SKIP;
+        relay_buf_t *s = &c->stats->scratch;
+        const struct conn_stats *ix = out_index(c, out);
         const struct event_rule *rule = NULL;
-        if (!text_equals(in, "tenant", c->tenant, &s) ||
-            !text_equals(in, "source", c->source, &s))
-                goto done;
-        relay_buf_reset(&s);
-        if (path_text(in, c->event_field, &s)) {
+        if (!text_equals(c, &c->p_tenant, in, c->tenant, s) ||
+            !text_equals(c, &c->p_source, in, c->source, s))
+                return RELAY_MAP_SKIP;
+        const char *type;
+        size_t tlen;
+        if (field_text(c, &c->p_event, in, out, s, &type, &tlen)) {
                 relay_seterr(errstr, errstr_size,
                              "connection %s: the record has no %s", c->id,
                              c->event_field);
-                res = RELAY_MAP_ERROR;
-                goto done;
+                return RELAY_MAP_ERROR;
         }
-        const char *type = s.data ? s.data : "";
         for (size_t i = 0; i < c->nevents && !rule; i++)
-                if (rule_matches(&c->events[i], type))
+                if (rule_matches(&c->events[i], type, tlen))
                         rule = &c->events[i];
         if (!rule) {
                 /* Unassociated, unlike a drop rule's types, which are
                  * skipped on purpose and quietly. */
-                relay_connection_count_unmapped(c, type);
+                relay_buf_reset(s);
+                relay_buf_append(s, type, tlen);
+                relay_connection_count_unmapped(c, s->data);
                 if (c->unmapped_dead_letter) {
                         relay_seterr(errstr, errstr_size,
                                      "event type '%s' has no rule in "
                                      "connection '%s' (unmapped = "
                                      "dead_letter)",
-                                     type, c->id);
-                        res = RELAY_MAP_ERROR;
+                                     s->data, c->id);
+                        return RELAY_MAP_ERROR;
                 }
-                goto done;
+                return RELAY_MAP_SKIP;
         }
         if (rule->drop)
-                goto done;
+                return RELAY_MAP_SKIP;
 
-        res = RELAY_MAP_ERROR;
         const struct identity_rule *id = NULL;
-        for (size_t i = 0; i < c->nids && !id; i++) {
-                relay_buf_reset(&s);
-                if (path_text(in, c->ids[i].from, &s) == 0 && s.len)
+        const char *idv = NULL;
+        size_t idn = 0;
+        for (size_t i = 0; i < c->nids && !id; i++)
+                if (field_text(c, &c->ids[i].path, in, out, s, &idv, &idn) ==
+                        0 &&
+                    idn)
                         id = &c->ids[i];
-        }
         if (!id) {
-                relay_buf_t names;
-                relay_buf_init(&names);
+                relay_buf_reset(s);
                 for (size_t i = 0; i < c->nids; i++)
-                        relay_buf_printf(&names, "%s%s", i ? ", " : "",
+                        relay_buf_printf(s, "%s%s", i ? ", " : "",
                                          c->ids[i].from);
                 relay_seterr(errstr, errstr_size,
                              "connection %s: no identity for %s: none of "
                              "%s is present",
-                             c->id, c->destination, names.data);
-                relay_buf_free(&names);
-                goto done;
+                             c->id, c->destination, s->data);
+                return RELAY_MAP_ERROR;
         }
-        if (!utf8_valid(s.data, s.len)) {
+        if (!utf8_valid(idv, idn)) {
                 /* Not repaired: with U+FFFD in it the value would name
                  * some other profile at the destination. */
                 relay_seterr(errstr, errstr_size,
                              "connection %s: identity %s is not valid UTF-8",
                              c->id, id->from);
-                goto done;
+                return RELAY_MAP_ERROR;
         }
-        set_str(out, "identity_type", id->as, strlen(id->as));
-        set_str(out, "identity_value", s.data, s.len);
+        set_str(out, ix, OF_IDENTITY_TYPE, id->as, strlen(id->as));
+        set_str(out, ix, OF_IDENTITY_VALUE, idv, idn);
 
         /* The key is the person, so that one person's records share a
          * partition and stay in order whichever identity each carries;
          * the identity type is left out for the same reason. */
         int fallback = 0;
         relay_buf_reset(key);
-        relay_buf_printf(key, "%s/", c->tenant);
+        relay_buf_puts(key, c->tenant);
+        relay_buf_append(key, "/", 1);
         if (c->person) {
                 size_t at = key->len;
-                avro_value_t pv;
-                if (relay_avro_path(in, c->person, &pv) == 0 &&
-                    relay_avro_to_text(&pv, key) == 0 && key->len > at) {
+                if (path_text(c, &c->p_person, in, key) == 0 && key->len > at) {
                         if (!utf8_valid(key->data + at, key->len - at)) {
                                 relay_seterr(errstr, errstr_size,
                                              "connection %s: person %s is "
                                              "not valid UTF-8",
                                              c->id, c->person);
-                                goto done;
+                                return RELAY_MAP_ERROR;
                         }
                 } else {
                         /* Absent, null or empty: an empty person would
@@ -408,64 +521,134 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                 }
         }
         if (!c->person || fallback)
-                relay_buf_append(key, s.data, s.len);
+                relay_buf_append(key, idv, idn);
 
-        static const char *const copied[] = {"event_id", "tenant", "source",
-                                             NULL};
-        for (size_t i = 0; copied[i]; i++) {
-                relay_buf_reset(&s);
-                if (path_text(in, copied[i], &s)) {
+        static const int copied[] = {OF_EVENT_ID, OF_TENANT, OF_SOURCE};
+        const relay_path_t *from[] = {&c->p_event_id, &c->p_tenant,
+                                      &c->p_source};
+        for (size_t i = 0; i < 3; i++) {
+                const char *t;
+                size_t n;
+                if (field_text(c, from[i], in, out, s, &t, &n)) {
                         relay_seterr(errstr, errstr_size,
-                                     "the record has no %s", copied[i]);
-                        goto done;
+                                     "the record has no %s",
+                                     out_fields[copied[i]]);
+                        return RELAY_MAP_ERROR;
                 }
-                set_str(out, copied[i], s.data, s.len);
+                set_str(out, ix, copied[i], t, n);
         }
-        avro_value_t f, src;
-        int64_t ts = 0;
-        if (relay_avro_path(in, "occurred_at", &src) == 0)
-                avro_value_get_long(&src, &ts);
-        avro_value_get_by_name(out, "occurred_at", &f, NULL);
-        avro_value_set_long(&f, ts);
-        set_str(out, "connection", c->id, strlen(c->id));
-        set_str(out, "destination", c->destination, strlen(c->destination));
-        avro_value_get_by_name(out, "environment", &f, NULL);
-        avro_value_set_enum(&f, c->development ? 1 : 0);
+        enum relay_found st;
+        const relay_slot_t *ts = lookup(&c->p_occurred, in, &st);
+        relay_slot_t *f = &out->s[ix->of[OF_OCCURRED_AT]];
+        f->type = AVRO_INT64;
+        f->v.l = ts && (ts->type == AVRO_INT64 || ts->type == AVRO_INT32)
+                     ? ts->v.l
+                     : 0;
+        set_str(out, ix, OF_CONNECTION, c->id, strlen(c->id));
+        set_str(out, ix, OF_DESTINATION, c->destination,
+                strlen(c->destination));
+        f = &out->s[ix->of[OF_ENVIRONMENT]];
+        f->type = AVRO_ENUM;
+        f->v.l = c->development ? 1 : 0;
 
-        set_str(out, "event_name", rule->name, strlen(rule->name));
-        avro_value_t ec, b;
-        avro_value_get_by_name(out, "event_category", &ec, NULL);
-        if (rule->category)
-                set_str(out, "event_category", rule->category,
+        set_str(out, ix, OF_EVENT_NAME, rule->name, strlen(rule->name));
+        if (rule->category) {
+                set_str(out, ix, OF_EVENT_CATEGORY, rule->category,
                         strlen(rule->category));
-        else
-                avro_value_set_branch(&ec, 0, &b);
+        } else {
+                f = &out->s[ix->of[OF_EVENT_CATEGORY]];
+                f->type = AVRO_NULL;
+                f->branch = 0;
+        }
 
-        avro_value_t attrs, uattrs;
-        avro_value_get_by_name(out, "attributes", &attrs, NULL);
-        avro_value_get_by_name(out, "user_attributes", &uattrs, NULL);
         char why[512];
+        struct omap om;
+        omap_start(&om, out, OF_ATTRIBUTES);
         for (size_t i = 0; i < rule->nattrs; i++)
-                if (apply_value(&rule->attrs[i], in, &attrs, &s, why,
+                if (apply_value(c, &rule->attrs[i], in, &om, out, ix, s, why,
                                 sizeof(why))) {
                         relay_seterr(errstr, errstr_size,
                                      "connection %s, event '%s', attribute "
                                      "%s",
                                      c->id, rule->name, why);
-                        goto done;
+                        return RELAY_MAP_ERROR;
                 }
+        omap_end(&om, out, ix);
+        omap_start(&om, out, OF_USER_ATTRIBUTES);
         for (size_t i = 0; i < c->nfields; i++)
-                if (apply_value(&c->fields[i], in, &uattrs, &s, why,
+                if (apply_value(c, &c->fields[i], in, &om, out, ix, s, why,
                                 sizeof(why))) {
                         relay_seterr(errstr, errstr_size,
                                      "connection %s, field sync %s", c->id,
                                      why);
-                        goto done;
+                        return RELAY_MAP_ERROR;
                 }
+        omap_end(&om, out, ix);
         if (fallback)
                 relay_connection_count_fallback(c);
-        res = RELAY_MAP_OUT;
+        return RELAY_MAP_OUT;
+}
+
+/* ---- on avro-c values (tests and tools) -------------------------------- */
+
+/* The Avro binary of a generic value, appended to b. */
+static int value_bytes(const avro_value_t *v, relay_buf_t *b)
+{
+        size_t size;
+        if (avro_value_sizeof((avro_value_t *)v, &size))
+                return -1;
+        relay_buf_reserve(b, size);
+        avro_writer_t w = avro_writer_memory(b->data + b->len, (int64_t)size);
+        int rc = avro_value_write(w, (avro_value_t *)v);
+        avro_writer_free(w);
+        b->len += size;
+        return rc ? -1 : 0;
+}
+
+enum relay_map_result
+relay_connection_apply_value(const relay_connection_t *c,
+                             const avro_value_t *in, avro_value_t *out,
+                             relay_buf_t *key, char *errstr, size_t errstr_size)
+{
+        enum relay_map_result res = RELAY_MAP_ERROR;
+        relay_buf_t bin, obin;
+        relay_buf_init(&bin);
+        relay_buf_init(&obin);
+        relay_slots_t is, os;
+        int have_os = 0;
+        relay_shape_t *osh = NULL;
+        relay_plan_t *pl = NULL;
+        relay_slots_init(&is, c->shape);
+        if (value_bytes(in, &bin) ||
+            !(pl = relay_plan_new(avro_value_get_schema((avro_value_t *)in), 0,
+                                  c->shape, NULL, NULL, errstr, errstr_size)) ||
+            relay_plan_decode(pl, bin.data, bin.len, &is, errstr, errstr_size))
+                goto done;
+        if (!(osh = relay_shape_new(avro_value_get_schema(out), errstr,
+                                    errstr_size)))
+                goto done;
+        relay_slots_init(&os, osh);
+        have_os = 1;
+        res = relay_connection_apply(c, &is, &os, key, errstr, errstr_size);
+        if (res != RELAY_MAP_OUT)
+                goto done;
+        res = RELAY_MAP_ERROR;
+        if (relay_shape_encode(osh, &os, &obin, errstr, errstr_size))
+                goto done;
+        avro_reader_t r = avro_reader_memory(obin.data, (int64_t)obin.len);
+        int rc = avro_value_read(r, out);
+        avro_reader_free(r);
+        if (rc)
+                relay_seterr(errstr, errstr_size, "%s", avro_strerror());
+        else
+                res = RELAY_MAP_OUT;
 done:
-        relay_buf_free(&s);
+        if (have_os)
+                relay_slots_free(&os);
+        relay_shape_destroy(osh);
+        relay_plan_destroy(pl);
+        relay_slots_free(&is);
+        relay_buf_free(&bin);
+        relay_buf_free(&obin);
         return res;
 }

@@ -180,9 +180,12 @@ fail:
 
 static void value_spec_free(struct value_spec *v)
 {
-        for (size_t i = 0; i < v->nparts; i++)
+        for (size_t i = 0; i < v->nparts; i++) {
                 free(v->parts[i].text);
+                relay_path_free(&v->parts[i].path);
+        }
         free(v->parts);
+        relay_path_free(&v->from_path);
         free(v->name);
         free(v->from);
         free(v->defval);
@@ -407,7 +410,12 @@ static void connection_free(relay_connection_t *c)
         for (size_t i = 0; i < c->nids; i++) {
                 free(c->ids[i].from);
                 free(c->ids[i].as);
+                relay_path_free(&c->ids[i].path);
         }
+        relay_path_t *paths[] = {&c->p_tenant, &c->p_source,   &c->p_event,
+                                 &c->p_person, &c->p_event_id, &c->p_occurred};
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+                relay_path_free(paths[i]);
         free(c->ids);
         for (size_t i = 0; i < c->nfields; i++)
                 value_spec_free(&c->fields[i]);
@@ -572,6 +580,70 @@ fail:
         return NULL;
 }
 
+/* Compile path against the mapping's shape into out; an empty path (an
+ * optional one unset) compiles to nothing. 0, or -1 with errstr. */
+static int compile_path(const relay_connection_t *c, const relay_shape_t *sh,
+                        const char *path, relay_path_t *out, char *errstr,
+                        size_t errstr_size)
+{
+        if (!path) {
+                memset(out, 0, sizeof(*out));
+                return 0;
+        }
+        if (relay_path_compile(sh, path, out) == 0)
+                return 0;
+        relay_seterr(errstr, errstr_size,
+                     "%s: connection %s: field '%s' cannot be laid out in "
+                     "the input schema",
+                     c->file, c->id, path);
+        return -1;
+}
+
+static int compile_spec(const relay_connection_t *c, const relay_shape_t *sh,
+                        struct value_spec *v, char *errstr, size_t errstr_size)
+{
+        if (compile_path(c, sh, v->from, &v->from_path, errstr, errstr_size))
+                return -1;
+        for (size_t i = 0; i < v->nparts; i++) {
+                v->parts[i].len = strlen(v->parts[i].text);
+                if (v->parts[i].is_field &&
+                    compile_path(c, sh, v->parts[i].text, &v->parts[i].path,
+                                 errstr, errstr_size))
+                        return -1;
+        }
+        return 0;
+}
+
+/* Every path of c, compiled: applying it looks nothing up by name. */
+static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
+                         char *errstr, size_t errstr_size)
+{
+        c->shape = sh;
+        if (compile_path(c, sh, "tenant", &c->p_tenant, errstr, errstr_size) ||
+            compile_path(c, sh, "source", &c->p_source, errstr, errstr_size) ||
+            compile_path(c, sh, "event_id", &c->p_event_id, errstr,
+                         errstr_size) ||
+            compile_path(c, sh, "occurred_at", &c->p_occurred, errstr,
+                         errstr_size) ||
+            compile_path(c, sh, c->event_field, &c->p_event, errstr,
+                         errstr_size) ||
+            compile_path(c, sh, c->person, &c->p_person, errstr, errstr_size))
+                return -1;
+        for (size_t i = 0; i < c->nids; i++)
+                if (compile_path(c, sh, c->ids[i].from, &c->ids[i].path, errstr,
+                                 errstr_size))
+                        return -1;
+        for (size_t i = 0; i < c->nfields; i++)
+                if (compile_spec(c, sh, &c->fields[i], errstr, errstr_size))
+                        return -1;
+        for (size_t i = 0; i < c->nevents; i++)
+                for (size_t k = 0; k < c->events[i].nattrs; k++)
+                        if (compile_spec(c, sh, &c->events[i].attrs[k], errstr,
+                                         errstr_size))
+                                return -1;
+        return 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
         return strcmp(*(char *const *)a, *(char *const *)b);
@@ -616,11 +688,17 @@ relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
                 files[nfiles++] = relay_strdup(path);
         }
         m->conns = relay_calloc(nfiles ? nfiles : 1, sizeof(*m->conns));
+        if (!(m->shape = relay_shape_new(schema, errstr, errstr_size)))
+                goto fail;
         for (size_t i = 0; i < nfiles; i++) {
                 relay_connection_t *c =
                     connection_load(files[i], schema, errstr, errstr_size);
                 if (!c)
                         goto fail;
+                if (compile_paths(c, m->shape, errstr, errstr_size)) {
+                        connection_free(c);
+                        goto fail;
+                }
                 for (size_t k = 0; k < m->n; k++)
                         if (!strcmp(m->conns[k]->id, c->id)) {
                                 relay_seterr(errstr, errstr_size,
@@ -652,6 +730,7 @@ void relay_mapping_destroy(relay_mapping_t *m)
         for (size_t i = 0; i < m->n; i++)
                 connection_free(m->conns[i]);
         free(m->conns);
+        relay_shape_destroy(m->shape);
         free(m);
 }
 

@@ -12,6 +12,7 @@
 #ifndef RELAY_MAPPING_INT_H
 #define RELAY_MAPPING_INT_H
 
+#include "relay/codec.h"
 #include "relay/mapping.h"
 
 #include <stdint.h>
@@ -21,6 +22,8 @@ enum conv { CONV_KEEP, CONV_STRING, CONV_NUMBER, CONV_BOOL };
 struct tmpl_part {
         int is_field; /* 1: path into the record; 0: literal text */
         char *text;
+        size_t len;
+        relay_path_t path; /* is_field: text compiled */
 };
 
 /* A destination value: a template (literal when it has no {field}) or a
@@ -30,6 +33,7 @@ struct value_spec {
         struct tmpl_part *parts;
         size_t nparts;
         char *from; /* typed copy when set */
+        relay_path_t from_path;
         char *defval;
         enum conv conv;
         int required;
@@ -50,6 +54,7 @@ struct event_rule {
 struct identity_rule {
         char *from;
         char *as;
+        relay_path_t path;
 };
 
 /* A count that is logged at most once per interval: the first occurrence
@@ -75,6 +80,11 @@ struct conn_stats {
         size_t ntypes;
         struct notice other; /* types past the cap, or too long to keep */
         int other_used;
+        relay_buf_t scratch; /* text of the record in hand */
+        /* where the output's fields are, for the shape last written */
+        const relay_shape_t *oshape;
+        int of[16];
+        int attr_branch[2][8]; /* per map: union branch by avro type */
 };
 
 struct relay_connection {
@@ -92,11 +102,17 @@ struct relay_connection {
         struct event_rule *events;
         size_t nevents;
         struct conn_stats *stats; /* owned; see struct conn_stats */
+        /* the input schema's shape (the mapping's) and the paths every
+         * record needs, compiled against it */
+        const relay_shape_t *shape;
+        relay_path_t p_tenant, p_source, p_event, p_person, p_event_id,
+            p_occurred;
 };
 
 struct relay_mapping {
         relay_connection_t **conns;
         size_t n;
+        relay_shape_t *shape;
 };
 
 /* How long a notice stays quiet after it was logged (default 60 s). Tests

@@ -116,6 +116,7 @@ void relay_conn_stats_free(struct conn_stats *s)
         for (size_t i = 0; i < s->ntypes; i++)
                 free(s->types[i].type);
         free(s->types);
+        relay_buf_free(&s->scratch);
         free(s);
 }
 

@@ -161,8 +161,8 @@ static enum relay_result tf_record(void *opaque, relay_pipeline_t *p, size_t i)
         struct relay_transform *t = opaque;
         const rd_kafka_message_t *m = relay_pipeline_msg(p, i);
         char why[700], onlybuf[256];
-        avro_value_t *in;
-        enum relay_result r = relay_avro_reader_decode(
+        const relay_slots_t *in;
+        enum relay_result r = relay_avro_reader_decode_slots(
             t->set.reader, m->payload, m->len, &in, NULL, why, sizeof(why));
         if (r == RELAY_RETRY) {
                 /* The registry is away: not the record's fault. */
@@ -190,7 +190,7 @@ static enum relay_result tf_record(void *opaque, relay_pipeline_t *p, size_t i)
                         continue;
                 matched = 1;
                 struct output *o = &t->set.outputs[k];
-                avro_value_t *out = relay_avro_writer_value(o->writer);
+                relay_slots_t *out = relay_avro_writer_slots(o->writer);
                 enum relay_map_result mr = relay_connection_apply(
                     c, in, out, &t->key, why, sizeof(why));
                 if (mr == RELAY_MAP_SKIP) {
@@ -200,8 +200,8 @@ static enum relay_result tf_record(void *opaque, relay_pipeline_t *p, size_t i)
                 const void *buf;
                 size_t len;
                 if (mr == RELAY_MAP_ERROR ||
-                    relay_avro_writer_encode(o->writer, &buf, &len, why,
-                                             sizeof(why)) != RELAY_OK) {
+                    relay_avro_writer_encode_slots(o->writer, &buf, &len, why,
+                                                   sizeof(why)) != RELAY_OK) {
                         t->map_errors++;
                         dead_letter(t, p, i, "map", why, id);
                         continue;

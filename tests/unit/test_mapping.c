@@ -113,7 +113,8 @@ static enum relay_map_result run(const relay_connection_t *c)
         avro_value_reset(&out);
         relay_buf_reset(&key);
         err[0] = '\0';
-        return relay_connection_apply(c, &in, &out, &key, err, sizeof(err));
+        return relay_connection_apply_value(c, &in, &out, &key, err,
+                                            sizeof(err));
 }
 
 static enum relay_map_result

@@ -16,6 +16,7 @@
 #ifndef RELAY_MAPPING_H
 #define RELAY_MAPPING_H
 
+#include "relay/codec.h"
 #include "relay/common.h"
 
 #include <avro.h>
@@ -58,13 +59,15 @@ enum relay_map_result {
         RELAY_MAP_ERROR    /* the record cannot be mapped: errstr says why */
 };
 
-/* Apply connection c to the decoded input record in, filling out (a
- * relay.out.Outbound value, reset by the caller) and the Kafka key into
- * key. The key is the person, "<tenant>/<person value>"; a record whose
- * person field is absent, null or empty is keyed "<tenant>/<identity
- * value>" by the identity the destination gets (the first present), and
- * counted (relay_connection_fallback_keys()); without `person` every
- * record is keyed that way, uncounted.
+/* Apply connection c to the decoded input record in (slots of the input
+ * schema the mapping was loaded with), filling out (slots of a
+ * relay.out.Outbound shape, reset by the caller; its strings may point
+ * into in's bytes and c's text, so encode it while both live) and the
+ * Kafka key into key. The key is the person, "<tenant>/<person value>"; a
+ * record whose person field is absent, null or empty is keyed
+ * "<tenant>/<identity value>" by the identity the destination gets (the first
+ * present), and counted (relay_connection_fallback_keys()); without `person`
+ * every record is keyed that way, uncounted.
  *
  * RELAY_MAP_SKIP: the record is another tenant's or source's, its event
  * type is in a `drop = true` rule, or no rule names its type (counted per
@@ -76,10 +79,17 @@ enum relay_map_result {
  * stay the caller's. Updates c's counters: apply one connection from one
  * thread at a time. */
 enum relay_map_result relay_connection_apply(const relay_connection_t *c,
-                                             const avro_value_t *in,
-                                             avro_value_t *out,
+                                             const relay_slots_t *in,
+                                             relay_slots_t *out,
                                              relay_buf_t *key, char *errstr,
                                              size_t errstr_size);
+
+/* The same on avro-c values (in of the input schema, out a reset
+ * relay.out.Outbound value), through the slots: for tests and tools, not
+ * the hot path (it compiles a plan and a shape per call). */
+enum relay_map_result relay_connection_apply_value(
+    const relay_connection_t *c, const avro_value_t *in, avro_value_t *out,
+    relay_buf_t *key, char *errstr, size_t errstr_size);
 
 /* Records keyed by their identity because they lacked c's person field,
  * since c was loaded. */
