@@ -242,6 +242,7 @@ void relay_slots_free(relay_slots_t *s)
                 free(s->chunks[i]);
         free(s->chunks);
         free(s->chunk_size);
+        free(s->keys);
         free(s->s);
         memset(s, 0, sizeof(*s));
 }
@@ -627,12 +628,8 @@ relay_plan_t *relay_plan_new(avro_schema_t ws, int32_t writer_id,
         pl->ws = avro_schema_incref(ws);
         pl->rs = rs;
         ops_reserve(pl, 1);
-        char why[768];
-        if (compile(pl, ws, 0, 0, enum_defaults, wanted, 0, why, sizeof(why))) {
-                relay_seterr(errstr, errstr_size,
-                             "writer schema id %d cannot be read as the "
-                             "reader schema: %s",
-                             (int)writer_id, why);
+        if (compile(pl, ws, 0, 0, enum_defaults, wanted, 0, errstr,
+                    errstr_size)) {
                 relay_plan_destroy(pl);
                 return NULL;
         }
@@ -788,20 +785,51 @@ static int skip(struct dec *d, avro_schema_t ws, int depth)
 
 static int run(struct dec *d, const struct op *op, size_t base);
 
-/* The element block of a map's first count elements whose key is that of
- * element count, or SIZE_MAX. Linear: a map written by a real writer has
- * no repeated keys, and what a hostile one gains is bounded by the record
- * size (at most one comparison per key byte pair seen). */
-static size_t key_seen(const relay_slots_t *out, size_t first, size_t count,
-                       size_t esize)
+static int key_cmp(const void *a, const void *b)
 {
-        const relay_slot_t *k = &out->s[first + count * esize];
-        for (size_t i = 0; i < count; i++) {
-                const relay_slot_t *o = &out->s[first + i * esize];
-                if (o->n == k->n && !memcmp(o->v.p, k->v.p, k->n))
-                        return first + i * esize;
+        const struct relay_key *x = a, *y = b;
+        if (x->n != y->n)
+                return x->n < y->n ? -1 : 1;
+        return memcmp(x->p, y->p, x->n);
+}
+
+int relay_avro_keys_repeat(struct relay_key *keys, size_t n)
+{
+        qsort(keys, n, sizeof(*keys), key_cmp);
+        for (size_t i = 1; i < n; i++)
+                if (!key_cmp(&keys[i - 1], &keys[i]))
+                        return 1;
+        return 0;
+}
+
+/* 1 when two of a map's count elements have the same key: pairwise for a
+ * few, else sorted in the slots' reusable key array. */
+static int map_keys_repeat(relay_slots_t *out, size_t first, size_t count,
+                           size_t esize)
+{
+        if (count <= 16) {
+                for (size_t i = 0; i < count; i++) {
+                        const relay_slot_t *k = &out->s[first + i * esize];
+                        for (size_t j = i + 1; j < count; j++) {
+                                const relay_slot_t *o =
+                                    &out->s[first + j * esize];
+                                if (o->n == k->n &&
+                                    !memcmp(o->v.p, k->v.p, k->n))
+                                        return 1;
+                        }
+                }
+                return 0;
         }
-        return SIZE_MAX;
+        if (out->keys_cap < count) {
+                free(out->keys);
+                out->keys = relay_malloc(count * sizeof(*out->keys));
+                out->keys_cap = count;
+        }
+        for (size_t i = 0; i < count; i++) {
+                out->keys[i].p = out->s[first + i * esize].v.p;
+                out->keys[i].n = out->s[first + i * esize].n;
+        }
+        return relay_avro_keys_repeat(out->keys, count);
 }
 
 static int run_collection(struct dec *d, const struct op *op, size_t base)
@@ -851,18 +879,14 @@ static int run_collection(struct dec *d, const struct op *op, size_t base)
                         }
                         if (run(d, item, e))
                                 return -1;
-                        size_t dup =
-                            map ? key_seen(out, first, count, esize) : SIZE_MAX;
-                        if (dup == SIZE_MAX) {
-                                count++;
-                                continue;
-                        }
-                        /* A key seen before: like avro-c's map, the entry
-                         * keeps its place and takes the later value. */
-                        memcpy(out->s + dup + 1, out->s + e + 1,
-                               (esize - 1) * sizeof(*out->s));
-                        memset(out->s + e, 0xff, esize * sizeof(*out->s));
+                        count++;
                 }
+        }
+        if (map && count > 1 && map_keys_repeat(out, first, count, esize)) {
+                /* As the pre-scan refuses it: avro-c would keep the first
+                 * place and merge or replace the values. */
+                d->why = "a map has a key twice";
+                return -1;
         }
         relay_slot_t *s = &out->s[base + (size_t)op->rslot];
         s->type = map ? AVRO_MAP : AVRO_ARRAY;

@@ -423,11 +423,17 @@ static const relay_plan_t *plan_for(relay_avro_reader_t *r, int32_t writer_id,
         for (size_t i = 0; i < r->nplans; i++)
                 if (r->plans[i].writer_id == writer_id)
                         return r->plans[i].plan;
+        char why[768];
         relay_plan_t *pl =
             relay_plan_new(ws, writer_id, r->shape, r->enum_defaults, r->want,
-                           errstr, errstr_size);
-        if (!pl)
+                           why, sizeof(why));
+        if (!pl) {
+                relay_seterr(errstr, errstr_size,
+                             "writer schema id %d cannot be read as reader "
+                             "schema id %d: %s",
+                             (int)writer_id, (int)r->reader_id, why);
                 return NULL;
+        }
         if (r->max_resolved && r->nplans >= r->max_resolved + 1) {
                 relay_plan_destroy(r->plans[0].plan);
                 memmove(r->plans, r->plans + 1,

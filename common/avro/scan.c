@@ -4,8 +4,10 @@
  * since avro-c trusts every length, count and index it reads.
  */
 #include "avro_int.h"
+#include "relay/codec.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 int relay_avro_frame_parse(const void *buf, size_t len, int32_t *id,
@@ -116,9 +118,16 @@ static int scan_value(struct scan *s, avro_schema_t sc)
                             avro_schema_record_field_get_by_index(sc, (int)i));
                 break;
         case AVRO_MAP:
-        case AVRO_ARRAY:
+        case AVRO_ARRAY: {
                 /* Blocks of n items (n < 0: -n items after their byte
-                 * size), ended by a block of 0. */
+                 * size), ended by a block of 0. A map's keys are kept to
+                 * refuse one given twice (avro-c would merge or replace
+                 * the values). */
+                int map = avro_typeof(sc) == AVRO_MAP;
+                struct relay_key *keys = NULL;
+                size_t nkeys = 0;
+                avro_schema_t item = map ? avro_schema_map_values(sc)
+                                         : avro_schema_array_items(sc);
                 for (;;) {
                         if (scan_long(s, &n) || n == INT64_MIN ||
                             (n < 0 && scan_long(s, &size))) {
@@ -132,25 +141,33 @@ static int scan_value(struct scan *s, avro_schema_t sc)
                                 rc = -1;
                                 break;
                         }
-                        avro_schema_t item = avro_typeof(sc) == AVRO_MAP
-                                                 ? avro_schema_map_values(sc)
-                                                 : avro_schema_array_items(sc);
+                        if (map)
+                                keys = relay_realloc(keys, (nkeys + (size_t)n) *
+                                                               sizeof(*keys));
                         for (int64_t i = 0; !rc && i < n; i++) {
                                 /* avro-c keeps map keys as C strings:
                                  * one with a NUL byte would silently lose
                                  * its tail, so it is refused. */
-                                if (avro_typeof(sc) == AVRO_MAP)
+                                if (map) {
                                         rc = scan_long(s, &size) || size < 0 ||
                                              size > s->end - s->p ||
-                                             memchr(s->p, 0, (size_t)size) ||
-                                             scan_skip(s, size);
-                                if (!rc)
-                                        rc = scan_value(s, item);
+                                             memchr(s->p, 0, (size_t)size);
+                                        if (rc)
+                                                break;
+                                        keys[nkeys].p = (const char *)s->p;
+                                        keys[nkeys++].n = (size_t)size;
+                                        s->p += size;
+                                }
+                                rc = scan_value(s, item);
                         }
                         if (rc)
                                 break;
                 }
+                if (!rc && nkeys > 1 && relay_avro_keys_repeat(keys, nkeys))
+                        rc = -1;
+                free(keys);
                 break;
+        }
         case AVRO_LINK:
                 rc = scan_value(s, avro_schema_link_target(sc));
                 break;

@@ -233,6 +233,7 @@ static int parse_template(struct ctx *x, const config_setting_t *where,
                 }
                 v->parts = relay_realloc(v->parts,
                                          (v->nparts + 2) * sizeof(*v->parts));
+                memset(v->parts + v->nparts, 0, 2 * sizeof(*v->parts));
                 if (lit.len) {
                         v->parts[v->nparts].is_field = 0;
                         v->parts[v->nparts++].text =
@@ -246,6 +247,7 @@ static int parse_template(struct ctx *x, const config_setting_t *where,
         if (lit.len || v->nparts == 0) {
                 v->parts = relay_realloc(v->parts,
                                          (v->nparts + 1) * sizeof(*v->parts));
+                memset(v->parts + v->nparts, 0, sizeof(*v->parts));
                 v->parts[v->nparts].is_field = 0;
                 v->parts[v->nparts++].text = relay_strndup(lit.data, lit.len);
         }

@@ -56,6 +56,12 @@ typedef struct relay_slot {
 
 typedef struct relay_shape relay_shape_t;
 
+/* A map key, for the check that no key is given twice. */
+struct relay_key {
+        const char *p;
+        size_t n;
+};
+
 /* A record's slots: [0, top) its own, then the element blocks of its
  * maps and arrays. Addressed by index, since the array may move as it
  * grows. Text made for the record (relay_slots_text) lives in chunks
@@ -67,6 +73,8 @@ typedef struct relay_slots {
         char **chunks;
         size_t *chunk_size;
         size_t nchunks, chunk, used;
+        struct relay_key *keys; /* scratch of the decoder */
+        size_t keys_cap;
 } relay_slots_t;
 
 /* Compile a shape of schema (borrowed for the call; the shape keeps a
@@ -100,7 +108,8 @@ typedef struct relay_plan relay_plan_t;
  * NULL-terminated; the others are skipped (left unset). NULL + errstr
  * when the writer cannot be read as the reader: a reader field the writer
  * lacks that is not optional (a union whose first branch is null), types
- * that do not resolve, an enum whose symbols changed order. */
+ * that do not resolve, an enum whose symbols changed order (errstr says
+ * which, and where). */
 relay_plan_t *relay_plan_new(avro_schema_t ws, int32_t writer_id,
                              const relay_shape_t *rs,
                              const json_t *enum_defaults,
@@ -112,9 +121,15 @@ void relay_plan_destroy(relay_plan_t *pl);
  * be the plan's). 0, or -1 with the reason and the body byte it was
  * found at: truncated, a length, count or index out of range, bytes left
  * over, a writer union branch or enum symbol the reader has no place
- * for. */
+ * for, a boolean byte other than 0 or 1, a map key with a NUL byte or
+ * given twice (as the pre-scan refuses them for avro-c). */
 int relay_plan_decode(const relay_plan_t *pl, const void *body, size_t len,
                       relay_slots_t *out, char *errstr, size_t errstr_size);
+
+/* 1 when two of keys[0..n) are equal (they are sorted). A map whose key
+ * is given twice is refused by both decoding paths: no writer writes one,
+ * and avro-c would quietly merge or replace values. */
+int relay_avro_keys_repeat(struct relay_key *keys, size_t n);
 
 /* ---- encoding ---------------------------------------------------------- */
 

@@ -1,0 +1,470 @@
+/*
+ * The compiled codec (relay/codec.h): what the workers' hot path does per
+ * record, and that it allocates nothing once warm. test_avro.c holds the
+ * compiled path against avro-c's on every evolution and bad-input case,
+ * tests/schemas/roundtrip.py on every schema and sample, fuzz_codec on
+ * mutations of them; this file covers what those do not reach: several
+ * map blocks around nested elements, repeated map keys, projection,
+ * paths through unions and maps, encoder errors, and the allocation count.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "unit.h"
+#include "relay/avro.h"
+#include "relay/codec.h"
+#include "relay/mapping.h"
+
+#include <avro.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- counting allocations ---------------------------------------------- */
+
+/* Every malloc, calloc and realloc of the process (libraries included)
+ * while counting is on. Under AddressSanitizer through its hooks; else by
+ * interposing glibc's allocator in this binary. */
+static volatile int counting;
+static volatile size_t allocations;
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/allocator_interface.h>
+static void on_malloc(const volatile void *p, size_t n)
+{
+        (void)p;
+        (void)n;
+        if (counting)
+                allocations++;
+}
+static void on_free(const volatile void *p)
+{
+        (void)p;
+}
+static void count_init(void)
+{
+        __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
+}
+#else
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+void *malloc(size_t n)
+{
+        if (counting)
+                allocations++;
+        return __libc_malloc(n);
+}
+void *calloc(size_t n, size_t size)
+{
+        if (counting)
+                allocations++;
+        return __libc_calloc(n, size);
+}
+void *realloc(void *p, size_t n)
+{
+        if (counting)
+                allocations++;
+        return __libc_realloc(p, n);
+}
+static void count_init(void)
+{
+}
+#endif
+
+static char err[1024];
+
+static relay_schemas_t *catalogue(void)
+{
+        char path[1024];
+        const char *src = getenv("RELAY_SOURCE_DIR");
+        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
+                 src ? src : ".");
+        relay_schemas_t *s = relay_schemas_load(path, err, sizeof(err));
+        if (!s)
+                fail_msg("%s", err);
+        return s;
+}
+
+/* A framed record of subject from natural JSON (' for "), in out. */
+static size_t frame_of(relay_schemas_t *s, const char *subject,
+                       const char *json_text, unsigned char *out, size_t size)
+{
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, subject, err, sizeof(err));
+        assert_non_null(w);
+        json_t *j = js(json_text);
+        if (relay_avro_from_json(relay_avro_writer_value(w), j, err,
+                                 sizeof(err)))
+                fail_msg("%s", err);
+        json_decref(j);
+        const void *buf;
+        size_t len;
+        assert_int_equal(
+            relay_avro_writer_encode(w, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
+        assert_true(len <= size);
+        memcpy(out, buf, len);
+        relay_avro_writer_destroy(w);
+        return len;
+}
+
+/* Typical loyalty events, as tests/integration/gen_events.py makes them. */
+static const char *const events[] = {
+    "{'event_id': '7d1b0b0e-1c1f-4b7e-9a55-000000000001', 'occurred_at': "
+    "1764000000001, 'tenant': 'acme', 'source': 'antavo', 'event_type': "
+    "'coupon_issued', 'identities': {'customer_id': 'c-1'}, 'data': "
+    "{'first_name': 'Name1', 'points_balance': '10', 'tier': 'silver', "
+    "'coupon_code': 'C00001'}}",
+    "{'event_id': '7d1b0b0e-1c1f-4b7e-9a55-000000000002', 'occurred_at': "
+    "1764000000002, 'tenant': 'acme', 'source': 'antavo', 'event_type': "
+    "'checkout', 'identities': {'customer_id': 'c-2', 'email': "
+    "'two@example.com'}, 'data': {'first_name': 'Name2', 'points_balance': "
+    "'20', 'tier': 'gold', 'transaction_id': 'tx-2', 'total': 2.5, 'points': "
+    "2}}",
+    "{'event_id': '7d1b0b0e-1c1f-4b7e-9a55-000000000003', 'occurred_at': "
+    "1764000000003, 'tenant': 'acme', 'source': 'antavo', 'event_type': "
+    "'point_add', 'identities': {'email': 'three@example.com'}, 'data': "
+    "{'first_name': 'Name3', 'points_balance': '30', 'tier': 'silver', "
+    "'points': 3, 'action_reason': 'test'}}",
+    "{'event_id': '7d1b0b0e-1c1f-4b7e-9a55-000000000004', 'occurred_at': "
+    "1764000000004, 'tenant': 'acme', 'source': 'antavo', 'event_type': "
+    "'opt_in', 'identities': {'customer_id': 'c-4'}, 'data': {'first_name': "
+    "'Name4', 'points_balance': '40', 'tier': 'silver'}}",
+    "{'event_id': '7d1b0b0e-1c1f-4b7e-9a55-000000000005', 'occurred_at': "
+    "1764000000005, 'tenant': 'other', 'source': 'antavo', 'event_type': "
+    "'opt_in', 'identities': {'customer_id': 'c-5'}, 'data': {}}",
+};
+#define NEVENTS (sizeof(events) / sizeof(events[0]))
+
+/* transform's per-record work (decode, apply every connection, encode)
+ * allocates nothing once warm: a malloc, calloc or realloc in the steady
+ * state fails the test. */
+static void test_steady_state_allocates_nothing(void **state)
+{
+        (void)state;
+        relay_schemas_t *s = catalogue();
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            s, "loyalty.events-value", 0, err, sizeof(err));
+        relay_avro_writer_t *w =
+            relay_avro_writer_new(s, "out.mparticle-value", err, sizeof(err));
+        assert_non_null(r);
+        assert_non_null(w);
+        char path[1024];
+        const char *src = getenv("RELAY_SOURCE_DIR");
+        snprintf(path, sizeof(path), "%s/deploy/config/connections",
+                 src ? src : ".");
+        relay_mapping_t *m = relay_mapping_load(
+            path, relay_schemas_local(s, "loyalty.events-value"), err,
+            sizeof(err));
+        if (!m)
+                fail_msg("%s", err);
+        static unsigned char frames[NEVENTS][2048];
+        size_t lens[NEVENTS];
+        for (size_t i = 0; i < NEVENTS; i++)
+                lens[i] = frame_of(s, "loyalty.events-value", events[i],
+                                   frames[i], sizeof(frames[i]));
+        relay_buf_t key;
+        relay_buf_init(&key);
+        size_t outs = 0, bytes = 0;
+        for (int round = 0; round < 2; round++) {
+                /* Round 0 warms up (buffers grow, plans are compiled);
+                 * round 1 is counted. */
+                allocations = 0;
+                counting = round;
+                for (size_t n = 0; n < 200 * NEVENTS; n++) {
+                        size_t i = n % NEVENTS;
+                        const relay_slots_t *in;
+                        if (relay_avro_reader_decode_slots(
+                                r, frames[i], lens[i], &in, NULL, err,
+                                sizeof(err)) != RELAY_OK)
+                                break;
+                        for (size_t k = 0; k < relay_mapping_count(m); k++) {
+                                relay_slots_t *out = relay_avro_writer_slots(w);
+                                if (relay_connection_apply(
+                                        relay_mapping_get(m, k), in, out, &key,
+                                        err, sizeof(err)) != RELAY_MAP_OUT)
+                                        continue;
+                                const void *buf;
+                                size_t len;
+                                if (relay_avro_writer_encode_slots(
+                                        w, &buf, &len, err, sizeof(err)) !=
+                                    RELAY_OK)
+                                        break;
+                                outs += (size_t)round;
+                                bytes += round ? len : 0;
+                        }
+                }
+                counting = 0;
+        }
+        /* The tenant 'other' record maps to nothing: 4 of 5 are out. */
+        assert_int_equal(outs, 200 * 4);
+        assert_true(bytes > outs * 100);
+        if (allocations)
+                fail_msg("%zu allocation(s) in %d records of the steady state",
+                         (size_t)allocations, (int)(200 * NEVENTS));
+        relay_buf_free(&key);
+        relay_mapping_destroy(m);
+        relay_avro_writer_destroy(w);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* ---- schemas of the tests' own ----------------------------------------- */
+
+static avro_schema_t schema_of(const char *text)
+{
+        json_t *j = js(text);
+        char *t = json_dumps(j, 0);
+        avro_schema_t sc;
+        avro_schema_error_t aerr;
+        if (avro_schema_from_json(t, (int32_t)strlen(t), &sc, &aerr))
+                fail_msg("schema: %s", avro_strerror());
+        free(t);
+        json_decref(j);
+        return sc;
+}
+
+/* Decode body with both paths (schema as writer and reader); the compiled
+ * encoding must equal avro-c's, which must equal want (hex). */
+static void recode_is(avro_schema_t sc, const unsigned char *body, size_t n,
+                      const char *want_hex)
+{
+        relay_shape_t *sh = relay_shape_new(sc, err, sizeof(err));
+        assert_non_null(sh);
+        relay_plan_t *pl =
+            relay_plan_new(sc, 9, sh, NULL, NULL, err, sizeof(err));
+        assert_non_null(pl);
+        relay_slots_t s;
+        relay_slots_init(&s, sh);
+        if (relay_plan_decode(pl, body, n, &s, err, sizeof(err)))
+                fail_msg("compiled decode: %s", err);
+        relay_buf_t a, hex;
+        relay_buf_init(&a);
+        relay_buf_init(&hex);
+        assert_int_equal(relay_shape_encode(sh, &s, &a, err, sizeof(err)), 0);
+        for (size_t i = 0; i < a.len; i++)
+                relay_buf_printf(&hex, "%02x", (unsigned char)a.data[i]);
+
+        avro_value_iface_t *iface = avro_generic_class_from_schema(sc);
+        avro_value_t v;
+        avro_generic_value_new(iface, &v);
+        avro_reader_t rd = avro_reader_memory((const char *)body, (int64_t)n);
+        assert_int_equal(avro_value_read(rd, &v), 0);
+        avro_reader_free(rd);
+        char ref[1024];
+        avro_writer_t wr = avro_writer_memory(ref, sizeof(ref));
+        assert_int_equal(avro_value_write(wr, &v), 0);
+        size_t rn = (size_t)avro_writer_tell(wr);
+        avro_writer_free(wr);
+        if (a.len != rn || memcmp(a.data, ref, rn)) {
+                relay_buf_t rh;
+                relay_buf_init(&rh);
+                for (size_t i = 0; i < rn; i++)
+                        relay_buf_printf(&rh, "%02x", (unsigned char)ref[i]);
+                fail_msg("compiled %s, avro-c %s", hex.data, rh.data);
+        }
+        assert_string_equal(hex.data, want_hex);
+
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        relay_buf_free(&a);
+        relay_buf_free(&hex);
+        relay_slots_free(&s);
+        relay_plan_destroy(pl);
+        relay_shape_destroy(sh);
+}
+
+/* A map written in two blocks (the first with a byte size, as Java's
+ * blocking encoder writes), whose values are arrays: the second block
+ * comes after the first block's nested elements were laid out, so the
+ * map's elements move. */
+static void test_map_blocks(void **state)
+{
+        (void)state;
+        avro_schema_t sc = schema_of(
+            "{'type': 'record', 'name': 'R', 'fields': [{'name': 'm', "
+            "'type': {'type': 'map', 'values': {'type': 'array', 'items': "
+            "'string'}}}]}");
+        /* block -1 (6 bytes): "a" -> ["x"]; block 2: "b" -> [], "c" ->
+         * ["y", "z"]; end */
+        static const unsigned char body[] = {
+            0x01, 0x0c, 0x02, 'a',  0x02, 0x02, 'x',  0x00, 0x04, 0x02, 'b',
+            0x00, 0x02, 'c',  0x04, 0x02, 'y',  0x02, 'z',  0x00, 0x00};
+        recode_is(sc, body, sizeof(body),
+                  /* one block of 3: a -> [x], b -> [], c -> [y, z] */
+                  "06026102027800026200026304027902"
+                  "7a0000");
+        avro_schema_decref(sc);
+}
+
+/* A map that gives a key twice is refused by both paths (avro-c would
+ * append the arrays, or replace a scalar): no writer writes one, and
+ * neither answer is the record's. */
+static void test_map_repeated_key(void **state)
+{
+        (void)state;
+        relay_schemas_t *s = catalogue();
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            s, "loyalty.events-value", 0, err, sizeof(err));
+        unsigned char f[2048];
+        size_t n = frame_of(s, "loyalty.events-value", events[3], f, sizeof(f));
+        /* identities {customer_id: c-4} (18 bytes) -> {customer_id: c-4,
+         * customer_id: c-5} (34 bytes) */
+        static const char one[] = "\x02\x16"
+                                  "customer_id\x06"
+                                  "c-4\x00";
+        static const char two[] = "\x04\x16"
+                                  "customer_id\x06"
+                                  "c-4\x16"
+                                  "customer_id\x06"
+                                  "c-5\x00";
+        size_t k = 0;
+        while (k + 18 <= n && memcmp(f + k, one, 18))
+                k++;
+        assert_true(k + 18 <= n);
+        unsigned char g[2048];
+        memcpy(g, f, k);
+        memcpy(g + k, two, 34);
+        memcpy(g + k + 34, f + k + 18, n - k - 18);
+        size_t gn = n + 16;
+        const relay_slots_t *in;
+        assert_int_equal(relay_avro_reader_decode_slots(r, g, gn, &in, NULL,
+                                                        err, sizeof(err)),
+                         RELAY_FATAL);
+        assert_non_null(strstr(err, "a map has a key twice"));
+        avro_value_t *v;
+        assert_int_equal(
+            relay_avro_reader_decode(r, g, gn, &v, NULL, err, sizeof(err)),
+            RELAY_FATAL);
+        /* The same bytes with the second key changed are fine. */
+        g[k + 18] = 'X';
+        assert_int_equal(relay_avro_reader_decode_slots(r, g, gn, &in, NULL,
+                                                        err, sizeof(err)),
+                         RELAY_OK);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* Only the fields asked for are read; the others stay unset, and an
+ * encoder refuses a record with an unset field, naming it. */
+static void test_projection_and_unset(void **state)
+{
+        (void)state;
+        relay_schemas_t *s = catalogue();
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            s, "loyalty.events-value", 0, err, sizeof(err));
+        static const char *const want[] = {"event_id", "data", NULL};
+        relay_avro_reader_want(r, want);
+        unsigned char f[2048];
+        size_t n = frame_of(s, "loyalty.events-value", events[1], f, sizeof(f));
+        const relay_slots_t *in;
+        assert_int_equal(relay_avro_reader_decode_slots(r, f, n, &in, NULL, err,
+                                                        sizeof(err)),
+                         RELAY_OK);
+        const relay_shape_t *sh = relay_avro_reader_shape(r);
+        const relay_slot_t *id = &in->s[relay_shape_field(sh, "event_id")];
+        assert_int_equal(id->type, AVRO_STRING);
+        assert_int_equal(id->n, 36);
+        assert_memory_equal(id->v.p, "7d1b0b0e-1c1f-4b7e-9a55-000000000002",
+                            36);
+        assert_int_equal(in->s[relay_shape_field(sh, "tenant")].type,
+                         RELAY_SLOT_UNSET);
+        assert_int_equal(in->s[relay_shape_field(sh, "identities")].type,
+                         RELAY_SLOT_UNSET);
+        relay_path_t p;
+        enum relay_found st;
+        assert_int_equal(relay_path_compile(sh, "data.total", &p), 0);
+        const relay_slot_t *v = relay_path_get(&p, in, &st);
+        assert_non_null(v);
+        assert_int_equal(v->type, AVRO_DOUBLE);
+        assert_true(v->v.d == 2.5);
+        relay_path_free(&p);
+
+        relay_buf_t b;
+        relay_buf_init(&b);
+        assert_int_equal(relay_shape_encode(sh, in, &b, err, sizeof(err)), -1);
+        assert_string_equal(err, "field occurred_at is not set");
+        relay_buf_free(&b);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* Paths through a union's record branch and map keys holding dots, with
+ * absent and null told apart. */
+static void test_paths(void **state)
+{
+        (void)state;
+        relay_schemas_t *s = catalogue();
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            s, "audience.changes-value", 0, err, sizeof(err));
+        assert_non_null(r);
+        const char *rec =
+            "{'event_id': 'e', 'occurred_at': 1, 'tenant': 't', 'source': "
+            "'mappdmp', 'identities': {'dmp_cookie_id': 'c'}, 'change': "
+            "'ENTER', 'audience_id': 'a', 'audience_name': null, "
+            "'audience_type': 'LOOKALIKE', 'lookalike': {'seed_audience_id': "
+            "'s', 'similarity': 0.25, 'reach': null}, 'audience_platform': "
+            "'mappdmp', 'expires_at': null, 'attributes': {'geo.city': "
+            "'Berlin'}}";
+        unsigned char f[2048];
+        size_t n = frame_of(s, "audience.changes-value", rec, f, sizeof(f));
+        const relay_slots_t *in;
+        assert_int_equal(relay_avro_reader_decode_slots(r, f, n, &in, NULL, err,
+                                                        sizeof(err)),
+                         RELAY_OK);
+        const relay_shape_t *sh = relay_avro_reader_shape(r);
+        struct {
+                const char *path;
+                enum relay_found st;
+                const char *text;
+        } cases[] = {
+            {"lookalike.similarity", RELAY_FOUND, "0.25"},
+            {"lookalike.reach", RELAY_FOUND_NULL, NULL},
+            {"lookalike.seed_audience_id", RELAY_FOUND, "s"},
+            {"audience_type", RELAY_FOUND, "LOOKALIKE"},
+            {"attributes.geo.city", RELAY_FOUND, "Berlin"},
+            {"attributes.geo", RELAY_FOUND_ABSENT, NULL},
+            {"identities.email", RELAY_FOUND_ABSENT, NULL},
+            {"audience_name", RELAY_FOUND_NULL, NULL},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                relay_path_t p;
+                enum relay_found st;
+                assert_int_equal(relay_path_compile(sh, cases[i].path, &p), 0);
+                const relay_slot_t *v = relay_path_get(&p, in, &st);
+                if (st != cases[i].st)
+                        fail_msg("%s: found %d, not %d", cases[i].path, st,
+                                 cases[i].st);
+                if (cases[i].text) {
+                        relay_buf_t b;
+                        relay_buf_init(&b);
+                        assert_int_equal(relay_slot_text(sh, &p, v, &b), 0);
+                        assert_string_equal(b.data, cases[i].text);
+                        relay_buf_free(&b);
+                }
+                relay_path_free(&p);
+        }
+        relay_path_t p;
+        assert_int_equal(relay_path_compile(sh, "lookalike.nope", &p), -1);
+        assert_int_equal(relay_path_compile(sh, "change.x", &p), -1);
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+int main(void)
+{
+        count_init();
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_steady_state_allocates_nothing),
+            cmocka_unit_test(test_map_blocks),
+            cmocka_unit_test(test_map_repeated_key),
+            cmocka_unit_test(test_projection_and_unset),
+            cmocka_unit_test(test_paths),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
