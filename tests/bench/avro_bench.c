@@ -1,9 +1,11 @@
 /*
  * avro_bench: throughput of relay's Avro path on one typical loyalty
  * record, the transform worker's per-record work without Kafka or mapping:
- * decode a Confluent-framed record with the subject's reader (framing,
- * schema id, pre-scan, avro-c read), copy the value into a writer and
- * encode it back to framed bytes. The same frame copied with memcpy is
+ * decode a Confluent-framed record with the subject's reader and encode it
+ * back to framed bytes, twice over: "relay" is the workers' compiled path
+ * (relay/codec.h: framing, schema id, a plan straight into slots, the
+ * encoder from them), "relay-avro-c" the generic one it replaced (pre-scan,
+ * avro-c read, a copy into a writer value, avro-c write). The same frame copied with memcpy is
  * timed in the same rounds as the ceiling ("how fast could a byte shuffle
  * be"). Python fastavro doing the same work is tests/bench/fastavro_bench.py;
  * tests/bench/run.sh runs both interleaved and prints the ratios.
@@ -51,6 +53,7 @@ static const char typical_event[] =
 struct bench {
         relay_avro_reader_t *reader;
         relay_avro_writer_t *writer;
+        relay_buf_t out; /* the compiled path's frame */
         json_t *event;        /* typical_event, parsed */
         unsigned char *frame; /* its framed record, read by every iteration */
         size_t frame_len;
@@ -82,11 +85,12 @@ static struct timing timing_since(struct timing t0)
         return t;
 }
 
-/* One decode → copy → encode of b->frame. On success *out and *out_len are
- * the writer's bytes (valid until the next call). */
-static enum relay_result roundtrip(struct bench *b, const void **out,
-                                   size_t *out_len, char *errstr,
-                                   size_t errstr_size)
+/* One decode → copy → encode of b->frame on avro-c's generic values. On
+ * success *out and *out_len are the writer's bytes (valid until the next
+ * call). */
+static enum relay_result roundtrip_avro_c(struct bench *b, const void **out,
+                                          size_t *out_len, char *errstr,
+                                          size_t errstr_size)
 {
         avro_value_t *in;
         enum relay_result rc = relay_avro_reader_decode(
@@ -102,6 +106,30 @@ static enum relay_result roundtrip(struct bench *b, const void **out,
         return relay_avro_writer_encode(b->writer, out, out_len, errstr,
                                         errstr_size);
 }
+
+/* The same through the compiled path: slots in, the same slots out (the
+ * reader's and writer's schema are the same). */
+static enum relay_result roundtrip_compiled(struct bench *b, const void **out,
+                                            size_t *out_len, char *errstr,
+                                            size_t errstr_size)
+{
+        const relay_slots_t *in;
+        enum relay_result rc = relay_avro_reader_decode_slots(
+            b->reader, b->frame, b->frame_len, &in, NULL, errstr, errstr_size);
+        if (rc != RELAY_OK)
+                return rc;
+        relay_buf_reset(&b->out);
+        relay_buf_append(&b->out, b->frame, RELAY_AVRO_HEADER_LEN);
+        if (relay_shape_encode(relay_avro_reader_shape(b->reader), in,
+                               &b->out, errstr, errstr_size))
+                return RELAY_FATAL;
+        *out = b->out.data;
+        *out_len = b->out.len;
+        return RELAY_OK;
+}
+
+typedef enum relay_result (*roundtrip_fn)(struct bench *, const void **,
+                                          size_t *, char *, size_t);
 
 /* Build the typical record's frame with the writer. 0, or -1 with errstr. */
 static int make_frame(struct bench *b, char *errstr, size_t errstr_size)
@@ -144,21 +172,25 @@ static int verify(struct bench *b, char *errstr, size_t errstr_size)
                              "made from");
                 return -1;
         }
-        if (roundtrip(b, &out, &len, errstr, errstr_size) != RELAY_OK)
-                return -1;
-        if (len != b->frame_len || memcmp(out, b->frame, len)) {
-                relay_seterr(errstr, errstr_size,
-                             "decode -> encode changed the record: %zu bytes "
-                             "in, %zu bytes out",
-                             b->frame_len, len);
-                return -1;
+        roundtrip_fn fns[] = {roundtrip_compiled, roundtrip_avro_c};
+        for (int k = 0; k < 2; k++) {
+                if (fns[k](b, &out, &len, errstr, errstr_size) != RELAY_OK)
+                        return -1;
+                if (len != b->frame_len || memcmp(out, b->frame, len)) {
+                        relay_seterr(errstr, errstr_size,
+                                     "decode -> encode (%s) changed the "
+                                     "record: %zu bytes in, %zu bytes out",
+                                     k ? "avro-c" : "compiled", b->frame_len,
+                                     len);
+                        return -1;
+                }
         }
         return 0;
 }
 
 /* Time n round trips into *t. 0, or -1 on the first failure (errstr). */
-static int time_relay(struct bench *b, long n, struct timing *t, char *errstr,
-                      size_t errstr_size)
+static int time_relay(struct bench *b, roundtrip_fn roundtrip, long n,
+                      struct timing *t, char *errstr, size_t errstr_size)
 {
         const void *out;
         size_t len, total = 0;
@@ -311,6 +343,7 @@ int main(int argc, char **argv)
         struct bench b = {0};
         struct timing warm_t;
         struct timing *t_relay = relay_calloc((size_t)rounds, sizeof(*t_relay));
+        struct timing *t_avroc = relay_calloc((size_t)rounds, sizeof(*t_avroc));
         struct timing *t_memcpy =
             relay_calloc((size_t)rounds, sizeof(*t_memcpy));
         unsigned char *dst = NULL;
@@ -335,25 +368,34 @@ int main(int argc, char **argv)
 
         /* Warm caches, the allocator and branch predictors before timing. */
         long warm = records / 10 > 1000 ? records / 10 : 1000;
-        if (time_relay(&b, warm, &warm_t, errstr, sizeof(errstr))) {
+        if (time_relay(&b, roundtrip_compiled, warm, &warm_t, errstr,
+                       sizeof(errstr)) ||
+            time_relay(&b, roundtrip_avro_c, warm, &warm_t, errstr,
+                       sizeof(errstr))) {
                 fprintf(stderr, "avro_bench: %s\n", errstr);
                 goto done;
         }
         time_memcpy(&b, warm, dst);
 
         for (int r = 0; r < rounds; r++) {
-                if (time_relay(&b, records, &t_relay[r], errstr,
-                               sizeof(errstr))) {
+                if (time_relay(&b, roundtrip_compiled, records, &t_relay[r],
+                               errstr, sizeof(errstr)) ||
+                    time_relay(&b, roundtrip_avro_c, records, &t_avroc[r],
+                               errstr, sizeof(errstr))) {
                         fprintf(stderr, "avro_bench: %s\n", errstr);
                         goto done;
                 }
                 print_line("relay", r + 1, records, b.frame_len, t_relay[r]);
+                print_line("relay-avro-c", r + 1, records, b.frame_len,
+                           t_avroc[r]);
                 t_memcpy[r] = time_memcpy(&b, records, dst);
                 print_line("memcpy", r + 1, records, b.frame_len, t_memcpy[r]);
         }
         if (rounds > 1) {
                 print_line("relay", 0, records, b.frame_len,
                            median(t_relay, rounds));
+                print_line("relay-avro-c", 0, records, b.frame_len,
+                           median(t_avroc, rounds));
                 print_line("memcpy", 0, records, b.frame_len,
                            median(t_memcpy, rounds));
         }
@@ -361,7 +403,9 @@ int main(int argc, char **argv)
 done:
         free(dst);
         free(t_relay);
+        free(t_avroc);
         free(t_memcpy);
+        relay_buf_free(&b.out);
         free(b.frame);
         json_decref(b.event);
         relay_avro_writer_destroy(b.writer);

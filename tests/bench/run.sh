@@ -114,7 +114,7 @@ for d in lines:
     if d["bench"] != "frame":
         by.setdefault(d["bench"], {})[d["round"]] = d["records_per_s"]
         cpu.setdefault(d["bench"], []).append(d["cpu_seconds"] / d["records"])
-BENCHES = ("relay", "fastavro", "fastavro-raw", "memcpy")
+BENCHES = ("relay", "relay-avro-c", "fastavro", "fastavro-raw", "memcpy")
 for b in BENCHES:
     if len(by.get(b, {})) != rounds:
         sys.exit("run.sh: %s reported %d of %d rounds" % (b, len(by.get(b, {})), rounds))
@@ -142,6 +142,8 @@ print("relay/fastavro = %s\u00d7 (target \u2265 5\u00d7; per round %s\u2013%s)" 
 print("relay/fastavro-raw = %s\u00d7 (fastavro without logical types: the same work as relay)" % (
     ratio_text(med("relay") / med("fastavro-raw"))))
 print("relay/memcpy = %s" % ratio_text(med("relay") / med("memcpy")))
+print("relay/relay-avro-c = %s\u00d7 (the compiled codec against the avro-c path it replaced)" % (
+    ratio_text(med("relay") / med("relay-avro-c"))))
 # CPU time leaves out the waits for a core on a busy machine.
 def cpu_med(b):
     return statistics.median(cpu[b])
