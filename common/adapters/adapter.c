@@ -41,10 +41,16 @@ enum relay_result relay_adapter_classify(const struct relay_adapter *a,
 
 int relay_adapter_vocab_has(const char *const *vocab, const char *word)
 {
+        return relay_adapter_vocab_has_n(vocab, word, strlen(word));
+}
+
+int relay_adapter_vocab_has_n(const char *const *vocab, const char *word,
+                              size_t n)
+{
         if (!vocab)
                 return 1;
         for (size_t i = 0; vocab[i]; i++)
-                if (!strcmp(vocab[i], word))
+                if (strlen(vocab[i]) == n && !memcmp(vocab[i], word, n))
                         return 1;
         return 0;
 }

@@ -28,8 +28,9 @@ struct mparticle {
         const char *api_key, *api_secret;
         long long max_items, max_request, max_batch, max_user_attrs;
 
-        char *url;     /* <base_url>/bulkevents, owned */
-        char *userpwd; /* key:secret for Basic auth, owned */
+        char *url;             /* <base_url>/bulkevents, owned */
+        char *userpwd;         /* key:secret for Basic auth, owned */
+        relay_out_index_t out; /* the envelope's slots */
 };
 
 /* The keys are REQUIRED_IF_USED, not REQUIRED: every adapter's table is
@@ -126,38 +127,25 @@ static void mparticle_term(void *state)
 }
 
 /* Append a scalar (the attribute maps' union) as JSON. -1 when too long. */
-static int put_scalar(relay_buf_t *b, const avro_value_t *v)
+static int put_scalar(relay_buf_t *b, const relay_slot_t *v)
 {
-        avro_value_t cur = *v, br;
-        if (avro_value_get_type(&cur) == AVRO_UNION) {
-                if (avro_value_get_current_branch(&cur, &br))
-                        return 0;
-                cur = br;
-        }
-        double d;
-        switch (avro_value_get_type(&cur)) {
-        case AVRO_STRING: {
-                const char *s;
-                size_t n;
-                avro_value_get_string(&cur, &s, &n);
-                n = n ? n - 1 : 0;
-                if (n > MP_MAX_VALUE_CHARS)
+        switch (v->type) {
+        case AVRO_STRING:
+                if (v->n > MP_MAX_VALUE_CHARS)
                         return -1;
-                relay_buf_json_str(b, s, n);
+                relay_buf_json_str(b, v->v.p, v->n);
                 return 0;
-        }
         case AVRO_DOUBLE:
                 /* JSON has no NaN or infinity; a finite double is written
-                 * as the shortest text that reads back, below. */
-                avro_value_get_double(&cur, &d);
-                if (!isfinite(d)) {
+                 * as the shortest text that reads back. */
+                if (!isfinite(v->v.d)) {
                         relay_buf_puts(b, "null");
                         return 0;
                 }
                 /* fall through */
         case AVRO_INT64:
         case AVRO_BOOLEAN:
-                relay_avro_to_text(&cur, b);
+                relay_slot_scalar_text(v, b);
                 return 0;
         default:
                 relay_buf_puts(b, "null");
@@ -166,125 +154,117 @@ static int put_scalar(relay_buf_t *b, const avro_value_t *v)
 }
 
 /* Append a map field of the record as a JSON object. -1 + errstr. */
-static int put_map(relay_buf_t *b, const avro_value_t *rec, const char *field,
+static int put_map(relay_buf_t *b, const relay_out_index_t *ix,
+                   const relay_slots_t *rec, enum relay_out_field f,
                    size_t max_entries, char *errstr, size_t errstr_size)
 {
-        avro_value_t map, v;
-        size_t n;
-        avro_value_get_by_name(rec, field, &map, NULL);
-        avro_value_get_size(&map, &n);
+        const relay_slot_t *map = relay_out_get(ix, rec, f);
+        const char *field = relay_out_names[f];
+        size_t n = map->type == AVRO_MAP ? map->n : 0;
         if (n > max_entries) {
                 relay_seterr(errstr, errstr_size,
                              "%zu %s; mParticle accepts at most %zu", n, field,
                              max_entries);
                 return -1;
         }
-        relay_buf_puts(b, "{");
+        relay_buf_append(b, "{", 1);
         for (size_t i = 0; i < n; i++) {
-                const char *name;
-                avro_value_get_by_index(&map, i, &v, &name);
+                const relay_slot_t *k = &rec->s[map->v.first + 2 * i];
                 if (i)
-                        relay_buf_puts(b, ",");
-                relay_buf_json_str(b, name, strlen(name));
-                relay_buf_puts(b, ":");
-                if (put_scalar(b, &v)) {
+                        relay_buf_append(b, ",", 1);
+                relay_buf_json_str(b, k->v.p, k->n);
+                relay_buf_append(b, ":", 1);
+                if (put_scalar(b, k + 1)) {
                         relay_seterr(errstr, errstr_size,
-                                     "%s '%s' is longer than mParticle's %d "
+                                     "%s '%.*s' is longer than mParticle's %d "
                                      "characters",
-                                     field, name, MP_MAX_VALUE_CHARS);
+                                     field, (int)k->n, k->v.p,
+                                     MP_MAX_VALUE_CHARS);
                         return -1;
                 }
         }
-        relay_buf_puts(b, "}");
+        relay_buf_append(b, "}", 1);
         return 0;
 }
 
 /* Append the string field as JSON; 0, or -1 when null. */
-static int put_field_str(relay_buf_t *b, const avro_value_t *rec,
-                         const char *field)
+static int put_field_str(relay_buf_t *b, const relay_out_index_t *ix,
+                         const relay_slots_t *rec, enum relay_out_field f)
 {
-        avro_value_t v, br;
-        const char *s;
-        size_t n;
-        avro_value_get_by_name(rec, field, &v, NULL);
-        if (avro_value_get_type(&v) == AVRO_UNION) {
-                if (avro_value_get_current_branch(&v, &br) ||
-                    avro_value_get_type(&br) != AVRO_STRING)
-                        return -1;
-                v = br;
-        }
-        if (avro_value_get_string(&v, &s, &n))
+        const relay_slot_t *v = relay_out_get(ix, rec, f);
+        if (v->type != AVRO_STRING)
                 return -1;
-        relay_buf_json_str(b, s, n ? n - 1 : 0);
+        relay_buf_json_str(b, v->v.p, v->n);
         return 0;
 }
 
-static enum relay_result mparticle_encode(void *state, const avro_value_t *rec,
+/* A literal of the request, appended. */
+#define PUT(b, lit) relay_buf_append((b), (lit), sizeof(lit) - 1)
+
+static enum relay_result mparticle_encode(void *state, const relay_slots_t *rec,
                                           relay_buf_t *b, char *errstr,
                                           size_t errstr_size)
 {
         struct mparticle *mp = state;
-        avro_value_t v;
-        int env = 0;
-        int64_t ts = 0;
+        const relay_out_index_t *ix = relay_out_index(&mp->out, rec->shape);
         size_t start = b->len;
-
-        avro_value_get_by_name(rec, "environment", &v, NULL);
-        avro_value_get_enum(&v, &env);
-        avro_value_get_by_name(rec, "occurred_at", &v, NULL);
-        avro_value_get_long(&v, &ts);
+        int64_t env = relay_out_get(ix, rec, RELAY_OUT_ENVIRONMENT)->v.l;
 
         /* An identity type mParticle does not know would fail the whole
          * request with a 400; refuse the record alone instead. */
-        avro_value_get_by_name(rec, "identity_type", &v, NULL);
-        const char *idt;
-        size_t idn;
-        if (avro_value_get_string(&v, &idt, &idn) ||
-            !relay_adapter_vocab_has(mparticle_identities, idt) ||
-            strlen(idt) + 1 != idn) {
-                relay_seterr(errstr, errstr_size,
-                             "identity type '%.64s' is not one mParticle "
-                             "accepts",
-                             idt ? idt : "");
+        const relay_slot_t *idt =
+            relay_out_get(ix, rec, RELAY_OUT_IDENTITY_TYPE);
+        if (idt->type != AVRO_STRING ||
+            !relay_adapter_vocab_has_n(mparticle_identities, idt->v.p,
+                                       idt->n)) {
+                relay_seterr(
+                    errstr, errstr_size,
+                    "identity type '%.*s' is not one mParticle "
+                    "accepts",
+                    idt->type == AVRO_STRING && idt->n < 64 ? (int)idt->n : 0,
+                    idt->type == AVRO_STRING ? idt->v.p : "");
                 return RELAY_FATAL;
         }
-        relay_buf_printf(b,
-                         "{\"schema_version\":2,\"environment\":\"%s\","
-                         "\"source_request_id\":",
-                         env == 1 ? "development" : "production");
-        put_field_str(b, rec, "event_id");
-        relay_buf_printf(b,
-                         ",\"timestamp_unixtime_ms\":%lld,"
-                         "\"user_identities\":{",
-                         (long long)ts);
-        put_field_str(b, rec, "identity_type");
-        relay_buf_puts(b, ":");
-        put_field_str(b, rec, "identity_value");
-        relay_buf_puts(b, "},\"user_attributes\":");
-        if (put_map(b, rec, "user_attributes", (size_t)mp->max_user_attrs,
-                    errstr, errstr_size))
+        if (env == 1)
+                PUT(b, "{\"schema_version\":2,\"environment\":"
+                       "\"development\",\"source_request_id\":");
+        else
+                PUT(b, "{\"schema_version\":2,\"environment\":"
+                       "\"production\",\"source_request_id\":");
+        put_field_str(b, ix, rec, RELAY_OUT_EVENT_ID);
+        PUT(b, ",\"timestamp_unixtime_ms\":");
+        relay_slot_scalar_text(relay_out_get(ix, rec, RELAY_OUT_OCCURRED_AT),
+                               b);
+        PUT(b, ",\"user_identities\":{");
+        put_field_str(b, ix, rec, RELAY_OUT_IDENTITY_TYPE);
+        PUT(b, ":");
+        put_field_str(b, ix, rec, RELAY_OUT_IDENTITY_VALUE);
+        PUT(b, "},\"user_attributes\":");
+        if (put_map(b, ix, rec, RELAY_OUT_USER_ATTRIBUTES,
+                    (size_t)mp->max_user_attrs, errstr, errstr_size))
                 return RELAY_FATAL;
-        relay_buf_puts(b, ",\"events\":[");
+        PUT(b, ",\"events\":[");
         size_t before = b->len;
-        relay_buf_puts(b, "{\"event_type\":\"custom_event\",\"data\":{"
-                          "\"event_name\":");
-        if (put_field_str(b, rec, "event_name") == 0) {
-                relay_buf_puts(b, ",\"custom_event_type\":");
-                if (put_field_str(b, rec, "event_category"))
-                        relay_buf_puts(b, "\"other\"");
-                relay_buf_puts(b, ",\"source_message_id\":");
-                put_field_str(b, rec, "event_id");
-                relay_buf_printf(b,
-                                 ",\"timestamp_unixtime_ms\":%lld,"
-                                 "\"custom_attributes\":",
-                                 (long long)ts);
-                if (put_map(b, rec, "attributes", 10000, errstr, errstr_size))
+        PUT(b, "{\"event_type\":\"custom_event\",\"data\":{"
+               "\"event_name\":");
+        if (put_field_str(b, ix, rec, RELAY_OUT_EVENT_NAME) == 0) {
+                PUT(b, ",\"custom_event_type\":");
+                if (put_field_str(b, ix, rec, RELAY_OUT_EVENT_CATEGORY))
+                        PUT(b, "\"other\"");
+                PUT(b, ",\"source_message_id\":");
+                put_field_str(b, ix, rec, RELAY_OUT_EVENT_ID);
+                PUT(b, ",\"timestamp_unixtime_ms\":");
+                relay_slot_scalar_text(
+                    relay_out_get(ix, rec, RELAY_OUT_OCCURRED_AT), b);
+                PUT(b, ",\"custom_attributes\":");
+                if (put_map(b, ix, rec, RELAY_OUT_ATTRIBUTES, 10000, errstr,
+                            errstr_size))
                         return RELAY_FATAL;
-                relay_buf_puts(b, "}}");
+                PUT(b, "}}");
         } else {
                 b->len = before; /* profile-only update: no event */
         }
-        relay_buf_puts(b, "]}");
+        PUT(b, "]}");
         if (b->len - start > (size_t)mp->max_batch) {
                 relay_seterr(errstr, errstr_size,
                              "batch of %zu bytes exceeds mParticle's batch "

@@ -1347,26 +1347,12 @@ static void append_long(relay_buf_t *b, int64_t l)
         relay_buf_append(b, t + k, sizeof(t) - k);
 }
 
-int relay_slot_text(const relay_shape_t *sh, const relay_path_t *p,
-                    const relay_slot_t *v, relay_buf_t *b)
+int relay_slot_scalar_text(const relay_slot_t *v, relay_buf_t *b)
 {
-        const struct node *nd = &sh->nodes[p->leaf];
-        if (nd->type == AVRO_UNION) {
-                if (v->branch >= nd->nchild)
-                        return -1;
-                nd = &sh->nodes[nd->child + v->branch];
-        }
         switch (v->type) {
         case AVRO_STRING:
                 relay_buf_append(b, v->v.p, v->n);
                 return 0;
-        case AVRO_ENUM: {
-                const char *sym = avro_schema_enum_get(nd->schema, (int)v->v.l);
-                if (!sym)
-                        return -1;
-                relay_buf_puts(b, sym);
-                return 0;
-        }
         case AVRO_INT32:
         case AVRO_INT64:
                 append_long(b, v->v.l);
@@ -1383,4 +1369,22 @@ int relay_slot_text(const relay_shape_t *sh, const relay_path_t *p,
         default:
                 return -1;
         }
+}
+
+int relay_slot_text(const relay_shape_t *sh, const relay_path_t *p,
+                    const relay_slot_t *v, relay_buf_t *b)
+{
+        if (v->type != AVRO_ENUM)
+                return relay_slot_scalar_text(v, b);
+        const struct node *nd = &sh->nodes[p->leaf];
+        if (nd->type == AVRO_UNION) {
+                if (v->branch >= nd->nchild)
+                        return -1;
+                nd = &sh->nodes[nd->child + v->branch];
+        }
+        const char *sym = avro_schema_enum_get(nd->schema, (int)v->v.l);
+        if (!sym)
+                return -1;
+        relay_buf_puts(b, sym);
+        return 0;
 }

@@ -196,8 +196,8 @@ static enum relay_result dl_record(void *opaque, relay_pipeline_t *p, size_t i)
         const rd_kafka_message_t *m = relay_pipeline_msg(p, i);
         struct drec *r = &d->recs[i];
         char why[600];
-        avro_value_t *v;
-        enum relay_result res = relay_avro_reader_decode(
+        const relay_slots_t *v;
+        enum relay_result res = relay_avro_reader_decode_slots(
             d->reader, m->payload, m->len, &v, NULL, why, sizeof(why));
         if (res == RELAY_RETRY) {
                 d->waiting_registry = 1;

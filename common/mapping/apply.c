@@ -16,6 +16,7 @@
  */
 #include "mapping_int.h"
 #include "relay/avro.h"
+#include "relay/outbound.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,71 +24,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* The output fields, in this order in conn_stats.of. */
-enum {
-        OF_EVENT_ID,
-        OF_OCCURRED_AT,
-        OF_TENANT,
-        OF_SOURCE,
-        OF_CONNECTION,
-        OF_DESTINATION,
-        OF_ENVIRONMENT,
-        OF_IDENTITY_TYPE,
-        OF_IDENTITY_VALUE,
-        OF_EVENT_NAME,
-        OF_EVENT_CATEGORY,
-        OF_ATTRIBUTES,
-        OF_USER_ATTRIBUTES,
-        OF_N
-};
-static const char *const out_fields[OF_N] = {
-    "event_id",       "occurred_at", "tenant",         "source",
-    "connection",     "destination", "environment",    "identity_type",
-    "identity_value", "event_name",  "event_category", "attributes",
-    "user_attributes"};
-
-/* Where the fields of the output shape are: looked up once per shape. */
-static const struct conn_stats *out_index(const relay_connection_t *c,
+/* Where the output's fields are, looked up once per shape. */
+static const relay_out_index_t *out_index(const relay_connection_t *c,
                                           const relay_slots_t *out)
 {
-        struct conn_stats *st = c->stats;
-        const relay_shape_t *sh = out->shape;
-        if (st->oshape == sh)
-                return st;
-        for (int i = 0; i < OF_N; i++)
-                st->of[i] = relay_shape_field(sh, out_fields[i]);
-        for (int m = 0; m < 2; m++) {
-                int node =
-                    relay_shape_field_node(sh, out_fields[OF_ATTRIBUTES + m]);
-                int items = node < 0 ? -1 : relay_shape_items(sh, node);
-                for (int t = 0; t < 8; t++)
-                        st->attr_branch[m][t] = -1;
-                static const avro_type_t types[] = {AVRO_NULL, AVRO_BOOLEAN,
-                                                    AVRO_INT64, AVRO_DOUBLE,
-                                                    AVRO_STRING};
-                for (size_t t = 0; items >= 0 && t < 5; t++)
-                        st->attr_branch[m][t] =
-                            relay_shape_union_branch(sh, items, types[t]);
-        }
-        st->oshape = sh;
-        return st;
-}
-
-/* The branch index of a value type in the attribute maps' union. */
-static int type_index(avro_type_t t)
-{
-        switch (t) {
-        case AVRO_NULL:
-                return 0;
-        case AVRO_BOOLEAN:
-                return 1;
-        case AVRO_INT64:
-                return 2;
-        case AVRO_DOUBLE:
-                return 3;
-        default:
-                return 4;
-        }
+        return relay_out_index(&c->stats->out, out->shape);
 }
 
 static const relay_slot_t *lookup(const relay_path_t *p,
@@ -154,10 +95,10 @@ static const char *keep(relay_slots_t *out, const char *s, size_t n)
 
 /* Set output field f to a string (pointed at: it must live as long as the
  * record); a ["null", "string"] field takes its string branch. */
-static void set_str(relay_slots_t *out, const struct conn_stats *ix, int f,
+static void set_str(relay_slots_t *out, const relay_out_index_t *ix, int f,
                     const char *s, size_t n)
 {
-        relay_slot_t *v = &out->s[ix->of[f]];
+        relay_slot_t *v = &out->s[ix->slot[f]];
         v->type = AVRO_STRING;
         v->branch = 1;
         v->v.p = s;
@@ -173,15 +114,15 @@ struct omap {
 static void omap_start(struct omap *om, const relay_slots_t *out, int f)
 {
         om->field = f;
-        om->m = f == OF_ATTRIBUTES ? 0 : 1;
+        om->m = f == RELAY_OUT_ATTRIBUTES ? 0 : 1;
         om->first = out->n;
         om->n = 0;
 }
 
 static void omap_end(const struct omap *om, relay_slots_t *out,
-                     const struct conn_stats *ix)
+                     const relay_out_index_t *ix)
 {
-        relay_slot_t *v = &out->s[ix->of[om->field]];
+        relay_slot_t *v = &out->s[ix->slot[om->field]];
         v->type = AVRO_MAP;
         v->n = (uint32_t)om->n;
         v->v.first = om->first;
@@ -191,10 +132,10 @@ static void omap_end(const struct omap *om, relay_slots_t *out,
  * and takes the later value, as a map does), of type t; NULL when the
  * map's union has no such branch. */
 static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
-                              const struct conn_stats *ix, const char *name,
+                              const relay_out_index_t *ix, const char *name,
                               avro_type_t t)
 {
-        int b = ix->attr_branch[om->m][type_index(t)];
+        int b = ix->branch[om->m][relay_out_type_index(t)];
         if (b < 0)
                 return NULL;
         size_t n = strlen(name), e = SIZE_MAX;
@@ -217,7 +158,7 @@ static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
 }
 
 static int put_string(struct omap *om, relay_slots_t *out,
-                      const struct conn_stats *ix, const char *name,
+                      const relay_out_index_t *ix, const char *name,
                       const char *s, size_t n)
 {
         relay_slot_t *v = omap_put(om, out, ix, name, AVRO_STRING);
@@ -231,7 +172,7 @@ static int put_string(struct omap *om, relay_slots_t *out,
 /* Copy a scalar keeping its type (int → long, float → double, enum →
  * string). */
 static int put_typed(const relay_connection_t *c, struct omap *om,
-                     relay_slots_t *out, const struct conn_stats *ix,
+                     relay_slots_t *out, const relay_out_index_t *ix,
                      const char *name, const relay_path_t *p,
                      const relay_slot_t *src, relay_buf_t *scratch)
 {
@@ -269,7 +210,7 @@ static int put_typed(const relay_connection_t *c, struct omap *om,
 /* Convert text per conv and put it; -1 with errstr when it does not
  * convert. text is NUL-terminated and lives as long as the record. */
 static int put_converted(struct omap *om, relay_slots_t *out,
-                         const struct conn_stats *ix,
+                         const relay_out_index_t *ix,
                          const struct value_spec *v, const char *text, size_t n,
                          char *errstr, size_t errstr_size)
 {
@@ -318,7 +259,7 @@ static int put_converted(struct omap *om, relay_slots_t *out,
  * -1 with errstr. */
 static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                        const relay_slots_t *in, struct omap *om,
-                       relay_slots_t *out, const struct conn_stats *ix,
+                       relay_slots_t *out, const relay_out_index_t *ix,
                        relay_buf_t *scratch, char *errstr, size_t errstr_size)
 {
         relay_buf_reset(scratch);
@@ -430,7 +371,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                                              size_t errstr_size)
 {
         relay_buf_t *s = &c->stats->scratch;
-        const struct conn_stats *ix = out_index(c, out);
+        const relay_out_index_t *ix = out_index(c, out);
         const struct event_rule *rule = NULL;
         if (!text_equals(c, &c->p_tenant, in, c->tenant, s) ||
             !text_equals(c, &c->p_source, in, c->source, s))
@@ -492,8 +433,8 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                              c->id, id->from);
                 return RELAY_MAP_ERROR;
         }
-        set_str(out, ix, OF_IDENTITY_TYPE, id->as, strlen(id->as));
-        set_str(out, ix, OF_IDENTITY_VALUE, idv, idn);
+        set_str(out, ix, RELAY_OUT_IDENTITY_TYPE, id->as, strlen(id->as));
+        set_str(out, ix, RELAY_OUT_IDENTITY_VALUE, idv, idn);
 
         /* The key is the person, so that one person's records share a
          * partition and stay in order whichever identity each carries;
@@ -523,7 +464,8 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
         if (!c->person || fallback)
                 relay_buf_append(key, idv, idn);
 
-        static const int copied[] = {OF_EVENT_ID, OF_TENANT, OF_SOURCE};
+        static const int copied[] = {RELAY_OUT_EVENT_ID, RELAY_OUT_TENANT,
+                                     RELAY_OUT_SOURCE};
         const relay_path_t *from[] = {&c->p_event_id, &c->p_tenant,
                                       &c->p_source};
         for (size_t i = 0; i < 3; i++) {
@@ -532,38 +474,38 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                 if (field_text(c, from[i], in, out, s, &t, &n)) {
                         relay_seterr(errstr, errstr_size,
                                      "the record has no %s",
-                                     out_fields[copied[i]]);
+                                     relay_out_names[copied[i]]);
                         return RELAY_MAP_ERROR;
                 }
                 set_str(out, ix, copied[i], t, n);
         }
         enum relay_found st;
         const relay_slot_t *ts = lookup(&c->p_occurred, in, &st);
-        relay_slot_t *f = &out->s[ix->of[OF_OCCURRED_AT]];
+        relay_slot_t *f = &out->s[ix->slot[RELAY_OUT_OCCURRED_AT]];
         f->type = AVRO_INT64;
         f->v.l = ts && (ts->type == AVRO_INT64 || ts->type == AVRO_INT32)
                      ? ts->v.l
                      : 0;
-        set_str(out, ix, OF_CONNECTION, c->id, strlen(c->id));
-        set_str(out, ix, OF_DESTINATION, c->destination,
+        set_str(out, ix, RELAY_OUT_CONNECTION, c->id, strlen(c->id));
+        set_str(out, ix, RELAY_OUT_DESTINATION, c->destination,
                 strlen(c->destination));
-        f = &out->s[ix->of[OF_ENVIRONMENT]];
+        f = &out->s[ix->slot[RELAY_OUT_ENVIRONMENT]];
         f->type = AVRO_ENUM;
         f->v.l = c->development ? 1 : 0;
 
-        set_str(out, ix, OF_EVENT_NAME, rule->name, strlen(rule->name));
+        set_str(out, ix, RELAY_OUT_EVENT_NAME, rule->name, strlen(rule->name));
         if (rule->category) {
-                set_str(out, ix, OF_EVENT_CATEGORY, rule->category,
+                set_str(out, ix, RELAY_OUT_EVENT_CATEGORY, rule->category,
                         strlen(rule->category));
         } else {
-                f = &out->s[ix->of[OF_EVENT_CATEGORY]];
+                f = &out->s[ix->slot[RELAY_OUT_EVENT_CATEGORY]];
                 f->type = AVRO_NULL;
                 f->branch = 0;
         }
 
         char why[512];
         struct omap om;
-        omap_start(&om, out, OF_ATTRIBUTES);
+        omap_start(&om, out, RELAY_OUT_ATTRIBUTES);
         for (size_t i = 0; i < rule->nattrs; i++)
                 if (apply_value(c, &rule->attrs[i], in, &om, out, ix, s, why,
                                 sizeof(why))) {
@@ -574,7 +516,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                         return RELAY_MAP_ERROR;
                 }
         omap_end(&om, out, ix);
-        omap_start(&om, out, OF_USER_ATTRIBUTES);
+        omap_start(&om, out, RELAY_OUT_USER_ATTRIBUTES);
         for (size_t i = 0; i < c->nfields; i++)
                 if (apply_value(c, &c->fields[i], in, &om, out, ix, s, why,
                                 sizeof(why))) {

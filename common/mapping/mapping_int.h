@@ -14,6 +14,7 @@
 
 #include "relay/codec.h"
 #include "relay/mapping.h"
+#include "relay/outbound.h"
 
 #include <stdint.h>
 
@@ -80,11 +81,8 @@ struct conn_stats {
         size_t ntypes;
         struct notice other; /* types past the cap, or too long to keep */
         int other_used;
-        relay_buf_t scratch; /* text of the record in hand */
-        /* where the output's fields are, for the shape last written */
-        const relay_shape_t *oshape;
-        int of[16];
-        int attr_branch[2][8]; /* per map: union branch by avro type */
+        relay_buf_t scratch;   /* text of the record in hand */
+        relay_out_index_t out; /* the output's fields, by slot */
 };
 
 struct relay_connection {

@@ -5,10 +5,11 @@
  * back to framed bytes, twice over: "relay" is the workers' compiled path
  * (relay/codec.h: framing, schema id, a plan straight into slots, the
  * encoder from them), "relay-avro-c" the generic one it replaced (pre-scan,
- * avro-c read, a copy into a writer value, avro-c write). The same frame copied with memcpy is
- * timed in the same rounds as the ceiling ("how fast could a byte shuffle
- * be"). Python fastavro doing the same work is tests/bench/fastavro_bench.py;
- * tests/bench/run.sh runs both interleaved and prints the ratios.
+ * avro-c read, a copy into a writer value, avro-c write). The same frame copied
+ * with memcpy is timed in the same rounds as the ceiling ("how fast could a
+ * byte shuffle be"). Python fastavro doing the same work is
+ * tests/bench/fastavro_bench.py; tests/bench/run.sh runs both interleaved and
+ * prints the ratios.
  *
  *   avro_bench [--records N] [--rounds R] [--manifest PATH]
  *              [--frame-out FILE]
@@ -53,7 +54,7 @@ static const char typical_event[] =
 struct bench {
         relay_avro_reader_t *reader;
         relay_avro_writer_t *writer;
-        relay_buf_t out; /* the compiled path's frame */
+        relay_buf_t out;      /* the compiled path's frame */
         json_t *event;        /* typical_event, parsed */
         unsigned char *frame; /* its framed record, read by every iteration */
         size_t frame_len;
@@ -120,8 +121,8 @@ static enum relay_result roundtrip_compiled(struct bench *b, const void **out,
                 return rc;
         relay_buf_reset(&b->out);
         relay_buf_append(&b->out, b->frame, RELAY_AVRO_HEADER_LEN);
-        if (relay_shape_encode(relay_avro_reader_shape(b->reader), in,
-                               &b->out, errstr, errstr_size))
+        if (relay_shape_encode(relay_avro_reader_shape(b->reader), in, &b->out,
+                               errstr, errstr_size))
                 return RELAY_FATAL;
         *out = b->out.data;
         *out_len = b->out.len;

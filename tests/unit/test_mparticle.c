@@ -11,6 +11,7 @@
 
 #include "relay/adapter.h"
 #include "relay/avro.h"
+#include "alloc_count.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 struct fixture {
         relay_schemas_t *schemas;
         relay_avro_writer_t *writer;
+        relay_avro_reader_t *reader;
         relay_conf_t *conf;
         const struct relay_adapter *a;
         void *st;
@@ -70,6 +72,9 @@ static int setup(void **state)
         f->writer = relay_avro_writer_new(f->schemas, "out.mparticle-value",
                                           errstr, sizeof(errstr));
         assert_non_null(f->writer);
+        f->reader = relay_avro_reader_new(f->schemas, "out.mparticle-value", 0,
+                                          errstr, sizeof(errstr));
+        assert_non_null(f->reader);
         f->a = relay_adapter_find("mparticle");
         assert_non_null(f->a);
         *state = f;
@@ -83,6 +88,7 @@ static int teardown(void **state)
                 relay_adapter_term(f->a, f->st);
         relay_conf_destroy(f->conf);
         relay_avro_writer_destroy(f->writer);
+        relay_avro_reader_destroy(f->reader);
         relay_schemas_destroy(f->schemas);
         free(f);
         return 0;
@@ -90,13 +96,35 @@ static int teardown(void **state)
 
 /* Fill the writer's value from JSON (optionally patched) and encode it
  * with the adapter. */
+static enum relay_result encode_value(struct fixture *f, relay_buf_t *item,
+                                      char *errstr, size_t errstr_size);
+
 static enum relay_result encode(struct fixture *f, json_t *rec,
                                 relay_buf_t *item, char *errstr,
                                 size_t errstr_size)
 {
         avro_value_t *v = relay_avro_writer_value(f->writer);
         assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
-        return relay_adapter_encode(f->a, f->st, v, item, errstr, errstr_size);
+        return encode_value(f, item, errstr, errstr_size);
+}
+
+/* The writer's value as the deliver worker hands it over: framed, then
+ * decoded into slots by the compiled path. */
+static enum relay_result encode_value(struct fixture *f, relay_buf_t *item,
+                                      char *errstr, size_t errstr_size)
+{
+        const void *buf;
+        size_t len;
+        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
+                                                  errstr_size),
+                         RELAY_OK);
+        const relay_slots_t *slots;
+        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
+                                                        &slots, NULL, errstr,
+                                                        errstr_size),
+                         RELAY_OK);
+        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
+                                    errstr_size);
 }
 
 static void test_encode_batch(void **state)
@@ -137,9 +165,8 @@ static void test_encode_batch(void **state)
         avro_value_get_by_name(v, "identity_value", &idv, NULL);
         avro_value_set_string(&idv, "x\xff\xc3\x28y\xc3\xa9");
         relay_buf_reset(&item);
-        assert_int_equal(
-            relay_adapter_encode(f->a, f->st, v, &item, errstr, sizeof(errstr)),
-            RELAY_OK);
+        assert_int_equal(encode_value(f, &item, errstr, sizeof(errstr)),
+                         RELAY_OK);
         json_t *bj = json_loadb(item.data, item.len, 0, &jerr);
         assert_non_null(bj);
         assert_string_equal(
@@ -349,10 +376,61 @@ static void test_rotated_secret(void **state)
         relay_buf_free(&body);
 }
 
+/* deliver's per-record work (decode the envelope into slots, encode the
+ * request item into a reused buffer) allocates nothing once warm. */
+static void test_steady_state_allocates_nothing(void **state)
+{
+        struct fixture *f = *state;
+        char errstr[512];
+        assert_int_equal(setup_conf(f, NULL, NULL), 0);
+        json_t *rec = json_loads(record_json, 0, NULL);
+        avro_value_t *v = relay_avro_writer_value(f->writer);
+        assert_int_equal(relay_avro_from_json(v, rec, errstr, sizeof(errstr)),
+                         0);
+        json_decref(rec);
+        const void *buf;
+        size_t len;
+        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
+                                                  sizeof(errstr)),
+                         RELAY_OK);
+        unsigned char frame[4096];
+        assert_true(len <= sizeof(frame));
+        memcpy(frame, buf, len);
+        relay_buf_t item;
+        relay_buf_init(&item);
+        size_t bytes = 0;
+        for (int round = 0; round < 2; round++) {
+                allocations = 0;
+                counting = round;
+                for (int i = 0; i < 1000; i++) {
+                        const relay_slots_t *slots;
+                        relay_buf_reset(&item);
+                        if (relay_avro_reader_decode_slots(
+                                f->reader, frame, len, &slots, NULL, errstr,
+                                sizeof(errstr)) != RELAY_OK ||
+                            relay_adapter_encode(f->a, f->st, slots, &item,
+                                                 errstr,
+                                                 sizeof(errstr)) != RELAY_OK)
+                                break;
+                        bytes += round ? item.len : 0;
+                }
+                counting = 0;
+        }
+        assert_true(bytes > 1000 * 100);
+        if (allocations)
+                fail_msg("%zu allocation(s) in 1000 records of the steady "
+                         "state",
+                         (size_t)allocations);
+        relay_buf_free(&item);
+}
+
 int main(void)
 {
+        count_init();
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_encode_batch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_encode_limits, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_request_and_limits, setup,

@@ -15,6 +15,7 @@
 #include "relay/common.h"
 #include "relay/conf.h"
 #include "relay/http.h"
+#include "relay/outbound.h"
 
 #include <avro.h>
 
@@ -30,10 +31,11 @@ struct relay_adapter {
         /* Set up from the worker's conf. 0, or -1 with errstr. */
         int (*init)(void **state, const relay_conf_t *conf, char *errstr,
                     size_t errstr_size);
-        /* Append one record (the relay.out.Outbound envelope) as one item
-         * of a request. RELAY_OK, or RELAY_FATAL with the reason when the
-         * record can never be sent (it is dead-lettered). */
-        enum relay_result (*encode)(void *state, const avro_value_t *rec,
+        /* Append one record (the relay.out.Outbound envelope, as slots;
+         * relay/outbound.h finds its fields) as one item of a request.
+         * RELAY_OK, or RELAY_FATAL with the reason when the record can
+         * never be sent (it is dead-lettered). */
+        enum relay_result (*encode)(void *state, const relay_slots_t *rec,
                                     relay_buf_t *item, char *errstr,
                                     size_t errstr_size);
         /* Most items and bytes (of items) one request may carry. */
@@ -65,7 +67,7 @@ static inline int relay_adapter_init(const struct relay_adapter *a,
 
 static inline enum relay_result
 relay_adapter_encode(const struct relay_adapter *a, void *state,
-                     const avro_value_t *rec, relay_buf_t *item, char *errstr,
+                     const relay_slots_t *rec, relay_buf_t *item, char *errstr,
                      size_t errstr_size)
 {
         return a->encode(state, rec, item, errstr, errstr_size);
@@ -100,5 +102,8 @@ static inline void relay_adapter_term(const struct relay_adapter *a,
 
 /* Whether word is in a NULL-terminated vocabulary (NULL vocab = any). */
 int relay_adapter_vocab_has(const char *const *vocab, const char *word);
+/* The same for a word of n bytes (not NUL-terminated). */
+int relay_adapter_vocab_has_n(const char *const *vocab, const char *word,
+                              size_t n);
 
 #endif

@@ -180,6 +180,10 @@ const relay_slot_t *relay_path_get(const relay_path_t *p,
 int relay_slot_text(const relay_shape_t *sh, const relay_path_t *p,
                     const relay_slot_t *v, relay_buf_t *b);
 
+/* The same for a slot that is not an enum (its symbols are the
+ * schema's): -1 for enums too. */
+int relay_slot_scalar_text(const relay_slot_t *v, relay_buf_t *b);
+
 /* A union node's branch holding type t (the first), or -1; node is what
  * relay_shape_map_values gives, or a top-level field's node. */
 int relay_shape_union_branch(const relay_shape_t *sh, int node, avro_type_t t);
