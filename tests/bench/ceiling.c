@@ -231,7 +231,7 @@ static long vm_hwm_kb(void)
 }
 
 void ceiling_report(const char *bench, long records, long long t0_ms,
-                    const char *extra)
+                    long long first_ms, long long done_ms, const char *extra)
 {
         struct rusage ru;
         double wall = (double)(ceiling_now_ms() - t0_ms) / 1e3, cpu = 0;
@@ -239,9 +239,11 @@ void ceiling_report(const char *bench, long records, long long t0_ms,
                 cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
         printf("{\"bench\": \"%s\", \"records\": %ld, \"wall_s\": %.3f, "
+               "\"first_record_s\": %.3f, \"committed_s\": %.3f, "
                "\"cpu_s\": %.3f, \"vm_hwm_kb\": %ld, "
                "\"records_per_s\": %.0f%s}\n",
-               bench, records, wall, cpu, vm_hwm_kb(),
+               bench, records, wall, (double)(first_ms - t0_ms) / 1e3,
+               (double)(done_ms - t0_ms) / 1e3, cpu, vm_hwm_kb(),
                wall > 0 ? (double)records / wall : 0, extra);
         fflush(stdout);
 }

@@ -62,10 +62,12 @@ int ceiling_commit(rd_kafka_t *consumer,
 long long ceiling_now_ms(void);
 
 /* Prints the figures as one JSON line: bench, records, wall seconds since
- * t0_ms (ceiling_now_ms() at the program's start), CPU seconds of the
- * whole process (all threads, getrusage), peak RSS in kB (VmHWM), and
- * records/s; extra is "" or more members (', "requests": 7'). */
+ * t0_ms (ceiling_now_ms() at the program's start), the seconds from t0_ms
+ * to the first record (first_ms) and to the commit's answer (done_ms),
+ * CPU seconds of the whole process (all threads, getrusage), peak RSS in
+ * kB (VmHWM), and records/s; extra is "" or more members
+ * (', "requests": 7'). */
 void ceiling_report(const char *bench, long records, long long t0_ms,
-                    const char *extra);
+                    long long first_ms, long long done_ms, const char *extra);
 
 #endif

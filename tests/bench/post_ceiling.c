@@ -110,6 +110,7 @@ int main(int argc, char **argv)
         CURL *h = NULL;
         struct curl_slist *headers = NULL;
         rd_kafka_topic_partition_list_t *offsets = NULL;
+        long long first_ms = 0, done_ms = 0;
         long consumed = 0, requests = 0;
         long long bytes = 0;
         int rc = 1;
@@ -152,6 +153,8 @@ int main(int argc, char **argv)
                                 goto done;
                         continue;
                 }
+                if (!first_ms)
+                        first_ms = ceiling_now_ms();
                 int bad = body_add(&b, m->payload, m->len);
                 if (!bad) {
                         ceiling_consumed(offsets, m);
@@ -172,6 +175,7 @@ int main(int argc, char **argv)
         }
         if (ceiling_commit(c, offsets, errstr, sizeof(errstr)))
                 goto done;
+        done_ms = ceiling_now_ms();
         rc = 0;
 done:
         if (c) {
@@ -190,6 +194,6 @@ done:
         }
         snprintf(extra, sizeof(extra), ", \"requests\": %ld, \"bytes\": %lld",
                  requests, bytes);
-        ceiling_report("post_ceiling", a.records, t0, extra);
+        ceiling_report("post_ceiling", a.records, t0, first_ms, done_ms, extra);
         return 0;
 }
