@@ -8,7 +8,7 @@
 #
 #   RELAY_BUILD_DIR=build bash tests/bench/hotpath.sh [--records N] [--rounds R]
 #       [--partitions "1 4"] [--callgrind | --no-callgrind]
-#       [--latency-seconds S] [--rate EVENTS_PER_S]
+#       [--latency-seconds S] [--rate EVENTS_PER_S] [--keep]
 #   RELAY_BUILD_DIR=build bash tests/bench/hotpath.sh --short   # the ctest
 #
 # Defaults: 200000 records, 3 rounds, 1 and 4 partitions, callgrind on
@@ -68,10 +68,11 @@ LAT_RATE=1000
 
 usage() {
   echo "usage: [RELAY_BUILD_DIR=dir] $0 [--records N] [--rounds R] [--partitions \"1 4\"]" \
-       "[--callgrind|--no-callgrind] [--latency-seconds S] [--rate R] [--short]" >&2
+       "[--callgrind|--no-callgrind] [--latency-seconds S] [--rate R] [--keep] [--short]" >&2
   exit 2
 }
 CG_ASKED=""
+KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
     --records) [ $# -ge 2 ] || usage; RECORDS=$2; shift 2 ;;
@@ -81,6 +82,7 @@ while [ $# -gt 0 ]; do
     --no-callgrind) CG_ASKED=0; shift ;;
     --latency-seconds) [ $# -ge 2 ] || usage; LAT_SECONDS=$2; shift 2 ;;
     --rate) [ $# -ge 2 ] || usage; LAT_RATE=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
     --short) RECORDS=20000; ROUNDS=1; PARTITIONS=1; CALLGRIND=0; LAT_SECONDS=5; shift ;;
     *) usage ;;
   esac
@@ -122,7 +124,9 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "$OWN_BROKER" ]; then "$ROOT/tests/kafka/stop.sh" "$OWN_BROKER" >/dev/null 2>&1 || true; fi
-  if [ "$OK" = 1 ]; then
+  if [ "$OK" = 1 ] && [ "$KEEP" = 1 ]; then
+    echo "(work files kept in $TMP, as --keep asks)" >&2
+  elif [ "$OK" = 1 ]; then
     rm -rf "$TMP"
   else
     for f in "$TMP"/*.log; do
@@ -269,10 +273,12 @@ fresh_broker() {
     || die "could not create topics"
 }
 
-RESULTS=$TMP/results   # "P NAME ROUND WALL_S CPU_S HWM_KB [REQUESTS]"
+# "P NAME ROUND WALL_S CPU_S HWM_KB FIRST_S [REQUESTS]"; FIRST_S: a ceiling's
+# first record, relay's first commit.
+RESULTS=$TMP/results
 # --- one round: the four runs ----------------------------------------------------
 round() {
-  local p=$1 r=$2 t0 t1 last e0 e1 n from reqs cpu hwm
+  local p=$1 r=$2 t0 t1 last first e0 e1 n from reqs cpu hwm
   # (a) passthrough: loyalty.events from the beginning, to a scratch topic.
   t0=$(now_ns)
   "$BENCH/passthrough" --bootstrap "$BS" --topic loyalty.events --out-topic bench.passthrough \
@@ -281,7 +287,7 @@ round() {
   t1=$(now_ns)
   python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
 print(sys.argv[2], "passthrough", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[4])) / 1e9,
-      d["cpu_s"], d["vm_hwm_kb"])' "$TMP/pass.json" "$p" "$r" "$t0" "$t1" >>"$RESULTS" ||
+      d["cpu_s"], d["vm_hwm_kb"], d["first_record_s"])' "$TMP/pass.json" "$p" "$r" "$t0" "$t1" >>"$RESULTS" ||
     die "passthrough printed no figures"
 
   # (b) relay-transform, a fresh group, until its offsets reach the end.
@@ -290,10 +296,10 @@ print(sys.argv[2], "passthrough", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[
   t0=$(now_ns)
   transform "hp-transform-$p-$r" transform.log
   until_committed relay-transform
-  read -r last _ < <(tail -n 1 "$TMP/wait.out")
+  read -r last _ first < <(tail -n 1 "$TMP/wait.out")
   cpu=$(cpu_s "$WPID"); hwm=$(hwm_kb "$WPID")
   stop_pid "$WPID" transform
-  echo "$p relay-transform $r $(( last - t0 ))e-9 $cpu $hwm" >>"$RESULTS"
+  echo "$p relay-transform $r $(( last - t0 ))e-9 $cpu $hwm $(( first - t0 ))e-9" >>"$RESULTS"
   ends_of e1 out.mparticle
   n=$(( $(offsets_sum "${e1[@]}") - $(offsets_sum "${e0[@]}") ))
   [ "$n" = "$RECORDS" ] || die "relay-transform wrote $n records to out.mparticle, not $RECORDS"
@@ -312,7 +318,7 @@ print(sys.argv[2], "passthrough", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[
     die "post_ceiling made $reqs requests for $RECORDS records, not $(( (RECORDS + 99) / 100 ))"
   python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
 print(sys.argv[2], "post_ceiling", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[4])) / 1e9,
-      d["cpu_s"], d["vm_hwm_kb"], d["requests"])' "$TMP/post.json" "$p" "$r" "$t0" "$t1" \
+      d["cpu_s"], d["vm_hwm_kb"], d["first_record_s"], d["requests"])' "$TMP/post.json" "$p" "$r" "$t0" "$t1" \
     >>"$RESULTS" || die "post_ceiling printed no figures"
 
   # (d) relay-deliver over the same records, seeded alike.
@@ -322,11 +328,11 @@ print(sys.argv[2], "post_ceiling", sys.argv[3], (int(sys.argv[5]) - int(sys.argv
   t0=$(now_ns)
   deliver "hp-deliver-$p-$r" "$SINK/v2" deliver.log
   until_committed relay-deliver
-  read -r last _ < <(tail -n 1 "$TMP/wait.out")
+  read -r last _ first < <(tail -n 1 "$TMP/wait.out")
   cpu=$(cpu_s "$WPID"); hwm=$(hwm_kb "$WPID")
   stop_pid "$WPID" deliver
   reqs=$(sink_check "$from" relay-deliver) || exit 1
-  echo "$p relay-deliver $r $(( last - t0 ))e-9 $cpu $hwm $reqs" >>"$RESULTS"
+  echo "$p relay-deliver $r $(( last - t0 ))e-9 $cpu $hwm $(( first - t0 ))e-9 $reqs" >>"$RESULTS"
 }
 
 # --- callgrind: instructions per record ------------------------------------------
@@ -426,19 +432,19 @@ for P in $PARTITIONS; do
       [ "$(cut -f1 "$TMP/received.tsv" 2>/dev/null | sort -u | comm -12 - <(cut -f1 "$1" | sort -u) |
            wc -l)" -eq "$(wc -l <"$1")" ]
     }
-    # A second of events first, not measured: the first records a worker
-    # produces wait for librdkafka to learn the output topic (about a
-    # second, printed as the cold start), which is start-up, not latency.
+    # Two seconds of events first, then the measured ones without a pause:
+    # the first record a librdkafka 2.0 producer sends after it starts
+    # (the workers' and the test producer's) waits about a second for the
+    # client's broker thread to wake, which is start-up, not latency; the
+    # warm-up's slowest event is printed as the cold start.
     : >"$TMP/warm.tsv"
-    helper live "$BS" loyalty.events "$LAT_RATE" 1 "hp-warm-$$" schemas/manifest.cfg \
-      "$TMP/warm.tsv" >/dev/null || die "the latency producer failed (warm-up)"
-    wait_for 60 all_arrived "$TMP/warm.tsv" || true   # judged by the latency helper
+    : >"$TMP/produced.tsv"
+    read -r _ lat_n lat_late < <(helper live "$BS" loyalty.events "$LAT_RATE" 2 "$LAT_SECONDS" \
+      "hp-lat-$$" schemas/manifest.cfg "$TMP/warm.tsv" "$TMP/produced.tsv") ||
+      die "the latency producer failed (see helper.log)"
+    wait_for 60 all_arrived "$TMP/produced.tsv" || true   # judged below, naming what is missing
     read -r _ _ _ _ cold < <(helper latency "$TMP/warm.tsv" "$TMP/received.tsv") ||
       die "latency: not every warm-up event arrived (see helper.log)"
-    : >"$TMP/produced.tsv"
-    read -r lat_n lat_late < <(helper live "$BS" loyalty.events "$LAT_RATE" "$LAT_SECONDS" \
-      "hp-lat-$$" schemas/manifest.cfg "$TMP/produced.tsv") || die "the latency producer failed"
-    wait_for 60 all_arrived "$TMP/produced.tsv" || true   # judged below, naming what is missing
     kill -0 "$LT_PID" 2>/dev/null || die "relay-transform (latency) died (see lat-transform.log)"
     kill -0 "$LD_PID" 2>/dev/null || die "relay-deliver (latency) died (see lat-deliver.log)"
     read -r lcount p50 p99 p999 lmax < <(helper latency "$TMP/produced.tsv" "$TMP/received.tsv") ||
@@ -460,18 +466,22 @@ rows = {}
 for line in open(res):
     f = line.split()
     rows.setdefault((int(f[0]), f[1]), []).append(
-        {"round": int(f[2]), "wall": float(f[3]), "cpu": float(f[4]), "hwm": int(f[5])})
+        {"round": int(f[2]), "wall": float(f[3]), "cpu": float(f[4]), "hwm": int(f[5]),
+         "first": float(f[6]), "requests": int(f[7]) if len(f) > 7 else 0})
 def med(p, name, key):
     return statistics.median(r[key] for r in rows[(p, name)])
 print()
 print("medians of %d round(s), %s records a run (records/s from start to all committed;"
       " CPU of the whole process; RSS = VmHWM):" % (rounds, format(n, ",")))
-print("  %-3s %-16s %11s %14s %9s" % ("P", "", "records/s", "CPU us/record", "RSS MB"))
+print("  %-3s %-16s %11s %14s %9s %8s %9s %9s" % ("P", "", "records/s", "CPU us/record",
+                                                 "RSS MB", "wall s", "first s", "requests"))
 for p in sorted({k[0] for k in rows}):
     for name in ("passthrough", "relay-transform", "post_ceiling", "relay-deliver"):
-        print("  %-3d %-16s %11s %14.2f %9.1f" % (
+        print("  %-3d %-16s %11s %14.2f %9.1f %8.2f %9.2f %9s" % (
             p, name, format(round(n / med(p, name, "wall")), ","),
-            med(p, name, "cpu") * 1e6 / n, med(p, name, "hwm") / 1024))
+            med(p, name, "cpu") * 1e6 / n, med(p, name, "hwm") / 1024, med(p, name, "wall"),
+            med(p, name, "first"), round(med(p, name, "requests")) or "-"))
+print("  (first s: a ceiling's first record, relay's first commit, from the start)")
 print()
 for p in sorted({k[0] for k in rows}):
     for relay, ceil in (("relay-transform", "passthrough"), ("relay-deliver", "post_ceiling")):

@@ -13,17 +13,21 @@ partition.
   hotpath_bench.py wait BOOTSTRAP GROUP TOPIC TIMEOUT_S P=OFFSET ...
       Prints "ready", then polls GROUP's committed offsets every 50 ms,
       without joining the group, until every partition's reaches its
-      target; prints "last_ns total" (total: the committed offsets' sum),
-      exit 0; after TIMEOUT_S exit 1 with what it saw. One long-lived
+      target; prints "last_ns total first_ns" (total: the committed
+      offsets' sum; first_ns: when they first moved past where they were
+      at the start), exit 0; after TIMEOUT_S exit 1 with what it saw. One long-lived
       client, so that the poll costs the worker next to nothing.
-  hotpath_bench.py live BOOTSTRAP TOPIC RATE SECONDS PREFIX MANIFEST TIMES
-      Produces RATE loyalty events a second for SECONDS (events shaped
-      like tests/integration/gen_events.py makes, Confluent-framed Avro
-      with the manifest's schema id), each produced at its own time on a
-      fixed schedule (not in bursts); appends "event_id<TAB>produce_ns"
-      per event to TIMES (wall clock just before produce()). Exit 1 when
-      a record is not acknowledged or the schedule slipped by over a
-      second.
+  hotpath_bench.py live BOOTSTRAP TOPIC RATE WARM_S SECONDS PREFIX MANIFEST
+                   WARM_TIMES TIMES
+      Produces RATE loyalty events a second for WARM_S and then SECONDS
+      more, without a pause (events shaped like tests/integration/
+      gen_events.py makes, Confluent-framed Avro with the manifest's
+      schema id), each produced at its own time on a fixed schedule (not
+      in bursts); appends "event_id<TAB>produce_ns" per event (wall clock
+      just before produce()) to WARM_TIMES for the first WARM_S, to TIMES
+      after. Prints "warm_events events late_ms" (late_ms: how far the
+      producer fell behind its schedule at worst). Exit 1 when a record is
+      not acknowledged or the schedule slipped by over a second.
   hotpath_bench.py latency PRODUCED RECEIVED
       Latency per event (receive_ns - produce_ns; RECEIVED as the
       simulator's --receive-times writes it, the first arrival of an id
@@ -89,7 +93,7 @@ def wait(bootstrap, group, topic, timeout_s, targets):
     try:
         tps = [TopicPartition(topic, p) for p in sorted(targets)]
         print("ready", flush=True)
-        seen = {}
+        seen, start, first_ns = {}, None, None
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
             try:
@@ -100,8 +104,13 @@ def wait(bootstrap, group, topic, timeout_s, targets):
                 continue
             now = time.time_ns()
             seen = {tp.partition: tp.offset for tp in got}
+            total = sum(o for o in seen.values() if o >= 0)
+            if start is None:
+                start = total
+            elif first_ns is None and total > start:
+                first_ns = now
             if all(seen.get(p, -1) >= o for p, o in targets.items()):
-                print(now, sum(seen.values()), flush=True)
+                print(now, total, first_ns or now, flush=True)
                 return 0
             time.sleep(0.05)
         print(f"hotpath_bench: {group} committed {seen}, waiting for {targets}, "
@@ -159,7 +168,7 @@ def event(prefix, i):
             "event_type": kind, "identities": ident, "data": data}
 
 
-def live(bootstrap, topic, rate, seconds, prefix, manifest, times_path):
+def live(bootstrap, topic, rate, warm_s, seconds, prefix, manifest, warm_path, times_path):
     import fastavro
     from confluent_kafka import Producer
     sid, schema = loyalty_schema(manifest)
@@ -168,11 +177,13 @@ def live(bootstrap, topic, rate, seconds, prefix, manifest, times_path):
     # linger.ms 0: the test producer's own batching is not relay's latency.
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                   "linger.ms": 0})
-    n = int(rate * seconds)
+    nwarm, n = int(rate * warm_s), int(rate * seconds)
     late_max = 0.0
-    with open(times_path, "a", encoding="ascii") as times:
+    with open(warm_path, "a", encoding="ascii") as warm, \
+         open(times_path, "a", encoding="ascii") as measured:
         start = time.monotonic() + 0.2
-        for i in range(n):
+        for i in range(nwarm + n):
+            times = warm if i < nwarm else measured
             ev = event(prefix, i)
             buf = io.BytesIO()
             buf.write(header)
@@ -197,7 +208,7 @@ def live(bootstrap, topic, rate, seconds, prefix, manifest, times_path):
         print(f"hotpath_bench: the producer fell {late_max:.1f} s behind its schedule",
               file=sys.stderr)
         return 1
-    print(n, "%.1f" % (late_max * 1e3), flush=True)
+    print(nwarm, n, "%.1f" % (late_max * 1e3), flush=True)
     return 0
 
 
@@ -231,9 +242,9 @@ def main(argv):
         return seed(argv[1], argv[2], argv[3], parse_offsets(argv[4:]))
     if len(argv) >= 6 and argv[0] == "wait":
         return wait(argv[1], argv[2], argv[3], float(argv[4]), parse_offsets(argv[5:]))
-    if len(argv) == 8 and argv[0] == "live":
-        return live(argv[1], argv[2], float(argv[3]), float(argv[4]), argv[5], argv[6],
-                    argv[7])
+    if len(argv) == 10 and argv[0] == "live":
+        return live(argv[1], argv[2], float(argv[3]), float(argv[4]), float(argv[5]),
+                    argv[6], argv[7], argv[8], argv[9])
     if len(argv) == 3 and argv[0] == "latency":
         return latency(argv[1], argv[2])
     sys.stderr.write(__doc__)
