@@ -18,8 +18,10 @@
 # Per partition count, on a fresh broker (tests/kafka/start.sh; the topic
 # names are fixed, so a new partition count is a new cluster): N loyalty
 # events (tests/integration/gen_events.py, relayctl produce: Confluent-framed
-# Avro) are on loyalty.events before anything is timed. Each round then runs,
-# in this order, each as a fresh consumer group:
+# Avro) are on loyalty.events before anything is timed, and one passthrough
+# run, not measured, warms the broker up. Each round then runs these four,
+# each as a fresh consumer group (in odd rounds in this order, in even
+# rounds each relay worker before its ceiling):
 #   passthrough    loyalty.events → bench.passthrough, timed from its start
 #                  to its exit (it exits once all N are acknowledged and
 #                  committed);
@@ -277,9 +279,12 @@ fresh_broker() {
 # first record, relay's first commit.
 RESULTS=$TMP/results
 # --- one round: the four runs ----------------------------------------------------
-round() {
-  local p=$1 r=$2 t0 t1 last first e0 e1 n from reqs cpu hwm
-  # (a) passthrough: loyalty.events from the beginning, to a scratch topic.
+# Each run_* P R appends its line to $RESULTS. E0 and E1 are out.mparticle's
+# ends before and after the round's relay-transform: the records that
+# post_ceiling and relay-deliver read.
+run_passthrough() {
+  local p=$1 r=$2 t0 t1
+  # passthrough: loyalty.events from the beginning, to a scratch topic.
   t0=$(now_ns)
   "$BENCH/passthrough" --bootstrap "$BS" --topic loyalty.events --out-topic bench.passthrough \
     --group "hp-pass-$p-$r" --records "$RECORDS" --timeout "$(timeout_for "$RECORDS")" \
@@ -289,9 +294,11 @@ round() {
 print(sys.argv[2], "passthrough", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[4])) / 1e9,
       d["cpu_s"], d["vm_hwm_kb"], d["first_record_s"])' "$TMP/pass.json" "$p" "$r" "$t0" "$t1" >>"$RESULTS" ||
     die "passthrough printed no figures"
-
-  # (b) relay-transform, a fresh group, until its offsets reach the end.
-  ends_of e0 out.mparticle
+}
+run_transform() {
+  local p=$1 r=$2 t0 last first n cpu hwm
+  # relay-transform, a fresh group, until its offsets reach the end.
+  ends_of E0 out.mparticle
   start_wait "hp-transform-$p-$r" loyalty.events "$(timeout_for "$RECORDS")" "${LOYALTY_ENDS[@]}"
   t0=$(now_ns)
   transform "hp-transform-$p-$r" transform.log
@@ -300,12 +307,14 @@ print(sys.argv[2], "passthrough", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[
   cpu=$(cpu_s "$WPID"); hwm=$(hwm_kb "$WPID")
   stop_pid "$WPID" transform
   echo "$p relay-transform $r $(( last - t0 ))e-9 $cpu $hwm $(( first - t0 ))e-9" >>"$RESULTS"
-  ends_of e1 out.mparticle
-  n=$(( $(offsets_sum "${e1[@]}") - $(offsets_sum "${e0[@]}") ))
+  ends_of E1 out.mparticle
+  n=$(( $(offsets_sum "${E1[@]}") - $(offsets_sum "${E0[@]}") ))
   [ "$n" = "$RECORDS" ] || die "relay-transform wrote $n records to out.mparticle, not $RECORDS"
-
-  # (c) post_ceiling over those N records: its group starts where they do.
-  helper seed "$BS" "hp-post-$p-$r" out.mparticle "${e0[@]}" || die "could not seed hp-post-$p-$r"
+}
+run_post() {
+  local p=$1 r=$2 t0 t1 from reqs
+  # post_ceiling over those N records: its group starts where they do.
+  helper seed "$BS" "hp-post-$p-$r" out.mparticle "${E0[@]}" || die "could not seed hp-post-$p-$r"
   from=$(( $(log_lines) + 1 ))
   t0=$(now_ns)
   "$BENCH/post_ceiling" --bootstrap "$BS" --topic out.mparticle --group "hp-post-$p-$r" \
@@ -320,10 +329,12 @@ print(sys.argv[2], "passthrough", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[
 print(sys.argv[2], "post_ceiling", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[4])) / 1e9,
       d["cpu_s"], d["vm_hwm_kb"], d["first_record_s"], d["requests"])' "$TMP/post.json" "$p" "$r" "$t0" "$t1" \
     >>"$RESULTS" || die "post_ceiling printed no figures"
-
-  # (d) relay-deliver over the same records, seeded alike.
-  helper seed "$BS" "hp-deliver-$p-$r" out.mparticle "${e0[@]}" || die "could not seed hp-deliver-$p-$r"
-  start_wait "hp-deliver-$p-$r" out.mparticle "$(timeout_for "$RECORDS")" "${e1[@]}"
+}
+run_deliver() {
+  local p=$1 r=$2 t0 last first from reqs cpu hwm
+  # relay-deliver over the same records, seeded alike.
+  helper seed "$BS" "hp-deliver-$p-$r" out.mparticle "${E0[@]}" || die "could not seed hp-deliver-$p-$r"
+  start_wait "hp-deliver-$p-$r" out.mparticle "$(timeout_for "$RECORDS")" "${E1[@]}"
   from=$(( $(log_lines) + 1 ))
   t0=$(now_ns)
   deliver "hp-deliver-$p-$r" "$SINK/v2" deliver.log
@@ -333,6 +344,16 @@ print(sys.argv[2], "post_ceiling", sys.argv[3], (int(sys.argv[5]) - int(sys.argv
   stop_pid "$WPID" deliver
   reqs=$(sink_check "$from" relay-deliver) || exit 1
   echo "$p relay-deliver $r $(( last - t0 ))e-9 $cpu $hwm $(( first - t0 ))e-9 $reqs" >>"$RESULTS"
+}
+# round P R: the four runs, who goes first alternating round by round (a
+# ceiling first in odd rounds, relay first in even ones), so that a broker
+# or page cache that warms up, or a neighbour's burst, favours neither.
+round() {
+  if (($2 % 2)); then
+    run_passthrough "$1" "$2"; run_transform "$1" "$2"; run_post "$1" "$2"; run_deliver "$1" "$2"
+  else
+    run_transform "$1" "$2"; run_passthrough "$1" "$2"; run_deliver "$1" "$2"; run_post "$1" "$2"
+  fi
 }
 
 # --- callgrind: instructions per record ------------------------------------------
@@ -364,7 +385,7 @@ echo "relay hot path against its ceilings, $RECORDS records x $ROUNDS rounds, pa
      "($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)," \
      "build: $BUILD_DESC, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"
 FIRST=1
-d=() e=()
+d=() e=() E0=() E1=()
 for P in $PARTITIONS; do
   fresh_broker "$P"
   python3 tests/integration/gen_events.py --count "$RECORDS" --prefix "hp-$$-$P" \
@@ -377,6 +398,12 @@ for P in $PARTITIONS; do
     die "loyalty.events holds $(offsets_sum "${LOYALTY_ENDS[@]}") records, not $RECORDS"
   echo "partitions $P: produced $RECORDS loyalty events in $(( ($(now_ns) - t) / 1000000 )) ms" \
        "(${LOYALTY_ENDS[*]})"
+  # One passthrough not measured: a broker just started runs its first
+  # fetches and produces cold (the JVM compiles as it goes), which would
+  # handicap whichever program ran first.
+  "$BENCH/passthrough" --bootstrap "$BS" --topic loyalty.events --out-topic bench.passthrough \
+    --group "hp-warm-$P" --records "$RECORDS" --timeout "$(timeout_for "$RECORDS")" \
+    >/dev/null 2>>"$TMP/passthrough.log" || die "passthrough (warm-up) failed (see passthrough.log)"
   for ((r = 1; r <= ROUNDS; r++)); do
     round "$P" "$r"
     awk -v p="$P" -v r="$r" -v n="$RECORDS" '$1 == p && $3 == r {
