@@ -154,15 +154,24 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 # CPU seconds (user + system, all threads) and peak RSS (kB) of a live process.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 hwm_kb() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status"; }
-# stop_pid PID NAME: SIGTERM, and the worker must exit 0 (a clean stop).
+# stop_pid PID NAME: SIGTERM, and the worker must exit 0 (a clean stop)
+# within 60 s (under valgrind too); otherwise it is killed and the run fails.
 stop_pid() {
-  local rc
+  local rc killer
   kill -TERM "$1" 2>/dev/null
+  # (kill -0 cannot tell: an exited child stays a zombie until waited for.)
+  ( trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    sleep 60 & nap=$!; wait "$nap"; kill -KILL "$1" 2>/dev/null ) &
+  killer=$!
   wait "$1" 2>/dev/null
   rc=$?
+  kill "$killer" 2>/dev/null; wait "$killer" 2>/dev/null
+  [ "$rc" != 137 ] || die "$2 did not stop within 60 s of SIGTERM (see $2.log)"
   [ "$rc" = 0 ] || die "$2 exited $rc when stopped (see $2.log)"
 }
-helper() { python3 "$HELPER" "$@" 2>>"$TMP/helper.log"; }
+# Every helper and ceiling has its own deadline; timeout(1) is the backstop
+# should a client call hang past it.
+helper() { timeout 900 python3 "$HELPER" "$@" 2>>"$TMP/helper.log"; }
 # ends_of NAME TOPIC: sets the array NAME to TOPIC's high watermarks (P=OFFSET).
 ends_of() {
   local words
@@ -286,7 +295,7 @@ run_passthrough() {
   local p=$1 r=$2 t0 t1
   # passthrough: loyalty.events from the beginning, to a scratch topic.
   t0=$(now_ns)
-  "$BENCH/passthrough" --bootstrap "$BS" --topic loyalty.events --out-topic bench.passthrough \
+  timeout 900 "$BENCH/passthrough" --bootstrap "$BS" --topic loyalty.events --out-topic bench.passthrough \
     --group "hp-pass-$p-$r" --records "$RECORDS" --timeout "$(timeout_for "$RECORDS")" \
     >"$TMP/pass.json" 2>>"$TMP/passthrough.log" || die "passthrough failed (see passthrough.log)"
   t1=$(now_ns)
@@ -317,7 +326,7 @@ run_post() {
   helper seed "$BS" "hp-post-$p-$r" out.mparticle "${E0[@]}" || die "could not seed hp-post-$p-$r"
   from=$(( $(log_lines) + 1 ))
   t0=$(now_ns)
-  "$BENCH/post_ceiling" --bootstrap "$BS" --topic out.mparticle --group "hp-post-$p-$r" \
+  timeout 900 "$BENCH/post_ceiling" --bootstrap "$BS" --topic out.mparticle --group "hp-post-$p-$r" \
     --records "$RECORDS" --url "$SINK/v2/bulkevents" --userpwd "$KEY:$SECRET" \
     --timeout "$(timeout_for "$RECORDS")" >"$TMP/post.json" 2>>"$TMP/post_ceiling.log" ||
     die "post_ceiling failed (see post_ceiling.log)"
@@ -401,7 +410,7 @@ for P in $PARTITIONS; do
   # One passthrough not measured: a broker just started runs its first
   # fetches and produces cold (the JVM compiles as it goes), which would
   # handicap whichever program ran first.
-  "$BENCH/passthrough" --bootstrap "$BS" --topic loyalty.events --out-topic bench.passthrough \
+  timeout 900 "$BENCH/passthrough" --bootstrap "$BS" --topic loyalty.events --out-topic bench.passthrough \
     --group "hp-warm-$P" --records "$RECORDS" --timeout "$(timeout_for "$RECORDS")" \
     >/dev/null 2>>"$TMP/passthrough.log" || die "passthrough (warm-up) failed (see passthrough.log)"
   for ((r = 1; r <= ROUNDS; r++)); do
