@@ -36,6 +36,7 @@ partition.
 """
 import io
 import json
+import math
 import re
 import struct
 import sys
@@ -229,8 +230,8 @@ def latency(produced_path, received_path):
         return 1
     lat = sorted((received[e] - produced[e]) / 1e6 for e in produced)
 
-    def pct(q):  # nearest rank
-        return lat[min(len(lat) - 1, max(0, int(q * len(lat) + 0.5) - 1))]
+    def pct(q):  # nearest rank: the smallest value with q of them at or below it
+        return lat[min(len(lat), max(1, math.ceil(q * len(lat) - 1e-9))) - 1]
     print(len(lat), "%.1f %.1f %.1f %.1f" % (pct(0.50), pct(0.99), pct(0.999), lat[-1]))
     return 0
 
