@@ -107,6 +107,8 @@ if [ "$CALLGRIND" = 1 ]; then
     die "valgrind (callgrind_annotate) not found; --no-callgrind runs without it"
   fi
   [ "$RECORDS" -ge "$CG_BIG" ] || die "--callgrind needs --records of at least $CG_BIG"
+  # It seeds one partition's offsets: it runs on the 1-partition cluster.
+  [[ " $PARTITIONS " == *" 1 "* ]] || die "--callgrind needs 1 among --partitions"
 fi
 
 cache_get() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
