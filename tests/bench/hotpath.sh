@@ -90,6 +90,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$CG_ASKED" ] && CALLGRIND=$CG_ASKED
+# Callgrind seeds one partition's offsets, so it runs on the 1-partition
+# cluster; without one it is left out unless --callgrind asked for it.
+[[ " $PARTITIONS " == *" 1 "* || $CG_ASKED == 1 ]] || CALLGRIND=0
 [[ $RECORDS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $LAT_SECONDS =~ ^[0-9]+$ &&
    $LAT_RATE =~ ^[1-9][0-9]*$ && $PARTITIONS =~ ^[1-9][0-9]*( [1-9][0-9]*)*$ ]] || usage
 
@@ -107,7 +110,6 @@ if [ "$CALLGRIND" = 1 ]; then
     die "valgrind (callgrind_annotate) not found; --no-callgrind runs without it"
   fi
   [ "$RECORDS" -ge "$CG_BIG" ] || die "--callgrind needs --records of at least $CG_BIG"
-  # It seeds one partition's offsets: it runs on the 1-partition cluster.
   [[ " $PARTITIONS " == *" 1 "* ]] || die "--callgrind needs 1 among --partitions"
 fi
 
