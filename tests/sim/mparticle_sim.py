@@ -23,6 +23,11 @@ answer (SO_LINGER 0, then close: the client sees ECONNRESET).
 source_request_id, "-" when it has none) before the 202 is sent, flushed at
 once, so a test that stops and restarts the simulator still knows every batch
 it ever accepted. /_sim/reset does not truncate it.
+
+--receive-times FILE likewise appends "source_request_id<TAB>receive_ns" per
+accepted batch, receive_ns being the wall clock (time.time_ns()) when the
+request's body had been read, before it was checked: what tests/bench/
+hotpath.sh subtracts each event's produce time from to get its latency.
 """
 import argparse
 import base64
@@ -203,11 +208,12 @@ def parse_chaos(obj):
 
 class State:
     """Everything the simulator remembers; guarded by one lock."""
-    def __init__(self, rate_limit, received_log=None):
+    def __init__(self, rate_limit, received_log=None, receive_times=None):
         self.lock = threading.Lock()
         self.rate = rate_limit
         self.rule_seq = 0
         self.received_log = received_log   # an open file or None; outlives reset()
+        self.receive_times = receive_times  # likewise
         self.reset()
 
     def reset(self):
@@ -287,8 +293,10 @@ class State:
             self._refill()
             return max(0, min(100, round(100 * (self.rate - self.tokens) / self.rate)))
 
-    def record(self, path, status, batches, auth, nbytes, fault, accepted=(), error=None):
-        """Remember one request (status None: reset without an answer)."""
+    def record(self, path, status, batches, auth, nbytes, fault, accepted=(), error=None,
+               read_ns=None):
+        """Remember one request (status None: reset without an answer); read_ns is
+        when its body had been read (for --receive-times)."""
         with self.lock:
             at = int(time.time() * 1000)
             self.requests.append({"path": path, "status": status, "batches": batches,
@@ -301,6 +309,11 @@ class State:
                 self.received_log.write("".join(
                     f"{b.get('source_request_id') or '-'}\n" for b in accepted))
                 self.received_log.flush()
+            if self.receive_times and accepted:
+                self.receive_times.write("".join(
+                    f"{b.get('source_request_id') or '-'}\t{read_ns or time.time_ns()}\n"
+                    for b in accepted))
+                self.receive_times.flush()
 
     def snapshot(self, what):
         with self.lock:
@@ -475,12 +488,13 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(payload, dict):   # error_body(): the message, for show.py
             error = (payload.get("errors") or [{}])[0].get("message")
         st.record(self.api_path, status, self.nbatches, self.auth, self.nbytes, self.fault,
-                  accepted, error)
+                  accepted, error, self.read_ns)
         self.reply(status, payload, ctype, headers, self.nbatches)
 
     def events_api(self, path):
         st, srv = self.server.state, self.server
         body, problem = self.read_body()
+        self.read_ns = time.time_ns()
         self.api_path, self.auth, self.nbatches, self.fault = path, self.check_auth(), None, None
         self.nbytes = len(body or b"")
         if problem:
@@ -618,6 +632,9 @@ def main(argv=None):
                     help="write the body of every accepted events request to DIR/NNNNNN.json")
     ap.add_argument("--received-log", metavar="FILE",
                     help="append the source_request_id of every accepted batch, one a line")
+    ap.add_argument("--receive-times", metavar="FILE",
+                    help="append source_request_id<TAB>receive_ns (wall clock when the body "
+                         "was read) of every accepted batch, one a line")
     ap.add_argument("--chaos", type=float, metavar="RATE",
                     help="fail about RATE (0..1) of the requests: 429 with Retry-After, "
                          "500, 503, slow answers and connection resets")
@@ -632,7 +649,9 @@ def main(argv=None):
     server.max_bulk, server.enable_413 = args.max_bulk, args.enable_413
     server.max_request_bytes, server.max_batch_bytes = args.max_request_bytes, args.max_batch_bytes
     received_log = open(args.received_log, "a", encoding="utf-8") if args.received_log else None
-    server.state = State(args.rate_limit, received_log)
+    receive_times = (open(args.receive_times, "a", encoding="utf-8")
+                     if args.receive_times else None)
+    server.state = State(args.rate_limit, received_log, receive_times)
     if args.chaos is not None:
         try:
             server.state.set_chaos(parse_chaos({
@@ -663,6 +682,8 @@ def main(argv=None):
             server.log_file.close()
         if received_log:
             received_log.close()
+        if receive_times:
+            receive_times.close()
     return 0
 
 

@@ -485,6 +485,29 @@ class TestReceivedLog(unittest.TestCase):
         finally:
             sim.stop()
 
+    def test_receive_times(self):
+        d = tempfile.mkdtemp(prefix="mpsim-rt-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "times.tsv")
+        sim = Sim("--receive-times", path)
+        try:
+            sim.control("POST", "faults", {"status": 503, "match": "refused"})
+            before = time.time_ns()
+            self.assertEqual(sim.call("POST", "/v2/bulkevents",
+                                      [batch(source_request_id="a"), batch()])[0], 202)
+            self.assertEqual(sim.call("POST", "/v2/events",
+                                      batch(source_request_id="refused"))[0], 503)
+            self.assertEqual(sim.call("POST", "/v2/events", batch(source_request_id="b"))[0], 202)
+            after = time.time_ns()
+        finally:
+            self.assertEqual(sim.stop(), 0)
+        with open(path) as f:
+            rows = [line.rstrip("\n").split("\t") for line in f]
+        self.assertEqual([r[0] for r in rows], ["a", "-", "b"])   # accepted batches only
+        times = [int(r[1]) for r in rows]
+        self.assertEqual(times[0], times[1])   # one request, one receive time
+        self.assertTrue(before <= times[0] <= times[2] <= after, (before, times, after))
+
     def test_same_port_after_restart(self):
         first = Sim()
         port = first.port
