@@ -14,7 +14,11 @@ static volatile int counting;
 static volatile size_t allocations;
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* From the sanitizers' allocator_interface.h, which gcc does not
+ * install. */
+int __sanitizer_install_malloc_and_free_hooks(
+    void (*malloc_hook)(const volatile void *, size_t),
+    void (*free_hook)(const volatile void *));
 static void on_malloc(const volatile void *p, size_t n)
 {
         (void)p;
