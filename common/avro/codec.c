@@ -1039,19 +1039,46 @@ int relay_plan_decode(const relay_plan_t *pl, const void *body, size_t len,
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static void wr_long(relay_buf_t *b, int64_t l)
+/* Room for n more bytes at the end of b. The encoder appends with these
+ * and writes b's closing NUL once, at the end. */
+static inline unsigned char *room(relay_buf_t *b, size_t n)
+{
+        if (b->cap - b->len < n + 1)
+                relay_buf_reserve(b, n);
+        return (unsigned char *)b->data + b->len;
+}
+
+static inline size_t varint(unsigned char *p, int64_t l)
 {
         uint64_t v = ((uint64_t)l << 1) ^ (uint64_t)(l >> 63);
-        relay_buf_reserve(b, 10);
-        unsigned char *p = (unsigned char *)b->data + b->len;
         size_t k = 0;
         while (v > 0x7f) {
                 p[k++] = (unsigned char)((v & 0x7f) | 0x80);
                 v >>= 7;
         }
         p[k++] = (unsigned char)v;
-        b->len += k;
-        b->data[b->len] = '\0';
+        return k;
+}
+
+static inline void wr_long(relay_buf_t *b, int64_t l)
+{
+        b->len += varint(room(b, 10), l);
+}
+
+static inline void wr_raw(relay_buf_t *b, const void *p, size_t n)
+{
+        memcpy(room(b, n), p, n);
+        b->len += n;
+}
+
+/* A string or bytes: its length, then its bytes. */
+static inline void wr_str(relay_buf_t *b, const char *s, size_t n)
+{
+        unsigned char *p = room(b, n + 10);
+        size_t k = varint(p, (int64_t)n);
+        if (n)
+                memcpy(p + k, s, n);
+        b->len += k + n;
 }
 
 static int enc(const relay_shape_t *sh, const struct node *nd,
@@ -1078,27 +1105,25 @@ static int enc_value(const relay_shape_t *sh, const struct node *nd,
         switch (nd->type) {
         case AVRO_NULL:
                 return 0;
-        case AVRO_BOOLEAN: {
-                char c = v->v.l ? 1 : 0;
-                relay_buf_append(b, &c, 1);
+        case AVRO_BOOLEAN:
+                *room(b, 1) = v->v.l ? 1 : 0;
+                b->len++;
                 return 0;
-        }
         case AVRO_INT32:
         case AVRO_INT64:
                 wr_long(b, v->v.l);
                 return 0;
         case AVRO_FLOAT: {
                 float f = (float)v->v.d;
-                relay_buf_append(b, &f, 4);
+                wr_raw(b, &f, 4);
                 return 0;
         }
         case AVRO_DOUBLE:
-                relay_buf_append(b, &v->v.d, 8);
+                wr_raw(b, &v->v.d, 8);
                 return 0;
         case AVRO_STRING:
         case AVRO_BYTES:
-                wr_long(b, (int64_t)v->n);
-                relay_buf_append(b, v->v.p, v->n);
+                wr_str(b, v->v.p, v->n);
                 return 0;
         case AVRO_FIXED:
                 if ((int64_t)v->n != avro_schema_fixed_size(nd->schema)) {
@@ -1109,7 +1134,7 @@ static int enc_value(const relay_shape_t *sh, const struct node *nd,
                             (long long)avro_schema_fixed_size(nd->schema));
                         return -1;
                 }
-                relay_buf_append(b, v->v.p, v->n);
+                wr_raw(b, v->v.p, v->n);
                 return 0;
         case AVRO_ENUM:
                 if (v->v.l < 0 ||
@@ -1140,8 +1165,7 @@ static int enc_value(const relay_shape_t *sh, const struct node *nd,
                                                              field);
                                                 return -1;
                                         }
-                                        wr_long(b, (int64_t)k->n);
-                                        relay_buf_append(b, k->v.p, k->n);
+                                        wr_str(b, k->v.p, k->n);
                                 }
                                 if (enc(sh, item, s, e, b, field, errstr,
                                         errstr_size))
@@ -1196,7 +1220,10 @@ static int enc(const relay_shape_t *sh, const struct node *nd,
 int relay_shape_encode(const relay_shape_t *sh, const relay_slots_t *s,
                        relay_buf_t *b, char *errstr, size_t errstr_size)
 {
-        return enc(sh, &sh->nodes[0], s, 0, b, "(root)", errstr, errstr_size);
+        int rc = enc(sh, &sh->nodes[0], s, 0, b, "(root)", errstr,
+                     errstr_size);
+        room(b, 0)[0] = '\0';
+        return rc;
 }
 
 /* ---- paths ------------------------------------------------------------- */

@@ -616,6 +616,48 @@ static int compile_spec(const relay_connection_t *c, const relay_shape_t *sh,
         return 0;
 }
 
+/* Note the top-level field of path as read by some connection. */
+static void field_used(relay_mapping_t *m, const char *path)
+{
+        if (!path)
+                return;
+        size_t n = strcspn(path, ".");
+        for (size_t i = 0; i < m->nfields; i++)
+                if (strlen(m->fields[i]) == n &&
+                    !strncmp(m->fields[i], path, n))
+                        return;
+        m->fields =
+            relay_realloc(m->fields, (m->nfields + 2) * sizeof(*m->fields));
+        m->fields[m->nfields++] = relay_strndup(path, n);
+        m->fields[m->nfields] = NULL;
+}
+
+static void spec_fields(relay_mapping_t *m, const struct value_spec *v)
+{
+        field_used(m, v->from);
+        for (size_t i = 0; i < v->nparts; i++)
+                if (v->parts[i].is_field)
+                        field_used(m, v->parts[i].text);
+}
+
+/* The fields c reads: what the workers decode (the others are skipped). */
+static void fields_of(relay_mapping_t *m, const relay_connection_t *c)
+{
+        static const char *const always[] = {"tenant", "source", "event_id",
+                                             "occurred_at", NULL};
+        for (size_t i = 0; always[i]; i++)
+                field_used(m, always[i]);
+        field_used(m, c->event_field);
+        field_used(m, c->person);
+        for (size_t i = 0; i < c->nids; i++)
+                field_used(m, c->ids[i].from);
+        for (size_t i = 0; i < c->nfields; i++)
+                spec_fields(m, &c->fields[i]);
+        for (size_t i = 0; i < c->nevents; i++)
+                for (size_t k = 0; k < c->events[i].nattrs; k++)
+                        spec_fields(m, &c->events[i].attrs[k]);
+}
+
 /* Every path of c, compiled: applying it looks nothing up by name. */
 static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
                          char *errstr, size_t errstr_size)
@@ -701,6 +743,7 @@ relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
                         connection_free(c);
                         goto fail;
                 }
+                fields_of(m, c);
                 for (size_t k = 0; k < m->n; k++)
                         if (!strcmp(m->conns[k]->id, c->id)) {
                                 relay_seterr(errstr, errstr_size,
@@ -733,7 +776,16 @@ void relay_mapping_destroy(relay_mapping_t *m)
                 connection_free(m->conns[i]);
         free(m->conns);
         relay_shape_destroy(m->shape);
+        for (size_t i = 0; i < m->nfields; i++)
+                free(m->fields[i]);
+        free(m->fields);
         free(m);
+}
+
+const char *const *relay_mapping_fields(const relay_mapping_t *m)
+{
+        static const char *const none[] = {NULL};
+        return m->fields ? (const char *const *)m->fields : none;
 }
 
 size_t relay_mapping_count(const relay_mapping_t *m)

@@ -111,6 +111,9 @@ struct relay_mapping {
         relay_connection_t **conns;
         size_t n;
         relay_shape_t *shape;
+        char **fields; /* the input's top-level fields any connection reads,
+                        * NULL-terminated */
+        size_t nfields;
 };
 
 /* How long a notice stays quiet after it was logged (default 60 s). Tests

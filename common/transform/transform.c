@@ -111,6 +111,8 @@ static int set_load(struct set *s, const relay_conf_t *conf,
                   relay_schemas_local(s->schemas, subject), errstr,
                   errstr_size)))
                 goto fail;
+        /* Only what the connections read is decoded. */
+        relay_avro_reader_want(s->reader, relay_mapping_fields(s->mapping));
         size_t nconn = relay_mapping_count(s->mapping);
         s->outputs = relay_calloc(nconn ? nconn : 1, sizeof(*s->outputs));
         for (size_t i = 0; i < nconn; i++) {

@@ -549,6 +549,44 @@ static void bad(const char *name, const char *from, const char *to, int line,
         free(text);
 }
 
+/* The fields a mapping reads: what transform decodes (the rest is
+ * skipped). A connection that reads no payload field leaves data out. */
+static void test_fields_read(void **state)
+{
+        relay_mapping_t *m = load_ok(
+            "fields.cfg",
+            "connection = {\n"
+            "  id = \"f\"; tenant = \"acme\"; source = \"antavo\";\n"
+            "  destination = \"mparticle\";\n"
+            "  identity = ( { from = \"identities.email\"; as = \"email\"; } "
+            ");\n"
+            "  events = ( { on = \"*\"; name = \"Any\"; } );\n"
+            "};\n");
+        relay_buf_t b;
+        relay_buf_init(&b);
+        for (const char *const *f = relay_mapping_fields(m); *f; f++)
+                relay_buf_printf(&b, "%s ", *f);
+        assert_string_equal(b.data, "tenant source event_id occurred_at "
+                                    "event_type identities ");
+        relay_buf_free(&b);
+        relay_mapping_destroy(m);
+        m = load_ok("fields2.cfg",
+                    "connection = {\n"
+                    "  id = \"f\"; tenant = \"acme\"; source = \"antavo\";\n"
+                    "  destination = \"mparticle\";\n"
+                    "  identity = ( { from = \"identities.email\"; as = "
+                    "\"email\"; } );\n"
+                    "  events = ( { on = \"*\"; name = \"Any\"; attributes = "
+                    "( { name = \"c\"; value = \"x{coupon_code}\"; } ); } );\n"
+                    "};\n");
+        const char *const *f = relay_mapping_fields(m);
+        int data = 0;
+        for (; *f; f++)
+                data |= !strcmp(*f, "data");
+        assert_true(data);
+        relay_mapping_destroy(m);
+}
+
 static void test_load_errors(void **state)
 {
         /* The base itself loads. */
@@ -1043,6 +1081,7 @@ int main(void)
             cmocka_unit_test(test_errors),
             cmocka_unit_test(test_conversions_and_production),
             cmocka_unit_test(test_load_errors),
+            cmocka_unit_test(test_fields_read),
             cmocka_unit_test(test_event_field),
             cmocka_unit_test(test_person_key),
             cmocka_unit_test(test_identity_not_utf8),

@@ -35,6 +35,11 @@ relay_mapping_t *relay_mapping_load(const char *path,
  * from it are invalid afterwards. */
 void relay_mapping_destroy(relay_mapping_t *m);
 
+/* The input's top-level fields that any connection reads (NULL-
+ * terminated, owned by m): a reader decodes only these
+ * (relay_avro_reader_want) and skips the rest. */
+const char *const *relay_mapping_fields(const relay_mapping_t *m);
+
 /* The connections, in load order; NULL when i is past the end. Borrowed
  * from m. */
 size_t relay_mapping_count(const relay_mapping_t *m);
