@@ -657,7 +657,12 @@ struct dec {
         const relay_plan_t *pl;
         const char *why; /* static text, or an op's */
         int depth;
+        /* keys of the maps being skipped, a stack (the slots' scratch) */
+        struct relay_key **keys;
+        size_t *keys_cap, nkeys;
 };
+
+static int key_cmp(const void *a, const void *b);
 
 /* Varints as avro-c reads them: a long in at most 10 bytes, an int in at
  * most 5 (its bits past 32 dropped). */
@@ -761,26 +766,65 @@ static int skip(struct dec *d, avro_schema_t ws, int depth)
                 int map = avro_typeof(ws) == AVRO_MAP;
                 avro_schema_t item = map ? avro_schema_map_values(ws)
                                          : avro_schema_array_items(ws);
+                size_t k0 = d->nkeys; /* this map's keys start here */
                 for (;;) {
                         if (rd_block(d, &n))
                                 return -1;
                         if (!n)
-                                return 0;
+                                break;
                         for (int64_t i = 0; i < n; i++) {
                                 int64_t klen;
                                 if (map && (rd_long(d, &klen) || klen < 0 ||
                                             klen > d->end - d->p ||
-                                            memchr(d->p, 0, (size_t)klen) ||
-                                            rd_skip(d, klen)))
+                                            memchr(d->p, 0, (size_t)klen)))
                                         return -1;
+                                if (map) {
+                                        if (d->nkeys == *d->keys_cap) {
+                                                *d->keys_cap =
+                                                    *d->keys_cap
+                                                        ? *d->keys_cap * 2
+                                                        : 64;
+                                                *d->keys = relay_realloc(
+                                                    *d->keys,
+                                                    *d->keys_cap *
+                                                        sizeof(**d->keys));
+                                        }
+                                        (*d->keys)[d->nkeys].p =
+                                            (const char *)d->p;
+                                        (*d->keys)[d->nkeys++].n = (size_t)klen;
+                                        d->p += klen;
+                                }
                                 if (skip(d, item, depth + 1))
                                         return -1;
                         }
                 }
+                /* Inner maps' keys were popped: this map's are in a row. */
+                if (map && d->nkeys - k0 > 1 &&
+                    relay_avro_keys_repeat(*d->keys + k0, d->nkeys - k0)) {
+                        d->why = "a map has a key twice";
+                        return -1;
+                }
+                d->nkeys = k0;
+                return 0;
         }
         default:
                 return -1;
         }
+}
+
+int relay_avro_skip_body(avro_schema_t ws, const void *body, size_t len,
+                         size_t *at)
+{
+        struct relay_key *keys = NULL;
+        size_t cap = 0;
+        struct dec d = {body, body,  (const unsigned char *)body + len,
+                        NULL, NULL,  NULL,
+                        0,    &keys, &cap,
+                        0};
+        int rc = skip(&d, ws, 0);
+        free(keys);
+        *at = (size_t)(d.p - d.start);
+        return rc ? -1 : d.p == d.end ? 0 : 1;
 }
 
 static int run(struct dec *d, const struct op *op, size_t base);
@@ -1015,8 +1059,10 @@ static int run(struct dec *d, const struct op *op, size_t base)
 int relay_plan_decode(const relay_plan_t *pl, const void *body, size_t len,
                       relay_slots_t *out, char *errstr, size_t errstr_size)
 {
-        struct dec d = {body, body, (const unsigned char *)body + len, out, pl,
-                        NULL, 0};
+        struct dec d = {body, body,       (const unsigned char *)body + len,
+                        out,  pl,         NULL,
+                        0,    &out->keys, &out->keys_cap,
+                        0};
         relay_slots_reset(out);
         if (run(&d, &pl->ops[0], 0)) {
                 relay_seterr(errstr, errstr_size,
@@ -1220,8 +1266,7 @@ static int enc(const relay_shape_t *sh, const struct node *nd,
 int relay_shape_encode(const relay_shape_t *sh, const relay_slots_t *s,
                        relay_buf_t *b, char *errstr, size_t errstr_size)
 {
-        int rc = enc(sh, &sh->nodes[0], s, 0, b, "(root)", errstr,
-                     errstr_size);
+        int rc = enc(sh, &sh->nodes[0], s, 0, b, "(root)", errstr, errstr_size);
         room(b, 0)[0] = '\0';
         return rc;
 }

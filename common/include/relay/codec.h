@@ -126,6 +126,13 @@ void relay_plan_destroy(relay_plan_t *pl);
 int relay_plan_decode(const relay_plan_t *pl, const void *body, size_t len,
                       relay_slots_t *out, char *errstr, size_t errstr_size);
 
+/* Walk an Avro body of writer schema ws with every check a plan makes
+ * (for avro-c's path, whose reader trusts the bytes): 0 when it is one
+ * value exactly, 1 when bytes are left after it, -1 when it is bad or
+ * truncated; *at is the body byte where the walk stopped. */
+int relay_avro_skip_body(avro_schema_t ws, const void *body, size_t len,
+                         size_t *at);
+
 /* 1 when two of keys[0..n) are equal (they are sorted). A map whose key
  * is given twice is refused by both decoding paths: no writer writes one,
  * and avro-c would quietly merge or replace values. */
