@@ -1378,13 +1378,13 @@ const relay_slot_t *relay_path_get(const relay_path_t *p,
                         return NULL;
                 }
                 size_t k = 0;
-                for (; k < v->n; k++) {
-                        const relay_slot_t *key =
-                            &s->s[v->v.first + k * step->esize];
+                const relay_slot_t *key = &s->s[v->v.first];
+                for (; k < v->n; k++, key += step->esize)
                         if (key->n == step->key_len &&
-                            !memcmp(key->v.p, step->key, step->key_len))
+                            (!key->n ||
+                             (key->v.p[0] == step->key[0] &&
+                              !memcmp(key->v.p, step->key, step->key_len))))
                                 break;
-                }
                 if (k == v->n) {
                         *st = RELAY_FOUND_ABSENT;
                         return NULL;
