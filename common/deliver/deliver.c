@@ -897,6 +897,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                 (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
             .commits_in_flight =
                 (int)relay_conf_int(conf, "worker.commits_in_flight"),
+            .batches_in_flight =
+                (int)relay_conf_int(conf, "worker.batches_in_flight"),
         };
         size_t max_record_bytes = 0;
         if (!(d->p =

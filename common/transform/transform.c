@@ -285,6 +285,8 @@ relay_transform_t *relay_transform_new(const relay_conf_t *conf, char *errstr,
                 (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
             .commits_in_flight =
                 (int)relay_conf_int(conf, "worker.commits_in_flight"),
+            .batches_in_flight =
+                (int)relay_conf_int(conf, "worker.batches_in_flight"),
             .interrupt = &relay_reload,
         };
         /* The engine first: it settles max_record_bytes, which the reader
