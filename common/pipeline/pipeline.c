@@ -751,16 +751,18 @@ static void assignment_changed(relay_pipeline_t *p)
  * then in the one in hand and the backlog. */
 static int64_t oldest_held(relay_pipeline_t *p, const struct ppart *pp)
 {
-        struct batch **bs = p->scratch;
-        size_t nb = held_batches(p, bs);
-        for (size_t k = 0; k < nb; k++)
-                for (size_t i = 0; i < bs[k]->nrecs; i++) {
-                        const rd_kafka_message_t *m = bs[k]->recs[i].msg;
-                        if (bs[k]->recs[i].state != PREC_DROPPED &&
+        size_t nb = p->nsealed + (p->cur ? 1 : 0);
+        for (size_t k = 0; k < nb; k++) {
+                const struct batch *bt =
+                    k < p->nsealed ? sealed_at(p, k) : p->cur;
+                for (size_t i = 0; i < bt->nrecs; i++) {
+                        const rd_kafka_message_t *m = bt->recs[i].msg;
+                        if (bt->recs[i].state != PREC_DROPPED &&
                             m->partition == pp->partition &&
                             !strcmp(rd_kafka_topic_name(m->rkt), pp->topic))
                                 return rd_kafka_message_timestamp(m, NULL);
                 }
+        }
         for (size_t i = p->backlog_head; i < p->nbacklog; i++) {
                 const rd_kafka_message_t *m = p->backlog[i];
                 if (m->partition == pp->partition &&
