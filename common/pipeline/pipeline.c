@@ -79,6 +79,9 @@ struct ppart {
         int32_t partition;
         int64_t stored_ts; /* timestamp of the last record stored, or 0 */
         relay_series_t *lag, *lag_s, *in;
+        /* offset after the last record taken, in batch fill_gen */
+        int64_t next;
+        unsigned long taken_gen;
         /* scratch of store: the offset to store, or blocked past */
         int64_t st_offset, st_ts;
         unsigned char st_have, st_blocked;
@@ -112,6 +115,7 @@ struct relay_pipeline {
         size_t nring, head, nsealed;
         struct batch *cur;
         struct batch **scratch;       /* nring of them, for held_batches */
+        unsigned long fill_gen;       /* batches filled so far */
         rd_kafka_message_t **backlog; /* consumed while paused (rare) */
         size_t nbacklog, backlog_cap, backlog_head;
 
@@ -710,6 +714,8 @@ static void parts_add(relay_pipeline_t *p,
                 pp->lag_s = relay_series(p->m.lag_s, p->group, e->topic, num);
                 pp->in = relay_series(p->m.in, e->topic);
                 pp->st_have = pp->st_blocked = 0;
+                pp->next = 0;
+                pp->taken_gen = 0;
         }
 }
 
@@ -1169,6 +1175,25 @@ static int drain(relay_pipeline_t *p, size_t keep, long stop_ms)
         }
 }
 
+/* 1 when the broker is known to hold more records of a partition of the
+ * batch in hand than the consumer handed over: its high watermark (as of
+ * the last fetch) is past the last record taken. They are on their way
+ * (the consumer fetched one message set of several), and the batch waits
+ * for them, within batch_wait_ms, rather than go out without them. */
+static int more_coming(relay_pipeline_t *p)
+{
+        for (size_t i = 0; i < p->nparts; i++) {
+                struct ppart *pp = &p->parts[i];
+                int64_t lo, hi;
+                if (pp->taken_gen == p->fill_gen &&
+                    !rd_kafka_get_watermark_offsets(p->consumer, pp->topic,
+                                                    pp->partition, &lo, &hi) &&
+                    hi > pp->next)
+                        return 1;
+        }
+        return 0;
+}
+
 /* Fill the batch in hand, up to batch_size records. Natural batching: it
  * goes out as soon as the consumer has nothing more ready and a batch
  * slot is free for the next one (what arrives meanwhile joins that one),
@@ -1181,19 +1206,24 @@ static void fill(relay_pipeline_t *p)
         struct batch *b = p->cur;
         int64_t first = 0;
         unsigned since_reap = 0;
+        p->fill_gen++;
         if (p->paused)
                 pause_all(p, 0);
         while (*p->running && !p->fatal && b->nrecs < p->pc.batch_size) {
                 rd_kafka_message_t *m = backlog_pop(p);
                 if (!m) {
-                        int room = p->nsealed + 1 < p->nring;
+                        int room = p->nsealed + 1 < p->nring, more = 0;
                         long left = 500;
-                        if (b->nrecs && room)
-                                left = 0; /* what is ready, no more */
-                        else if (b->nrecs &&
-                                 (left = p->pc.batch_wait_ms -
-                                         (long)(relay_mono_ms() - first)) <= 0)
-                                break;
+                        if (b->nrecs) {
+                                if (room && !(more = more_coming(p)))
+                                        left = 0; /* what is ready, no more */
+                                else if ((left = p->pc.batch_wait_ms -
+                                                 (long)(relay_mono_ms() -
+                                                        first)) <= 0)
+                                        break;
+                                if (more && left > 10)
+                                        left = 10;
+                        }
                         /* Sealed batches wait for acks: back soon. */
                         if (p->nsealed && left > 5)
                                 left = 5;
@@ -1207,6 +1237,8 @@ static void fill(relay_pipeline_t *p)
                                         since_reap = 0;
                                         if (!p->produce_paused)
                                                 continue;
+                                } else if (more) {
+                                        continue; /* on their way */
                                 }
                                 /* Nothing ready and a slot free: it goes.
                                  * Or quiet: back to the run loop, whose
@@ -1231,6 +1263,10 @@ static void fill(relay_pipeline_t *p)
                 b->recs[i].state = PREC_PENDING;
                 p->stats.records++;
                 struct ppart *pp = ppart_of(p, m);
+                if (pp) {
+                        pp->next = m->offset + 1;
+                        pp->taken_gen = p->fill_gen;
+                }
                 relay_metric_add(
                     pp ? pp->in
                        : relay_series(p->m.in, rd_kafka_topic_name(m->rkt)),
