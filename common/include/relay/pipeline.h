@@ -90,9 +90,10 @@ typedef struct relay_pipeline_conf {
         const char *dlq_topic;
         size_t batch_size; /* records a batch holds at most */
         /* the longest a batch waits for more records after its first: a
-         * batch goes out at once when nothing more is ready and another
-         * batch may be in flight; while batches_in_flight are held, it
-         * fills meanwhile, at most this long */
+         * batch goes out at once when nothing more is ready (nor known
+         * to be on the broker) and another batch may be in flight; while
+         * batches_in_flight are held, it fills meanwhile, at most this
+         * long */
         long batch_wait_ms;
         size_t max_record_bytes;        /* 0: message.max.bytes - headroom */
         const char *max_record_key;     /* its config key, for the error */
