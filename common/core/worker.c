@@ -33,6 +33,12 @@ static const relay_conf_prop_t worker_props[] = {
      "batch commits Kafka may leave unanswered before the next batch is "
      "taken (a crash re-delivers the batch in hand and these; 0: no wait)",
      0},
+    {"worker.batches_in_flight", RELAY_CONF_INT, "4", 1, 64, 0,
+     "batches held at once: the next batch is read and processed while the "
+     "acks of the older ones are outstanding; offsets are stored in order, "
+     "only past durable work (a crash re-delivers the batches held; 1: one "
+     "batch at a time)",
+     0},
     {"schemas.manifest", RELAY_CONF_STRING, "schemas/manifest.cfg", 0, -1, 0,
      "the schema catalogue: ids, subjects and .avsc files", 0},
     {"schema_registry.url", RELAY_CONF_STRING, NULL, 0, -1, 0,

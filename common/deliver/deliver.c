@@ -95,7 +95,10 @@ const relay_conf_prop_t relay_deliver_props[] = {
     {"deliver.batch_size", RELAY_CONF_INT, "0", 0, 100000, 0,
      "records consumed per batch (0: the platform's records per request)", 0},
     {"deliver.batch_wait_ms", RELAY_CONF_INT, "200", 0, 60000, 0,
-     "longest wait for more records before a partial batch is sent", 0},
+     "longest a partial batch waits for more records before it is sent, "
+     "and only while worker.batches_in_flight batches are held (otherwise "
+     "it goes as soon as nothing more is ready)",
+     0},
     {"deliver.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
      "larger input records are dead-lettered (0: kafka message.max.bytes "
      "less the room kept for dead-letter headers)",
@@ -897,6 +900,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                 (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
             .commits_in_flight =
                 (int)relay_conf_int(conf, "worker.commits_in_flight"),
+            .batches_in_flight =
+                (int)relay_conf_int(conf, "worker.batches_in_flight"),
         };
         size_t max_record_bytes = 0;
         if (!(d->p =

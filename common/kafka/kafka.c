@@ -98,7 +98,26 @@ static const char *const consumer_only[] = {"auto.offset.reset",
 static const char *const client_defaults[] = {"statistics.interval.ms", "5000",
                                               NULL};
 
+/* The producer's defaults (kafka.* keys override them):
+ * - partitioner murmur2_random: a key lands on the partition the Java
+ *   client would choose (librdkafka's own default, consistent_random, is
+ *   CRC32), so relay's outputs and a Java producer's agree on where a key
+ *   lives; keyless records are spread at random as before;
+ * - linger.ms 5, said here because it was measured: with batches in
+ *   flight a longer linger only delays each batch's acks (transform over
+ *   loyalty events, 4 batches of 500 in flight: 20 ms was 10% slower,
+ *   50 ms half as fast); librdkafka's batch sizes (10000 messages, 1 MB)
+ *   are already above a batch's outputs. */
+static const char *const producer_defaults[] = {"statistics.interval.ms",
+                                                "5000",
+                                                "partitioner",
+                                                "murmur2_random",
+                                                "linger.ms",
+                                                "5",
+                                                NULL};
+
 static const char *const producer_only[] = {"linger.ms",
+                                            "partitioner",
                                             "queue.buffering.",
                                             "batch.",
                                             "acks",
@@ -389,7 +408,7 @@ rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
 {
         static const char *const pinned[] = {"enable.idempotence", "true",
                                              NULL};
-        rd_kafka_conf_t *kc = conf_new(conf, consumer_only, client_defaults,
+        rd_kafka_conf_t *kc = conf_new(conf, consumer_only, producer_defaults,
                                        pinned, errstr, errstr_size);
         if (!kc)
                 return NULL;

@@ -1,8 +1,11 @@
 /*
- * The pipeline engine (see relay/pipeline.h for the promise): one batch at
- * a time, consumed, handed to the processor record by record, flushed,
- * settled (every output and dead letter durable, or replaced by one that
- * is) and stored.
+ * The pipeline engine (see relay/pipeline.h for the promise): batches are
+ * consumed, handed to the processor record by record and flushed; a
+ * flushed batch is sealed into a ring of batches in flight while the next
+ * one is taken, and the oldest sealed batches are settled (every output
+ * and dead letter durable, or replaced by one that is), stored and
+ * released in order as their acknowledgements come in. With one batch in
+ * flight this is one batch at a time.
  *
  * Waiting is always done here, by serve(): it pauses every assigned
  * partition (librdkafka then drops what it prefetched and, on resume,
@@ -26,18 +29,19 @@
 
 enum prec_state { PREC_PENDING, PREC_DONE, PREC_DROPPED };
 
-/* One input record of the batch in hand. */
+/* One input record of a batch. */
 struct prec {
         rd_kafka_message_t *msg;
         unsigned char state;
-        unsigned char bad; /* scratch of store_batch: not storable */
+        unsigned char bad; /* scratch of store_batches: not storable */
 };
 
 enum slot_kind { SLOT_OUTPUT, SLOT_DLQ };
 
-/* One message produced for the batch: an output or a dead letter. Slots
- * live in fixed chunks that never move, because the delivery report
- * writes into slot->ack through the pointer given at produce time. */
+/* One message produced for a batch: an output or a dead letter. Slots
+ * live in fixed chunks that never move (not when the batch is sealed
+ * either), because the delivery report writes into slot->ack through the
+ * pointer given at produce time. */
 struct slot {
         relay_kafka_ack_t ack;
         size_t rec;
@@ -45,7 +49,7 @@ struct slot {
         unsigned char settled; /* durable, or replaced by another slot */
         unsigned char stub;
         unsigned char in_flight; /* produced, report not yet seen */
-        char *tag;               /* connection, or NULL */
+        const char *tag;         /* connection (interned), or NULL */
         /* a dead letter's reason, kept to produce it again */
         char *why;
         const char *stage; /* static strings */
@@ -58,12 +62,35 @@ struct slot {
 
 #define SLOT_CHUNK 256
 
-/* An assigned partition, for its lag. */
+/* A batch: its records and every message produced for them. The one in
+ * hand is being filled; a sealed one was flushed and waits for its acks. */
+struct batch {
+        struct prec *recs; /* batch_size of them */
+        size_t nrecs;
+        struct slot **chunks;
+        size_t nchunks, nslots;
+        size_t open_from; /* slots before it are settled */
+        int open;         /* a slot not settled (at the last pass) */
+};
+
+/* An assigned partition, for its lag and for storing. */
 struct ppart {
         char *topic;
         int32_t partition;
         int64_t stored_ts; /* timestamp of the last record stored, or 0 */
-        relay_series_t *lag, *lag_s;
+        relay_series_t *lag, *lag_s, *in;
+        /* offset after the last record taken, in batch fill_gen */
+        int64_t next;
+        unsigned long taken_gen;
+        /* scratch of store: the offset to store, or blocked past */
+        int64_t st_offset, st_ts;
+        unsigned char st_have, st_blocked;
+};
+
+/* An output topic and what counts its durable outputs. */
+struct otopic {
+        char *topic;
+        relay_series_t *out;
 };
 
 /* The engine's metrics (relay/metrics.h); all NULL-safe. */
@@ -81,10 +108,14 @@ struct relay_pipeline {
         volatile sig_atomic_t *running;
         relay_kafka_rebalance_t rebalance;
 
-        struct prec *recs; /* the batch in hand */
-        size_t nrecs;
-        struct slot **chunks;
-        size_t nchunks, nslots;
+        /* The batches in flight: a ring of nring; nsealed of them from
+         * head are sealed, the next one is in hand (cur, NULL while
+         * every one is sealed). */
+        struct batch *ring;
+        size_t nring, head, nsealed;
+        struct batch *cur;
+        struct batch **scratch;       /* nring of them, for held_batches */
+        unsigned long fill_gen;       /* batches filled so far */
         rd_kafka_message_t **backlog; /* consumed while paused (rare) */
         size_t nbacklog, backlog_cap, backlog_head;
 
@@ -103,7 +134,11 @@ struct relay_pipeline {
         relay_pipeline_stats_t stats;
 
         struct ppart *parts; /* assigned */
-        size_t nparts;
+        size_t nparts, part_hint;
+        struct otopic *otopics; /* output topics seen */
+        size_t notopics, otopic_hint;
+        char **tags; /* interned output tags */
+        size_t ntags, tag_hint;
         relay_kafka_ends_t *ends; /* their end offsets, for lag */
         struct pmetrics m;
         long grace_ms;
@@ -112,6 +147,21 @@ struct relay_pipeline {
 };
 
 /* ---- small helpers ----------------------------------------------------- */
+
+/* Sealed batch k, from the oldest. */
+static struct batch *sealed_at(relay_pipeline_t *p, size_t k)
+{
+        return &p->ring[(p->head + k) % p->nring];
+}
+
+/* Records held: in hand and in the sealed batches. */
+static size_t held(const relay_pipeline_t *p)
+{
+        size_t n = p->cur ? p->cur->nrecs : 0;
+        for (size_t k = 0; k < p->nsealed; k++)
+                n += p->ring[(p->head + k) % p->nring].nrecs;
+        return n;
+}
 
 int relay_pipeline_running(const relay_pipeline_t *p)
 {
@@ -132,7 +182,7 @@ int relay_pipeline_stopping(relay_pipeline_t *p)
                 relay_log(LOG_INFO, p->worker,
                           "stopping: fetching no more, finishing the %zu "
                           "record(s) in hand within %ld ms",
-                          p->nrecs, p->grace_ms);
+                          held(p), p->grace_ms);
         }
         return relay_mono_ms() >= p->stop_at;
 }
@@ -144,21 +194,22 @@ static void polled(relay_pipeline_t *p)
         relay_heartbeat();
 }
 
-static struct slot *slot_at(relay_pipeline_t *p, size_t i)
+static struct slot *slot_at(struct batch *b, size_t i)
 {
-        return &p->chunks[i / SLOT_CHUNK][i % SLOT_CHUNK];
+        return &b->chunks[i / SLOT_CHUNK][i % SLOT_CHUNK];
 }
 
-static struct slot *slot_new(relay_pipeline_t *p, size_t rec,
-                             enum slot_kind kind)
+/* A new slot of batch b. Chunks are kept when the batch is released, so
+ * a steady worker allocates none. */
+static struct slot *slot_new(struct batch *b, size_t rec, enum slot_kind kind)
 {
-        if (p->nslots == p->nchunks * SLOT_CHUNK) {
-                p->chunks = relay_realloc(p->chunks, (p->nchunks + 1) *
-                                                         sizeof(*p->chunks));
-                p->chunks[p->nchunks++] =
+        if (b->nslots == b->nchunks * SLOT_CHUNK) {
+                b->chunks = relay_realloc(b->chunks, (b->nchunks + 1) *
+                                                         sizeof(*b->chunks));
+                b->chunks[b->nchunks++] =
                     relay_calloc(SLOT_CHUNK, sizeof(struct slot));
         }
-        struct slot *s = slot_at(p, p->nslots++);
+        struct slot *s = slot_at(b, b->nslots++);
         memset(s, 0, sizeof(*s));
         s->rec = rec;
         s->kind = (unsigned char)kind;
@@ -166,24 +217,93 @@ static struct slot *slot_new(relay_pipeline_t *p, size_t rec,
         return s;
 }
 
-static void slots_clear(relay_pipeline_t *p)
+static void slots_clear(struct batch *b)
 {
-        for (size_t i = 0; i < p->nslots; i++) {
-                struct slot *s = slot_at(p, i);
+        for (size_t i = 0; i < b->nslots; i++) {
+                struct slot *s = slot_at(b, i);
                 relay_kafka_ack_release(&s->ack);
-                free(s->tag);
                 free(s->why);
         }
-        p->nslots = 0;
+        b->nslots = b->open_from = 0;
+        b->open = 0;
 }
 
-/* Any slot still waiting for its delivery report? */
-static int in_flight(relay_pipeline_t *p)
+/* Any slot of b still waiting for its delivery report? */
+static int in_flight(struct batch *b)
 {
-        for (size_t i = 0; i < p->nslots; i++)
-                if (slot_at(p, i)->in_flight && !slot_at(p, i)->ack.done)
+        for (size_t i = 0; i < b->nslots; i++)
+                if (slot_at(b, i)->in_flight && !slot_at(b, i)->ack.done)
                         return 1;
         return 0;
+}
+
+/* The held batches, oldest first (the sealed ones, then the one in hand),
+ * for a revoke and for storing what is left when stopping. */
+static size_t held_batches(relay_pipeline_t *p, struct batch **out)
+{
+        size_t n = 0;
+        for (size_t k = 0; k < p->nsealed; k++)
+                out[n++] = sealed_at(p, k);
+        if (p->cur)
+                out[n++] = p->cur;
+        return n;
+}
+
+/* The interned copy of tag (NULL for NULL): outputs name their connection
+ * without a copy each; the set is the configured connections. */
+static const char *intern(relay_pipeline_t *p, const char *tag)
+{
+        if (!tag)
+                return NULL;
+        if (p->tag_hint < p->ntags && !strcmp(p->tags[p->tag_hint], tag))
+                return p->tags[p->tag_hint];
+        for (size_t i = 0; i < p->ntags; i++)
+                if (!strcmp(p->tags[i], tag)) {
+                        p->tag_hint = i;
+                        return p->tags[i];
+                }
+        p->tags = relay_realloc(p->tags, (p->ntags + 1) * sizeof(*p->tags));
+        p->tag_hint = p->ntags;
+        return p->tags[p->ntags++] = relay_strdup(tag);
+}
+
+/* The assigned partition of m, or NULL (it was revoked). Records come in
+ * runs of one partition: the last one found is tried first. */
+static struct ppart *ppart_of(relay_pipeline_t *p, const rd_kafka_message_t *m)
+{
+        const char *t = rd_kafka_topic_name(m->rkt);
+        if (p->part_hint < p->nparts) {
+                struct ppart *pp = &p->parts[p->part_hint];
+                if (pp->partition == m->partition && !strcmp(pp->topic, t))
+                        return pp;
+        }
+        for (size_t i = 0; i < p->nparts; i++)
+                if (p->parts[i].partition == m->partition &&
+                    !strcmp(p->parts[i].topic, t)) {
+                        p->part_hint = i;
+                        return &p->parts[i];
+                }
+        return NULL;
+}
+
+/* What counts the durable outputs to topic: looked up once per topic. */
+static relay_series_t *out_series(relay_pipeline_t *p, const char *topic)
+{
+        if (p->otopic_hint < p->notopics &&
+            !strcmp(p->otopics[p->otopic_hint].topic, topic))
+                return p->otopics[p->otopic_hint].out;
+        for (size_t i = 0; i < p->notopics; i++)
+                if (!strcmp(p->otopics[i].topic, topic)) {
+                        p->otopic_hint = i;
+                        return p->otopics[i].out;
+                }
+        p->otopics =
+            relay_realloc(p->otopics, (p->notopics + 1) * sizeof(*p->otopics));
+        struct otopic *o = &p->otopics[p->notopics];
+        o->topic = relay_strdup(topic);
+        o->out = relay_series(p->m.out, topic);
+        p->otopic_hint = p->notopics++;
+        return o->out;
 }
 
 static int same_partition(const rd_kafka_message_t *m,
@@ -337,11 +457,11 @@ int64_t relay_pipeline_paused_since(const relay_pipeline_t *p)
 
 /* ---- producing --------------------------------------------------------- */
 
-/* What to do with a failed slot, by class. */
-static void slot_failed(relay_pipeline_t *p, struct slot *s,
+/* What to do with a failed slot of batch b, by class. */
+static void slot_failed(relay_pipeline_t *p, struct batch *b, struct slot *s,
                         rd_kafka_resp_err_t err);
 
-static void slot_produce(relay_pipeline_t *p, struct slot *s)
+static void slot_produce(relay_pipeline_t *p, struct batch *b, struct slot *s)
 {
         rd_kafka_resp_err_t err;
         s->in_flight = 0;
@@ -357,7 +477,7 @@ static void slot_produce(relay_pipeline_t *p, struct slot *s)
                                          s->status, s->attempts, s->tag,
                                          s->stub};
                 err = relay_dlq_produce(p->producer, p->dlq_topic,
-                                        p->recs[s->rec].msg, &info, &s->ack);
+                                        b->recs[s->rec].msg, &info, &s->ack);
         }
         if (!err) {
                 s->in_flight = 1;
@@ -373,9 +493,9 @@ void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
                             const void *key, size_t key_len, const void *value,
                             size_t len, const char *tag)
 {
-        struct slot *s = slot_new(p, i, SLOT_OUTPUT);
-        s->tag = tag ? relay_strdup(tag) : NULL;
-        s->count = relay_series(p->m.out, topic);
+        struct slot *s = slot_new(p->cur, i, SLOT_OUTPUT);
+        s->tag = intern(p, tag);
+        s->count = out_series(p, topic);
         p->stats.outputs++;
         rd_kafka_resp_err_t err = relay_kafka_produce_once(
             p->producer, topic, key, key_len, value, len, NULL, &s->ack, 1);
@@ -395,44 +515,47 @@ void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
         s->ack.err = err;
 }
 
-static struct slot *dead_letter_slot(relay_pipeline_t *p, size_t i,
-                                     const char *stage, const char *why,
-                                     long status, int attempts, const char *tag,
-                                     int stub)
+/* A dead letter of record i of batch b (the one in hand, or a sealed one
+ * whose output was refused): it belongs to that batch. */
+static struct slot *dead_letter_slot(relay_pipeline_t *p, struct batch *b,
+                                     size_t i, const char *stage,
+                                     const char *why, long status, int attempts,
+                                     const char *tag, int stub)
 {
-        struct slot *s = slot_new(p, i, SLOT_DLQ);
+        struct slot *s = slot_new(b, i, SLOT_DLQ);
         s->stage = stage;
         s->why = relay_strdup(why ? why : "");
         s->status = status;
         s->attempts = attempts;
-        s->tag = tag ? relay_strdup(tag) : NULL;
+        s->tag = intern(p, tag);
         s->stub = (unsigned char)stub;
         s->count = relay_series(p->m.dlq, p->dlq_topic, stage);
         if (stub)
                 p->stats.stubs++;
         else
                 p->stats.dead_letters++;
-        slot_produce(p, s);
+        slot_produce(p, b, s);
         return s;
 }
 
 void relay_pipeline_dead_letter(relay_pipeline_t *p, size_t i,
                                 const relay_dlq_info_t *info)
 {
-        if (p->recs[i].state == PREC_DROPPED)
+        struct batch *b = p->cur;
+        if (b->recs[i].state == PREC_DROPPED)
                 return; /* its next owner decides */
         /* The stage names are string literals of the workers. */
-        dead_letter_slot(p, i, info->stage, info->error, info->http_status,
+        dead_letter_slot(p, b, i, info->stage, info->error, info->http_status,
                          info->attempts, info->connection, info->stub);
-        p->recs[i].state = PREC_DONE;
+        b->recs[i].state = PREC_DONE;
 }
 
-static void slot_failed(relay_pipeline_t *p, struct slot *s,
+static void slot_failed(relay_pipeline_t *p, struct batch *b, struct slot *s,
                         rd_kafka_resp_err_t err)
 {
         char why[700];
         enum relay_kafka_class cls = relay_kafka_err_class(err);
-        const rd_kafka_message_t *m = p->recs[s->rec].msg;
+        const rd_kafka_message_t *m = b->recs[s->rec].msg;
         const char *topic = s->kind == SLOT_OUTPUT && s->ack.kept.topic
                                 ? s->ack.kept.topic
                                 : p->dlq_topic;
@@ -453,7 +576,11 @@ static void slot_failed(relay_pipeline_t *p, struct slot *s,
                          topic, s->ack.kept.len, rd_kafka_err2str(err));
                 s->settled = 1;
                 relay_kafka_ack_release(&s->ack);
-                dead_letter_slot(p, s->rec, "produce", why, 0, 0, s->tag, 0);
+                /* s may move no more, but the new slot may be in a new
+                 * chunk: take what is needed first. */
+                size_t rec = s->rec;
+                const char *tag = s->tag;
+                dead_letter_slot(p, b, rec, "produce", why, 0, 0, tag, 0);
                 return;
         }
         if (cls == RELAY_KAFKA_RECORD && !s->stub) {
@@ -465,7 +592,7 @@ static void slot_failed(relay_pipeline_t *p, struct slot *s,
                           rd_kafka_topic_name(m->rkt), (int)m->partition,
                           (long long)m->offset, m->len, rd_kafka_err2str(err));
                 s->settled = 1;
-                dead_letter_slot(p, s->rec, s->stage, s->why, s->status,
+                dead_letter_slot(p, b, s->rec, s->stage, s->why, s->status,
                                  s->attempts, s->tag, 1);
                 return;
         }
@@ -493,97 +620,66 @@ static void slot_failed(relay_pipeline_t *p, struct slot *s,
                                       topic, rd_kafka_err2str(err));
 }
 
-/* Slot s is durable: count it. */
-static void durable(relay_pipeline_t *p, struct slot *s)
+/* Slot s of batch b is durable: count it (once). */
+static void durable(relay_pipeline_t *p, struct batch *b, struct slot *s)
 {
+        if (s->settled)
+                return;
         s->settled = 1;
         relay_metric_add(s->count, 1);
         if (s->kind == SLOT_DLQ)
                 relay_metric_add(
                     relay_series(p->m.failed,
-                                 rd_kafka_topic_name(p->recs[s->rec].msg->rkt)),
+                                 rd_kafka_topic_name(b->recs[s->rec].msg->rkt)),
                     1);
 }
 
-/* Wait until every slot is durable or replaced, producing failed ones
- * again as their class says. bound_ms < 0: until stopped (then a grace of
- * stop_ms); else at most bound_ms. 0 when all settled, -1 when not (or
- * the producer failed fatally). */
-static int settle(relay_pipeline_t *p, long bound_ms, long stop_ms)
+/* One pass over batch b's slots, without waiting: count the durable ones,
+ * produce failed ones again as their class says. Sets and returns b->open:
+ * 1 while a slot is not settled. */
+static int settle_pass(relay_pipeline_t *p, struct batch *b)
 {
-        int64_t until = bound_ms >= 0 ? relay_mono_ms() + bound_ms : 0;
-        int64_t stop_until = 0;
-        for (;;) {
-                int open = 0;
-                int64_t now = relay_mono_ms();
-                /* slot_failed may add slots: loop on the live count. */
-                for (size_t i = 0; i < p->nslots && !p->fatal; i++) {
-                        struct slot *s = slot_at(p, i);
-                        if (s->settled)
-                                continue;
-                        if (p->recs[s->rec].state == PREC_DROPPED) {
+        int open = 0;
+        int64_t now = relay_mono_ms();
+        /* slot_failed may add slots: loop on the live count. */
+        for (size_t i = b->open_from; i < b->nslots && !p->fatal; i++) {
+                struct slot *s = slot_at(b, i);
+                if (!s->settled) {
+                        if (b->recs[s->rec].state == PREC_DROPPED) {
                                 /* Its partition went to another member,
                                  * which redoes the record: writing this
                                  * again would only duplicate it. */
                                 s->settled = 1;
-                                continue;
-                        }
-                        if (!s->ack.done) {
+                        } else if (!s->ack.done) {
                                 open = 1;
-                                continue;
-                        }
-                        if (!s->ack.err) {
-                                durable(p, s);
-                                continue;
-                        }
-                        open = 1;
-                        if (s->in_flight || !s->retry_at) {
-                                /* A fresh failure. */
-                                rd_kafka_resp_err_t err = s->ack.err;
-                                s->in_flight = 0;
-                                slot_failed(p, s, err);
-                                if (s->settled)
-                                        continue;
-                        }
-                        if (s->retry_at && now >= s->retry_at) {
-                                s->retry_at = 0;
-                                slot_produce(p, s);
-                                if (s->ack.done && s->ack.err) {
+                        } else if (!s->ack.err) {
+                                durable(p, b, s);
+                        } else {
+                                open = 1;
+                                if (s->in_flight || !s->retry_at) {
+                                        /* A fresh failure. */
                                         rd_kafka_resp_err_t err = s->ack.err;
-                                        slot_failed(p, s, err);
+                                        s->in_flight = 0;
+                                        slot_failed(p, b, s, err);
+                                        s = slot_at(b, i);
+                                }
+                                if (!s->settled && s->retry_at &&
+                                    now >= s->retry_at) {
+                                        s->retry_at = 0;
+                                        slot_produce(p, b, s);
+                                        if (s->ack.done && s->ack.err) {
+                                                rd_kafka_resp_err_t err =
+                                                    s->ack.err;
+                                                slot_failed(p, b, s, err);
+                                        }
                                 }
                         }
                 }
-                if (p->fatal)
-                        return -1;
-                if (!open) {
-                        if (p->produce_paused) {
-                                p->produce_paused = 0;
-                                relay_pipeline_resumed(p);
-                                relay_ready_set(RELAY_READY_OUTPUT, NULL);
-                        }
-                        return 0;
-                }
-                now = relay_mono_ms();
-                if (bound_ms >= 0 && now >= until)
-                        return -1;
-                if (!*p->running) {
-                        if (!stop_until) {
-                                relay_pipeline_stopping(p);
-                                /* The grace, or stop_ms without one. */
-                                stop_until = now + (p->grace_ms ? 0 : stop_ms);
-                                if (p->stop_at > stop_until)
-                                        stop_until = p->stop_at;
-                        }
-                        if (now >= stop_until)
-                                return -1;
-                }
-                if (now - p->last_serve >= p->serve_ms || p->paused)
-                        serve(p, 50);
-                else
-                        rd_kafka_poll(p->producer, 50);
-                relay_heartbeat();
+                if (!open && s->settled)
+                        b->open_from = i + 1;
         }
+        b->open = open || p->fatal;
+        return b->open;
 }
 
 /* ---- partitions and their lag ------------------------------------------ */
@@ -616,6 +712,10 @@ static void parts_add(relay_pipeline_t *p,
                 relay_kafka_ends_add(p->ends, e->topic, e->partition);
                 pp->lag = relay_series(p->m.lag, p->group, e->topic, num);
                 pp->lag_s = relay_series(p->m.lag_s, p->group, e->topic, num);
+                pp->in = relay_series(p->m.in, e->topic);
+                pp->st_have = pp->st_blocked = 0;
+                pp->next = 0;
+                pp->taken_gen = 0;
         }
 }
 
@@ -653,15 +753,21 @@ static void assignment_changed(relay_pipeline_t *p)
 }
 
 /* The timestamp of the oldest record of a partition the worker holds
- * (none of them is committed), or 0. */
+ * (none of them is committed), or 0: in the sealed batches, oldest first,
+ * then in the one in hand and the backlog. */
 static int64_t oldest_held(relay_pipeline_t *p, const struct ppart *pp)
 {
-        for (size_t i = 0; i < p->nrecs; i++) {
-                const rd_kafka_message_t *m = p->recs[i].msg;
-                if (p->recs[i].state != PREC_DROPPED &&
-                    m->partition == pp->partition &&
-                    !strcmp(rd_kafka_topic_name(m->rkt), pp->topic))
-                        return rd_kafka_message_timestamp(m, NULL);
+        size_t nb = p->nsealed + (p->cur ? 1 : 0);
+        for (size_t k = 0; k < nb; k++) {
+                const struct batch *bt =
+                    k < p->nsealed ? sealed_at(p, k) : p->cur;
+                for (size_t i = 0; i < bt->nrecs; i++) {
+                        const rd_kafka_message_t *m = bt->recs[i].msg;
+                        if (bt->recs[i].state != PREC_DROPPED &&
+                            m->partition == pp->partition &&
+                            !strcmp(rd_kafka_topic_name(m->rkt), pp->topic))
+                                return rd_kafka_message_timestamp(m, NULL);
+                }
         }
         for (size_t i = p->backlog_head; i < p->nbacklog; i++) {
                 const rd_kafka_message_t *m = p->backlog[i];
@@ -727,77 +833,87 @@ static void on_stats(void *opaque, rd_kafka_t *rk, const json_t *stats)
 
 /* ---- storing ----------------------------------------------------------- */
 
-/* Mark the records that are not storable: unfinished, or with a slot that
- * did not settle. */
-static void mark_bad(relay_pipeline_t *p)
+/* Mark the records of b that are not storable: unfinished, or with a slot
+ * that did not settle. */
+static void mark_bad(struct batch *b)
 {
-        for (size_t i = 0; i < p->nrecs; i++)
-                p->recs[i].bad = p->recs[i].state != PREC_DONE;
-        for (size_t i = 0; i < p->nslots; i++) {
-                struct slot *s = slot_at(p, i);
+        for (size_t i = 0; i < b->nrecs; i++)
+                b->recs[i].bad = b->recs[i].state != PREC_DONE;
+        for (size_t i = b->open_from; i < b->nslots; i++) {
+                struct slot *s = slot_at(b, i);
                 if (!s->settled)
-                        p->recs[s->rec].bad = 1;
+                        b->recs[s->rec].bad = 1;
         }
 }
 
-/* Store the offset after the last record of each partition that is
- * preceded only by storable records (of that partition). parts (may be
- * NULL = all) limits it to those partitions. Dropped records are skipped. */
-static void store_batch(relay_pipeline_t *p,
-                        const rd_kafka_topic_partition_list_t *parts)
+/* Store, for each partition, the offset after its last record in the
+ * batches bs (oldest first) that is preceded only by storable records of
+ * that partition, in any of them: nothing is stored past a record that is
+ * not storable, across batches. parts (may be NULL = all) limits it to
+ * those partitions. Dropped records are skipped. One offset per partition
+ * goes to librdkafka, in one call. */
+static void store_batches(relay_pipeline_t *p, struct batch *const *bs,
+                          size_t nb,
+                          const rd_kafka_topic_partition_list_t *parts)
 {
-        mark_bad(p);
-        rd_kafka_topic_partition_list_t *st =
-            rd_kafka_topic_partition_list_new(8);
-        rd_kafka_topic_partition_list_t *blocked =
-            rd_kafka_topic_partition_list_new(8);
-        for (size_t i = 0; i < p->nrecs; i++) {
-                struct prec *r = &p->recs[i];
-                if (r->state == PREC_DROPPED)
-                        continue;
-                if (parts && !same_partition(r->msg, parts))
-                        continue;
-                const char *t = rd_kafka_topic_name(r->msg->rkt);
-                if (rd_kafka_topic_partition_list_find(blocked, t,
-                                                       r->msg->partition))
-                        continue;
-                if (r->bad) {
-                        rd_kafka_topic_partition_list_add(blocked, t,
-                                                          r->msg->partition);
-                        continue;
+        for (size_t i = 0; i < p->nparts; i++)
+                p->parts[i].st_have = p->parts[i].st_blocked = 0;
+        for (size_t k = 0; k < nb; k++) {
+                struct batch *b = bs[k];
+                mark_bad(b);
+                for (size_t i = 0; i < b->nrecs; i++) {
+                        struct prec *r = &b->recs[i];
+                        if (r->state == PREC_DROPPED)
+                                continue;
+                        struct ppart *pp = ppart_of(p, r->msg);
+                        if (!pp || pp->st_blocked)
+                                continue; /* not assigned: not ours */
+                        if (r->bad) {
+                                pp->st_blocked = 1;
+                                continue;
+                        }
+                        pp->st_have = 1;
+                        pp->st_offset = r->msg->offset + 1;
+                        pp->st_ts = rd_kafka_message_timestamp(r->msg, NULL);
                 }
-                rd_kafka_topic_partition_t *e =
-                    rd_kafka_topic_partition_list_find(st, t,
-                                                       r->msg->partition);
-                if (!e)
-                        e = rd_kafka_topic_partition_list_add(
-                            st, t, r->msg->partition);
-                e->offset = r->msg->offset + 1;
-                e->opaque = r->msg;
         }
-        for (int i = 0; i < st->cnt; i++) {
-                struct ppart *pp =
-                    ppart_find(p, st->elems[i].topic, st->elems[i].partition);
-                if (pp)
-                        pp->stored_ts = rd_kafka_message_timestamp(
-                            (const rd_kafka_message_t *)st->elems[i].opaque,
-                            NULL);
+        rd_kafka_topic_partition_list_t *st = NULL;
+        for (size_t i = 0; i < p->nparts; i++) {
+                struct ppart *pp = &p->parts[i];
+                if (!pp->st_have)
+                        continue;
+                pp->st_have = 0;
+                if (parts && !rd_kafka_topic_partition_list_find(
+                                 parts, pp->topic, pp->partition))
+                        continue;
+                if (!st)
+                        st = rd_kafka_topic_partition_list_new(
+                            (int)(p->nparts < 64 ? p->nparts : 64));
+                rd_kafka_topic_partition_list_add(st, pp->topic, pp->partition)
+                    ->offset = pp->st_offset;
+                pp->stored_ts = pp->st_ts;
         }
-        if (st->cnt) {
-                rd_kafka_resp_err_t err =
-                    rd_kafka_offsets_store(p->consumer, st);
-                for (int i = 0; !err && i < st->cnt; i++)
-                        if (st->elems[i].err)
-                                err = st->elems[i].err;
-                if (err)
-                        /* The partition was revoked meanwhile: its new
-                         * owner reads the records again (not a loss). */
-                        relay_log(LOG_WARNING, p->worker,
-                                  "cannot store offsets: %s",
-                                  rd_kafka_err2str(err));
-        }
+        if (!st)
+                return;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->consumer, st);
+        for (int i = 0; !err && i < st->cnt; i++)
+                if (st->elems[i].err)
+                        err = st->elems[i].err;
+        if (err)
+                /* The partition was revoked meanwhile: its new owner reads
+                 * the records again (not a loss). */
+                relay_log(LOG_WARNING, p->worker, "cannot store offsets: %s",
+                          rd_kafka_err2str(err));
+        else if (parts)
+                /* A revoke: where the next owner starts (once committed). */
+                for (int i = 0; i < st->cnt; i++)
+                        relay_log(LOG_INFO, p->worker,
+                                  "%s[%d]: stored offset %lld before handing "
+                                  "it back",
+                                  st->elems[i].topic,
+                                  (int)st->elems[i].partition,
+                                  (long long)st->elems[i].offset);
         rd_kafka_topic_partition_list_destroy(st);
-        rd_kafka_topic_partition_list_destroy(blocked);
 }
 
 /* ---- rebalances -------------------------------------------------------- */
@@ -819,31 +935,42 @@ static void on_assigned(void *opaque, rd_kafka_t *rk,
         rd_kafka_topic_partition_list_destroy(copy);
 }
 
+/* A revoke while batches are in flight: wait (bounded) for the acks of
+ * every held batch, sealed or in hand, count what is durable, store what
+ * is finished of the revoked partitions in order across the batches, and
+ * drop the rest of their records from every batch. */
 static void on_revoke(void *opaque, rd_kafka_t *rk,
                       const rd_kafka_topic_partition_list_t *parts)
 {
         relay_pipeline_t *p = opaque;
         int lost = rd_kafka_assignment_lost(rk);
-        if (!lost && p->nslots && in_flight(p)) {
+        struct batch **bs = p->scratch;
+        size_t nb = held_batches(p, bs);
+        if (!lost) {
                 /* Only Kafka is waited for here, never a platform. */
                 int64_t until = relay_mono_ms() + p->revoke_wait_ms;
-                while (in_flight(p) && relay_mono_ms() < until)
-                        rd_kafka_poll(p->producer, 50);
+                for (size_t k = 0; k < nb; k++)
+                        while (in_flight(bs[k]) && relay_mono_ms() < until)
+                                rd_kafka_poll(p->producer, 50);
                 /* Settle what reported, without producing again. */
-                for (size_t i = 0; i < p->nslots; i++) {
-                        struct slot *s = slot_at(p, i);
-                        if (s->ack.done && !s->ack.err)
-                                durable(p, s);
-                }
+                for (size_t k = 0; k < nb; k++)
+                        for (size_t i = bs[k]->open_from; i < bs[k]->nslots;
+                             i++) {
+                                struct slot *s = slot_at(bs[k], i);
+                                if (s->ack.done && !s->ack.err)
+                                        durable(p, bs[k], s);
+                        }
+                store_batches(p, bs, nb, parts);
         }
-        if (!lost)
-                store_batch(p, parts);
         size_t dropped = 0;
-        for (size_t i = 0; i < p->nrecs; i++)
-                if (p->recs[i].state != PREC_DROPPED &&
-                    same_partition(p->recs[i].msg, parts)) {
-                        p->recs[i].state = PREC_DROPPED;
-                        dropped++;
+        for (size_t k = 0; k < nb; k++)
+                for (size_t i = 0; i < bs[k]->nrecs; i++) {
+                        struct prec *r = &bs[k]->recs[i];
+                        if (r->state != PREC_DROPPED &&
+                            same_partition(r->msg, parts)) {
+                                r->state = PREC_DROPPED;
+                                dropped++;
+                        }
                 }
         /* Records consumed while paused of those partitions go too. */
         size_t keep = p->backlog_head;
@@ -873,29 +1000,29 @@ static void on_revoke(void *opaque, rd_kafka_t *rk,
 
 size_t relay_pipeline_count(const relay_pipeline_t *p)
 {
-        return p->nrecs;
+        return p->cur ? p->cur->nrecs : 0;
 }
 
 const rd_kafka_message_t *relay_pipeline_msg(const relay_pipeline_t *p,
                                              size_t i)
 {
-        return p->recs[i].msg;
+        return p->cur->recs[i].msg;
 }
 
 int relay_pipeline_dropped(const relay_pipeline_t *p, size_t i)
 {
-        return p->recs[i].state == PREC_DROPPED;
+        return p->cur->recs[i].state == PREC_DROPPED;
 }
 
 int relay_pipeline_is_done(const relay_pipeline_t *p, size_t i)
 {
-        return p->recs[i].state == PREC_DONE;
+        return p->cur->recs[i].state == PREC_DONE;
 }
 
 void relay_pipeline_done(relay_pipeline_t *p, size_t i)
 {
-        if (p->recs[i].state == PREC_PENDING)
-                p->recs[i].state = PREC_DONE;
+        if (p->cur->recs[i].state == PREC_PENDING)
+                p->cur->recs[i].state = PREC_DONE;
 }
 
 void relay_pipeline_wake_at(relay_pipeline_t *p, int64_t mono_ms)
@@ -939,7 +1066,7 @@ static int take(relay_pipeline_t *p, size_t i)
                         relay_ready_set(RELAY_READY_INPUT, NULL);
                         return -1;
                 }
-                if (p->recs[i].state == PREC_DROPPED)
+                if (p->cur->recs[i].state == PREC_DROPPED)
                         return 0;
                 /* A wait can be long (the registry is away): let a reload
                  * through; record i holds nothing of the processor's. */
@@ -948,55 +1075,9 @@ static int take(relay_pipeline_t *p, size_t i)
         }
 }
 
-/* Fill the batch: up to batch_size records or batch_wait_ms after the
- * first. */
-static void fill(relay_pipeline_t *p)
-{
-        int64_t first = 0;
-        while (*p->running && p->nrecs < p->pc.batch_size) {
-                rd_kafka_message_t *m = backlog_pop(p);
-                if (!m) {
-                        long left = 500;
-                        if (p->nrecs) {
-                                left = p->pc.batch_wait_ms -
-                                       (long)(relay_mono_ms() - first);
-                                if (left <= 0)
-                                        break;
-                        }
-                        m = rd_kafka_consumer_poll(p->consumer, (int)left);
-                        polled(p);
-                        if (!m)
-                                /* Quiet: back to the run loop, whose idle
-                                 * hook (a SIGHUP reload) may have work. */
-                                break;
-                }
-                if (m->err) {
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                                relay_log_limited(&p->consumer_log, 10000,
-                                                  LOG_WARNING, p->worker,
-                                                  "consumer: %s",
-                                                  rd_kafka_message_errstr(m));
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                if (!p->nrecs)
-                        first = relay_mono_ms();
-                size_t i = p->nrecs++;
-                p->recs[i].msg = m;
-                p->recs[i].state = PREC_PENDING;
-                p->stats.records++;
-                relay_metric_add(
-                    relay_series(p->m.in, rd_kafka_topic_name(m->rkt)), 1);
-                if (take(p, i))
-                        break;
-                /* A record taken after a wait: the backlog may hold more
-                 * than the batch; the batch still ends at batch_size. */
-        }
-}
-
 /* Before the next batch, wait until at most commits_in_flight batch
  * commits are unanswered (serving the consumer when due): what a crash
- * re-delivers is then the batch in hand and those. Bounded by
+ * re-delivers is then the batches held and those. Bounded by
  * revoke_wait_ms: a Kafka that does not answer is said, and the work goes
  * on (its commits are answered with an error in the end). */
 static void commits_wait(relay_pipeline_t *p)
@@ -1019,8 +1100,194 @@ static void commits_wait(relay_pipeline_t *p)
                                   left, p->revoke_wait_ms);
 }
 
-/* Finish the batch in hand: flush, settle, store, commit, release. */
-static void finish(relay_pipeline_t *p)
+/* Release the oldest sealed batch: its records and slots go (the chunks
+ * stay for the batches to come). */
+static void release(relay_pipeline_t *p)
+{
+        struct batch *b = sealed_at(p, 0);
+        for (size_t i = 0; i < b->nrecs; i++)
+                rd_kafka_message_destroy(b->recs[i].msg);
+        b->nrecs = 0;
+        slots_clear(b);
+        p->head = (p->head + 1) % p->nring;
+        p->nsealed--;
+        p->stats.batches++;
+        if (!p->cur)
+                p->cur = &p->ring[(p->head + p->nsealed) % p->nring];
+}
+
+/* Without waiting: settle what reported in every sealed batch (producing
+ * failed ones again by class), then store and release the oldest ones
+ * that are settled, in order, one commit each. A batch is never stored
+ * before an older one: the offsets move only past durable work. */
+static void reap(relay_pipeline_t *p)
+{
+        int open = 0;
+        rd_kafka_poll(p->producer, 0);
+        for (size_t k = 0; k < p->nsealed && !p->fatal; k++)
+                open |= settle_pass(p, sealed_at(p, k));
+        if (p->fatal)
+                return;
+        while (p->nsealed && !sealed_at(p, 0)->open) {
+                struct batch *b = sealed_at(p, 0);
+                store_batches(p, &b, 1, NULL);
+                release(p);
+                relay_kafka_commit_stored(p->consumer);
+                commits_wait(p);
+        }
+        if (!open && p->produce_paused) {
+                p->produce_paused = 0;
+                relay_pipeline_resumed(p);
+                relay_ready_set(RELAY_READY_OUTPUT, NULL);
+        }
+}
+
+/* Wait, serving, until at most keep batches are sealed (the older ones
+ * settled, stored and released). Stopping, the wait goes on within the
+ * grace (or stop_ms without one). 0 when done, -1 when not (or the
+ * producer failed fatally). */
+static int drain(relay_pipeline_t *p, size_t keep, long stop_ms)
+{
+        int64_t stop_until = 0;
+        for (;;) {
+                reap(p);
+                if (p->fatal)
+                        return -1;
+                if (p->nsealed <= keep)
+                        return 0;
+                int64_t now = relay_mono_ms();
+                if (!*p->running) {
+                        if (!stop_until) {
+                                relay_pipeline_stopping(p);
+                                /* The grace, or stop_ms without one. */
+                                stop_until = now + (p->grace_ms ? 0 : stop_ms);
+                                if (p->stop_at > stop_until)
+                                        stop_until = p->stop_at;
+                        }
+                        if (now >= stop_until)
+                                return -1;
+                }
+                if (now - p->last_serve >= p->serve_ms || p->paused)
+                        serve(p, 50);
+                else
+                        rd_kafka_poll(p->producer, 50);
+                relay_heartbeat();
+        }
+}
+
+/* 1 when the broker is known to hold more records of a partition of the
+ * batch in hand than the consumer handed over: its high watermark (as of
+ * the last fetch) is past the last record taken. They are on their way
+ * (the consumer fetched one message set of several), and the batch waits
+ * for them, within batch_wait_ms, rather than go out without them. */
+static int more_coming(relay_pipeline_t *p)
+{
+        for (size_t i = 0; i < p->nparts; i++) {
+                struct ppart *pp = &p->parts[i];
+                int64_t lo, hi;
+                if (pp->taken_gen == p->fill_gen &&
+                    !rd_kafka_get_watermark_offsets(p->consumer, pp->topic,
+                                                    pp->partition, &lo, &hi) &&
+                    hi > pp->next)
+                        return 1;
+        }
+        return 0;
+}
+
+/* Fill the batch in hand, up to batch_size records. Natural batching: it
+ * goes out as soon as the consumer has nothing more ready and a batch
+ * slot is free for the next one (what arrives meanwhile joins that one),
+ * so a lone record does not wait. While every slot is taken it keeps
+ * filling, at most batch_wait_ms after its first record, as the older
+ * batches' acks come in. With one batch in flight no slot is ever free:
+ * the batch waits batch_wait_ms for more, one batch at a time. */
+static void fill(relay_pipeline_t *p)
+{
+        struct batch *b = p->cur;
+        int64_t first = 0;
+        unsigned since_reap = 0;
+        p->fill_gen++;
+        if (p->paused)
+                pause_all(p, 0);
+        while (*p->running && !p->fatal && b->nrecs < p->pc.batch_size) {
+                rd_kafka_message_t *m = backlog_pop(p);
+                if (!m) {
+                        int room = p->nsealed + 1 < p->nring, more = 0;
+                        long left = 500;
+                        if (b->nrecs) {
+                                if (room && !(more = more_coming(p)))
+                                        left = 0; /* what is ready, no more */
+                                else if ((left = p->pc.batch_wait_ms -
+                                                 (long)(relay_mono_ms() -
+                                                        first)) <= 0)
+                                        break;
+                                if (more && left > 10)
+                                        left = 10;
+                        }
+                        /* Sealed batches wait for acks: back soon. */
+                        if (p->nsealed && left > 5)
+                                left = 5;
+                        m = rd_kafka_consumer_poll(p->consumer, (int)left);
+                        polled(p);
+                        if (!m) {
+                                if (b->nrecs && !room && p->nsealed) {
+                                        /* Every slot taken: their acks
+                                         * may free one. */
+                                        reap(p);
+                                        since_reap = 0;
+                                        if (!p->produce_paused)
+                                                continue;
+                                } else if (more) {
+                                        continue; /* on their way */
+                                }
+                                /* Nothing ready and a slot free: it goes.
+                                 * Or quiet: back to the run loop, whose
+                                 * idle hook (a SIGHUP reload) may have
+                                 * work. */
+                                break;
+                        }
+                }
+                if (m->err) {
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                relay_log_limited(&p->consumer_log, 10000,
+                                                  LOG_WARNING, p->worker,
+                                                  "consumer: %s",
+                                                  rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (!b->nrecs)
+                        first = relay_mono_ms();
+                size_t i = b->nrecs++;
+                b->recs[i].msg = m;
+                b->recs[i].state = PREC_PENDING;
+                p->stats.records++;
+                struct ppart *pp = ppart_of(p, m);
+                if (pp) {
+                        pp->next = m->offset + 1;
+                        pp->taken_gen = p->fill_gen;
+                }
+                relay_metric_add(
+                    pp ? pp->in
+                       : relay_series(p->m.in, rd_kafka_topic_name(m->rkt)),
+                    1);
+                if (take(p, i))
+                        break;
+                /* A record taken after a wait: the backlog may hold more
+                 * than the batch; the batch still ends at batch_size. */
+                if (p->nsealed && p->nsealed + 1 >= p->nring &&
+                    ++since_reap >= 32) {
+                        /* Filling while every slot is taken: see to the
+                         * acks now and then. */
+                        reap(p);
+                        since_reap = 0;
+                }
+        }
+}
+
+/* Flush the batch in hand and seal it: the processor is done with it (its
+ * end hook runs), its acks may still be outstanding. */
+static void flush_seal(relay_pipeline_t *p)
 {
         /* Stopping, the batch in hand is still finished, within the
          * grace; what is not by then is left for the next owner. */
@@ -1031,22 +1298,16 @@ static void finish(relay_pipeline_t *p)
                 if (wait_until(p, p->wake, 0, 1))
                         break;
         }
-        settle(p, -1, 10000);
-        relay_metric_observe(p->m.batch, (double)p->nrecs);
-        if (!p->fatal) {
-                store_batch(p, NULL);
-                relay_kafka_commit_stored(p->consumer);
-                commits_wait(p);
-        }
+        struct batch *b = p->cur;
+        relay_metric_observe(p->m.batch, (double)b->nrecs);
         if (p->proc->end)
                 p->proc->end(p->opaque, p);
-        for (size_t i = 0; i < p->nrecs; i++)
-                rd_kafka_message_destroy(p->recs[i].msg);
-        p->nrecs = 0;
-        slots_clear(p);
-        p->stats.batches++;
-        if (p->paused && *p->running)
-                pause_all(p, 0);
+        b->open = 1;
+        b->open_from = 0;
+        p->nsealed++;
+        p->cur = p->nsealed < p->nring
+                     ? &p->ring[(p->head + p->nsealed) % p->nring]
+                     : NULL;
 }
 
 int relay_pipeline_run(relay_pipeline_t *p)
@@ -1055,9 +1316,27 @@ int relay_pipeline_run(relay_pipeline_t *p)
                 if (p->proc->idle)
                         p->proc->idle(p->opaque, p);
                 fill(p);
-                if (p->nrecs)
-                        finish(p);
+                if (p->cur && p->cur->nrecs)
+                        flush_seal(p);
+                /* Wait while every batch slot is taken, or until every
+                 * batch is settled when a produce fault must heal first. */
+                drain(p, p->produce_paused ? 0 : p->nring - 1, 10000);
+                if (p->paused && *p->running)
+                        pause_all(p, 0);
         }
+        /* Stopping: the batch in hand was flushed and sealed above; settle
+         * them all within the grace, and store what is finished of those
+         * that did not settle, in order across them. */
+        if (!p->fatal && p->nsealed && drain(p, 0, 10000) && !p->fatal) {
+                struct batch **bs = p->scratch;
+                size_t nb = 0;
+                for (size_t k = 0; k < p->nsealed; k++)
+                        bs[nb++] = sealed_at(p, k);
+                store_batches(p, bs, nb, NULL);
+                relay_kafka_commit_stored(p->consumer);
+        }
+        while (p->nsealed)
+                release(p);
         return p->fatal ? -1 : 0;
 }
 
@@ -1134,7 +1413,14 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
         p->rebalance.stats = on_stats;
         if (!p->pc.batch_size)
                 p->pc.batch_size = 1;
-        p->recs = relay_calloc(p->pc.batch_size, sizeof(*p->recs));
+        p->nring =
+            p->pc.batches_in_flight > 1 ? (size_t)p->pc.batches_in_flight : 1;
+        p->ring = relay_calloc(p->nring, sizeof(*p->ring));
+        for (size_t k = 0; k < p->nring; k++)
+                p->ring[k].recs =
+                    relay_calloc(p->pc.batch_size, sizeof(*p->ring[k].recs));
+        p->cur = &p->ring[0];
+        p->scratch = relay_calloc(p->nring, sizeof(*p->scratch));
 
         if (!(p->producer =
                   relay_kafka_producer_new(conf, errstr, errstr_size)))
@@ -1196,9 +1482,16 @@ void relay_pipeline_destroy(relay_pipeline_t *p)
         if (!p)
                 return;
         /* Closing revokes the partitions through on_revoke, which must see
-         * an empty batch. */
-        p->nrecs = 0;
-        slots_clear(p);
+         * no batch. */
+        for (size_t k = 0; k < p->nring; k++) {
+                struct batch *b = &p->ring[k];
+                for (size_t i = 0; i < b->nrecs; i++)
+                        rd_kafka_message_destroy(b->recs[i].msg);
+                b->nrecs = 0;
+                slots_clear(b);
+        }
+        p->nsealed = 0;
+        p->cur = NULL;
         relay_kafka_ends_destroy(p->ends);
         p->ends = NULL;
         relay_kafka_consumer_close(p->consumer);
@@ -1206,10 +1499,20 @@ void relay_pipeline_destroy(relay_pipeline_t *p)
         for (size_t i = p->backlog_head; i < p->nbacklog; i++)
                 rd_kafka_message_destroy(p->backlog[i]);
         free(p->backlog);
-        for (size_t i = 0; i < p->nchunks; i++)
-                free(p->chunks[i]);
-        free(p->chunks);
-        free(p->recs);
+        for (size_t k = 0; k < p->nring; k++) {
+                for (size_t i = 0; i < p->ring[k].nchunks; i++)
+                        free(p->ring[k].chunks[i]);
+                free(p->ring[k].chunks);
+                free(p->ring[k].recs);
+        }
+        free(p->ring);
+        free(p->scratch);
+        for (size_t i = 0; i < p->notopics; i++)
+                free(p->otopics[i].topic);
+        free(p->otopics);
+        for (size_t i = 0; i < p->ntags; i++)
+                free(p->tags[i]);
+        free(p->tags);
         for (size_t i = 0; i < p->nparts; i++)
                 free(p->parts[i].topic);
         free(p->parts);

@@ -48,7 +48,10 @@ const relay_conf_prop_t relay_transform_props[] = {
     {"transform.batch_size", RELAY_CONF_INT, "500", 1, 100000, 0,
      "input records handled between offset stores", 0},
     {"transform.batch_wait_ms", RELAY_CONF_INT, "100", 0, 60000, 0,
-     "longest wait for more records before a partial batch is finished", 0},
+     "longest a partial batch waits for more records, and only while "
+     "worker.batches_in_flight batches are held (otherwise it goes as soon "
+     "as nothing more is ready)",
+     0},
     {"transform.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
      "larger input records are dead-lettered (0: kafka message.max.bytes "
      "less the room kept for dead-letter headers)",
@@ -287,6 +290,8 @@ relay_transform_t *relay_transform_new(const relay_conf_t *conf, char *errstr,
                 (long)relay_conf_int(conf, "worker.shutdown_grace_ms"),
             .commits_in_flight =
                 (int)relay_conf_int(conf, "worker.commits_in_flight"),
+            .batches_in_flight =
+                (int)relay_conf_int(conf, "worker.batches_in_flight"),
             .interrupt = &relay_reload,
         };
         /* The engine first: it settles max_record_bytes, which the reader

@@ -97,6 +97,12 @@ wait_delivered 120 60 || true   # the loss check says what is missing
 # its batch in hand and at most worker.commits_in_flight (2) batches whose
 # commit Kafka had not answered yet, of 100 records each. (Before that bound,
 # a busy broker answered commits 4 batches late and 400 came twice.)
+# Batches in flight (worker.batches_in_flight) add nothing here: deliver
+# seals a batch once its requests are answered, and a sealed batch waits
+# only for its dead letters' acks; there are none, so it is stored and
+# committed in the loop turn that seals it, before the next request, and
+# no sealed batch is held when the kill comes. (A worker whose outputs go
+# to Kafka may re-deliver up to batches_in_flight - 1 more.)
 check_loss drain-and-takeover --max-dlq 0 --max-dups $((ABORTED + 300))
 check "deliver committed out.mparticle to the end" \
   wait_for 30 committed_to_end relay-deliver-mparticle out.mparticle

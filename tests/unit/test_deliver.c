@@ -160,6 +160,7 @@ static const relay_conf_prop_t test_props[] = {
     {"worker.shutdown_grace_ms", RELAY_CONF_INT, "0", 0, 3600000, 0, "grace",
      0},
     {"worker.commits_in_flight", RELAY_CONF_INT, "2", 0, 1000, 0, "commits", 0},
+    {"worker.batches_in_flight", RELAY_CONF_INT, "4", 1, 64, 0, "batches", 0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 static int setup(void **state)

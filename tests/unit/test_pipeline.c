@@ -47,14 +47,26 @@ struct tproc {
         int calls0;  /* calls for the first record */
         int64_t call_at[MAX_CALLS], wake_at[MAX_CALLS];
         int64_t first_offset;
-        int commits_in_flight; /* the engine's bound (0: no wait) */
-        int max_unanswered;    /* seen at a batch's end */
+        int commits_in_flight;  /* the engine's bound (0: no wait) */
+        int max_unanswered;     /* seen at a batch's end */
+        int batches_in_flight;  /* the engine's (0: one at a time) */
+        long batch_wait_ms;     /* the engine's (0: 200) */
+        const char *slow_topic; /* a value starting "slow" goes there */
+        /* batches handed over (the end hook, at each seal), their sizes,
+         * and the most batches sealed but not yet released (their acks
+         * outstanding) seen when a record was taken */
+        int seals;
+        size_t seal_size[64];
+        int max_overlap;
 };
 
 static enum relay_result tp_record(void *opaque, relay_pipeline_t *p, size_t i)
 {
         struct tproc *t = opaque;
         const rd_kafka_message_t *m = relay_pipeline_msg(p, i);
+        int overlap = t->seals - (int)relay_pipeline_stats(p)->batches;
+        if (overlap > t->max_overlap)
+                t->max_overlap = overlap;
         if (t->retries && (t->calls0 == 0 || m->offset == t->first_offset) &&
             t->calls0 <= t->retries) {
                 int c = t->calls0;
@@ -72,6 +84,11 @@ static enum relay_result tp_record(void *opaque, relay_pipeline_t *p, size_t i)
                 relay_dlq_info_t info = {NULL, "test", "bad record", 0, 0,
                                          NULL, 0};
                 relay_pipeline_dead_letter(p, i, &info);
+        } else if (t->slow_topic && m->len >= 4 &&
+                   !memcmp(m->payload, "slow", 4)) {
+                relay_pipeline_produce(p, i, t->slow_topic, m->key, m->key_len,
+                                       m->payload, m->len, t->tag);
+                relay_pipeline_done(p, i);
         } else if (t->big_len && m->len >= 3 && !memcmp(m->payload, "big", 3)) {
                 char *v = relay_calloc(1, t->big_len);
                 relay_pipeline_produce(p, i, t->out_topic, m->key, m->key_len,
@@ -92,14 +109,18 @@ static enum relay_result tp_flush(void *opaque, relay_pipeline_t *p)
         return RELAY_OK;
 }
 
-/* After the batch's commit is sent (and waited for): how many of the
- * engine's commits Kafka has not answered. */
+/* A batch is handed over (flushed): how many of the engine's commits Kafka
+ * has not answered (the older batches' commits were waited for), and the
+ * batch's size. */
 static void tp_end(void *opaque, relay_pipeline_t *p)
 {
         struct tproc *t = opaque;
         int n = relay_kafka_commits_wait(relay_pipeline_consumer(p), 1000, 0);
         if (n > t->max_unanswered)
                 t->max_unanswered = n;
+        if (t->seals < 64)
+                t->seal_size[t->seals] = relay_pipeline_count(p);
+        __atomic_add_fetch(&t->seals, 1, __ATOMIC_SEQ_CST);
 }
 
 static const relay_processor_t tproc_ops = {
@@ -134,14 +155,16 @@ static void start(struct run *r, relay_conf_t *conf, const char *topic,
         memset(r, 0, sizeof(*r));
         r->running = 1;
         r->topic = topic;
-        relay_pipeline_conf_t pc = {.worker = "ptest",
-                                    .topics = topic,
-                                    .group_id = group,
-                                    .dlq_topic = "dlq.ptest",
-                                    .batch_size = batch,
-                                    .batch_wait_ms = 200,
-                                    .commits_in_flight = t->commits_in_flight,
-                                    .running = &r->running};
+        relay_pipeline_conf_t pc = {
+            .worker = "ptest",
+            .topics = topic,
+            .group_id = group,
+            .dlq_topic = "dlq.ptest",
+            .batch_size = batch,
+            .batch_wait_ms = t->batch_wait_ms ? t->batch_wait_ms : 200,
+            .commits_in_flight = t->commits_in_flight,
+            .batches_in_flight = t->batches_in_flight,
+            .running = &r->running};
         r->p = relay_pipeline_new(conf, &pc, &tproc_ops, t, NULL, err,
                                   sizeof(err));
         if (!r->p)
@@ -186,22 +209,60 @@ static void wait_records(struct tproc *t, int n)
         assert_int_equal(__atomic_load_n(&t->records, __ATOMIC_SEQ_CST), n);
 }
 
-/* n inputs "v0".."v<n-1>" keyed "k0".. to topic. */
-static void produce_inputs(const char *topic, int n)
+/* Produce n values and keys to partition 0 of topic in one produce
+ * request (a long linger), so that they are one message set, which the
+ * mock cluster hands out in one fetch: the engine sees them all ready at
+ * once, however slowly this runs (a sanitizer build). */
+static void produce_together(const char *topic, const void *const *values,
+                             const size_t *lens, const char *const *keys,
+                             size_t n)
+{
+        char why[256];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers",
+                                           km->bootstraps, why, sizeof(why)),
+                         RD_KAFKA_CONF_OK);
+        assert_int_equal(
+            rd_kafka_conf_set(kc, "linger.ms", "1000", why, sizeof(why)),
+            RD_KAFKA_CONF_OK);
+        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
+        assert_non_null(p);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(
+                    rd_kafka_producev(
+                        p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                        RD_KAFKA_V_VALUE((void *)values[i], lens[i]),
+                        RD_KAFKA_V_KEY((void *)keys[i], strlen(keys[i])),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_END),
+                    0);
+        assert_int_equal(rd_kafka_flush(p, KMOCK_WAIT_MS), 0);
+        rd_kafka_destroy(p);
+}
+
+/* n inputs "v<from>".."v<from+n-1>" keyed "k<from>".. to topic. */
+static void produce_inputs_from(const char *topic, int from, int n)
 {
         char vals[64][16], keys[64][16];
         const void *v[64];
         const char *k[64];
         size_t l[64];
         assert_true(n <= 64);
-        for (int i = 0; i < n; i++) {
-                snprintf(vals[i], sizeof(vals[i]), "v%d", i);
-                snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        for (int j = 0; j < n; j++) {
+                int i = j;
+                snprintf(vals[i], sizeof(vals[i]), "v%d", from + j);
+                snprintf(keys[i], sizeof(keys[i]), "k%d", from + j);
                 v[i] = vals[i];
                 k[i] = keys[i];
                 l[i] = strlen(vals[i]);
         }
         kmock_produce(km, topic, v, l, k, (size_t)n);
+}
+
+/* n inputs "v0".."v<n-1>" keyed "k0".. to topic. */
+static void produce_inputs(const char *topic, int n)
+{
+        produce_inputs_from(topic, 0, n);
 }
 
 /* Each of "v0".."v<n-1>" is in topic at least once, in order of first
@@ -537,6 +598,198 @@ static void test_commits_in_flight_bounded(void **state)
         relay_conf_destroy(conf);
 }
 
+/* Kafka answers produce requests slowly (400 ms each) and batches are
+ * small: with three batches in flight the engine takes the next batches'
+ * records while the older batches' acks are outstanding, but never holds
+ * more than two sealed batches when it takes one; every output is written
+ * and the offset ends at N. */
+static void test_batches_overlap_bounded(void **state)
+{
+        enum { N = 12, B = 3 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in8", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out8", 1, 1), 0);
+        produce_inputs("in8", N);
+        const rd_kafka_resp_err_t ok = RD_KAFKA_RESP_ERR_NO_ERROR;
+        rd_kafka_mock_broker_push_request_error_rtts(
+            km->mc, 1, KMOCK_APIKEY_PRODUCE, 8, ok, 400, ok, 400, ok, 400, ok,
+            400, ok, 400, ok, 400, ok, 400, ok, 400);
+        relay_conf_t *conf = kmock_conf(km, tables, 1, NULL);
+        struct tproc t = {.out_topic = "out8", .batches_in_flight = B};
+        struct run r;
+        start(&r, conf, "in8", &t, 2);
+        wait_records(&t, N);
+        wait_committed(&r, N);
+        stop(&r);
+        /* Overlapped, up to the bound and not past it. */
+        assert_int_equal(t.max_overlap, B - 1);
+        assert_outputs("out8", N);
+        relay_conf_destroy(conf);
+}
+
+/* Wait (bounded) until the log has needle. */
+static void wait_log(const char *needle)
+{
+        int64_t until = relay_mono_ms() + KMOCK_WAIT_MS;
+        while (relay_mono_ms() < until && !kmock_log_count(km, needle))
+                usleep(50000);
+        assert_true(kmock_log_count(km, needle) >= 1);
+}
+
+/* The first batch's first output cannot be written yet (its topic is
+ * unknown to the cluster) while the second batch's are written at once:
+ * nothing is committed while the first batch waits, although the second
+ * is durable; once the topic heals everything is, and the offset moves to
+ * N. */
+static void test_offsets_stored_in_order(void **state)
+{
+        enum { N = 4 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in9", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out9", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "slow9", 1, 1), 0);
+        rd_kafka_mock_topic_set_error(km->mc, "slow9",
+                                      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+        const void *v[] = {"slow0", "v1", "v2", "v3"};
+        size_t l[] = {5, 2, 2, 2};
+        const char *k[] = {"k0", "k1", "k2", "k3"};
+        produce_together("in9", v, l, k, N);
+        relay_conf_t *conf = kmock_conf(
+            km, tables, 1, "kafka.topic.metadata.refresh.interval.ms", "500",
+            "kafka.topic.metadata.propagation.max.ms", "200", NULL);
+        struct tproc t = {
+            .out_topic = "out9", .slow_topic = "slow9", .batches_in_flight = 4};
+        struct run r;
+        start(&r, conf, "in9", &t, 2);
+        wait_records(&t, N);
+        wait_log("cannot write to slow9");
+        /* The later batch is durable... */
+        struct kmock_readback rb;
+        kmock_read(km, "out9", &rb);
+        assert_int_equal(rb.n, 3);
+        assert_memory_equal(rb.msgs[2]->payload, "v3", 2);
+        kmock_readback_free(&rb);
+        assert_true(__atomic_load_n(&t.seals, __ATOMIC_SEQ_CST) >= 2);
+        /* ... and still nothing is stored past the first one. */
+        usleep(1000000);
+        assert_int_equal(committed(&r), -1);
+
+        rd_kafka_mock_topic_set_error(km->mc, "slow9",
+                                      RD_KAFKA_RESP_ERR_NO_ERROR);
+        wait_committed(&r, N);
+        stop(&r);
+        kmock_read(km, "slow9", &rb);
+        assert_true(rb.n >= 1);
+        assert_memory_equal(rb.msgs[0]->payload, "slow0", 5);
+        kmock_readback_free(&rb);
+        relay_conf_destroy(conf);
+}
+
+/* A revoke while four batches are held: the first two are stored, the
+ * third has a durable record and then one whose output cannot be written
+ * (its topic is unknown), the fourth is durable. The revoke stores
+ * exactly what is durable in order, 5 (past the third batch's first
+ * record, not past the stuck one, nor past the fourth batch behind it),
+ * and drops the four records of the held batches; once the topic heals
+ * and the partition comes back, the offset moves to N. */
+static void test_revoke_with_batches_in_flight(void **state)
+{
+        enum { N = 8 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in10", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out10", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "slow10", 1, 1), 0);
+        rd_kafka_mock_topic_set_error(km->mc, "slow10",
+                                      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+        const void *v[] = {"v0", "v1", "v2", "v3", "v4", "slow5", "v6", "v7"};
+        size_t l[] = {2, 2, 2, 2, 2, 5, 2, 2};
+        const char *k[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
+        produce_together("in10", v, l, k, N);
+        relay_conf_t *conf = kmock_conf(
+            km, tables, 1, "kafka.topic.metadata.refresh.interval.ms", "500",
+            "kafka.topic.metadata.propagation.max.ms", "200",
+            "kafka.max.poll.interval.ms", "6000", NULL);
+        struct tproc t = {.out_topic = "out10",
+                          .slow_topic = "slow10",
+                          .batches_in_flight = 4};
+        struct run r;
+        start(&r, conf, "in10", &t, 2);
+        wait_records(&t, N);
+        wait_committed(&r, 4);
+        wait_log("cannot write to slow10");
+        assert_int_equal(__atomic_load_n(&t.seals, __ATOMIC_SEQ_CST), 4);
+
+        /* Another member joins: the partition is revoked. */
+        rd_kafka_t *other = kmock_client(km, RD_KAFKA_CONSUMER, "g-in10");
+        rd_kafka_topic_partition_list_t *tl =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(tl, "in10", RD_KAFKA_PARTITION_UA);
+        assert_int_equal(rd_kafka_subscribe(other, tl), 0);
+        rd_kafka_topic_partition_list_destroy(tl);
+        int64_t until = relay_mono_ms() + KMOCK_WAIT_MS;
+        while (relay_mono_ms() < until &&
+               !__atomic_load_n(&relay_pipeline_stats(r.p)->dropped,
+                                __ATOMIC_SEQ_CST)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(other, 100);
+                if (m)
+                        rd_kafka_message_destroy(m);
+        }
+        assert_int_equal(relay_pipeline_stats(r.p)->dropped, 4);
+        /* Stored for the next owner (the mock refuses the commit of a
+         * member while the group rebalances, which a broker accepts). */
+        assert_int_equal(kmock_log_count(km, "in10[0]: stored offset "), 1);
+        assert_int_equal(kmock_log_count(km, "in10[0]: stored offset 5 "), 1);
+
+        /* It leaves, the topic heals: the rest is done. */
+        rd_kafka_mock_topic_set_error(km->mc, "slow10",
+                                      RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_consumer_close(other);
+        rd_kafka_destroy(other);
+        wait_committed(&r, N);
+        stop(&r);
+        struct kmock_readback rb;
+        kmock_read(km, "slow10", &rb);
+        assert_true(rb.n >= 1);
+        kmock_readback_free(&rb);
+        relay_conf_destroy(conf);
+}
+
+/* batch_wait_ms is only an upper bound: records waiting in the consumer go
+ * out as full batches (what is ready fills the batch in hand), and a lone
+ * record after them goes out at once as a batch of its own, not after
+ * batch_wait_ms (a minute, past every wait here). */
+static void test_natural_batching(void **state)
+{
+        enum { N = 30 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in11", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out11", 1, 1), 0);
+        char vals[N][16], keys[N][16];
+        const void *v[N];
+        const char *k[N];
+        size_t l[N];
+        for (int i = 0; i < N; i++) {
+                snprintf(vals[i], sizeof(vals[i]), "v%d", i);
+                snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+                v[i] = vals[i];
+                k[i] = keys[i];
+                l[i] = strlen(vals[i]);
+        }
+        produce_together("in11", v, l, k, N);
+        relay_conf_t *conf = kmock_conf(km, tables, 1, NULL);
+        struct tproc t = {.out_topic = "out11",
+                          .batches_in_flight = 4,
+                          .batch_wait_ms = 60000};
+        struct run r;
+        start(&r, conf, "in11", &t, 10);
+        wait_committed(&r, N);
+        produce_inputs_from("in11", N, 1);
+        wait_committed(&r, N + 1);
+        stop(&r);
+        assert_int_equal(t.seals, 4);
+        for (int b = 0; b < 3; b++)
+                assert_int_equal(t.seal_size[b], 10);
+        assert_int_equal(t.seal_size[3], 1);
+        assert_outputs("out11", N + 1);
+        relay_conf_destroy(conf);
+}
+
 static int log_setup(void **state)
 {
         kmock_log_start(km, "pipeline");
@@ -581,6 +834,14 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_commits_in_flight_bounded,
                                             log_setup, log_teardown),
             cmocka_unit_test_setup_teardown(test_setup_class_heals, log_setup,
+                                            log_teardown),
+            cmocka_unit_test_setup_teardown(test_batches_overlap_bounded,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_offsets_stored_in_order,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_revoke_with_batches_in_flight,
+                                            log_setup, log_teardown),
+            cmocka_unit_test_setup_teardown(test_natural_batching, log_setup,
                                             log_teardown),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -2,11 +2,12 @@
  * The pipeline: the one engine under every consuming worker (transform and
  * deliver today; match, poll and exactly-once later).
  *
- *   consume → batch → process (a processor vtable) → wait for acks →
- *   store and commit
+ *   consume → batch → process (a processor vtable) → seal → (acks) →
+ *   store and commit, in order, while the next batches are processed
  *
- * The engine owns the consumer, the producer, the batch in hand, every
- * output and dead letter produced for it, and the offsets. A processor
+ * The engine owns the consumer, the producer, the batches held (the one
+ * in hand and those in flight), every output and dead letter produced for
+ * them, and the offsets. A processor
  * only says what a record becomes: outputs (relay_pipeline_produce), a
  * dead letter (relay_pipeline_dead_letter), or work left for flush (a
  * delivery). Whenever anything must be waited for (acks, a retry backoff, a
@@ -25,14 +26,23 @@
  * durable; nothing is stored past one that is not. No record can make the
  * worker crash-loop.
  *
- * A revoke settles the acks in flight (bounded: it is Kafka, not HTTP),
- * stores and commits what is finished of the revoked partitions, and drops
- * the rest of their records from the batch: the next owner starts exactly
- * there, so only records that were in flight can be delivered twice.
+ * Batches in flight: a flushed batch is sealed and the next one is read
+ * and processed while its acks are outstanding, up to batches_in_flight
+ * batches held; sealed batches are stored oldest first, each only once
+ * every one before it was, so the promise above holds per partition
+ * across batches. A batch goes out as soon as nothing more is ready and
+ * a batch slot is free (batch_wait_ms is only an upper bound while every
+ * slot is taken).
  *
- * Exactly-once later: the store-and-commit step is one function
- * (store_batch in pipeline.c); a transactional variant hands the same
- * offsets to rd_kafka_send_offsets_to_transaction instead.
+ * A revoke settles the acks in flight of every batch held (bounded: it is
+ * Kafka, not HTTP), stores and commits what is finished of the revoked
+ * partitions, in order across the batches, and drops the rest of their
+ * records from every batch: the next owner starts exactly there, so only
+ * records that were in flight can be delivered twice.
+ *
+ * Exactly-once later: the store step is one function (store_batches in
+ * pipeline.c); a transactional variant hands the same offsets to
+ * rd_kafka_send_offsets_to_transaction instead.
  */
 #ifndef RELAY_PIPELINE_H
 #define RELAY_PIPELINE_H
@@ -63,7 +73,10 @@ typedef struct relay_processor {
          * than the time set with relay_pipeline_wake_at (default: at
          * once, after serving the consumer if it is due). */
         enum relay_result (*flush)(void *opaque, relay_pipeline_t *p);
-        /* The batch is over (stored or not): drop per-record state. */
+        /* The batch in hand is over for the processor (flushed; its
+         * outputs' acks may still be outstanding, and it may still be
+         * stored or not): drop per-record state. The next batch starts
+         * again at record 0. */
         void (*end)(void *opaque, relay_pipeline_t *p);
         /* Between batches, and between two tries at a record that record
          * answered RETRY for (e.g. a SIGHUP reload). */
@@ -75,8 +88,13 @@ typedef struct relay_pipeline_conf {
         const char *topics;   /* input, comma-separated */
         const char *group_id; /* consumer group */
         const char *dlq_topic;
-        size_t batch_size;              /* records a batch holds at most */
-        long batch_wait_ms;             /* longest wait for more records */
+        size_t batch_size; /* records a batch holds at most */
+        /* the longest a batch waits for more records after its first: a
+         * batch goes out at once when nothing more is ready (nor known
+         * to be on the broker) and another batch may be in flight; while
+         * batches_in_flight are held, it fills meanwhile, at most this
+         * long */
+        long batch_wait_ms;
         size_t max_record_bytes;        /* 0: message.max.bytes - headroom */
         const char *max_record_key;     /* its config key, for the error */
         volatile sig_atomic_t *running; /* cleared: finish and stop */
@@ -88,6 +106,13 @@ typedef struct relay_pipeline_conf {
          * taken (0: no wait); a crash re-delivers the batch in hand and
          * these */
         int commits_in_flight;
+        /* batches held at once, the one in hand included (0 or 1: one at
+         * a time): the next batch is read and processed while the acks
+         * of up to this many less one flushed batches are outstanding;
+         * offsets are still stored in order, only past durable work. A
+         * crash re-delivers the batches held, and the records of the
+         * commits_in_flight unanswered commits */
+        int batches_in_flight;
         /* set (may be NULL): end a wait early so that the idle hook runs,
          * e.g. relay_reload for a SIGHUP */
         volatile sig_atomic_t *interrupt;
@@ -105,7 +130,7 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
                                      char *errstr, size_t errstr_size);
 
 /* Run until *running is cleared, then finish: fetch no more, finish the
- * batch in hand within shutdown_grace_ms, settle what is in flight
+ * batch in hand within shutdown_grace_ms, settle every batch in flight
  * (bounded), store and commit what is finished. 0, or -1 when the
  * producer failed fatally (the worker should exit non-zero; nothing past
  * the unfinished records was stored). */
