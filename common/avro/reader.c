@@ -434,7 +434,7 @@ static const relay_plan_t *plan_for(relay_avro_reader_t *r, int32_t writer_id,
                              (int)writer_id, (int)r->reader_id, why);
                 return NULL;
         }
-        if (r->max_resolved && r->nplans >= r->max_resolved + 1) {
+        if (r->max_resolved && r->nplans >= r->max_resolved) {
                 relay_plan_destroy(r->plans[0].plan);
                 memmove(r->plans, r->plans + 1,
                         --r->nplans * sizeof(*r->plans));

@@ -49,7 +49,11 @@ struct slot {
         unsigned char settled; /* durable, or replaced by another slot */
         unsigned char stub;
         unsigned char in_flight; /* produced, report not yet seen */
-        const char *tag;         /* connection (interned), or NULL */
+        /* connection, or NULL: interned for outputs (their tags are the
+         * configured connections); a dead letter's is its own copy, since
+         * it may come from the record (a replay's relay.connection) */
+        const char *tag;
+        char *own_tag;
         /* a dead letter's reason, kept to produce it again */
         char *why;
         const char *stage; /* static strings */
@@ -223,6 +227,7 @@ static void slots_clear(struct batch *b)
                 struct slot *s = slot_at(b, i);
                 relay_kafka_ack_release(&s->ack);
                 free(s->why);
+                free(s->own_tag);
         }
         b->nslots = b->open_from = 0;
         b->open = 0;
@@ -267,6 +272,9 @@ static const char *intern(relay_pipeline_t *p, const char *tag)
         return p->tags[p->ntags++] = relay_strdup(tag);
 }
 
+static struct ppart *ppart_find(relay_pipeline_t *p, const char *topic,
+                                int32_t partition);
+
 /* The assigned partition of m, or NULL (it was revoked). Records come in
  * runs of one partition: the last one found is tried first. */
 static struct ppart *ppart_of(relay_pipeline_t *p, const rd_kafka_message_t *m)
@@ -277,13 +285,10 @@ static struct ppart *ppart_of(relay_pipeline_t *p, const rd_kafka_message_t *m)
                 if (pp->partition == m->partition && !strcmp(pp->topic, t))
                         return pp;
         }
-        for (size_t i = 0; i < p->nparts; i++)
-                if (p->parts[i].partition == m->partition &&
-                    !strcmp(p->parts[i].topic, t)) {
-                        p->part_hint = i;
-                        return &p->parts[i];
-                }
-        return NULL;
+        struct ppart *pp = ppart_find(p, t, m->partition);
+        if (pp)
+                p->part_hint = (size_t)(pp - p->parts);
+        return pp;
 }
 
 /* What counts the durable outputs to topic: looked up once per topic. */
@@ -527,7 +532,7 @@ static struct slot *dead_letter_slot(relay_pipeline_t *p, struct batch *b,
         s->why = relay_strdup(why ? why : "");
         s->status = status;
         s->attempts = attempts;
-        s->tag = intern(p, tag);
+        s->tag = s->own_tag = tag ? relay_strdup(tag) : NULL;
         s->stub = (unsigned char)stub;
         s->count = relay_series(p->m.dlq, p->dlq_topic, stage);
         if (stub)
