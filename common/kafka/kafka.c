@@ -423,6 +423,17 @@ rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
         return rk;
 }
 
+void relay_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (!rkt)
+                return;
+        const struct rd_kafka_metadata *md = NULL;
+        if (!rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms))
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+}
+
 /* One enqueue; on a full queue the headers are still the caller's. */
 static rd_kafka_resp_err_t producev(rd_kafka_t *rk, const char *topic,
                                     const void *key, size_t key_len,

@@ -291,7 +291,10 @@ static struct ppart *ppart_of(relay_pipeline_t *p, const rd_kafka_message_t *m)
         return pp;
 }
 
-/* What counts the durable outputs to topic: looked up once per topic. */
+/* What counts the durable outputs to topic: looked up once per topic.
+ * A topic seen for the first time is warmed up before its first record
+ * (relay_kafka_topic_warm: otherwise librdkafka holds that record about a
+ * second); at most half a second, once per topic and process. */
 static relay_series_t *out_series(relay_pipeline_t *p, const char *topic)
 {
         if (p->otopic_hint < p->notopics &&
@@ -308,6 +311,7 @@ static relay_series_t *out_series(relay_pipeline_t *p, const char *topic)
         o->topic = relay_strdup(topic);
         o->out = relay_series(p->m.out, topic);
         p->otopic_hint = p->notopics++;
+        relay_kafka_topic_warm(p->producer, topic, 500);
         return o->out;
 }
 

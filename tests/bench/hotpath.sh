@@ -45,7 +45,11 @@
 # (Ir(big) - Ir(small)) / (big - small), so that start-up cancels out.
 # Latency: the shipped configs (only addresses changed) from loyalty.events
 # to the mParticle simulator (tests/sim/mparticle_sim.py --receive-times),
-# events produced at --rate a second; latency = receive time - produce time.
+# events produced at --rate a second (encoded beforehand; linger.ms 5);
+# latency = receive time - produce time. Split by stage: loyalty.events
+# and out.mparticle are switched to the broker's append time and read by
+# a plain consumer beside the pipeline, which is also the noise floor of
+# reading Kafka on this machine at that moment (its own p99 is printed).
 #
 # Builds nothing. Exits 0 whatever the numbers (a measurement, never an
 # asserted timing); 1 when something does not work: a worker or tool
@@ -479,6 +483,11 @@ for P in $PARTITIONS; do
     # warm-up's slowest event is printed as the cold start.
     : >"$TMP/warm.tsv"
     : >"$TMP/produced.tsv"
+    # The split by stage: both topics stamped by the broker, read beside the pipeline.
+    helper tap "$BS" loyalty.events,out.mparticle "$((LAT_SECONDS + 15))" "$TMP/tapped.tsv" >"$TMP/tap.out" &
+    TAP_PID=$!
+    PIDS+=("$TAP_PID")
+    wait_for 20 grep -q ready "$TMP/tap.out" || die "the out.mparticle reader did not start"
     read -r _ lat_n lat_late < <(helper live "$BS" loyalty.events "$LAT_RATE" 2 "$LAT_SECONDS" \
       "hp-lat-$$" schemas/manifest.cfg "$TMP/warm.tsv" "$TMP/produced.tsv") ||
       die "the latency producer failed (see helper.log)"
@@ -490,6 +499,17 @@ for P in $PARTITIONS; do
     read -r lcount p50 p99 p999 lmax < <(helper latency "$TMP/produced.tsv" "$TMP/received.tsv") ||
       die "latency: not every event arrived (see helper.log)"
     [ "$lcount" = "$lat_n" ] || die "latency: $lcount events measured, $lat_n produced"
+    kill "$TAP_PID" 2>/dev/null; wait "$TAP_PID" 2>/dev/null
+    helper stages "$TMP/produced.tsv" "$TMP/tapped.tsv" "$TMP/received.tsv" >"$TMP/stages" ||
+      die "latency: the split by stage failed (see helper.log)"
+    sed 's/^/  /' "$TMP/stages"
+    # The workers' metrics at the end (kept with --keep); how many of
+    # deliver's requests were slow, from its request-duration histogram.
+    for w in transform deliver; do
+      port=$(grep -o 'serving /metrics[^"]* on [0-9.]*:[0-9]*' "$TMP/lat-$w.log" | tail -1 | sed 's/.*://')
+      curl -sf "http://127.0.0.1:$port/metrics" >"$TMP/lat-$w.metrics" || true
+    done
+    helper slow "$TMP/lat-deliver.metrics" | sed 's/^/  /'
     stop_pid "$LD_PID" lat-deliver
     stop_pid "$LT_PID" lat-transform
     kill "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null

@@ -33,6 +33,17 @@ partition.
       simulator's --receive-times writes it, the first arrival of an id
       counting): prints "count p50_ms p99_ms p999_ms max_ms"; exit 1 when
       an event produced never arrived.
+  hotpath_bench.py tap BOOTSTRAP TOPICS SECONDS OUT
+      Sets the topics (comma-separated) to the broker's append time and
+      reads them from their ends for SECONDS, appending
+      "topic<TAB>event_id<TAB>timestamp_ms<TAB>receive_ns" per record.
+  hotpath_bench.py stages PRODUCED TAPPED RECEIVED
+      The latency split by stage (test producer, relay-transform,
+      relay-deliver, and a plain reader of out.mparticle for comparison):
+      p50, p99 and max of each.
+  hotpath_bench.py slow METRICS
+      From relay-deliver's /metrics text: its requests and how many took
+      over 50, 100 and 250 ms.
 """
 import io
 import json
@@ -175,20 +186,29 @@ def live(bootstrap, topic, rate, warm_s, seconds, prefix, manifest, warm_path, t
     sid, schema = loyalty_schema(manifest)
     header = struct.pack(">bI", 0, sid)
     failed = []
-    # linger.ms 0: the test producer's own batching is not relay's latency.
+    # linger.ms 5, the Java producer's default since Kafka 4.0 (KIP-1030),
+    # as a service upstream of relay would send: with linger.ms 0 this
+    # producer alone made the broker answer a produce request per event
+    # and took more than a core of the two with it. Its batching is in the
+    # figures (an event waits up to 5 ms here before it is sent).
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                  "linger.ms": 0})
+                  "linger.ms": 5})
     nwarm, n = int(rate * warm_s), int(rate * seconds)
+    # Encoded before the clock starts: the Python encoder is the test's
+    # cost, not the pipeline's, and it shares the two cores with it.
+    values = []
+    for i in range(nwarm + n):
+        ev = event(prefix, i)
+        buf = io.BytesIO()
+        buf.write(header)
+        fastavro.schemaless_writer(buf, schema, ev)
+        values.append((ev["event_id"], buf.getvalue()))
     late_max = 0.0
     with open(warm_path, "a", encoding="ascii") as warm, \
          open(times_path, "a", encoding="ascii") as measured:
         start = time.monotonic() + 0.2
-        for i in range(nwarm + n):
+        for i, (eid, value) in enumerate(values):
             times = warm if i < nwarm else measured
-            ev = event(prefix, i)
-            buf = io.BytesIO()
-            buf.write(header)
-            fastavro.schemaless_writer(buf, schema, ev)
             due = start + i / rate
             while True:
                 left = due - time.monotonic()
@@ -196,8 +216,8 @@ def live(bootstrap, topic, rate, warm_s, seconds, prefix, manifest, warm_path, t
                     break
                 p.poll(min(left, 0.01))
             late_max = max(late_max, -left)
-            times.write(f"{ev['event_id']}\t{time.time_ns()}\n")
-            p.produce(topic, value=buf.getvalue(),
+            times.write(f"{eid}\t{time.time_ns()}\n")
+            p.produce(topic, value=value,
                       on_delivery=lambda err, msg: err and failed.append(err))
             p.poll(0)
     left = p.flush(30)
@@ -210,6 +230,109 @@ def live(bootstrap, topic, rate, warm_s, seconds, prefix, manifest, warm_path, t
               file=sys.stderr)
         return 1
     print(nwarm, n, "%.1f" % (late_max * 1e3), flush=True)
+    return 0
+
+
+def zigzag(buf, pos):
+    """One Avro long at pos: (value, next pos)."""
+    shift = acc = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        acc |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return (acc >> 1) ^ -(acc & 1), pos
+
+
+def tap(bootstrap, topics, seconds, out_path):
+    """Set the topics' timestamps to the broker's append time, then read
+    them from their ends for seconds: per record its topic, event_id (the
+    first field of both loyalty.events and relay.out.Outbound), that
+    timestamp and when this consumer got it."""
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_END
+    from confluent_kafka.admin import (AdminClient, ConfigResource, ConfigEntry,
+                                       AlterConfigOpType)
+    topics = topics.split(",")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    res = [ConfigResource("topic", t, incremental_configs=[ConfigEntry(
+        "message.timestamp.type", "LogAppendTime",
+        incremental_operation=AlterConfigOpType.SET)]) for t in topics]
+    for f in admin.incremental_alter_configs(res).values():
+        f.result(timeout=10)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "relay-bench-tap",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    try:
+        md = c.list_topics(timeout=10).topics
+        c.assign([TopicPartition(t, p, OFFSET_END) for t in topics for p in md[t].partitions])
+        print("ready", flush=True)
+        end = time.monotonic() + seconds
+        with open(out_path, "w", encoding="ascii", buffering=1) as out:  # killed when done
+            while time.monotonic() < end:
+                m = c.poll(0.1)
+                if m is None or m.error():
+                    continue
+                now = time.time_ns()
+                v = m.value()
+                n, pos = zigzag(v, 5)
+                out.write("%s\t%s\t%d\t%d\n" % (m.topic(), v[pos:pos + n].decode("ascii"),
+                                                   m.timestamp()[1], now))
+        return 0
+    finally:
+        c.close()
+
+
+def stages(produced_path, tapped_path, received_path):
+    """The latency split by stage, from the broker's append times of
+    loyalty.events (in) and out.mparticle (out): p50, p99 and max in ms."""
+    produced = {}
+    for line in open(produced_path, encoding="ascii"):
+        eid, ns = line.split("\t")
+        produced[eid] = int(ns)
+    tapped = {}
+    for line in open(tapped_path, encoding="ascii"):
+        topic, eid, ts, ns = line.split("\t")
+        tapped.setdefault((topic == "loyalty.events", eid), (int(ts) * 1_000_000, int(ns)))
+    received = {}
+    for line in open(received_path, encoding="utf-8"):
+        eid, ns = line.rstrip("\n").split("\t")
+        received.setdefault(eid, int(ns))
+    ids = [e for e in produced if (1, e) in tapped and (0, e) in tapped and e in received]
+    if not ids:
+        print("hotpath_bench: no event seen at every stage", file=sys.stderr)
+        return 1
+
+    def pcts(what, xs):
+        xs = sorted(xs)
+        print("%-44s p50 %6.1f  p99 %6.1f  max %6.1f" % (
+            what, xs[len(xs) // 2], xs[min(len(xs) - 1, int(0.99 * len(xs)))], xs[-1]))
+    pcts("test producer -> loyalty.events (append)",
+         ((tapped[1, e][0] - produced[e]) / 1e6 for e in ids))
+    pcts("loyalty.events -> out.mparticle (transform)",
+         ((tapped[0, e][0] - tapped[1, e][0]) / 1e6 for e in ids))
+    pcts("out.mparticle -> simulator (deliver)",
+         ((received[e] - tapped[0, e][0]) / 1e6 for e in ids))
+    pcts("out.mparticle -> a reader beside deliver",
+         ((tapped[0, e][1] - tapped[0, e][0]) / 1e6 for e in ids))
+    print("(%d of %d events seen at every stage; append times are whole ms)" % (
+        len(ids), len(produced)))
+    return 0
+
+
+def slow(metrics_path):
+    """From relay-deliver's /metrics: its requests, and how many took more
+    than 50, 100 and 250 ms (relay_http_request_duration_seconds)."""
+    le = {}
+    for line in open(metrics_path, encoding="utf-8"):
+        m = re.match(r'relay_http_request_duration_seconds_bucket\{.*le="([^"]+)"\} (\d+)', line)
+        if m:
+            le[m.group(1)] = le.get(m.group(1), 0) + int(m.group(2))
+    if "+Inf" not in le:
+        print("hotpath_bench: no request-duration histogram in " + metrics_path, file=sys.stderr)
+        return 1
+    n = le["+Inf"]
+    print("deliver: %d requests, %d over 50 ms, %d over 100 ms, %d over 250 ms" % (
+        n, n - le.get("0.05", n), n - le.get("0.1", n), n - le.get("0.25", n)))
     return 0
 
 
@@ -246,6 +369,12 @@ def main(argv):
     if len(argv) == 10 and argv[0] == "live":
         return live(argv[1], argv[2], float(argv[3]), float(argv[4]), float(argv[5]),
                     argv[6], argv[7], argv[8], argv[9])
+    if len(argv) == 5 and argv[0] == "tap":
+        return tap(argv[1], argv[2], float(argv[3]), argv[4])
+    if len(argv) == 2 and argv[0] == "slow":
+        return slow(argv[1])
+    if len(argv) == 4 and argv[0] == "stages":
+        return stages(argv[1], argv[2], argv[3])
     if len(argv) == 3 and argv[0] == "latency":
         return latency(argv[1], argv[2])
     sys.stderr.write(__doc__)

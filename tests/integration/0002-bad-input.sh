@@ -56,7 +56,7 @@ check "and counts 6 undecodable and 1 unmappable record" \
 
 # Config errors stop a worker at start, naming file, line and key.
 cp deploy/config/transform-loyalty.cfg "$WORK/typo.cfg"
-sed -i 's/batch_size = 500;/batch_sise = 500;/' "$WORK/typo.cfg"
+sed -i 's/batch_size = /batch_sise = /' "$WORK/typo.cfg"
 line=$(grep -n batch_sise "$WORK/typo.cfg" | cut -d: -f1)
 rc=0; "$BIN/relay-transform" -c "$WORK/typo.cfg" 2>"$WORK/typo.err" >/dev/null || rc=$?
 check "a typo in a config key exits with status 2" test "$rc" -eq 2

@@ -102,6 +102,14 @@ int relay_kafka_subscribe(rd_kafka_t *rk, const char *topics, char *errstr,
 rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
                                      size_t errstr_size);
 
+/* Ask for topic's metadata before the producer's first record to it,
+ * waiting at most timeout_ms (the answer is not needed: a failure is only
+ * the warm-up missed). librdkafka 2.0.2 (Debian's) holds the first record
+ * produced to a topic it has no metadata for until its broker thread next
+ * wakes by itself, up to a second after the client started; asked first,
+ * the record goes out after linger.ms. */
+void relay_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
 /* Produce one message; the headers (may be NULL) are owned by the producer
  * from the call on, whatever the result. A full local queue is waited out
  * (serving delivery reports) rather than failed. ack may be NULL. Returns
