@@ -35,10 +35,12 @@ fi
 
 # fastavro and Confluent's Python client (its Avro serializer and schema
 # registry client): the independent Avro encoders and decoders of the
-# tests. Debian's python3 is externally managed; a pyenv or venv python
+# tests; kafka-python for its port of the Java client's murmur2 (scenario
+# 0009). Debian's python3 is externally managed; a pyenv or venv python
 # takes a plain pip install.
-py_pkgs=(fastavro==1.13.1 "confluent-kafka[avro,schemaregistry]==2.6.1")
-if ! python3 -c 'import fastavro, confluent_kafka.schema_registry.avro' 2>/dev/null; then
+py_pkgs=(fastavro==1.13.1 "confluent-kafka[avro,schemaregistry]==2.6.1" kafka-python==3.0.12)
+if ! python3 -c 'import fastavro, confluent_kafka.schema_registry.avro, kafka.partitioner.default' \
+     2>/dev/null; then
   python3 -m pip install -q "${py_pkgs[@]}" 2>/dev/null ||
     python3 -m pip install -q --break-system-packages "${py_pkgs[@]}"
 fi

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,16 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                   rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+static atomic_ulong reports;
+
+unsigned long relay_kafka_reports(void)
+{
+        return atomic_load_explicit(&reports, memory_order_relaxed);
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+        atomic_fetch_add_explicit(&reports, 1, memory_order_relaxed);
         relay_kafka_ack_t *ack = m->_private;
         /* During a broker outage every queued message fails alike. */
         static relay_log_limit_t lim;

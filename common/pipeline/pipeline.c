@@ -75,6 +75,12 @@ struct batch {
         size_t nchunks, nslots;
         size_t open_from; /* slots before it are settled */
         int open;         /* a slot not settled (at the last pass) */
+        /* The last pass found only slots waiting for their reports (no
+         * failure, no retry due), with quiet_reports reports served and
+         * quiet_drops revokes seen: until either moves, another pass
+         * would find the same. */
+        int quiet;
+        unsigned long quiet_reports, quiet_drops;
 };
 
 /* An assigned partition, for its lag and for storing. */
@@ -120,6 +126,7 @@ struct relay_pipeline {
         struct batch *cur;
         struct batch **scratch;       /* nring of them, for held_batches */
         unsigned long fill_gen;       /* batches filled so far */
+        unsigned long drops;          /* revokes that dropped records */
         rd_kafka_message_t **backlog; /* consumed while paused (rare) */
         size_t nbacklog, backlog_cap, backlog_head;
 
@@ -230,7 +237,7 @@ static void slots_clear(struct batch *b)
                 free(s->own_tag);
         }
         b->nslots = b->open_from = 0;
-        b->open = 0;
+        b->open = b->quiet = 0;
 }
 
 /* Any slot of b still waiting for its delivery report? */
@@ -645,10 +652,18 @@ static void durable(relay_pipeline_t *p, struct batch *b, struct slot *s)
 
 /* One pass over batch b's slots, without waiting: count the durable ones,
  * produce failed ones again as their class says. Sets and returns b->open:
- * 1 while a slot is not settled. */
+ * 1 while a slot is not settled. A sealed batch changes only by delivery
+ * reports and revokes: while neither came since a pass that found its
+ * slots only waiting, the walk is skipped (filling while every batch slot
+ * is taken reaps every 32 records, and would walk every unacknowledged
+ * slot of every sealed batch each time). */
 static int settle_pass(relay_pipeline_t *p, struct batch *b)
 {
-        int open = 0;
+        unsigned long reports = relay_kafka_reports();
+        if (b->quiet && b->quiet_reports == reports &&
+            b->quiet_drops == p->drops && !p->fatal)
+                return b->open;
+        int open = 0, waiting_only = 1;
         int64_t now = relay_mono_ms();
         /* slot_failed may add slots: loop on the live count. */
         for (size_t i = b->open_from; i < b->nslots && !p->fatal; i++) {
@@ -665,6 +680,7 @@ static int settle_pass(relay_pipeline_t *p, struct batch *b)
                                 durable(p, b, s);
                         } else {
                                 open = 1;
+                                waiting_only = 0;
                                 if (s->in_flight || !s->retry_at) {
                                         /* A fresh failure. */
                                         rd_kafka_resp_err_t err = s->ack.err;
@@ -688,6 +704,9 @@ static int settle_pass(relay_pipeline_t *p, struct batch *b)
                         b->open_from = i + 1;
         }
         b->open = open || p->fatal;
+        b->quiet = b->open && waiting_only && !p->fatal;
+        b->quiet_reports = reports;
+        b->quiet_drops = p->drops;
         return b->open;
 }
 
@@ -981,6 +1000,8 @@ static void on_revoke(void *opaque, rd_kafka_t *rk,
                                 dropped++;
                         }
                 }
+        if (dropped)
+                p->drops++;
         /* Records consumed while paused of those partitions go too. */
         size_t keep = p->backlog_head;
         for (size_t i = p->backlog_head; i < p->nbacklog; i++) {
@@ -1313,6 +1334,7 @@ static void flush_seal(relay_pipeline_t *p)
                 p->proc->end(p->opaque, p);
         b->open = 1;
         b->open_from = 0;
+        b->quiet = 0;
         p->nsealed++;
         p->cur = p->nsealed < p->nring
                      ? &p->ring[(p->head + p->nsealed) % p->nring]

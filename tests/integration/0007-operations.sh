@@ -152,8 +152,12 @@ EOF
   "$PROMETHEUS" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
     --web.listen-address="127.0.0.1:$PPORT" >"$WORK/prometheus.log" 2>&1 &
   PIDS+=($!)
-  scraped() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query?query=up" | grep -q '"value":\[[0-9.]*,"1"\]'; }
+  # Both targets up (sum 2), not only the first one scraped: traffic sent
+  # before a target's first scrape is in its first sample, where rate()
+  # cannot see it (the request-latency panel came out NaN so).
+  scraped() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query?query=sum(up)" | grep -q '"value":\[[0-9.]*,"2"\]'; }
   check "Prometheus scrapes both workers" wait_for 60 scraped
+  sleep 2
   # rate() needs a few samples and some traffic inside the window.
   python3 tests/integration/gen_events.py --count 50 --prefix "dash-$$" --ids "$WORK/dash.ids" > "$WORK/dash.jsonl"
   produce loyalty.events < "$WORK/dash.jsonl"

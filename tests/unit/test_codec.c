@@ -408,6 +408,84 @@ static void test_paths(void **state)
         relay_schemas_destroy(s);
 }
 
+/* The shortest %.15g..%.17g form of d that reads back as d: the text a
+ * double slot had before decimals got their own path. */
+static void reference_text(double d, char *t, size_t n)
+{
+        for (int prec = 15;; prec++) {
+                snprintf(t, n, "%.*g", prec, d);
+                if (prec >= 17 || strtod(t, NULL) == d)
+                        return;
+        }
+}
+
+static void check_double_text(double d)
+{
+        char want[64];
+        reference_text(d, want, sizeof(want));
+        relay_buf_t b;
+        relay_buf_init(&b);
+        relay_slot_t v = {.type = AVRO_DOUBLE, .v.d = d};
+        assert_int_equal(relay_slot_scalar_text(&v, &b), 0);
+        if (strcmp(b.data, want)) {
+                fprintf(stderr, "double %a: got '%s', want '%s'\n", d, b.data,
+                        want);
+                fail();
+        }
+        relay_buf_free(&b);
+}
+
+/* The text of a double is what snprintf's shortest round trip writes,
+ * whether it takes the short path for decimals (amounts, points: m / 10^k
+ * up to 15 digits and 6 places) or not: every decimal of a grid over the
+ * whole short range and its edges, and doubles of random bits. */
+static void test_double_text(void **state)
+{
+        (void)state;
+        static const double edges[] = {0.0,
+                                       -0.0,
+                                       1e-4,
+                                       9.9999e-5,
+                                       1e-5,
+                                       0.1,
+                                       0.2,
+                                       0.3,
+                                       1.0 / 3,
+                                       2.5,
+                                       -2.5,
+                                       100,
+                                       1e14,
+                                       999999999999999.0,
+                                       1e15,
+                                       1e15 - 0.5,
+                                       123456789012345.6,
+                                       12345678901234.56,
+                                       0.000123456,
+                                       4503599627370495.5,
+                                       9007199254740993.0,
+                                       1e300,
+                                       -1e-300,
+                                       5e-324};
+        for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+                check_double_text(edges[i]);
+        static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7};
+        uint64_t x = 88172645463325252ull; /* xorshift64 */
+        for (int i = 0; i < 200000; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                int k = (int)(x % 8), digits = 1 + (int)((x >> 3) % 16);
+                uint64_t m = (x >> 8) % (uint64_t)(p10[digits % 8] *
+                                                   (digits > 7 ? 1e8 : 1));
+                double d = (double)m / p10[k];
+                check_double_text(x & 1 ? -d : d);
+                double r;
+                memcpy(&r, &x, sizeof(r));
+                if (r == r) /* not a NaN */
+                        check_double_text(r);
+        }
+}
+
 int main(void)
 {
         count_init();
@@ -417,6 +495,7 @@ int main(void)
             cmocka_unit_test(test_map_repeated_key),
             cmocka_unit_test(test_projection_and_unset),
             cmocka_unit_test(test_paths),
+            cmocka_unit_test(test_double_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

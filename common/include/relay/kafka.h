@@ -102,6 +102,11 @@ int relay_kafka_subscribe(rd_kafka_t *rk, const char *topics, char *errstr,
 rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
                                      size_t errstr_size);
 
+/* How many delivery reports the producers of this process have served so
+ * far: a pass over acks that found nothing done need not be repeated
+ * while it has not moved. */
+unsigned long relay_kafka_reports(void);
+
 /* Ask for topic's metadata before the producer's first record to it,
  * waiting at most timeout_ms (the answer is not needed: a failure is only
  * the warm-up missed). librdkafka 2.0.2 (Debian's) holds the first record
