@@ -455,9 +455,6 @@ int relay_avro_path(const avro_value_t *root, const char *path,
         return 0;
 }
 
-/* The shortest %g form, from min digits up, that reads back as the same
- * number (as float when is_float): "19.99", not "19.989999999999998",
- * while a number that needs all 17 digits keeps them. */
 /* A double that is a decimal of at most 15 significant digits and 6
  * places, 1e-4 <= |d| < 1e15 (amounts, points, prices), written without
  * snprintf: what the loop below would write, for about a tenth of the
@@ -507,6 +504,9 @@ static int short_decimal(char *t, double d)
         return 0;
 }
 
+/* The shortest %g form, from min digits up, that reads back as the same
+ * number (as float when is_float): "19.99", not "19.989999999999998",
+ * while a number that needs all 17 digits keeps them. */
 void relay_avro_append_number(relay_buf_t *b, double d, int min, int max,
                               int is_float)
 {

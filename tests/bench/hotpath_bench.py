@@ -282,21 +282,25 @@ def tap(bootstrap, topics, seconds, out_path):
         c.close()
 
 
+def read_times(path):
+    """"event_id<TAB>ns" lines (the producer's and the simulator's files):
+    {event_id: ns}, the first line of an id counting."""
+    times = {}
+    for line in open(path, encoding="utf-8"):
+        eid, ns = line.rstrip("\n").split("\t")
+        times.setdefault(eid, int(ns))
+    return times
+
+
 def stages(produced_path, tapped_path, received_path):
     """The latency split by stage, from the broker's append times of
     loyalty.events (in) and out.mparticle (out): p50, p99 and max in ms."""
-    produced = {}
-    for line in open(produced_path, encoding="ascii"):
-        eid, ns = line.split("\t")
-        produced[eid] = int(ns)
+    produced = read_times(produced_path)
     tapped = {}
     for line in open(tapped_path, encoding="ascii"):
         topic, eid, ts, ns = line.split("\t")
         tapped.setdefault((topic == "loyalty.events", eid), (int(ts) * 1_000_000, int(ns)))
-    received = {}
-    for line in open(received_path, encoding="utf-8"):
-        eid, ns = line.rstrip("\n").split("\t")
-        received.setdefault(eid, int(ns))
+    received = read_times(received_path)
     ids = [e for e in produced if (1, e) in tapped and (0, e) in tapped and e in received]
     if not ids:
         print("hotpath_bench: no event seen at every stage", file=sys.stderr)
@@ -337,15 +341,8 @@ def slow(metrics_path):
 
 
 def latency(produced_path, received_path):
-    produced = {}
-    for line in open(produced_path, encoding="ascii"):
-        eid, ns = line.split("\t")
-        produced[eid] = int(ns)
-    received = {}
-    for line in open(received_path, encoding="utf-8"):
-        eid, ns = line.rstrip("\n").split("\t")
-        if eid in produced and eid not in received:
-            received[eid] = int(ns)
+    produced = read_times(produced_path)
+    received = {e: ns for e, ns in read_times(received_path).items() if e in produced}
     missing = len(produced) - len(received)
     if missing or not produced:
         print(f"hotpath_bench: {missing} of {len(produced)} events never arrived",
