@@ -2,11 +2,17 @@
  * The delivery processor (see relay/deliver.h): one process per platform.
  *
  * Records are decoded (relay.out.Outbound) and encoded by the platform's
- * adapter as they are consumed; flush sends them in requests within the
- * platform's limits, one request per step, in order, so that a person's
- * records keep their order. Between steps the engine serves the consumer,
- * and every wait (backoff, throttling, a paused platform) is a wake time
- * handed to the engine, never a sleep here.
+ * adapter as they are consumed. flush spreads a batch over lanes by key
+ * (a person's records all in one lane, in order; a new person joins the
+ * lane being filled until it holds a request's worth) and sends the head
+ * request of every lane at once on libcurl multi, up to
+ * deliver.max_in_flight requests (or an AIMD window with "adaptive"). A
+ * lane sends one request at a time, so a later record of a person waits
+ * until the earlier one was delivered or dead-lettered, while other
+ * people's records go ahead; a retry's backoff holds only its own lane.
+ * Between steps the engine serves the consumer, and every wait (backoff,
+ * throttling, a paused platform) is a wake time handed to the engine or a
+ * bounded wait for an answer, never a sleep here.
  *
  * A dead letter is for a record that is wrong, not for a platform that is
  * down, slow, throttling or misconfigured. So an answer is read as one of:
@@ -14,20 +20,22 @@
  * - the record's fault (400, 413, 422 and other 4xx that are not about the
  *   connection): a request of several records is split in halves until
  *   the refused record stands alone, which is then dead-lettered;
- * - throttling (429, or any retryable answer with Retry-After): wait what
- *   the platform asks (up to deliver.retry_after_max_ms), using no attempt;
+ * - throttling (429, or any retryable answer with Retry-After): every
+ *   lane waits what the platform asks (up to deliver.retry_after_max_ms),
+ *   using no attempt; the requests already under way are answered;
  * - the connection is misconfigured (401, 403, 404, 405, 407): pause, say
  *   why once, probe with one record on a growing interval, re-reading the
  *   secrets (*_FILE) before each probe so a rotated key heals by itself;
  * - a failure (5xx, timeout, refused or reset connection): retried with
  *   exponential backoff and jitter up to deliver.max_attempts. When
  *   deliver.breaker_failures requests in a row fail so, the circuit opens:
- *   pause, probe with one record on a growing interval, close on success;
- *   attempts are not used while it is open. A request of several records
- *   that used its attempts is split (each half gets one more try); a lone
- *   record that used them is dead-lettered only when the platform accepted
- *   other records between its last two failures and it failed more often
- *   than the platform's recent failure rate makes likely (odds below
+ *   pause, probe with one record on a growing interval (once nothing
+ *   else is under way), close on success; attempts are not used while it
+ *   is open, and the answers of requests sent before it opened use none. A
+ * request of several records that used its attempts is split (each half gets
+ * one more try); a lone record that used them is dead-lettered only when the
+ * platform accepted other records between its last two failures and it failed
+ * more often than the platform's recent failure rate makes likely (odds below
  *   1e-6; else the circuit opens).
  *   Probes are taken from the records that used the fewest attempts and
  *   never overtake an earlier record of the same person, so a record at
@@ -92,8 +100,19 @@ const relay_conf_prop_t relay_deliver_props[] = {
      0},
     {"deliver.connect_timeout_ms", RELAY_CONF_INT, "5000", 100, 600000, 0,
      "time allowed to connect", 0},
+    {"deliver.max_in_flight", RELAY_CONF_STRING, "4", 0, -1, 0,
+     "requests under way at once (1 to 256), or \"adaptive\": from 1 up "
+     "to deliver.adaptive_max_in_flight, growing while answers come in "
+     "time, halved on throttling, 503s, timeouts or rising latency",
+     0},
+    {"deliver.adaptive_max_in_flight", RELAY_CONF_INT, "64", 1, 256, 0,
+     "the most requests under way at once when deliver.max_in_flight is "
+     "adaptive",
+     0},
     {"deliver.batch_size", RELAY_CONF_INT, "0", 0, 100000, 0,
-     "records consumed per batch (0: the platform's records per request)", 0},
+     "records consumed per batch (0: a request's worth for each request "
+     "that may be under way)",
+     0},
     {"deliver.batch_wait_ms", RELAY_CONF_INT, "200", 0, 60000, 0,
      "longest a partial batch waits for more records before it is sent, "
      "and only while worker.batches_in_flight batches are held (otherwise "
@@ -116,14 +135,33 @@ enum platform_state {
 struct drec {
         relay_buf_t item; /* the adapter's encoding */
         int encoded;
+        int lane;
 };
 
-/* Consecutive records of the send order that go in one request. */
+/* Consecutive records of the send order that go in one request. The send
+ * order is lane by lane, so a range is always records of one lane. */
 struct range {
         size_t start, n;
         int attempts;                  /* failures that used an attempt */
         int fails;                     /* failed requests its records were in */
         int64_t first_fail, last_fail; /* relay_mono_ms, 0 when none */
+        int64_t not_before;            /* a retry's backoff */
+        int lane;
+        int next; /* the next range of its lane, -1 */
+        int slot; /* sending it, -1 */
+};
+
+/* A request under way. */
+struct slot {
+        relay_http_response_t resp;
+        relay_buf_t body; /* built once per request */
+        relay_buf_t *items;
+        size_t *sent; /* its records */
+        size_t n;
+        int range; /* -1: free */
+        int probe;
+        int failed_start; /* could not start: answered at the next collect */
+        double window;    /* the concurrency when it started */
 };
 
 /* The platform's recent answers (failed or not; throttling and refused
@@ -145,7 +183,7 @@ struct relay_deliver {
         relay_schemas_t *schemas;
         relay_avro_reader_t *reader;
         relay_pipeline_t *p;
-        relay_http_t *http;
+        relay_http_multi_t *http;
         relay_retry_policy_t retry;
         size_t max_items, max_bytes, batch_size;
         long retry_after_max, probe_base, probe_max;
@@ -153,19 +191,32 @@ struct relay_deliver {
         int breaker_failures;
 
         struct drec *recs; /* batch_size of them */
-        size_t *order;     /* records to send, in order */
+        size_t *order;     /* records to send, lane by lane */
         size_t norder;
-        struct range *ranges; /* to send, front first */
-        size_t nranges;
+        /* lanes: a person's records (by key) are all in one lane, in
+         * order, and a lane sends one range at a time, so a later record
+         * of a person never overtakes an earlier one */
+        int *lanes; /* each lane's first range, -1 when none */
+        size_t nlanes, lane_turn;
+        struct range *rpool; /* batch_size + 1 */
+        int *rfree;
+        size_t nfree;
+        int *keytab; /* the batch's keys → a record of theirs, -1 empty */
+        size_t keycap;
         int built;
-        relay_buf_t *items; /* scratch for one request */
-        size_t *sent;       /* its records */
-        relay_buf_t body;
-        relay_http_response_t resp;
+        struct slot *slots;
+        size_t nslots, inflight;
+        size_t *done; /* scratch for relay_http_multi_run */
+
+        /* concurrency: fixed (adaptive 0) or AIMD between 1 and nslots */
+        int adaptive;
+        double window, rtt_base;
+        int64_t last_cut;
 
         enum platform_state state;
         int failures_in_row, probes, throttles;
         size_t probe_turn; /* which candidate the next probe takes */
+        long last_status;
         int64_t last_ok, down_since, wait_until;
         struct answer answers[ANSWERS];
         size_t nanswers, answer_at;
@@ -176,7 +227,7 @@ struct relay_deliver {
         /* metrics (relay/metrics.h), labelled with the platform */
         relay_metric_t *m_requests, *m_retries;
         relay_series_t *m_delivered, *m_duration, *m_in_flight, *m_state,
-            *m_breaker, *m_throttled;
+            *m_breaker, *m_throttled, *m_window;
 };
 
 static const char *const outcome_names[] = {"ok", "refused", "throttled",
@@ -225,7 +276,8 @@ static enum relay_result dl_record(void *opaque, relay_pipeline_t *p, size_t i)
         return RELAY_OK;
 }
 
-/* ---- ranges ------------------------------------------------------------- */
+/* ---- lanes and ranges -----------------------------------------------------
+ */
 
 static int live(struct relay_deliver *d, size_t k)
 {
@@ -242,138 +294,267 @@ static size_t range_live(struct relay_deliver *d, const struct range *rg)
         return n;
 }
 
-/* Replace range j by its first `first` slots of the send order and the
- * rest, both keeping its attempts. */
-static void range_split_at(struct relay_deliver *d, size_t j, size_t first)
+static int range_new(struct relay_deliver *d)
 {
-        struct range *rg = &d->ranges[j];
-        memmove(&d->ranges[j + 2], &d->ranges[j + 1],
-                (d->nranges - j - 1) * sizeof(*d->ranges));
-        d->nranges++;
-        d->ranges[j + 1] = *rg;
-        d->ranges[j + 1].start = rg->start + first;
-        d->ranges[j + 1].n = rg->n - first;
-        rg->n = first;
+        int r = d->rfree[--d->nfree];
+        struct range *rg = &d->rpool[r];
+        memset(rg, 0, sizeof(*rg));
+        rg->next = rg->slot = -1;
+        return r;
 }
 
-/* Split range 0 in halves by its live records. */
-static void range_halve(struct relay_deliver *d)
+/* Split range r after its first `first` slots of the send order: the rest
+ * becomes the next range of its lane, keeping r's attempts. Returns it. */
+static int range_split_at(struct relay_deliver *d, int r, size_t first)
 {
-        struct range *rg = &d->ranges[0];
+        int q = range_new(d);
+        struct range *rg = &d->rpool[r], *rq = &d->rpool[q];
+        *rq = *rg;
+        rq->start = rg->start + first;
+        rq->n = rg->n - first;
+        rq->slot = -1;
+        rg->n = first;
+        rg->next = q;
+        return q;
+}
+
+/* Split range r in halves by its live records. */
+static void range_halve(struct relay_deliver *d, int r)
+{
+        struct range *rg = &d->rpool[r];
         size_t half = range_live(d, rg) / 2, seen = 0, k = rg->start;
         for (; k < rg->start + rg->n && seen < half; k++)
                 seen += (size_t)live(d, k);
-        range_split_at(d, 0, k - rg->start);
+        range_split_at(d, r, k - rg->start);
 }
 
-/* Whether a live record before position k of range j (in send order)
- * has the same key (the same person) as the record at k. */
-static int key_earlier(struct relay_deliver *d, size_t j, size_t k)
+/* Drop the finished ranges at the head of a lane; its head, or -1. */
+static int lane_head(struct relay_deliver *d, size_t l)
+{
+        int r;
+        while ((r = d->lanes[l]) >= 0 && d->rpool[r].slot < 0 &&
+               !range_live(d, &d->rpool[r])) {
+                d->lanes[l] = d->rpool[r].next;
+                d->rfree[d->nfree++] = r;
+        }
+        return r;
+}
+
+/* Whether a live record before position k of range r (in send order)
+ * has the same key (the same person) as the record at k: only its lane
+ * can hold one. */
+static int key_earlier(struct relay_deliver *d, int r, size_t k)
 {
         const rd_kafka_message_t *m = relay_pipeline_msg(d->p, d->order[k]);
-        for (size_t r = 0; r <= j; r++) {
-                const struct range *rg = &d->ranges[r];
-                size_t end = r == j ? k : rg->start + rg->n;
-                for (size_t q = rg->start; q < end; q++) {
-                        if (!live(d, q))
+        for (int q = d->lanes[d->rpool[r].lane]; q >= 0; q = d->rpool[q].next) {
+                const struct range *rg = &d->rpool[q];
+                size_t end = q == r ? k : rg->start + rg->n;
+                for (size_t j = rg->start; j < end; j++) {
+                        if (!live(d, j))
                                 continue;
                         const rd_kafka_message_t *o =
-                            relay_pipeline_msg(d->p, d->order[q]);
+                            relay_pipeline_msg(d->p, d->order[j]);
                         if (o->key_len == m->key_len &&
                             (!m->key_len ||
                              !memcmp(o->key, m->key, m->key_len)))
                                 return 1;
                 }
+                if (q == r)
+                        break;
         }
         return 0;
 }
 
-/* Put the probe of a paused platform at the front: one live record, taken
- * from the ranges that used the fewest attempts and never one that would
- * overtake an earlier record of the same person. Successive probes take
- * turns among those candidates, so that a record at fault (which keeps
- * failing) cannot make the platform look down for ever. */
-static void range_probe(struct relay_deliver *d)
+/* The probe of a paused platform: one live record as a range of its own
+ * at the head of its lane, taken from the ranges that used the fewest
+ * attempts and never one that would overtake an earlier record of the
+ * same person. Successive probes take turns among those candidates, so
+ * that a record at fault (which keeps failing) cannot make the platform
+ * look down for ever. -1 when nothing is left. */
+static int range_probe(struct relay_deliver *d)
 {
         int best = INT_MAX;
         size_t n = 0;
         for (int pass = 0; pass < 2; pass++) {
                 size_t want = n ? d->probe_turn % n : 0, seen = 0;
-                for (size_t j = 0; j < d->nranges; j++) {
-                        const struct range *rg = &d->ranges[j];
-                        if (pass ? rg->attempts != best : rg->attempts > best)
-                                continue;
-                        for (size_t k = rg->start; k < rg->start + rg->n; k++) {
-                                if (!live(d, k) || key_earlier(d, j, k))
+                for (size_t l = 0; l < d->nlanes; l++) {
+                        int prev = -1;
+                        for (int r = lane_head(d, l); r >= 0;
+                             prev = r, r = d->rpool[r].next) {
+                                struct range *rg = &d->rpool[r];
+                                if (pass ? rg->attempts != best
+                                         : rg->attempts > best)
                                         continue;
-                                if (!pass) {
-                                        if (rg->attempts < best)
-                                                best = rg->attempts, n = 0;
-                                        n++;
-                                        continue;
+                                for (size_t k = rg->start;
+                                     k < rg->start + rg->n; k++) {
+                                        if (!live(d, k) || key_earlier(d, r, k))
+                                                continue;
+                                        if (!pass) {
+                                                if (rg->attempts < best)
+                                                        best = rg->attempts,
+                                                        n = 0;
+                                                n++;
+                                                continue;
+                                        }
+                                        if (seen++ < want)
+                                                continue;
+                                        d->probe_turn++;
+                                        int pr = r;
+                                        if (k > rg->start) {
+                                                prev = r;
+                                                pr = range_split_at(
+                                                    d, r, k - rg->start);
+                                        }
+                                        if (d->rpool[pr].n > 1)
+                                                range_split_at(d, pr, 1);
+                                        /* To the head of its lane. */
+                                        if (prev >= 0) {
+                                                d->rpool[prev].next =
+                                                    d->rpool[pr].next;
+                                                d->rpool[pr].next = d->lanes[l];
+                                                d->lanes[l] = pr;
+                                        }
+                                        return pr;
                                 }
-                                if (seen++ < want)
-                                        continue;
-                                d->probe_turn++;
-                                size_t bj = j;
-                                if (k > rg->start)
-                                        range_split_at(d, bj, k - rg->start),
-                                            bj++;
-                                if (d->ranges[bj].n > 1)
-                                        range_split_at(d, bj, 1);
-                                struct range probe = d->ranges[bj];
-                                memmove(&d->ranges[1], &d->ranges[0],
-                                        bj * sizeof(*d->ranges));
-                                d->ranges[0] = probe;
-                                return;
                         }
                 }
                 if (!n)
-                        return; /* range 0's first live record will do */
+                        break;
         }
+        /* Every live record waits behind an earlier one of its person:
+         * the first lane's head will do. */
+        for (size_t l = 0; l < d->nlanes; l++)
+                if (lane_head(d, l) >= 0)
+                        return d->lanes[l];
+        return -1;
 }
 
-/* Whether any range but the front one has a live record. */
-static int others_live(struct relay_deliver *d)
+/* Whether any range but r has a live record. */
+static int others_live(struct relay_deliver *d, int r)
 {
-        for (size_t j = 1; j < d->nranges; j++)
-                if (range_live(d, &d->ranges[j]))
-                        return 1;
+        for (size_t l = 0; l < d->nlanes; l++)
+                for (int q = d->lanes[l]; q >= 0; q = d->rpool[q].next)
+                        if (q != r && range_live(d, &d->rpool[q]))
+                                return 1;
         return 0;
 }
 
-static void range_pop(struct relay_deliver *d)
+/* FNV-1a of a key. */
+static uint64_t key_hash(const void *key, size_t len)
 {
-        memmove(&d->ranges[0], &d->ranges[1],
-                (d->nranges - 1) * sizeof(*d->ranges));
-        d->nranges--;
+        const unsigned char *p = key;
+        uint64_t h = 14695981039346656037ULL;
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ p[i]) * 1099511628211ULL;
+        return h;
 }
 
-/* The send order and the first ranges, within the platform's limits. */
+/* The lane of record i's person: the lane of an earlier record with the
+ * same key, else -1 (the table then remembers i). */
+static int lane_of_key(struct relay_deliver *d, size_t i)
+{
+        const rd_kafka_message_t *m = relay_pipeline_msg(d->p, i);
+        size_t mask = d->keycap - 1;
+        for (size_t h = key_hash(m->key, m->key_len) & mask;;
+             h = (h + 1) & mask) {
+                int j = d->keytab[h];
+                if (j < 0) {
+                        d->keytab[h] = (int)i;
+                        return -1;
+                }
+                const rd_kafka_message_t *o =
+                    relay_pipeline_msg(d->p, (size_t)j);
+                if (o->key_len == m->key_len &&
+                    (!m->key_len || !memcmp(o->key, m->key, m->key_len)))
+                        return d->recs[j].lane;
+        }
+}
+
+/* The send order and the first ranges. A new person opens the lane being
+ * filled, until it holds a request's worth (the platform's records and
+ * bytes per request); a person seen before joins the lane of their
+ * earlier records, in order. So lanes come out about one request each,
+ * and a person's records go one lane, one request after the other. */
 static void build(struct relay_deliver *d)
 {
-        size_t n = relay_pipeline_count(d->p), bytes = 0;
-        d->norder = d->nranges = 0;
+        size_t n = relay_pipeline_count(d->p), fill = 0, bytes = 0;
+        d->norder = d->nlanes = 0;
         d->gen++;
+        for (size_t h = 0; h < d->keycap; h++)
+                d->keytab[h] = -1;
+        size_t *count = d->done; /* records per lane, then where each goes */
         for (size_t i = 0; i < n; i++) {
-                if (!d->recs[i].encoded || relay_pipeline_is_done(d->p, i) ||
-                    relay_pipeline_dropped(d->p, i))
+                struct drec *r = &d->recs[i];
+                if (!r->encoded || relay_pipeline_is_done(d->p, i) ||
+                    relay_pipeline_dropped(d->p, i)) {
+                        r->lane = -1;
                         continue;
-                size_t len = d->recs[i].item.len + 1;
-                struct range *rg =
-                    d->nranges ? &d->ranges[d->nranges - 1] : NULL;
-                if (!rg || rg->n == d->max_items ||
-                    (rg->n && bytes + len > d->max_bytes)) {
-                        rg = &d->ranges[d->nranges++];
-                        memset(rg, 0, sizeof(*rg));
-                        rg->start = d->norder;
-                        bytes = 0;
                 }
-                d->order[d->norder++] = i;
-                rg->n++;
-                bytes += len;
+                size_t len = r->item.len + 1;
+                int l = lane_of_key(d, i);
+                if (l < 0) {
+                        if (!d->nlanes || fill == d->max_items ||
+                            (fill && bytes + len > d->max_bytes)) {
+                                count[d->nlanes++] = 0;
+                                fill = bytes = 0;
+                        }
+                        l = (int)d->nlanes - 1;
+                        fill++;
+                        bytes += len;
+                }
+                r->lane = l;
+                count[l]++;
+                d->norder++;
+        }
+        /* Lane by lane into the send order, each lane in record order. */
+        size_t at = 0;
+        for (size_t l = 0; l < d->nlanes; l++) {
+                size_t c = count[l];
+                count[l] = at;
+                at += c;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (d->recs[i].lane >= 0)
+                        d->order[count[d->recs[i].lane]++] = i;
+        /* Each lane's ranges, within the platform's limits. */
+        at = 0;
+        for (size_t l = 0; l < d->nlanes; l++) {
+                int last = -1;
+                d->lanes[l] = -1;
+                bytes = 0;
+                for (; at < count[l]; at++) {
+                        size_t len = d->recs[d->order[at]].item.len + 1;
+                        struct range *rg = last >= 0 ? &d->rpool[last] : NULL;
+                        if (!rg || rg->n == d->max_items ||
+                            (rg->n && bytes + len > d->max_bytes)) {
+                                int r = range_new(d);
+                                d->rpool[r].start = at;
+                                d->rpool[r].lane = (int)l;
+                                if (last >= 0)
+                                        d->rpool[last].next = r;
+                                else
+                                        d->lanes[l] = r;
+                                last = r;
+                                rg = &d->rpool[r];
+                                bytes = 0;
+                        }
+                        rg->n++;
+                        bytes += len;
+                }
         }
         d->built = 1;
+}
+
+/* Every range back to the pool. */
+static void ranges_clear(struct relay_deliver *d)
+{
+        for (size_t l = 0; l < d->nlanes; l++)
+                for (int r = d->lanes[l]; r >= 0;) {
+                        int next = d->rpool[r].next;
+                        d->rfree[d->nfree++] = r;
+                        r = next;
+                }
+        d->nlanes = d->norder = 0;
 }
 
 /* ---- the platform's answers ---------------------------------------------- */
@@ -531,65 +712,131 @@ static void refresh_secrets(struct relay_deliver *d)
                   "secrets changed; probing %s with the new ones", d->platform);
 }
 
-/* Send range 0 once and act on the answer. */
-static void send_front(struct relay_deliver *d)
+/* ---- concurrency ----------------------------------------------------------
+ */
+
+/* Requests that may be under way at once now. */
+static size_t window_of(const struct relay_deliver *d)
 {
-        struct range *rg = &d->ranges[0];
-        char why[600];
-        size_t n = 0;
-        for (size_t k = rg->start; k < rg->start + rg->n; k++)
-                if (live(d, k)) {
-                        d->sent[n] = d->order[k];
-                        d->items[n++] = d->recs[d->order[k]].item;
+        size_t w = (size_t)d->window;
+        return w < 1 ? 1 : w > d->nslots ? d->nslots : w;
+}
+
+static void window_set(struct relay_deliver *d, double w)
+{
+        d->window = w < 1 ? 1 : w > (double)d->nslots ? (double)d->nslots : w;
+        relay_metric_set(d->m_window, (double)window_of(d));
+}
+
+/* Adaptive concurrency (AIMD, as Vector's ARC): an answer in time grows
+ * the window by one per window of answers, while the requests fill it; a
+ * throttling or failing answer, or one much slower than the usual, halves
+ * it, at most once per usual round trip (the answers of requests sent
+ * before the cut would cut it again for the same cause). */
+static void window_answer(struct relay_deliver *d, const struct slot *sl,
+                          int backpressure)
+{
+        if (!d->adaptive)
+                return;
+        double rtt = sl->resp.seconds;
+        int64_t now = relay_mono_ms();
+        if (!backpressure && d->rtt_base > 0 && rtt > 2 * d->rtt_base &&
+            rtt > 0.005)
+                backpressure = 1; /* latency rising: the platform queues */
+        if (backpressure) {
+                if (now - d->last_cut >= (int64_t)(d->rtt_base * 1000) + 1) {
+                        window_set(d, d->window / 2);
+                        d->last_cut = now;
                 }
-        relay_http_request_t req;
-        relay_adapter_request(d->adapter, d->ad, d->items, n, &d->body, &req);
-        relay_metric_set(d->m_in_flight, 1);
-        relay_http_perform(d->http, &req, &d->resp);
-        relay_metric_set(d->m_in_flight, 0);
-        if (d->resp.aborted) {
-                /* Stopping, and the grace ran out: the records stay
-                 * unfinished, for the next owner (the platform may have
-                 * taken them: the only duplicates of a shutdown). */
-                relay_log(LOG_WARNING, d->worker,
-                          "stopping: aborted a request of %zu record(s) "
-                          "when the shutdown grace ran out",
-                          n);
                 return;
         }
+        if (sl->window + 1 >= d->window && sl->window >= (double)window_of(d))
+                window_set(d, d->window + 1 / d->window);
+        d->rtt_base = d->rtt_base > 0 ? 0.95 * d->rtt_base + 0.05 * rtt : rtt;
+}
+
+/* ---- requests -------------------------------------------------------------
+ */
+
+/* Send range r's live records in one request on a free slot. */
+static void send_range(struct relay_deliver *d, int r, int probe)
+{
+        size_t s = 0;
+        while (d->slots[s].range >= 0)
+                s++;
+        struct slot *sl = &d->slots[s];
+        struct range *rg = &d->rpool[r];
+        sl->n = 0;
+        for (size_t k = rg->start; k < rg->start + rg->n; k++)
+                if (live(d, k)) {
+                        sl->sent[sl->n] = d->order[k];
+                        sl->items[sl->n++] = d->recs[d->order[k]].item;
+                }
+        relay_http_request_t req;
+        relay_adapter_request(d->adapter, d->ad, sl->items, sl->n, &sl->body,
+                              &req);
+        sl->range = r;
+        sl->probe = probe;
+        sl->window = (double)d->inflight + 1;
+        rg->slot = (int)s;
+        d->inflight++;
+        sl->failed_start =
+            relay_http_multi_start(d->http, s, &req, &sl->resp) != 0;
+        relay_metric_set(d->m_in_flight, (double)d->inflight);
+}
+
+/* Act on the answer of slot s's request. */
+static void answer(struct relay_deliver *d, size_t s)
+{
+        struct slot *sl = &d->slots[s];
+        int r = sl->range;
+        struct range *rg = &d->rpool[r];
+        relay_http_response_t *resp = &sl->resp;
+        size_t n = sl->n;
+        char why[600];
+        rg->slot = -1;
+        sl->range = -1;
+        d->inflight--;
+        relay_metric_set(d->m_in_flight, (double)d->inflight);
+        if (resp->aborted)
+                return; /* stopping: dl_end says so */
         d->requests++;
-        relay_metric_observe(d->m_duration, d->resp.seconds);
+        d->last_status = resp->status;
+        relay_metric_observe(d->m_duration, resp->seconds);
         why[0] = '\0';
-        enum relay_result r = relay_adapter_classify(
-            d->adapter, d->ad, &d->resp, why, sizeof(why));
-        enum outcome oc = outcome_of(r, &d->resp);
+        enum relay_result res =
+            relay_adapter_classify(d->adapter, d->ad, resp, why, sizeof(why));
+        enum outcome oc = outcome_of(res, resp);
         int64_t now = relay_mono_ms();
         relay_metric_add(
             relay_series(d->m_requests, d->platform, outcome_names[oc]), 1);
         if (oc == OUT_THROTTLE || oc == OUT_FAIL) {
                 char status[16];
-                if (d->resp.timed_out)
+                if (resp->timed_out)
                         snprintf(status, sizeof(status), "timeout");
-                else if (d->resp.transport_error || !d->resp.status)
+                else if (resp->transport_error || !resp->status)
                         snprintf(status, sizeof(status), "transport");
                 else
-                        snprintf(status, sizeof(status), "%ld", d->resp.status);
+                        snprintf(status, sizeof(status), "%ld", resp->status);
                 relay_metric_add(
                     relay_series(d->m_retries, d->platform, status), 1);
         }
         relay_log(LOG_DEBUG, d->worker,
-                  "request of %zu record(s): HTTP %ld (%s) %s", n,
-                  d->resp.status, relay_result_name(r), why);
+                  "request of %zu record(s): HTTP %ld (%s) %s", n, resp->status,
+                  relay_result_name(res), why);
+        window_answer(
+            d, sl,
+            oc == OUT_THROTTLE ||
+                (oc == OUT_FAIL && (resp->timed_out || resp->status == 503)));
 
         if (oc == OUT_OK || oc == OUT_RECORD || oc == OUT_FAIL)
                 answered(d, rg, oc == OUT_FAIL);
         switch (oc) {
         case OUT_OK:
                 for (size_t k = 0; k < n; k++)
-                        relay_pipeline_done(d->p, d->sent[k]);
+                        relay_pipeline_done(d->p, sl->sent[k]);
                 d->delivered += n;
                 relay_metric_add(d->m_delivered, (double)n);
-                range_pop(d);
                 platform_up(d);
                 return;
         case OUT_RECORD:
@@ -602,16 +849,15 @@ static void send_front(struct relay_deliver *d)
                         relay_log(LOG_INFO, d->worker,
                                   "HTTP %ld for %zu records: splitting to "
                                   "find the refused ones",
-                                  d->resp.status, n);
-                        range_halve(d);
+                                  resp->status, n);
+                        range_halve(d, r);
                         return;
                 }
-                dead_letter(d, d->sent[0], "deliver", why, d->resp.status,
+                dead_letter(d, sl->sent[0], "deliver", why, resp->status,
                             rg->attempts + 1);
-                range_pop(d);
                 return;
         case OUT_THROTTLE: {
-                long wait = d->resp.retry_after_ms;
+                long wait = resp->retry_after_ms;
                 if (wait < 0)
                         wait = relay_retry_delay_ms(&d->retry, ++d->throttles,
                                                     -1, relay_retry_random());
@@ -619,7 +865,9 @@ static void send_front(struct relay_deliver *d)
                         wait = d->retry_after_max;
                 d->throttled++;
                 relay_metric_add(d->m_throttled, 1);
-                d->wait_until = now + wait;
+                /* The whole platform waits: every lane. */
+                if (now + wait > d->wait_until)
+                        d->wait_until = now + wait;
                 relay_pipeline_paused(d->p,
                                       "%s is throttling (%s); waiting %.1f s "
                                       "as asked, using no attempt",
@@ -627,18 +875,22 @@ static void send_front(struct relay_deliver *d)
                 return;
         }
         case OUT_AUTH:
-                platform_down(d, PLATFORM_AUTH, why);
+                /* Requests sent before the pause say what it says. */
+                if (d->state == PLATFORM_OK || sl->probe)
+                        platform_down(d, PLATFORM_AUTH, why);
                 return;
         case OUT_FAIL:
                 break;
         }
 
-        d->failures_in_row++;
         if (d->state != PLATFORM_OK) {
-                /* A probe failed: the platform is still away. */
-                platform_down(d, PLATFORM_DOWN, why);
+                /* A probe failed: the platform is still away. A request
+                 * sent before the circuit opened uses nothing. */
+                if (sl->probe)
+                        platform_down(d, PLATFORM_DOWN, why);
                 return;
         }
+        d->failures_in_row++;
         /* A record is at fault only when the platform accepted other
          * records between its failures (a success before its latest
          * failure streak says nothing: the platform may have gone down
@@ -650,7 +902,7 @@ static void send_front(struct relay_deliver *d)
          * compare with: what the platform accepted since its first
          * failure is the evidence, weighed as ever by to_blame. */
         if (!at_fault && n == 1 && rg->first_fail &&
-            d->last_ok > rg->first_fail && !others_live(d))
+            d->last_ok > rg->first_fail && !others_live(d, r))
                 at_fault = 1;
         /* Failures past the last attempt without that evidence are the
          * platform's: they use nothing. */
@@ -667,7 +919,7 @@ static void send_front(struct relay_deliver *d)
                         /* Find the record at fault: each half gets one
                          * more try. */
                         rg->attempts = d->retry.max_attempts - 1;
-                        range_halve(d);
+                        range_halve(d, r);
                         return;
                 }
                 char reason[800];
@@ -677,9 +929,8 @@ static void send_front(struct relay_deliver *d)
                          "of the platform's last %u other requests failed)",
                          rg->attempts, d->platform, why, rg->fails, failed,
                          total);
-                dead_letter(d, d->sent[0], "deliver", reason, d->resp.status,
+                dead_letter(d, sl->sent[0], "deliver", reason, resp->status,
                             rg->attempts);
-                range_pop(d);
                 return;
         }
         if (d->failures_in_row >= d->breaker_failures) {
@@ -689,7 +940,7 @@ static void send_front(struct relay_deliver *d)
         if (rg->attempts >= d->retry.max_attempts) {
                 if (n > 1) {
                         rg->attempts = d->retry.max_attempts - 1;
-                        range_halve(d);
+                        range_halve(d, r);
                         return;
                 }
                 /* Alone, and nothing else was accepted in between, or
@@ -701,11 +952,29 @@ static void send_front(struct relay_deliver *d)
         long wait = relay_retry_delay_ms(&d->retry, rg->attempts, -1,
                                          relay_retry_random());
         d->retries++;
-        d->wait_until = now + wait;
+        /* Only this range waits: the other lanes go on. */
+        rg->not_before = now + wait;
         relay_log(LOG_WARNING, d->worker,
                   "attempt %d of %d for %zu record(s) failed (%s); retrying "
                   "in %ld ms",
                   rg->attempts, d->retry.max_attempts, n, why, wait);
+}
+
+/* Move the requests on, waiting at most wait_ms for one to end, and act
+ * on every answer. */
+static void collect(struct relay_deliver *d, long wait_ms)
+{
+        for (size_t s = 0; s < d->nslots; s++)
+                if (d->slots[s].range >= 0 && d->slots[s].failed_start) {
+                        d->slots[s].failed_start = 0;
+                        answer(d, s);
+                        wait_ms = 0;
+                }
+        if (!relay_http_multi_running(d->http))
+                return;
+        size_t n = relay_http_multi_run(d->http, wait_ms, d->done, d->nslots);
+        for (size_t k = 0; k < n; k++)
+                answer(d, d->done[k]);
 }
 
 /* Everything in hand gives up: the platform was away too long. */
@@ -714,14 +983,16 @@ static void give_up(struct relay_deliver *d)
         char reason[300];
         snprintf(reason, sizeof(reason), "platform unavailable for %lld s",
                  (long long)(relay_mono_ms() - d->down_since) / 1000);
-        for (size_t j = 0; j < d->nranges; j++)
-                for (size_t k = d->ranges[j].start;
-                     k < d->ranges[j].start + d->ranges[j].n; k++)
-                        if (live(d, k))
-                                dead_letter(d, d->order[k], "deliver", reason,
-                                            d->resp.status,
-                                            d->ranges[j].attempts);
-        d->nranges = 0;
+        for (size_t l = 0; l < d->nlanes; l++)
+                for (int r = d->lanes[l]; r >= 0; r = d->rpool[r].next) {
+                        const struct range *rg = &d->rpool[r];
+                        for (size_t k = rg->start; k < rg->start + rg->n; k++)
+                                if (live(d, k))
+                                        dead_letter(d, d->order[k], "deliver",
+                                                    reason, d->last_status,
+                                                    rg->attempts);
+                }
+        ranges_clear(d);
         /* The next records start afresh, tried like any others and given
          * their own max_outage_ms, rather than dead-lettered without a
          * request because the platform was away before they came. The
@@ -731,43 +1002,101 @@ static void give_up(struct relay_deliver *d)
         d->wait_until = 0;
 }
 
+/* Start what may go now: while the platform is fine, the head range of
+ * every lane that is not sending and not waiting out a backoff, taking
+ * the lanes in turns, within the window; while it is paused, one probe
+ * once nothing is under way. *next gets the earliest time something
+ * waits for. 1 while records are left. */
+static int start_ready(struct relay_deliver *d, int64_t now, int64_t *next)
+{
+        int left = 0, blocked = now < d->wait_until;
+        if (blocked)
+                *next = d->wait_until;
+        for (size_t t = 0; t < d->nlanes; t++) {
+                size_t l = (d->lane_turn + t) % d->nlanes;
+                int r = lane_head(d, l);
+                if (r < 0)
+                        continue;
+                left = 1;
+                struct range *rg = &d->rpool[r];
+                if (rg->slot >= 0 || blocked || d->state != PLATFORM_OK)
+                        continue;
+                if (rg->not_before > now) {
+                        if (rg->not_before < *next)
+                                *next = rg->not_before;
+                        continue;
+                }
+                if (d->inflight >= window_of(d))
+                        continue;
+                send_range(d, r, 0);
+                d->lane_turn = l + 1;
+        }
+        if (left && d->state != PLATFORM_OK && !blocked && !d->inflight) {
+                int r = range_probe(d);
+                if (r >= 0) {
+                        if (d->state == PLATFORM_AUTH)
+                                refresh_secrets(d);
+                        send_range(d, r, 1);
+                }
+        }
+        return left;
+}
+
 static enum relay_result dl_flush(void *opaque, relay_pipeline_t *p)
 {
         struct relay_deliver *d = opaque;
         if (!d->built)
                 build(d);
-        while (d->nranges && !range_live(d, &d->ranges[0]))
-                range_pop(d);
-        if (!d->nranges)
-                return RELAY_OK;
-        int64_t now = relay_mono_ms();
-        if (d->state != PLATFORM_OK && d->max_outage > 0 &&
+        collect(d, 0);
+        int64_t now = relay_mono_ms(), next = INT64_MAX;
+        if (!d->inflight && d->state != PLATFORM_OK && d->max_outage > 0 &&
             now - d->down_since >= d->max_outage) {
                 give_up(d);
                 return RELAY_OK;
         }
-        if (now < d->wait_until) {
-                relay_pipeline_wake_at(p, d->wait_until);
+        int left = start_ready(d, now, &next);
+        if (!left && !d->inflight)
+                return RELAY_OK;
+        if (!d->inflight) {
+                relay_pipeline_wake_at(p, next);
                 return RELAY_RETRY;
         }
-        if (d->state != PLATFORM_OK)
-                range_probe(d);
-        if (d->state == PLATFORM_AUTH)
-                refresh_secrets(d);
-        send_front(d);
-        if (d->wait_until > relay_mono_ms())
-                relay_pipeline_wake_at(p, d->wait_until);
+        /* Wait for an answer here, at most until a backoff ends and 100
+         * ms at a time, so that the engine serves the consumer between. */
+        long wait = 100;
+        if (next != INT64_MAX && next - now < wait)
+                wait = next > now ? (long)(next - now) : 0;
+        collect(d, wait);
         return RELAY_RETRY;
 }
 
 static void dl_end(void *opaque, relay_pipeline_t *p)
 {
         struct relay_deliver *d = opaque;
-        size_t n = relay_pipeline_count(p);
+        size_t n = relay_pipeline_count(p), aborted = 0;
+        for (size_t s = 0; s < d->nslots; s++) {
+                struct slot *sl = &d->slots[s];
+                if (sl->range < 0)
+                        continue;
+                /* Stopping, and the grace ran out: the records stay
+                 * unfinished, for the next owner (the platform may have
+                 * taken them: the only duplicates of a shutdown). */
+                relay_http_multi_abort(d->http, s);
+                aborted += sl->n;
+                d->rpool[sl->range].slot = -1;
+                sl->range = -1;
+        }
+        if (aborted)
+                relay_log(LOG_WARNING, d->worker,
+                          "stopping: aborted %zu request(s) of %zu record(s) "
+                          "when the shutdown grace ran out",
+                          d->inflight, aborted);
+        d->inflight = 0;
+        relay_metric_set(d->m_in_flight, 0);
         for (size_t i = 0; i < n; i++)
                 d->recs[i].encoded = 0;
+        ranges_clear(d);
         d->built = 0;
-        d->nranges = d->norder = 0;
 }
 
 static const relay_processor_t deliver_processor = {
@@ -778,12 +1107,6 @@ static const relay_processor_t deliver_processor = {
 
 /* ---- life cycle ------------------------------------------------------------
  */
-
-/* For the HTTP client: abort a request once the shutdown grace ran out. */
-static int stopping(void *p)
-{
-        return relay_pipeline_stopping(p);
-}
 
 static void metrics_new(struct relay_deliver *d)
 {
@@ -830,6 +1153,13 @@ static void metrics_new(struct relay_deliver *d)
                          "1 while the circuit to the platform is open",
                          "platform", NULL, 0),
             pl);
+        d->m_window = relay_series(
+            relay_metric(G, "relay_http_concurrency",
+                         "requests to the platform that may be under way at "
+                         "once (deliver.max_in_flight; adaptive: the window "
+                         "now)",
+                         "platform", NULL, 0),
+            pl);
         relay_metric_set(d->m_in_flight, 0);
         relay_metric_set(d->m_state, 0);
         relay_metric_set(d->m_breaker, 0);
@@ -843,8 +1173,6 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         struct relay_deliver *d = relay_calloc(1, sizeof(*d));
         char topic[256], dlq[256], group[256], subject[300];
         d->conf = conf;
-        relay_buf_init(&d->body);
-        relay_http_response_init(&d->resp);
         const char *platform = relay_conf_str(conf, "deliver.platform");
         snprintf(d->platform, sizeof(d->platform), "%s", platform);
         if (!(d->adapter = relay_adapter_find(platform))) {
@@ -866,9 +1194,27 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         if (relay_adapter_init(d->adapter, &d->ad, conf, errstr, errstr_size))
                 goto fail;
         relay_adapter_limits(d->adapter, d->ad, &d->max_items, &d->max_bytes);
+        const char *mif = relay_conf_str(conf, "deliver.max_in_flight");
+        char *end = NULL;
+        long fixed = strtol(mif, &end, 10);
+        if (!strcmp(mif, "adaptive")) {
+                d->adaptive = 1;
+                d->nslots = (size_t)relay_conf_int(
+                    conf, "deliver.adaptive_max_in_flight");
+                d->window = 1;
+        } else if (end != mif && !*end && fixed >= 1 && fixed <= 256) {
+                d->nslots = (size_t)fixed;
+                d->window = (double)fixed;
+        } else {
+                relay_seterr(errstr, errstr_size,
+                             "deliver.max_in_flight: '%s' is neither a number "
+                             "of requests from 1 to 256 nor \"adaptive\"",
+                             mif);
+                goto fail;
+        }
         d->batch_size = (size_t)relay_conf_int(conf, "deliver.batch_size");
         if (!d->batch_size)
-                d->batch_size = d->max_items;
+                d->batch_size = d->max_items * d->nslots;
         d->retry.max_attempts =
             (int)relay_conf_int(conf, "deliver.max_attempts");
         d->retry.base_ms =
@@ -908,26 +1254,14 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                   relay_pipeline_new(conf, &pc, &deliver_processor, d,
                                      &max_record_bytes, errstr, errstr_size)))
                 goto fail;
-        /* One request runs without serving the consumer: it must end well
-         * inside max.poll.interval.ms, or the group evicts the worker. */
-        long long mpi = relay_kafka_conf_int(relay_pipeline_consumer(d->p),
-                                             "max.poll.interval.ms", 300000);
-        if ((long long)http_timeout * 2 > mpi) {
-                relay_seterr(errstr, errstr_size,
-                             "deliver.http_timeout_ms (%ld) must be at most "
-                             "half of kafka.max.poll.interval.ms (%lld): a "
-                             "request runs without serving the consumer",
-                             http_timeout, mpi);
-                goto fail;
-        }
         snprintf(subject, sizeof(subject), "%s-value", in_topic);
         if (!(d->schemas =
                   relay_worker_schemas(conf, -1, errstr, errstr_size)) ||
             !(d->reader = relay_avro_reader_new(
                   d->schemas, subject, max_record_bytes, errstr, errstr_size)))
                 goto fail;
-        if (!(d->http = relay_http_new(
-                  http_timeout,
+        if (!(d->http = relay_http_multi_new(
+                  d->nslots, http_timeout,
                   (long)relay_conf_int(conf, "deliver.connect_timeout_ms")))) {
                 relay_seterr(errstr, errstr_size, "cannot set up libcurl");
                 goto fail;
@@ -936,16 +1270,40 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         for (size_t i = 0; i < d->batch_size; i++)
                 relay_buf_init(&d->recs[i].item);
         d->order = relay_calloc(d->batch_size, sizeof(*d->order));
-        d->ranges = relay_calloc(d->batch_size + 1, sizeof(*d->ranges));
-        d->items = relay_calloc(d->max_items, sizeof(*d->items));
-        d->sent = relay_calloc(d->max_items, sizeof(*d->sent));
-        relay_http_set_abort(d->http, stopping, d->p);
+        d->lanes = relay_calloc(d->batch_size, sizeof(*d->lanes));
+        /* Every range holds a record at least. */
+        d->rpool = relay_calloc(d->batch_size + 1, sizeof(*d->rpool));
+        d->rfree = relay_calloc(d->batch_size + 1, sizeof(*d->rfree));
+        for (d->nfree = 0; d->nfree <= d->batch_size; d->nfree++)
+                d->rfree[d->nfree] = (int)(d->batch_size - d->nfree);
+        for (d->keycap = 16; d->keycap < 2 * d->batch_size; d->keycap *= 2)
+                ;
+        d->keytab = relay_calloc(d->keycap, sizeof(*d->keytab));
+        d->done =
+            relay_calloc(d->batch_size > d->nslots ? d->batch_size : d->nslots,
+                         sizeof(*d->done));
+        d->slots = relay_calloc(d->nslots, sizeof(*d->slots));
+        for (size_t s = 0; s < d->nslots; s++) {
+                struct slot *sl = &d->slots[s];
+                relay_http_response_init(&sl->resp);
+                relay_buf_init(&sl->body);
+                sl->items = relay_calloc(d->max_items, sizeof(*sl->items));
+                sl->sent = relay_calloc(d->max_items, sizeof(*sl->sent));
+                sl->range = -1;
+        }
         metrics_new(d);
+        window_set(d, d->window);
+        char conc[64];
+        if (d->adaptive)
+                snprintf(conc, sizeof(conc), "adaptive, 1 to %zu", d->nslots);
+        else
+                snprintf(conc, sizeof(conc), "%zu", d->nslots);
         relay_log(LOG_INFO, d->worker,
                   "consuming %s as %s; delivering to %s (up to %zu records, "
-                  "%zu bytes a request); dead letters to %s",
+                  "%zu bytes a request, requests at once: %s); dead letters "
+                  "to %s",
                   in_topic, pc.group_id, platform, d->max_items, d->max_bytes,
-                  pc.dlq_topic);
+                  conc, pc.dlq_topic);
         return d;
 fail:
         relay_deliver_destroy(d);
@@ -967,16 +1325,23 @@ void relay_deliver_destroy(relay_deliver_t *d)
         if (!d)
                 return;
         relay_pipeline_destroy(d->p);
-        relay_http_destroy(d->http);
-        relay_http_response_reset(&d->resp);
-        relay_buf_free(&d->body);
+        relay_http_multi_destroy(d->http);
+        for (size_t s = 0; d->slots && s < d->nslots; s++) {
+                relay_http_response_reset(&d->slots[s].resp);
+                relay_buf_free(&d->slots[s].body);
+                free(d->slots[s].items);
+                free(d->slots[s].sent);
+        }
+        free(d->slots);
+        free(d->lanes);
+        free(d->rpool);
+        free(d->rfree);
+        free(d->keytab);
+        free(d->done);
         for (size_t i = 0; d->recs && i < d->batch_size; i++)
                 relay_buf_free(&d->recs[i].item);
         free(d->recs);
         free(d->order);
-        free(d->ranges);
-        free(d->items);
-        free(d->sent);
         relay_avro_reader_destroy(d->reader);
         relay_schemas_destroy(d->schemas);
         if (d->adapter && d->ad)

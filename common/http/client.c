@@ -1,14 +1,21 @@
 /*
  * The HTTP client the delivery workers use to call platform APIs, on
- * libcurl's easy interface. A client owns one easy handle for its whole life:
- * libcurl keeps the connection (and the TLS session) in that handle, so
- * consecutive requests to the same platform reuse one keep-alive connection
- * instead of paying a handshake per batch. Each request starts from
- * curl_easy_reset(), which forgets every option of the previous request but
- * keeps the live connections, so nothing (a method, a body pointer, a
- * header list, credentials) can leak from one request into the next.
+ * libcurl. A client (relay_http_t) owns one easy handle for its whole
+ * life: libcurl keeps the connection (and the TLS session) in that handle,
+ * so consecutive requests to the same platform reuse one keep-alive
+ * connection instead of paying a handshake per batch. Each request starts
+ * from curl_easy_reset(), which forgets every option of the previous
+ * request but keeps the live connections, so nothing (a method, a body
+ * pointer, a header list, credentials) can leak from one request into the
+ * next.
  *
- * A client is not thread-safe: use one per thread.
+ * relay_http_multi_t runs several requests at once on libcurl's multi
+ * interface: a fixed number of slots, each a client of its own, whose
+ * connections go into the multi handle's shared pool (so a slot reuses
+ * whichever kept-alive connection is free). Nothing blocks but
+ * relay_http_multi_run, for at most the time it is given.
+ *
+ * Neither is thread-safe: use one per thread.
  */
 #include "relay/http.h"
 #include "relay/log.h"
@@ -34,6 +41,11 @@ struct relay_http {
         char errbuf[CURL_ERROR_SIZE];
         int (*abort_fn)(void *arg);
         void *abort_arg;
+        /* of the request under way: its header list (freed by the next
+         * request and by _destroy) and, for the log, method and URL */
+        struct curl_slist *headers;
+        const char *req_method, *req_url;
+        size_t slot; /* its slot in a relay_http_multi_t */
 };
 
 /* libcurl's progress callback, at least once a second during a request:
@@ -211,6 +223,7 @@ void relay_http_destroy(relay_http_t *h)
                 return;
         if (h->curl)
                 curl_easy_cleanup(h->curl);
+        curl_slist_free_all(h->headers);
         free(h);
 }
 
@@ -292,51 +305,76 @@ static int url_loggable_len(const char *url)
         return n > 512 ? 512 : (int)n;
 }
 
-int relay_http_perform(relay_http_t *h, const relay_http_request_t *req,
-                       relay_http_response_t *resp)
+/* Set up h's handle for req, answers into resp. 0, or -1 with resp
+ * saying why (nothing to perform). */
+static int prepare(relay_http_t *h, const relay_http_request_t *req,
+                   relay_http_response_t *resp)
 {
-        struct curl_slist *headers = NULL, *tmp;
+        struct curl_slist *tmp;
         CURLcode rc;
-        double seconds = 0;
 
         response_clear(resp);
+        resp->aborted = 0;
+        h->req_method = req->method ? req->method : "POST";
+        h->req_url = req->url;
         if (!req->url) {
                 resp->transport_error = CURLE_URL_MALFORMAT;
                 snprintf(resp->error, sizeof(resp->error), "no URL");
                 return -1;
         }
-
+        curl_slist_free_all(h->headers);
+        h->headers = NULL;
         for (size_t i = 0; i < sizeof(req->headers) / sizeof(req->headers[0]) &&
                            req->headers[i];
              i++) {
-                tmp = curl_slist_append(headers, req->headers[i]);
+                tmp = curl_slist_append(h->headers, req->headers[i]);
                 if (!tmp)
                         goto oom;
-                headers = tmp;
+                h->headers = tmp;
         }
         /* libcurl waits up to a second for "100 Continue" on larger bodies;
          * the platform APIs answer the whole request anyway. */
-        tmp = curl_slist_append(headers, "Expect:");
+        tmp = curl_slist_append(h->headers, "Expect:");
         if (!tmp)
                 goto oom;
-        headers = tmp;
+        h->headers = tmp;
 
         curl_easy_reset(h->curl);
         h->errbuf[0] = '\0';
         rc = set_client_options(h, resp);
         if (rc == CURLE_OK)
-                rc = set_request_options(h, req, headers);
+                rc = set_request_options(h, req, h->headers);
+        /* curl_easy_reset forgets it too: set again for every request */
         if (rc == CURLE_OK)
-                rc = curl_easy_perform(h->curl);
+                rc = curl_easy_setopt(h->curl, CURLOPT_PRIVATE, (void *)h);
+        if (rc != CURLE_OK) {
+                resp->transport_error = (int)rc;
+                snprintf(resp->error, sizeof(resp->error), "%s",
+                         h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+                return -1;
+        }
+        return 0;
+
+oom:
+        resp->transport_error = CURLE_OUT_OF_MEMORY;
+        snprintf(resp->error, sizeof(resp->error), "%s",
+                 curl_easy_strerror(CURLE_OUT_OF_MEMORY));
+        return -1;
+}
+
+/* The answer of h's request, which ended with rc: 0 when an HTTP answer
+ * came, -1 on a transport failure. */
+static int finish(relay_http_t *h, CURLcode rc, relay_http_response_t *resp)
+{
+        double seconds = 0;
 
         curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
         if (curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME, &seconds) ==
             CURLE_OK)
                 resp->seconds = seconds;
-        /* The handle still points at the list; it is only read during a
-         * perform, and the next one starts with curl_easy_reset(). */
-        curl_slist_free_all(headers);
-
+        /* The handle still points at the header list; it is only read
+         * while the request runs, and the next one starts with
+         * curl_easy_reset() and a new list. */
         if (rc != CURLE_OK) {
                 resp->transport_error = (int)rc;
                 resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
@@ -344,23 +382,162 @@ int relay_http_perform(relay_http_t *h, const relay_http_request_t *req,
                 snprintf(resp->error, sizeof(resp->error), "%s",
                          h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
                 relay_log(LOG_DEBUG, "http", "%s %.*s failed after %.3fs: %s",
-                          req->method ? req->method : "POST",
-                          url_loggable_len(req->url), req->url, resp->seconds,
-                          resp->error);
+                          h->req_method, url_loggable_len(h->req_url),
+                          h->req_url, resp->seconds, resp->error);
                 return -1;
         }
         relay_log(LOG_DEBUG, "http", "%s %.*s -> %ld in %.3fs, %zu bytes",
-                  req->method ? req->method : "POST",
-                  url_loggable_len(req->url), req->url, resp->status,
-                  resp->seconds, resp->body.len);
+                  h->req_method, url_loggable_len(h->req_url), h->req_url,
+                  resp->status, resp->seconds, resp->body.len);
         return 0;
+}
 
-oom:
-        curl_slist_free_all(headers);
-        resp->transport_error = CURLE_OUT_OF_MEMORY;
-        snprintf(resp->error, sizeof(resp->error), "%s",
-                 curl_easy_strerror(CURLE_OUT_OF_MEMORY));
-        return -1;
+int relay_http_perform(relay_http_t *h, const relay_http_request_t *req,
+                       relay_http_response_t *resp)
+{
+        if (prepare(h, req, resp))
+                return -1;
+        return finish(h, curl_easy_perform(h->curl), resp);
+}
+
+/* ---- several at once ---------------------------------------------------- */
+
+struct relay_http_multi {
+        CURLM *multi;
+        size_t nslots;
+        relay_http_t **slot;
+        relay_http_response_t **resp; /* of a running slot, else NULL */
+        size_t running;
+};
+
+relay_http_multi_t *relay_http_multi_new(size_t slots, long timeout_ms,
+                                         long connect_timeout_ms)
+{
+        relay_http_multi_t *m = relay_calloc(1, sizeof(*m));
+        m->nslots = slots;
+        m->slot = relay_calloc(slots, sizeof(*m->slot));
+        m->resp = relay_calloc(slots, sizeof(*m->resp));
+        if (!(m->multi = curl_multi_init()))
+                goto fail;
+        /* Slots share the multi handle's connection pool: keep one
+         * connection per slot alive between requests. */
+        curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)slots);
+        for (size_t i = 0; i < slots; i++) {
+                if (!(m->slot[i] =
+                          relay_http_new(timeout_ms, connect_timeout_ms)))
+                        goto fail;
+                m->slot[i]->slot = i;
+        }
+        return m;
+fail:
+        relay_http_multi_destroy(m);
+        return NULL;
+}
+
+void relay_http_multi_destroy(relay_http_multi_t *m)
+{
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->nslots; i++) {
+                if (m->resp[i])
+                        curl_multi_remove_handle(m->multi, m->slot[i]->curl);
+                relay_http_destroy(m->slot[i]);
+        }
+        if (m->multi)
+                curl_multi_cleanup(m->multi);
+        free(m->slot);
+        free(m->resp);
+        free(m);
+}
+
+void relay_http_multi_set_abort(relay_http_multi_t *m, int (*fn)(void *arg),
+                                void *arg)
+{
+        for (size_t i = 0; i < m->nslots; i++)
+                relay_http_set_abort(m->slot[i], fn, arg);
+}
+
+size_t relay_http_multi_slots(const relay_http_multi_t *m)
+{
+        return m->nslots;
+}
+
+size_t relay_http_multi_running(const relay_http_multi_t *m)
+{
+        return m->running;
+}
+
+int relay_http_multi_busy(const relay_http_multi_t *m, size_t slot)
+{
+        return m->resp[slot] != NULL;
+}
+
+int relay_http_multi_start(relay_http_multi_t *m, size_t slot,
+                           const relay_http_request_t *req,
+                           relay_http_response_t *resp)
+{
+        relay_http_t *h = m->slot[slot];
+        if (m->resp[slot] || prepare(h, req, resp))
+                return -1;
+        CURLMcode mc = curl_multi_add_handle(m->multi, h->curl);
+        if (mc != CURLM_OK) {
+                resp->transport_error = CURLE_FAILED_INIT;
+                snprintf(resp->error, sizeof(resp->error), "%s",
+                         curl_multi_strerror(mc));
+                return -1;
+        }
+        m->resp[slot] = resp;
+        m->running++;
+        return 0;
+}
+
+/* Slot of a finished transfer: its answer into its response. */
+static size_t multi_done(relay_http_multi_t *m, CURL *easy, CURLcode rc)
+{
+        void *priv = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        size_t i = ((relay_http_t *)priv)->slot;
+        curl_multi_remove_handle(m->multi, easy);
+        finish(m->slot[i], rc, m->resp[i]);
+        m->resp[i] = NULL;
+        m->running--;
+        return i;
+}
+
+size_t relay_http_multi_run(relay_http_multi_t *m, long wait_ms, size_t *done,
+                            size_t max_done)
+{
+        size_t n = 0;
+        int still = 0, msgs = 0;
+        CURLMsg *msg;
+
+        if (!m->running)
+                return 0;
+        curl_multi_perform(m->multi, &still);
+        /* Wait only when nothing has ended yet: what ended is answered
+         * first. */
+        if (wait_ms > 0 && (size_t)still == m->running) {
+                curl_multi_poll(m->multi, NULL, 0, (int)wait_ms, NULL);
+                curl_multi_perform(m->multi, &still);
+        }
+        while (n < max_done && (msg = curl_multi_info_read(m->multi, &msgs)))
+                if (msg->msg == CURLMSG_DONE)
+                        done[n++] =
+                            multi_done(m, msg->easy_handle, msg->data.result);
+        return n;
+}
+
+void relay_http_multi_abort(relay_http_multi_t *m, size_t slot)
+{
+        relay_http_response_t *resp = m->resp[slot];
+        if (!resp)
+                return;
+        curl_multi_remove_handle(m->multi, m->slot[slot]->curl);
+        m->resp[slot] = NULL;
+        m->running--;
+        resp->transport_error = CURLE_ABORTED_BY_CALLBACK;
+        resp->aborted = 1;
+        snprintf(resp->error, sizeof(resp->error), "aborted");
 }
 
 enum relay_result relay_http_classify(const relay_http_response_t *resp)

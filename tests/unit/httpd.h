@@ -1,19 +1,21 @@
 /*
  * A tiny scripted HTTP/1.1 server for the unit tests of HTTP clients (the
  * relay_http client, the schema registry client), run in a thread of the
- * test itself on 127.0.0.1 at a port the kernel picks. It reads one request
- * at a time, records what arrived (method, header block, body, and how many
- * connections it accepted) and answers with the next reply of the test's
- * script, past the end of which the last reply repeats, or with the reply
- * a callback of the test chooses from the request (server_choose). Everything
- * it does is bounded by 50 ms polls on a stop flag, so a broken client makes a
- * test fail rather than hang (main() should still arm an alarm).
+ * test itself on 127.0.0.1 at a port the kernel picks. It reads a
+ * connection's requests one at a time, records what arrived (method, header
+ * block, body, and how many connections it accepted) and answers with the next
+ * reply of the test's script, past the end of which the last reply repeats, or
+ * with the reply a callback of the test chooses from the request
+ * (server_choose). Everything it does is bounded by 50 ms polls on a stop flag,
+ * so a broken client makes a test fail rather than hang (main() should still
+ * arm an alarm).
  *
  * Use httpd_setup/httpd_teardown as a cmocka test's setup and teardown: the
- * test gets the struct server in *state. Include after <cmocka.h>, whose
- * assertions its checks then are; without cmocka (the fuzz targets) a
- * failed check aborts. Like unit.h, everything here is static so each
- * test binary has its own copy.
+ * test gets the struct server in *state. Each connection is served by a
+ * thread of its own, so concurrent requests are answered concurrently. Include
+ * after <cmocka.h>, whose assertions its checks then are; without cmocka (the
+ * fuzz targets) a failed check aborts. Like unit.h, everything here is static
+ * so each test binary has its own copy.
  */
 #ifndef RELAY_TESTS_HTTPD_H
 #define RELAY_TESTS_HTTPD_H
@@ -54,6 +56,7 @@ struct request {
 };
 
 #define MAX_REQUESTS 32
+#define MAX_CONNS    256
 
 /* A reply chosen from the request itself (see server_choose): rq is the
  * request as received (its body is borrowed for the call), n counts every
@@ -77,7 +80,8 @@ struct server {
         int accepts;
         reply_fn choose; /* or NULL: the script */
         void *choose_arg;
-        int answered; /* all requests, also those past MAX_REQUESTS */
+        int answered;           /* all requests, also those past MAX_REQUESTS */
+        int active, max_active; /* being answered at once: now, at most */
 };
 
 static inline int server_stopping(struct server *s)
@@ -224,67 +228,97 @@ static inline int serve_one(struct server *s, int fd, relay_buf_t *in)
                 s->nreq++;
         }
         s->answered++;
+        if (++s->active > s->max_active)
+                s->max_active = s->active;
         pthread_mutex_unlock(&s->mu);
 
         memmove(in->data, in->data + head_len + body_len,
                 in->len - head_len - body_len);
         in->len -= head_len + body_len;
-        return send_reply(s, fd, r) == 0 ? 1 : -1;
+        int rc = send_reply(s, fd, r);
+        pthread_mutex_lock(&s->mu);
+        s->active--;
+        pthread_mutex_unlock(&s->mu);
+        return rc == 0 ? 1 : -1;
 }
 
-static inline void *server_main(void *arg)
+/* One connection, served until the client closes it or the server
+ * stops. */
+struct conn {
+        struct server *s;
+        int fd;
+        pthread_t thread;
+};
+
+static inline void *conn_main(void *arg)
 {
-        struct server *s = arg;
-        int conn = -1;
+        struct conn *c = arg;
+        struct server *s = c->s;
         relay_buf_t in;
 
         relay_buf_init(&in);
         while (!server_stopping(s)) {
-                struct pollfd pfd[2] = {{.fd = s->listen_fd, .events = POLLIN},
-                                        {.fd = conn, .events = POLLIN}};
+                struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
                 char buf[16384];
                 ssize_t n;
                 int rc;
 
-                if (poll(pfd, conn >= 0 ? 2 : 1, 50) <= 0)
+                if (poll(&pfd, 1, 50) <= 0)
                         continue;
-                if (pfd[0].revents & POLLIN) {
-                        int fd = accept(s->listen_fd, NULL, NULL);
-
-                        if (fd >= 0) {
-                                /* One connection at a time is all a
-                                 * single client needs; a new one means the
-                                 * client gave up on the old. */
-                                if (conn >= 0)
-                                        close(conn);
-                                conn = fd;
-                                relay_buf_reset(&in);
-                                pthread_mutex_lock(&s->mu);
-                                s->accepts++;
-                                pthread_mutex_unlock(&s->mu);
-                        }
-                        continue;
-                }
-                if (conn < 0 ||
-                    !(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
-                        continue;
-                n = recv(conn, buf, sizeof(buf), 0);
-                if (n <= 0) {
-                        close(conn);
-                        conn = -1;
-                        continue;
-                }
+                n = recv(c->fd, buf, sizeof(buf), 0);
+                if (n <= 0)
+                        break;
                 relay_buf_append(&in, buf, (size_t)n);
-                while ((rc = serve_one(s, conn, &in)) == 1)
+                while ((rc = serve_one(s, c->fd, &in)) == 1)
                         ;
-                if (rc < 0) {
-                        close(conn);
-                        conn = -1;
-                }
+                if (rc < 0)
+                        break;
         }
-        if (conn >= 0)
-                close(conn);
+        close(c->fd);
         relay_buf_free(&in);
+        return NULL;
+}
+
+/* Accepts connections and serves each in a thread of its own, so that a
+ * client with several requests in flight (libcurl multi) is answered
+ * concurrently, a delayed reply holding up only its own connection. */
+static inline void *server_main(void *arg)
+{
+        struct server *s = arg;
+        struct conn *conns[MAX_CONNS];
+        int nconns = 0;
+
+        while (!server_stopping(s)) {
+                struct pollfd pfd = {.fd = s->listen_fd, .events = POLLIN};
+
+                if (poll(&pfd, 1, 50) <= 0 || !(pfd.revents & POLLIN))
+                        continue;
+                int fd = accept(s->listen_fd, NULL, NULL);
+                if (fd < 0)
+                        continue;
+                if (nconns == MAX_CONNS) {
+                        close(fd); /* the client sees a reset */
+                        continue;
+                }
+                struct conn *c = relay_calloc(1, sizeof(*c));
+                c->s = s;
+                c->fd = fd;
+                if (pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+                        close(fd);
+                        free(c);
+                        continue;
+                }
+                conns[nconns++] = c;
+                pthread_mutex_lock(&s->mu);
+                s->accepts++;
+                pthread_mutex_unlock(&s->mu);
+        }
+        /* Bounded: each connection's waits are 50 ms polls and 10 ms
+         * sleeps that check stop. */
+        for (int i = 0; i < nconns; i++) {
+                pthread_join(conns[i]->thread, NULL);
+                free(conns[i]);
+        }
         return NULL;
 }
 
@@ -313,6 +347,17 @@ static inline int server_accepts(struct server *s)
 
         pthread_mutex_lock(&s->mu);
         n = s->accepts;
+        pthread_mutex_unlock(&s->mu);
+        return n;
+}
+
+/* The most requests that were being answered at the same time. */
+static inline int server_max_active(struct server *s)
+{
+        int n;
+
+        pthread_mutex_lock(&s->mu);
+        n = s->max_active;
         pthread_mutex_unlock(&s->mu);
         return n;
 }

@@ -57,6 +57,8 @@ struct platform {
         int nrec[512]; /* records in the request */
         int status[512];
         int accepted[MAXREC]; /* times each record was accepted */
+        int seq[4 * MAXREC];  /* the records accepted, in order */
+        int nseq;
 };
 
 static const char errors_body[] =
@@ -115,8 +117,11 @@ static const struct reply *platform_reply(void *arg, const struct request *rq,
                 r = &pf->fail;
         if (r == &pf->ok)
                 for (int k = 0; k < nrec; k++)
-                        if (recs[k] >= 0 && recs[k] < MAXREC)
+                        if (recs[k] >= 0 && recs[k] < MAXREC) {
                                 pf->accepted[recs[k]]++;
+                                if (pf->nseq < 4 * MAXREC)
+                                        pf->seq[pf->nseq++] = recs[k];
+                        }
         if (pf->nreq < 512) {
                 pf->req_at[pf->nreq] = relay_mono_ms();
                 pf->nrec[pf->nreq] = nrec;
@@ -217,8 +222,9 @@ static int teardown(void **state)
 }
 
 /* Produce records number from .. from+n-1 to out.mparticle, one person
- * each (key and identity "cust-<i>"). */
-static void produce_records(struct fx *f, int from, int n)
+ * each (key and identity "cust-<i>"), or, with persons set, record i of
+ * person i % persons. */
+static void produce_persons(struct fx *f, int from, int n, int persons)
 {
         char errstr[512];
         const void *v[MAXREC];
@@ -230,7 +236,8 @@ static void produce_records(struct fx *f, int from, int n)
         for (int i = 0; i < n; i++) {
                 char json[1024];
                 int rec = from + i;
-                snprintf(keys[i], sizeof(keys[i]), "cust-%d", rec);
+                snprintf(keys[i], sizeof(keys[i]), "cust-%d",
+                         persons ? rec % persons : rec);
                 snprintf(json, sizeof(json),
                          "{\"event_id\":\"6f1c2a10-0002-4000-8000-%012d\","
                          "\"occurred_at\":1764064860000,\"tenant\":\"acme\","
@@ -265,6 +272,11 @@ static void produce_records(struct fx *f, int from, int n)
         for (int i = 0; i < n; i++)
                 free(copies[i]);
         f->nproduced += n;
+}
+
+static void produce_records(struct fx *f, int from, int n)
+{
+        produce_persons(f, from, n, 0);
 }
 
 static void *run_main(void *arg)
@@ -644,6 +656,103 @@ static void test_max_outage_gives_up(void **state)
         assert_accepted_once(f, except);
 }
 
+/* One record a request, 12 people, every answer 150 ms late: the
+ * requests of different people are under way at once, as many as
+ * deliver.max_in_flight allows and never more. */
+static void check_in_flight(struct fx *f, const char *max_in_flight, int want)
+{
+        enum { M = 12 };
+        f->pf.ok.delay_ms = 150;
+        produce_records(f, 0, M);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "12", "deliver.max_in_flight", max_in_flight, NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_int_equal(server_max_active(f->srv), want);
+        assert_accepted_once(f, NULL);
+}
+
+static void test_requests_in_flight_bounded(void **state)
+{
+        check_in_flight(*state, "4", 4);
+}
+
+static void test_one_in_flight(void **state)
+{
+        check_in_flight(*state, "1", 1);
+}
+
+/* Three people, four records each, one record a request. The first
+ * record of person 0 is answered 503 twice: it waits out its backoff in
+ * its lane while the other people's records go ahead, and none of person
+ * 0's later records overtakes it. */
+static void test_person_order_under_retries(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 12, P = 3 };
+        f->pf.poison_rec = 0;
+        f->pf.poison_times = 2;
+        f->pf.poison = refusal(503, NULL);
+        produce_persons(f, 0, M, P);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "12", "deliver.max_in_flight", "4", "deliver.backoff_base_ms",
+              "300", "deliver.backoff_max_ms", "300", NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_accepted_once(f, NULL);
+        assert_int_equal(f->pf.poisoned, 3);
+        int at[M], others_before = 0;
+        for (int k = 0; k < f->pf.nseq; k++)
+                at[f->pf.seq[k]] = k;
+        for (int i = 0; i < M; i++) {
+                if (i >= P && at[i] < at[i - P])
+                        fail_msg("record %d of person %d accepted before the "
+                                 "person's earlier record %d",
+                                 i, i % P, i - P);
+                if (i % P)
+                        others_before += at[i] < at[0];
+        }
+        /* The retry of record 0 waited 2 x 300 ms: the other people's
+         * eight records (8 requests, no wait) went meanwhile. */
+        assert_int_equal(others_before, M - M / P);
+}
+
+/* deliver.max_in_flight = adaptive: starting from one request at a
+ * time, the window grows while the answers come in time (never past
+ * deliver.adaptive_max_in_flight). */
+static void test_adaptive_window_grows(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 48 };
+        f->pf.ok.delay_ms = 40;
+        produce_records(f, 0, M);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "48", "deliver.max_in_flight", "adaptive",
+              "deliver.adaptive_max_in_flight", "6", NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        int top = server_max_active(f->srv);
+        if (top < 4 || top > 6)
+                fail_msg("at most %d requests at once, want 4 to 6", top);
+        assert_accepted_once(f, NULL);
+}
+
+/* A deliver.max_in_flight that is neither a count nor "adaptive" is
+ * refused at start, naming the key. */
+static void test_max_in_flight_refused(void **state)
+{
+        struct fx *f = *state;
+        char errstr[512];
+        const relay_conf_prop_t *tables[] = {
+            relay_deliver_props, relay_adapter_find("mparticle")->props,
+            test_props};
+        f->conf = kmock_conf(f->km, tables, 3, "deliver.platform", "mparticle",
+                             "deliver.max_in_flight", "lots",
+                             "schemas.manifest", manifest, NULL);
+        assert_null(relay_deliver_new(f->conf, errstr, sizeof(errstr)));
+        assert_non_null(strstr(errstr, "deliver.max_in_flight: 'lots'"));
+}
+
 int main(int argc, char **argv)
 {
         alarm(240);
@@ -672,6 +781,16 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(
                 test_outage_with_blip_no_dead_letters, setup, teardown),
             cmocka_unit_test_setup_teardown(test_max_outage_gives_up, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_requests_in_flight_bounded,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_one_in_flight, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_person_order_under_retries,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_adaptive_window_grows, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_max_in_flight_refused, setup,
                                             teardown),
         };
         int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * A small HTTP client on libcurl for delivery workers: one reusable easy
  * handle per client so that connections stay alive between requests, a
  * total timeout per request, and the response (status, body, Retry-After)
- * captured for the adapter to classify.
+ * captured for the adapter to classify; and a set of such clients that
+ * run requests concurrently on libcurl's multi interface.
  */
 #ifndef RELAY_HTTP_H
 #define RELAY_HTTP_H
@@ -54,6 +55,42 @@ void relay_http_response_reset(relay_http_response_t *r);
  * Bodies larger than 1 MiB are truncated. */
 int relay_http_perform(relay_http_t *h, const relay_http_request_t *req,
                        relay_http_response_t *resp);
+
+/* ---- several requests at once (libcurl multi) ---------------------------
+ *
+ * A fixed number of slots, each running at most one request; their
+ * connections are kept alive in one shared pool. */
+typedef struct relay_http_multi relay_http_multi_t;
+
+/* slots requests at once, each with the timeouts of relay_http_new. NULL
+ * when libcurl cannot be set up. */
+relay_http_multi_t *relay_http_multi_new(size_t slots, long timeout_ms,
+                                         long connect_timeout_ms);
+/* Abandons what is still running. Accepts NULL. */
+void relay_http_multi_destroy(relay_http_multi_t *m);
+/* As relay_http_set_abort, for every slot. */
+void relay_http_multi_set_abort(relay_http_multi_t *m, int (*fn)(void *arg),
+                                void *arg);
+size_t relay_http_multi_slots(const relay_http_multi_t *m);
+/* Requests under way. */
+size_t relay_http_multi_running(const relay_http_multi_t *m);
+/* 1 while slot runs a request. */
+int relay_http_multi_busy(const relay_http_multi_t *m, size_t slot);
+/* Start req on a free slot; its answer goes into resp once
+ * relay_http_multi_run reports the slot done. req's strings and body, and
+ * resp, are borrowed until then (the request struct itself is not). 0, or
+ * -1 when it could not start (resp says why; the slot stays free). */
+int relay_http_multi_start(relay_http_multi_t *m, size_t slot,
+                           const relay_http_request_t *req,
+                           relay_http_response_t *resp);
+/* Move the requests on, waiting at most wait_ms for one to end when none
+ * has; the slots whose requests ended (their responses filled as
+ * relay_http_perform fills one, the slot free again) go into done[], at
+ * most max_done; returns how many. */
+size_t relay_http_multi_run(relay_http_multi_t *m, long wait_ms, size_t *done,
+                            size_t max_done);
+/* Abandon slot's request: its response says aborted, the slot is free. */
+void relay_http_multi_abort(relay_http_multi_t *m, size_t slot);
 
 /* The default classification of an answer: 2xx → OK; transport errors,
  * timeouts, 408, 425, 429 and 5xx → RETRY; any other status → FATAL. */
