@@ -66,7 +66,8 @@ const relay_conf_prop_t relay_deliver_props[] = {
     {"deliver.platform", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_REQUIRED,
      "destination platform: the adapter, out.<platform> and dlq.<platform>", 0},
     {"deliver.topic", RELAY_CONF_STRING, NULL, 0, -1, 0,
-     "input topic (default out.<platform>)", 0},
+     "input topic (default out.<platform>); its records are read with the "
+     "schema of subject out.<platform>-value, the platform's contract", 0},
     {"deliver.dlq_topic", RELAY_CONF_STRING, NULL, 0, -1, 0,
      "dead-letter topic (default dlq.<platform>)", 0},
     {"deliver.group_id", RELAY_CONF_STRING, NULL, 0, -1, 0,
@@ -1254,7 +1255,9 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                   relay_pipeline_new(conf, &pc, &deliver_processor, d,
                                      &max_record_bytes, errstr, errstr_size)))
                 goto fail;
-        snprintf(subject, sizeof(subject), "%s-value", in_topic);
+        /* The reader schema is the platform's contract, whatever the
+         * input topic is called (deliver.topic may rename it). */
+        snprintf(subject, sizeof(subject), "%s-value", topic);
         if (!(d->schemas =
                   relay_worker_schemas(conf, -1, errstr, errstr_size)) ||
             !(d->reader = relay_avro_reader_new(

@@ -3,9 +3,13 @@
  *
  *   relayctl [-b brokers] [-s manifest] [-r registry] [-X prop=value]
  *            COMMAND ...
- *     produce TOPIC [-k PATH]   JSON lines on stdin → Avro records in the
+ *     produce TOPIC [-k PATH] [-S SUBJECT]
+ *                               JSON lines on stdin → Avro records in the
  *                               Confluent wire format on TOPIC, keyed by the
- *                               field at PATH (e.g. identities.customer_id)
+ *                               field at PATH (e.g. identities.customer_id),
+ *                               written with SUBJECT's schema (default
+ *                               TOPIC-value: a topic of another name, such
+ *                               as a benchmark's, names its subject)
  *     consume TOPIC             every record of TOPIC as one JSON line
  *                               (partition, offset, key, headers, value
  *                               decoded by its schema id), then exit
@@ -86,7 +90,8 @@ int usage(void)
         fprintf(stderr,
                 "Usage: relayctl [-b brokers] [-s manifest] [-r registry] "
                 "[-X prop=value] COMMAND\n"
-                "  produce TOPIC [-k PATH]  JSON lines on stdin -> Avro on "
+                "  produce TOPIC [-k PATH] [-S SUBJECT]\n"
+                "                           JSON lines on stdin -> Avro on "
                 "TOPIC\n"
                 "  consume TOPIC            TOPIC's records as JSON lines\n"
                 "  dlq list TOPIC           a dead-letter topic's records "
@@ -327,25 +332,37 @@ static relay_schemas_t *schemas(const struct ctl *c)
         return s;
 }
 
+struct produce_opts {
+        const char *key_path; /* -k */
+        const char *subject;  /* -S */
+};
+
 static int produce_opt(int opt, const char *arg, void *ctx)
 {
-        *(const char **)ctx = arg; /* the only option: -k PATH */
+        struct produce_opts *o = ctx;
+        if (opt == 'k')
+                o->key_path = arg;
+        else
+                o->subject = arg;
         return 0;
 }
 
 static int cmd_produce(const struct ctl *c, int argc, char **argv)
 {
-        const char *key_path = NULL;
+        struct produce_opts o = {NULL, NULL};
         char *pos[1];
         int npos =
-            command_args(argc, argv, "k:", produce_opt, &key_path, pos, 1);
+            command_args(argc, argv, "k:S:", produce_opt, &o, pos, 1);
         if (npos < 0)
                 return 2;
         if (npos != 1)
                 return usage();
-        const char *topic = pos[0];
+        const char *topic = pos[0], *key_path = o.key_path;
         char subject[300], errstr[1024];
-        snprintf(subject, sizeof(subject), "%s-value", topic);
+        if (o.subject)
+                snprintf(subject, sizeof(subject), "%s", o.subject);
+        else
+                snprintf(subject, sizeof(subject), "%s-value", topic);
         relay_schemas_t *s = schemas(c);
         if (!s)
                 return 1;
