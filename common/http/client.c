@@ -22,6 +22,7 @@
 #include "relay/retry.h"
 
 #include <curl/curl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,35 @@ static void clear_response_headers(relay_http_response_t *resp)
 {
         resp->retry_after_ms = -1;
         resp->content_type[0] = '\0';
+        resp->ratelimit_remaining = -1;
+        resp->ratelimit_reset_ms = -1;
+}
+
+/* A rate-limit header's non-negative integer value, or -1. */
+static long long header_count(const char *value, size_t len)
+{
+        long long v = 0;
+        if (!len || len > 15)
+                return -1;
+        for (size_t i = 0; i < len; i++) {
+                if (value[i] < '0' || value[i] > '9')
+                        return -1;
+                v = v * 10 + (value[i] - '0');
+        }
+        return v;
+}
+
+/* Whether the header line's name (name_len bytes) is X-RateLimit-<what>
+ * or RateLimit-<what> (the IETF draft's). */
+static int ratelimit_header(const char *line, size_t name_len,
+                            const char *what)
+{
+        size_t wl = strlen(what);
+        if (name_len == 10 + wl && !strncasecmp(line, "RateLimit-", 10))
+                return !strncasecmp(line + 10, what, wl);
+        if (name_len == 12 + wl && !strncasecmp(line, "X-RateLimit-", 12))
+                return !strncasecmp(line + 12, what, wl);
+        return 0;
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *opaque)
@@ -140,6 +170,20 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *opaque)
                 memcpy(buf, value, value_len);
                 buf[value_len] = '\0';
                 resp->retry_after_ms = relay_retry_after_parse(buf, time(NULL));
+        } else if (ratelimit_header(line, name_len, "Remaining")) {
+                long long v = header_count(value, value_len);
+                resp->ratelimit_remaining = v > LONG_MAX ? LONG_MAX : (long)v;
+        } else if (ratelimit_header(line, name_len, "Reset")) {
+                /* Seconds until the reset (the IETF draft, GitHub's
+                 * delta form) or the reset as Unix seconds (Braze,
+                 * GitHub): a value past 2001-09-09 can only be a time. */
+                long long v = header_count(value, value_len);
+                if (v >= 1000000000LL) {
+                        long long now = (long long)time(NULL);
+                        v = v > now ? v - now : 0;
+                }
+                if (v >= 0 && v <= 86400LL * 366)
+                        resp->ratelimit_reset_ms = (long)(v * 1000);
         } else if (name_len == 12 &&
                    strncasecmp(line, "Content-Type", 12) == 0) {
                 if (value_len >= sizeof(resp->content_type))
@@ -231,7 +275,7 @@ void relay_http_response_init(relay_http_response_t *r)
 {
         memset(r, 0, sizeof(*r));
         relay_buf_init(&r->body);
-        r->retry_after_ms = -1;
+        clear_response_headers(r);
 }
 
 void relay_http_response_reset(relay_http_response_t *r)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -178,6 +179,56 @@ static void test_429_retry_after_then_no_leak(void **state)
         assert_string_equal(resp.content_type, "");
         assert_string_equal(resp.body.data, "ok");
         assert_int_equal(relay_http_classify(&resp), RELAY_OK);
+
+        relay_http_response_reset(&resp);
+        relay_http_destroy(h);
+}
+
+/* The platform's rate-limit headers: X-RateLimit-* with the reset as Unix
+ * seconds (Braze), the IETF RateLimit-* with a delta, and none. */
+static void test_ratelimit_headers(void **state)
+{
+        struct server *s = *state;
+        static char braze[160];
+        snprintf(braze, sizeof(braze),
+                 "X-RateLimit-Limit: 250000\r\nX-RateLimit-Remaining: 7\r\n"
+                 "X-RateLimit-Reset: %lld\r\n",
+                 (long long)time(NULL) + 30);
+        const struct reply script[] = {
+            {.status = 201, .headers = braze, .body = "{}"},
+            {.status = 200,
+             .headers = "ratelimit-remaining: 0\r\nratelimit-reset: 12\r\n",
+             .body = "ok"},
+            {.status = 200,
+             .headers = "X-RateLimit-Remaining: many\r\n",
+             .body = "ok"},
+        };
+        relay_http_request_t req = {.body = "x", .body_len = 1};
+        relay_http_response_t resp;
+        relay_http_t *h = relay_http_new(1500, 1000);
+        char url[64];
+
+        assert_non_null(h);
+        server_script(s, script, 3);
+        make_url(url, sizeof(url), s->port, "/");
+        req.url = url;
+        relay_http_response_init(&resp);
+        assert_int_equal(resp.ratelimit_remaining, -1);
+        assert_int_equal(resp.ratelimit_reset_ms, -1);
+
+        assert_int_equal(relay_http_perform(h, &req, &resp), 0);
+        assert_int_equal(resp.ratelimit_remaining, 7);
+        /* 30 s from when the header was written, read a moment later. */
+        assert_in_range(resp.ratelimit_reset_ms, 28000, 30000);
+
+        assert_int_equal(relay_http_perform(h, &req, &resp), 0);
+        assert_int_equal(resp.ratelimit_remaining, 0);
+        assert_int_equal(resp.ratelimit_reset_ms, 12000);
+
+        /* Not a number: absent, and nothing of the last answer is left. */
+        assert_int_equal(relay_http_perform(h, &req, &resp), 0);
+        assert_int_equal(resp.ratelimit_remaining, -1);
+        assert_int_equal(resp.ratelimit_reset_ms, -1);
 
         relay_http_response_reset(&resp);
         relay_http_destroy(h);
@@ -420,6 +471,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(
                 test_methods_headers_and_no_leaked_credentials, httpd_setup,
                 httpd_teardown),
+            cmocka_unit_test_setup_teardown(test_ratelimit_headers, httpd_setup,
+                                            httpd_teardown),
             cmocka_unit_test_setup_teardown(test_429_retry_after_then_no_leak,
                                             httpd_setup, httpd_teardown),
             cmocka_unit_test_setup_teardown(

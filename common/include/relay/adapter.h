@@ -19,6 +19,12 @@
 
 #include <avro.h>
 
+/* One item's outcome in a request the platform took in part. */
+typedef struct relay_item_result {
+        enum relay_result result;
+        char why[240]; /* for the dead letter's header; "" when none */
+} relay_item_result_t;
+
 struct relay_adapter {
         const char *name; /* platform name; the topics are out.<name> */
         /* Config keys of this platform, NULL-name terminated. */
@@ -49,6 +55,19 @@ struct relay_adapter {
         enum relay_result (*classify)(void *state,
                                       const relay_http_response_t *resp,
                                       char *errstr, size_t errstr_size);
+        /* A 2xx answer that took a request in part (Braze's per-object
+         * errors, "minor errors"): the outcome of each of its n items
+         * (the same items, in the same order, that request() was given for
+         * it: several requests may be under way at once), into out[0..n).
+         * Returns
+         * 0 when the answer speaks for the whole request (out is then not
+         * read), 1 when out says it item by item. An item RELAY_OK is
+         * delivered, RELAY_FATAL dead-lettered with its why, RELAY_RETRY
+         * sent again (alone in its lane's order) like a failed request.
+         * Called only when classify said RELAY_OK. Optional. */
+        int (*partial)(void *state, const relay_http_response_t *resp,
+                       const relay_buf_t *items, size_t n,
+                       relay_item_result_t *out);
         void (*term)(void *state); /* optional */
 };
 
@@ -92,6 +111,17 @@ enum relay_result relay_adapter_classify(const struct relay_adapter *a,
                                          void *state,
                                          const relay_http_response_t *resp,
                                          char *errstr, size_t errstr_size);
+
+/* 1 when resp's items each have their own outcome (filled into out), 0
+ * when the answer is the whole request's (or the adapter cannot tell). */
+static inline int relay_adapter_partial(const struct relay_adapter *a,
+                                        void *state,
+                                        const relay_http_response_t *resp,
+                                        const relay_buf_t *items, size_t n,
+                                        relay_item_result_t *out)
+{
+        return a->partial ? a->partial(state, resp, items, n, out) : 0;
+}
 
 static inline void relay_adapter_term(const struct relay_adapter *a,
                                       void *state)

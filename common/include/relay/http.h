@@ -33,6 +33,13 @@ typedef struct relay_http_response {
         long retry_after_ms; /* parsed Retry-After, -1 when absent/bad */
         char content_type[128];
         double seconds; /* total time of the request */
+        /* The platform's rate-limit headers (X-RateLimit-Remaining and
+         * -Reset, or the IETF RateLimit-Remaining and -Reset): requests
+         * left in the window, -1 when absent; milliseconds until the
+         * window resets (an epoch-seconds Reset, as Braze sends, is
+         * turned into a delay), -1 when absent. */
+        long ratelimit_remaining;
+        long ratelimit_reset_ms;
 } relay_http_response_t;
 
 /* Process-wide libcurl init; call once from main() before any thread. */
