@@ -6,9 +6,11 @@
 #include <string.h>
 
 extern const struct relay_adapter relay_adapter_mparticle;
+extern const struct relay_adapter relay_adapter_braze;
 
 const struct relay_adapter *const relay_adapters[] = {
     &relay_adapter_mparticle,
+    &relay_adapter_braze,
     NULL,
 };
 
