@@ -47,6 +47,7 @@
 #include "relay/deliver.h"
 #include "relay/adapter.h"
 #include "relay/avro.h"
+#include "relay/bucket.h"
 #include "relay/dlq.h"
 #include "relay/http.h"
 #include "relay/log.h"
@@ -118,6 +119,15 @@ const relay_conf_prop_t relay_deliver_props[] = {
      "longest a partial batch waits for more records before it is sent, "
      "and only while worker.batches_in_flight batches are held (otherwise "
      "it goes as soon as nothing more is ready)",
+     0},
+    {"deliver.max_requests_per_s", RELAY_CONF_INT, "0", 0, 1000000, 0,
+     "requests a second to the platform at most, over every lane (0: no "
+     "limit of ours); the platform's rate-limit headers lower it while "
+     "they say",
+     0},
+    {"deliver.max_events_per_s", RELAY_CONF_INT, "0", 0, 100000000, 0,
+     "records a second to the platform at most, over every lane (0: no "
+     "limit)",
      0},
     {"deliver.max_record_bytes", RELAY_CONF_INT, "0", 0, 104857600, 0,
      "larger input records are dead-lettered (0: kafka message.max.bytes "
@@ -209,6 +219,14 @@ struct relay_deliver {
         size_t nslots, inflight;
         size_t *done; /* scratch for relay_http_multi_run */
 
+        /* rate limits, shared by every lane: requests and records a
+         * second (deliver.max_*_per_s), the requests' rate lowered while
+         * the platform's rate-limit headers say (until limit_until) */
+        relay_bucket_t req_bucket, ev_bucket;
+        double max_req_rate;
+        int64_t limit_until;
+        relay_item_result_t *item_res; /* max_items: a partial answer */
+
         /* concurrency: fixed (adaptive 0) or AIMD between 1 and nslots */
         int adaptive;
         double window, rtt_base;
@@ -228,7 +246,7 @@ struct relay_deliver {
         /* metrics (relay/metrics.h), labelled with the platform */
         relay_metric_t *m_requests, *m_retries;
         relay_series_t *m_delivered, *m_duration, *m_in_flight, *m_state,
-            *m_breaker, *m_throttled, *m_window;
+            *m_breaker, *m_throttled, *m_window, *m_req_rate, *m_ev_rate;
 };
 
 static const char *const outcome_names[] = {"ok", "refused", "throttled",
@@ -756,6 +774,72 @@ static void window_answer(struct relay_deliver *d, const struct slot *sl,
         d->rtt_base = d->rtt_base > 0 ? 0.95 * d->rtt_base + 0.05 * rtt : rtt;
 }
 
+/* ---- rate limits ----------------------------------------------------------
+ */
+
+static void rate_show(struct relay_deliver *d)
+{
+        relay_metric_set(d->m_req_rate, d->req_bucket.rate);
+        relay_metric_set(d->m_ev_rate, d->ev_bucket.rate);
+}
+
+/* When range rg may be sent, by the rate limits: now, or later. Past the
+ * time the platform's headers spoke for, our own request rate again. */
+static int64_t rate_when(struct relay_deliver *d, const struct range *rg,
+                         int64_t now)
+{
+        if (d->limit_until && now >= d->limit_until) {
+                relay_bucket_set_rate(&d->req_bucket, d->max_req_rate, now);
+                d->limit_until = 0;
+                rate_show(d);
+        }
+        int64_t a = relay_bucket_when(&d->req_bucket, 1, now),
+                b = relay_bucket_when(&d->ev_bucket,
+                                      (double)range_live(d, rg), now);
+        return a > b ? a : b;
+}
+
+static void rate_take(struct relay_deliver *d, size_t records, int64_t now)
+{
+        relay_bucket_take(&d->req_bucket, 1, now);
+        relay_bucket_take(&d->ev_bucket, (double)records, now);
+}
+
+/* The platform's rate-limit headers on an answer: `left` requests in a
+ * window that resets in `reset` ms. The requests' rate comes down to
+ * what is left (less the requests under way, which will use some) over
+ * what is left of the window, until it resets; with nothing left every
+ * lane waits for the reset, using no attempt. A platform that allows
+ * more than deliver.max_requests_per_s changes nothing. */
+static void rate_answer(struct relay_deliver *d,
+                        const relay_http_response_t *resp, int64_t now)
+{
+        long left = resp->ratelimit_remaining, reset = resp->ratelimit_reset_ms;
+        if (left < 0 || reset <= 0)
+                return;
+        long usable = left - (long)d->inflight;
+        if (usable <= 0) {
+                if (now + reset > d->wait_until)
+                        d->wait_until = now + reset;
+                relay_pipeline_paused(
+                    d->p,
+                    "%s's rate limit is used up (%ld request(s) left in its "
+                    "window, %zu under way); waiting %.1f s for the window "
+                    "to reset",
+                    d->platform, left, d->inflight, (double)reset / 1000.0);
+                return;
+        }
+        double rate = (double)usable * 1000.0 / (double)reset;
+        if (d->max_req_rate > 0 && rate >= d->max_req_rate) {
+                if (d->limit_until)
+                        d->limit_until = now; /* back to ours at once */
+                return;
+        }
+        relay_bucket_set_rate(&d->req_bucket, rate, now);
+        d->limit_until = now + reset;
+        rate_show(d);
+}
+
 /* ---- requests -------------------------------------------------------------
  */
 
@@ -773,6 +857,7 @@ static void send_range(struct relay_deliver *d, int r, int probe)
                         sl->sent[sl->n] = d->order[k];
                         sl->items[sl->n++] = d->recs[d->order[k]].item;
                 }
+        rate_take(d, sl->n, relay_mono_ms());
         relay_http_request_t req;
         relay_adapter_request(d->adapter, d->ad, sl->items, sl->n, &sl->body,
                               &req);
@@ -784,6 +869,63 @@ static void send_range(struct relay_deliver *d, int r, int probe)
         sl->failed_start =
             relay_http_multi_start(d->http, s, &req, &sl->resp) != 0;
         relay_metric_set(d->m_in_flight, (double)d->inflight);
+}
+
+/* A 2xx that took slot sl's request (range r) in part, item by item in
+ * d->item_res: the items taken are delivered, those refused
+ * dead-lettered, and those to send again stay in the range, which waits
+ * a backoff and uses an attempt (the platform is up: it answered), until
+ * the last one dead-letters them. */
+static void taken_in_part(struct relay_deliver *d, struct slot *sl, int r,
+                          int64_t now)
+{
+        struct range *rg = &d->rpool[r];
+        size_t ok = 0, again = 0;
+        const char *why_again = "";
+        for (size_t k = 0; k < sl->n; k++) {
+                const relay_item_result_t *ir = &d->item_res[k];
+                switch (ir->result) {
+                case RELAY_OK:
+                        relay_pipeline_done(d->p, sl->sent[k]);
+                        ok++;
+                        break;
+                case RELAY_FATAL:
+                        dead_letter(d, sl->sent[k], "deliver",
+                                    ir->why[0] ? ir->why
+                                               : "refused by the platform",
+                                    sl->resp.status, rg->attempts + 1);
+                        break;
+                case RELAY_RETRY:
+                        again++;
+                        why_again = ir->why;
+                        break;
+                }
+        }
+        d->delivered += ok;
+        relay_metric_add(d->m_delivered, (double)ok);
+        if (!again)
+                return;
+        if (++rg->attempts >= d->retry.max_attempts) {
+                char reason[400];
+                snprintf(reason, sizeof(reason),
+                         "gave up after %d attempts the platform answered "
+                         "for the others of its request: %.300s",
+                         rg->attempts, why_again);
+                for (size_t k = 0; k < sl->n; k++)
+                        if (d->item_res[k].result == RELAY_RETRY)
+                                dead_letter(d, sl->sent[k], "deliver", reason,
+                                            sl->resp.status, rg->attempts);
+                return;
+        }
+        long wait = relay_retry_delay_ms(&d->retry, rg->attempts, -1,
+                                         relay_retry_random());
+        d->retries++;
+        rg->not_before = now + wait;
+        relay_log(LOG_WARNING, d->worker,
+                  "%s took %zu of %zu record(s); %zu to send again in %ld ms "
+                  "(attempt %d of %d: %s)",
+                  d->platform, ok, sl->n, again, wait, rg->attempts,
+                  d->retry.max_attempts, why_again);
 }
 
 /* Act on the answer of slot s's request. */
@@ -832,13 +974,21 @@ static void answer(struct relay_deliver *d, size_t s)
 
         if (oc == OUT_OK || oc == OUT_RECORD || oc == OUT_FAIL)
                 answered(d, rg, oc == OUT_FAIL);
+        if (oc != OUT_OK)
+                rate_answer(d, resp, now);
         switch (oc) {
         case OUT_OK:
+                platform_up(d);
+                rate_answer(d, resp, now);
+                if (relay_adapter_partial(d->adapter, d->ad, resp, sl->items,
+                                          n, d->item_res)) {
+                        taken_in_part(d, sl, r, now);
+                        return;
+                }
                 for (size_t k = 0; k < n; k++)
                         relay_pipeline_done(d->p, sl->sent[k]);
                 d->delivered += n;
                 relay_metric_add(d->m_delivered, (double)n);
-                platform_up(d);
                 return;
         case OUT_RECORD:
                 /* The platform is up: it read the request and refused it. */
@@ -1029,6 +1179,14 @@ static int start_ready(struct relay_deliver *d, int64_t now, int64_t *next)
                 }
                 if (d->inflight >= window_of(d))
                         continue;
+                int64_t when = rate_when(d, rg, now);
+                if (when > now) {
+                        /* The whole platform's rate: the next lanes wait
+                         * their turn behind this one. */
+                        if (when < *next)
+                                *next = when;
+                        break;
+                }
                 send_range(d, r, 0);
                 d->lane_turn = l + 1;
         }
@@ -1161,6 +1319,14 @@ static void metrics_new(struct relay_deliver *d)
                          "now)",
                          "platform", NULL, 0),
             pl);
+        relay_metric_t *rate = relay_metric(
+            G, "relay_rate_limit_per_second",
+            "the rate limit in force, by kind (requests, records): "
+            "deliver.max_requests_per_s and max_events_per_s, or lower while "
+            "the platform's rate-limit headers say; 0: none",
+            "platform,kind", NULL, 0);
+        d->m_req_rate = relay_series(rate, pl, "requests");
+        d->m_ev_rate = relay_series(rate, pl, "records");
         relay_metric_set(d->m_in_flight, 0);
         relay_metric_set(d->m_state, 0);
         relay_metric_set(d->m_breaker, 0);
@@ -1213,6 +1379,21 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                              mif);
                 goto fail;
         }
+        int64_t t0 = relay_mono_ms();
+        d->max_req_rate =
+            (double)relay_conf_int(conf, "deliver.max_requests_per_s");
+        relay_bucket_init(&d->req_bucket, d->max_req_rate,
+                          d->max_req_rate > (double)d->nslots
+                              ? d->max_req_rate
+                              : (double)d->nslots,
+                          t0);
+        double ev_rate =
+            (double)relay_conf_int(conf, "deliver.max_events_per_s");
+        relay_bucket_init(&d->ev_bucket, ev_rate,
+                          ev_rate > (double)d->max_items ? ev_rate
+                                                         : (double)d->max_items,
+                          t0);
+        d->item_res = relay_calloc(d->max_items, sizeof(*d->item_res));
         d->batch_size = (size_t)relay_conf_int(conf, "deliver.batch_size");
         if (!d->batch_size)
                 d->batch_size = d->max_items * d->nslots;
@@ -1296,6 +1477,7 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         }
         metrics_new(d);
         window_set(d, d->window);
+        rate_show(d);
         char conc[64];
         if (d->adaptive)
                 snprintf(conc, sizeof(conc), "adaptive, 1 to %zu", d->nslots);
@@ -1336,6 +1518,7 @@ void relay_deliver_destroy(relay_deliver_t *d)
                 free(d->slots[s].sent);
         }
         free(d->slots);
+        free(d->item_res);
         free(d->lanes);
         free(d->rpool);
         free(d->rfree);

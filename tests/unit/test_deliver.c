@@ -737,6 +737,91 @@ static void test_adaptive_window_grows(void **state)
         assert_accepted_once(f, NULL);
 }
 
+/* Requests of platform pf from first to last: the time between them. */
+static int64_t span_ms(struct platform *pf, int first, int last)
+{
+        pthread_mutex_lock(&pf->mu);
+        int64_t t = pf->req_at[last] - pf->req_at[first];
+        pthread_mutex_unlock(&pf->mu);
+        return t;
+}
+
+/* deliver.max_requests_per_s 5 over 4 lanes, 12 records one a request:
+ * a burst of 5 (a second's worth), then one every 200 ms, so the 12th
+ * goes no sooner than 1.4 s after the first; in no second more than 10
+ * (the burst and a second's rate) although the platform answers at once. */
+static void test_request_rate_limit(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 12 };
+        produce_records(f, 0, M);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "12", "deliver.max_in_flight", "4", "deliver.max_requests_per_s",
+              "5", NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_accepted_once(f, NULL);
+        assert_int_equal(platform_nreq(&f->pf), M);
+        int64_t all = span_ms(&f->pf, 0, M - 1);
+        if (all < 1350)
+                fail_msg("12 requests in %lld ms at 5 a second", (long long)all);
+        for (int i = 0; i + 10 < M; i++)
+                if (span_ms(&f->pf, i, i + 10) < 1000)
+                        fail_msg("11 requests within %lld ms",
+                                 (long long)span_ms(&f->pf, i, i + 10));
+}
+
+/* deliver.max_events_per_s 10, 5 records a request: two requests at
+ * once (the bucket holds a second's worth), then one every 500 ms. */
+static void test_event_rate_limit(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 20 };
+        produce_records(f, 0, M);
+        start(f, "mparticle.max_batches_per_request", "5", "deliver.batch_size",
+              "20", "deliver.max_in_flight", "4", "deliver.max_events_per_s",
+              "10", NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_accepted_once(f, NULL);
+        assert_int_equal(platform_nreq(&f->pf), 4);
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(f->pf.nrec[i], 5);
+        if (span_ms(&f->pf, 0, 3) < 950)
+                fail_msg("20 records in %lld ms at 10 a second",
+                         (long long)span_ms(&f->pf, 0, 3));
+}
+
+/* Every answer says the platform's rate limit is used up until its window
+ * resets in 1 s. Four requests go at once (nothing said so yet); their
+ * answers hold every lane until the reset, so the last two go no sooner
+ * than 1 s later; nothing is dead-lettered, no attempt is used
+ * (max_attempts 1), and the pause is in the log. */
+static void test_ratelimit_headers_hold(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 6 };
+        f->pf.ok.headers = "RateLimit-Remaining: 0\r\nRateLimit-Reset: 1\r\n";
+        produce_records(f, 0, M);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "6", "deliver.max_in_flight", "4", "deliver.max_attempts", "1",
+              NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_accepted_once(f, NULL);
+        struct kmock_readback dlq;
+        kmock_read(f->km, "dlq.mparticle", &dlq);
+        assert_int_equal(dlq.n, 0);
+        kmock_readback_free(&dlq);
+        assert_int_equal(platform_nreq(&f->pf), M);
+        for (int i = 4; i < M; i++)
+                if (span_ms(&f->pf, 3, i) < 950)
+                        fail_msg("request %d %lld ms after an answer saying "
+                                 "no request is left for 1 s",
+                                 i, (long long)span_ms(&f->pf, 3, i));
+        assert_true(kmock_log_count(f->km, "rate limit is used up") > 0);
+}
+
 /* A deliver.max_in_flight that is neither a count nor "adaptive" is
  * refused at start, naming the key. */
 static void test_max_in_flight_refused(void **state)
@@ -791,6 +876,12 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_adaptive_window_grows, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_max_in_flight_refused, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_request_rate_limit, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_event_rate_limit, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_ratelimit_headers_hold, setup,
                                             teardown),
         };
         int failed = cmocka_run_group_tests(tests, NULL, NULL);
