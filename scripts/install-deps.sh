@@ -14,7 +14,7 @@ SUDO=""
 
 pkgs=(build-essential cmake pkg-config
       librdkafka-dev libavro-dev libjansson-dev libconfig-dev
-      libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev
+      libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev libssl-dev
       kcat curl python3 python3-pip
       openjdk-17-jdk-headless maven util-linux
       nginx wrk)

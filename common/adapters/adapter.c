@@ -7,10 +7,12 @@
 
 extern const struct relay_adapter relay_adapter_mparticle;
 extern const struct relay_adapter relay_adapter_braze;
+extern const struct relay_adapter relay_adapter_webhook;
 
 const struct relay_adapter *const relay_adapters[] = {
     &relay_adapter_mparticle,
     &relay_adapter_braze,
+    &relay_adapter_webhook,
     NULL,
 };
 

@@ -1,0 +1,78 @@
+/*
+ * Request signatures: HMAC-SHA256, SHA-256, base64 and a constant-time
+ * compare, on OpenSSL's libcrypto, plus the Standard Webhooks signature
+ * (standardwebhooks.com) built from them. The generic webhook adapter
+ * signs with these; the ingest gateway and Eagle Eye's request signature
+ * are meant to use the same helpers rather than their own.
+ *
+ * Nothing here keeps state between calls; every function is safe to call
+ * from several threads. Inputs are borrowed for the call only.
+ */
+#ifndef RELAY_SIGN_H
+#define RELAY_SIGN_H
+
+#include "relay/common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RELAY_SIGN_SHA256_LEN 32
+/* Characters of the base64 text of n bytes, without the NUL. */
+#define RELAY_SIGN_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
+/* "v1," and the base64 of an HMAC-SHA256, with the NUL. */
+#define RELAY_SIGN_WEBHOOK_SIG_SIZE (3 + RELAY_SIGN_BASE64_LEN(32) + 1)
+
+/* One piece of a message that is signed or hashed as the concatenation of
+ * its pieces (so that a body need not be copied behind its prefix). */
+typedef struct relay_sign_part {
+        const void *p;
+        size_t n;
+} relay_sign_part_t;
+
+/* HMAC-SHA256 under key of the concatenation of parts[0..nparts) into
+ * out. 0, or -1 when libcrypto fails (out is then zeroed). */
+int relay_sign_hmac_sha256(const void *key, size_t key_len,
+                           const relay_sign_part_t *parts, size_t nparts,
+                           unsigned char out[RELAY_SIGN_SHA256_LEN]);
+
+/* SHA-256 of the concatenation of parts[0..nparts) into out. 0, or -1
+ * when libcrypto fails (out is then zeroed). */
+int relay_sign_sha256(const relay_sign_part_t *parts, size_t nparts,
+                      unsigned char out[RELAY_SIGN_SHA256_LEN]);
+
+/* The standard base64 (RFC 4648 section 4, padded) of in[0..n) into out,
+ * which holds RELAY_SIGN_BASE64_LEN(n) + 1 bytes; NUL-terminated. Returns
+ * the characters written. */
+size_t relay_sign_base64(const void *in, size_t n, char *out);
+
+/* Decode padded standard base64 text in[0..n) into out (out_size bytes;
+ * 3 * n / 4 always suffices). The length decoded, or -1 when the text is
+ * not base64 (a character outside the alphabet, whitespace, a length that
+ * is not a multiple of 4, padding other than at the end) or out is too
+ * small for it. */
+long relay_sign_unbase64(const char *in, size_t n, unsigned char *out,
+                         size_t out_size);
+
+/* 1 when a[0..n) and b[0..n) are equal, 0 otherwise, in a time that does
+ * not depend on where they differ (for comparing signatures). */
+int relay_sign_equal(const void *a, const void *b, size_t n);
+
+/* The HMAC key of a Standard Webhooks secret: "whsec_<base64>" is
+ * base64-decoded after the prefix; a secret without the prefix is the key
+ * itself, as raw bytes (what some receivers hand out). On success *key
+ * (owned by the caller: free()) and *key_len are set and 0 returned; -1
+ * with errstr for an empty secret or a "whsec_" one that is not base64. */
+int relay_sign_webhook_key(const char *secret, unsigned char **key,
+                           size_t *key_len, char *errstr, size_t errstr_size);
+
+/* The Standard Webhooks signature of one message: "v1," and the base64 of
+ * HMAC-SHA256(key, "<id>.<timestamp>.<body>"), into sig
+ * (RELAY_SIGN_WEBHOOK_SIG_SIZE bytes, NUL-terminated), what goes into the
+ * webhook-signature header. timestamp is Unix seconds. 0, or -1 when
+ * libcrypto fails. */
+int relay_sign_webhook(const unsigned char *key, size_t key_len,
+                       const char *id, size_t id_len, int64_t timestamp,
+                       const void *body, size_t body_len,
+                       char sig[RELAY_SIGN_WEBHOOK_SIG_SIZE]);
+
+#endif
