@@ -371,7 +371,8 @@ static enum relay_result braze_encode(void *state, const relay_slots_t *rec,
 {
         struct braze *bz = state;
         const relay_out_index_t *ix = relay_out_index(&bz->out, rec->shape);
-        const relay_slot_t *idt = relay_out_get(ix, rec, RELAY_OUT_IDENTITY_TYPE);
+        const relay_slot_t *idt =
+            relay_out_get(ix, rec, RELAY_OUT_IDENTITY_TYPE);
         const relay_slot_t *idv =
             relay_out_get(ix, rec, RELAY_OUT_IDENTITY_VALUE);
         const relay_slot_t *name = relay_out_get(ix, rec, RELAY_OUT_EVENT_NAME);

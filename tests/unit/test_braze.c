@@ -183,7 +183,8 @@ static void assert_body(struct fixture *f, json_t **recs, size_t n,
         relay_http_request_t req;
         relay_buf_init(&body);
         body_of(f, recs, n, &body, &req);
-        if (req.body_len != strlen(want) || memcmp(req.body, want, req.body_len))
+        if (req.body_len != strlen(want) ||
+            memcmp(req.body, want, req.body_len))
                 fail_msg("body differs:\n got %.*s\nwant %s", (int)req.body_len,
                          req.body, want);
         json_error_t jerr;
@@ -268,7 +269,8 @@ static void test_purchase(void **state)
         assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(
-            errstr, "purchase without currency: attributes.currency is missing");
+            errstr,
+            "purchase without currency: attributes.currency is missing");
         assert_int_equal(item.len, 0);
         json_decref(rec);
         rec = patched(purchase_json, "attributes.currency", "null");
