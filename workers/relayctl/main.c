@@ -129,7 +129,20 @@ int usage(void)
 static const struct {
         const char *name;
         int opt;
-} long_opts[] = {{"watch", 'w'}};
+} long_opts[] = {{"watch", 'w'},       {"platform", 'P'}, {"connection", 'C'},
+                 {"reason", 'R'},      {"since", 'S'},    {"until", 'U'},
+                 {"from", 'F'},        {"to", 'T'},       {"force", 'f'},
+                 {"yes", 'y'},         {"dry-run", 'D'}};
+
+const char *opt_name(int opt)
+{
+        static char text[3] = "-?";
+        for (size_t i = 0; i < sizeof(long_opts) / sizeof(*long_opts); i++)
+                if (long_opts[i].opt == opt)
+                        return long_opts[i].name;
+        text[1] = (char)opt;
+        return text;
+}
 
 /* The option of --name or --name=value (text after the dashes; *value
  * set for the latter), or 0 when there is none such. */
@@ -181,9 +194,6 @@ int command_args(int argc, char **argv, const char *optstring,
                 const char *arg = NULL;
                 int opt = a[1] == '-' ? long_opt(a + 2, &arg) : a[1];
                 const char *o = opt ? strchr(optstring, opt) : NULL;
-                /* Every long option so far has an optional value. */
-                if (o && a[1] == '-' && (o[1] != ':' || o[2] != ':'))
-                        o = NULL;
                 if (!o || opt == ':') {
                         fprintf(stderr, "relayctl: %s: unknown option %s\n",
                                 argv[0], a);
@@ -197,18 +207,23 @@ int command_args(int argc, char **argv, const char *optstring,
                         else if (!arg && i + 1 < argc && is_number(argv[i + 1]))
                                 arg = argv[++i];
                 } else if (o[1] == ':') {
-                        if (a[2])
+                        if (a[1] == '-' && arg)
+                                ; /* --name=value */
+                        else if (a[1] != '-' && a[2])
                                 arg = a + 2;
                         else if (i + 1 < argc)
                                 arg = argv[++i];
                         else {
                                 fprintf(stderr,
-                                        "relayctl: %s: option -%c needs a "
+                                        "relayctl: %s: option %s needs a "
                                         "value\n",
-                                        argv[0], a[1]);
+                                        argv[0], a);
                                 return usage(), -1;
                         }
-                } else if (a[2]) {
+                } else if (a[1] == '-' ? arg != NULL : a[2] != '\0') {
+                        fprintf(stderr,
+                                "relayctl: %s: option %s takes no value\n",
+                                argv[0], a);
                         return usage(), -1;
                 }
                 if (on_opt(opt, arg, ctx))
@@ -307,7 +322,7 @@ static relay_registry_t *registry(const struct ctl *c)
  * producer's writer) waits out an unreachable registry for 10 s, then
  * fails; a record's new id is asked once, and a record that could not be
  * decoded is shown with the reason. */
-static relay_schemas_t *schemas(const struct ctl *c)
+relay_schemas_t *schemas(const struct ctl *c)
 {
         char errstr[512];
         relay_schemas_t *s =
@@ -439,7 +454,7 @@ static int cmd_produce(const struct ctl *c, int argc, char **argv)
 
 /* Decode a framed Avro value for display, with the schema it was
  * written with; NULL with the reason when it is not one. */
-static json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
+json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
                             char *errstr, size_t errstr_size)
 {
         json_t *v = NULL;
@@ -478,14 +493,14 @@ int partition_count(rd_kafka_t *rk, const char *topic, int *n, char *errstr,
         return rc;
 }
 
-/* Called for each record of a topic; non-zero stops the read with that
- * status. */
-typedef int(record_cb)(const rd_kafka_message_t *m, void *arg);
+int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
+               void *arg)
+{
+        return read_topic_from(c, topic, -1, -1, cb, arg);
+}
 
-/* Read every record of topic from the beginning to the current end, in
- * partition order within each partition. 0, or 1 on a failure (printed). */
-static int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
-                      void *arg)
+int read_topic_from(const struct ctl *c, const char *topic, int32_t partition,
+                    int64_t from, record_cb *cb, void *arg)
 {
         /* A throwaway group: assign() needs none, but librdkafka's consumer
          * poll wants one; nothing is ever committed to it. */
@@ -503,11 +518,21 @@ static int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
                 rd_kafka_destroy(rk);
                 return rc == 1 ? 0 : 1;
         }
+        if (partition >= nparts) {
+                fprintf(stderr, "relayctl: %s has no partition %d (it has %d)\n",
+                        topic, (int)partition, nparts);
+                rd_kafka_destroy(rk);
+                return 1;
+        }
         rd_kafka_topic_partition_list_t *tl =
             rd_kafka_topic_partition_list_new(nparts);
         for (int p = 0; p < nparts; p++)
-                rd_kafka_topic_partition_list_add(tl, topic, p)->offset =
-                    RD_KAFKA_OFFSET_BEGINNING;
+                if (partition < 0 || p == partition)
+                        rd_kafka_topic_partition_list_add(tl, topic, p)
+                            ->offset =
+                            from >= 0 ? from : RD_KAFKA_OFFSET_BEGINNING;
+        if (partition >= 0)
+                nparts = 1;
         rd_kafka_assign(rk, tl);
         rd_kafka_topic_partition_list_destroy(tl);
         int eofs = 0, idle = 0;
@@ -535,10 +560,10 @@ static int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
                 rc = 1;
         }
         rd_kafka_destroy(rk);
-        return rc;
+        return rc < 0 ? 0 : rc;
 }
 
-static int print_record(const rd_kafka_message_t *m, void *arg)
+int print_record(const rd_kafka_message_t *m, void *arg)
 {
         char errstr[512];
         json_t *o = json_object();
@@ -579,172 +604,6 @@ static int cmd_consume(const struct ctl *c, const char *topic)
                 return 1;
         int rc = read_topic(c, topic, print_record, s);
         relay_schemas_destroy(s);
-        return rc;
-}
-
-/* One dead letter put back: where from and to, and its delivery report.
- * The ack comes first: librdkafka hands back the pointer
- * relay_kafka_produce() was given, and replay_dr() reads it as this. */
-struct replayed {
-        relay_kafka_ack_t ack;
-        char from[300]; /* "<dlq topic>[<partition>]@<offset>" */
-        char to[256];
-        const char *error; /* set when it never reached the producer */
-};
-
-struct replay {
-        rd_kafka_t *producer;
-        int32_t partition;       /* only this one, or -1 for all */
-        int64_t offset;          /* only this one, or -1 for all */
-        struct replayed **items; /* each its own allocation: librdkafka
-                                  * holds pointers to them */
-        size_t n;
-};
-
-/* Delivery reports of the replay producer (relayctl's own client, not
- * relay_kafka_producer_new(), so the callback is ours). */
-static void replay_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-        struct replayed *r = m->_private;
-        if (!r)
-                return;
-        r->ack.err = m->err;
-        r->ack.partition = m->partition;
-        r->ack.offset = m->offset;
-        r->ack.done = 1;
-}
-
-static struct replayed *replay_item(struct replay *rp,
-                                    const rd_kafka_message_t *m)
-{
-        struct replayed *r = relay_calloc(1, sizeof(*r));
-        snprintf(r->from, sizeof(r->from), "%s[%d]@%lld",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition,
-                 (long long)m->offset);
-        rp->items = relay_realloc(rp->items, (rp->n + 1) * sizeof(*rp->items));
-        rp->items[rp->n++] = r;
-        return r;
-}
-
-/* Produce a dead letter back to its original topic: same key, value and
- * headers, less the relay.* ones, plus relay.replayed_from. Only
- * relay.connection stays: the transform then re-applies that one
- * connection, and destinations that took the record get no duplicate. A
- * record that cannot be replayed is noted and the read goes on, so the
- * summary names every one. */
-static int replay_record(const rd_kafka_message_t *m, void *arg)
-{
-        struct replay *rp = arg;
-        if ((rp->partition >= 0 && m->partition != rp->partition) ||
-            (rp->offset >= 0 && m->offset != rp->offset))
-                return 0;
-        struct replayed *r = replay_item(rp, m);
-        rd_kafka_headers_t *h = NULL;
-        const void *val;
-        size_t size;
-        if (rd_kafka_message_headers(m, &h) ||
-            rd_kafka_header_get_last(h, RELAY_DLQ_H_TOPIC, &val, &size) ||
-            !val || size == 0 || size >= sizeof(r->to)) {
-                r->error =
-                    "no " RELAY_DLQ_H_TOPIC " header: not a relay dead letter";
-                return 0;
-        }
-        memcpy(r->to, val, size);
-        r->to[size] = '\0';
-        if (!rd_kafka_header_get_last(h, RELAY_DLQ_H_OMITTED, &val, &size)) {
-                /* Replaying it would send an empty value in its place. */
-                r->error = "a stub dead letter (" RELAY_DLQ_H_OMITTED
-                           "): the record's value was too large to keep, so "
-                           "there is nothing to replay; fetch it from its "
-                           "origin (relay.original_topic/partition/offset)";
-                return 0;
-        }
-        rd_kafka_headers_t *out = rd_kafka_headers_new(8);
-        const char *name;
-        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &size);
-             i++)
-                if (strncmp(name, "relay.", 6) ||
-                    !strcmp(name, RELAY_DLQ_H_CONNECTION))
-                        rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
-        relay_kafka_header_addf(out, RELAY_DLQ_H_REPLAYED, "%s/%d/%lld",
-                                rd_kafka_topic_name(m->rkt), (int)m->partition,
-                                (long long)m->offset);
-        rd_kafka_resp_err_t err =
-            relay_kafka_produce(rp->producer, r->to, m->key, m->key_len,
-                                m->payload, m->len, out, &r->ack);
-        if (err) { /* no report will come */
-                r->ack.err = err;
-                r->ack.done = 1;
-        }
-        fprintf(stderr, "relayctl: replaying %s to %s\n", r->from, r->to);
-        return 0;
-}
-
-/* The summary: every failure with its reason, then the counts. Returns
- * the number that failed. */
-static size_t replay_summary(const struct replay *rp, const char *dlq)
-{
-        size_t ok = 0, failed = 0;
-        for (size_t i = 0; i < rp->n; i++) {
-                const struct replayed *r = rp->items[i];
-                const char *why = r->error;
-                if (!why && !r->ack.done)
-                        why = "no delivery report (timed out)";
-                else if (!why && r->ack.err)
-                        why = rd_kafka_err2str(r->ack.err);
-                if (!why) {
-                        ok++;
-                        continue;
-                }
-                failed++;
-                fprintf(stderr, "relayctl: FAILED %s%s%s: %s\n", r->from,
-                        *r->to ? " to " : "", r->to, why);
-        }
-        fprintf(stderr,
-                "relayctl: replayed %zu record(s) from %s, %zu failed\n", ok,
-                dlq, failed);
-        if (failed)
-                fprintf(stderr,
-                        "relayctl: dlq replay: %zu of %zu record(s) were not "
-                        "replayed (listed above); keep them in %s\n",
-                        failed, rp->n, dlq);
-        return failed;
-}
-
-static int replay_opt(int opt, const char *arg, void *ctx)
-{
-        struct replay *rp = ctx;
-        long long v;
-        if (parse_count((char)opt, arg, opt == 'p' ? INT32_MAX : INT64_MAX, &v))
-                return -1;
-        if (opt == 'p')
-                rp->partition = (int32_t)v;
-        else
-                rp->offset = v;
-        return 0;
-}
-
-static int cmd_replay(const struct ctl *c, int argc, char **argv)
-{
-        struct replay rp = {NULL, -1, -1, NULL, 0};
-        char *pos[1];
-        int npos = command_args(argc, argv, "p:o:", replay_opt, &rp, pos, 1);
-        if (npos < 0)
-                return 2;
-        if (npos != 1)
-                return usage();
-        if (!(rp.producer =
-                  client(c, RD_KAFKA_PRODUCER, NULL, replay_dr, NULL)))
-                return 1;
-        int rc = read_topic(c, pos[0], replay_record, &rp);
-        rd_kafka_flush(rp.producer, 60000);
-        rd_kafka_poll(rp.producer, 0); /* reports of the last batch */
-        if (replay_summary(&rp, pos[0]))
-                rc = 1;
-        rd_kafka_destroy(rp.producer);
-        for (size_t i = 0; i < rp.n; i++)
-                free(rp.items[i]);
-        free(rp.items);
         return rc;
 }
 
@@ -915,10 +774,8 @@ int main(int argc, char **argv)
                 return cmd_produce(&c, argc, argv);
         if (argc == 2 && !strcmp(argv[0], "consume"))
                 return cmd_consume(&c, argv[1]);
-        if (argc == 3 && !strcmp(argv[0], "dlq") && !strcmp(argv[1], "list"))
-                return cmd_consume(&c, argv[2]);
-        if (argc >= 3 && !strcmp(argv[0], "dlq") && !strcmp(argv[1], "replay"))
-                return cmd_replay(&c, argc - 1, argv + 1);
+        if (argc >= 3 && !strcmp(argv[0], "dlq"))
+                return cmd_dlq(&c, argc - 1, argv + 1);
         if (argc >= 2 && !strcmp(argv[0], "lag"))
                 return cmd_lag(&c, argc, argv);
         if (argc >= 2 && !strcmp(argv[0], "top"))

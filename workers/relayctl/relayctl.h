@@ -8,6 +8,9 @@
 #ifndef RELAYCTL_H
 #define RELAYCTL_H
 
+#include "relay/avro.h"
+
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,6 +121,39 @@ int ctl_watch_count(const char *text, long long *count);
 int ctl_watch_run(const struct ctl_watch *w, int (*sample)(void *arg),
                   void (*print)(void *arg), void *arg);
 
+/* The long name of a command option ("since" for 'S'), or "-x" for a
+ * short-only one; for error messages. */
+const char *opt_name(int opt);
+
+/* The schema catalogue of -s (on the registry with -r), or NULL (printed).
+ * The caller destroys it. */
+relay_schemas_t *schemas(const struct ctl *c);
+
+/* A record's value decoded by the schema id of its framing: a new
+ * reference (json null for a null value), or NULL with errstr. */
+json_t *decode_value(relay_schemas_t *s, const rd_kafka_message_t *m,
+                     char *errstr, size_t errstr_size);
+
+/* Called for each record of a topic; > 0 stops the read with that status,
+ * < 0 stops it with status 0 (found what was wanted). */
+typedef int(record_cb)(const rd_kafka_message_t *m, void *arg);
+
+/* Read every record of topic from the beginning to the current end, in
+ * offset order within each partition: 0, or 1 on a failure (printed). A
+ * topic that does not exist is read as empty (said on stderr). */
+int read_topic(const struct ctl *c, const char *topic, record_cb *cb,
+               void *arg);
+/* The same for one partition (or all: -1) from offset from (or the
+ * beginning: -1), which must not be below the low watermark. */
+int read_topic_from(const struct ctl *c, const char *topic, int32_t partition,
+                    int64_t from, record_cb *cb, void *arg);
+
+/* Print a record as one JSON line (consume's format); arg is the
+ * relay_schemas_t to decode the value with. Returns 0. */
+int print_record(const rd_kafka_message_t *m, void *arg);
+
+/* dlq list | show | replay | purge (dlq.c); argv[0] is the subcommand. */
+int cmd_dlq(const struct ctl *c, int argc, char **argv);
 int cmd_lag(const struct ctl *c, int argc, char **argv);
 int cmd_top(const struct ctl *c, int argc, char **argv);
 
