@@ -158,29 +158,6 @@ static void braze_term(void *state)
 /* A literal of the request, appended. */
 #define PUT(b, lit) relay_buf_append((b), (lit), sizeof(lit) - 1)
 
-/* Append a scalar (the attribute maps' union) as JSON. */
-static void put_scalar(relay_buf_t *b, const relay_slot_t *v)
-{
-        switch (v->type) {
-        case AVRO_STRING:
-                relay_buf_json_str(b, v->v.p, v->n);
-                return;
-        case AVRO_DOUBLE:
-                /* JSON has no NaN or infinity. */
-                if (!isfinite(v->v.d)) {
-                        PUT(b, "null");
-                        return;
-                }
-                /* fall through */
-        case AVRO_INT64:
-        case AVRO_BOOLEAN:
-                relay_slot_scalar_text(v, b);
-                return;
-        default:
-                PUT(b, "null");
-        }
-}
-
 static int key_is(const relay_slot_t *k, const char *name)
 {
         size_t n = strlen(name);
@@ -210,7 +187,7 @@ static void put_members(relay_buf_t *b, const relay_slots_t *rec,
                 comma = 1;
                 relay_buf_json_str(b, k->v.p, k->n);
                 PUT(b, ":");
-                put_scalar(b, k + 1);
+                relay_slot_json(k + 1, b);
         }
 }
 

@@ -129,28 +129,10 @@ static void mparticle_term(void *state)
 /* Append a scalar (the attribute maps' union) as JSON. -1 when too long. */
 static int put_scalar(relay_buf_t *b, const relay_slot_t *v)
 {
-        switch (v->type) {
-        case AVRO_STRING:
-                if (v->n > MP_MAX_VALUE_CHARS)
-                        return -1;
-                relay_buf_json_str(b, v->v.p, v->n);
-                return 0;
-        case AVRO_DOUBLE:
-                /* JSON has no NaN or infinity; a finite double is written
-                 * as the shortest text that reads back. */
-                if (!isfinite(v->v.d)) {
-                        relay_buf_puts(b, "null");
-                        return 0;
-                }
-                /* fall through */
-        case AVRO_INT64:
-        case AVRO_BOOLEAN:
-                relay_slot_scalar_text(v, b);
-                return 0;
-        default:
-                relay_buf_puts(b, "null");
-                return 0;
-        }
+        if (v->type == AVRO_STRING && v->n > MP_MAX_VALUE_CHARS)
+                return -1;
+        relay_slot_json(v, b);
+        return 0;
 }
 
 /* Append a map field of the record as a JSON object. -1 + errstr. */

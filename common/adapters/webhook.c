@@ -124,29 +124,6 @@ static void webhook_term(void *state)
         free(wh);
 }
 
-/* Append a scalar (the attribute maps' union) as JSON. */
-static void put_scalar(relay_buf_t *b, const relay_slot_t *v)
-{
-        switch (v->type) {
-        case AVRO_STRING:
-                relay_buf_json_str(b, v->v.p, v->n);
-                return;
-        case AVRO_DOUBLE:
-                /* JSON has no NaN or infinity. */
-                if (!isfinite(v->v.d)) {
-                        PUT(b, "null");
-                        return;
-                }
-                /* fall through */
-        case AVRO_INT64:
-        case AVRO_BOOLEAN:
-                relay_slot_scalar_text(v, b);
-                return;
-        default:
-                PUT(b, "null");
-        }
-}
-
 /* Append a map field of the record as a JSON object. */
 static void put_map(relay_buf_t *b, const relay_out_index_t *ix,
                     const relay_slots_t *rec, enum relay_out_field f)
@@ -160,7 +137,7 @@ static void put_map(relay_buf_t *b, const relay_out_index_t *ix,
                         PUT(b, ",");
                 relay_buf_json_str(b, k->v.p, k->n);
                 PUT(b, ":");
-                put_scalar(b, k + 1);
+                relay_slot_json(k + 1, b);
         }
         PUT(b, "}");
 }

@@ -14,6 +14,7 @@
 #include "relay/codec.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1441,6 +1442,17 @@ int relay_slot_scalar_text(const relay_slot_t *v, relay_buf_t *b)
         default:
                 return -1;
         }
+}
+
+void relay_slot_json(const relay_slot_t *v, relay_buf_t *b)
+{
+        if (v->type == AVRO_STRING)
+                relay_buf_json_str(b, v->v.p, v->n);
+        else if ((v->type == AVRO_DOUBLE || v->type == AVRO_FLOAT) &&
+                 !isfinite(v->v.d))
+                relay_buf_puts(b, "null"); /* JSON has no NaN, no infinity */
+        else if (relay_slot_scalar_text(v, b))
+                relay_buf_puts(b, "null");
 }
 
 int relay_slot_text(const relay_shape_t *sh, const relay_path_t *p,

@@ -191,6 +191,11 @@ int relay_slot_text(const relay_shape_t *sh, const relay_path_t *p,
  * schema's): -1 for enums too. */
 int relay_slot_scalar_text(const relay_slot_t *v, relay_buf_t *b);
 
+/* Append a scalar slot as a JSON value: a string quoted and escaped, a
+ * number or boolean as relay_slot_scalar_text writes it; null for a
+ * NaN or infinite double (JSON has neither), null, and anything else. */
+void relay_slot_json(const relay_slot_t *v, relay_buf_t *b);
+
 /* A union node's branch holding type t (the first), or -1; node is what
  * relay_shape_map_values gives, or a top-level field's node. */
 int relay_shape_union_branch(const relay_shape_t *sh, int node, avro_type_t t);
