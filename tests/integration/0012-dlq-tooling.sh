@@ -118,11 +118,12 @@ from kafka.admin import KafkaAdminClient, ConfigResource, ConfigResourceType
 a = KafkaAdminClient(bootstrap_servers=sys.argv[1])
 r = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "dlq.mparticle.replayed")])
 import re
-m = re.search(r"cleanup\.policy\W+(\w+)", str(r))
+m = re.search(r"cleanup\.policy.{0,60}?\b(compact|delete)\b", str(r))
 print(m.group(1) if m else str(r))
 PY
 }
-check "the ledger is a compacted topic" test "$(ledger_policy)" = compact
+POLICY=$(ledger_policy 2>&1 | tail -c 600)
+check "the ledger is a compacted topic (cleanup.policy: $POLICY)" test "$POLICY" = compact
 
 check "the same replay again exits 0" ctl dlq replay dlq.mparticle --reason deliver 2>"$WORK/r2.err"
 cat "$WORK/r2.err" >> "$WORK/relayctl.log"
