@@ -13,16 +13,51 @@
  *     consume TOPIC             every record of TOPIC as one JSON line
  *                               (partition, offset, key, headers, value
  *                               decoded by its schema id), then exit
- *     dlq list TOPIC            the same for a dead-letter topic: the
+ *     dlq list TOPIC [FILTERS]  the same for a dead-letter topic: the
  *                               relay.* headers say why each record is there
- *     dlq replay TOPIC [-p P] [-o O]
- *                               produce dead letters (all, or the one at
- *                               partition P, offset O) back to their original
+ *     dlq show TOPIC -p P -o O  one dead letter in full: its headers one a
+ *                               line, the value decoded by its schema id, or
+ *                               its bytes in hex when it does not decode
+ *     dlq replay TOPIC [FILTERS] [-o O] [--dry-run]
+ *                               produce the dead letters selected (-o O: the
+ *                               one at offset O) back to their original
  *                               topic, marked relay.replayed_from; a
  *                               transform dead letter keeps relay.connection
  *                               so only that connection is re-applied. Each
  *                               delivery report is counted: a summary, and
- *                               exit 1 naming every record that failed
+ *                               exit 1 naming every record that failed.
+ *                               Once: the ledger TOPIC.replayed (compacted,
+ *                               created if missing; replay refuses without
+ *                               it), keyed "<partition>/<offset>", gets an
+ *                               entry once a record's replay is
+ *                               acknowledged, and a replay skips what it
+ *                               holds ("already replayed"). A record is
+ *                               replayed twice only if relayctl dies (or
+ *                               the entry's write fails, which is named and
+ *                               exits 1) between the replayed record's
+ *                               acknowledgement and its entry's; two replays
+ *                               run at the same time are not fenced.
+ *                               --dry-run lists what would be replayed and
+ *                               skipped, and produces nothing (no ledger)
+ *     dlq purge TOPIC [FILTERS] [--force] [--yes] [--dry-run]
+ *                               delete, per partition, the records below the
+ *                               last one the filters select (default: all;
+ *                               Kafka deletes no single record:
+ *                               DeleteRecords). Refused while a dead letter
+ *                               below that point is not in the ledger, unless
+ *                               --force; asks "yes" on a terminal unless
+ *                               --yes, and refuses off a terminal without it
+ *       FILTERS: --platform NAME (relay.worker "...-NAME", or the topic
+ *                               dlq.NAME), --connection ID, --reason CLASS
+ *                               (relay.stage: decode, map, encode, deliver,
+ *                               produce), --since TIME --until TIME
+ *                               (inclusive; relay.failed_at, else the record
+ *                               timestamp; ISO-8601 UTC such as
+ *                               2024-05-01T12:00:00Z, or Unix ms),
+ *                               -p PARTITION, --from OFFSET --to OFFSET
+ *                               (inclusive). replay and purge draw a progress
+ *                               bar on stderr when it is a terminal, and end
+ *                               with a one-line summary
  *     lag [--watch [SECONDS]] [-n COUNT] GROUP TOPIC
  *                               committed offset, end offset and lag of
  *                               each partition, in records and in seconds
@@ -94,11 +129,33 @@ int usage(void)
                 "                           JSON lines on stdin -> Avro on "
                 "TOPIC\n"
                 "  consume TOPIC            TOPIC's records as JSON lines\n"
-                "  dlq list TOPIC           a dead-letter topic's records "
+                "  dlq list TOPIC [FILTERS] a dead-letter topic's records "
                 "with their reasons\n"
-                "  dlq replay TOPIC [-p PARTITION] [-o OFFSET]\n"
+                "  dlq show TOPIC -p PARTITION -o OFFSET\n"
+                "                           one dead letter in full, for a "
+                "person\n"
+                "  dlq replay TOPIC [FILTERS] [-o OFFSET] [--dry-run]\n"
                 "                           produce dead letters back to "
-                "their original topic\n"
+                "their original topic,\n"
+                "                           once: the ledger TOPIC.replayed "
+                "(compacted) is\n"
+                "                           skipped; a record is replayed "
+                "twice only if relayctl\n"
+                "                           dies between its ack and its "
+                "ledger entry's\n"
+                "  dlq purge TOPIC [FILTERS] [--force] [--yes] [--dry-run]\n"
+                "                           delete each partition's records "
+                "up to the last one\n"
+                "                           selected (default all); refused "
+                "while one below is\n"
+                "                           not replayed (--force), asks "
+                "unless --yes\n"
+                "    FILTERS: --platform NAME  --connection ID  --reason "
+                "decode|map|encode|\n"
+                "             deliver|produce  --since TIME  --until TIME "
+                "(ISO-8601 UTC or Unix\n"
+                "             ms; inclusive)  -p PARTITION  --from OFFSET  "
+                "--to OFFSET (inclusive)\n"
                 "  lag [--watch [SECONDS]] [-n COUNT] GROUP TOPIC\n"
                 "                           committed offsets and lag per "
                 "partition, in\n"
