@@ -53,7 +53,6 @@ struct dlq_opts {
         int offset_set; /* show: -o */
         int64_t offset;
         int force, yes, dry_run;
-        int filtered; /* any filter given */
 };
 
 /* ms since the epoch of "YYYY-MM-DD[THH:MM[:SS[.fff]]][Z]" (UTC) or of a
@@ -154,15 +153,14 @@ static int dlq_opt(int opt, const char *arg, void *ctx)
                 for (const char *const *r = reasons; *r; r++)
                         if (!strcmp(*r, arg)) {
                                 o->f.reason = arg;
-                                o->filtered = 1;
                                 return 0;
                         }
                 return bad_value(opt, arg,
                                  "expected a stage: decode, map, encode, "
                                  "deliver or produce");
-        case 'S':
-        case 'U':
-                if (parse_time(arg, opt == 'S' ? &o->f.since : &o->f.until))
+        case 'a':
+        case 'b':
+                if (parse_time(arg, opt == 'a' ? &o->f.since : &o->f.until))
                         return bad_value(opt, arg,
                                          "expected a time in UTC "
                                          "(2024-05-01T12:00:00Z) or Unix "
@@ -210,7 +208,6 @@ static int dlq_opt(int opt, const char *arg, void *ctx)
                 o->dry_run = 1;
                 return 0;
         }
-        o->filtered = 1;
         return 0;
 }
 
@@ -1143,11 +1140,11 @@ int cmd_dlq(const struct ctl *c, int argc, char **argv)
         if (!strcmp(sub, "show"))
                 optstring = "p:o:";
         else if (!strcmp(sub, "list"))
-                optstring = "p:P:C:R:S:U:F:T:";
+                optstring = "p:P:C:R:a:b:F:T:";
         else if (!strcmp(sub, "replay"))
-                optstring = "p:o:P:C:R:S:U:F:T:D";
+                optstring = "p:o:P:C:R:a:b:F:T:D";
         else if (!strcmp(sub, "purge"))
-                optstring = "p:P:C:R:S:U:F:T:fyD";
+                optstring = "p:P:C:R:a:b:F:T:fyD";
         else
                 return usage();
         char *pos[1];

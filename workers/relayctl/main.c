@@ -182,12 +182,14 @@ int usage(void)
         return 2;
 }
 
-/* The long options of the commands, each a synonym of a short one. */
+/* The long options of the commands, each a synonym of a short one (a
+ * letter no command uses for another option: produce's -S is its
+ * subject, so --since is -a, after, and --until -b, before). */
 static const struct {
         const char *name;
         int opt;
 } long_opts[] = {{"watch", 'w'},       {"platform", 'P'}, {"connection", 'C'},
-                 {"reason", 'R'},      {"since", 'S'},    {"until", 'U'},
+                 {"reason", 'R'},      {"since", 'a'},    {"until", 'b'},
                  {"from", 'F'},        {"to", 'T'},       {"force", 'f'},
                  {"yes", 'y'},         {"dry-run", 'D'}};
 
