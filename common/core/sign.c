@@ -178,3 +178,149 @@ int relay_sign_webhook(const unsigned char *key, size_t key_len,
         relay_sign_base64(mac, sizeof(mac), sig + 3);
         return 0;
 }
+
+void relay_sign_hex(const void *in, size_t n, char *out)
+{
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *p = in;
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = hex[p[i] >> 4];
+                out[2 * i + 1] = hex[p[i] & 15];
+        }
+        out[2 * n] = '\0';
+}
+
+int relay_sign_sha256_hex(const relay_sign_part_t *parts, size_t nparts,
+                          char out[2 * RELAY_SIGN_SHA256_LEN + 1])
+{
+        unsigned char h[RELAY_SIGN_SHA256_LEN];
+        if (relay_sign_sha256(parts, nparts, h)) {
+                out[0] = '\0';
+                return -1;
+        }
+        relay_sign_hex(h, sizeof(h), out);
+        return 0;
+}
+
+/* A UTC time split into its calendar fields. */
+struct civil {
+        int y, mon, d, wday, h, min, s;
+};
+
+/* The calendar fields of Unix seconds t, in 1970 to 9999: days to civil
+ * date as in H. Hinnant's date algorithms, rather than gmtime_r, which
+ * takes a lock and may read the time zone files. -1 outside the range. */
+static int civil_of(int64_t t, struct civil *c)
+{
+        if (t < 0 || t >= 253402300800LL)
+                return -1;
+        int64_t days = t / 86400, sod = t % 86400;
+        c->wday = (int)((days + 4) % 7); /* 1970-01-01 was a Thursday */
+        int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        c->d = (int)(doy - (153 * mp + 2) / 5 + 1);
+        c->mon = (int)(mp < 10 ? mp + 3 : mp - 9);
+        c->y = (int)(yoe + era * 400 + (c->mon <= 2));
+        c->h = (int)(sod / 3600);
+        c->min = (int)(sod / 60 % 60);
+        c->s = (int)(sod % 60);
+        return 0;
+}
+
+int relay_sign_http_date(int64_t t, char out[RELAY_SIGN_HTTP_DATE_SIZE])
+{
+        static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
+                                        "Thu", "Fri", "Sat"};
+        static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
+                                           "May", "Jun", "Jul", "Aug",
+                                           "Sep", "Oct", "Nov", "Dec"};
+        struct civil c;
+        if (civil_of(t, &c)) {
+                out[0] = '\0';
+                return -1;
+        }
+        snprintf(out, RELAY_SIGN_HTTP_DATE_SIZE,
+                 "%s, %02d %s %04d %02d:%02d:%02d GMT", days[c.wday], c.d,
+                 months[c.mon - 1], c.y, c.h, c.min, c.s);
+        return 0;
+}
+
+#define PART(s) {(s), strlen(s)}
+#define LIT(s) {(s), sizeof(s) - 1}
+
+/* Escher, for SignedHeaders date;host and SHA-256, as the reference
+ * libraries (escher-python, escher-js) compute it:
+ *   canonical request = method \n path \n query \n
+ *                       date:<Date> \n host:<Host> \n \n date;host \n
+ *                       hex(SHA-256(body))
+ *   string to sign    = <prefix>-HMAC-SHA256 \n <YYYYMMDDTHHMMSSZ> \n
+ *                       <YYYYMMDD>/<scope> \n hex(SHA-256(canonical))
+ *   signing key       = HMAC(<key_prefix><secret>, <YYYYMMDD>), then
+ *                       HMAC(key, part) for each '/'-part of the scope
+ *   signature         = hex(HMAC(signing key, string to sign)) */
+int relay_sign_escher(const relay_sign_escher_t *e, const char *method,
+                      const char *path, const char *query, const char *host,
+                      int64_t t, const void *body, size_t body_len,
+                      char date[RELAY_SIGN_HTTP_DATE_SIZE], relay_buf_t *auth)
+{
+        struct civil c;
+        if (civil_of(t, &c) || relay_sign_http_date(t, date))
+                return -1;
+        char shortd[16], longd[24];
+        snprintf(shortd, sizeof(shortd), "%04d%02d%02d", c.y, c.mon, c.d);
+        snprintf(longd, sizeof(longd), "%sT%02d%02d%02dZ", shortd, c.h, c.min,
+                 c.s);
+
+        char body_hex[2 * RELAY_SIGN_SHA256_LEN + 1];
+        relay_sign_part_t bp = {body, body_len};
+        if (relay_sign_sha256_hex(&bp, 1, body_hex))
+                return -1;
+        relay_sign_part_t creq[] = {
+            PART(method), LIT("\n"),  PART(path),     LIT("\n"),
+            PART(query),  LIT("\n"),  LIT("date:"),   PART(date),
+            LIT("\nhost:"), PART(host), LIT("\n\ndate;host\n"),
+            {body_hex, 2 * RELAY_SIGN_SHA256_LEN}};
+        char creq_hex[2 * RELAY_SIGN_SHA256_LEN + 1];
+        if (relay_sign_sha256_hex(creq, sizeof(creq) / sizeof(creq[0]),
+                                  creq_hex))
+                return -1;
+        relay_sign_part_t sts[] = {
+            PART(e->algo_prefix), LIT("-HMAC-SHA256\n"), PART(longd),
+            LIT("\n"),            PART(shortd),          LIT("/"),
+            PART(e->scope),       LIT("\n"),
+            {creq_hex, 2 * RELAY_SIGN_SHA256_LEN}};
+
+        /* The first key is the prefix and the secret joined; the chain
+         * then runs over the date and each part of the scope. */
+        size_t np = strlen(e->key_prefix), ns = strlen(e->secret);
+        unsigned char *k0 = relay_malloc(np + ns + 1);
+        memcpy(k0, e->key_prefix, np);
+        memcpy(k0 + np, e->secret, ns);
+        unsigned char key[RELAY_SIGN_SHA256_LEN], mac[RELAY_SIGN_SHA256_LEN];
+        relay_sign_part_t d = PART(shortd);
+        int rc = relay_sign_hmac_sha256(k0, np + ns, &d, 1, key);
+        memset(k0, 0, np + ns);
+        free(k0);
+        for (const char *p = e->scope; !rc && *p;) {
+                const char *end = strchr(p, '/');
+                size_t n = end ? (size_t)(end - p) : strlen(p);
+                relay_sign_part_t part = {p, n};
+                rc = relay_sign_hmac_sha256(key, sizeof(key), &part, 1, mac);
+                memcpy(key, mac, sizeof(key));
+                p += n + (end != NULL);
+        }
+        rc = rc || relay_sign_hmac_sha256(key, sizeof(key), sts,
+                                          sizeof(sts) / sizeof(sts[0]), mac);
+        memset(key, 0, sizeof(key));
+        if (rc)
+                return -1;
+        char sig[2 * RELAY_SIGN_SHA256_LEN + 1];
+        relay_sign_hex(mac, sizeof(mac), sig);
+        relay_buf_printf(auth,
+                         "%s-HMAC-SHA256 Credential=%s/%s/%s, "
+                         "SignedHeaders=date;host, Signature=%s",
+                         e->algo_prefix, e->access_key, shortd, e->scope, sig);
+        return 0;
+}

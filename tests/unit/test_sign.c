@@ -204,9 +204,72 @@ static void test_webhook_example(void **state)
         free(key);
 }
 
+/* Hex, the HTTP date and an Escher signature (Antavo's settings),
+ * against values computed apart from relay with Python's hashlib, hmac
+ * and datetime. */
+static void test_escher(void **state)
+{
+        (void)state;
+        char hex[2 * RELAY_SIGN_SHA256_LEN + 1], date[RELAY_SIGN_HTTP_DATE_SIZE];
+        relay_sign_part_t abc[] = {{"a", 1}, {"bc", 2}};
+        assert_int_equal(relay_sign_sha256_hex(abc, 2, hex), 0);
+        assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223"
+                                 "b00361a396177a9cb410ff61f20015ad");
+        static const struct {
+                int64_t t;
+                const char *want;
+        } dates[] = {{0, "Thu, 01 Jan 1970 00:00:00 GMT"},
+                     {951782400, "Tue, 29 Feb 2000 00:00:00 GMT"},
+                     {1764064860, "Tue, 25 Nov 2025 10:01:00 GMT"},
+                     {253402300799LL, "Fri, 31 Dec 9999 23:59:59 GMT"}};
+        for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+                assert_int_equal(relay_sign_http_date(dates[i].t, date), 0);
+                assert_string_equal(date, dates[i].want);
+        }
+        assert_int_equal(relay_sign_http_date(-1, date), -1);
+        assert_int_equal(relay_sign_http_date(253402300800LL, date), -1);
+
+        relay_sign_escher_t e = {"ANTAVO", "ANTAVO", "eu/api/antavo_request",
+                                 "relay-test-key", "relay-test-secret"};
+        const char *body =
+            "{\"customer\":\"cust-1\",\"action\":\"point_add\","
+            "\"data\":{\"points\":5}}";
+        relay_buf_t auth;
+        relay_buf_init(&auth);
+        relay_buf_puts(&auth, "Authorization: ");
+        assert_int_equal(relay_sign_escher(&e, "POST", "/events",
+                                           "api_key=relay-test-key",
+                                           "api.demo.antavo.com", 1764064860,
+                                           body, strlen(body), date, &auth),
+                         0);
+        assert_string_equal(date, "Tue, 25 Nov 2025 10:01:00 GMT");
+        assert_string_equal(
+            auth.data,
+            "Authorization: ANTAVO-HMAC-SHA256 "
+            "Credential=relay-test-key/20251125/eu/api/antavo_request, "
+            "SignedHeaders=date;host, "
+            "Signature=481cb7aa294efe51b18c997261142102"
+            "ae6897e457d24c010ad5e5d2938b0263");
+        /* Another second, another signature; a time out of range none. */
+        relay_buf_reset(&auth);
+        assert_int_equal(relay_sign_escher(&e, "POST", "/events",
+                                           "api_key=relay-test-key",
+                                           "api.demo.antavo.com", 1764064861,
+                                           body, strlen(body), date, &auth),
+                         0);
+        assert_null(strstr(auth.data, "481cb7aa294efe51"));
+        relay_buf_reset(&auth);
+        assert_int_equal(relay_sign_escher(&e, "POST", "/events", "", "h", -5,
+                                           body, strlen(body), date, &auth),
+                         -1);
+        assert_int_equal(auth.len, 0);
+        relay_buf_free(&auth);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_escher),
             cmocka_unit_test(test_hmac_rfc4231),
             cmocka_unit_test(test_sha256),
             cmocka_unit_test(test_base64),

@@ -75,4 +75,47 @@ int relay_sign_webhook(const unsigned char *key, size_t key_len,
                        const void *body, size_t body_len,
                        char sig[RELAY_SIGN_WEBHOOK_SIG_SIZE]);
 
+/* Lowercase hex of in[0..n) into out (2 * n + 1 bytes, NUL-terminated). */
+void relay_sign_hex(const void *in, size_t n, char *out);
+
+/* The lowercase hex SHA-256 of the concatenation of parts[0..nparts) into
+ * out (65 bytes, NUL-terminated). 0, or -1 when libcrypto fails (out is
+ * then ""). */
+int relay_sign_sha256_hex(const relay_sign_part_t *parts, size_t nparts,
+                          char out[2 * RELAY_SIGN_SHA256_LEN + 1]);
+
+/* Escher (escherauth.io), the AWS SigV4 variant Emarsys published and
+ * Antavo signs its APIs with, for a request signed by headers with the
+ * SignedHeaders "date;host" and SHA-256. The strings are borrowed for the
+ * call. */
+typedef struct relay_sign_escher {
+        const char *algo_prefix; /* "<prefix>-HMAC-SHA256" */
+        /* Prepended to the secret as the first HMAC key of the key chain
+         * (Escher's libraries use the algo prefix, as AWS uses "AWS4"). */
+        const char *key_prefix;
+        const char *scope;      /* credential scope, e.g. "eu/api/x_request" */
+        const char *access_key; /* the Credential's key id */
+        const char *secret;
+} relay_sign_escher_t;
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" and its NUL. */
+#define RELAY_SIGN_HTTP_DATE_SIZE 30
+
+/* The HTTP date (RFC 7231 IMF-fixdate) of Unix seconds t into out; -1 for
+ * a time outside the years 1970 to 9999. */
+int relay_sign_http_date(int64_t t, char out[RELAY_SIGN_HTTP_DATE_SIZE]);
+
+/* Sign one request at Unix seconds t: the Date header's value (the HTTP
+ * date of t) into date, and the Authorization header's value,
+ *   <prefix>-HMAC-SHA256 Credential=<key>/<YYYYMMDD>/<scope>,
+ *   SignedHeaders=date;host, Signature=<hex>
+ * appended to auth. path and query are as sent and already canonical
+ * (the query's parameters sorted and percent-encoded, "" for none); host
+ * is the Host header's value; body[0..body_len) the bytes sent. 0, or -1
+ * when libcrypto fails or t is out of range (auth is then unchanged). */
+int relay_sign_escher(const relay_sign_escher_t *e, const char *method,
+                      const char *path, const char *query, const char *host,
+                      int64_t t, const void *body, size_t body_len,
+                      char date[RELAY_SIGN_HTTP_DATE_SIZE], relay_buf_t *auth);
+
 #endif
