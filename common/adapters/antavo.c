@@ -43,7 +43,9 @@
  * documentation shows only the example header, so all but its shape is
  * unconfirmed. Antavo takes a signed request once within a time window,
  * and the engine calls request() for every send, so each retry goes with
- * a fresh Date and signature.
+ * a fresh Date and signature; a retry within the second of the send
+ * before it (the Date has whole seconds) is dated a second later, within
+ * Escher's clock skew, so that its signature is a new one too.
  *
  * Answers: 2xx delivered; 409, or any answer naming ERR_TX_ALREADY_EXISTS,
  * is a checkout Antavo already has: delivered, logged (in a bulk request
@@ -66,6 +68,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Signatures remembered against replays of our own (see struct antavo). */
+#define RECENT 64
+
 /* What the adapter runs on. The first block is written by
  * relay_conf_bind() from antavo_props (strings owned by the conf); the
  * rest is built from it by antavo_init() and is read-only afterwards. */
@@ -84,6 +89,12 @@ struct antavo {
         char *scope;     /* <region>/<scope_tail>, owned */
         relay_sign_escher_t escher;
         relay_out_index_t out; /* the envelope's slots */
+        /* The latest signatures sent (hex), so that a request identical
+         * to one sent in the same second (a quick retry) is dated a second
+         * later rather than sent as a replay Antavo refuses. Written by
+         * request(), which the engine calls from its one thread. */
+        char recent[RECENT][2 * RELAY_SIGN_SHA256_LEN];
+        size_t recent_at;
 };
 
 static const relay_conf_prop_t antavo_props[] = {
@@ -389,6 +400,20 @@ static size_t header_room(const struct antavo *av)
                strlen(av->scope) + RELAY_SIGN_HTTP_DATE_SIZE;
 }
 
+/* Whether the signature that ends auth's text was sent lately; if not,
+ * it is remembered. A signature covers the Date to the second, so the
+ * same request twice in one second would be one Antavo takes only once. */
+static int seen_recently(struct antavo *av, const relay_buf_t *auth)
+{
+        const char *sig = auth->data + auth->len - 2 * RELAY_SIGN_SHA256_LEN;
+        for (size_t i = 0; i < RECENT; i++)
+                if (!memcmp(av->recent[i], sig, 2 * RELAY_SIGN_SHA256_LEN))
+                        return 1;
+        memcpy(av->recent[av->recent_at], sig, 2 * RELAY_SIGN_SHA256_LEN);
+        av->recent_at = (av->recent_at + 1) % RECENT;
+        return 0;
+}
+
 /* The header lines live in body's buffer, after the body's bytes (past
  * req->body_len): they must stay valid until the request is answered,
  * as the body must, and several requests may be under way at once, each
@@ -420,10 +445,18 @@ static void antavo_request(void *state, const relay_buf_t *items, size_t n,
         char date[RELAY_SIGN_HTTP_DATE_SIZE] = "";
         size_t auth_line = body->len;
         PUT(body, "Authorization: ");
-        int signed_ok =
-            relay_sign_escher(&av->escher, "POST", av->path, av->query,
-                              av->host, relay_now_ms() / 1000, body->data,
-                              body_len, date, body) == 0;
+        size_t auth_at = body->len;
+        int64_t t = relay_now_ms() / 1000;
+        int signed_ok = 0;
+        for (int tries = 0; tries <= RECENT; tries++, t++) {
+                body->len = auth_at;
+                signed_ok = relay_sign_escher(&av->escher, "POST", av->path,
+                                              av->query, av->host, t,
+                                              body->data, body_len, date,
+                                              body) == 0;
+                if (!signed_ok || !seen_recently(av, body))
+                        break;
+        }
         relay_buf_append(body, "", 1);
         size_t date_line = body->len;
         relay_buf_printf(body, "Date: %s", date);
