@@ -9,14 +9,12 @@ extern const struct relay_adapter relay_adapter_mparticle;
 extern const struct relay_adapter relay_adapter_braze;
 extern const struct relay_adapter relay_adapter_webhook;
 extern const struct relay_adapter relay_adapter_cmcdp;
-extern const struct relay_adapter relay_adapter_cmcdp;
 extern const struct relay_adapter relay_adapter_antavo;
 
 const struct relay_adapter *const relay_adapters[] = {
     &relay_adapter_mparticle,
     &relay_adapter_braze,
     &relay_adapter_webhook,
-    &relay_adapter_cmcdp,
     &relay_adapter_cmcdp,
     &relay_adapter_antavo,
     NULL,
