@@ -8,15 +8,17 @@
 extern const struct relay_adapter relay_adapter_mparticle;
 extern const struct relay_adapter relay_adapter_braze;
 extern const struct relay_adapter relay_adapter_webhook;
-extern const struct relay_adapter relay_adapter_cmcdp;
 extern const struct relay_adapter relay_adapter_antavo;
+extern const struct relay_adapter relay_adapter_cmcdp;
+extern const struct relay_adapter relay_adapter_mappengage;
 
 const struct relay_adapter *const relay_adapters[] = {
     &relay_adapter_mparticle,
     &relay_adapter_braze,
     &relay_adapter_webhook,
-    &relay_adapter_cmcdp,
     &relay_adapter_antavo,
+    &relay_adapter_cmcdp,
+    &relay_adapter_mappengage,
     NULL,
 };
 
@@ -45,6 +47,17 @@ enum relay_result relay_adapter_classify(const struct relay_adapter *a,
                              resp->status,
                              resp->body.data ? resp->body.data : "");
         return r;
+}
+
+const char *const relay_adapter_any_operation[] = {"*", NULL};
+
+int relay_adapter_has_operation(const struct relay_adapter *a, const char *op)
+{
+        if (!a->operations)
+                return 0;
+        if (a->operations == relay_adapter_any_operation)
+                return 1;
+        return relay_adapter_vocab_has(a->operations, op);
 }
 
 int relay_adapter_vocab_has(const char *const *vocab, const char *word)

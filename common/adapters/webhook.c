@@ -125,21 +125,52 @@ static void webhook_term(void *state)
 }
 
 /* Append a map field of the record as a JSON object. */
-static void put_map(relay_buf_t *b, const relay_out_index_t *ix,
-                    const relay_slots_t *rec, enum relay_out_field f)
+static void put_map(relay_buf_t *b, const relay_slots_t *rec,
+                    const relay_slot_t *map)
 {
-        const relay_slot_t *map = relay_out_get(ix, rec, f);
         size_t n = map->type == AVRO_MAP ? map->n : 0;
         PUT(b, "{");
         for (size_t i = 0; i < n; i++) {
-                const relay_slot_t *k = &rec->s[map->v.first + 2 * i];
+                const relay_slot_t *k = relay_out_map_key(rec, map, i);
                 if (i)
                         PUT(b, ",");
                 relay_buf_json_str(b, k->v.p, k->n);
                 PUT(b, ":");
-                relay_slot_json(k + 1, b);
+                relay_slot_json(relay_out_map_value(rec, map, i), b);
         }
         PUT(b, "}");
+}
+
+/* Version 2 of the envelope: the person's identities and the
+ * operations, each only when the record has some. */
+static void put_v2(relay_buf_t *b, const relay_out_index_t *ix,
+                   const relay_slots_t *rec)
+{
+        const relay_slot_t *ids;
+        if (relay_out_identities(ix, rec, &ids)) {
+                PUT(b, ",\"identities\":");
+                put_map(b, rec, ids);
+        }
+        size_t n = relay_out_ops(ix, rec);
+        if (!n)
+                return;
+        PUT(b, ",\"operations\":[");
+        for (size_t k = 0; k < n; k++) {
+                const relay_slot_t *op = relay_out_op_get(ix, rec, k, RELAY_OUT_OP),
+                                   *t = relay_out_op_get(ix, rec, k,
+                                                         RELAY_OUT_OP_TARGET);
+                if (k)
+                        PUT(b, ",");
+                PUT(b, "{\"op\":");
+                relay_buf_json_str(b, op->v.p, op->n);
+                PUT(b, ",\"target\":");
+                relay_slot_json(t, b);
+                PUT(b, ",\"attributes\":");
+                put_map(b, rec,
+                        relay_out_op_get(ix, rec, k, RELAY_OUT_OP_ATTRIBUTES));
+                PUT(b, "}");
+        }
+        PUT(b, "]");
 }
 
 /* Append a string field as JSON, null when it is null. */
@@ -235,9 +266,10 @@ static enum relay_result webhook_encode(void *state, const relay_slots_t *rec,
         PUT(b, ",\"event_category\":");
         put_str(b, ix, rec, RELAY_OUT_EVENT_CATEGORY);
         PUT(b, ",\"attributes\":");
-        put_map(b, ix, rec, RELAY_OUT_ATTRIBUTES);
+        put_map(b, rec, relay_out_get(ix, rec, RELAY_OUT_ATTRIBUTES));
         PUT(b, ",\"user_attributes\":");
-        put_map(b, ix, rec, RELAY_OUT_USER_ATTRIBUTES);
+        put_map(b, rec, relay_out_get(ix, rec, RELAY_OUT_USER_ATTRIBUTES));
+        put_v2(b, ix, rec);
         PUT(b, "}");
 
         size_t most = (size_t)wh->max_request - (sizeof(BODY_HEAD) - 1) -
@@ -425,6 +457,7 @@ const struct relay_adapter relay_adapter_webhook = {
     .props = webhook_props,
     .event_categories = NULL, /* any */
     .identity_types = NULL,   /* any */
+    .operations = relay_adapter_any_operation,
     .init = webhook_init,
     .encode = webhook_encode,
     .limits = webhook_limits,

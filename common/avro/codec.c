@@ -184,13 +184,7 @@ avro_schema_t relay_shape_schema(const relay_shape_t *sh)
 
 int relay_shape_field_node(const relay_shape_t *sh, const char *name)
 {
-        const struct node *r = &sh->nodes[0];
-        if (r->type != AVRO_RECORD)
-                return -1;
-        for (uint32_t i = 0; i < r->nchild; i++)
-                if (!strcmp(sh->nodes[r->child + i].name, name))
-                        return (int)(r->child + i);
-        return -1;
+        return relay_shape_record_field(sh, 0, name);
 }
 
 int relay_shape_field(const relay_shape_t *sh, const char *name)
@@ -204,6 +198,34 @@ int relay_shape_items(const relay_shape_t *sh, int node)
         const struct node *n = &sh->nodes[node];
         return n->type == AVRO_MAP || n->type == AVRO_ARRAY ? (int)n->child
                                                             : -1;
+}
+
+int relay_shape_record_field(const relay_shape_t *sh, int node,
+                             const char *name)
+{
+        const struct node *r = &sh->nodes[node];
+        if (r->type != AVRO_RECORD)
+                return -1;
+        for (uint32_t i = 0; i < r->nchild; i++)
+                if (!strcmp(sh->nodes[r->child + i].name, name))
+                        return (int)(r->child + i);
+        return -1;
+}
+
+int relay_shape_union_node(const relay_shape_t *sh, int node, avro_type_t t)
+{
+        int b = relay_shape_union_branch(sh, node, t);
+        return b < 0 ? -1 : (int)sh->nodes[node].child + b;
+}
+
+int relay_shape_node_slot(const relay_shape_t *sh, int node)
+{
+        return (int)sh->nodes[node].slot;
+}
+
+size_t relay_shape_esize(const relay_shape_t *sh, int node)
+{
+        return sh->nodes[node].esize;
 }
 
 int relay_shape_union_branch(const relay_shape_t *sh, int node, avro_type_t t)

@@ -105,24 +105,27 @@ static void set_str(relay_slots_t *out, const relay_out_index_t *ix, int f,
         v->n = (uint32_t)n;
 }
 
-/* A map being filled: output field f, its elements appended in a row. */
+/* A map of scalars being filled: the map's slot (an envelope's
+ * attribute map, or an operation's), the union branch of each value type
+ * (by relay_out_type_index), its elements appended in a row. */
 struct omap {
-        int field, m;
+        size_t slot;
+        const int *branch;
         size_t first, n;
 };
 
-static void omap_start(struct omap *om, const relay_slots_t *out, int f)
+static void omap_start(struct omap *om, const relay_slots_t *out, size_t slot,
+                       const int *branch)
 {
-        om->field = f;
-        om->m = f == RELAY_OUT_ATTRIBUTES ? 0 : 1;
+        om->slot = slot;
+        om->branch = branch;
         om->first = out->n;
         om->n = 0;
 }
 
-static void omap_end(const struct omap *om, relay_slots_t *out,
-                     const relay_out_index_t *ix)
+static void omap_end(const struct omap *om, relay_slots_t *out)
 {
-        relay_slot_t *v = &out->s[ix->slot[om->field]];
+        relay_slot_t *v = &out->s[om->slot];
         v->type = AVRO_MAP;
         v->n = (uint32_t)om->n;
         v->v.first = om->first;
@@ -132,10 +135,9 @@ static void omap_end(const struct omap *om, relay_slots_t *out,
  * and takes the later value, as a map does), of type t; NULL when the
  * map's union has no such branch. */
 static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
-                              const relay_out_index_t *ix, const char *name,
-                              avro_type_t t)
+                              const char *name, avro_type_t t)
 {
-        int b = ix->branch[om->m][relay_out_type_index(t)];
+        int b = om->branch[relay_out_type_index(t)];
         if (b < 0)
                 return NULL;
         size_t n = strlen(name), e = SIZE_MAX;
@@ -157,11 +159,10 @@ static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
         return v;
 }
 
-static int put_string(struct omap *om, relay_slots_t *out,
-                      const relay_out_index_t *ix, const char *name,
+static int put_string(struct omap *om, relay_slots_t *out, const char *name,
                       const char *s, size_t n)
 {
-        relay_slot_t *v = omap_put(om, out, ix, name, AVRO_STRING);
+        relay_slot_t *v = omap_put(om, out, name, AVRO_STRING);
         if (!v)
                 return -1;
         v->v.p = s;
@@ -172,36 +173,36 @@ static int put_string(struct omap *om, relay_slots_t *out,
 /* Copy a scalar keeping its type (int → long, float → double, enum →
  * string). */
 static int put_typed(const relay_connection_t *c, struct omap *om,
-                     relay_slots_t *out, const relay_out_index_t *ix,
-                     const char *name, const relay_path_t *p,
+                     relay_slots_t *out, const char *name,
+                     const relay_path_t *p,
                      const relay_slot_t *src, relay_buf_t *scratch)
 {
         relay_slot_t *v;
         switch (src->type) {
         case AVRO_BOOLEAN:
-                if (!(v = omap_put(om, out, ix, name, AVRO_BOOLEAN)))
+                if (!(v = omap_put(om, out, name, AVRO_BOOLEAN)))
                         return -1;
                 v->v.l = src->v.l;
                 return 0;
         case AVRO_INT32:
         case AVRO_INT64:
-                if (!(v = omap_put(om, out, ix, name, AVRO_INT64)))
+                if (!(v = omap_put(om, out, name, AVRO_INT64)))
                         return -1;
                 v->v.l = src->v.l;
                 return 0;
         case AVRO_FLOAT:
         case AVRO_DOUBLE:
-                if (!(v = omap_put(om, out, ix, name, AVRO_DOUBLE)))
+                if (!(v = omap_put(om, out, name, AVRO_DOUBLE)))
                         return -1;
                 v->v.d = src->v.d;
                 return 0;
         case AVRO_STRING:
-                return put_string(om, out, ix, name, src->v.p, src->n);
+                return put_string(om, out, name, src->v.p, src->n);
         default:
                 relay_buf_reset(scratch);
                 if (relay_slot_text(c->shape, p, src, scratch))
                         return -1;
-                return put_string(om, out, ix, name,
+                return put_string(om, out, name,
                                   keep(out, scratch->data, scratch->len),
                                   scratch->len);
         }
@@ -210,26 +211,25 @@ static int put_typed(const relay_connection_t *c, struct omap *om,
 /* Convert text per conv and put it; -1 with errstr when it does not
  * convert. text is NUL-terminated and lives as long as the record. */
 static int put_converted(struct omap *om, relay_slots_t *out,
-                         const relay_out_index_t *ix,
                          const struct value_spec *v, const char *text, size_t n,
                          char *errstr, size_t errstr_size)
 {
         relay_slot_t *e;
         if (v->conv == CONV_KEEP || v->conv == CONV_STRING)
-                return put_string(om, out, ix, v->name, text, n);
+                return put_string(om, out, v->name, text, n);
         char *end;
         if (v->conv == CONV_NUMBER) {
                 errno = 0;
                 long long l = strtoll(text, &end, 10);
                 if (n && !*end && !errno) {
-                        if (!(e = omap_put(om, out, ix, v->name, AVRO_INT64)))
+                        if (!(e = omap_put(om, out, v->name, AVRO_INT64)))
                                 return -1;
                         e->v.l = l;
                         return 0;
                 }
                 double d = strtod(text, &end);
                 if (n && !*end) {
-                        if (!(e = omap_put(om, out, ix, v->name, AVRO_DOUBLE)))
+                        if (!(e = omap_put(om, out, v->name, AVRO_DOUBLE)))
                                 return -1;
                         e->v.d = d;
                         return 0;
@@ -249,9 +249,44 @@ static int put_converted(struct omap *om, relay_slots_t *out,
                              text);
                 return -1;
         }
-        if (!(e = omap_put(om, out, ix, v->name, AVRO_BOOLEAN)))
+        if (!(e = omap_put(om, out, v->name, AVRO_BOOLEAN)))
                 return -1;
         e->v.l = t;
+        return 0;
+}
+
+/* The text of template v (literal and {field} parts) into scratch: 0, or
+ * -1 with errstr when a field it names is missing and v has no default. */
+static int template_text(const relay_connection_t *c,
+                         const struct value_spec *v, const relay_slots_t *in,
+                         relay_buf_t *scratch, char *errstr,
+                         size_t errstr_size)
+{
+        relay_buf_reset(scratch);
+        for (size_t i = 0; i < v->nparts; i++) {
+                const struct tmpl_part *p = &v->parts[i];
+                if (!p->is_field) {
+                        relay_buf_append(scratch, p->text, p->len);
+                        continue;
+                }
+                enum relay_found st;
+                const relay_slot_t *src = lookup(&p->path, in, &st);
+                if (src && relay_slot_text(c->shape, &p->path, src, scratch) ==
+                               0)
+                        continue;
+                if (v->defval) {
+                        relay_buf_reset(scratch);
+                        relay_buf_puts(scratch, v->defval);
+                        return 0;
+                }
+                relay_seterr(errstr, errstr_size,
+                             "'%s': the template names field %s, which %s",
+                             v->name, p->text,
+                             st == RELAY_FOUND_NULL ? "is null"
+                             : !src                 ? "the record lacks"
+                                                    : "is not a scalar value");
+                return -1;
+        }
         return 0;
 }
 
@@ -259,8 +294,8 @@ static int put_converted(struct omap *om, relay_slots_t *out,
  * -1 with errstr. */
 static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                        const relay_slots_t *in, struct omap *om,
-                       relay_slots_t *out, const relay_out_index_t *ix,
-                       relay_buf_t *scratch, char *errstr, size_t errstr_size)
+                       relay_slots_t *out, relay_buf_t *scratch, char *errstr,
+                       size_t errstr_size)
 {
         relay_buf_reset(scratch);
         if (v->from) {
@@ -268,7 +303,7 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                 const relay_slot_t *src = lookup(&v->from_path, in, &st);
                 if (!src) {
                         if (v->defval)
-                                return put_converted(om, out, ix, v, v->defval,
+                                return put_converted(om, out, v, v->defval,
                                                      strlen(v->defval), errstr,
                                                      errstr_size);
                         if (!v->required)
@@ -279,7 +314,7 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                         return -1;
                 }
                 if (v->conv == CONV_KEEP)
-                        return put_typed(c, om, out, ix, v->name, &v->from_path,
+                        return put_typed(c, om, out, v->name, &v->from_path,
                                          src, scratch);
                 if (relay_slot_text(c->shape, &v->from_path, src, scratch)) {
                         relay_seterr(errstr, errstr_size,
@@ -289,40 +324,16 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                 }
         } else if (v->nparts == 1 && !v->parts[0].is_field) {
                 /* A literal: the connection's text, pointed at. */
-                return put_converted(om, out, ix, v, v->parts[0].text,
+                return put_converted(om, out, v, v->parts[0].text,
                                      v->parts[0].len, errstr, errstr_size);
-        } else {
-                for (size_t i = 0; i < v->nparts; i++) {
-                        const struct tmpl_part *p = &v->parts[i];
-                        if (!p->is_field) {
-                                relay_buf_append(scratch, p->text, p->len);
-                                continue;
-                        }
-                        enum relay_found st;
-                        const relay_slot_t *src = lookup(&p->path, in, &st);
-                        if (src && relay_slot_text(c->shape, &p->path, src,
-                                                   scratch) == 0)
-                                continue;
-                        if (v->defval) {
-                                relay_buf_reset(scratch);
-                                relay_buf_puts(scratch, v->defval);
-                                break;
-                        }
-                        relay_seterr(errstr, errstr_size,
-                                     "'%s': the template names field %s, "
-                                     "which %s",
-                                     v->name, p->text,
-                                     st == RELAY_FOUND_NULL ? "is null"
-                                     : !src                 ? "the record lacks"
-                                            : "is not a scalar value");
-                        return -1;
-                }
+        } else if (template_text(c, v, in, scratch, errstr, errstr_size)) {
+                return -1;
         }
         const char *text = scratch->data ? scratch->data : "";
         /* Kept with its NUL: put_converted reads it as a C string. */
         char *kept = relay_slots_text(out, scratch->len + 1);
         memcpy(kept, text, scratch->len + 1);
-        return put_converted(om, out, ix, v, kept, scratch->len, errstr,
+        return put_converted(om, out, v, kept, scratch->len, errstr,
                              errstr_size);
 }
 
@@ -361,6 +372,109 @@ static int field_text(const relay_connection_t *c, const relay_path_t *p,
                 return -1;
         *n = scratch->len;
         *s = keep(out, scratch->data ? scratch->data : "", scratch->len);
+        return 0;
+}
+
+/* The envelope's identities (version 2): every identity the record has,
+ * under its rule's name; the first rule present wins a name given twice
+ * (a map holds a key once). Invalid UTF-8 is left out. */
+static void put_identities(const relay_connection_t *c, relay_slots_t *out,
+                           const relay_out_index_t *ix)
+{
+        size_t first = out->n, n = 0;
+        for (size_t i = 0; i < c->nids; i++) {
+                const char *v = c->stats->idv[i];
+                if (!v || !utf8_valid(v, c->stats->idn[i]))
+                        continue;
+                size_t as = strlen(c->ids[i].as), k;
+                for (k = 0; k < n; k++) {
+                        const relay_slot_t *key = &out->s[first + 2 * k];
+                        if (key->n == as && !memcmp(key->v.p, c->ids[i].as, as))
+                                break;
+                }
+                if (k < n)
+                        continue;
+                size_t e = relay_slots_append(out, 2, 1);
+                out->s[e].type = AVRO_STRING;
+                out->s[e].v.p = c->ids[i].as;
+                out->s[e].n = (uint32_t)as;
+                out->s[e + 1].type = AVRO_STRING;
+                out->s[e + 1].v.p = v;
+                out->s[e + 1].n = (uint32_t)c->stats->idn[i];
+                n++;
+        }
+        relay_slot_t *m = &out->s[ix->slot[RELAY_OUT_IDENTITIES]];
+        m->type = AVRO_MAP;
+        m->branch = (uint8_t)ix->ids_branch;
+        m->n = (uint32_t)n;
+        m->v.first = first;
+}
+
+/* The envelope's operations (version 2): rule's, in order, or null when
+ * it asks for none. 0, or -1 with errstr when a target or an attribute
+ * cannot be made. */
+static int put_operations(const relay_connection_t *c,
+                          const struct event_rule *rule,
+                          const relay_slots_t *in, relay_slots_t *out,
+                          const relay_out_index_t *ix, relay_buf_t *s,
+                          char *errstr, size_t errstr_size)
+{
+        size_t at = (size_t)ix->slot[RELAY_OUT_OPERATIONS];
+        if (!rule->nops) {
+                out->s[at].type = AVRO_NULL;
+                out->s[at].branch = 0;
+                return 0;
+        }
+        /* The blocks first, in a row; each operation's attributes then
+         * append their own elements after them. */
+        size_t first = relay_slots_append(out, ix->op_esize, rule->nops);
+        char why[512];
+        for (size_t k = 0; k < rule->nops; k++) {
+                const struct op_rule *o = &rule->ops[k];
+                size_t base = first + k * ix->op_esize;
+                relay_slot_t *f = &out->s[base + (size_t)ix->op_slot[RELAY_OUT_OP]];
+                f->type = AVRO_STRING;
+                f->v.p = o->op;
+                f->n = (uint32_t)strlen(o->op);
+                size_t t = base + (size_t)ix->op_slot[RELAY_OUT_OP_TARGET];
+                if (!o->target.nparts) {
+                        out->s[t].type = AVRO_NULL;
+                        out->s[t].branch = (uint8_t)ix->op_null_branch;
+                } else if (template_text(c, &o->target, in, s, why,
+                                         sizeof(why))) {
+                        relay_seterr(errstr, errstr_size,
+                                     "connection %s, event '%s', operation "
+                                     "%s: %s",
+                                     c->id, rule->name, o->op, why);
+                        return -1;
+                } else {
+                        const char *text = keep(out, s->data ? s->data : "",
+                                                s->len);
+                        out->s[t].type = AVRO_STRING;
+                        out->s[t].branch = (uint8_t)ix->op_target_branch;
+                        out->s[t].v.p = text;
+                        out->s[t].n = (uint32_t)s->len;
+                }
+                struct omap om;
+                omap_start(&om, out,
+                           base + (size_t)ix->op_slot[RELAY_OUT_OP_ATTRIBUTES],
+                           ix->op_branch);
+                for (size_t i = 0; i < o->nattrs; i++)
+                        if (apply_value(c, &o->attrs[i], in, &om, out, s,
+                                        why, sizeof(why))) {
+                                relay_seterr(errstr, errstr_size,
+                                             "connection %s, event '%s', "
+                                             "operation %s, attribute %s",
+                                             c->id, rule->name, o->op, why);
+                                return -1;
+                        }
+                omap_end(&om, out);
+        }
+        relay_slot_t *a = &out->s[at];
+        a->type = AVRO_ARRAY;
+        a->branch = (uint8_t)ix->ops_branch;
+        a->n = (uint32_t)rule->nops;
+        a->v.first = first;
         return 0;
 }
 
@@ -406,14 +520,27 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
         if (rule->drop)
                 return RELAY_MAP_SKIP;
 
+        /* The destination's identity is the first present; the
+         * envelope's identities map (version 2) takes every one. */
         const struct identity_rule *id = NULL;
         const char *idv = NULL;
         size_t idn = 0;
-        for (size_t i = 0; i < c->nids && !id; i++)
-                if (field_text(c, &c->ids[i].path, in, out, s, &idv, &idn) ==
-                        0 &&
-                    idn)
+        int want_all = ix->slot[RELAY_OUT_IDENTITIES] >= 0;
+        for (size_t i = 0; i < c->nids && (want_all || !id); i++) {
+                const char *v;
+                size_t n;
+                c->stats->idv[i] = NULL;
+                if (field_text(c, &c->ids[i].path, in, out, s, &v, &n) ||
+                    !n)
+                        continue;
+                c->stats->idv[i] = v;
+                c->stats->idn[i] = n;
+                if (!id) {
                         id = &c->ids[i];
+                        idv = v;
+                        idn = n;
+                }
+        }
         if (!id) {
                 relay_buf_reset(s);
                 for (size_t i = 0; i < c->nids; i++)
@@ -505,9 +632,10 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
 
         char why[512];
         struct omap om;
-        omap_start(&om, out, RELAY_OUT_ATTRIBUTES);
+        omap_start(&om, out, (size_t)ix->slot[RELAY_OUT_ATTRIBUTES],
+                   ix->branch[0]);
         for (size_t i = 0; i < rule->nattrs; i++)
-                if (apply_value(c, &rule->attrs[i], in, &om, out, ix, s, why,
+                if (apply_value(c, &rule->attrs[i], in, &om, out, s, why,
                                 sizeof(why))) {
                         relay_seterr(errstr, errstr_size,
                                      "connection %s, event '%s', attribute "
@@ -515,17 +643,23 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                                      c->id, rule->name, why);
                         return RELAY_MAP_ERROR;
                 }
-        omap_end(&om, out, ix);
-        omap_start(&om, out, RELAY_OUT_USER_ATTRIBUTES);
+        omap_end(&om, out);
+        omap_start(&om, out, (size_t)ix->slot[RELAY_OUT_USER_ATTRIBUTES],
+                   ix->branch[1]);
         for (size_t i = 0; i < c->nfields; i++)
-                if (apply_value(c, &c->fields[i], in, &om, out, ix, s, why,
+                if (apply_value(c, &c->fields[i], in, &om, out, s, why,
                                 sizeof(why))) {
                         relay_seterr(errstr, errstr_size,
                                      "connection %s, field sync %s", c->id,
                                      why);
                         return RELAY_MAP_ERROR;
                 }
-        omap_end(&om, out, ix);
+        omap_end(&om, out);
+        if (want_all)
+                put_identities(c, out, ix);
+        if (ix->slot[RELAY_OUT_OPERATIONS] >= 0 &&
+            put_operations(c, rule, in, out, ix, s, errstr, errstr_size))
+                return RELAY_MAP_ERROR;
         if (fallback)
                 relay_connection_count_fallback(c);
         return RELAY_MAP_OUT;

@@ -347,6 +347,15 @@ static int parse_value_list(struct ctx *x, const config_setting_t *g,
         return 0;
 }
 
+static void op_rule_free(struct op_rule *o)
+{
+        free(o->op);
+        value_spec_free(&o->target);
+        for (size_t i = 0; i < o->nattrs; i++)
+                value_spec_free(&o->attrs[i]);
+        free(o->attrs);
+}
+
 static void event_rule_free(struct event_rule *r)
 {
         for (size_t i = 0; i < r->non; i++)
@@ -355,15 +364,49 @@ static void event_rule_free(struct event_rule *r)
         for (size_t i = 0; i < r->nattrs; i++)
                 value_spec_free(&r->attrs[i]);
         free(r->attrs);
+        for (size_t i = 0; i < r->nops; i++)
+                op_rule_free(&r->ops[i]);
+        free(r->ops);
         free(r->name);
         free(r->category);
+}
+
+/* One entry of an event's operations: { op; target; attributes }. */
+static int parse_op(struct ctx *x, const config_setting_t *e,
+                    struct op_rule *o)
+{
+        static const char *const keys[] = {"op", "target", "attributes", NULL};
+        char *target = NULL;
+        if (!config_setting_is_group(e))
+                return fail_at(x, e, "each operation must be a group { }");
+        if (check_keys(x, e, "an operation", keys) ||
+            get_str(x, e, "op", 1, "an operation", &o->op) ||
+            get_str(x, e, "target", 0, "an operation", &target))
+                return -1;
+        if (!relay_adapter_has_operation(x->adapter, o->op)) {
+                free(target);
+                return fail_at(x, e, "operation '%s' is not one that %s performs",
+                               o->op, x->adapter->name);
+        }
+        o->target.name = relay_strdup("target");
+        o->target.conv = CONV_STRING;
+        o->target.line = config_setting_source_line(e);
+        int rc = target ? parse_template(x, e, target, &o->target) : 0;
+        free(target);
+        if (rc)
+                return -1;
+        return parse_value_list(x, e, "attributes", "name",
+                                "an operation attribute", &o->attrs,
+                                &o->nattrs);
 }
 
 static int parse_event(struct ctx *x, const config_setting_t *e,
                        struct event_rule *r)
 {
-        static const char *const keys[] = {"on",       "drop",       "name",
-                                           "category", "attributes", NULL};
+        static const char *const keys[] = {"on",         "drop",
+                                           "name",       "category",
+                                           "attributes", "operations",
+                                           NULL};
         memset(r, 0, sizeof(*r));
         r->line = config_setting_source_line(e);
         if (!config_setting_is_group(e))
@@ -401,8 +444,25 @@ static int parse_event(struct ctx *x, const config_setting_t *e,
             !relay_adapter_vocab_has(x->adapter->event_categories, r->category))
                 return fail_at(x, e, "category '%s' is not a %s event category",
                                r->category, x->adapter->name);
-        return parse_value_list(x, e, "attributes", "name",
-                                "an event attribute", &r->attrs, &r->nattrs);
+        if (parse_value_list(x, e, "attributes", "name", "an event attribute",
+                             &r->attrs, &r->nattrs))
+                return -1;
+        config_setting_t *ops = config_setting_get_member(e, "operations");
+        if (!ops)
+                return 0;
+        if (!config_setting_is_list(ops))
+                return fail_at(x, ops,
+                               "'operations' must be a list ( { op = ...; "
+                               "target = ...; }, ... )");
+        int n = config_setting_length(ops);
+        r->ops = relay_calloc((size_t)n, sizeof(*r->ops));
+        for (int i = 0; i < n; i++) {
+                r->nops++;
+                if (parse_op(x, config_setting_get_elem(ops, i),
+                             &r->ops[i]))
+                        return -1;
+        }
+        return 0;
 }
 
 static void connection_free(relay_connection_t *c)
@@ -473,6 +533,8 @@ static int parse_identity(struct ctx *x, const config_setting_t *g,
                                        "%s accepts",
                                        r->as, x->adapter->name);
         }
+        c->stats->idv = relay_calloc(c->nids, sizeof(*c->stats->idv));
+        c->stats->idn = relay_calloc(c->nids, sizeof(*c->stats->idn));
         return 0;
 }
 
@@ -653,9 +715,16 @@ static void fields_of(relay_mapping_t *m, const relay_connection_t *c)
                 field_used(m, c->ids[i].from);
         for (size_t i = 0; i < c->nfields; i++)
                 spec_fields(m, &c->fields[i]);
-        for (size_t i = 0; i < c->nevents; i++)
-                for (size_t k = 0; k < c->events[i].nattrs; k++)
-                        spec_fields(m, &c->events[i].attrs[k]);
+        for (size_t i = 0; i < c->nevents; i++) {
+                const struct event_rule *r = &c->events[i];
+                for (size_t k = 0; k < r->nattrs; k++)
+                        spec_fields(m, &r->attrs[k]);
+                for (size_t o = 0; o < r->nops; o++) {
+                        spec_fields(m, &r->ops[o].target);
+                        for (size_t k = 0; k < r->ops[o].nattrs; k++)
+                                spec_fields(m, &r->ops[o].attrs[k]);
+                }
+        }
 }
 
 /* Every path of c, compiled: applying it looks nothing up by name. */
@@ -680,11 +749,22 @@ static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
         for (size_t i = 0; i < c->nfields; i++)
                 if (compile_spec(c, sh, &c->fields[i], errstr, errstr_size))
                         return -1;
-        for (size_t i = 0; i < c->nevents; i++)
-                for (size_t k = 0; k < c->events[i].nattrs; k++)
-                        if (compile_spec(c, sh, &c->events[i].attrs[k], errstr,
+        for (size_t i = 0; i < c->nevents; i++) {
+                struct event_rule *r = &c->events[i];
+                for (size_t k = 0; k < r->nattrs; k++)
+                        if (compile_spec(c, sh, &r->attrs[k], errstr,
                                          errstr_size))
                                 return -1;
+                for (size_t o = 0; o < r->nops; o++) {
+                        if (compile_spec(c, sh, &r->ops[o].target, errstr,
+                                         errstr_size))
+                                return -1;
+                        for (size_t k = 0; k < r->ops[o].nattrs; k++)
+                                if (compile_spec(c, sh, &r->ops[o].attrs[k],
+                                                 errstr, errstr_size))
+                                        return -1;
+                }
+        }
         return 0;
 }
 

@@ -41,6 +41,16 @@ struct value_spec {
         int line;
 };
 
+/* One operation an event asks of the destination (relay.out.Operation):
+ * op from the adapter's vocabulary, an optional target template, and
+ * its attributes. */
+struct op_rule {
+        char *op;
+        struct value_spec target; /* nparts 0: no target (null) */
+        struct value_spec *attrs;
+        size_t nattrs;
+};
+
 struct event_rule {
         char **on;
         size_t non;
@@ -49,6 +59,8 @@ struct event_rule {
         char *category;
         struct value_spec *attrs;
         size_t nattrs;
+        struct op_rule *ops;
+        size_t nops;
         int line;
 };
 
@@ -82,6 +94,10 @@ struct conn_stats {
         struct notice other; /* types past the cap, or too long to keep */
         int other_used;
         relay_buf_t scratch;   /* text of the record in hand */
+        /* the identities found in the record in hand, by identity rule
+         * (NULL: absent), for the envelope's identities map */
+        const char **idv;
+        size_t *idn;
         relay_out_index_t out; /* the output's fields, by slot */
 };
 

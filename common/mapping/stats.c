@@ -117,6 +117,8 @@ void relay_conn_stats_free(struct conn_stats *s)
                 free(s->types[i].type);
         free(s->types);
         relay_buf_free(&s->scratch);
+        free(s->idv);
+        free(s->idn);
         free(s);
 }
 

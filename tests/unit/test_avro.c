@@ -184,12 +184,13 @@ static void test_catalogue_repo(void **state)
 {
         relay_schemas_t *s = load_repo();
         assert_int_equal(relay_schemas_latest(s, LOYALTY), 1);
-        assert_int_equal(relay_schemas_latest(s, OUTBOUND), 100);
+        assert_int_equal(relay_schemas_latest(s, OUTBOUND), 101);
         assert_int_equal(relay_schemas_latest(s, "loyalty.events"), -1);
         assert_int_equal(relay_schemas_latest(s, "nosuch-value"), -1);
 
         assert_true(relay_schemas_in_subject(s, 1, LOYALTY));
         assert_true(relay_schemas_in_subject(s, 100, OUTBOUND));
+        assert_true(relay_schemas_in_subject(s, 101, OUTBOUND));
         assert_false(relay_schemas_in_subject(s, 1, OUTBOUND));
         assert_false(relay_schemas_in_subject(s, 100, LOYALTY));
         assert_false(relay_schemas_in_subject(s, 7, LOYALTY));
@@ -555,7 +556,7 @@ static void test_decode_bad_input(void **state)
             relay_avro_writer_encode(ow, &obuf, &olen, err, sizeof(err)),
             RELAY_OK);
         decode_fails(r, obuf, olen,
-                     "schema id 100 does not belong to subject "
+                     "schema id 101 does not belong to subject "
                      "'loyalty.events-value'");
 
         /* Every cut of the body is refused, the header-only one included. */
@@ -618,10 +619,14 @@ static void test_decode_bad_input(void **state)
 
 /* An out.mparticle record with every string empty and both maps empty:
  * six strings and a long (0), the environment enum, two strings, two
- * unions (null), two maps. */
+ * unions (null), two maps; version 2 then two more unions (null). */
 enum { ENV_AT = 5 + 6, NAME_AT = 5 + 9, ATTRS_AT = 5 + 11 };
-static const unsigned char empty_out[] = {0, 0, 0, 0, 100, 0, 0, 0, 0,
-                                          0, 0, 2, 0, 0,   0, 0, 0, 0};
+static const unsigned char empty_out[] = {0, 0, 0, 0, 101, 0, 0, 0, 0, 0,
+                                          0, 2, 0, 0,   0, 0, 0, 0, 0, 0};
+/* The same record as version 1 wrote it, before identities and
+ * operations: still read (both null) until such topics are drained. */
+static const unsigned char empty_out_v1[] = {0, 0, 0, 0, 100, 0, 0, 0, 0,
+                                             0, 0, 2, 0, 0,   0, 0, 0, 0};
 
 /* Values avro-c would take on trust: an enum index or union branch out of
  * range, a block count larger than the bytes left. */
@@ -638,7 +643,7 @@ static void test_decode_bad_indexes(void **state)
             "'environment': 'development', 'identity_type': '', "
             "'identity_value': '', 'event_name': null, "
             "'event_category': null, 'attributes': {}, "
-            "'user_attributes': {}}";
+            "'user_attributes': {}, 'identities': null, 'operations': null}";
         /* The hand-made bytes are what the writer makes, and decode. */
         fill(relay_avro_writer_value(w), json);
         const void *buf;
@@ -658,27 +663,35 @@ static void test_decode_bad_indexes(void **state)
         memcpy(bad, empty_out, sizeof(empty_out));
         bad[ENV_AT] = 2 * 2; /* symbol 2 of 2 */
         decode_fails(r, bad, sizeof(empty_out),
-                     "invalid Avro data for schema id 100");
+                     "invalid Avro data for schema id 101");
         bad[ENV_AT] = 1; /* -1 */
         decode_fails(r, bad, sizeof(empty_out),
-                     "invalid Avro data for schema id 100");
+                     "invalid Avro data for schema id 101");
 
         memcpy(bad, empty_out, sizeof(empty_out));
         bad[NAME_AT] = 2 * 2; /* branch 2 of ["null", "string"] */
         decode_fails(r, bad, sizeof(empty_out),
-                     "invalid Avro data for schema id 100");
+                     "invalid Avro data for schema id 101");
 
         /* attributes: a block of 32768 entries in 4 bytes */
         memcpy(bad, empty_out, ATTRS_AT);
         const unsigned char many[] = {0x80, 0x80, 0x04, 0, 0, 0, 0};
         memcpy(bad + ATTRS_AT, many, sizeof(many));
         decode_fails(r, bad, ATTRS_AT + sizeof(many),
-                     "invalid Avro data for schema id 100");
+                     "invalid Avro data for schema id 101");
 
         /* The reader is still fine. */
         assert_int_equal(relay_avro_reader_decode(r, empty_out, len, &v, NULL,
                                                   err, sizeof(err)),
                          RELAY_OK);
+        assert_json_is(v, json);
+        /* And reads version 1's record into version 2. */
+        int32_t wid = 0;
+        assert_int_equal(relay_avro_reader_decode(r, empty_out_v1,
+                                                  sizeof(empty_out_v1), &v,
+                                                  &wid, err, sizeof(err)),
+                         RELAY_OK);
+        assert_int_equal(wid, 100);
         assert_json_is(v, json);
         relay_avro_reader_destroy(r);
         relay_avro_writer_destroy(w);

@@ -207,7 +207,9 @@ static void test_coupon_issued(void **state)
                    "'coupon_code': 'WELCOME10', 'channel': 'loyalty'}, "
                    "'user_attributes': {'$firstname': 'Ada', "
                    "'$lastname': 'Lovelace', '$city': 'London', "
-                   "'loyalty_tier': 'gold', 'loyalty_points': 120}}");
+                   "'loyalty_tier': 'gold', 'loyalty_points': 120}, "
+                   "'identities': {'customer_id': 'c-1', "
+                   "'email': 'ada@example.com'}, 'operations': null}");
 }
 
 /* The example's person is identities.customer_id, also its first
@@ -251,7 +253,9 @@ static void test_identity_fallback(void **state)
                    "'identity_type': 'customer_id', 'identity_value': 'c-3', "
                    "'event_name': 'Loyalty Opt-in', "
                    "'event_category': 'user_preference', "
-                   "'attributes': {}, 'user_attributes': {}}");
+                   "'attributes': {}, 'user_attributes': {}, "
+                   "'identities': {'customer_id': 'c-3', "
+                   "'email': 'c@example.com'}, 'operations': null}");
 }
 
 static void test_checkout_numbers(void **state)
@@ -471,7 +475,8 @@ static void test_conversions_and_production(void **state)
                    "'attributes': {'s': '5', 'b': true, 'n': 5, "
                    "'t': 'whatever/acme:5', 'lit': '{x} }', "
                    "'city': 'Paris', 'ok': true}, "
-                   "'user_attributes': {}}");
+                   "'user_attributes': {}, 'identities': {'email': 'a@b'}, "
+                   "'operations': null}");
 
         assert_int_equal(apply_full(c, "acme", "antavo", "x",
                                     "{'email': 'a@b'}",
@@ -488,6 +493,66 @@ static void test_conversions_and_production(void **state)
         assert_string_equal(err, "connection conv, event 'Anything', "
                                  "attribute 'b': value \"maybe\" is not a "
                                  "boolean");
+        relay_mapping_destroy(m);
+}
+
+/* Version 2 of the envelope: every identity present goes into
+ * identities (a name given twice keeps the first present), and an event's
+ * operations come out in order, their target and attributes from
+ * templates and fields; a target naming a missing field is an error that
+ * names the operation. The generic webhook takes any operation. */
+static void test_operations_and_identities(void **state)
+{
+        relay_mapping_t *m = load_ok(
+            "ops.cfg",
+            "connection = {\n"
+            "  id = \"ops\"; tenant = \"acme\"; source = \"antavo\";\n"
+            "  destination = \"webhook\";\n"
+            "  identity = ( { from = \"identities.customer_id\"; as = "
+            "\"customer_id\"; },\n"
+            "               { from = \"identities.email\"; as = \"email\"; },\n"
+            "               { from = \"identities.email_sha256\"; as = "
+            "\"email\"; },\n"
+            "               { from = \"identities.wallet_id\"; as = "
+            "\"wallet_id\"; } );\n"
+            "  events = (\n"
+            "    { on = \"joined\"; name = \"Joined\";\n"
+            "      operations = (\n"
+            "        { op = \"membership.add\"; target = \"aud-{audience}\";\n"
+            "          attributes = ( { name = \"why\"; value = \"joined "
+            "{audience}\"; },\n"
+            "                         { name = \"n\"; from = \"points\"; } ); "
+            "},\n"
+            "        { op = \"reward.issue\"; } ); },\n"
+            "    { on = \"plain\"; name = \"Plain\"; }\n"
+            "  );\n"
+            "};\n");
+        const relay_connection_t *c = relay_mapping_get(m, 0);
+        assert_int_equal(apply_full(c, "acme", "antavo", "joined",
+                                    "{'email_sha256': 'f00d', 'email': 'a@b', "
+                                    "'customer_id': 'c-9'}",
+                                    "{'audience': 'gold', 'points': 5}"),
+                         RELAY_MAP_OUT);
+        assert_field("identity_value", "'c-9'");
+        assert_field("identities", "{'customer_id': 'c-9', 'email': 'a@b'}");
+        assert_field("operations",
+                     "[{'op': 'membership.add', 'target': 'aud-gold', "
+                     "'attributes': {'why': 'joined gold', 'n': 5}}, "
+                     "{'op': 'reward.issue', 'target': null, "
+                     "'attributes': {}}]");
+        /* Only the hashed email: it takes the name email. */
+        assert_int_equal(apply_full(c, "acme", "antavo", "plain",
+                                    "{'email_sha256': 'f00d'}", "{}"),
+                         RELAY_MAP_OUT);
+        assert_field("identities", "{'email': 'f00d'}");
+        assert_field("operations", "null");
+        assert_int_equal(apply_full(c, "acme", "antavo", "joined",
+                                    "{'email': 'a@b'}", "{'points': 1}"),
+                         RELAY_MAP_ERROR);
+        assert_string_equal(err, "connection ops, event 'Joined', operation "
+                                 "membership.add: 'target': the template "
+                                 "names field data.audience, which the "
+                                 "record lacks");
         relay_mapping_destroy(m);
 }
 
@@ -594,8 +659,13 @@ static void test_load_errors(void **state)
 
         bad("typo.cfg", "destination =", "destinaton =", 5,
             "unknown key 'destinaton' in connection");
-        bad("dest.cfg", "\"mparticle\"", "\"braze\"", 5,
-            "destination 'braze' has no delivery adapter");
+        bad("dest.cfg", "\"mparticle\"", "\"nowhere\"", 5,
+            "destination 'nowhere' has no delivery adapter");
+        bad("op-vocab.cfg", "category = \"other\";",
+            "category = \"other\"; operations = ( { op = "
+            "\"membership.add\"; target = \"x\"; } );",
+            9, "operation 'membership.add' is not one that mparticle "
+               "performs");
         bad("category.cfg", "\"other\"", "\"purchase\"", 9,
             "category 'purchase' is not a mparticle event category");
         bad("idtype.cfg", "as = \"email\"", "as = \"wallet_id\"", 6,
@@ -1080,6 +1150,7 @@ int main(void)
             cmocka_unit_test(test_skip),
             cmocka_unit_test(test_errors),
             cmocka_unit_test(test_conversions_and_production),
+            cmocka_unit_test(test_operations_and_identities),
             cmocka_unit_test(test_load_errors),
             cmocka_unit_test(test_fields_read),
             cmocka_unit_test(test_event_field),

@@ -229,6 +229,29 @@ static void test_body_exact(void **state)
             "{\"tier\":\"gold\",\"n\":-3}}");
         json_decref(rec);
 
+        /* Version 2 of the envelope: the identities and the operations
+         * follow, as given. */
+        rec = record_with("identities", "{\"customer_id\":\"c-1\","
+                                        "\"email\":\"a@b\"}");
+        json_object_set_new(
+            rec, "operations",
+            json_loads("[{\"op\":\"membership.add\",\"target\":\"aud-1\","
+                       "\"attributes\":{\"n\":2}},{\"op\":\"reward.issue\","
+                       "\"target\":null,\"attributes\":{}}]",
+                       0, NULL));
+        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+                         RELAY_OK);
+        relay_buf_reset(&want);
+        relay_buf_append(&want, record_item, strlen(record_item) - 1);
+        relay_buf_puts(&want,
+                       ",\"identities\":{\"customer_id\":\"c-1\","
+                       "\"email\":\"a@b\"},\"operations\":[{\"op\":"
+                       "\"membership.add\",\"target\":\"aud-1\","
+                       "\"attributes\":{\"n\":2}},{\"op\":\"reward.issue\","
+                       "\"target\":null,\"attributes\":{}}]}");
+        assert_string_equal(item.data, want.data);
+        json_decref(rec);
+
         /* Two items: joined by a comma, in order. */
         relay_buf_t two[2];
         relay_buf_init(&two[0]);

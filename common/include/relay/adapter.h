@@ -33,6 +33,12 @@ struct relay_adapter {
          * valid event categories and identity types for this platform. */
         const char *const *event_categories;
         const char *const *identity_types;
+        /* The operations (relay.out.Operation's op: membership.add,
+         * reward.issue ...) the adapter performs, NULL-terminated; NULL:
+         * none, so a connection asking for one is refused at load;
+         * relay_adapter_any_operation: whatever it is given (the generic
+         * webhook passes them on). */
+        const char *const *operations;
 
         /* Set up from the worker's conf. 0, or -1 with errstr. */
         int (*init)(void **state, const relay_conf_t *conf, char *errstr,
@@ -129,6 +135,11 @@ static inline void relay_adapter_term(const struct relay_adapter *a,
         if (a->term)
                 a->term(state);
 }
+
+/* The operations vocabulary of an adapter that takes any operation. */
+extern const char *const relay_adapter_any_operation[];
+/* Whether adapter a performs operation op. */
+int relay_adapter_has_operation(const struct relay_adapter *a, const char *op);
 
 /* Whether word is in a NULL-terminated vocabulary (NULL vocab = any). */
 int relay_adapter_vocab_has(const char *const *vocab, const char *word);

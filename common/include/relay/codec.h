@@ -202,5 +202,14 @@ int relay_shape_union_branch(const relay_shape_t *sh, int node, avro_type_t t);
 /* The node of a top-level field, and of a map's or array's values. */
 int relay_shape_field_node(const relay_shape_t *sh, const char *name);
 int relay_shape_items(const relay_shape_t *sh, int node);
+/* The node of field name of record node, or -1. */
+int relay_shape_record_field(const relay_shape_t *sh, int node,
+                             const char *name);
+/* The node of the branch of union node holding type t, or -1. */
+int relay_shape_union_node(const relay_shape_t *sh, int node, avro_type_t t);
+/* A node's slot in its block (the record's own slots, or an element
+ * block), and a collection node's element block size in slots. */
+int relay_shape_node_slot(const relay_shape_t *sh, int node);
+size_t relay_shape_esize(const relay_shape_t *sh, int node);
 
 #endif
