@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_count.h"
+
 /* The hex of a digest, for readable failures. */
 static void hex(const unsigned char *p, size_t n, char *out)
 {
@@ -266,12 +268,47 @@ static void test_escher(void **state)
         relay_buf_free(&auth);
 }
 
+/* The reusable context: the same hex as relay_sign_sha256_hex (Eagle
+ * Eye's published auth vector among the inputs), and no allocation once
+ * warm. */
+static void test_sha256_ctx(void **state)
+{
+        (void)state;
+        relay_sign_sha256_ctx_t *c = relay_sign_sha256_ctx_new();
+        assert_non_null(c);
+        char got[65], want[65];
+        relay_sign_part_t ee[] = {{"/wallet/555555", 14}, {"", 0},
+                                  {"0987654321", 10}};
+        assert_int_equal(relay_sign_sha256_hex_ctx(c, ee, 3, got), 0);
+        assert_string_equal(got, "76e132ab2154bb7139258b65134ddaf74c12a424"
+                                 "2ce136b87a7335292fddc068");
+        relay_sign_part_t abc = {"abc", 3};
+        assert_int_equal(relay_sign_sha256_hex_ctx(c, &abc, 1, got), 0);
+        assert_int_equal(relay_sign_sha256_hex(&abc, 1, want), 0);
+        assert_string_equal(got, want);
+        assert_int_equal(relay_sign_sha256_hex_ctx(c, NULL, 0, got), 0);
+        assert_string_equal(got, "e3b0c44298fc1c149afbf4c8996fb924"
+                                 "27ae41e4649b934ca495991b7852b855");
+        allocations = 0;
+        counting = 1;
+        for (int i = 0; i < 100; i++)
+                relay_sign_sha256_hex_ctx(c, ee, 3, got);
+        counting = 0;
+        assert_int_equal(allocations, 0);
+        assert_string_equal(got, "76e132ab2154bb7139258b65134ddaf74c12a424"
+                                 "2ce136b87a7335292fddc068");
+        relay_sign_sha256_ctx_destroy(c);
+        relay_sign_sha256_ctx_destroy(NULL);
+}
+
 int main(void)
 {
+        count_init();
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_escher),
             cmocka_unit_test(test_hmac_rfc4231),
             cmocka_unit_test(test_sha256),
+            cmocka_unit_test(test_sha256_ctx),
             cmocka_unit_test(test_base64),
             cmocka_unit_test(test_equal),
             cmocka_unit_test(test_webhook_key),

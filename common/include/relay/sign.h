@@ -118,4 +118,22 @@ int relay_sign_escher(const relay_sign_escher_t *e, const char *method,
                       int64_t t, const void *body, size_t body_len,
                       char date[RELAY_SIGN_HTTP_DATE_SIZE], relay_buf_t *auth);
 
+/* A SHA-256 context kept for reuse: a hot path (an adapter's encode or
+ * request, once per record) hashes through it without allocating once
+ * the first hash is done, which relay_sign_sha256() cannot promise (it
+ * makes a context per call). Not thread-safe: one per user. */
+typedef struct relay_sign_sha256_ctx relay_sign_sha256_ctx_t;
+
+/* A new context, or NULL when libcrypto has no SHA-256. Owned by the
+ * caller; _destroy accepts NULL. */
+relay_sign_sha256_ctx_t *relay_sign_sha256_ctx_new(void);
+void relay_sign_sha256_ctx_destroy(relay_sign_sha256_ctx_t *c);
+
+/* The lowercase hex SHA-256 of the concatenation of parts[0..nparts)
+ * through c into out, as relay_sign_sha256_hex(). 0, or -1 (out "") on a
+ * libcrypto failure. */
+int relay_sign_sha256_hex_ctx(relay_sign_sha256_ctx_t *c,
+                              const relay_sign_part_t *parts, size_t nparts,
+                              char out[2 * RELAY_SIGN_SHA256_LEN + 1]);
+
 #endif
