@@ -231,39 +231,6 @@ static void put_identity(relay_buf_t *b, const struct braze *bz,
  * the four-digit year of ISO-8601 covers. */
 #define BRAZE_MAX_TIME_MS 253402300800000LL
 
-/* Append ms as a quoted ISO-8601 UTC time with milliseconds. ms is in
- * [0, BRAZE_MAX_TIME_MS). Days to civil date as in H. Hinnant's
- * "chrono-compatible low-level date algorithms" (no gmtime_r: glibc's
- * takes a lock and may read the time zone files on first use). */
-static void put_time(relay_buf_t *b, int64_t ms)
-{
-        int64_t secs = ms / 1000, days = secs / 86400 + 719468;
-        int64_t sod = secs % 86400, milli = ms % 1000;
-        int64_t era = days / 146097, doe = days - era * 146097;
-        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        int64_t mp = (5 * doy + 2) / 153;
-        int64_t day = doy - (153 * mp + 2) / 5 + 1;
-        int64_t mon = mp < 10 ? mp + 3 : mp - 9;
-        int64_t year = yoe + era * 400 + (mon <= 2);
-        char t[] = "\"YYYY-MM-DDTHH:MM:SS.mmmZ\"";
-#define DIGITS(at, width, val)                                                 \
-        do {                                                                   \
-                int64_t x_ = (val);                                            \
-                for (int i_ = (width); i_ > 0; i_--, x_ /= 10)                 \
-                        t[(at) + i_ - 1] = (char)('0' + x_ % 10);              \
-        } while (0)
-        DIGITS(1, 4, year);
-        DIGITS(6, 2, mon);
-        DIGITS(9, 2, day);
-        DIGITS(12, 2, sod / 3600);
-        DIGITS(15, 2, sod / 60 % 60);
-        DIGITS(18, 2, sod % 60);
-        DIGITS(21, 3, milli);
-#undef DIGITS
-        relay_buf_append(b, t, sizeof(t) - 1);
-}
-
 /* A short text of a string slot for a reason ("" for other types). */
 #define SHOWN(sl)                                                              \
         ((sl)->type == AVRO_STRING && (sl)->n < 64 ? (int)(sl)->n : 0),        \
@@ -443,7 +410,7 @@ static enum relay_result braze_encode(void *state, const relay_slots_t *rec,
                         return RELAY_FATAL;
                 }
                 PUT(b, ",\"time\":");
-                put_time(b, at);
+                relay_buf_iso_ms(b, at); /* in range: checked above */
                 PUT(b, ",\"properties\":{");
                 put_members(b, rec, attrs, 0, purchase ? purchase_key : NULL);
                 PUT(b, "}}");

@@ -361,42 +361,6 @@ static void put_fields(relay_buf_t *b, const relay_slots_t *rec,
         }
 }
 
-/* Append ms since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC). -1 for
- * a time outside the years 0000 to 9999, which the format cannot hold.
- * Arithmetic rather than gmtime_r: the proleptic Gregorian calendar of
- * days since 1970 (Howard Hinnant's civil_from_days), for any year. The
- * same as webhook.c's and braze.c's. */
-static int put_iso_ms(relay_buf_t *b, int64_t ms)
-{
-        /* 0000-01-01 and 10000-01-01 in ms since the epoch */
-        if (ms < -62167219200000LL || ms >= 253402300800000LL)
-                return -1;
-        int64_t days = ms / 86400000, rem = ms % 86400000;
-        if (rem < 0) {
-                rem += 86400000;
-                days--;
-        }
-        int64_t z = days + 719468;
-        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-        int64_t doe = z - era * 146097;
-        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        int64_t mp = (5 * doy + 2) / 153;
-        int64_t d = doy - (153 * mp + 2) / 5 + 1;
-        int64_t m = mp < 10 ? mp + 3 : mp - 9;
-        int64_t y = yoe + era * 400 + (m <= 2);
-        char t[32];
-        int64_t s = rem / 1000;
-        int k = snprintf(t, sizeof(t),
-                         "\"%04lld-%02lld-%02lldT%02lld:%02lld:%02lld."
-                         "%03lldZ\"",
-                         (long long)y, (long long)m, (long long)d,
-                         (long long)(s / 3600), (long long)(s % 3600 / 60),
-                         (long long)(s % 60), (long long)(rem % 1000));
-        relay_buf_append(b, t, (size_t)k);
-        return 0;
-}
-
 static enum relay_result cmcdp_encode(void *state, const relay_slots_t *rec,
                                       relay_buf_t *b, char *errstr,
                                       size_t errstr_size)
@@ -449,7 +413,7 @@ static enum relay_result cmcdp_encode(void *state, const relay_slots_t *rec,
         put_fields(b, rec, uattrs, attrs, id_field, id_len);
         put_fields(b, rec, attrs, NULL, id_field, id_len);
         PUT(b, ",\"" OCCURRED "\":");
-        if (put_iso_ms(b, at)) {
+        if (relay_buf_iso_ms(b, at)) {
                 relay_seterr(errstr, errstr_size,
                              "occurred_at %lld ms is outside the years 0000 "
                              "to 9999",

@@ -184,50 +184,6 @@ static void put_str(relay_buf_t *b, const relay_out_index_t *ix,
                 PUT(b, "null");
 }
 
-/* Append ms since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC). -1 for
- * a time outside the years 0000 to 9999, which the format cannot hold.
- * Arithmetic rather than gmtime_r: the proleptic Gregorian calendar of
- * days since 1970 (Howard Hinnant's civil_from_days), for any year. */
-static int put_iso_ms(relay_buf_t *b, int64_t ms)
-{
-        /* 0000-01-01 and 10000-01-01 in ms since the epoch */
-        if (ms < -62167219200000LL || ms >= 253402300800000LL)
-                return -1;
-        int64_t days = ms / 86400000, rem = ms % 86400000;
-        if (rem < 0) {
-                rem += 86400000;
-                days--;
-        }
-        int64_t z = days + 719468;
-        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-        int64_t doe = z - era * 146097;
-        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        int64_t mp = (5 * doy + 2) / 153;
-        int64_t d = doy - (153 * mp + 2) / 5 + 1;
-        int64_t m = mp < 10 ? mp + 3 : mp - 9;
-        int64_t y = yoe + era * 400 + (m <= 2);
-        int64_t f[] = {y / 1000, y / 100 % 10, y / 10 % 10, y % 10, -1,
-                       m / 10, m % 10, -1, d / 10, d % 10};
-        char t[24];
-        size_t k = 0;
-        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-                t[k++] = f[i] < 0 ? '-' : (char)('0' + f[i]);
-        int64_t s = rem / 1000, msec = rem % 1000;
-        int64_t g[] = {s / 36000, s / 3600 % 10, -1, s % 3600 / 600,
-                       s % 600 / 60, -1, s % 60 / 10, s % 10, -2,
-                       msec / 100, msec / 10 % 10, msec % 10};
-        t[k++] = 'T';
-        for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
-                t[k++] = g[i] == -1 ? ':' : g[i] == -2 ? '.'
-                                                       : (char)('0' + g[i]);
-        t[k++] = 'Z';
-        relay_buf_append(b, "\"", 1);
-        relay_buf_append(b, t, k);
-        relay_buf_append(b, "\"", 1);
-        return 0;
-}
-
 static enum relay_result webhook_encode(void *state, const relay_slots_t *rec,
                                         relay_buf_t *b, char *errstr,
                                         size_t errstr_size)
@@ -240,7 +196,7 @@ static enum relay_result webhook_encode(void *state, const relay_slots_t *rec,
         put_str(b, ix, rec, RELAY_OUT_EVENT_ID);
         PUT(b, ",\"occurred_at\":");
         int64_t at = relay_out_get(ix, rec, RELAY_OUT_OCCURRED_AT)->v.l;
-        if (put_iso_ms(b, at)) {
+        if (relay_buf_iso_ms(b, at)) {
                 relay_seterr(errstr, errstr_size,
                              "occurred_at %lld ms is outside the years 0000 "
                              "to 9999",

@@ -157,6 +157,49 @@ size_t relay_utf8_len(const unsigned char *s, size_t n)
         return len;
 }
 
+/* Arithmetic rather than gmtime_r (which takes a lock and may read the
+ * time zone files on first use): the proleptic Gregorian calendar of days
+ * since 1970, Howard Hinnant's civil_from_days, for any year. */
+int relay_buf_iso_ms(relay_buf_t *b, int64_t ms)
+{
+        /* 0000-01-01 and 10000-01-01 in ms since the epoch */
+        if (ms < -62167219200000LL || ms >= 253402300800000LL)
+                return -1;
+        int64_t days = ms / 86400000, rem = ms % 86400000;
+        if (rem < 0) {
+                rem += 86400000;
+                days--;
+        }
+        int64_t z = days + 719468;
+        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        int64_t d = doy - (153 * mp + 2) / 5 + 1;
+        int64_t m = mp < 10 ? mp + 3 : mp - 9;
+        int64_t y = yoe + era * 400 + (m <= 2);
+        int64_t f[] = {y / 1000, y / 100 % 10, y / 10 % 10, y % 10, -1,
+                       m / 10, m % 10, -1, d / 10, d % 10};
+        char t[24];
+        size_t k = 0;
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+                t[k++] = f[i] < 0 ? '-' : (char)('0' + f[i]);
+        int64_t s = rem / 1000, msec = rem % 1000;
+        int64_t g[] = {s / 36000, s / 3600 % 10, -1, s % 3600 / 600,
+                       s % 600 / 60, -1, s % 60 / 10, s % 10, -2,
+                       msec / 100, msec / 10 % 10, msec % 10};
+        t[k++] = 'T';
+        for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+                t[k++] = g[i] == -1 ? ':' : g[i] == -2 ? '.'
+                                                       : (char)('0' + g[i]);
+        t[k++] = 'Z';
+        relay_buf_append(b, "\"", 1);
+        relay_buf_append(b, t, k);
+        relay_buf_append(b, "\"", 1);
+        return 0;
+}
+
 void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
 {
         static const char hex[] = "0123456789abcdef";

@@ -52,6 +52,11 @@ size_t relay_utf8_len(const unsigned char *s, size_t n);
  * UTF-8 become U+FFFD so that the result is always valid JSON. */
 void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n);
 
+/* Append ms since the epoch as a JSON string "YYYY-MM-DDTHH:MM:SS.mmmZ"
+ * (ISO-8601, UTC), quotes included. -1 (nothing appended) for a time
+ * outside the years 0000 to 9999, which the format cannot hold. */
+int relay_buf_iso_ms(relay_buf_t *b, int64_t ms);
+
 /* Wall-clock milliseconds since the epoch, and a monotonic clock in ms. */
 int64_t relay_now_ms(void);
 int64_t relay_mono_ms(void);
