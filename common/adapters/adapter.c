@@ -11,6 +11,7 @@ extern const struct relay_adapter relay_adapter_webhook;
 extern const struct relay_adapter relay_adapter_antavo;
 extern const struct relay_adapter relay_adapter_cmcdp;
 extern const struct relay_adapter relay_adapter_mappengage;
+extern const struct relay_adapter relay_adapter_eagleeye;
 extern const struct relay_adapter relay_adapter_digitalaudience;
 
 const struct relay_adapter *const relay_adapters[] = {
@@ -20,6 +21,7 @@ const struct relay_adapter *const relay_adapters[] = {
     &relay_adapter_antavo,
     &relay_adapter_cmcdp,
     &relay_adapter_mappengage,
+    &relay_adapter_eagleeye,
     &relay_adapter_digitalaudience,
     NULL,
 };
