@@ -5,9 +5,14 @@ The compose file, the Kubernetes and KEDA manifests, the Prometheus and
 Grafana files must name the same topics, partitions, consumer groups,
 ports, config files and environment variables as deploy/config/*.cfg,
 tests/integration/lib.sh (what the tests run) and the C sources (the
-default group names, the config keys the variables stand for). Run from
-anywhere; prints one "ok - ..." / "not ok - ..." line per check and exits 1
-if any failed.
+default group names, the config keys the variables stand for). Every
+platform with a deploy/config/deliver-P.cfg has a simulator P-sim and a
+worker deliver-P in compose, a Deployment, Secret example and ScaledObject
+(written by tests/deploy/gen_deliver.py, checked current here) and a scrape
+target; each is checked against what the platform's scenario
+(tests/integration/*.sh, lib.sh for mParticle) runs. Run from anywhere;
+prints one "ok - ..." / "not ok - ..." line per check and exits 1 if any
+failed.
 
   check_in_step.py                  check
   check_in_step.py --write-configmap  rewrite deploy/k8s/configmap.yaml from deploy/config
@@ -19,10 +24,29 @@ import sys
 
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_deliver  # noqa: E402  (the generator of the deliver workers' k8s/keda files)
+
 SRC = os.environ.get("RELAY_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 ADMIN_PORT = 9400
 failed = 0
+
+# The simulator's flag that must hold the value a deliver worker in compose
+# has for a config key (its RELAY_ variable for a secret, else its -X or
+# cfg value): every secret key of a compose platform must be listed, so a
+# new secret fails here until its simulator side is named.
+SIM_FLAGS = {
+    "mparticle.api_key": "--key", "mparticle.api_secret": "--secret",
+    "braze.api_key": "--key",
+    "webhook.secret": "--secret",
+    "antavo.api_key": "--api-key", "antavo.api_secret": "--api-secret",
+    "cmcdp.product_token": "--token", "cmcdp.tenant_id": "--tenant",
+    "mappengage.password": "--password", "mappengage.username": "--user",
+    "mappengage.host": "--domain", "mappengage.default_group_id": "--default-group",
+    "eagleeye.client_secret": "--secret", "eagleeye.client_id": "--client-id",
+    "digitalaudience.api_token": "--token", "digitalaudience.client_id": "--client",
+}
 
 
 def check(good, what):
@@ -50,6 +74,17 @@ def cfg_value(text, key):
 def xopts(cmd):
     """The -X name=value pairs of a worker's command line."""
     return dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd[:-1]) if a == "-X")
+
+
+def cfg_any(text, key):
+    """A value of a libconfig file, quoted or not, by its dotted key's leaf."""
+    m = re.search(r'^\s*%s\s*=\s*(?:"([^"]*)"|([^;\s]+))' % re.escape(key.split(".")[-1]), text, re.M)
+    return (m.group(1) if m.group(1) is not None else m.group(2)) if m else None
+
+
+def flag_values(cmd, flag):
+    """Every value of FLAG on a command line (argparse's append options repeat)."""
+    return [cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a == flag]
 
 
 def cfg_of(cmd):
@@ -98,13 +133,40 @@ scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in keda if d["kind"] == "
 
 # Topics the tests create (lib.sh broker's default), TOPIC -> partitions.
 m = re.search(r"\|\| topics=\(([^)]*)\)", libsh_code)
-test_topics = dict((t.split(":")[0], int(t.split(":")[1])) for t in m.group(1).split())
-m = re.search(r"for t in ([^;]*);", compose["kafka-topics"]["command"][0])
-compose_topics = dict((t.split(":")[0], int(t.split(":")[1])) for t in m.group(1).split())
-check(compose_topics == test_topics,
-      f"compose creates the tests' topics {sorted(test_topics.items())}"
-      + ("" if compose_topics == test_topics else f", not {sorted(compose_topics.items())}"))
+test_topics = gen_deliver.topic_list(m.group(1))
+compose_topics = gen_deliver.compose_partitions()
 nparts = int(compose["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"])
+DELIVER_CFGS = gen_deliver.deliver_cfgs()  # platform -> deploy/config/deliver-P.cfg
+
+
+def runner(cfg):
+    """(file, command line, file text) of the test that runs relay-deliver -c cfg:
+    lib.sh, else a scenario; continuation lines joined. None if no test does."""
+    for path in ["tests/integration/lib.sh"] + sorted(
+            os.path.relpath(p, SRC) for p in glob.glob(os.path.join(SRC, "tests/integration/0*.sh"))):
+        text = "\n".join(l for l in read(path).replace("\\\n", " ").splitlines()
+                         if not l.lstrip().startswith("#"))
+        for line in text.splitlines():
+            if re.search(r'"\$BIN/relay-deliver" -c %s(\s|$)' % re.escape(cfg), line):
+                return path, line, text
+    return None
+
+
+# Compose creates the tests' default topics (lib.sh broker()) and, for each
+# platform, out.P and dlq.P with the partitions its scenario creates them
+# with (out.P: KAFKA_NUM_PARTITIONS, dlq.P: 1 if no scenario runs it yet).
+# lib.sh's default stays the pipeline's four: a scenario of one platform
+# names its own two topics (broker out.P:3 dlq.P:1).
+expected_topics = dict(test_topics)
+for platform, cfg in DELIVER_CFGS.items():
+    run = runner(cfg)
+    m = run and re.search(r"^\s*broker( [^\n]*)?$", run[2], re.M)
+    made = (test_topics if not (m and m.group(1)) else gen_deliver.topic_list(m.group(1))) if run else {}
+    for t, n in ((f"out.{platform}", nparts), (f"dlq.{platform}", 1)):
+        expected_topics[t] = made.get(t, n)
+check(compose_topics == expected_topics,
+      f"compose creates the tests' topics and every platform's out/dlq {sorted(expected_topics.items())}"
+      + ("" if compose_topics == expected_topics else f", not {sorted(compose_topics.items())}"))
 
 
 # What each worker consumes, from its cfg file and the defaults in the C code.
@@ -130,18 +192,27 @@ def worker_io(binary, cfg):
 
 # ---------------------------------------------------------------- compose
 workers = {n: s for n, s in compose.items() if str(s.get("command", [""])[0]).startswith("relay-")}
-check(set(workers) == {"transform", "deliver-mparticle"},
-      f"compose runs every worker ({', '.join(sorted(workers))})")
+want = {"transform"} | {f"deliver-{p}" for p in DELIVER_CFGS}
+check(set(workers) == want, f"compose runs every worker ({', '.join(sorted(workers))})"
+      + ("" if set(workers) == want else f", not {sorted(want)}"))
 for name, svc in workers.items():
     cmd = svc["command"]
     x = xopts(cmd)
     binary, cfg = cmd[0], cfg_of(cmd)
     check(os.path.isfile(os.path.join(SRC, cfg)), f"compose {name}: {cfg} exists")
-    check(re.search(r'"\$BIN/%s" -c %s\b' % (binary, re.escape(cfg)), libsh_code) is not None,
-          f"compose {name}: {binary} -c {cfg} as tests/integration/lib.sh runs it")
+    if binary == "relay-transform":
+        check(re.search(r'"\$BIN/%s" -c %s\b' % (binary, re.escape(cfg)), libsh_code) is not None,
+              f"compose {name}: {binary} -c {cfg} as tests/integration/lib.sh runs it")
+    elif runner(cfg):
+        check(True, f"compose {name}: {binary} -c {cfg} as {runner(cfg)[0]} runs it")
+    else:
+        # No scenario runs this cfg yet: only the command's shape.
+        check(cmd[:3] == [binary, "-c", cfg] and len(cmd) % 2 == 1
+              and all(a == "-X" for a in cmd[3::2]),
+              f"compose {name}: {binary} -c {cfg} -X ... (no test runs {cfg} yet: shape only)")
     io = worker_io(binary, cfg)
     for t in [io["topic"], io["dlq"]] + io["outs"]:
-        check(t in test_topics, f"compose {name}: topic {t} is created by the tests and compose")
+        check(t in compose_topics, f"compose {name}: topic {t} is created by compose")
     check(x.get("admin.port") == str(ADMIN_PORT), f"compose {name}: -X admin.port={ADMIN_PORT}")
     hc = " ".join(svc.get("healthcheck", {}).get("test", []))
     check(f"127.0.0.1:{ADMIN_PORT}/healthz" in hc, f"compose {name}: healthcheck on /healthz")
@@ -152,28 +223,75 @@ for name, svc in workers.items():
     check(reg and reg.group(1) in compose and
           any(p.endswith(":" + reg.group(2)) for p in compose[reg.group(1)].get("ports", [])),
           f"compose {name}: schema_registry.url names the registry's service and port")
-    check(io["topic"] in test_topics and test_topics[io["topic"]] == nparts,
+    check(io["topic"] in compose_topics and compose_topics[io["topic"]] == nparts,
           f"compose {name}: {io['topic']} has KAFKA_NUM_PARTITIONS={nparts} partitions")
 
-# The simulator and the deliver worker agree on port and credentials.
-sim = compose["mparticle-sim"]["command"]
-sim_port = sim[sim.index("--port") + 1]
-dm = workers["deliver-mparticle"]
-check(xopts(dm["command"]).get("mparticle.url") == f"http://mparticle-sim:{sim_port}/v2"
-      and '-X mparticle.url="$SIM/v2"' in libsh_code,
-      f"compose deliver-mparticle: mparticle.url is the simulator's port {sim_port} and /v2 as in lib.sh")
-env = dm.get("environment", {})
-check(env.get("RELAY_MPARTICLE_API_KEY") == sim[sim.index("--key") + 1]
-      and env.get("RELAY_MPARTICLE_API_SECRET") == sim[sim.index("--secret") + 1],
-      "compose deliver-mparticle: key and secret are the simulator's")
-libsh_env = set(re.findall(r"\b(RELAY_MPARTICLE_\w+)=", re.search(
-    r"start_deliver\(\) \{(.*?)\n\}", libsh_code, re.S).group(1)))
-check(set(env) == libsh_env, f"compose deliver-mparticle: env {sorted(env)} as lib.sh's start_deliver "
-      f"({sorted(libsh_env)})")
+# Every deliver worker and its simulator agree on URL, port and
+# credentials, as the platform's scenario runs them.
 c_keys = {env_of(k) for k in re.findall(r'"([a-z_]+\.[a-z_.]+)"', c_sources)}
-for e in sorted(env):
-    check(e in c_keys, f"{e} stands for a config key of the C code")
-    check(e in read(cfg_of(dm["command"])), f"{e} is named in {cfg_of(dm['command'])}")
+secret_env = {}  # compose worker -> {RELAY_ name: config key}
+for platform, cfg in DELIVER_CFGS.items():
+    name, simname = f"deliver-{platform}", f"{platform}-sim"
+    svc = workers.get(name)
+    if svc is None or cfg_of(svc["command"]) != cfg:
+        check(False, f"compose {name} runs relay-deliver -c {cfg}")
+        continue
+    x, cfg_text, run = xopts(svc["command"]), read(cfg), runner(cfg)
+    keys = gen_deliver.secret_keys(platform)
+    secret_env[name] = {env_of(k): k for k in keys}
+    check(keys != [], f"compose {name}: the adapter flags secret keys {keys}")
+    sim_svc = compose.get(simname, {})
+    sim = [str(a) for a in sim_svc.get("command", [])]
+    simfile = f"tests/sim/{platform}_sim.py"
+    check(sim[:2] == ["python3", f"/sim/{platform}_sim.py"] and os.path.isfile(os.path.join(SRC, simfile))
+          and "./tests/sim:/sim:ro" in sim_svc.get("volumes", []),
+          f"compose {simname} runs {simfile}")
+    argparse_src = read(simfile) if os.path.isfile(os.path.join(SRC, simfile)) else ""
+    opts = set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"', argparse_src))
+    required = set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"[^)]*required=True', argparse_src))
+    used = {a for a in sim if a.startswith("--")}
+    check(used <= opts and required <= used,
+          f"compose {simname}: flags {sorted(used)} are {simfile}'s, its required {sorted(required)} given"
+          + ("" if used <= opts else f" (unknown {sorted(used - opts)})"))
+    port = (flag_values(sim, "--port") or [""])[0]
+    check(flag_values(sim, "--host") == ["0.0.0.0"]
+          and any(str(p).endswith(":" + port) for p in sim_svc.get("ports", [])),
+          f"compose {simname}: listens on 0.0.0.0:{port}, published")
+    deps = svc.get("depends_on", {})
+    check(simname in deps, f"compose {name}: depends on {simname}")
+    url = x.get(f"{platform}.url", "")
+    m = run and re.search(r'-X %s\.url="\$SIM([^"]*)"' % re.escape(platform), run[1])
+    if m:
+        check(url == f"http://{simname}:{port}{m.group(1)}",
+              f"compose {name}: {platform}.url {url} is {simname}'s port {port} and "
+              f"'{m.group(1)}' as {run[0]}")
+    else:
+        check(re.fullmatch(r"http://%s:%s(/\S*)?" % (re.escape(simname), port), url) is not None,
+              f"compose {name}: {platform}.url {url} is {simname}'s port {port}"
+              f"{'' if run else ' (no test runs ' + cfg + ' yet)'}")
+    env = svc.get("environment", {}) or {}
+    check(set(env) == set(secret_env[name]),
+          f"compose {name}: env {sorted(env)} = the RELAY_ names of {platform}'s secret keys")
+    if run:
+        used_env = {re.sub(r"_FILE$", "", e) for e in re.findall(r"\b(RELAY_[A-Z0-9_]+)=", run[1])
+                    if e.startswith(f"RELAY_{platform.upper()}_")}
+        check(used_env == set(secret_env[name]),
+              f"compose {name}: env as {run[0]} gives it ({sorted(used_env)})")
+    for e in sorted(env):
+        check(e in c_keys, f"{e} stands for a config key of the C code")
+        check(e in cfg_text, f"{e} is named in {cfg}")
+    # The simulator holds what the worker sends.
+    for key, flag in sorted(SIM_FLAGS.items()):
+        if not key.startswith(platform + "."):
+            continue
+        value = env.get(env_of(key)) if key in keys else x.get(key, cfg_any(cfg_text, key))
+        check(flag in opts and value is not None and str(value) in flag_values(sim, flag),
+              f"compose {name}: {key} is {simname}'s {flag}")
+    for k in keys:
+        check(k in SIM_FLAGS, f"compose {name}: the simulator's flag for {k} is known (SIM_FLAGS)")
+
+hostports = [str(p).rsplit(":", 1)[0] for s in compose.values() for p in s.get("ports", [])]
+check(len(hostports) == len(set(hostports)), "compose publishes each host port once")
 
 # Prometheus scrapes every compose worker on its admin port.
 prom = yaml.safe_load(read("deploy/prometheus/prometheus.yml"))
@@ -258,10 +376,19 @@ for name, d in deployments.items():
     plain = [e["name"] for e in c.get("env", []) if "value" in e and "SECRET" in e["name"]]
     check(not plain, f"k8s {name}: no secret value inline")
     if cmd[0] == "relay-deliver":
-        check(set(refs) == set(env), f"k8s {name}: env {sorted(refs)} from a Secret, as compose's")
-        example = docs("deploy/k8s/examples/secret-mparticle.yaml")[0]
-        check(all(r["name"] == example["metadata"]["name"] and r["key"] in example["stringData"]
-                  for r in refs.values()), f"k8s {name}: secretKeyRefs match examples/secret-mparticle.yaml")
+        platform = cfg_value(read(cfg_of(cmd)), "platform")
+        want_env = secret_env.get(by_cmd.get((cmd[0], cfg_of(cmd))), {})
+        check(refs and set(refs) == set(want_env),
+              f"k8s {name}: env {sorted(refs)} from a Secret, as compose's {sorted(want_env)}")
+        path = f"deploy/k8s/examples/secret-{platform}.yaml"
+        example = docs(path)[0] if os.path.isfile(os.path.join(SRC, path)) else {}
+        data = example.get("stringData", {})
+        check(example.get("kind") == "Secret"
+              and example.get("metadata", {}).get("name") == f"relay-{platform}"
+              and all(r["name"] == f"relay-{platform}" and r["key"] in data for r in refs.values())
+              and set(data) == {r["key"] for r in refs.values()},
+              f"k8s {name}: secretKeyRefs {sorted(r['key'] for r in refs.values())} "
+              f"match {path} ({sorted(data)})")
     so = scaled.get(name)
     check(so is not None, f"keda: a ScaledObject scales {name}")
     if so:
@@ -270,11 +397,17 @@ for name, d in deployments.items():
               f"keda {name}: bootstrapServers is the Deployment's ({x.get('kafka.bootstrap.servers')})")
         check(md.get("consumerGroup") == io["group"] and md.get("topic") == io["topic"],
               f"keda {name}: group {io['group']} on {io['topic']}")
-        check(so["spec"]["maxReplicaCount"] == test_topics[io["topic"]],
-              f"keda {name}: maxReplicaCount = {test_topics[io['topic']]} partitions of {io['topic']}")
+        parts = expected_topics.get(io["topic"])
+        check(so["spec"]["maxReplicaCount"] == parts,
+              f"keda {name}: maxReplicaCount = {parts} partitions of {io['topic']}")
         check(md.get("offsetResetPolicy") == io["reset"],
               f"keda {name}: offsetResetPolicy {io['reset']} as the cfg's auto_offset_reset")
-check(k8s_cmds.keys() == by_cmd.keys(), "k8s runs the same workers and configs as compose")
+check(k8s_cmds.keys() == by_cmd.keys(), "k8s runs the same workers and configs as compose"
+      + ("" if k8s_cmds.keys() == by_cmd.keys()
+         else f": only k8s {sorted(set(k8s_cmds) - set(by_cmd))}, only compose {sorted(set(by_cmd) - set(k8s_cmds))}"))
+stale = gen_deliver.stale()
+check(not stale, "the deliver workers' k8s, Secret example and keda files are current"
+      + ("" if not stale else f" (else: gen_deliver.py --write): {stale}"))
 check(set(scaled) <= set(deployments), "keda scales only Deployments of deploy/k8s")
 
 print(f"check_in_step: {failed} failed")

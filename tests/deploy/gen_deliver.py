@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Generates the Kubernetes and KEDA files of every deliver worker.
+
+Each platform P with a deploy/config/deliver-P.cfg gets three files that
+differ only in P, its secrets and its topic, so they are written from one
+template here rather than copied by hand eight times:
+
+  deploy/k8s/deliver-P.yaml           Deployment + PodDisruptionBudget; the
+                                      secrets from the Secret relay-P by
+                                      secretKeyRef
+  deploy/k8s/examples/secret-P.yaml   the shape of that Secret (placeholders)
+  deploy/keda/deliver-P.yaml          ScaledObject on relay-deliver-P's lag
+                                      on out.P, up to out.P's partitions
+
+What varies comes from the sources, never from a list kept here:
+  - the platform and kafka.auto_offset_reset: the cfg file;
+  - the secrets: the rows of the adapter's property table
+    (common/adapters/*.c) named "P.*" and flagged RELAY_CONF_SECRET; the
+    variable is conf.c's RELAY_<KEY> ("braze.api_key" ->
+    RELAY_BRAZE_API_KEY), the Secret's key the name after "P." with "-"
+    for "_" ("api-key");
+  - the partitions of out.P: the kafka-topics service of docker-compose.yml
+    (tests/deploy/check_in_step.py checks those against the scenarios).
+
+  gen_deliver.py            list the files that are not current; exit 1 if any
+  gen_deliver.py --write    (re)write them
+
+check_in_step.py fails while a file differs from what this would write, so
+edit the template below, not the output. A platform's own words (what the
+worker drains into) come from the first comment line of its cfg.
+"""
+import glob
+import os
+import re
+import sys
+
+import yaml
+
+SRC = os.environ.get("RELAY_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+LAG_THRESHOLD = 500
+
+
+def read(path):
+    with open(os.path.join(SRC, path)) as f:
+        return f.read()
+
+
+def cfg_value(text, key):
+    """A string value of a libconfig file (first `key = "value";`)."""
+    m = re.search(r'^\s*%s\s*=\s*"([^"]*)"' % re.escape(key), text, re.M)
+    return m.group(1) if m else None
+
+
+def env_of(key):
+    """conf.c's env_of(): "mparticle.api_key" -> RELAY_MPARTICLE_API_KEY."""
+    return "RELAY_" + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+
+
+def secret_key_name(key):
+    """The key in the Secret relay-P: "mparticle.api_key" -> "api-key"."""
+    return re.sub(r"[^a-z0-9]", "-", key.split(".", 1)[1].lower())
+
+
+# A property row: {"name", RELAY_CONF_TYPE, <default, min, max, flags, doc,
+# offset>}; strings are skipped whole, so a brace or a flag name inside a
+# doc string is not taken for code.
+ROW = re.compile(r'\{\s*"([a-z0-9_]+\.[a-z0-9_.]+)"\s*,\s*(RELAY_CONF_[A-Z]+)\s*,'
+                 r'((?:[^{}"]|"(?:[^"\\]|\\.)*")*)\}')
+
+
+def secret_keys(platform):
+    """The config keys "platform.*" the C adapters flag RELAY_CONF_SECRET."""
+    keys = []
+    for p in sorted(glob.glob(os.path.join(SRC, "common/adapters/*.c"))):
+        for m in ROW.finditer(read(os.path.relpath(p, SRC))):
+            code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', m.group(3))
+            if m.group(1).startswith(platform + ".") and "RELAY_CONF_SECRET" in code:
+                keys.append(m.group(1))
+    return keys
+
+
+def deliver_cfgs():
+    """{platform: cfg path} for every deploy/config/deliver-*.cfg."""
+    out = {}
+    for p in sorted(glob.glob(os.path.join(SRC, "deploy/config/deliver-*.cfg"))):
+        rel = os.path.relpath(p, SRC)
+        out[cfg_value(read(rel), "platform")] = rel
+    return out
+
+
+def compose_partitions():
+    """TOPIC -> partitions that docker-compose.yml's kafka-topics creates."""
+    svc = yaml.safe_load(read("docker-compose.yml"))["services"]
+    return topic_list(re.search(r"for t in ([^;]*);", svc["kafka-topics"]["command"][0]).group(1))
+
+
+def topic_list(words):
+    """"a:3 b:1 \\ c:1" (shell words, line continuations) -> {a: 3, b: 1, c: 1}."""
+    return dict((t.split(":")[0], int(t.split(":")[1])) for t in words.split() if t != "\\")
+
+
+def display_name(platform, cfg_text):
+    """The platform's name as its cfg writes it ("# relay-deliver for NAME: ...")."""
+    m = re.match(r"#\s*relay-deliver for ([^:]+):", cfg_text)
+    return m.group(1).strip() if m else platform
+
+
+def render(platform, cfg):
+    """{path: text} of the three files of one platform."""
+    text = read(cfg)
+    keys = secret_keys(platform)
+    name = f"relay-deliver-{platform}"
+    comp = f"deliver-{platform}"
+    secret = f"relay-{platform}"
+    topic = f"out.{platform}"
+    partitions = compose_partitions().get(topic, 0)
+    reset = cfg_value(text, "auto_offset_reset") or "latest"
+    base = os.path.basename(cfg)
+    literals = "".join(f" \\\n#     --from-literal={secret_key_name(k)}=..." for k in keys)
+    env = "".join(
+        f"            - name: {env_of(k)}\n"
+        f"              valueFrom:\n"
+        f"                secretKeyRef: {{name: {secret}, key: {secret_key_name(k)}}}\n"
+        for k in keys)
+    gen = "# Generated by tests/deploy/gen_deliver.py --write: edit the template there.\n"
+    k8s = f"""{gen}# relay-deliver for {display_name(platform, text)}: drains {topic} as {cfg}
+# says. Its secrets ({", ".join(env_of(k) for k in keys)}) come from
+# the Secret {secret} (keys {", ".join(secret_key_name(k) for k in keys)}), created
+# outside this repository, e.g.
+#   kubectl create secret generic {secret}{literals}
+# (examples/secret-{platform}.yaml shows its shape). KEDA scales it on the
+# group's lag (deploy/keda/deliver-{platform}.yaml), from 1 up to the topic's
+# partitions.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: &labels
+    app.kubernetes.io/name: relay
+    app.kubernetes.io/component: {comp}
+spec:
+  # No replicas: KEDA's autoscaler owns the count.
+  selector:
+    matchLabels: *labels
+  # One pod at a time, never a surge: a pod beyond the partition count
+  # gets no partition, is never ready and would stall the rollout.
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {{maxSurge: 0, maxUnavailable: 1}}
+  template:
+    metadata:
+      labels: *labels
+      annotations:
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "9400"
+        prometheus.io/path: /metrics
+    spec:
+      # Above worker.shutdown_grace_ms (30 s): in-flight requests get the
+      # grace, then are aborted; what is done is committed.
+      terminationGracePeriodSeconds: 45
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 10001
+        runAsGroup: 10001
+        seccompProfile: {{type: RuntimeDefault}}
+      containers:
+        - name: deliver
+          image: relay:latest
+          command: ["relay-deliver", "-c", "{cfg}",
+                    "-X", "kafka.bootstrap.servers=kafka:9092",
+                    "-X", "schema_registry.url=http://schema-registry:8081",
+                    "-X", "admin.port=9400"]
+          env:
+{env}          ports:
+            - {{name: admin, containerPort: 9400, protocol: TCP}}
+          livenessProbe:
+            httpGet: {{path: /healthz, port: admin}}
+            initialDelaySeconds: 10
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          # Not ready while the platform refuses the credentials or its
+          # breaker is open: the body of /readyz says which.
+          readinessProbe:
+            httpGet: {{path: /readyz, port: admin}}
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          resources:
+            requests: {{cpu: 100m, memory: 128Mi}}
+            limits: {{cpu: "1", memory: 512Mi}}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {{drop: ["ALL"]}}
+          volumeMounts:
+            - {{name: config, mountPath: /etc/relay/deploy/config, readOnly: true}}
+            - {{name: tmp, mountPath: /tmp}}
+      volumes:
+        - name: config
+          configMap:
+            name: relay-config
+            items:
+              - {{key: {base}, path: {base}}}
+        - name: tmp
+          emptyDir: {{}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: relay
+    app.kubernetes.io/component: {comp}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: relay
+      app.kubernetes.io/component: {comp}
+"""
+    example = f"""{gen}# The shape of the Secret {name} reads. An example only:
+# the values are placeholders; create the real one outside the repository
+# (kubectl create secret generic {secret} --from-literal=...) or
+# from your secret store. Not applied by kubectl apply -f deploy/k8s/.
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {secret}
+type: Opaque
+stringData:
+""" + "".join(f"  {secret_key_name(k)}: EXAMPLE-NOT-A-REAL-{secret_key_name(k).upper()}\n"
+              for k in keys)
+    keda = f"""{gen}# KEDA scales {name} on its consumer group's lag on
+# {topic}. Kafka scaler metadata, as documented at
+# https://keda.sh/docs/scalers/apache-kafka/ (tests/deploy/
+# check_scaledobject.py checks these keys against that list).
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: relay
+    app.kubernetes.io/component: {comp}
+spec:
+  scaleTargetRef:
+    name: {name}
+  pollingInterval: 15
+  cooldownPeriod: 300
+  # Never to zero: a worker with no pod has no metrics and no /readyz.
+  minReplicaCount: 1
+  # The partitions of {topic}: more consumers than that sit idle.
+  maxReplicaCount: {partitions}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        # Each scale step is a rebalance: scale in slowly.
+        scaleDown:
+          stabilizationWindowSeconds: 300
+  triggers:
+    - type: kafka
+      metadata:
+        bootstrapServers: kafka:9092
+        consumerGroup: {name}
+        topic: {topic}
+        # Records of lag per replica. More pods help only while the
+        # platform takes more in parallel: a throttled or open circuit
+        # does not.
+        lagThreshold: "{LAG_THRESHOLD}"
+        # As kafka.auto_offset_reset in {base}.
+        offsetResetPolicy: {reset}
+"""
+    return {f"deploy/k8s/deliver-{platform}.yaml": k8s,
+            f"deploy/k8s/examples/secret-{platform}.yaml": example,
+            f"deploy/keda/deliver-{platform}.yaml": keda}
+
+
+def render_all():
+    """{path: text} of every deliver worker's generated files."""
+    out = {}
+    for platform, cfg in deliver_cfgs().items():
+        out.update(render(platform, cfg))
+    return out
+
+
+def stale():
+    """The generated paths whose file is missing or differs."""
+    out = []
+    for path, text in render_all().items():
+        full = os.path.join(SRC, path)
+        if not os.path.isfile(full) or read(path) != text:
+            out.append(path)
+    return out
+
+
+def main(argv):
+    if "--write" in argv:
+        for path, text in render_all().items():
+            with open(os.path.join(SRC, path), "w") as f:
+                f.write(text)
+        return 0
+    bad = stale()
+    for path in bad:
+        print(f"{path} is not current: run tests/deploy/gen_deliver.py --write")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
