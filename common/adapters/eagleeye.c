@@ -44,10 +44,9 @@
  * by the answer's body: a 404 whose body contains one of
  * eagleeye.record_not_found_codes (by default WALLET_NOT_FOUND,
  * ACCOUNT_NOT_FOUND, CAMPAIGN_NOT_FOUND: our simulator's error codes; AIR's
- * error envelope is unconfirmed) is the record's. The engine reads any 404
- * as a misconfigured connection, so such an answer is passed as taken
- * (classify RELAY_OK) to partial(), which dead-letters the one record with
- * the body. 401 and 403 are the engine's (it pauses and re-reads the
+ * error envelope is unconfirmed) is the record's, which record_refused
+ * tells the engine (the record is dead-lettered with the body); any other
+ * 404 pauses. 401 and 403 are the engine's (it pauses and re-reads the
  * secret); 408, 429, 3xx and 5xx are retried.
  *
  * A record with no operation or several, an operation other than the
@@ -566,7 +565,7 @@ static enum relay_result eagleeye_classify(void *state,
                                            const relay_http_response_t *resp,
                                            char *errstr, size_t errstr_size)
 {
-        struct eagleeye *ee = state;
+        (void)state;
         if (resp->transport_error) {
                 relay_seterr(errstr, errstr_size, "%s", resp->error);
                 return RELAY_RETRY;
@@ -575,29 +574,18 @@ static enum relay_result eagleeye_classify(void *state,
         if ((s >= 200 && s < 300) || s == 409)
                 return RELAY_OK;
         put_reason(errstr, errstr_size, resp);
-        if (record_not_found(ee, resp))
-                return RELAY_OK; /* partial() dead-letters the record */
         if ((s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500 ||
             s < 100)
                 return RELAY_RETRY;
         return RELAY_FATAL;
 }
 
-/* A 404 naming a wallet, account or campaign that does not exist: the
- * one record is dead-lettered with the answer (see the file's head). */
-static int eagleeye_partial(void *state, const relay_http_response_t *resp,
-                            const relay_buf_t *items, size_t n,
-                            relay_item_result_t *out)
+/* A 404 naming a wallet, account or campaign that does not exist is the
+ * record's fault, not the connection's (see the file's head). */
+static int eagleeye_record_refused(void *state,
+                                   const relay_http_response_t *resp)
 {
-        struct eagleeye *ee = state;
-        (void)items;
-        if (!record_not_found(ee, resp))
-                return 0;
-        for (size_t i = 0; i < n; i++) {
-                out[i].result = RELAY_FATAL;
-                put_reason(out[i].why, sizeof(out[i].why), resp);
-        }
-        return 1;
+        return record_not_found(state, resp);
 }
 
 const struct relay_adapter relay_adapter_eagleeye = {
@@ -611,6 +599,6 @@ const struct relay_adapter relay_adapter_eagleeye = {
     .limits = eagleeye_limits,
     .request = eagleeye_request,
     .classify = eagleeye_classify,
-    .partial = eagleeye_partial,
+    .record_refused = eagleeye_record_refused,
     .term = eagleeye_term,
 };

@@ -26,6 +26,8 @@
  * - the connection is misconfigured (401, 403, 404, 405, 407): pause, say
  *   why once, probe with one record on a growing interval, re-reading the
  *   secrets (*_FILE) before each probe so a rotated key heals by itself;
+ *   unless the adapter says the answer is about the record (a 404 naming
+ *   a wallet that does not exist), which makes it the record's fault;
  * - a failure (5xx, timeout, refused or reset connection): retried with
  *   exponential backoff and jitter up to deliver.max_attempts. When
  *   deliver.breaker_failures requests in a row fail so, the circuit opens:
@@ -586,7 +588,8 @@ enum outcome {
         OUT_FAIL      /* 5xx, timeout, transport: attempts, breaker */
 };
 
-static enum outcome outcome_of(enum relay_result r,
+static enum outcome outcome_of(const struct relay_deliver *d,
+                               enum relay_result r,
                                const relay_http_response_t *resp)
 {
         long s = resp->status;
@@ -594,7 +597,9 @@ static enum outcome outcome_of(enum relay_result r,
                 return OUT_OK;
         if (!resp->transport_error &&
             (s == 401 || s == 403 || s == 404 || s == 405 || s == 407))
-                return OUT_AUTH;
+                return relay_adapter_record_refused(d->adapter, d->ad, resp)
+                           ? OUT_RECORD
+                           : OUT_AUTH;
         if (s == 429 || (r == RELAY_RETRY && resp->retry_after_ms >= 0))
                 return OUT_THROTTLE;
         return r == RELAY_RETRY ? OUT_FAIL : OUT_RECORD;
@@ -949,7 +954,7 @@ static void answer(struct relay_deliver *d, size_t s)
         why[0] = '\0';
         enum relay_result res =
             relay_adapter_classify(d->adapter, d->ad, resp, why, sizeof(why));
-        enum outcome oc = outcome_of(res, resp);
+        enum outcome oc = outcome_of(d, res, resp);
         int64_t now = relay_mono_ms();
         relay_metric_add(
             relay_series(d->m_requests, d->platform, outcome_names[oc]), 1);

@@ -461,8 +461,8 @@ static void test_classify(void **state)
             RELAY_RETRY);
         assert_string_equal(why, "connection refused");
 
-        /* A 404 naming an unknown wallet: taken as an answer about the
-         * record, which partial() dead-letters with the body. */
+        /* A 404 naming an unknown wallet: the record's fault (the engine
+         * dead-letters it with the body) where any other 404 pauses. */
         relay_http_response_reset(&resp);
         relay_http_response_init(&resp);
         resp.status = 404;
@@ -470,21 +470,14 @@ static void test_classify(void **state)
                                    "\"errorMessage\":\"wallet W-9\"}");
         assert_int_equal(
             relay_adapter_classify(f->a, f->st, &resp, why, sizeof(why)),
-            RELAY_OK);
-        relay_buf_t item;
-        relay_buf_init(&item);
-        relay_item_result_t out[1];
-        assert_int_equal(
-            relay_adapter_partial(f->a, f->st, &resp, &item, 1, out), 1);
-        assert_int_equal(out[0].result, RELAY_FATAL);
-        assert_string_equal(out[0].why,
+            RELAY_FATAL);
+        assert_string_equal(why,
                             "HTTP 404: {\"errorCode\":\"WALLET_NOT_FOUND\","
                             "\"errorMessage\":\"wallet W-9\"}");
-        /* A success speaks for the request. */
-        resp.status = 201;
-        assert_int_equal(
-            relay_adapter_partial(f->a, f->st, &resp, &item, 1, out), 0);
-        relay_buf_free(&item);
+        assert_true(relay_adapter_record_refused(f->a, f->st, &resp));
+        relay_buf_reset(&resp.body);
+        relay_buf_puts(&resp.body, "{\"errorCode\":\"NOT_FOUND\"}");
+        assert_false(relay_adapter_record_refused(f->a, f->st, &resp));
         relay_http_response_reset(&resp);
 }
 

@@ -74,6 +74,13 @@ struct relay_adapter {
         int (*partial)(void *state, const relay_http_response_t *resp,
                        const relay_buf_t *items, size_t n,
                        relay_item_result_t *out);
+        /* Whether an answer the engine reads as the connection's (401,
+         * 403, 404, 405, 407: credentials or endpoint refused, which
+         * pause the work) speaks of the record instead, e.g. a 404 naming
+         * a wallet that does not exist: 1, and the record is the one at
+         * fault (split out and dead-lettered with classify's reason).
+         * Optional: without it such answers always pause. */
+        int (*record_refused)(void *state, const relay_http_response_t *resp);
         void (*term)(void *state); /* optional */
 };
 
@@ -127,6 +134,15 @@ static inline int relay_adapter_partial(const struct relay_adapter *a,
                                         relay_item_result_t *out)
 {
         return a->partial ? a->partial(state, resp, items, n, out) : 0;
+}
+
+/* 1 when resp, a refusal the engine would read as the connection's, is
+ * about the record (see record_refused). */
+static inline int relay_adapter_record_refused(const struct relay_adapter *a,
+                                               void *state,
+                                               const relay_http_response_t *resp)
+{
+        return a->record_refused ? a->record_refused(state, resp) : 0;
 }
 
 static inline void relay_adapter_term(const struct relay_adapter *a,
