@@ -3,7 +3,8 @@
 # posting the same request bodies to the same sink in the same run.
 #
 #   RELAY_BUILD_DIR=build bash tests/bench/deliver.sh [--records N] [--wrk-seconds S]
-#   RELAY_BUILD_DIR=build bash tests/bench/deliver.sh --short   # 5000 records, 2 s of wrk
+#       [--partitions "1 4"]
+#   RELAY_BUILD_DIR=build bash tests/bench/deliver.sh --short   # 5000 records, 2 s of wrk, 1 partition
 #
 # The sink is Debian's nginx with `return 202;` on a free loopback port, run
 # in the foreground as the current user from a temporary directory (no
@@ -22,6 +23,16 @@
 # second; then relay-transform does the same with as many loyalty events.
 # Both ratios (on/off, events/s) are printed; the goal is above 0.97.
 #
+# Against the ceiling (issue 20): for each partition count P (1 and 4; the
+# short mode 1), a topic bench.pP holds the same N records; relay-deliver
+# with the shipped deliver.max_in_flight K (read from
+# deploy/config/deliver-mparticle.cfg), post_ceiling (tests/bench/
+# post_ceiling.c: the same records' raw bytes, 100 a request, K requests in
+# flight on kept-alive connections) and wrk with K connections posting the
+# captured body each run once; printed: events/s of each, relay/ceiling and
+# relay/wrk, and the CPU seconds of relay-deliver and post_ceiling. The goal
+# is relay/ceiling >= 0.7.
+#
 # Builds nothing. Exits 0 whatever the ratio (a measurement, never an
 # asserted timing); 1 when something does not work: a worker or tool fails,
 # the sink answers anything but 202, or the committed offsets are not N.
@@ -34,29 +45,38 @@ BIN=$BUILD_DIR/workers
 HELPER=$ROOT/tests/bench/deliver_bench.py
 RECORDS=50000
 WRK_SECONDS=10
+PARTITIONS="1 4"
 
 usage() {
-  echo "usage: [RELAY_BUILD_DIR=dir] $0 [--records N] [--wrk-seconds S] [--short]" >&2
+  echo "usage: [RELAY_BUILD_DIR=dir] $0 [--records N] [--wrk-seconds S] [--partitions \"1 4\"] [--short]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
   case $1 in
     --records) [ $# -ge 2 ] || usage; RECORDS=$2; shift 2 ;;
     --wrk-seconds) [ $# -ge 2 ] || usage; WRK_SECONDS=$2; shift 2 ;;
-    --short) RECORDS=5000; WRK_SECONDS=2; shift ;;
+    --partitions) [ $# -ge 2 ] || usage; PARTITIONS=$2; shift 2 ;;
+    --short) RECORDS=5000; WRK_SECONDS=2; PARTITIONS=1; shift ;;
     *) usage ;;
   esac
 done
 [[ $RECORDS =~ ^[1-9][0-9]*$ && $WRK_SECONDS =~ ^[1-9][0-9]*$ ]] || usage
+for p in $PARTITIONS; do [[ $p =~ ^[1-9][0-9]?$ ]] || usage; done
 
 die() { echo "deliver.sh: $*" >&2; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || die "nginx not found (scripts/install-deps.sh installs it)"
 command -v wrk >/dev/null || die "wrk not found (scripts/install-deps.sh installs it)"
 python3 -c 'import confluent_kafka' 2>/dev/null || die "python3 lacks confluent_kafka (scripts/install-deps.sh)"
-for b in relay-deliver relayctl; do
-  [ -x "$BIN/$b" ] || die "$BIN/$b not found; build first: RELAY_BUILD_DIR=${RELAY_BUILD_DIR:-build} bash scripts/build.sh"
+for b in workers/relay-deliver workers/relayctl tests/bench/post_ceiling; do
+  [ -x "$BUILD_DIR/$b" ] || die "$BUILD_DIR/$b not found; build first: RELAY_BUILD_DIR=${RELAY_BUILD_DIR:-build} bash scripts/build.sh"
 done
+# The shipped requests in flight: what relay-deliver runs with, and what
+# post_ceiling and wrk get.
+IN_FLIGHT=$(sed -n 's/^[[:space:]]*max_in_flight[[:space:]]*=[[:space:]]*"\{0,1\}\([0-9a-z]*\)"\{0,1\};.*/\1/p' \
+  "$ROOT/deploy/config/deliver-mparticle.cfg" | head -n 1)
+[[ $IN_FLIGHT =~ ^[1-9][0-9]*$ ]] ||
+  die "deploy/config/deliver-mparticle.cfg: deliver.max_in_flight is '$IN_FLIGHT', not a number of requests"
 
 cache_get() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
 BUILD_TYPE=$(cache_get CMAKE_BUILD_TYPE)
@@ -134,6 +154,13 @@ t=$(now_ns)
 "$BIN/relayctl" -b "$BS" produce "$TOPIC" <"$TMP/records.jsonl" 2>>"$TMP/relayctl.log" \
   || die "relayctl produce failed"
 PRODUCE_MS=$(( ($(now_ns) - t) / 1000000 ))
+# The same records once more per partition count, for the ceiling runs.
+for p in $PARTITIONS; do
+  "$ROOT/tests/kafka/create-topics.sh" "$BS" "bench.p$p:$p" >/dev/null 2>>"$TMP/topics.log" \
+    || die "could not create bench.p$p"
+  "$BIN/relayctl" -b "$BS" produce "bench.p$p" -S out.mparticle-value <"$TMP/records.jsonl" \
+    2>>"$TMP/relayctl.log" || die "relayctl produce to bench.p$p failed"
+done
 
 # --- 1. the request body: what relay-deliver sends for 100 records -------------
 # A relay-deliver of another group takes the first records to the
@@ -235,20 +262,21 @@ scrape_every_second() {
   echo $!
 }
 
-# run_relay NAME GROUP [-X ...]: one relay-deliver run over the N records as
-# GROUP; with the admin endpoint on (the default), /metrics is scraped every
+# run_relay NAME GROUP [-X ...]: one relay-deliver run over the N records
+# (of $RUN_TOPIC, default $TOPIC) as GROUP; appends "NAME requests/s
+# events/s requests non_202 mean_bytes seconds first_commit_s cpu_s"; with the admin endpoint on (the default), /metrics is scraped every
 # second during the run, as Prometheus would.
 run_relay() {
   local name=$1 group=$2 from poller t0 first last total cpu scraper=""
   shift 2
-  python3 "$HELPER" wait "$BS" "$group" "$TOPIC" "$RECORDS" $((120 + RECORDS / 500)) \
+  python3 "$HELPER" wait "$BS" "$group" "${RUN_TOPIC:-$TOPIC}" "$RECORDS" $((120 + RECORDS / 500)) \
     >"$TMP/wait.out" 2>>"$TMP/wait.log" &
   poller=$!
   PIDS+=($poller)
   wait_for 30 grep -qs ready "$TMP/wait.out" || die "the offset poller did not start"
   from=$(($(log_lines) + 1))
   t0=$(now_ns)
-  deliver "$TOPIC" "$group" "$SINK/v2" "$name.log" "$@"
+  deliver "${RUN_TOPIC:-$TOPIC}" "$group" "$SINK/v2" "$name.log" "$@"
   [[ " $* " == *" admin.port=0 "* ]] || scraper=$(scrape_every_second "$TMP/$name.log")
   wait "$poller" || die "relay-deliver did not commit $RECORDS records in time"
   cpu=$(cpu_s "$DPID")
@@ -262,6 +290,28 @@ name, t0, first, last, n, reqs, bad, mean, cpu = sys.argv[1:]
 secs = (int(last) - int(t0)) / 1e9
 print(name, "%.1f" % (int(reqs) / secs), "%.0f" % (int(n) / secs), reqs, bad, mean,
       "%.2f" % secs, "%.2f" % ((int(first) - int(t0)) / 1e9), cpu)
+EOF
+}
+
+# run_ceiling NAME TOPIC: post_ceiling over TOPIC's N records with
+# $IN_FLIGHT requests in flight; appends a row like run_relay's (its own
+# figures: from its start to its commit's answer, CPU of the process).
+run_ceiling() {
+  local name=$1 topic=$2 from
+  from=$(($(log_lines) + 1))
+  "$BUILD_DIR/tests/bench/post_ceiling" --bootstrap "$BS" --topic "$topic" \
+    --group "bench-ceiling-$name" --records "$RECORDS" --url "$SINK/v2/bulkevents" \
+    --userpwd "$KEY:$SECRET" --per-request 100 --in-flight "$IN_FLIGHT" \
+    --timeout $((120 + RECORDS / 500)) >"$TMP/$name.json" 2>>"$TMP/post_ceiling.log" \
+    || die "post_ceiling failed (see post_ceiling.log)"
+  read -r reqs mean bad < <(python3 "$HELPER" sink-log "$TMP/nginx/access.log" "$from")
+  python3 - "$name" "$TMP/$name.json" "$reqs" "$bad" "$mean" >>"$TMP/results" <<'EOF' || die "post_ceiling printed no figures"
+import json, sys
+name, path, reqs, bad, mean = sys.argv[1:]
+d = json.loads(open(path).read().strip().splitlines()[-1])
+secs = d["wall_s"]
+print(name, "%.1f" % (int(reqs) / secs), "%.0f" % d["records_per_s"], reqs, bad, mean,
+      "%.2f" % secs, "%.2f" % d["first_record_s"], "%.2f" % d["cpu_s"])
 EOF
 }
 
@@ -282,6 +332,13 @@ for r in 1 2 3; do
 done
 run_wrk "wrk-c1-after" 1
 run_wrk "wrk-c4" 4
+# Against the ceiling: per partition count, post_ceiling, relay-deliver and
+# wrk with as many requests in flight as relay-deliver ships with.
+for p in $PARTITIONS; do
+  run_ceiling "ceiling-p$p" "bench.p$p"
+  RUN_TOPIC=bench.p$p run_relay "relay-p$p" "$GROUP-p$p"
+  run_wrk "wrk-k-p$p" "$IN_FLIGHT"
+done
 
 # --- 5. the cost of metrics in relay-transform -----------------------------------
 # The same number of loyalty events through relay-transform twice, as two
@@ -327,7 +384,7 @@ done
 COMMITTED=$("$ROOT/tests/kafka/committed-offsets.sh" "$BS" "$GROUP" 2>>"$TMP/offsets.log" \
   | awk -v t="$TOPIC" '$1 == t { s += $3 } END { print s + 0 }')
 
-python3 - "$TMP/results" "$RECORDS" "$COMMITTED" "$TMP/tresults" <<'EOF' || exit 1
+python3 - "$TMP/results" "$RECORDS" "$COMMITTED" "$TMP/tresults" "$IN_FLIGHT" "$PARTITIONS" <<'EOF' || exit 1
 import sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -345,8 +402,8 @@ relay_eps, relay_reqs = int(r[1]), int(r[2])
 wrk1 = (int(rows["wrk-c1-before"][1]) + int(rows["wrk-c1-after"][1])) / 2
 wrk4 = int(rows["wrk-c4"][1])
 print()
-print("relay/wrk = %.3f (events/s; wrk with 1 connection, as relay-deliver sends one request "
-      "at a time; mean of the runs before and after)" % (relay_eps / wrk1))
+print("relay/wrk = %.3f (events/s; wrk with 1 connection, mean of the runs before and after)"
+      % (relay_eps / wrk1))
 print("relay/wrk-c4 = %.3f" % (relay_eps / wrk4))
 def on_off(on, off):
     ratios = sorted(on[k] / off[k] for k in on)
@@ -376,6 +433,26 @@ print("relay-transform metrics on/off = %.3f (events/s, median of 3 rounds: %s; 
       % (mid, " ".join("%.3f" % x for x in all_r), cmid, format(int(t["transform-1"][0]), ","),
          t["transform-1"][2], format(int(t["transform-no-metrics-1"][0]), ","),
          t["transform-no-metrics-1"][2]))
+k = int(sys.argv[5])
+print()
+print("against the ceiling, %s records, %d requests in flight (deploy/config/deliver-mparticle.cfg; "
+      "post_ceiling --in-flight %d, wrk -c %d):" % (format(n, ","), k, k, k))
+print("  %-10s %-14s %10s %12s %8s %8s %8s" % ("partitions", "", "events/s", "requests/s",
+                                            "seconds", "first s", "CPU s"))
+for p in sys.argv[6].split():
+    for name, label in (("ceiling-p" + p, "post_ceiling"), ("relay-p" + p, "relay-deliver"),
+                        ("wrk-k-p" + p, "wrk -c %d" % k)):
+        v = rows[name]
+        secs, first, cpu = (v[5], v[6], v[7]) if len(v) > 7 else ("", "", "")
+        print("  %-10s %-14s %10s %12s %8s %8s %8s" % (p, label, format(int(v[1]), ","), v[0],
+                                                    secs, first, cpu))
+for p in sys.argv[6].split():
+    relay, ceil, wrk = (rows[x + p] for x in ("relay-p", "ceiling-p", "wrk-k-p"))
+    print("%s partition(s): relay/ceiling = %.3f (goal >= 0.7), relay/wrk-c%d = %.3f, "
+          "ceiling/wrk-c%d = %.3f; CPU s relay %s, ceiling %s (%.1f and %.1f us/record)"
+          % (p, int(relay[1]) / int(ceil[1]), k, int(relay[1]) / int(wrk[1]), k,
+             int(ceil[1]) / int(wrk[1]), relay[7], ceil[7], float(relay[7]) / n * 1e6,
+             float(ceil[7]) / n * 1e6))
 if bad:
     sys.exit("deliver.sh: %d answers were not 202 (or were socket errors)" % bad)
 if committed != n:
