@@ -42,7 +42,7 @@ import time
 import urllib.request
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 A = None            # parsed arguments
 RUN = uuid.uuid4().hex[:8]  # tells this run's records from any other's
@@ -362,9 +362,19 @@ class Platform:
             raise CaseFailed(f"relayctl produce failed: {p.stderr.decode()[-500:]}")
 
     def dlq_end(self):
+        """dlq.<p>'s end offset; retried for 15 s (a topic just created may
+        not have its leader in this client's metadata yet)."""
         c = Consumer({"bootstrap.servers": A.bootstrap, "group.id": f"conformance-peek-{RUN}"})
+        end = time.monotonic() + 15
         try:
-            return c.get_watermark_offsets(TopicPartition(f"dlq.{self.name}", 0), timeout=10)[1]
+            while True:
+                try:
+                    return c.get_watermark_offsets(TopicPartition(f"dlq.{self.name}", 0),
+                                                   timeout=5)[1]
+                except KafkaException as e:
+                    if time.monotonic() > end:
+                        raise CaseFailed(f"end offset of dlq.{self.name}: {e}")
+                    time.sleep(0.5)
         finally:
             c.close()
 
@@ -528,7 +538,7 @@ def run_platform(name, row, results):
                 if proc.poll() is not None:
                     raise CaseFailed(f"relay-deliver exited ({proc.returncode})")
                 report(results, name, case, True, f"{detail} ({time.monotonic() - t0:.1f} s)")
-            except (CaseFailed, OSError, ValueError, KeyError, TypeError) as e:
+            except (CaseFailed, KafkaException, OSError, ValueError, KeyError, TypeError) as e:
                 report(results, name, case, False, f"{type(e).__name__ if not isinstance(e, CaseFailed) else ''}{e}")
                 if proc is not None:
                     show_log(os.path.join(A.work, f"{name}-{case}-deliver.log"))
