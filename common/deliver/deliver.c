@@ -675,9 +675,9 @@ static void platform_down(struct relay_deliver *d, enum platform_state st,
                 relay_pipeline_paused(
                     d->p,
                     "%s refused the connection's credentials or endpoint "
-                    "(%s); probing with one record every %ld s at most, "
+                    "(%s); probing with one record every %g s at most, "
                     "re-reading the secrets before each probe",
-                    d->platform, why, d->probe_max / 1000);
+                    d->platform, why, (double)d->probe_max / 1000.0);
                 relay_ready_set(RELAY_READY_PLATFORM,
                                 "%s refused the credentials or endpoint: %s",
                                 d->platform, why);
@@ -688,9 +688,10 @@ static void platform_down(struct relay_deliver *d, enum platform_state st,
         relay_pipeline_paused(
             d->p,
             "%s unavailable (%s): circuit open after %d failed "
-            "request(s) in a row; probing with one record every %ld "
+            "request(s) in a row; probing with one record every %g "
             "s at most",
-            d->platform, why, d->breaker_failures, d->probe_max / 1000);
+            d->platform, why, d->breaker_failures,
+            (double)d->probe_max / 1000.0);
 }
 
 static void platform_up(struct relay_deliver *d)
