@@ -25,7 +25,11 @@ echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 # delivery, concurrency and hot-path benchmarks run only in the plain
 # pass: under the sanitizers they would take long and prove nothing the
 # plain pass and the sanitized unit tests of the engine (test_pipeline,
-# test_deliver) and the codec (test_codec, fuzz_codec) do not. The
-# deploy/ validation (label deploy) runs no relay code: once is enough.
+# test_deliver) and the codec (test_codec, fuzz_codec) do not. So does
+# the adapter conformance run (0018: timeouts, order under retries and an
+# outage for each of eight platforms, about two minutes): its engine
+# paths are test_deliver's, and each adapter's own scenario still runs
+# here. The deploy/ validation (label deploy) runs no relay code: once is
+# enough.
 ctest --test-dir build-asan --output-on-failure -j2 -LE 'fault-long|deploy' \
-  -E '^bench/(deliver|hotpath|concurrency)$'
+  -E '^(bench/(deliver|hotpath|concurrency)|integration/0018-adapter-conformance)$'
