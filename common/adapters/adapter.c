@@ -41,16 +41,60 @@ enum relay_result relay_adapter_classify(const struct relay_adapter *a,
 {
         if (a->classify)
                 return a->classify(state, resp, errstr, errstr_size);
-        enum relay_result r = relay_http_classify(resp);
-        if (r == RELAY_OK)
-                return r;
-        if (resp->transport_error)
+        return relay_adapter_answer(resp, errstr, errstr_size);
+}
+
+enum relay_result relay_adapter_answer(const relay_http_response_t *resp,
+                                       char *errstr, size_t errstr_size)
+{
+        if (resp->transport_error) {
                 relay_seterr(errstr, errstr_size, "%s", resp->error);
-        else
-                relay_seterr(errstr, errstr_size, "HTTP %ld: %.200s",
-                             resp->status,
-                             resp->body.data ? resp->body.data : "");
-        return r;
+                return RELAY_RETRY;
+        }
+        long s = resp->status;
+        if (s >= 200 && s < 300)
+                return RELAY_OK;
+        relay_adapter_reason(errstr, errstr_size, resp);
+        if ((s >= 300 && s < 400) || s == 408 || s == 425 || s == 429 ||
+            s >= 500 || s < 100)
+                return RELAY_RETRY;
+        return RELAY_FATAL;
+}
+
+void relay_adapter_reason_text(char *errstr, size_t errstr_size, long status,
+                               const char *text, size_t n)
+{
+        char t[201];
+        if (n > 200)
+                n = 200;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)text[i];
+                t[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        }
+        while (n && t[n - 1] == ' ')
+                n--;
+        t[n] = '\0';
+        relay_seterr(errstr, errstr_size, "HTTP %ld: %s", status,
+                     n ? t : "(no body)");
+}
+
+void relay_adapter_reason(char *errstr, size_t errstr_size,
+                          const relay_http_response_t *resp)
+{
+        relay_adapter_reason_text(errstr, errstr_size, resp->status,
+                                  resp->body.data ? resp->body.data : "",
+                                  resp->body.data ? resp->body.len : 0);
+}
+
+int relay_http_body_has(const relay_http_response_t *resp, const char *s)
+{
+        size_t n = strlen(s);
+        if (!resp->body.data || resp->body.len < n)
+                return 0;
+        for (size_t i = 0; i + n <= resp->body.len; i++)
+                if (!memcmp(resp->body.data + i, s, n))
+                        return 1;
+        return 0;
 }
 
 const char *const relay_adapter_any_operation[] = {"*", NULL};

@@ -55,7 +55,6 @@
  * and 404 the engine reads as refused credentials or a module not enabled
  * (it pauses and probes); 408, 429 and 5xx are retried.
  */
-#define _GNU_SOURCE /* memmem */
 #include "relay/adapter.h"
 #include "relay/avro.h"
 #include "relay/log.h"
@@ -481,49 +480,21 @@ static void antavo_request(void *state, const relay_buf_t *items, size_t n,
         req->body_len = body_len;
 }
 
-/* Up to 300 bytes of text for a reason, control characters as spaces so
- * that the reason stays one line. */
-static void put_reason(char *errstr, size_t errstr_size, long status,
-                       const char *text, size_t n)
-{
-        char t[301];
-        if (n > 300)
-                n = 300;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)text[i];
-                t[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-        }
-        while (n && t[n - 1] == ' ')
-                n--;
-        t[n] = '\0';
-        relay_seterr(errstr, errstr_size, "HTTP %ld: %s", status,
-                     n ? t : "(no body)");
-}
-
 #define TX_EXISTS "ERR_TX_ALREADY_EXISTS"
 
-/* Whether a non-2xx answer says the checkout is already there. */
-static int already_exists(const relay_http_response_t *resp)
-{
-        return resp->status == 409 ||
-               (resp->body.data &&
-                memmem(resp->body.data, resp->body.len, TX_EXISTS,
-                       sizeof(TX_EXISTS) - 1));
-}
-
+/* The usual reading (relay_adapter_answer), but for a checkout Antavo
+ * already has (409 or ERR_TX_ALREADY_EXISTS: a retried request that had
+ * arrived), which is delivered; the reason is the error envelope's
+ * message, {"error":{"type":...,"code":...,"message":"..."}}, when there
+ * is one. 401, 403 and 404 the engine reads as the connection's. */
 static enum relay_result antavo_classify(void *state,
                                          const relay_http_response_t *resp,
                                          char *errstr, size_t errstr_size)
 {
         (void)state;
-        if (resp->transport_error) {
-                relay_seterr(errstr, errstr_size, "%s", resp->error);
-                return RELAY_RETRY;
-        }
         long s = resp->status;
-        if (s >= 200 && s < 300)
-                return RELAY_OK;
-        if (already_exists(resp)) {
+        if (!resp->transport_error && (s < 200 || s >= 300) &&
+            (s == 409 || relay_http_body_has(resp, TX_EXISTS))) {
                 relay_log(LOG_NOTICE, "antavo",
                           "HTTP %ld, " TX_EXISTS ": Antavo has this "
                           "checkout's transaction_id already (a retried "
@@ -531,27 +502,17 @@ static enum relay_result antavo_classify(void *state,
                           s);
                 return RELAY_OK;
         }
-        /* {"error":{"type":"...","code":...,"message":"..."}} */
-        json_t *j = resp->body.len ? json_loadb(resp->body.data,
-                                                resp->body.len, 0, NULL)
-                                   : NULL;
+        enum relay_result r = relay_adapter_answer(resp, errstr, errstr_size);
+        if (r == RELAY_OK || resp->transport_error || !resp->body.len)
+                return r;
+        json_t *j = json_loadb(resp->body.data, resp->body.len, 0, NULL);
         const char *msg = json_string_value(
             json_object_get(json_object_get(j, "error"), "message"));
         if (msg)
-                put_reason(errstr, errstr_size, s, msg, strlen(msg));
-        else
-                put_reason(errstr, errstr_size, s,
-                           resp->body.data ? resp->body.data : "",
-                           resp->body.data ? resp->body.len : 0);
+                relay_adapter_reason_text(errstr, errstr_size, s, msg,
+                                          strlen(msg));
         json_decref(j);
-        /* A 3xx is retried rather than blamed on the records: a moved
-         * endpoint would otherwise dead-letter everything. */
-        if ((s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500 ||
-            s < 100)
-                return RELAY_RETRY;
-        /* 400, 422 and other 4xx: the record's. 401, 403, 404: the engine
-         * pauses on them before reading this. */
-        return RELAY_FATAL;
+        return r;
 }
 
 /* A bulk request answered "already exists" names no event: each is sent

@@ -37,7 +37,7 @@
  * request is kept between request() and its answer: several may be in
  * flight at once.
  */
-#define _GNU_SOURCE /* memmem, strcasestr */
+#define _GNU_SOURCE /* strcasestr */
 #include "relay/adapter.h"
 #include "relay/avro.h"
 #include "relay/log.h"
@@ -557,8 +557,7 @@ static int braze_partial(void *state, const relay_http_response_t *resp,
                          relay_item_result_t *out)
 {
         (void)state;
-        if (!resp->body.len ||
-            !memmem(resp->body.data, resp->body.len, "\"errors\"", 8))
+        if (!relay_http_body_has(resp, "\"errors\""))
                 return 0;
         json_t *j = json_loadb(resp->body.data, resp->body.len, 0, NULL);
         json_t *errors = json_object_get(j, "errors");

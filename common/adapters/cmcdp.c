@@ -466,51 +466,12 @@ static void cmcdp_request(void *state, const relay_buf_t *items, size_t n,
         req->body_len = body->len;
 }
 
-/* Up to 200 bytes of an answer's body, for a dead letter's reason: control
- * characters become spaces so the reason stays one line, and trailing
- * ones go. */
-static void put_reason(char *errstr, size_t errstr_size,
-                       const relay_http_response_t *resp)
-{
-        char text[201];
-        size_t n = resp->body.data ? resp->body.len : 0;
-        if (n > 200)
-                n = 200;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)resp->body.data[i];
-                text[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-        }
-        while (n && text[n - 1] == ' ')
-                n--;
-        text[n] = '\0';
-        relay_seterr(errstr, errstr_size, "HTTP %ld: %s", resp->status,
-                     n ? text : "(no body)");
-}
-
-/* 2xx delivered; 408, 429, 5xx, 3xx and transport failures retried (the
- * engine honours Retry-After); 401, 403 and 404 are the engine's to read
+/* Answers: the usual reading (no classify of its own, so
+ * relay_adapter_answer): 2xx delivered; 408, 425, 429, 5xx, 3xx and
+ * transport failures retried (the engine honours Retry-After); 401, 403 and 404 are the engine's to read
  * as a refused token or an unknown tenant (it pauses); 400, 413, 422 and
  * any other 4xx are the records' fault: the engine splits the request
  * down to the refused one and dead-letters it with the answer's text. */
-static enum relay_result cmcdp_classify(void *state,
-                                        const relay_http_response_t *resp,
-                                        char *errstr, size_t errstr_size)
-{
-        (void)state;
-        if (resp->transport_error) {
-                relay_seterr(errstr, errstr_size, "%s", resp->error);
-                return RELAY_RETRY;
-        }
-        long s = resp->status;
-        if (s >= 200 && s < 300)
-                return RELAY_OK;
-        put_reason(errstr, errstr_size, resp);
-        if ((s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500 ||
-            s < 100)
-                return RELAY_RETRY;
-        return RELAY_FATAL;
-}
-
 const struct relay_adapter relay_adapter_cmcdp = {
     .name = "cmcdp",
     .props = cmcdp_props,
@@ -520,6 +481,6 @@ const struct relay_adapter relay_adapter_cmcdp = {
     .encode = cmcdp_encode,
     .limits = cmcdp_limits,
     .request = cmcdp_request,
-    .classify = cmcdp_classify,
+    .classify = NULL, /* relay_adapter_answer, as said above */
     .term = cmcdp_term,
 };

@@ -51,7 +51,6 @@
  * 408, 429, 5xx and 3xx are retried. Request limits
  * (digitalaudience.max_items_per_request, .max_request_bytes) are guesses.
  */
-#define _GNU_SOURCE /* memmem */
 #include "relay/adapter.h"
 #include "relay/avro.h"
 #include "relay/log.h"
@@ -484,62 +483,30 @@ static void da_request(void *state, const relay_buf_t *items, size_t n,
         req->body_len = body->len;
 }
 
-/* The reason of an error answer: its JSON "message" or "error" (a string),
- * else up to 200 bytes of the body on one line. */
-static void put_reason(char *errstr, size_t errstr_size,
-                       const relay_http_response_t *resp)
-{
-        json_t *j = resp->body.len ? json_loadb(resp->body.data,
-                                                resp->body.len, 0, NULL)
-                                   : NULL;
-        const char *msg = json_string_value(json_object_get(j, "message"));
-        if (!msg)
-                msg = json_string_value(json_object_get(j, "error"));
-        if (msg) {
-                relay_seterr(errstr, errstr_size, "HTTP %ld: %.300s",
-                             resp->status, msg);
-                json_decref(j);
-                return;
-        }
-        json_decref(j);
-        char text[201];
-        size_t n = resp->body.data ? resp->body.len : 0;
-        if (n > 200)
-                n = 200;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)resp->body.data[i];
-                text[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-        }
-        while (n && text[n - 1] == ' ')
-                n--;
-        text[n] = '\0';
-        relay_seterr(errstr, errstr_size, "HTTP %ld: %s", resp->status,
-                     n ? text : "(no body)");
-}
-
-/* 2xx delivered (da_partial then reads per-upload rejections); 408, 429,
- * 5xx, 3xx and transport failures retried; 401/403/404 (and 405/407)
- * returned as RELAY_FATAL, which the engine reads as a refused token or
- * endpoint (pause, no dead letter); 400, 413, 422 and other 4xx the
- * records' fault. A 3xx is retried rather than blamed on the records: a
- * moved endpoint would otherwise dead-letter everything. */
+/* The usual reading (relay_adapter_answer): 2xx delivered (da_partial
+ * then reads per-upload rejections); 408, 425, 429, 5xx, 3xx and
+ * transport failures retried; 401/403/404 (and 405/407) returned as
+ * RELAY_FATAL, which the engine reads as a refused token or endpoint
+ * (pause, no dead letter); 400, 413, 422 and other 4xx the records' fault.
+ * The reason is the answer's "message" (or "error") when its body is JSON
+ * that has one. */
 static enum relay_result da_classify(void *state,
                                      const relay_http_response_t *resp,
                                      char *errstr, size_t errstr_size)
 {
         (void)state;
-        if (resp->transport_error) {
-                relay_seterr(errstr, errstr_size, "%s", resp->error);
-                return RELAY_RETRY;
-        }
-        long s = resp->status;
-        if (s >= 200 && s < 300)
-                return RELAY_OK;
-        put_reason(errstr, errstr_size, resp);
-        if ((s >= 300 && s < 400) || s == 408 || s == 425 || s == 429 ||
-            s >= 500 || s < 100)
-                return RELAY_RETRY;
-        return RELAY_FATAL;
+        enum relay_result r = relay_adapter_answer(resp, errstr, errstr_size);
+        if (r == RELAY_OK || resp->transport_error || !resp->body.len)
+                return r;
+        json_t *j = json_loadb(resp->body.data, resp->body.len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "message"));
+        if (!msg)
+                msg = json_string_value(json_object_get(j, "error"));
+        if (msg)
+                relay_adapter_reason_text(errstr, errstr_size, resp->status,
+                                          msg, strlen(msg));
+        json_decref(j);
+        return r;
 }
 
 /* A 2xx (200 or 207) that refused some uploads:
@@ -550,8 +517,7 @@ static int da_partial(void *state, const relay_http_response_t *resp,
                       relay_item_result_t *out)
 {
         (void)state;
-        if (!resp->body.len ||
-            !memmem(resp->body.data, resp->body.len, "\"rejected\"", 10))
+        if (!relay_http_body_has(resp, "\"rejected\""))
                 return 0;
         json_t *j = json_loadb(resp->body.data, resp->body.len, 0, NULL);
         json_t *rejected = json_object_get(j, "rejected");

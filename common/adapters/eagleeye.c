@@ -523,26 +523,6 @@ static void eagleeye_request(void *state, const relay_buf_t *items, size_t n,
         req->body_len = h.body_len;
 }
 
-/* Up to 200 bytes of an answer's body, for a dead letter's reason: control
- * characters become spaces so the reason stays one line. */
-static void put_reason(char *errstr, size_t errstr_size,
-                       const relay_http_response_t *resp)
-{
-        char text[201];
-        size_t n = resp->body.data ? resp->body.len : 0;
-        if (n > 200)
-                n = 200;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)resp->body.data[i];
-                text[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-        }
-        while (n && text[n - 1] == ' ')
-                n--;
-        text[n] = '\0';
-        relay_seterr(errstr, errstr_size, "HTTP %ld: %s", resp->status,
-                     n ? text : "(no body)");
-}
-
 /* Whether a 404 is about the record (its body names a wallet, account or
  * campaign that does not exist) rather than the endpoint. */
 static int record_not_found(const struct eagleeye *ee,
@@ -566,18 +546,9 @@ static enum relay_result eagleeye_classify(void *state,
                                            char *errstr, size_t errstr_size)
 {
         (void)state;
-        if (resp->transport_error) {
-                relay_seterr(errstr, errstr_size, "%s", resp->error);
-                return RELAY_RETRY;
-        }
-        long s = resp->status;
-        if ((s >= 200 && s < 300) || s == 409)
-                return RELAY_OK;
-        put_reason(errstr, errstr_size, resp);
-        if ((s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500 ||
-            s < 100)
-                return RELAY_RETRY;
-        return RELAY_FATAL;
+        if (!resp->transport_error && resp->status == 409)
+                return RELAY_OK; /* already done: the same reference */
+        return relay_adapter_answer(resp, errstr, errstr_size);
 }
 
 /* A 404 naming a wallet, account or campaign that does not exist is the

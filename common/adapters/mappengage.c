@@ -615,36 +615,6 @@ static void mappengage_request(void *state, const relay_buf_t *items,
         req->body_len = body_len;
 }
 
-/* Up to 200 bytes of an answer's body, one line, for a reason. */
-static void put_reason(char *errstr, size_t errstr_size,
-                       const relay_http_response_t *resp)
-{
-        char text[201];
-        size_t n = resp->body.data ? resp->body.len : 0;
-        if (n > 200)
-                n = 200;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)resp->body.data[i];
-                text[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-        }
-        while (n && text[n - 1] == ' ')
-                n--;
-        text[n] = '\0';
-        relay_seterr(errstr, errstr_size, "HTTP %ld: %s", resp->status,
-                     n ? text : "(no body)");
-}
-
-static int body_has(const relay_http_response_t *resp, const char *s)
-{
-        size_t n = strlen(s);
-        if (!resp->body.data || resp->body.len < n)
-                return 0;
-        for (size_t i = 0; i + n <= resp->body.len; i++)
-                if (!memcmp(resp->body.data + i, s, n))
-                        return 1;
-        return 0;
-}
-
 /* 2xx delivered (a group step's answer goes on to partial()); 400
  * OBJECT_ALREADY_EXISTS is a clone that lost a race, also partial()'s;
  * other 400 and 4xx the record's; 401, 403, 404 the engine's (pause); 408,
@@ -654,20 +624,11 @@ static enum relay_result mappengage_classify(void *state,
                                              char *errstr, size_t errstr_size)
 {
         (void)state;
-        if (resp->transport_error) {
-                relay_seterr(errstr, errstr_size, "%s", resp->error);
-                return RELAY_RETRY;
-        }
-        long s = resp->status;
-        if (s >= 200 && s < 300)
+        enum relay_result r = relay_adapter_answer(resp, errstr, errstr_size);
+        if (r == RELAY_FATAL && resp->status == 400 &&
+            relay_http_body_has(resp, "OBJECT_ALREADY_EXISTS"))
                 return RELAY_OK;
-        put_reason(errstr, errstr_size, resp);
-        if (s == 400 && body_has(resp, "OBJECT_ALREADY_EXISTS"))
-                return RELAY_OK;
-        if (s == 408 || s == 429 || s >= 500 || s < 100 ||
-            (s >= 300 && s < 400))
-                return RELAY_RETRY;
-        return RELAY_FATAL;
+        return r;
 }
 
 /* The id of the group named name in a find answer (an array of groups, or
@@ -771,7 +732,7 @@ static int mappengage_partial(void *state, const relay_http_response_t *resp,
                 /* Neither a group list nor the group: not an answer the
                  * adapter knows. Sent again until the attempts run out. */
                 char why[sizeof(out[0].why)];
-                put_reason(why, sizeof(why), resp);
+                relay_adapter_reason(why, sizeof(why), resp);
                 snprintf(out[0].why, sizeof(out[0].why),
                          "unexpected answer for audience '%.40s': %.150s",
                          a->name, why);

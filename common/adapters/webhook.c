@@ -360,54 +360,15 @@ static void webhook_request(void *state, const relay_buf_t *items, size_t n,
         req->body_len = body_len;
 }
 
-/* Up to 200 bytes of an answer's body, for a dead letter's reason: control
- * characters become spaces so the reason stays one line, and trailing
- * ones go. */
-static void put_reason(char *errstr, size_t errstr_size,
-                       const relay_http_response_t *resp)
-{
-        char text[201];
-        size_t n = resp->body.data ? resp->body.len : 0;
-        if (n > 200)
-                n = 200;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)resp->body.data[i];
-                text[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-        }
-        while (n && text[n - 1] == ' ')
-                n--;
-        text[n] = '\0';
-        relay_seterr(errstr, errstr_size, "HTTP %ld: %s", resp->status,
-                     n ? text : "(no body)");
-}
-
-/* 2xx delivered; 408, 429, 5xx and transport failures retried (the
- * engine honours Retry-After); 401, 403, 404, 405 and 407 are the
+/* Answers: the usual reading (no classify of its own, so
+ * relay_adapter_answer): 2xx delivered; 408, 425, 429, 5xx and transport
+ * failures retried (the engine honours Retry-After); 401, 403, 404, 405 and 407 are the
  * engine's to read as a refused secret or endpoint (it pauses); other
  * 4xx (400, 413, 422 ...) are the records' fault: the engine splits the
  * request down to the refused one and dead-letters it with the answer's
  * text. A 3xx is retried, not blamed on the records: an endpoint that
  * moved would otherwise dead-letter everything; retried, it opens the
  * circuit and the worker says why while it waits for a corrected URL. */
-static enum relay_result webhook_classify(void *state,
-                                          const relay_http_response_t *resp,
-                                          char *errstr, size_t errstr_size)
-{
-        (void)state;
-        if (resp->transport_error) {
-                relay_seterr(errstr, errstr_size, "%s", resp->error);
-                return RELAY_RETRY;
-        }
-        long s = resp->status;
-        if (s >= 200 && s < 300)
-                return RELAY_OK;
-        put_reason(errstr, errstr_size, resp);
-        if ((s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500 ||
-            s < 100)
-                return RELAY_RETRY;
-        return RELAY_FATAL;
-}
-
 const struct relay_adapter relay_adapter_webhook = {
     .name = "webhook",
     .props = webhook_props,
@@ -418,6 +379,6 @@ const struct relay_adapter relay_adapter_webhook = {
     .encode = webhook_encode,
     .limits = webhook_limits,
     .request = webhook_request,
-    .classify = webhook_classify,
+    .classify = NULL, /* relay_adapter_answer, as said above */
     .term = webhook_term,
 };

@@ -120,6 +120,24 @@ static inline void relay_adapter_request(const struct relay_adapter *a,
         a->request(state, items, n, body, req);
 }
 
+/* The usual reading of an answer, what an adapter without a classify of
+ * its own gets and what most classify functions start from: 2xx
+ * RELAY_OK; no answer (transport, timeout), 3xx (an endpoint that moved
+ * must not dead-letter everything), 408, 425, 429 and 5xx RELAY_RETRY;
+ * any other 4xx RELAY_FATAL (401/403/404/405/407 the engine reads as the
+ * connection's). errstr gets the transport error or relay_adapter_reason. */
+enum relay_result relay_adapter_answer(const relay_http_response_t *resp,
+                                       char *errstr, size_t errstr_size);
+/* "HTTP <status>: <text>" for a dead letter's reason: at most 200 bytes
+ * of text on one line (control characters as spaces, trailing spaces
+ * dropped), "(no body)" when there is none. _reason takes the body. */
+void relay_adapter_reason_text(char *errstr, size_t errstr_size, long status,
+                               const char *text, size_t n);
+void relay_adapter_reason(char *errstr, size_t errstr_size,
+                          const relay_http_response_t *resp);
+/* Whether resp's body holds the text s. */
+int relay_http_body_has(const relay_http_response_t *resp, const char *s);
+
 enum relay_result relay_adapter_classify(const struct relay_adapter *a,
                                          void *state,
                                          const relay_http_response_t *resp,
