@@ -9,24 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "relay/adapter.h"
-#include "relay/avro.h"
-#include "alloc_count.h"
-
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-struct fixture {
-        relay_schemas_t *schemas;
-        relay_avro_writer_t *writer;
-        relay_avro_reader_t *reader;
-        relay_conf_t *conf;
-        const struct relay_adapter *a;
-        void *st;
-};
+#include "adapter_fixture.h"
 
 static const char *record_json =
     "{\"event_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
@@ -39,92 +22,23 @@ static const char *record_json =
     "\"vip\":true,\"none\":null},"
     "\"user_attributes\":{\"$firstname\":\"Ann\"}}";
 
+/* A conf with the URL, the key and secret, and one more key; init's
+ * result. */
 static int setup_conf(struct fixture *f, const char *extra_key,
                       const char *extra_val)
 {
         char errstr[512];
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {
+            {"mparticle.url", "http://127.0.0.1:1/v2/"},
+            {extra_key, extra_val}};
         setenv("RELAY_MPARTICLE_API_KEY", "key", 1);
         setenv("RELAY_MPARTICLE_API_SECRET", "secret", 1);
-        assert_int_equal(relay_conf_set(f->conf, "mparticle.url",
-                                        "http://127.0.0.1:1/v2/", errstr,
-                                        sizeof(errstr)),
-                         0);
-        if (extra_key)
-                assert_int_equal(relay_conf_set(f->conf, extra_key, extra_val,
-                                                errstr, sizeof(errstr)),
-                                 0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
-        return relay_adapter_init(f->a, &f->st, f->conf, errstr,
-                                  sizeof(errstr));
+        return fx_conf(f, kv, 2, errstr, sizeof(errstr));
 }
 
 static int setup(void **state)
 {
-        char errstr[512], path[1024];
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
-        assert_non_null(f->schemas);
-        f->writer = relay_avro_writer_new(f->schemas, "out.mparticle-value",
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->writer);
-        f->reader = relay_avro_reader_new(f->schemas, "out.mparticle-value", 0,
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->reader);
-        f->a = relay_adapter_find("mparticle");
-        assert_non_null(f->a);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        if (f->a && f->st)
-                relay_adapter_term(f->a, f->st);
-        relay_conf_destroy(f->conf);
-        relay_avro_writer_destroy(f->writer);
-        relay_avro_reader_destroy(f->reader);
-        relay_schemas_destroy(f->schemas);
-        free(f);
-        return 0;
-}
-
-/* Fill the writer's value from JSON (optionally patched) and encode it
- * with the adapter. */
-static enum relay_result encode_value(struct fixture *f, relay_buf_t *item,
-                                      char *errstr, size_t errstr_size);
-
-static enum relay_result encode(struct fixture *f, json_t *rec,
-                                relay_buf_t *item, char *errstr,
-                                size_t errstr_size)
-{
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
-        return encode_value(f, item, errstr, errstr_size);
-}
-
-/* The writer's value as the deliver worker hands it over: framed, then
- * decoded into slots by the compiled path. */
-static enum relay_result encode_value(struct fixture *f, relay_buf_t *item,
-                                      char *errstr, size_t errstr_size)
-{
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  errstr_size),
-                         RELAY_OK);
-        const relay_slots_t *slots;
-        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
-                                                        &slots, NULL, errstr,
-                                                        errstr_size),
-                         RELAY_OK);
-        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
-                                    errstr_size);
+        return fx_setup(state, "mparticle", NULL);
 }
 
 static void test_encode_batch(void **state)
@@ -135,7 +49,7 @@ static void test_encode_batch(void **state)
         relay_buf_init(&item);
         assert_int_equal(setup_conf(f, NULL, NULL), 0);
         json_t *rec = json_loads(record_json, 0, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         json_t *want = json_loads(
             "{\"schema_version\":2,\"environment\":\"development\","
@@ -165,7 +79,7 @@ static void test_encode_batch(void **state)
         avro_value_get_by_name(v, "identity_value", &idv, NULL);
         avro_value_set_string(&idv, "x\xff\xc3\x28y\xc3\xa9");
         relay_buf_reset(&item);
-        assert_int_equal(encode_value(f, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode_value(f, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         json_t *bj = json_loadb(item.data, item.len, 0, &jerr);
         assert_non_null(bj);
@@ -180,7 +94,7 @@ static void test_encode_batch(void **state)
         json_object_set_new(rec, "environment", json_string("production"));
         json_object_set_new(rec, "event_name", json_null());
         relay_buf_reset(&item);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         json_decref(got);
         got = json_loadb(item.data, item.len, 0, &jerr);
@@ -208,7 +122,7 @@ static void test_encode_limits(void **state)
         big[4999] = '\0';
         json_object_set_new(json_object_get(rec, "attributes"), "big",
                             json_string(big));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(
             strstr(errstr, "'big' is longer than mParticle's 4096"));
@@ -216,7 +130,7 @@ static void test_encode_limits(void **state)
         json_t *odd = json_deep_copy(rec);
         json_object_set_new(odd, "identity_type", json_string("emial"));
         relay_buf_reset(&item);
-        assert_int_equal(encode(f, odd, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, odd, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(
             errstr, "identity type 'emial' is not one mParticle accepts");
@@ -224,7 +138,7 @@ static void test_encode_limits(void **state)
         /* Without it the batch is still larger than the 300-byte limit. */
         json_object_del(json_object_get(rec, "attributes"), "big");
         relay_buf_reset(&item);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(
             strstr(errstr, "exceeds mParticle's batch limit of 300"));
@@ -262,35 +176,16 @@ static void test_request_and_limits(void **state)
         relay_buf_free(&body);
 }
 
-static enum relay_result classify(struct fixture *f, long status,
-                                  const char *body, int transport, char *errstr,
-                                  size_t errstr_size)
-{
-        relay_http_response_t r;
-        relay_http_response_init(&r);
-        r.status = status;
-        r.transport_error = transport;
-        if (transport)
-                snprintf(r.error, sizeof(r.error), "Timeout was reached");
-        if (body)
-                relay_buf_puts(&r.body, body);
-        errstr[0] = '\0';
-        enum relay_result res =
-            relay_adapter_classify(f->a, f->st, &r, errstr, errstr_size);
-        relay_http_response_reset(&r);
-        return res;
-}
-
 static void test_classify(void **state)
 {
         struct fixture *f = *state;
         char e[512];
         assert_int_equal(setup_conf(f, NULL, NULL), 0);
-        assert_int_equal(classify(f, 202, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 202, NULL, 0, e, sizeof(e)), RELAY_OK);
         /* A garbage 2xx body is logged, still delivered. */
-        assert_int_equal(classify(f, 202, "<html>", 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 202, "<html>", 0, e, sizeof(e)), RELAY_OK);
         assert_int_equal(
-            classify(f, 400,
+            fx_classify(f, 400,
                      "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":"
                      "\"Required event field \\\"event_type\\\" is "
                      "missing\"}]}",
@@ -298,14 +193,14 @@ static void test_classify(void **state)
             RELAY_FATAL);
         assert_string_equal(
             e, "HTTP 400: Required event field \"event_type\" is missing");
-        assert_int_equal(classify(f, 401, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 401, NULL, 0, e, sizeof(e)), RELAY_FATAL);
         assert_string_equal(e, "HTTP 401: (no body)");
-        assert_int_equal(classify(f, 403, "denied", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 403, "denied", 0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 403: denied");
-        assert_int_equal(classify(f, 429, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 503, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 429, NULL, 0, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 503, NULL, 0, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");
 }
 
@@ -313,15 +208,11 @@ static void test_missing_secret(void **state)
 {
         struct fixture *f = *state;
         char errstr[512];
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        fx_conf_new(f);
         unsetenv("RELAY_MPARTICLE_API_KEY");
         unsetenv("RELAY_MPARTICLE_API_KEY_FILE");
         setenv("RELAY_MPARTICLE_API_SECRET", "secret", 1);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
-        assert_int_equal(
-            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
-            -1);
+        assert_int_equal(fx_init(f, errstr, sizeof(errstr)), -1);
         assert_null(f->st);
         assert_string_equal(errstr,
                             "missing required key 'mparticle.api_key' (input "
@@ -335,19 +226,12 @@ static void test_rotated_secret(void **state)
 {
         struct fixture *f = *state;
         char errstr[512], path[] = "/tmp/relay-test-mp-secret-XXXXXX";
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, "old-secret\n", 11), 11);
-        close(fd);
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        fx_temp_file(path, "old-secret\n");
+        fx_conf_new(f);
         setenv("RELAY_MPARTICLE_API_KEY", "key", 1);
         unsetenv("RELAY_MPARTICLE_API_SECRET");
         setenv("RELAY_MPARTICLE_API_SECRET_FILE", path, 1);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
-        assert_int_equal(
-            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
-            0);
+        assert_int_equal(fx_init(f, errstr, sizeof(errstr)), 0);
         relay_buf_t item, body;
         relay_http_request_t req;
         relay_buf_init(&item);
@@ -357,16 +241,10 @@ static void test_rotated_secret(void **state)
         assert_string_equal(req.userpwd, "key:old-secret");
         assert_string_equal(req.url, "https://s2s.mparticle.com/v2/bulkevents");
 
-        FILE *fp = fopen(path, "w");
-        assert_non_null(fp);
-        fputs("new-secret\n", fp);
-        fclose(fp);
+        fx_rewrite(path, "new-secret\n");
         assert_int_equal(
             relay_conf_reload_secrets(f->conf, errstr, sizeof(errstr)), 1);
-        relay_adapter_term(f->a, f->st);
-        assert_int_equal(
-            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
-            0);
+        fx_reinit(f);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_string_equal(req.userpwd, "key:new-secret");
 
@@ -381,65 +259,27 @@ static void test_rotated_secret(void **state)
 static void test_steady_state_allocates_nothing(void **state)
 {
         struct fixture *f = *state;
-        char errstr[512];
         assert_int_equal(setup_conf(f, NULL, NULL), 0);
-        json_t *rec = json_loads(record_json, 0, NULL);
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, sizeof(errstr)),
-                         0);
-        json_decref(rec);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  sizeof(errstr)),
-                         RELAY_OK);
-        unsigned char frame[4096];
-        assert_true(len <= sizeof(frame));
-        memcpy(frame, buf, len);
-        relay_buf_t item;
-        relay_buf_init(&item);
-        size_t bytes = 0;
-        for (int round = 0; round < 2; round++) {
-                allocations = 0;
-                counting = round;
-                for (int i = 0; i < 1000; i++) {
-                        const relay_slots_t *slots;
-                        relay_buf_reset(&item);
-                        if (relay_avro_reader_decode_slots(
-                                f->reader, frame, len, &slots, NULL, errstr,
-                                sizeof(errstr)) != RELAY_OK ||
-                            relay_adapter_encode(f->a, f->st, slots, &item,
-                                                 errstr,
-                                                 sizeof(errstr)) != RELAY_OK)
-                                break;
-                        bytes += round ? item.len : 0;
-                }
-                counting = 0;
-        }
-        assert_true(bytes > 1000 * 100);
-        if (allocations)
-                fail_msg("%zu allocation(s) in 1000 records of the steady "
-                         "state",
-                         (size_t)allocations);
-        relay_buf_free(&item);
+        struct fx_steady got = fx_steady_state(f, &record_json, 1, 1, 1000, 0);
+        assert_true(got.item_bytes > 1000 * 100);
 }
 
 int main(void)
 {
         count_init();
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_encode_batch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_encode_batch, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing,
-                                            setup, teardown),
+                                            setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_encode_limits, setup,
-                                            teardown),
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_request_and_limits, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_classify, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_missing_secret, setup,
-                                            teardown),
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_rotated_secret, setup,
-                                            teardown),
+                                            fx_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
