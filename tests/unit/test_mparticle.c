@@ -183,7 +183,8 @@ static void test_classify(void **state)
         assert_int_equal(setup_conf(f, NULL, NULL), 0);
         assert_int_equal(fx_classify(f, 202, NULL, 0, e, sizeof(e)), RELAY_OK);
         /* A garbage 2xx body is logged, still delivered. */
-        assert_int_equal(fx_classify(f, 202, "<html>", 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 202, "<html>", 0, e, sizeof(e)),
+                         RELAY_OK);
         assert_int_equal(
             fx_classify(f, 400,
                      "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":"
@@ -193,14 +194,18 @@ static void test_classify(void **state)
             RELAY_FATAL);
         assert_string_equal(
             e, "HTTP 400: Required event field \"event_type\" is missing");
-        assert_int_equal(fx_classify(f, 401, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 401, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         assert_string_equal(e, "HTTP 401: (no body)");
         assert_int_equal(fx_classify(f, 403, "denied", 0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 403: denied");
-        assert_int_equal(fx_classify(f, 429, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(fx_classify(f, 503, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 429, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 503, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)),
+                         RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");
 }
 
@@ -268,7 +273,8 @@ int main(void)
 {
         count_init();
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_encode_batch, setup, fx_teardown),
+            cmocka_unit_test_setup_teardown(test_encode_batch, setup,
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing,
                                             setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_encode_limits, setup,

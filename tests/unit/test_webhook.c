@@ -12,35 +12,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "relay/adapter.h"
-#include "relay/avro.h"
+#include "adapter_fixture.h"
 #include "relay/sign.h"
-#include "alloc_count.h"
-#include "httpd.h"
 
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 /* The example secret of the Standard Webhooks specification, and its key. */
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 static const unsigned char secret_key[] = {
     0x31, 0xf2, 0x90, 0xf6, 0xbf, 0x06, 0x29, 0x8a, 0xab, 0x4f, 0x08, 0xd4,
     0x3c, 0x3f, 0x08, 0x2c, 0xf6, 0x48, 0xa3, 0x62, 0xda, 0x2d, 0xa4, 0xb0};
-
-struct fixture {
-        relay_schemas_t *schemas;
-        relay_avro_writer_t *writer;
-        relay_avro_reader_t *reader;
-        relay_conf_t *conf;
-        const struct relay_adapter *a;
-        void *st;
-        struct server *srv;
-        char url[128];
-};
 
 static const char *record_json =
     "{\"event_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
@@ -65,29 +46,22 @@ static const char *record_item =
     "\"vip\":true,\"none\":null},"
     "\"user_attributes\":{\"$firstname\":\"Ann\"}}";
 
-/* A conf with the url, the secret and one more key; init's result. */
+/* A conf with the url, the secret (NULL: none) and up to two more keys;
+ * init's result. */
 static int setup_conf2(struct fixture *f, const char *secret, const char *k1,
                        const char *v1, const char *k2, const char *v2,
                        char *errstr, size_t errstr_size)
 {
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {{"webhook.url", f->url}, {k1, v1},
+                                     {k2, v2}};
+        fx_conf_new(f);
         unsetenv("RELAY_WEBHOOK_SECRET_FILE");
         if (secret)
                 setenv("RELAY_WEBHOOK_SECRET", secret, 1);
         else
                 unsetenv("RELAY_WEBHOOK_SECRET");
-        assert_int_equal(relay_conf_set(f->conf, "webhook.url", f->url, errstr,
-                                        errstr_size),
-                         0);
-        if (k1)
-                assert_int_equal(
-                    relay_conf_set(f->conf, k1, v1, errstr, errstr_size), 0);
-        if (k2)
-                assert_int_equal(
-                    relay_conf_set(f->conf, k2, v2, errstr, errstr_size), 0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, errstr_size), 0);
-        return relay_adapter_init(f->a, &f->st, f->conf, errstr, errstr_size);
+        fx_conf_set(f, kv, 3, errstr, errstr_size);
+        return fx_init(f, errstr, errstr_size);
 }
 
 static int setup_conf(struct fixture *f, const char *k1, const char *v1)
@@ -102,81 +76,13 @@ static int setup_conf(struct fixture *f, const char *k1, const char *v1)
 
 static int setup(void **state)
 {
-        char errstr[512], path[1024];
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
-        assert_non_null(f->schemas);
-        f->writer = relay_avro_writer_new(f->schemas, "out.webhook-value",
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->writer);
-        f->reader = relay_avro_reader_new(f->schemas, "out.webhook-value", 0,
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->reader);
-        f->a = relay_adapter_find("webhook");
-        assert_non_null(f->a);
-        void *srv = NULL;
-        assert_int_equal(httpd_setup(&srv), 0);
-        f->srv = srv;
-        make_url(f->url, sizeof(f->url), f->srv->port, "/hooks/relay");
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        if (f->a && f->st)
-                relay_adapter_term(f->a, f->st);
-        relay_conf_destroy(f->conf);
-        relay_avro_writer_destroy(f->writer);
-        relay_avro_reader_destroy(f->reader);
-        relay_schemas_destroy(f->schemas);
-        void *srv = f->srv;
-        httpd_teardown(&srv);
-        free(f);
-        return 0;
-}
-
-/* The writer's value as the deliver worker hands it over: framed, then
- * decoded into slots by the compiled path, then encoded by the adapter. */
-static enum relay_result encode_value(struct fixture *f, relay_buf_t *item,
-                                      char *errstr, size_t errstr_size)
-{
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  errstr_size),
-                         RELAY_OK);
-        const relay_slots_t *slots;
-        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
-                                                        &slots, NULL, errstr,
-                                                        errstr_size),
-                         RELAY_OK);
-        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
-                                    errstr_size);
-}
-
-static enum relay_result encode(struct fixture *f, json_t *rec,
-                                relay_buf_t *item, char *errstr,
-                                size_t errstr_size)
-{
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
-        relay_buf_reset(item);
-        return encode_value(f, item, errstr, errstr_size);
+        return fx_setup(state, "webhook", "/hooks/relay");
 }
 
 /* record_json with field set to a JSON value given as text. */
 static json_t *record_with(const char *field, const char *value)
 {
-        json_t *rec = json_loads(record_json, 0, NULL);
-        if (field)
-                json_object_set_new(rec, field,
-                                    json_loads(value, JSON_DECODE_ANY, NULL));
-        return rec;
+        return fx_record(record_json, field, value);
 }
 
 static void test_body_exact(void **state)
@@ -189,7 +95,7 @@ static void test_body_exact(void **state)
         relay_buf_init(&body);
         setup_conf(f, NULL, NULL);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_string_equal(item.data, record_item);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
@@ -217,7 +123,7 @@ static void test_body_exact(void **state)
             "\"event_name\":null,\"event_category\":null,\"attributes\":{},"
             "\"user_attributes\":{\"tier\":\"gold\",\"n\":-3}}",
             0, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_string_equal(
             item.data,
@@ -239,7 +145,7 @@ static void test_body_exact(void **state)
                        "\"attributes\":{\"n\":2}},{\"op\":\"reward.issue\","
                        "\"target\":null,\"attributes\":{}}]",
                        0, NULL));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_buf_reset(&want);
         relay_buf_append(&want, record_item, strlen(record_item) - 1);
@@ -291,8 +197,9 @@ static void test_occurred_at(void **state)
         setup_conf(f, NULL, NULL);
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 json_t *rec = record_with("occurred_at", cases[i].ms);
-                assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
-                                 RELAY_OK);
+                assert_int_equal(
+                    fx_encode(f, rec, &item, errstr, sizeof(errstr)),
+                    RELAY_OK);
                 json_t *got = json_loadb(item.data, item.len, 0, NULL);
                 assert_non_null(got);
                 assert_string_equal(
@@ -302,37 +209,12 @@ static void test_occurred_at(void **state)
                 json_decref(rec);
         }
         json_t *rec = record_with("occurred_at", "253402300800000");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, "occurred_at 253402300800000 ms is outside "
                                     "the years 0000 to 9999");
         json_decref(rec);
         relay_buf_free(&item);
-}
-
-/* The value of header name in the request the server received. */
-static void header_of(const struct request *rq, const char *name, char *v,
-                      size_t size)
-{
-        if (!find_header(rq->head, name, v, size))
-                fail_msg("no %s header in:\n%s", name, rq->head);
-}
-
-/* Send req to the test server; the request as it arrived. */
-static struct request send_one(struct fixture *f,
-                               const relay_http_request_t *req)
-{
-        static const struct reply ok = {.status = 204};
-        server_script(f->srv, &ok, 1);
-        int before = server_nreq(f->srv);
-        relay_http_t *h = relay_http_new(5000, 2000);
-        relay_http_response_t resp;
-        relay_http_response_init(&resp);
-        assert_int_equal(relay_http_perform(h, req, &resp), 0);
-        assert_int_equal(resp.status, 204);
-        relay_http_response_reset(&resp);
-        relay_http_destroy(h);
-        return server_request(f->srv, before);
 }
 
 /* The signature as the test computes it, without relay_sign_webhook: the
@@ -357,10 +239,10 @@ static void check_signed(const struct request *rq, const unsigned char *key,
                          size_t key_len, char *id, size_t id_size)
 {
         char ts[32], sig[128], want[128], ctype[64];
-        header_of(rq, "webhook-id", id, id_size);
-        header_of(rq, "webhook-timestamp", ts, sizeof(ts));
-        header_of(rq, "webhook-signature", sig, sizeof(sig));
-        header_of(rq, "Content-Type", ctype, sizeof(ctype));
+        fx_header(rq, "webhook-id", id, id_size);
+        fx_header(rq, "webhook-timestamp", ts, sizeof(ts));
+        fx_header(rq, "webhook-signature", sig, sizeof(sig));
+        fx_header(rq, "Content-Type", ctype, sizeof(ctype));
         assert_string_equal(ctype, "application/json");
         assert_string_equal(rq->method, "POST");
         char *end;
@@ -384,23 +266,23 @@ static void test_signed_on_the_wire(void **state)
         relay_buf_init(&body);
         setup_conf(f, NULL, NULL);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &items[0], errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &items[0], errstr, sizeof(errstr)),
                          RELAY_OK);
         json_decref(rec);
         rec = record_with("event_id",
                           "\"7a2b3c40-0003-4000-8000-000000000003\"");
-        assert_int_equal(encode(f, rec, &items[1], errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &items[1], errstr, sizeof(errstr)),
                          RELAY_OK);
         json_decref(rec);
         /* An event id a header cannot carry as it is. */
         rec = record_with("event_id", "\"id with \\\"quotes\\\" and spaces\"");
-        assert_int_equal(encode(f, rec, &items[2], errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &items[2], errstr, sizeof(errstr)),
                          RELAY_OK);
         json_decref(rec);
 
         /* One record: its event id is the message id. */
         relay_adapter_request(f->a, f->st, items, 1, &body, &req);
-        struct request rq = send_one(f, &req);
+        struct request rq = fx_send(f, &req, 204, NULL);
         assert_int_equal(rq.body.len, req.body_len);
         assert_memory_equal(rq.body.data, req.body, req.body_len);
         check_signed(&rq, secret_key, sizeof(secret_key), id, sizeof(id));
@@ -409,24 +291,24 @@ static void test_signed_on_the_wire(void **state)
         /* Two: "msg_" and 32 hex digits, the same for a retry of the same
          * records (a later send, signed again), another for other ones. */
         relay_adapter_request(f->a, f->st, items, 2, &body, &req);
-        rq = send_one(f, &req);
+        rq = fx_send(f, &req, 204, NULL);
         check_signed(&rq, secret_key, sizeof(secret_key), id, sizeof(id));
         assert_int_equal(strlen(id), 36);
         assert_memory_equal(id, "msg_", 4);
         assert_int_equal(strspn(id + 4, "0123456789abcdef"), 32);
         sleep(1); /* a new timestamp, so a new signature */
         relay_adapter_request(f->a, f->st, items, 2, &body, &req);
-        rq = send_one(f, &req);
+        rq = fx_send(f, &req, 204, NULL);
         check_signed(&rq, secret_key, sizeof(secret_key), id2, sizeof(id2));
         assert_string_equal(id, id2);
         relay_adapter_request(f->a, f->st, items + 1, 2, &body, &req);
-        rq = send_one(f, &req);
+        rq = fx_send(f, &req, 204, NULL);
         check_signed(&rq, secret_key, sizeof(secret_key), id2, sizeof(id2));
         assert_string_not_equal(id, id2);
         assert_memory_equal(id2, "msg_", 4);
         /* One record whose id is not header-safe gets the hashed form. */
         relay_adapter_request(f->a, f->st, items + 2, 1, &body, &req);
-        rq = send_one(f, &req);
+        rq = fx_send(f, &req, 204, NULL);
         check_signed(&rq, secret_key, sizeof(secret_key), id2, sizeof(id2));
         assert_int_equal(strlen(id2), 36);
         assert_memory_equal(id2, "msg_", 4);
@@ -450,7 +332,7 @@ static void test_raw_secret(void **state)
         relay_buf_init(&body);
         relay_buf_puts(&item, "{\"event_id\":\"e1\"}");
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
-        struct request rq = send_one(f, &req);
+        struct request rq = fx_send(f, &req, 204, NULL);
         check_signed(&rq, (const unsigned char *)"it-raw-secret", 13, id,
                      sizeof(id));
         relay_buf_free(&item);
@@ -546,7 +428,7 @@ static void test_limits(void **state)
         json_t *rec = record_with(NULL, NULL);
         json_object_set_new(json_object_get(rec, "attributes"), "big",
                             json_string(big));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         char want[160];
         snprintf(want, sizeof(want),
@@ -588,7 +470,6 @@ static void test_settings_refused(void **state)
         assert_non_null(strstr(errstr, "'webhook.secret'"));
         assert_non_null(strstr(errstr, "RELAY_WEBHOOK_SECRET or "
                                        "RELAY_WEBHOOK_SECRET_FILE"));
-        relay_conf_destroy(f->conf);
         /* whsec_ with a key that is not base64. */
         assert_int_equal(setup_conf2(f, "whsec_!!!!", NULL, NULL, NULL, NULL,
                                      errstr, sizeof(errstr)),
@@ -596,7 +477,6 @@ static void test_settings_refused(void **state)
         assert_string_equal(errstr, "webhook.secret: the webhook secret starts "
                                     "with whsec_ but the rest is not padded "
                                     "base64");
-        relay_conf_destroy(f->conf);
         /* A URL that is not HTTP. */
         snprintf(f->url, sizeof(f->url), "ftp://example.com/x");
         assert_int_equal(setup_conf2(f, SECRET, NULL, NULL, NULL, NULL, errstr,
@@ -606,62 +486,52 @@ static void test_settings_refused(void **state)
                                     "an http:// or https:// URL");
 }
 
-static enum relay_result classify(struct fixture *f, long status,
-                                  const char *body, int transport, char *errstr,
-                                  size_t errstr_size)
-{
-        relay_http_response_t r;
-        relay_http_response_init(&r);
-        r.status = status;
-        r.transport_error = transport;
-        if (transport)
-                snprintf(r.error, sizeof(r.error), "Timeout was reached");
-        if (body)
-                relay_buf_puts(&r.body, body);
-        errstr[0] = '\0';
-        enum relay_result res =
-            relay_adapter_classify(f->a, f->st, &r, errstr, errstr_size);
-        relay_http_response_reset(&r);
-        return res;
-}
-
 static void test_classify(void **state)
 {
         struct fixture *f = *state;
         char e[512];
         setup_conf(f, NULL, NULL);
-        assert_int_equal(classify(f, 200, NULL, 0, e, sizeof(e)), RELAY_OK);
-        assert_int_equal(classify(f, 204, NULL, 0, e, sizeof(e)), RELAY_OK);
-        assert_int_equal(classify(f, 202, "<html>", 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 200, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 204, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 202, "<html>", 0, e, sizeof(e)),
+                         RELAY_OK);
         /* The records' fault, with the answer's text (200 bytes at most,
          * on one line). */
         assert_int_equal(
-            classify(f, 400, "{\"error\":\"bad event\"}\n", 0, e, sizeof(e)),
+            fx_classify(f, 400, "{\"error\":\"bad event\"}\n", 0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 400: {\"error\":\"bad event\"}");
         char big[400];
         memset(big, 'z', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
-        assert_int_equal(classify(f, 422, big, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 422, big, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         assert_int_equal(strlen(e), strlen("HTTP 422: ") + 200);
-        assert_int_equal(classify(f, 413, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 413, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         assert_string_equal(e, "HTTP 413: (no body)");
-        assert_int_equal(classify(f, 409, "conflict", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 409, "conflict", 0, e, sizeof(e)),
                          RELAY_FATAL);
         /* The engine reads these as the secret or URL refused (pause). */
-        assert_int_equal(classify(f, 401, "bad signature", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 401, "bad signature", 0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 401: bad signature");
-        assert_int_equal(classify(f, 404, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 404, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         /* Retried. */
-        assert_int_equal(classify(f, 408, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 429, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 500, "oops", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 408, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 429, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 500, "oops", 0, e, sizeof(e)),
                          RELAY_RETRY);
         assert_string_equal(e, "HTTP 500: oops");
-        assert_int_equal(classify(f, 503, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 301, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 503, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 301, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)),
+                         RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");
 }
 
@@ -671,44 +541,29 @@ static void test_rotated_secret(void **state)
 {
         struct fixture *f = *state;
         char errstr[512], id[256], path[] = "/tmp/relay-test-wh-secret-XXXXXX";
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, "old-secret\n", 11), 11);
-        close(fd);
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {{"webhook.url", f->url}};
+        fx_temp_file(path, "old-secret\n");
+        fx_conf_new(f);
         unsetenv("RELAY_WEBHOOK_SECRET");
         setenv("RELAY_WEBHOOK_SECRET_FILE", path, 1);
-        assert_int_equal(
-            relay_conf_set(f->conf, "webhook.url", f->url, errstr,
-                           sizeof(errstr)),
-            0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
-        assert_int_equal(
-            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
-            0);
+        fx_conf_set(f, kv, 1, errstr, sizeof(errstr));
+        assert_int_equal(fx_init(f, errstr, sizeof(errstr)), 0);
         relay_buf_t item, body;
         relay_http_request_t req;
         relay_buf_init(&item);
         relay_buf_init(&body);
         relay_buf_puts(&item, "{\"event_id\":\"e1\"}");
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
-        struct request rq = send_one(f, &req);
+        struct request rq = fx_send(f, &req, 204, NULL);
         check_signed(&rq, (const unsigned char *)"old-secret", 10, id,
                      sizeof(id));
 
-        FILE *fp = fopen(path, "w");
-        assert_non_null(fp);
-        fputs(SECRET "\n", fp);
-        fclose(fp);
+        fx_rewrite(path, SECRET "\n");
         assert_int_equal(
             relay_conf_reload_secrets(f->conf, errstr, sizeof(errstr)), 1);
-        relay_adapter_term(f->a, f->st);
-        assert_int_equal(
-            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
-            0);
+        fx_reinit(f);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
-        rq = send_one(f, &req);
+        rq = fx_send(f, &req, 204, NULL);
         check_signed(&rq, secret_key, sizeof(secret_key), id, sizeof(id));
 
         unsetenv("RELAY_WEBHOOK_SECRET_FILE");
@@ -722,47 +577,9 @@ static void test_rotated_secret(void **state)
 static void test_steady_state_allocates_nothing(void **state)
 {
         struct fixture *f = *state;
-        char errstr[512];
         setup_conf(f, NULL, NULL);
-        json_t *rec = json_loads(record_json, 0, NULL);
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, sizeof(errstr)),
-                         0);
-        json_decref(rec);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  sizeof(errstr)),
-                         RELAY_OK);
-        unsigned char frame[4096];
-        assert_true(len <= sizeof(frame));
-        memcpy(frame, buf, len);
-        relay_buf_t item;
-        relay_buf_init(&item);
-        size_t bytes = 0;
-        for (int round = 0; round < 2; round++) {
-                allocations = 0;
-                counting = round;
-                for (int i = 0; i < 1000; i++) {
-                        const relay_slots_t *slots;
-                        relay_buf_reset(&item);
-                        if (relay_avro_reader_decode_slots(
-                                f->reader, frame, len, &slots, NULL, errstr,
-                                sizeof(errstr)) != RELAY_OK ||
-                            relay_adapter_encode(f->a, f->st, slots, &item,
-                                                 errstr,
-                                                 sizeof(errstr)) != RELAY_OK)
-                                break;
-                        bytes += round ? item.len : 0;
-                }
-                counting = 0;
-        }
-        assert_int_equal(bytes, 1000 * strlen(record_item));
-        if (allocations)
-                fail_msg("%zu allocation(s) in 1000 records of the steady "
-                         "state",
-                         (size_t)allocations);
-        relay_buf_free(&item);
+        struct fx_steady got = fx_steady_state(f, &record_json, 1, 1, 1000, 0);
+        assert_int_equal(got.item_bytes, 1000 * strlen(record_item));
 }
 
 int main(void)
@@ -772,20 +589,23 @@ int main(void)
         if (relay_http_global_init() != 0)
                 return 1;
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_body_exact, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_occurred_at, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_body_exact, setup,
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_occurred_at, setup,
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_signed_on_the_wire, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_raw_secret, setup, teardown),
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_raw_secret, setup,
+                                            fx_teardown),
             cmocka_unit_test(test_fixed_vector),
-            cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_limits, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_settings_refused, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_classify, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_rotated_secret, setup,
-                                            teardown),
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing,
-                                            setup, teardown),
+                                            setup, fx_teardown),
         };
         int rc = cmocka_run_group_tests(tests, NULL, NULL);
         relay_http_global_cleanup();
