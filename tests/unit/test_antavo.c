@@ -13,32 +13,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "relay/adapter.h"
-#include "relay/avro.h"
+#include "adapter_fixture.h"
 #include "relay/sign.h"
-#include "alloc_count.h"
-#include "httpd.h"
 
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define KEY "relay-test-key"
 #define SECRET "relay-test-secret"
-
-struct fixture {
-        relay_schemas_t *schemas;
-        relay_avro_writer_t *writer;
-        relay_avro_reader_t *reader;
-        relay_conf_t *conf;
-        const struct relay_adapter *a;
-        void *st;
-        struct server *srv;
-        char url[128];
-};
 
 static const char *record_json =
     "{\"event_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
@@ -74,8 +55,9 @@ static int setup_conf2(struct fixture *f, const char *secret, const char *k1,
                        const char *v1, const char *k2, const char *v2,
                        char *errstr, size_t errstr_size)
 {
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {{"antavo.url", f->url}, {k1, v1},
+                                     {k2, v2}};
+        fx_conf_new(f);
         unsetenv("RELAY_ANTAVO_API_KEY_FILE");
         unsetenv("RELAY_ANTAVO_API_SECRET_FILE");
         setenv("RELAY_ANTAVO_API_KEY", KEY, 1);
@@ -83,17 +65,8 @@ static int setup_conf2(struct fixture *f, const char *secret, const char *k1,
                 setenv("RELAY_ANTAVO_API_SECRET", secret, 1);
         else
                 unsetenv("RELAY_ANTAVO_API_SECRET");
-        assert_int_equal(relay_conf_set(f->conf, "antavo.url", f->url, errstr,
-                                        errstr_size),
-                         0);
-        if (k1)
-                assert_int_equal(
-                    relay_conf_set(f->conf, k1, v1, errstr, errstr_size), 0);
-        if (k2)
-                assert_int_equal(
-                    relay_conf_set(f->conf, k2, v2, errstr, errstr_size), 0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, errstr_size), 0);
-        return relay_adapter_init(f->a, &f->st, f->conf, errstr, errstr_size);
+        fx_conf_set(f, kv, 3, errstr, errstr_size);
+        return fx_init(f, errstr, errstr_size);
 }
 
 static void setup_conf(struct fixture *f, const char *k1, const char *v1)
@@ -105,75 +78,13 @@ static void setup_conf(struct fixture *f, const char *k1, const char *v1)
 
 static int setup(void **state)
 {
-        char errstr[512], path[1024];
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
-        assert_non_null(f->schemas);
-        f->writer = relay_avro_writer_new(f->schemas, "out.antavo-value",
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->writer);
-        f->reader = relay_avro_reader_new(f->schemas, "out.antavo-value", 0,
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->reader);
-        f->a = relay_adapter_find("antavo");
-        assert_non_null(f->a);
-        void *srv = NULL;
-        assert_int_equal(httpd_setup(&srv), 0);
-        f->srv = srv;
-        make_url(f->url, sizeof(f->url), f->srv->port, "/api/");
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        if (f->a && f->st)
-                relay_adapter_term(f->a, f->st);
-        relay_conf_destroy(f->conf);
-        relay_avro_writer_destroy(f->writer);
-        relay_avro_reader_destroy(f->reader);
-        relay_schemas_destroy(f->schemas);
-        void *srv = f->srv;
-        httpd_teardown(&srv);
-        free(f);
-        return 0;
-}
-
-/* rec through the writer, the compiled decoder and the adapter, as the
- * deliver worker does it. */
-static enum relay_result encode(struct fixture *f, json_t *rec,
-                                relay_buf_t *item, char *errstr,
-                                size_t errstr_size)
-{
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
-        relay_buf_reset(item);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  errstr_size),
-                         RELAY_OK);
-        const relay_slots_t *slots;
-        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
-                                                        &slots, NULL, errstr,
-                                                        errstr_size),
-                         RELAY_OK);
-        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
-                                    errstr_size);
+        return fx_setup(state, "antavo", "/api/");
 }
 
 /* record_json with field set to a JSON value given as text. */
 static json_t *record_with(const char *field, const char *value)
 {
-        json_t *rec = json_loads(record_json, 0, NULL);
-        if (field)
-                json_object_set_new(rec, field,
-                                    json_loads(value, JSON_DECODE_ANY, NULL));
-        return rec;
+        return fx_record(record_json, field, value);
 }
 
 static void test_body_exact(void **state)
@@ -186,7 +97,7 @@ static void test_body_exact(void **state)
         relay_buf_init(&body);
         setup_conf(f, NULL, NULL);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_string_equal(item.data, record_item);
         json_decref(rec);
@@ -216,7 +127,7 @@ static void test_body_exact(void **state)
         json_object_set_new(rec, "attributes", json_object());
         json_object_set_new(rec, "user_attributes",
                             json_loads("{\"transaction_id\":\"u\"}", 0, NULL));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_string_equal(item.data,
                             "{\"customer\":\"cust-\\\"1\",\"action\":"
@@ -227,7 +138,7 @@ static void test_body_exact(void **state)
                                        "\"total\":12.5}",
                                        0, NULL));
         json_object_set_new(rec, "user_attributes", json_object());
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_string_equal(item.data,
                             "{\"customer\":\"cust-\\\"1\",\"action\":"
@@ -237,14 +148,14 @@ static void test_body_exact(void **state)
 
         /* No action or no customer: never sendable. */
         rec = record_with("event_name", "null");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr,
                             "no event_name: an Antavo event needs an action "
                             "(profile-only updates have no Antavo event)");
         json_decref(rec);
         rec = record_with("identity_value", "\"\"");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, "no identity_value: an Antavo event needs "
                                     "a customer");
@@ -292,7 +203,7 @@ static void test_bulk(void **state)
         big[sizeof(big) - 1] = '\0';
         json_object_set_new(json_object_get(rec, "attributes"), "big",
                             json_string(big));
-        assert_int_equal(encode(f, rec, &items[0], errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &items[0], errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(strstr(errstr, "antavo.max_request_bytes 1024"));
         json_decref(rec);
@@ -326,13 +237,11 @@ static void test_settings_refused(void **state)
         assert_null(f->st);
         assert_non_null(strstr(errstr, "RELAY_ANTAVO_API_SECRET or "
                                        "RELAY_ANTAVO_API_SECRET_FILE"));
-        relay_conf_destroy(f->conf);
         snprintf(f->url, sizeof(f->url), "https://api.antavo.com/x?y=1");
         assert_int_equal(setup_conf2(f, SECRET, NULL, NULL, NULL, NULL, errstr,
                                      sizeof(errstr)),
                          -1);
         assert_non_null(strstr(errstr, "without credentials, query"));
-        relay_conf_destroy(f->conf);
         snprintf(f->url, sizeof(f->url), "https://api.antavo.com");
         assert_int_equal(setup_conf2(f, SECRET,
                                      "antavo.max_events_per_request", "2",
@@ -403,30 +312,6 @@ static void expected_auth(const char *path, const char *query,
         relay_buf_free(&c);
 }
 
-/* Send req to the test server; the request as it arrived. */
-static struct request send_one(struct fixture *f,
-                               const relay_http_request_t *req)
-{
-        static const struct reply ok = {.status = 200, .body = "{}"};
-        server_script(f->srv, &ok, 1);
-        int before = server_nreq(f->srv);
-        relay_http_t *h = relay_http_new(5000, 2000);
-        relay_http_response_t resp;
-        relay_http_response_init(&resp);
-        assert_int_equal(relay_http_perform(h, req, &resp), 0);
-        assert_int_equal(resp.status, 200);
-        relay_http_response_reset(&resp);
-        relay_http_destroy(h);
-        return server_request(f->srv, before);
-}
-
-static void header_of(const struct request *rq, const char *name, char *v,
-                      size_t size)
-{
-        if (!find_header(rq->head, name, v, size))
-                fail_msg("no %s header in:\n%s", name, rq->head);
-}
-
 /* What arrives verifies: the signature recomputed over the request line,
  * Host, Date and body received; the Date is now; a retry right after is
  * signed afresh. */
@@ -441,14 +326,14 @@ static void test_signed_on_the_wire(void **state)
         relay_buf_init(&body);
         setup_conf(f, NULL, NULL);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         json_decref(rec);
         /* The second send at once: within the same second it would be the
          * same signature, a replay; it is dated a second later instead. */
         for (int round = 0; round < 2; round++) {
                 relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
-                struct request rq = send_one(f, &req);
+                struct request rq = fx_send(f, &req, 200, "{}");
                 assert_string_equal(rq.method, "POST");
                 assert_int_equal(rq.body.len, item.len);
                 assert_memory_equal(rq.body.data, item.data, item.len);
@@ -458,9 +343,9 @@ static void test_signed_on_the_wire(void **state)
                                         target),
                                  1);
                 assert_string_equal(target, "/api/events?api_key=" KEY);
-                header_of(&rq, "Host", host, sizeof(host));
-                header_of(&rq, "Date", date, sizeof(date));
-                header_of(&rq, "Authorization", auth, sizeof(auth));
+                fx_header(&rq, "Host", host, sizeof(host));
+                fx_header(&rq, "Date", date, sizeof(date));
+                fx_header(&rq, "Authorization", auth, sizeof(auth));
                 int64_t t = http_time(date), now = (int64_t)time(NULL);
                 if (t < now - 5 || t > now + 1)
                         fail_msg("Date %s is not now", date);
@@ -492,7 +377,7 @@ static void test_fixed_vector(void **state)
         relay_buf_init(&body);
         relay_buf_init(&auth);
         json_t *rec = json_loads(vector_json, 0, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         json_decref(rec);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
@@ -534,38 +419,15 @@ static void test_fixed_vector(void **state)
         relay_buf_free(&auth);
 }
 
-static enum relay_result classify(struct fixture *f, long status,
-                                  const char *body, int transport, char *errstr,
-                                  size_t errstr_size)
-{
-        relay_http_response_t r;
-        relay_http_response_init(&r);
-        r.status = status;
-        r.transport_error = transport;
-        if (transport)
-                snprintf(r.error, sizeof(r.error), "Timeout was reached");
-        if (body)
-                relay_buf_puts(&r.body, body);
-        errstr[0] = '\0';
-        enum relay_result res =
-            relay_adapter_classify(f->a, f->st, &r, errstr, errstr_size);
-        relay_http_response_reset(&r);
-        return res;
-}
-
+/* The per-item reading of an answer to a request of n (empty) items. */
 static int partial(struct fixture *f, long status, const char *body, size_t n,
                    relay_item_result_t *out)
 {
-        relay_http_response_t r;
-        relay_http_response_init(&r);
-        r.status = status;
-        relay_buf_puts(&r.body, body);
         relay_buf_t items[3];
+        assert_true(n <= 3);
         for (int i = 0; i < 3; i++)
                 relay_buf_init(&items[i]);
-        int rc = relay_adapter_partial(f->a, f->st, &r, items, n, out);
-        relay_http_response_reset(&r);
-        return rc;
+        return fx_partial(f, status, body, items, n, out);
 }
 
 static void test_classify(void **state)
@@ -573,34 +435,35 @@ static void test_classify(void **state)
         struct fixture *f = *state;
         char e[512];
         setup_conf(f, NULL, NULL);
-        assert_int_equal(classify(f, 200, "{\"action\":\"x\"}", 0, e,
+        assert_int_equal(fx_classify(f, 200, "{\"action\":\"x\"}", 0, e,
                                   sizeof(e)),
                          RELAY_OK);
-        assert_int_equal(classify(f, 201, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 201, NULL, 0, e, sizeof(e)), RELAY_OK);
         /* The record's fault, with the envelope's message. */
         assert_int_equal(
-            classify(f, 400,
+            fx_classify(f, 400,
                      "{\"error\":{\"type\":\"BadRequestException\",\"code\":"
                      "400,\"message\":\"Missing customer\"}}",
                      0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 400: Missing customer");
         assert_int_equal(
-            classify(f, 422,
+            fx_classify(f, 422,
                      "{\"error\":{\"type\":\"RuleException\",\"code\":422,"
                      "\"message\":\"Not enough\\npoints\"}}",
                      0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 422: Not enough points");
-        assert_int_equal(classify(f, 400, "not json", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 400, "not json", 0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 400: not json");
         /* A checkout Antavo has already: delivered. */
         const char *exists = "{\"error\":{\"type\":\"BadRequestException\","
                              "\"code\":400,\"message\":"
                              "\"ERR_TX_ALREADY_EXISTS\"}}";
-        assert_int_equal(classify(f, 400, exists, 0, e, sizeof(e)), RELAY_OK);
-        assert_int_equal(classify(f, 409, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 400, exists, 0, e, sizeof(e)),
+                         RELAY_OK);
+        assert_int_equal(fx_classify(f, 409, NULL, 0, e, sizeof(e)), RELAY_OK);
         /* ... alone; in a request of several each is sent again. */
         relay_item_result_t out[3];
         assert_int_equal(partial(f, 400, exists, 1, out), 0);
@@ -610,22 +473,27 @@ static void test_classify(void **state)
                 assert_int_equal(out[i].result, RELAY_RETRY);
         /* Credentials or module: the engine pauses on these. */
         assert_int_equal(
-            classify(f, 401,
+            fx_classify(f, 401,
                      "{\"error\":{\"type\":\"AuthException\",\"code\":401,"
                      "\"message\":\"Invalid signature\"}}",
                      0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 401: Invalid signature");
-        assert_int_equal(classify(f, 403, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 403, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         assert_string_equal(e, "HTTP 403: (no body)");
-        assert_int_equal(classify(f, 404, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 404, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         /* Retried. */
-        assert_int_equal(classify(f, 429, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 500, "oops", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 429, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 500, "oops", 0, e, sizeof(e)),
                          RELAY_RETRY);
         assert_string_equal(e, "HTTP 500: oops");
-        assert_int_equal(classify(f, 503, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 503, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)),
+                         RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");
 }
 
@@ -635,47 +503,9 @@ static void test_classify(void **state)
 static void test_steady_state_allocates_nothing(void **state)
 {
         struct fixture *f = *state;
-        char errstr[512];
         setup_conf(f, NULL, NULL);
-        json_t *rec = json_loads(record_json, 0, NULL);
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, sizeof(errstr)),
-                         0);
-        json_decref(rec);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  sizeof(errstr)),
-                         RELAY_OK);
-        unsigned char frame[4096];
-        assert_true(len <= sizeof(frame));
-        memcpy(frame, buf, len);
-        relay_buf_t item;
-        relay_buf_init(&item);
-        size_t bytes = 0;
-        for (int round = 0; round < 2; round++) {
-                allocations = 0;
-                counting = round;
-                for (int i = 0; i < 1000; i++) {
-                        const relay_slots_t *slots;
-                        relay_buf_reset(&item);
-                        if (relay_avro_reader_decode_slots(
-                                f->reader, frame, len, &slots, NULL, errstr,
-                                sizeof(errstr)) != RELAY_OK ||
-                            relay_adapter_encode(f->a, f->st, slots, &item,
-                                                 errstr,
-                                                 sizeof(errstr)) != RELAY_OK)
-                                break;
-                        bytes += round ? item.len : 0;
-                }
-                counting = 0;
-        }
-        assert_int_equal(bytes, 1000 * strlen(record_item));
-        if (allocations)
-                fail_msg("%zu allocation(s) in 1000 records of the steady "
-                         "state",
-                         (size_t)allocations);
-        relay_buf_free(&item);
+        struct fx_steady got = fx_steady_state(f, &record_json, 1, 1, 1000, 0);
+        assert_int_equal(got.item_bytes, 1000 * strlen(record_item));
 }
 
 int main(void)
@@ -685,17 +515,18 @@ int main(void)
         if (relay_http_global_init() != 0)
                 return 1;
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_body_exact, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_bulk, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_body_exact, setup,
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_bulk, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_settings_refused, setup,
-                                            teardown),
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_signed_on_the_wire, setup,
-                                            teardown),
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_fixed_vector, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_classify, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing,
-                                            setup, teardown),
+                                            setup, fx_teardown),
         };
         int rc = cmocka_run_group_tests(tests, NULL, NULL);
         relay_http_global_cleanup();
