@@ -12,33 +12,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "relay/adapter.h"
-#include "relay/avro.h"
-#include "alloc_count.h"
-#include "httpd.h"
-
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "adapter_fixture.h"
 
 #define TENANT   "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 #define TOKEN    "6C4B1E0A-2D3F-4A5B-8C9D-0E1F2A3B4C5D"
 #define PURCHASE "0f8fad5b-d9cb-469f-a165-70867728950e"
 #define POINTS   "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 #define TYPES    "Purchase=" PURCHASE ", Points Added = " POINTS
-
-struct fixture {
-        relay_schemas_t *schemas;
-        relay_avro_writer_t *writer;
-        relay_avro_reader_t *reader;
-        relay_conf_t *conf;
-        const struct relay_adapter *a;
-        void *st;
-        struct server *srv;
-        char url[128];
-};
 
 static const char *record_json =
     "{\"event_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
@@ -70,26 +50,19 @@ static int setup_conf2(struct fixture *f, const char *token, const char *k1,
                        const char *v1, const char *k2, const char *v2,
                        char *errstr, size_t errstr_size)
 {
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {{"cmcdp.url", f->url},
+                                     {"cmcdp.tenant_id", TENANT},
+                                     {"cmcdp.event_types", TYPES},
+                                     {k1, v1},
+                                     {k2, v2}};
+        fx_conf_new(f);
         unsetenv("RELAY_CMCDP_PRODUCT_TOKEN_FILE");
         if (token)
                 setenv("RELAY_CMCDP_PRODUCT_TOKEN", token, 1);
         else
                 unsetenv("RELAY_CMCDP_PRODUCT_TOKEN");
-        const char *kv[][2] = {{"cmcdp.url", f->url},
-                               {"cmcdp.tenant_id", TENANT},
-                               {"cmcdp.event_types", TYPES},
-                               {k1, v1},
-                               {k2, v2}};
-        for (size_t i = 0; i < 5; i++)
-                if (kv[i][0])
-                        assert_int_equal(relay_conf_set(f->conf, kv[i][0],
-                                                        kv[i][1], errstr,
-                                                        errstr_size),
-                                         0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, errstr_size), 0);
-        return relay_adapter_init(f->a, &f->st, f->conf, errstr, errstr_size);
+        fx_conf_set(f, kv, 5, errstr, errstr_size);
+        return fx_init(f, errstr, errstr_size);
 }
 
 static void setup_conf(struct fixture *f, const char *k1, const char *v1)
@@ -109,83 +82,24 @@ static void refused(struct fixture *f, const char *k1, const char *v1,
                          -1);
         assert_null(f->st);
         assert_string_equal(errstr, want);
-        relay_conf_destroy(f->conf);
-        f->conf = NULL;
 }
 
 static int setup(void **state)
 {
-        char errstr[512], path[1024];
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
-        assert_non_null(f->schemas);
-        f->writer = relay_avro_writer_new(f->schemas, "out.cmcdp-value",
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->writer);
-        f->reader = relay_avro_reader_new(f->schemas, "out.cmcdp-value", 0,
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->reader);
-        f->a = relay_adapter_find("cmcdp");
-        assert_non_null(f->a);
-        void *srv = NULL;
-        assert_int_equal(httpd_setup(&srv), 0);
-        f->srv = srv;
         /* A trailing slash, which the adapter drops. */
-        make_url(f->url, sizeof(f->url), f->srv->port, "/cdp/");
-        *state = f;
-        return 0;
+        return fx_setup(state, "cmcdp", "/cdp/");
 }
 
 static int teardown(void **state)
 {
-        struct fixture *f = *state;
-        if (f->a && f->st)
-                relay_adapter_term(f->a, f->st);
-        relay_conf_destroy(f->conf);
-        relay_avro_writer_destroy(f->writer);
-        relay_avro_reader_destroy(f->reader);
-        relay_schemas_destroy(f->schemas);
-        void *srv = f->srv;
-        httpd_teardown(&srv);
         unsetenv("RELAY_CMCDP_PRODUCT_TOKEN");
-        free(f);
-        return 0;
-}
-
-/* rec as the deliver worker hands it over: framed, decoded into slots by
- * the compiled path, then encoded by the adapter into item. */
-static enum relay_result encode(struct fixture *f, json_t *rec,
-                                relay_buf_t *item, char *errstr,
-                                size_t errstr_size)
-{
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
-        relay_buf_reset(item);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  errstr_size),
-                         RELAY_OK);
-        const relay_slots_t *slots;
-        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
-                                                        &slots, NULL, errstr,
-                                                        errstr_size),
-                         RELAY_OK);
-        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
-                                    errstr_size);
+        return fx_teardown(state);
 }
 
 /* record_json with field set to a JSON value given as text. */
 static json_t *record_with(const char *field, const char *value)
 {
-        json_t *rec = json_loads(record_json, 0, NULL);
-        if (field)
-                json_object_set_new(rec, field,
-                                    json_loads(value, JSON_DECODE_ANY, NULL));
-        return rec;
+        return fx_record(record_json, field, value);
 }
 
 static void test_body_exact(void **state)
@@ -199,7 +113,7 @@ static void test_body_exact(void **state)
         relay_buf_init(&body);
         setup_conf(f, NULL, NULL);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_string_equal(item.data, record_item);
         json_decref(rec);
@@ -215,7 +129,7 @@ static void test_body_exact(void **state)
             "\"event_name\":\"Points Added\",\"event_category\":null,"
             "\"attributes\":{},\"user_attributes\":{\"n\":-3}}",
             0, NULL);
-        assert_int_equal(encode(f, rec, &item2, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item2, errstr, sizeof(errstr)),
                          RELAY_OK);
         const char *item2_want =
             "{\"EventTypeId\":\"" POINTS "\",\"Event\":{\"Customer Number\":"
@@ -255,7 +169,7 @@ static void test_identity_field(void **state)
         relay_buf_init(&item);
         setup_conf(f, "cmcdp.identity_field", "Customer Id");
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         json_t *got = json_loadb(item.data, item.len, 0, NULL);
         json_t *ev = json_object_get(got, "Event");
@@ -280,44 +194,27 @@ static void test_unknown_event(void **state)
         relay_buf_init(&item);
         setup_conf(f, NULL, NULL);
         json_t *rec = record_with("event_name", "\"Refund\"");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(
             errstr, "no CM.com event type for event 'Refund' (cmcdp.event_types)");
         json_decref(rec);
         /* Names match exactly: no case folding, no prefix. */
         rec = record_with("event_name", "\"purchase\"");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         json_decref(rec);
         rec = record_with("event_name", "\"Points\"");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         json_decref(rec);
         rec = record_with("event_name", "null");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, "no CM.com event type for a record without "
                                     "an event_name (cmcdp.event_types)");
         json_decref(rec);
         relay_buf_free(&item);
-}
-
-/* Send req to the test server; the request as it arrived. */
-static struct request send_one(struct fixture *f,
-                               const relay_http_request_t *req)
-{
-        static const struct reply ok = {.status = 202};
-        server_script(f->srv, &ok, 1);
-        int before = server_nreq(f->srv);
-        relay_http_t *h = relay_http_new(5000, 2000);
-        relay_http_response_t resp;
-        relay_http_response_init(&resp);
-        assert_int_equal(relay_http_perform(h, req, &resp), 0);
-        assert_int_equal(resp.status, 202);
-        relay_http_response_reset(&resp);
-        relay_http_destroy(h);
-        return server_request(f->srv, before);
 }
 
 /* The request line of what the server received, e.g. "POST /x HTTP/1.1". */
@@ -341,32 +238,29 @@ static void test_on_the_wire(void **state)
         relay_buf_init(&body);
         setup_conf(f, NULL, NULL);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         json_decref(rec);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
-        struct request rq = send_one(f, &req);
+        struct request rq = fx_send(f, &req, 202, NULL);
         request_line(&rq, line, sizeof(line));
         assert_string_equal(line, "POST /cdp/events/v1.0/tenants/" TENANT
                                   "/events HTTP/1.1");
-        assert_true(find_header(rq.head, "X-CM-PRODUCTTOKEN", v, sizeof(v)));
+        fx_header(&rq, "X-CM-PRODUCTTOKEN", v, sizeof(v));
         assert_string_equal(v, TOKEN);
-        assert_true(find_header(rq.head, "Content-Type", v, sizeof(v)));
+        fx_header(&rq, "Content-Type", v, sizeof(v));
         assert_string_equal(v, "application/json");
         assert_int_equal(rq.body.len, strlen(record_item) + 2);
         assert_memory_equal(rq.body.data + 1, record_item,
                             strlen(record_item));
 
-        relay_adapter_term(f->a, f->st);
-        f->st = NULL;
-        relay_conf_destroy(f->conf);
         assert_int_equal(setup_conf2(f, "tok en/+&=", "cmcdp.token_in",
                                      "query", NULL, NULL, errstr,
                                      sizeof(errstr)),
                          0);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_null(req.headers[1]);
-        rq = send_one(f, &req);
+        rq = fx_send(f, &req, 202, NULL);
         request_line(&rq, line, sizeof(line));
         assert_string_equal(line,
                             "POST /cdp/events/v1.0/tenants/" TENANT
@@ -404,8 +298,6 @@ static void test_settings_refused(void **state)
         assert_non_null(strstr(errstr, "'cmcdp.product_token'"));
         assert_non_null(strstr(errstr, "RELAY_CMCDP_PRODUCT_TOKEN or "
                                        "RELAY_CMCDP_PRODUCT_TOKEN_FILE"));
-        relay_conf_destroy(f->conf);
-        f->conf = NULL;
 
         refused(f, "cmcdp.tenant_id", "acme",
                 "cmcdp.tenant_id 'acme' is not a GUID "
@@ -465,9 +357,6 @@ static void test_limits(void **state)
         relay_adapter_limits(f->a, f->st, &max_items, &max_bytes);
         assert_int_equal(max_items, 100);
         assert_int_equal(max_bytes, 1048576 - 2);
-        relay_adapter_term(f->a, f->st);
-        f->st = NULL;
-        relay_conf_destroy(f->conf);
 
         assert_int_equal(setup_conf2(f, TOKEN, "cmcdp.max_events_per_request",
                                      "20", "cmcdp.max_request_bytes", "2048",
@@ -525,7 +414,7 @@ static void test_limits(void **state)
         json_t *rec = record_with(NULL, NULL);
         json_object_set_new(json_object_get(rec, "attributes"), "big",
                             json_string(big));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         char want[160];
         snprintf(want, sizeof(want),
@@ -538,36 +427,17 @@ static void test_limits(void **state)
         relay_buf_free(&item);
 }
 
-static enum relay_result classify(struct fixture *f, long status,
-                                  const char *body, int transport, char *errstr,
-                                  size_t errstr_size)
-{
-        relay_http_response_t r;
-        relay_http_response_init(&r);
-        r.status = status;
-        r.transport_error = transport;
-        if (transport)
-                snprintf(r.error, sizeof(r.error), "Timeout was reached");
-        if (body)
-                relay_buf_puts(&r.body, body);
-        errstr[0] = '\0';
-        enum relay_result res =
-            relay_adapter_classify(f->a, f->st, &r, errstr, errstr_size);
-        relay_http_response_reset(&r);
-        return res;
-}
-
 static void test_classify(void **state)
 {
         struct fixture *f = *state;
         char e[512];
         setup_conf(f, NULL, NULL);
-        assert_int_equal(classify(f, 200, NULL, 0, e, sizeof(e)), RELAY_OK);
-        assert_int_equal(classify(f, 202, "{}", 0, e, sizeof(e)), RELAY_OK);
-        assert_int_equal(classify(f, 204, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 200, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 202, "{}", 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(fx_classify(f, 204, NULL, 0, e, sizeof(e)), RELAY_OK);
         /* The records' fault, with the answer's text (200 bytes at most,
          * on one line). */
-        assert_int_equal(classify(f, 400,
+        assert_int_equal(fx_classify(f, 400,
                                   "{\"message\":\"Field 'Amount' is not\n"
                                   "a number\"}\r\n",
                                   0, e, sizeof(e)),
@@ -577,26 +447,34 @@ static void test_classify(void **state)
         char big[400];
         memset(big, 'z', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
-        assert_int_equal(classify(f, 422, big, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 422, big, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         assert_int_equal(strlen(e), strlen("HTTP 422: ") + 200);
-        assert_int_equal(classify(f, 413, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 413, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         assert_string_equal(e, "HTTP 413: (no body)");
         /* The engine reads these as the token or tenant refused (pause). */
-        assert_int_equal(classify(f, 401, "bad token", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 401, "bad token", 0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 401: bad token");
-        assert_int_equal(classify(f, 403, NULL, 0, e, sizeof(e)), RELAY_FATAL);
-        assert_int_equal(classify(f, 404, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 403, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 404, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         /* Retried. */
-        assert_int_equal(classify(f, 408, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 429, "slow down", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 408, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 429, "slow down", 0, e, sizeof(e)),
                          RELAY_RETRY);
         assert_string_equal(e, "HTTP 429: slow down");
-        assert_int_equal(classify(f, 500, "oops", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 500, "oops", 0, e, sizeof(e)),
                          RELAY_RETRY);
-        assert_int_equal(classify(f, 503, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 302, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 503, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 302, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)),
+                         RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");
 }
 
@@ -606,52 +484,9 @@ static void test_classify(void **state)
 static void test_steady_state_allocates_nothing(void **state)
 {
         struct fixture *f = *state;
-        char errstr[512];
         setup_conf(f, NULL, NULL);
-        json_t *rec = json_loads(record_json, 0, NULL);
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, sizeof(errstr)),
-                         0);
-        json_decref(rec);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  sizeof(errstr)),
-                         RELAY_OK);
-        unsigned char frame[4096];
-        assert_true(len <= sizeof(frame));
-        memcpy(frame, buf, len);
-        relay_buf_t item, body;
-        relay_http_request_t req;
-        relay_buf_init(&item);
-        relay_buf_init(&body);
-        size_t bytes = 0;
-        for (int round = 0; round < 2; round++) {
-                allocations = 0;
-                counting = round;
-                for (int i = 0; i < 1000; i++) {
-                        const relay_slots_t *slots;
-                        relay_buf_reset(&item);
-                        if (relay_avro_reader_decode_slots(
-                                f->reader, frame, len, &slots, NULL, errstr,
-                                sizeof(errstr)) != RELAY_OK ||
-                            relay_adapter_encode(f->a, f->st, slots, &item,
-                                                 errstr,
-                                                 sizeof(errstr)) != RELAY_OK)
-                                break;
-                        relay_adapter_request(f->a, f->st, &item, 1, &body,
-                                              &req);
-                        bytes += round ? item.len : 0;
-                }
-                counting = 0;
-        }
-        assert_int_equal(bytes, 1000 * strlen(record_item));
-        if (allocations)
-                fail_msg("%zu allocation(s) in 1000 records of the steady "
-                         "state",
-                         (size_t)allocations);
-        relay_buf_free(&item);
-        relay_buf_free(&body);
+        struct fx_steady got = fx_steady_state(f, &record_json, 1, 1, 1000, 1);
+        assert_int_equal(got.item_bytes, 1000 * strlen(record_item));
 }
 
 int main(void)
