@@ -49,21 +49,17 @@ accepted). Python standard library only.
 import argparse
 import json
 import math
-import os
 import re
-import signal
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import simlib
 
 ARRAYS = ("attributes", "events", "purchases")
 IDENTIFIERS = ("external_id", "user_alias", "braze_id", "email")
 ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
                       r"(Z|[+-]\d{2}:?\d{2})$")
-RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "object_error": str, "queued": bool, "name": str}
-MAX_READ_BYTES = 64 * 1024 * 1024
+RULE_KEYS = {**simlib.RULE_KEYS, "object_error": str, "queued": bool}
 UNLIMITED = 1000000
 
 
@@ -140,44 +136,24 @@ def parse_track(body, max_per_array, combined):
     return arrays
 
 
+def check_rule(r):
+    if r.get("object_error") and not r.get("match"):
+        raise ValueError('an "object_error" rule needs a "match"')
+    if sum(bool(r.get(k)) for k in ("status", "object_error", "queued")) > 1:
+        raise ValueError('a rule has at most one of "status", "object_error", "queued"')
+
+
 def parse_rules(obj):
-    rules = obj if isinstance(obj, list) else [obj]
-    out = []
-    for r in rules:
-        if not isinstance(r, dict):
-            raise ValueError("each fault rule must be a JSON object")
-        for key, val in r.items():
-            want = RULE_KEYS.get(key)
-            if want is None:
-                raise ValueError(f'unknown fault rule key "{key}"')
-            if not isinstance(val, want) or (want is int and isinstance(val, bool)):
-                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
-        if r.get("times", 1) < -1:
-            raise ValueError('"times" must be -1 (forever) or >= 0')
-        if "status" in r and not 100 <= r["status"] <= 599:
-            raise ValueError('"status" must be an HTTP status code')
-        if r.get("object_error") and not r.get("match"):
-            raise ValueError('an "object_error" rule needs a "match"')
-        if sum(bool(r.get(k)) for k in ("status", "object_error", "queued")) > 1:
-            raise ValueError('a rule has at most one of "status", "object_error", "queued"')
-        out.append(dict(r))
-    return out
+    return simlib.parse_rules(obj, RULE_KEYS, check_rule)
 
 
-class State:
+class State(simlib.State):
     """Everything the simulator remembers; guarded by one lock."""
 
     def __init__(self, key, limit, window_s):
-        self.lock = threading.Lock()
+        super().__init__()
         self.key = key
-        self.rule_seq = 0
         self.set_ratelimit(limit, window_s)
-        self.reset()
-
-    def reset(self):
-        with self.lock:
-            self.received, self.requests, self.faults = [], [], []
-            self.by_status = {}
 
     def set_ratelimit(self, limit, window_s):
         with self.lock:
@@ -200,128 +176,36 @@ class State:
                 self.used += 1
             return ok, self.limit, self.limit - self.used, self.window_end
 
-    def add_faults(self, rules):
-        with self.lock:
-            for r in rules:
-                self.rule_seq += 1
-                r.setdefault("name", f"rule{self.rule_seq}")
-                r["remaining"] = r.pop("times", 1)
-                self.faults.append(r)
-
-    def take_fault(self, body):
-        with self.lock:
-            for r in self.faults:
-                if r["remaining"] == 0:
-                    continue
-                if "match" in r and r["match"].encode() not in body:
-                    continue
-                if r["remaining"] > 0:
-                    r["remaining"] -= 1
-                return dict(r)
-        return None
-
     def record(self, entry, accepted=()):
         with self.lock:
-            at = int(time.time() * 1000)
-            entry["at_ms"] = at
-            self.requests.append(entry)
-            key = str(entry["status"])
-            self.by_status[key] = self.by_status.get(key, 0) + 1
+            at = self.log_request(entry)
             self.received.extend({"array": a, "object": o, "at_ms": at} for a, o in accepted)
 
-    def snapshot(self, what):
-        with self.lock:
-            if what == "stats":
-                objs = {a: 0 for a in ARRAYS}
-                for r in self.received:
-                    objs[r["array"]] += 1
-                return {"requests": len(self.requests), "by_status": dict(self.by_status),
-                        "accepted": objs}
-            if what == "faults":
-                return [dict(r) for r in self.faults]
-            return list(getattr(self, what))
+    def stats(self):
+        objs = {a: 0 for a in ARRAYS}
+        for r in self.received:
+            objs[r["array"]] += 1
+        return {"requests": len(self.requests), "by_status": dict(self.by_status),
+                "accepted": objs}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(simlib.Handler):
     server_version = "braze-sim/1.0"
-    sys_version = ""
+    log_replies = json_control = True
+    fault_rules = staticmethod(parse_rules)
 
-    def log_message(self, fmt, *args):
-        pass
+    def crash_body(self, e):
+        return {"message": f"simulator error: {e!r}"}
 
-    def reply(self, status, body=None, headers=()):
-        data = json.dumps(body).encode() if body is not None else b""
-        with self.server.state.lock:
-            self.server.log_file.write(f"{self.command} {self.path} {status}\n")
-            self.server.log_file.flush()
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, val in headers:
-            self.send_header(name, str(val))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+    def api(self, path):
+        if path == "/users/track":
+            self.track()
+        else:
+            self.read_body()
+            self.reply(404, {"message": f"no such endpoint {path}"})
 
-    def read_body(self):
-        length = self.headers.get("Content-Length")
-        try:
-            n = int(length) if length is not None else 0
-        except ValueError:
-            n = -1
-        if n < 0 or n > MAX_READ_BYTES:
-            self.close_connection = True
-            return None
-        return self.rfile.read(n)
-
-    def route(self):
-        path = self.path.split("?", 1)[0]
-        try:
-            if path.startswith("/_sim/"):
-                self.control(path)
-            elif path == "/users/track":
-                self.track()
-            else:
-                self.read_body()
-                self.reply(404, {"message": f"no such endpoint {path}"})
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as e:   # a simulator bug must not leave the client hanging
-            self.close_connection = True
-            self.reply(500, {"message": f"simulator error: {e!r}"})
-            raise
-
-    do_GET = do_POST = do_PUT = do_DELETE = route
-
-    # ---- control API ----------------------------------------------------
-    def control(self, path):
+    def control_more(self, route, arg):
         st = self.server.state
-        body = self.read_body() or b""
-        route = (self.command, path[len("/_sim/"):])
-        try:
-            arg = json.loads(body) if body else None
-        except ValueError as e:
-            return self.reply(400, {"error": f"not JSON: {e}"})
-        if route in {("GET", "received"), ("GET", "requests"), ("GET", "stats"),
-                     ("GET", "faults")}:
-            return self.reply(200, st.snapshot(route[1]))
-        if route == ("POST", "reset"):
-            st.reset()
-            return self.reply(200, {"ok": True})
-        if route == ("DELETE", "faults"):
-            with st.lock:
-                st.faults.clear()
-            return self.reply(200, {"ok": True})
-        if route == ("POST", "faults"):
-            try:
-                rules = parse_rules(arg)
-            except (ValueError, TypeError) as e:
-                return self.reply(400, {"error": str(e)})
-            st.add_faults(rules)
-            return self.reply(200, st.snapshot("faults"))
         if route == ("POST", "ratelimit"):
             if not (isinstance(arg, dict) and isinstance(arg.get("limit"), int)
                     and isinstance(arg.get("window_s", 1), (int, float))
@@ -335,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.key = arg["key"]
             return self.reply(200, {"ok": True})
-        self.reply(404, {"error": f"no control route {self.command} {path}"})
+        return False
 
     # ---- /users/track ---------------------------------------------------
     def ratelimit_headers(self, limit, remaining, reset):
@@ -372,15 +256,12 @@ class Handler(BaseHTTPRequestHandler):
             return answer(429, {"message": "API rate limit exceeded"},
                           rl + [("Retry-After", wait)])
 
-        rule = st.take_fault(body) or {}
+        rule = st.take_fault(body)
         entry["fault"] = rule.get("name")
-        if rule.get("delay_ms"):
-            time.sleep(rule["delay_ms"] / 1000.0)
+        simlib.pause(rule)
         status = rule.get("status")
         if status is not None:
-            hdrs = list(rl)
-            if status == 429 or (status == 503 and "retry_after" in rule):
-                hdrs.append(("Retry-After", rule.get("retry_after", 1)))
+            hdrs = list(rl) + simlib.retry_after(rule, busy=True)
             return answer(status, {"message": f'injected fault "{entry["fault"]}"'}, hdrs)
 
         ctype = self.headers.get("Content-Type", "")
@@ -437,33 +318,12 @@ def main(argv=None):
     ap.add_argument("--log", help="append request log here instead of stderr")
     args = ap.parse_args(argv)
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = simlib.make_server(args.host, args.port, Handler)
     server.max_per_array, server.combined = args.max_per_array, args.combined
     server.success_status = args.success_status
     server.canonical_headers = args.canonical_headers
     server.state = State(args.key, args.rate_limit, args.rate_window)
-    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"braze-sim listening on {args.host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-        if args.log:
-            server.log_file.close()
-    return 0
+    return simlib.serve(server, args, "braze-sim")
 
 
 if __name__ == "__main__":
