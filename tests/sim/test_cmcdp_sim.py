@@ -5,14 +5,9 @@ Run from the repository root:
 Each test class starts its own simulator subprocess on --port 0 and talks to it
 over HTTP, as relay does.
 """
-import http.client
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -20,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SIM = os.path.join(HERE, "cmcdp_sim.py")
 sys.path.insert(0, HERE)
 import cmcdp_sim  # noqa: E402
+from simtest import SimProcess  # noqa: E402
 
 TENANT = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 TOKEN = "6c4b1e0a-2d3f-4a5b-8c9d-0e1f2a3b4c5d"
@@ -28,48 +24,15 @@ POINTS = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 BATCH = f"/events/v1.0/tenants/{TENANT}/events"
 
 
-class Sim:
+class Sim(SimProcess):
     def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="cmcdpsim-")
-        self.port_file = os.path.join(self.dir, "port")
-        self.log = os.path.join(self.dir, "sim.log")
-        self.proc = subprocess.Popen(
-            [sys.executable, SIM, "--port", "0", "--tenant", TENANT, "--token", TOKEN,
-             "--event-type", f"Purchase={PURCHASE}:Email Address|Product|Amount|"
-                             "occurred_at",
-             "--event-type", f"Points Added={POINTS}",
-             "--port-file", self.port_file, "--log", self.log, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("simulator did not start: " + self.proc.stderr.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return rc
+        super().__init__(
+            SIM, "--tenant", TENANT, "--token", TOKEN,
+            "--event-type", f"Purchase={PURCHASE}:Email Address|Product|Amount|occurred_at",
+            "--event-type", f"Points Added={POINTS}", *extra, prefix="cmcdpsim-")
 
     def call(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-        finally:
-            conn.close()
+        return self.request(method, path, body, headers)
 
     def send(self, items, path=BATCH, token=TOKEN, raw=None):
         """POST items (or raw bytes) with the token in the header; (status, body)."""
