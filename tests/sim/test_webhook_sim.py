@@ -9,14 +9,9 @@ Standard Webhooks example, so the simulator is not only checked against itself.
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -25,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SIM = os.path.join(HERE, "webhook_sim.py")
 sys.path.insert(0, HERE)
 import webhook_sim  # noqa: E402
+from simtest import SimProcess  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 KEY = base64.b64decode(SECRET[6:])
@@ -40,47 +36,16 @@ def body_of(*ids):
                        "data": [{"event_id": i, "tenant": "acme"} for i in ids]}).encode()
 
 
-class Sim:
+class Sim(SimProcess):
     def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="whsim-")
-        self.port_file = os.path.join(self.dir, "port")
-        self.log = os.path.join(self.dir, "sim.log")
-        self.received_log = os.path.join(self.dir, "received.log")
-        self.proc = subprocess.Popen(
-            [sys.executable, SIM, "--port", "0", "--secret", SECRET,
-             "--port-file", self.port_file, "--log", self.log,
-             "--received-log", self.received_log, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("simulator did not start: " + self.proc.stderr.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
+        super().__init__(SIM, "--secret", SECRET, *extra, prefix="whsim-")
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return rc
+    def more_args(self):
+        self.received_log = os.path.join(self.dir, "received.log")
+        return ("--received-log", self.received_log)
 
     def call(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-        finally:
-            conn.close()
+        return self.request(method, path, body, headers)
 
     def send(self, body, msg_id="msg_1", ts=None, key=KEY, sig=None, drop=()):
         """POST a signed message; returns (status, headers, body)."""

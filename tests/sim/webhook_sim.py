@@ -38,16 +38,10 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
-import signal
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MAX_READ_BYTES = 64 * 1024 * 1024
-RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "name": str}
+import simlib
 
 
 def webhook_key(secret):
@@ -65,64 +59,21 @@ def sign(key, msg_id, timestamp, body):
 
 def parse_rules(obj):
     """Validate fault rules from POST /_sim/faults; return them as dicts."""
-    rules = obj if isinstance(obj, list) else [obj]
-    out = []
-    for r in rules:
-        if not isinstance(r, dict):
-            raise ValueError("each fault rule must be a JSON object")
-        for key, val in r.items():
-            want = RULE_KEYS.get(key)
-            if want is None:
-                raise ValueError(f'unknown fault rule key "{key}"')
-            if not isinstance(val, want) or isinstance(val, bool):
-                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
-        if r.get("times", 1) < -1:
-            raise ValueError('"times" must be -1 (forever) or >= 0')
-        if "status" in r and not 100 <= r["status"] <= 599:
-            raise ValueError('"status" must be an HTTP status code')
-        if "status" not in r and "delay_ms" not in r:
-            raise ValueError('a fault rule needs "status" or "delay_ms"')
-        out.append(dict(r))
-    return out
+    return simlib.parse_rules(obj, check=simlib.need_status_or_delay)
 
 
-class State:
+class State(simlib.State):
     """Everything the simulator remembers; guarded by one lock."""
 
     def __init__(self, key, received_log=None):
-        self.lock = threading.Lock()
-        self.key = key
         self.received_log = received_log   # outlives reset()
-        self.rule_seq = 0
-        self.reset()
+        super().__init__()
+        self.key = key
 
-    def reset(self):
-        with self.lock:
-            self.received, self.requests, self.faults = [], [], []
-            self.ids = set()
-            self.by_status = {}
-            self.duplicates = 0
-
-    def add_faults(self, rules):
-        with self.lock:
-            for r in rules:
-                self.rule_seq += 1
-                r.setdefault("name", f"rule{self.rule_seq}")
-                r["remaining"] = r.pop("times", 1)
-                self.faults.append(r)
-
-    def take_fault(self, body):
-        """A copy of the first rule that applies (counting it down), or {}."""
-        with self.lock:
-            for r in self.faults:
-                if r["remaining"] == 0:
-                    continue
-                if "match" in r and r["match"].encode() not in body:
-                    continue
-                if r["remaining"] > 0:
-                    r["remaining"] -= 1
-                return dict(r)
-        return {}
+    def clear(self):
+        super().clear()
+        self.ids = set()
+        self.duplicates = 0
 
     def accept(self, msg_id, events):
         """Record the events of msg_id unless it was accepted before: True when new.
@@ -141,106 +92,31 @@ class State:
                 self.received_log.flush()
             return True
 
-    def record(self, entry):
-        with self.lock:
-            entry["at_ms"] = int(time.time() * 1000)
-            self.requests.append(entry)
-            key = str(entry["status"])
-            self.by_status[key] = self.by_status.get(key, 0) + 1
-
-    def snapshot(self, what):
-        with self.lock:
-            if what == "stats":
-                return {"requests": len(self.requests),
-                        "accepted_events": len(self.received),
-                        "duplicates": self.duplicates,
-                        "by_status": dict(self.by_status)}
-            if what == "faults":
-                return [dict(r) for r in self.faults]
-            return [dict(r) for r in getattr(self, what)]
+    def stats(self):
+        return {"requests": len(self.requests),
+                "accepted_events": len(self.received),
+                "duplicates": self.duplicates,
+                "by_status": dict(self.by_status)}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(simlib.Handler):
     server_version = "webhook-sim/1.0"
-    sys_version = ""
+    fault_rules = staticmethod(parse_rules)
+    do_PATCH = simlib.Handler.route
 
-    def log_message(self, fmt, *args):   # the default access log is not wanted
-        pass
+    def api(self, path):
+        self.webhook(path)
 
-    def log_line(self, text):
-        with self.server.state.lock:
-            self.server.log_file.write(text + "\n")
-            self.server.log_file.flush()
-
-    def reply(self, status, body=b"", headers=()):
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, val in headers:
-            self.send_header(name, str(val))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def read_body(self):
-        length = self.headers.get("Content-Length")
-        try:
-            n = int(length) if length is not None else 0
-            if n < 0 or n > MAX_READ_BYTES:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            return None
-        return self.rfile.read(n)
-
-    def route(self):
-        try:
-            path = self.path.split("?", 1)[0]
-            if path.startswith("/_sim/"):
-                self.control(path)
-            else:
-                self.webhook(path)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = route
-
-    # ---- control API ----------------------------------------------------
-    def control(self, path):
-        st = self.server.state
-        body = self.read_body() or b""
-        route = (self.command, path)
-        if route in {("GET", "/_sim/received"), ("GET", "/_sim/requests"),
-                     ("GET", "/_sim/stats"), ("GET", "/_sim/faults")}:
-            return self.reply(200, st.snapshot(path[len("/_sim/"):]))
-        if route == ("POST", "/_sim/reset"):
-            st.reset()
-            return self.reply(200, {"ok": True})
-        if route == ("DELETE", "/_sim/faults"):
-            with st.lock:
-                st.faults.clear()
-            return self.reply(200, {"ok": True})
-        if route == ("POST", "/_sim/faults"):
-            try:
-                rules = parse_rules(json.loads(body or b"null"))
-            except (ValueError, TypeError) as e:
-                return self.reply(400, {"error": str(e)})
-            st.add_faults(rules)
-            return self.reply(200, st.snapshot("faults"))
-        if route == ("POST", "/_sim/secret"):
+    def control_more(self, route, body):
+        if route == ("POST", "secret"):
             try:
                 key = webhook_key(json.loads(body)["secret"])
             except (ValueError, KeyError, TypeError, binascii.Error) as e:
                 return self.reply(400, {"error": f"bad secret: {e}"})
-            with st.lock:
-                st.key = key
+            with self.server.state.lock:
+                self.server.state.key = key
             return self.reply(200, {"ok": True})
-        self.reply(404, {"error": f"no control route {self.command} {path}"})
+        return False
 
     # ---- the webhook endpoint -------------------------------------------
     def verify(self, body):
@@ -308,11 +184,10 @@ class Handler(BaseHTTPRequestHandler):
 
         rule = st.take_fault(body)
         entry["fault"] = rule.get("name")
-        if rule.get("delay_ms"):
-            time.sleep(rule["delay_ms"] / 1000.0)
+        simlib.pause(rule)
         if "status" in rule:
-            headers = [("Retry-After", rule["retry_after"])] if "retry_after" in rule else []
-            return answer(rule["status"], f'injected fault "{entry["fault"]}"', headers)
+            return answer(rule["status"], f'injected fault "{entry["fault"]}"',
+                          simlib.retry_after(rule))
         if not st.accept(entry["webhook_id"], events):
             entry["duplicate"] = True
         answer(200)
@@ -336,34 +211,11 @@ def main(argv=None):
     except binascii.Error as e:
         ap.error(f"--secret: whsec_ with a key that is not base64: {e}")
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = simlib.make_server(args.host, args.port, Handler)
     server.tolerance = args.tolerance
     received_log = open(args.received_log, "a", encoding="utf-8") if args.received_log else None
     server.state = State(key, received_log)
-    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"webhook-sim listening on {args.host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-        if args.log:
-            server.log_file.close()
-        if received_log:
-            received_log.close()
-    return 0
+    return simlib.serve(server, args, "webhook-sim", close=(received_log,))
 
 
 if __name__ == "__main__":
