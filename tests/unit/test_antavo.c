@@ -436,22 +436,22 @@ static void test_classify(void **state)
         char e[512];
         setup_conf(f, NULL, NULL);
         assert_int_equal(fx_classify(f, 200, "{\"action\":\"x\"}", 0, e,
-                                  sizeof(e)),
+                                     sizeof(e)),
                          RELAY_OK);
         assert_int_equal(fx_classify(f, 201, NULL, 0, e, sizeof(e)), RELAY_OK);
         /* The record's fault, with the envelope's message. */
         assert_int_equal(
             fx_classify(f, 400,
-                     "{\"error\":{\"type\":\"BadRequestException\",\"code\":"
-                     "400,\"message\":\"Missing customer\"}}",
-                     0, e, sizeof(e)),
+                        "{\"error\":{\"type\":\"BadRequestException\",\"code\":"
+                        "400,\"message\":\"Missing customer\"}}",
+                        0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 400: Missing customer");
         assert_int_equal(
             fx_classify(f, 422,
-                     "{\"error\":{\"type\":\"RuleException\",\"code\":422,"
-                     "\"message\":\"Not enough\\npoints\"}}",
-                     0, e, sizeof(e)),
+                        "{\"error\":{\"type\":\"RuleException\",\"code\":422,"
+                        "\"message\":\"Not enough\\npoints\"}}",
+                        0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 422: Not enough points");
         assert_int_equal(fx_classify(f, 400, "not json", 0, e, sizeof(e)),
@@ -474,9 +474,9 @@ static void test_classify(void **state)
         /* Credentials or module: the engine pauses on these. */
         assert_int_equal(
             fx_classify(f, 401,
-                     "{\"error\":{\"type\":\"AuthException\",\"code\":401,"
-                     "\"message\":\"Invalid signature\"}}",
-                     0, e, sizeof(e)),
+                        "{\"error\":{\"type\":\"AuthException\",\"code\":401,"
+                        "\"message\":\"Invalid signature\"}}",
+                        0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 401: Invalid signature");
         assert_int_equal(fx_classify(f, 403, NULL, 0, e, sizeof(e)),

@@ -298,7 +298,7 @@ static void test_limits(void **state)
         for (int i = 0; i < 75; i++) {
                 relay_buf_init(&items[i]);
                 assert_int_equal(fx_encode(f, rec, &items[i], errstr,
-                                        sizeof(errstr)),
+                                           sizeof(errstr)),
                                  RELAY_OK);
                 counted += items[i].len + 1;
         }
@@ -349,9 +349,9 @@ static void test_classify(void **state)
         assert_int_equal(fx_classify(f, 201, "<html>", 0, e, sizeof(e)),
                          RELAY_OK);
         assert_int_equal(fx_classify(f, 400,
-                                  "{\"message\":\"Max Input Length "
-                                  "Exceeded\",\"errors\":[]}",
-                                  0, e, sizeof(e)),
+                                     "{\"message\":\"Max Input Length "
+                                     "Exceeded\",\"errors\":[]}",
+                                     0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 400: Max Input Length Exceeded");
         assert_int_equal(fx_classify(f, 413, NULL, 0, e, sizeof(e)),
@@ -363,9 +363,9 @@ static void test_classify(void **state)
         assert_string_equal(e, "HTTP 422: bad");
         /* The engine reads these statuses as a refused key (a pause). */
         assert_int_equal(fx_classify(f, 401,
-                                  "{\"message\":\"Invalid API key: unknown "
-                                  "key\"}",
-                                  0, e, sizeof(e)),
+                                     "{\"message\":\"Invalid API key: unknown "
+                                     "key\"}",
+                                     0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 401: Invalid API key: unknown key");
         assert_int_equal(fx_classify(f, 403, NULL, 0, e, sizeof(e)),
@@ -412,7 +412,7 @@ static void test_partial(void **state)
         for (int i = 0; i < 5; i++) {
                 relay_buf_init(&items[i]);
                 assert_int_equal(fx_encode(f, recs[i], &items[i], errstr,
-                                        sizeof(errstr)),
+                                           sizeof(errstr)),
                                  RELAY_OK);
                 json_decref(recs[i]);
         }

@@ -438,9 +438,9 @@ static void test_classify(void **state)
         /* The records' fault, with the answer's text (200 bytes at most,
          * on one line). */
         assert_int_equal(fx_classify(f, 400,
-                                  "{\"message\":\"Field 'Amount' is not\n"
-                                  "a number\"}\r\n",
-                                  0, e, sizeof(e)),
+                                     "{\"message\":\"Field 'Amount' is not\n"
+                                     "a number\"}\r\n",
+                                     0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(
             e, "HTTP 400: {\"message\":\"Field 'Amount' is not a number\"}");

@@ -13,23 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "relay/adapter.h"
-#include "relay/avro.h"
-#include "alloc_count.h"
-
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-struct fixture {
-        relay_schemas_t *schemas;
-        relay_avro_writer_t *writer;
-        relay_avro_reader_t *reader;
-        relay_conf_t *conf;
-        const struct relay_adapter *a;
-        void *st;
-};
+#include "adapter_fixture.h"
 
 #define H_EMAIL                                                                \
         "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"
@@ -63,141 +47,30 @@ static const char *crm_json =
     "\"operations\":[{\"op\":\"crm.upload\",\"target\":\"crm-42\","
     "\"attributes\":{}}]}";
 
+/* A conf with the URL, the token, the client id and one more key; init's
+ * result. */
 static int setup_conf(struct fixture *f, const char *extra_key,
                       const char *extra_val)
 {
         char errstr[512];
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {
+            {"digitalaudience.url", "http://127.0.0.1:1/"},
+            {"digitalaudience.client_id", "acme-nl"},
+            {extra_key, extra_val}};
         unsetenv("RELAY_DIGITALAUDIENCE_API_TOKEN_FILE");
         setenv("RELAY_DIGITALAUDIENCE_API_TOKEN", "da-token", 1);
-        assert_int_equal(relay_conf_set(f->conf, "digitalaudience.url",
-                                        "http://127.0.0.1:1/", errstr,
-                                        sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_conf_set(f->conf, "digitalaudience.client_id",
-                                        "acme-nl", errstr, sizeof(errstr)),
-                         0);
-        if (extra_key)
-                assert_int_equal(relay_conf_set(f->conf, extra_key, extra_val,
-                                                errstr, sizeof(errstr)),
-                                 0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
-        return relay_adapter_init(f->a, &f->st, f->conf, errstr,
-                                  sizeof(errstr));
+        return fx_conf(f, kv, 3, errstr, sizeof(errstr));
 }
 
 static int setup(void **state)
 {
-        char errstr[512], path[1024];
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
-        assert_non_null(f->schemas);
-        f->writer = relay_avro_writer_new(f->schemas,
-                                          "out.digitalaudience-value", errstr,
-                                          sizeof(errstr));
-        assert_non_null(f->writer);
-        f->reader = relay_avro_reader_new(f->schemas,
-                                          "out.digitalaudience-value", 0,
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->reader);
-        f->a = relay_adapter_find("digitalaudience");
-        assert_non_null(f->a);
-        *state = f;
-        return 0;
+        return fx_setup(state, "digitalaudience", NULL);
 }
 
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        if (f->a && f->st)
-                relay_adapter_term(f->a, f->st);
-        relay_conf_destroy(f->conf);
-        relay_avro_writer_destroy(f->writer);
-        relay_avro_reader_destroy(f->reader);
-        relay_schemas_destroy(f->schemas);
-        free(f);
-        return 0;
-}
-
+/* A new state on a new conf with key = val, which must init. */
 static void restart(struct fixture *f, const char *key, const char *val)
 {
-        relay_adapter_term(f->a, f->st);
-        f->st = NULL;
-        relay_conf_destroy(f->conf);
-        f->conf = NULL;
         assert_int_equal(setup_conf(f, key, val), 0);
-}
-
-/* rec as deliver hands it over (framed Avro, decoded into slots), encoded
- * by the adapter into item. */
-static enum relay_result encode(struct fixture *f, json_t *rec,
-                                relay_buf_t *item, char *errstr,
-                                size_t errstr_size)
-{
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  errstr_size),
-                         RELAY_OK);
-        const relay_slots_t *slots;
-        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
-                                                        &slots, NULL, errstr,
-                                                        errstr_size),
-                         RELAY_OK);
-        relay_buf_reset(item);
-        errstr[0] = '\0';
-        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
-                                    errstr_size);
-}
-
-static json_t *rec_of(const char *json)
-{
-        json_t *rec = json_loads(json, 0, NULL);
-        assert_non_null(rec);
-        return rec;
-}
-
-/* The n records' request; body holds it. */
-static void request_of(struct fixture *f, json_t **recs, size_t n,
-                       relay_buf_t *body, relay_http_request_t *req)
-{
-        char errstr[512];
-        relay_buf_t items[8];
-        assert_true(n <= 8);
-        for (size_t i = 0; i < n; i++) {
-                relay_buf_init(&items[i]);
-                if (encode(f, recs[i], &items[i], errstr, sizeof(errstr)) !=
-                    RELAY_OK)
-                        fail_msg("record %zu refused: %s", i, errstr);
-        }
-        relay_adapter_request(f->a, f->st, items, n, body, req);
-        for (size_t i = 0; i < n; i++)
-                relay_buf_free(&items[i]);
-}
-
-static void assert_body(struct fixture *f, json_t **recs, size_t n,
-                        const char *want)
-{
-        relay_buf_t body;
-        relay_http_request_t req;
-        relay_buf_init(&body);
-        request_of(f, recs, n, &body, &req);
-        if (req.body_len != strlen(want) ||
-            memcmp(req.body, want, req.body_len))
-                fail_msg("body differs:\n got %.*s\nwant %s", (int)req.body_len,
-                         req.body, want);
-        json_error_t jerr;
-        json_t *j = json_loadb(req.body, req.body_len, 0, &jerr);
-        if (!j)
-                fail_msg("body is not JSON: %s", jerr.text);
-        json_decref(j);
-        relay_buf_free(&body);
 }
 
 #define MATCH_UPLOAD                                                           \
@@ -214,15 +87,18 @@ static void test_bodies(void **state)
 {
         struct fixture *f = *state;
         assert_int_equal(setup_conf(f, NULL, NULL), 0);
-        json_t *recs[3] = {rec_of(match_json), rec_of(crm_json),
-                           rec_of(match_json)};
+        json_t *recs[3] = {fx_record(match_json, NULL, NULL),
+                           fx_record(crm_json, NULL, NULL),
+                           fx_record(match_json, NULL, NULL)};
         /* The second pair: another partner, named by a setting's kind. */
         json_t *op0 = json_array_get(json_object_get(recs[2], "operations"), 0);
         json_object_set_new(op0, "target", json_string("relay42"));
         json_object_set_new(recs[2], "occurred_at", json_integer(0));
-        assert_body(f, recs, 1, "{\"uploads\":[" MATCH_UPLOAD "]}");
-        assert_body(f, recs + 1, 1, "{\"uploads\":[" CRM_UPLOAD "]}");
-        assert_body(
+        fx_assert_records_body(f, recs, 1,
+                               "{\"uploads\":[" MATCH_UPLOAD "]}");
+        fx_assert_records_body(f, recs + 1, 1,
+                               "{\"uploads\":[" CRM_UPLOAD "]}");
+        fx_assert_records_body(
             f, recs, 3,
             "{\"uploads\":[" MATCH_UPLOAD "," CRM_UPLOAD
             ",{\"type\":\"match\",\"partner\":\"relay42\","
@@ -235,7 +111,7 @@ static void test_bodies(void **state)
         relay_buf_t body;
         relay_http_request_t req;
         relay_buf_init(&body);
-        request_of(f, recs, 1, &body, &req);
+        fx_request_of(f, recs, 1, &body, &req);
         assert_string_equal(req.method, "POST");
         assert_string_equal(req.url,
                             "http://127.0.0.1:1/v1/clients/acme-nl/uploads");
@@ -245,33 +121,15 @@ static void test_bodies(void **state)
         relay_buf_free(&body);
 
         /* Another path and partner id kind, as settings. */
-        relay_adapter_term(f->a, f->st);
-        f->st = NULL;
-        relay_conf_destroy(f->conf);
-        const relay_conf_prop_t *tables[] = {f->a->props};
         char errstr[512];
-        f->conf = relay_conf_new(tables, 1);
-        assert_int_equal(relay_conf_set(f->conf, "digitalaudience.url",
-                                        "https://api.example", errstr,
-                                        sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_conf_set(f->conf, "digitalaudience.client_id",
-                                        "c7", errstr, sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_conf_set(f->conf, "digitalaudience.upload_path",
-                                        "/api/{client}/x/{client}", errstr,
-                                        sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_conf_set(f->conf,
-                                        "digitalaudience.partner_id_kind",
-                                        "email", errstr, sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
-        assert_int_equal(relay_adapter_init(f->a, &f->st, f->conf, errstr,
-                                            sizeof(errstr)),
-                         0);
+        const char *const kv[][2] = {
+            {"digitalaudience.url", "https://api.example"},
+            {"digitalaudience.client_id", "c7"},
+            {"digitalaudience.upload_path", "/api/{client}/x/{client}"},
+            {"digitalaudience.partner_id_kind", "email"}};
+        assert_int_equal(fx_conf(f, kv, 4, errstr, sizeof(errstr)), 0);
         relay_buf_init(&body);
-        request_of(f, recs, 1, &body, &req);
+        fx_request_of(f, recs, 1, &body, &req);
         assert_string_equal(req.url, "https://api.example/api/c7/x/c7");
         assert_non_null(strstr(req.body, "\"partner_id\":\"ann@example.com\""));
         relay_buf_free(&body);
@@ -299,7 +157,7 @@ static void test_unhashed_refused(void **state)
                              "e1cc1ffc5e475514",
                              ""};
         for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-                json_t *rec = rec_of(crm_json);
+                json_t *rec = fx_record(crm_json, NULL, NULL);
                 json_object_set_new(json_object_get(rec, "identities"),
                                     "mobile_sha256", json_string(bad[k]));
                 /* Something already in the buffer stays as it was. */
@@ -333,10 +191,10 @@ static void test_unhashed_refused(void **state)
         }
         /* A clear e-mail under a hashed kind, the first of the map: the
          * record is refused, not sent without it. */
-        json_t *rec = rec_of(crm_json);
+        json_t *rec = fx_record(crm_json, NULL, NULL);
         json_object_set_new(json_object_get(rec, "identities"), "email_sha256",
                             json_string("ann@example.com"));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr,
                             "identities.email_sha256 is not a SHA-256 in "
@@ -349,8 +207,8 @@ static void test_unhashed_refused(void **state)
 
         /* The clear "email" kind is never sent (and is no reason to refuse
          * a record whose hashes are good). */
-        rec = rec_of(crm_json);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        rec = fx_record(crm_json, NULL, NULL);
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_null(memmem(item.data, item.len, "example.com", 11));
         assert_null(memmem(item.data, item.len, "Utrecht", 7));
@@ -358,10 +216,10 @@ static void test_unhashed_refused(void **state)
         json_decref(rec);
 
         /* No hashed identity at all. */
-        rec = rec_of(crm_json);
+        rec = fx_record(crm_json, NULL, NULL);
         json_object_set_new(rec, "identities",
                             json_pack("{s:s}", "email", "ann@example.com"));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, "crm.upload without a hashed identity: no "
                                     "identity kind ending in _sha256");
@@ -378,28 +236,28 @@ static void test_refused_records(void **state)
         assert_int_equal(setup_conf(f, NULL, NULL), 0);
 
         /* None, or two operations. */
-        json_t *rec = rec_of(match_json);
+        json_t *rec = fx_record(match_json, NULL, NULL);
         json_object_set_new(rec, "operations", json_null());
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, "0 operations: a digitalaudience record "
                                     "carries exactly one (match.upload or "
                                     "crm.upload)");
         json_decref(rec);
-        rec = rec_of(match_json);
+        rec = fx_record(match_json, NULL, NULL);
         json_array_append(json_object_get(rec, "operations"),
                           json_array_get(json_object_get(rec, "operations"), 0));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(strstr(errstr, "2 operations"));
         json_decref(rec);
 
         /* An operation it does not perform. */
-        rec = rec_of(match_json);
+        rec = fx_record(match_json, NULL, NULL);
         json_object_set_new(
             json_array_get(json_object_get(rec, "operations"), 0), "op",
             json_string("membership.add"));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr,
                             "operation 'membership.add' is not one "
@@ -408,9 +266,9 @@ static void test_refused_records(void **state)
         json_decref(rec);
 
         /* A pair without its partner id, or without a partner. */
-        rec = rec_of(match_json);
+        rec = fx_record(match_json, NULL, NULL);
         json_object_del(json_object_get(rec, "identities"), "partner_user_id");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr,
                             "match.upload without a pair: "
@@ -418,36 +276,36 @@ static void test_refused_records(void **state)
                             "identities.partner_user_id are both needed (the "
                             "partner id is missing)");
         json_decref(rec);
-        rec = rec_of(match_json);
+        rec = fx_record(match_json, NULL, NULL);
         json_object_set_new(rec, "identities", json_null());
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(strstr(errstr, "(the DMP id is missing)"));
         json_decref(rec);
-        rec = rec_of(match_json);
+        rec = fx_record(match_json, NULL, NULL);
         json_object_set_new(
             json_array_get(json_object_get(rec, "operations"), 0), "target",
             json_null());
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, "match.upload without a partner: the "
                                     "operation's target names the partner "
                                     "DMP");
         json_decref(rec);
-        rec = rec_of(crm_json);
+        rec = fx_record(crm_json, NULL, NULL);
         json_object_set_new(
             json_array_get(json_object_get(rec, "operations"), 0), "target",
             json_string(""));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, "crm.upload without a record id: the "
                                     "operation's target is the CRM record "
                                     "id");
         json_decref(rec);
         /* A time the format cannot hold. */
-        rec = rec_of(match_json);
+        rec = fx_record(match_json, NULL, NULL);
         json_object_set_new(rec, "occurred_at", json_integer(-1));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(strstr(errstr, "occurred_at -1 ms"));
         assert_int_equal(item.len, 0);
@@ -460,34 +318,19 @@ static void test_bad_settings(void **state)
         struct fixture *f = *state;
         assert_int_equal(
             setup_conf(f, "digitalaudience.client_id", "acme/../x"), -1);
-        relay_conf_destroy(f->conf);
-        f->conf = NULL;
         assert_int_equal(setup_conf(f, "digitalaudience.url", "ftp://x"), -1);
-        relay_conf_destroy(f->conf);
-        f->conf = NULL;
         assert_int_equal(
             setup_conf(f, "digitalaudience.partner_id_kind", "dmp_cookie_id"),
             -1);
-        relay_conf_destroy(f->conf);
-        f->conf = NULL;
 
         /* No token: the error names the variables. */
         char errstr[512];
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {
+            {"digitalaudience.url", "http://127.0.0.1:1"},
+            {"digitalaudience.client_id", "acme"}};
         unsetenv("RELAY_DIGITALAUDIENCE_API_TOKEN");
         unsetenv("RELAY_DIGITALAUDIENCE_API_TOKEN_FILE");
-        assert_int_equal(relay_conf_set(f->conf, "digitalaudience.url",
-                                        "http://127.0.0.1:1", errstr,
-                                        sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_conf_set(f->conf, "digitalaudience.client_id",
-                                        "acme", errstr, sizeof(errstr)),
-                         0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, sizeof(errstr)), 0);
-        assert_int_equal(
-            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
-            -1);
+        assert_int_equal(fx_conf(f, kv, 2, errstr, sizeof(errstr)), -1);
         assert_null(f->st);
         if (!strstr(errstr, "'digitalaudience.api_token'") ||
             !strstr(errstr, "RELAY_DIGITALAUDIENCE_API_TOKEN_FILE"))
@@ -506,14 +349,14 @@ static void test_limits(void **state)
 
         /* A body of items as the engine counts them (item + 1 each) fits
          * the byte limit: 1000 uploads. */
-        json_t *rec = rec_of(crm_json);
+        json_t *rec = fx_record(crm_json, NULL, NULL);
         static relay_buf_t items[1000];
         relay_buf_t body;
         size_t counted = 0;
         for (int i = 0; i < 1000; i++) {
                 relay_buf_init(&items[i]);
-                assert_int_equal(encode(f, rec, &items[i], errstr,
-                                        sizeof(errstr)),
+                assert_int_equal(fx_encode(f, rec, &items[i], errstr,
+                                           sizeof(errstr)),
                                  RELAY_OK);
                 counted += items[i].len + 1;
         }
@@ -539,7 +382,7 @@ static void test_limits(void **state)
             json_array_get(json_object_get(rec, "operations"), 0), "target",
             json_string(big));
         relay_buf_init(&body);
-        assert_int_equal(encode(f, rec, &body, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &body, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_non_null(strstr(errstr, "does not fit in a request of "
                                        "digitalaudience.max_request_bytes "
@@ -556,72 +399,50 @@ static void test_limits(void **state)
             0);
 }
 
-static enum relay_result classify(struct fixture *f, long status,
-                                  const char *body, int transport, char *errstr,
-                                  size_t errstr_size)
-{
-        relay_http_response_t r;
-        relay_http_response_init(&r);
-        r.status = status;
-        r.transport_error = transport;
-        if (transport)
-                snprintf(r.error, sizeof(r.error), "Timeout was reached");
-        if (body)
-                relay_buf_puts(&r.body, body);
-        errstr[0] = '\0';
-        enum relay_result res =
-            relay_adapter_classify(f->a, f->st, &r, errstr, errstr_size);
-        relay_http_response_reset(&r);
-        return res;
-}
-
 static void test_classify(void **state)
 {
         struct fixture *f = *state;
         char e[512];
         assert_int_equal(setup_conf(f, NULL, NULL), 0);
-        assert_int_equal(classify(f, 200, "{\"accepted\":3}", 0, e, sizeof(e)),
-                         RELAY_OK);
-        assert_int_equal(classify(f, 204, NULL, 0, e, sizeof(e)), RELAY_OK);
         assert_int_equal(
-            classify(f, 207, "{\"rejected\":[]}", 0, e, sizeof(e)), RELAY_OK);
-        assert_int_equal(classify(f, 400, "{\"message\":\"bad uploads\"}", 0,
-                                  e, sizeof(e)),
+            fx_classify(f, 200, "{\"accepted\":3}", 0, e, sizeof(e)),
+            RELAY_OK);
+        assert_int_equal(fx_classify(f, 204, NULL, 0, e, sizeof(e)), RELAY_OK);
+        assert_int_equal(
+            fx_classify(f, 207, "{\"rejected\":[]}", 0, e, sizeof(e)),
+            RELAY_OK);
+        assert_int_equal(fx_classify(f, 400, "{\"message\":\"bad uploads\"}",
+                                     0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 400: bad uploads");
-        assert_int_equal(classify(f, 413, NULL, 0, e, sizeof(e)), RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 413, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
         assert_string_equal(e, "HTTP 413: (no body)");
         assert_int_equal(
-            classify(f, 422, "{\"error\":\"no such partner\"}", 0, e, sizeof(e)),
+            fx_classify(f, 422, "{\"error\":\"no such partner\"}", 0, e,
+                        sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(e, "HTTP 422: no such partner");
         /* The engine reads these as a refused token or endpoint (pause). */
-        assert_int_equal(classify(f, 401, NULL, 0, e, sizeof(e)), RELAY_FATAL);
-        assert_int_equal(classify(f, 403, NULL, 0, e, sizeof(e)), RELAY_FATAL);
-        assert_int_equal(classify(f, 404, "no\nsuch", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 401, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 403, NULL, 0, e, sizeof(e)),
+                         RELAY_FATAL);
+        assert_int_equal(fx_classify(f, 404, "no\nsuch", 0, e, sizeof(e)),
                          RELAY_FATAL);
         assert_string_equal(e, "HTTP 404: no such");
-        assert_int_equal(classify(f, 429, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 500, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 503, "down", 0, e, sizeof(e)),
+        assert_int_equal(fx_classify(f, 429, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 500, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 503, "down", 0, e, sizeof(e)),
                          RELAY_RETRY);
         assert_string_equal(e, "HTTP 503: down");
-        assert_int_equal(classify(f, 302, NULL, 0, e, sizeof(e)), RELAY_RETRY);
-        assert_int_equal(classify(f, 0, NULL, 28, e, sizeof(e)), RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 302, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
+        assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)),
+                         RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");
-}
-
-static int partial(struct fixture *f, long status, const char *body,
-                   const relay_buf_t *items, size_t n,
-                   relay_item_result_t *out)
-{
-        relay_http_response_t r;
-        relay_http_response_init(&r);
-        r.status = status;
-        relay_buf_puts(&r.body, body);
-        int rc = relay_adapter_partial(f->a, f->st, &r, items, n, out);
-        relay_http_response_reset(&r);
-        return rc;
 }
 
 /* A rejection names the upload's index in the request: its item. */
@@ -633,23 +454,23 @@ static void test_partial(void **state)
         const char *jsons[4] = {match_json, crm_json, match_json, crm_json};
         relay_buf_t items[4];
         for (int i = 0; i < 4; i++) {
-                json_t *rec = rec_of(jsons[i]);
+                json_t *rec = fx_record(jsons[i], NULL, NULL);
                 relay_buf_init(&items[i]);
-                assert_int_equal(encode(f, rec, &items[i], errstr,
-                                        sizeof(errstr)),
+                assert_int_equal(fx_encode(f, rec, &items[i], errstr,
+                                           sizeof(errstr)),
                                  RELAY_OK);
                 json_decref(rec);
         }
         relay_item_result_t out[4];
         assert_int_equal(
-            partial(f, 207,
-                    "{\"accepted\":2,\"rejected\":["
-                    "{\"index\":3,\"reason\":\"hash is not SHA-256\"},"
-                    "{\"index\":2,\"reason\":\"unknown partner\"},"
-                    "{\"index\":2,\"reason\":\"second\"},"
-                    "{\"index\":9,\"reason\":\"out of range\"},"
-                    "{\"reason\":\"no index\"}]}",
-                    items, 4, out),
+            fx_partial(f, 207,
+                       "{\"accepted\":2,\"rejected\":["
+                       "{\"index\":3,\"reason\":\"hash is not SHA-256\"},"
+                       "{\"index\":2,\"reason\":\"unknown partner\"},"
+                       "{\"index\":2,\"reason\":\"second\"},"
+                       "{\"index\":9,\"reason\":\"out of range\"},"
+                       "{\"reason\":\"no index\"}]}",
+                       items, 4, out),
             1);
         assert_int_equal(out[0].result, RELAY_OK);
         assert_string_equal(out[0].why, "");
@@ -663,23 +484,25 @@ static void test_partial(void **state)
                             "HTTP 207: digitalAudience rejected uploads[3] "
                             "(crm): hash is not SHA-256");
         assert_int_equal(
-            partial(f, 200,
-                    "{\"rejected\":[{\"index\":0,\"reason\":\"x\"}]}", items,
-                    4, out),
+            fx_partial(f, 200,
+                       "{\"rejected\":[{\"index\":0,\"reason\":\"x\"}]}",
+                       items, 4, out),
             1);
         assert_int_equal(out[0].result, RELAY_FATAL);
         assert_int_equal(out[1].result, RELAY_OK);
         assert_int_equal(out[3].result, RELAY_OK);
 
         /* The whole request's answer. */
-        assert_int_equal(partial(f, 200, "{\"accepted\":4}", items, 4, out), 0);
-        assert_int_equal(
-            partial(f, 200, "{\"accepted\":4,\"rejected\":[]}", items, 4, out),
-            0);
-        assert_int_equal(
-            partial(f, 207, "{\"rejected\":[{\"index\":4}]}", items, 4, out),
-            0);
-        assert_int_equal(partial(f, 200, "not json \"rejected\"", items, 4, out),
+        assert_int_equal(fx_partial(f, 200, "{\"accepted\":4}", items, 4, out),
+                         0);
+        assert_int_equal(fx_partial(f, 200, "{\"accepted\":4,\"rejected\":[]}",
+                                    items, 4, out),
+                         0);
+        assert_int_equal(fx_partial(f, 207, "{\"rejected\":[{\"index\":4}]}",
+                                    items, 4, out),
+                         0);
+        assert_int_equal(fx_partial(f, 200, "not json \"rejected\"", items, 4,
+                                    out),
                          0);
         for (int i = 0; i < 4; i++)
                 relay_buf_free(&items[i]);
@@ -691,83 +514,28 @@ static void test_partial(void **state)
 static void test_steady_state_allocates_nothing(void **state)
 {
         struct fixture *f = *state;
-        char errstr[512];
-        assert_int_equal(setup_conf(f, NULL, NULL), 0);
-        unsigned char frames[2][4096];
-        size_t lens[2];
         const char *jsons[2] = {match_json, crm_json};
-        for (int k = 0; k < 2; k++) {
-                json_t *rec = rec_of(jsons[k]);
-                avro_value_t *v = relay_avro_writer_value(f->writer);
-                assert_int_equal(
-                    relay_avro_from_json(v, rec, errstr, sizeof(errstr)), 0);
-                json_decref(rec);
-                const void *buf;
-                assert_int_equal(relay_avro_writer_encode(f->writer, &buf,
-                                                          &lens[k], errstr,
-                                                          sizeof(errstr)),
-                                 RELAY_OK);
-                assert_true(lens[k] <= sizeof(frames[k]));
-                memcpy(frames[k], buf, lens[k]);
-        }
-        relay_buf_t items[100], body;
-        for (int i = 0; i < 100; i++)
-                relay_buf_init(&items[i]);
-        relay_buf_init(&body);
-        size_t bytes = 0;
-        int failed = 0;
-        for (int round = 0; round < 2; round++) {
-                allocations = 0;
-                counting = round;
-                for (int r = 0; r < 20 && !failed; r++) {
-                        for (int i = 0; i < 100; i++) {
-                                const relay_slots_t *slots;
-                                relay_buf_reset(&items[i]);
-                                if (relay_avro_reader_decode_slots(
-                                        f->reader, frames[i % 2], lens[i % 2],
-                                        &slots, NULL, errstr,
-                                        sizeof(errstr)) != RELAY_OK ||
-                                    relay_adapter_encode(
-                                        f->a, f->st, slots, &items[i], errstr,
-                                        sizeof(errstr)) != RELAY_OK) {
-                                        failed = 1;
-                                        break;
-                                }
-                        }
-                        relay_http_request_t req;
-                        relay_adapter_request(f->a, f->st, items, 100, &body,
-                                              &req);
-                        bytes += round ? req.body_len : 0;
-                }
-                counting = 0;
-        }
-        assert_false(failed);
-        assert_true(bytes > 20 * 100 * 150);
-        if (allocations)
-                fail_msg("%zu allocation(s) in 2000 records of the steady "
-                         "state",
-                         (size_t)allocations);
-        for (int i = 0; i < 100; i++)
-                relay_buf_free(&items[i]);
-        relay_buf_free(&body);
+        assert_int_equal(setup_conf(f, NULL, NULL), 0);
+        struct fx_steady got = fx_steady_state(f, jsons, 2, 100, 20, 1);
+        assert_true(got.body_bytes > 20 * 100 * 150);
 }
 
 int main(void)
 {
         count_init();
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_bodies, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bodies, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_unhashed_refused, setup,
-                                            teardown),
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_refused_records, setup,
-                                            teardown),
+                                            fx_teardown),
             cmocka_unit_test_setup_teardown(test_bad_settings, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_limits, setup, fx_teardown),
+            cmocka_unit_test_setup_teardown(test_classify, setup, fx_teardown),
+            cmocka_unit_test_setup_teardown(test_partial, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_steady_state_allocates_nothing,
-                                            setup, teardown),
+                                            setup, fx_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,10 +187,10 @@ static void test_classify(void **state)
                          RELAY_OK);
         assert_int_equal(
             fx_classify(f, 400,
-                     "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":"
-                     "\"Required event field \\\"event_type\\\" is "
-                     "missing\"}]}",
-                     0, e, sizeof(e)),
+                        "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":"
+                        "\"Required event field \\\"event_type\\\" is "
+                        "missing\"}]}",
+                        0, e, sizeof(e)),
             RELAY_FATAL);
         assert_string_equal(
             e, "HTTP 400: Required event field \"event_type\" is missing");
