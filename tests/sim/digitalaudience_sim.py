@@ -52,22 +52,17 @@ contains `match`, the others processed). Python standard library only.
 """
 import argparse
 import json
-import os
 import re
-import signal
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import simlib
 
 UPLOAD_PATH = re.compile(r"^/v1/clients/([^/]+)/uploads$")
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 MATCH_KEYS = {"type", "partner", "dmp_id", "partner_id", "seen_at", "upload_id"}
 CRM_KEYS = {"type", "record_id", "hashes", "upload_id"}
-RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "reject": str, "name": str}
-MAX_READ_BYTES = 64 * 1024 * 1024
+RULE_KEYS = {**simlib.RULE_KEYS, "reject": str}
 
 
 class Fatal(Exception):
@@ -133,72 +128,32 @@ def parse_uploads(body, max_items, max_bytes):
     return ups
 
 
+def check_rule(r):
+    if r.get("reject") and not r.get("match"):
+        raise ValueError('a "reject" rule needs a "match"')
+    if "status" in r and r.get("reject"):
+        raise ValueError('a rule has at most one of "status", "reject"')
+
+
 def parse_rules(obj):
-    rules = obj if isinstance(obj, list) else [obj]
-    out = []
-    for r in rules:
-        if not isinstance(r, dict):
-            raise ValueError("each fault rule must be a JSON object")
-        for key, val in r.items():
-            want = RULE_KEYS.get(key)
-            if want is None:
-                raise ValueError(f'unknown fault rule key "{key}"')
-            if not isinstance(val, want) or (want is int and isinstance(val, bool)):
-                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
-        if r.get("times", 1) < -1:
-            raise ValueError('"times" must be -1 (forever) or >= 0')
-        if "status" in r and not 100 <= r["status"] <= 599:
-            raise ValueError('"status" must be an HTTP status code')
-        if r.get("reject") and not r.get("match"):
-            raise ValueError('a "reject" rule needs a "match"')
-        if "status" in r and r.get("reject"):
-            raise ValueError('a rule has at most one of "status", "reject"')
-        out.append(dict(r))
-    return out
+    return simlib.parse_rules(obj, RULE_KEYS, check_rule)
 
 
-class State:
+class State(simlib.State):
     """Everything the simulator remembers; guarded by one lock."""
 
     def __init__(self, token):
-        self.lock = threading.Lock()
+        super().__init__()
         self.token = token
-        self.rule_seq = 0
-        self.reset()
 
-    def reset(self):
-        with self.lock:
-            self.received, self.requests, self.faults = [], [], []
-            self.matches, self.crm, self.by_status = {}, {}, {}
-            self.rejected = 0
-
-    def add_faults(self, rules):
-        with self.lock:
-            for r in rules:
-                self.rule_seq += 1
-                r.setdefault("name", f"rule{self.rule_seq}")
-                r["remaining"] = r.pop("times", 1)
-                self.faults.append(r)
-
-    def take_fault(self, body):
-        with self.lock:
-            for r in self.faults:
-                if r["remaining"] == 0:
-                    continue
-                if "match" in r and r["match"].encode() not in body:
-                    continue
-                if r["remaining"] > 0:
-                    r["remaining"] -= 1
-                return dict(r)
-        return None
+    def clear(self):
+        super().clear()
+        self.matches, self.crm = {}, {}
+        self.rejected = 0
 
     def record(self, entry, client=None, accepted=()):
         with self.lock:
-            at = int(time.time() * 1000)
-            entry["at_ms"] = at
-            self.requests.append(entry)
-            key = str(entry["status"])
-            self.by_status[key] = self.by_status.get(key, 0) + 1
+            at = self.log_request(entry)
             self.rejected += len(entry.get("rejected") or ())
             for up in accepted:
                 self.received.append({"client": client, "upload": up, "at_ms": at})
@@ -214,111 +169,46 @@ class State:
                     times = c.get(up["record_id"], {}).get("times", 0)
                     c[up["record_id"]] = {"hashes": up["hashes"], "times": times + 1}
 
+    def stats(self):
+        return {"requests": len(self.requests), "by_status": dict(self.by_status),
+                "accepted": len(self.received), "rejected": self.rejected}
+
     def snapshot(self, what):
         with self.lock:
-            if what == "stats":
-                return {"requests": len(self.requests), "by_status": dict(self.by_status),
-                        "accepted": len(self.received), "rejected": self.rejected}
-            if what == "faults":
-                return [dict(r) for r in self.faults]
             if what == "matches":
                 return {c: {p: list(pairs.values()) for p, pairs in by_p.items()}
                         for c, by_p in self.matches.items()}
             if what == "crm":
                 return json.loads(json.dumps(self.crm))
-            return list(getattr(self, what))
+        return super().snapshot(what)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(simlib.Handler):
     server_version = "digitalaudience-sim/1.0"
-    sys_version = ""
+    log_replies = json_control = True
+    snapshots = simlib.Handler.snapshots + ("matches", "crm")
+    fault_rules = staticmethod(parse_rules)
 
-    def log_message(self, fmt, *args):
-        pass
+    def crash_body(self, e):
+        return {"message": f"simulator error: {e!r}"}
 
-    def reply(self, status, body=None, headers=()):
-        data = json.dumps(body).encode() if body is not None else b""
-        with self.server.state.lock:
-            self.server.log_file.write(f"{self.command} {self.path} {status}\n")
-            self.server.log_file.flush()
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, val in headers:
-            self.send_header(name, str(val))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+    def api(self, path):
+        prefix = self.server.path_prefix
+        m = UPLOAD_PATH.match(path[len(prefix):]) if path.startswith(prefix) else None
+        if m:
+            self.upload(m.group(1))
+        else:
+            self.read_body()
+            self.reply(404, {"message": f"no such endpoint {path}"})
 
-    def read_body(self):
-        length = self.headers.get("Content-Length")
-        try:
-            n = int(length) if length is not None else 0
-        except ValueError:
-            n = -1
-        if n < 0 or n > MAX_READ_BYTES:
-            self.close_connection = True
-            return None
-        return self.rfile.read(n)
-
-    def route(self):
-        path = self.path.split("?", 1)[0]
-        try:
-            if path.startswith("/_sim/"):
-                self.control(path)
-                return
-            prefix = self.server.path_prefix
-            m = UPLOAD_PATH.match(path[len(prefix):]) if path.startswith(prefix) else None
-            if m:
-                self.upload(m.group(1))
-            else:
-                self.read_body()
-                self.reply(404, {"message": f"no such endpoint {path}"})
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as e:   # a simulator bug must not leave the client hanging
-            self.close_connection = True
-            self.reply(500, {"message": f"simulator error: {e!r}"})
-            raise
-
-    do_GET = do_POST = do_PUT = do_DELETE = route
-
-    # ---- control API ----------------------------------------------------
-    def control(self, path):
-        st = self.server.state
-        body = self.read_body() or b""
-        route = (self.command, path[len("/_sim/"):])
-        try:
-            arg = json.loads(body) if body else None
-        except ValueError as e:
-            return self.reply(400, {"error": f"not JSON: {e}"})
-        if route in {("GET", "received"), ("GET", "requests"), ("GET", "stats"),
-                     ("GET", "faults"), ("GET", "matches"), ("GET", "crm")}:
-            return self.reply(200, st.snapshot(route[1]))
-        if route == ("POST", "reset"):
-            st.reset()
-            return self.reply(200, {"ok": True})
-        if route == ("DELETE", "faults"):
-            with st.lock:
-                st.faults.clear()
-            return self.reply(200, {"ok": True})
-        if route == ("POST", "faults"):
-            try:
-                rules = parse_rules(arg)
-            except (ValueError, TypeError) as e:
-                return self.reply(400, {"error": str(e)})
-            st.add_faults(rules)
-            return self.reply(200, st.snapshot("faults"))
+    def control_more(self, route, arg):
         if route == ("POST", "token"):
             if not (isinstance(arg, dict) and nonempty(arg.get("token"))):
                 return self.reply(400, {"error": 'want {"token": "..."}'})
-            with st.lock:
-                st.token = arg["token"]
+            with self.server.state.lock:
+                self.server.state.token = arg["token"]
             return self.reply(200, {"ok": True})
-        self.reply(404, {"error": f"no control route {self.command} {path}"})
+        return False
 
     # ---- uploads --------------------------------------------------------
     def upload(self, client):
@@ -345,16 +235,13 @@ class Handler(BaseHTTPRequestHandler):
         if srv.clients and client not in srv.clients:
             return answer(404, {"message": f"unknown client {client!r}"})
 
-        rule = st.take_fault(body) or {}
+        rule = st.take_fault(body)
         entry["fault"] = rule.get("name")
-        if rule.get("delay_ms"):
-            time.sleep(rule["delay_ms"] / 1000.0)
+        simlib.pause(rule)
         status = rule.get("status")
         if status is not None:
-            hdrs = []
-            if status == 429 or (status == 503 and "retry_after" in rule):
-                hdrs.append(("Retry-After", rule.get("retry_after", 1)))
-            return answer(status, {"message": f'injected fault "{entry["fault"]}"'}, hdrs)
+            return answer(status, {"message": f'injected fault "{entry["fault"]}"'},
+                          simlib.retry_after(rule, busy=True))
 
         ctype = self.headers.get("Content-Type", "")
         if ctype.split(";", 1)[0].strip().lower() != "application/json":
@@ -402,34 +289,13 @@ def main(argv=None):
     ap.add_argument("--log", help="append request log here instead of stderr")
     args = ap.parse_args(argv)
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = simlib.make_server(args.host, args.port, Handler)
     server.clients, server.partners = set(args.client), set(args.partner)
     server.path_prefix = args.path_prefix.rstrip("/")
     server.max_items, server.max_bytes = args.max_items, args.max_bytes
     server.partial_status = args.partial_status
     server.state = State(args.token)
-    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"digitalaudience-sim listening on {args.host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-        if args.log:
-            server.log_file.close()
-    return 0
+    return simlib.serve(server, args, "digitalaudience-sim")
 
 
 if __name__ == "__main__":

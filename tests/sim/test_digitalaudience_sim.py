@@ -7,18 +7,15 @@ The test class starts its own simulator subprocess on --port 0 and reads
 the port from --port-file. Only the standard library (http.client) is used.
 """
 import hashlib
-import http.client
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
-SIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digitalaudience_sim.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM = os.path.join(HERE, "digitalaudience_sim.py")
+sys.path.insert(0, HERE)
+from simtest import SimProcess  # noqa: E402
+
 TOKEN = "test-token"
 PATH = "/v1/clients/acme/uploads"
 H_EMAIL = hashlib.sha256(b"ann@example.com").hexdigest()
@@ -35,55 +32,20 @@ def crm(rid="crm-1", **hashes):
             "hashes": hashes or {"email_sha256": H_EMAIL}}
 
 
-class Sim:
+class Sim(SimProcess):
     """A simulator subprocess; `call` sends one request on a fresh connection."""
 
     def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="dasim-")
-        self.port_file = os.path.join(self.dir, "port")
-        self.proc = subprocess.Popen(
-            [sys.executable, SIM, "--port", "0", "--token", TOKEN, "--port-file",
-             self.port_file, "--log", os.path.join(self.dir, "sim.log"), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("simulator did not start: " + self.proc.stderr.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return rc
+        super().__init__(SIM, "--token", TOKEN, *extra, prefix="dasim-")
 
     def call(self, method, path, body=None, token=TOKEN, ctype="application/json"):
         """(status, headers with lower-case names, parsed JSON body or None)."""
         hdrs = {}
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
         if body is not None and ctype:
             hdrs["Content-Type"] = ctype
         if token:
             hdrs["Authorization"] = "Bearer " + token
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            data = resp.read()
-            return (resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                    json.loads(data) if data else None)
-        finally:
-            conn.close()
+        return self.call_json(method, path, body, hdrs)
 
     def upload(self, uploads, path=PATH, **kw):
         return self.call("POST", path, {"uploads": uploads}, **kw)
