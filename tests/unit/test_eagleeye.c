@@ -14,28 +14,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "relay/adapter.h"
-#include "relay/avro.h"
+#include "adapter_fixture.h"
 #include "relay/sign.h"
-
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "alloc_count.h"
 
 #define SECRET "secret-1"
 #define EVENT_ID "6f1c2a10-0003-4000-8000-000000000003"
-
-struct fixture {
-        relay_schemas_t *schemas;
-        relay_avro_writer_t *writer;
-        relay_avro_reader_t *reader;
-        relay_conf_t *conf;
-        const struct relay_adapter *a;
-        void *st;
-};
 
 /* An issuance: the wallet in identities, two properties. */
 static const char *issue_json =
@@ -64,29 +47,19 @@ static const char *issue_json =
 #define BODY2 "{\"points\":50,\"reference\":\"" REF2 "\"}"
 #define HASH2 "87338c221f00624e0a3327dfd78b69f6e9f9f5638d672f62451a4432ecbc460d"
 
+/* A conf with the client id and secret, the url (NULL: the default) and
+ * one more key; init's result. */
 static int init_conf(struct fixture *f, const char *url, const char *k1,
                      const char *v1, char *errstr, size_t errstr_size)
 {
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        relay_conf_destroy(f->conf);
-        if (f->st)
-                relay_adapter_term(f->a, f->st);
-        f->st = NULL;
-        f->conf = relay_conf_new(tables, 1);
+        const char *const kv[][2] = {{"eagleeye.client_id", "client-1"},
+                                     {url ? "eagleeye.url" : NULL, url},
+                                     {k1, v1}};
+        fx_conf_new(f);
         unsetenv("RELAY_EAGLEEYE_CLIENT_SECRET_FILE");
         setenv("RELAY_EAGLEEYE_CLIENT_SECRET", SECRET, 1);
-        assert_int_equal(relay_conf_set(f->conf, "eagleeye.client_id",
-                                        "client-1", errstr, errstr_size),
-                         0);
-        if (url)
-                assert_int_equal(relay_conf_set(f->conf, "eagleeye.url", url,
-                                                errstr, errstr_size),
-                                 0);
-        if (k1)
-                assert_int_equal(
-                    relay_conf_set(f->conf, k1, v1, errstr, errstr_size), 0);
-        assert_int_equal(relay_conf_finish(f->conf, errstr, errstr_size), 0);
-        return relay_adapter_init(f->a, &f->st, f->conf, errstr, errstr_size);
+        fx_conf_set(f, kv, 3, errstr, errstr_size);
+        return fx_init(f, errstr, errstr_size);
 }
 
 static void setup_conf(struct fixture *f, const char *url)
@@ -98,79 +71,13 @@ static void setup_conf(struct fixture *f, const char *url)
 
 static int setup(void **state)
 {
-        char errstr[512], path[1024];
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
-        assert_non_null(f->schemas);
-        f->writer = relay_avro_writer_new(f->schemas, "out.eagleeye-value",
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->writer);
-        f->reader = relay_avro_reader_new(f->schemas, "out.eagleeye-value", 0,
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->reader);
-        f->a = relay_adapter_find("eagleeye");
-        assert_non_null(f->a);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        if (f->a && f->st)
-                relay_adapter_term(f->a, f->st);
-        relay_conf_destroy(f->conf);
-        relay_avro_writer_destroy(f->writer);
-        relay_avro_reader_destroy(f->reader);
-        relay_schemas_destroy(f->schemas);
-        free(f);
-        return 0;
-}
-
-/* The record as the deliver worker hands it over (framed, decoded into
- * slots), encoded by the adapter into item. */
-static enum relay_result encode(struct fixture *f, json_t *rec,
-                                relay_buf_t *item, char *errstr,
-                                size_t errstr_size)
-{
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  errstr_size),
-                         RELAY_OK);
-        const relay_slots_t *slots;
-        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
-                                                        &slots, NULL, errstr,
-                                                        errstr_size),
-                         RELAY_OK);
-        relay_buf_reset(item);
-        errstr[0] = '\0';
-        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
-                                    errstr_size);
+        return fx_setup(state, "eagleeye", NULL);
 }
 
 /* issue_json with field set to a JSON value given as text. */
 static json_t *record_with(const char *field, const char *value)
 {
-        json_t *rec = json_loads(issue_json, 0, NULL);
-        assert_non_null(rec);
-        if (field)
-                json_object_set_new(rec, field,
-                                    json_loads(value, JSON_DECODE_ANY, NULL));
-        return rec;
-}
-
-static void assert_body(const relay_http_request_t *req, const char *want)
-{
-        if (req->body_len != strlen(want) ||
-            memcmp(req->body, want, req->body_len))
-                fail_msg("body\n  %.*s\nwant\n  %s", (int)req->body_len,
-                         req->body, want);
+        return fx_record(issue_json, field, value);
 }
 
 static void test_calls_exact(void **state)
@@ -184,12 +91,12 @@ static void test_calls_exact(void **state)
         setup_conf(f, "http://127.0.0.1:1/");
 
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_string_equal(req.method, "POST");
         assert_string_equal(req.url, "http://127.0.0.1:1/2.0/token/create");
-        assert_body(&req, BODY1);
+        fx_assert_body(&req, BODY1);
         assert_string_equal(req.headers[0], "Content-Type: application/json");
         assert_string_equal(req.headers[1], "Accept: application/json");
         assert_string_equal(req.headers[2], "X-EES-AUTH-CLIENT-ID: client-1");
@@ -209,14 +116,14 @@ static void test_calls_exact(void **state)
             json_loads("[{\"op\":\"points.earn\",\"target\":\"ACC-9\","
                        "\"attributes\":{\"points\":50}}]",
                        0, NULL));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_string_equal(req.method, "PATCH");
         assert_string_equal(req.url,
                             "http://127.0.0.1:1/2.0/wallet/W%2F7/account/"
                             "ACC-9/earn");
-        assert_body(&req, BODY2);
+        fx_assert_body(&req, BODY2);
         assert_string_equal(req.headers[3], "X-EES-TRANSACTION-ID: " REF2);
         assert_string_equal(req.headers[4], "X-EES-AUTH-HASH: " HASH2);
 
@@ -226,31 +133,31 @@ static void test_calls_exact(void **state)
             json_loads("[{\"op\":\"points.debit\",\"target\":\"ACC-9\","
                        "\"attributes\":{\"points\":30.0}}]",
                        0, NULL));
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_string_equal(req.url,
                             "http://127.0.0.1:1/2.0/wallet/W%2F7/account/"
                             "ACC-9/debit");
-        assert_body(&req, "{\"points\":30,\"reference\":\"" REF2 "\"}");
+        fx_assert_body(&req, "{\"points\":30,\"reference\":\"" REF2 "\"}");
         json_decref(rec);
 
         /* An issuance without attributes has no properties. */
         rec = record_with("operations",
                           "[{\"op\":\"reward.issue\",\"target\":\"CAMP-1\","
                           "\"attributes\":{}}]");
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
-        assert_body(&req, "{\"resourceType\":\"CAMPAIGN\",\"resourceId\":"
-                          "\"CAMP-1\",\"consumerIdentifier\":{\"reference\":"
-                          "\"W-1\"},\"reference\":\"" REF1 "\"}");
+        fx_assert_body(&req, "{\"resourceType\":\"CAMPAIGN\",\"resourceId\":"
+                             "\"CAMP-1\",\"consumerIdentifier\":{\"reference\":"
+                             "\"W-1\"},\"reference\":\"" REF1 "\"}");
         json_decref(rec);
 
         /* A base URL with a path: it is part of the URI that is hashed. */
         setup_conf(f, "http://127.0.0.1:1/base//");
         rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_string_equal(req.url,
@@ -264,7 +171,7 @@ static void test_calls_exact(void **state)
                                    "/2.0/connect/issue", e2, sizeof(e2)),
                          0);
         rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_string_equal(req.url, "https://w.example/2.0/connect/issue");
@@ -301,9 +208,9 @@ static void test_retry_same(void **state)
         relay_buf_init(&b2);
         setup_conf(f, "http://127.0.0.1:1");
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
-        assert_int_equal(encode(f, rec, &again, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &again, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_int_equal(item.len, again.len);
         assert_memory_equal(item.data, again.data, item.len);
@@ -318,7 +225,7 @@ static void test_retry_same(void **state)
          * reference (not the same issuance). */
         json_object_set_new(rec, "event_id",
                             json_string("6f1c2a10-0003-4000-8000-000000000004"));
-        assert_int_equal(encode(f, rec, &again, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &again, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &again, 1, &b2, &r2);
         assert_string_not_equal(r2.headers[3], "X-EES-TRANSACTION-ID: " REF1);
@@ -334,7 +241,7 @@ static void refused(struct fixture *f, json_t *rec, const char *why)
         char errstr[512];
         relay_buf_t item;
         relay_buf_init(&item);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_FATAL);
         assert_string_equal(errstr, why);
         relay_buf_free(&item);
@@ -398,7 +305,7 @@ static void test_refusals(void **state)
         relay_buf_t item;
         relay_buf_init(&item);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_buf_t body;
         relay_http_request_t req;
@@ -410,19 +317,11 @@ static void test_refusals(void **state)
         relay_buf_free(&item);
 }
 
+/* The reading of an answer of status with body (NULL: none). */
 static enum relay_result classify(struct fixture *f, long status,
                                   const char *body, char *why, size_t size)
 {
-        relay_http_response_t resp;
-        relay_http_response_init(&resp);
-        resp.status = status;
-        if (body)
-                relay_buf_puts(&resp.body, body);
-        why[0] = '\0';
-        enum relay_result r =
-            relay_adapter_classify(f->a, f->st, &resp, why, size);
-        relay_http_response_reset(&resp);
-        return r;
+        return fx_classify(f, status, body, 0, why, size);
 }
 
 static void test_classify(void **state)
@@ -502,7 +401,7 @@ static void test_init_refusals(void **state)
         relay_buf_init(&item);
         relay_buf_init(&body);
         json_t *rec = record_with(NULL, NULL);
-        assert_int_equal(encode(f, rec, &item, errstr, sizeof(errstr)),
+        assert_int_equal(fx_encode(f, rec, &item, errstr, sizeof(errstr)),
                          RELAY_OK);
         relay_adapter_request(f->a, f->st, &item, 1, &body, &req);
         assert_string_equal(req.url,
@@ -520,66 +419,25 @@ static void test_init_refusals(void **state)
 static void test_no_alloc(void **state)
 {
         struct fixture *f = *state;
-        char errstr[512];
         setup_conf(f, NULL);
-        json_t *rec = record_with(NULL, NULL);
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, sizeof(errstr)),
-                         0);
-        json_decref(rec);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  sizeof(errstr)),
-                         RELAY_OK);
-        unsigned char frame[4096];
-        assert_true(len <= sizeof(frame));
-        memcpy(frame, buf, len);
-        relay_buf_t item, body;
-        relay_http_request_t req;
-        relay_buf_init(&item);
-        relay_buf_init(&body);
-        size_t sent = 0;
-        for (int round = 0; round < 2; round++) {
-                allocations = 0;
-                counting = round;
-                for (int i = 0; i < 1000; i++) {
-                        const relay_slots_t *slots;
-                        relay_buf_reset(&item);
-                        if (relay_avro_reader_decode_slots(
-                                f->reader, frame, len, &slots, NULL, errstr,
-                                sizeof(errstr)) != RELAY_OK ||
-                            relay_adapter_encode(f->a, f->st, slots, &item,
-                                                 errstr,
-                                                 sizeof(errstr)) != RELAY_OK)
-                                break;
-                        relay_adapter_request(f->a, f->st, &item, 1, &body,
-                                              &req);
-                        sent += round ? req.body_len : 0;
-                }
-                counting = 0;
-        }
-        assert_int_equal(sent, 1000 * strlen(BODY1));
-        if (allocations)
-                fail_msg("%zu allocation(s) in 1000 records of the steady "
-                         "state",
-                         (size_t)allocations);
-        relay_buf_free(&item);
-        relay_buf_free(&body);
+        struct fx_steady got = fx_steady_state(f, &issue_json, 1, 1, 1000, 1);
+        assert_int_equal(got.body_bytes, 1000 * strlen(BODY1));
 }
 
 int main(void)
 {
         count_init();
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_calls_exact, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_calls_exact, setup,
+                                            fx_teardown),
             cmocka_unit_test(test_hash_vector),
-            cmocka_unit_test_setup_teardown(test_retry_same, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_retry_same, setup,
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_refusals, setup, fx_teardown),
+            cmocka_unit_test_setup_teardown(test_classify, setup, fx_teardown),
             cmocka_unit_test_setup_teardown(test_init_refusals, setup,
-                                            teardown),
-            cmocka_unit_test_setup_teardown(test_no_alloc, setup, teardown),
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_no_alloc, setup, fx_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
