@@ -48,18 +48,13 @@ import datetime
 import hashlib
 import hmac
 import json
-import os
 import re
-import signal
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote
 
-MAX_READ_BYTES = 64 * 1024 * 1024
-RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "name": str}
+import simlib
+
 AUTH_RE = re.compile(r"^([A-Za-z0-9]+)-HMAC-SHA256 Credential=([^/]+)/(\d{8})/(\S+), "
                      r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$")
 
@@ -106,67 +101,25 @@ def error_body(etype, code, message):
 
 
 def parse_rules(obj):
-    rules = obj if isinstance(obj, list) else [obj]
-    out = []
-    for r in rules:
-        if not isinstance(r, dict):
-            raise ValueError("each fault rule must be a JSON object")
-        for key, val in r.items():
-            want = RULE_KEYS.get(key)
-            if want is None:
-                raise ValueError(f'unknown fault rule key "{key}"')
-            if not isinstance(val, want) or isinstance(val, bool):
-                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
-        if r.get("times", 1) < -1:
-            raise ValueError('"times" must be -1 (forever) or >= 0')
-        if "status" in r and not 100 <= r["status"] <= 599:
-            raise ValueError('"status" must be an HTTP status code')
-        if "status" not in r and "delay_ms" not in r:
-            raise ValueError('a fault rule needs "status" or "delay_ms"')
-        out.append(dict(r))
-    return out
+    return simlib.parse_rules(obj, check=simlib.need_status_or_delay)
 
 
-class State:
+class State(simlib.State):
     """Everything the simulator remembers; guarded by one lock."""
 
     def __init__(self, args, received_log=None):
-        self.lock = threading.Lock()
         self.api_key, self.secret = args.api_key, args.api_secret
         self.prefix = args.algo_prefix
         self.scope = f"{args.region}/{args.scope}"
         self.window = args.window
         self.rate_limit, self.rate_window = args.rate_limit, args.rate_window
         self.received_log = received_log
-        self.rule_seq = 0
-        self.reset()
+        super().__init__()
 
-    def reset(self):
-        with self.lock:
-            self.received, self.requests, self.faults = [], [], []
-            self.signatures, self.transactions = set(), set()
-            self.by_status = {}
-            self.window_start, self.window_count = time.monotonic(), 0
-
-    def add_faults(self, rules):
-        with self.lock:
-            for r in rules:
-                self.rule_seq += 1
-                r.setdefault("name", f"rule{self.rule_seq}")
-                r["remaining"] = r.pop("times", 1)
-                self.faults.append(r)
-
-    def take_fault(self, body):
-        with self.lock:
-            for r in self.faults:
-                if r["remaining"] == 0:
-                    continue
-                if "match" in r and r["match"].encode() not in body:
-                    continue
-                if r["remaining"] > 0:
-                    r["remaining"] -= 1
-                return dict(r)
-        return {}
+    def clear(self):
+        super().clear()
+        self.signatures, self.transactions = set(), set()
+        self.window_start, self.window_count = time.monotonic(), 0
 
     def use_signature(self, sig):
         """True the first time sig is seen."""
@@ -204,107 +157,41 @@ class State:
                 self.received_log.flush()
             return None
 
-    def record(self, entry):
-        with self.lock:
-            entry["at_ms"] = int(time.time() * 1000)
-            self.requests.append(entry)
-            key = str(entry["status"])
-            self.by_status[key] = self.by_status.get(key, 0) + 1
-
-    def snapshot(self, what):
-        with self.lock:
-            if what == "stats":
-                return {"requests": len(self.requests),
-                        "accepted_events": len(self.received),
-                        "by_status": dict(self.by_status)}
-            return [dict(r) for r in getattr(self, what)]
+    def stats(self):
+        return {"requests": len(self.requests),
+                "accepted_events": len(self.received),
+                "by_status": dict(self.by_status)}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(simlib.Handler):
     server_version = "antavo-sim/1.0"
-    sys_version = ""
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def log_line(self, text):
-        with self.server.state.lock:
-            self.server.log_file.write(text + "\n")
-            self.server.log_file.flush()
-
-    def reply(self, status, body=b"", headers=()):
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, val in headers:
-            self.send_header(name, str(val))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+    fault_rules = staticmethod(parse_rules)
+    do_PATCH = simlib.Handler.route
 
     def read_body(self):
-        try:
-            n = int(self.headers.get("Content-Length") or 0)
-            if n < 0 or n > MAX_READ_BYTES:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            return None
-        return self.rfile.read(n)
+        if self.headers.get("Content-Length") == "":   # taken as none
+            return b""
+        return super().read_body()
 
-    def route(self):
-        try:
-            path = self.path.split("?", 1)[0]
-            if path.startswith("/_sim/"):
-                self.control(path)
-            else:
-                self.events(path)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+    def api(self, path):
+        self.events(path)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = route
-
-    # ---- control API ----------------------------------------------------
-    def control(self, path):
+    def control_more(self, route, body):
         st = self.server.state
-        body = self.read_body() or b""
-        route = (self.command, path)
-        if route in {("GET", "/_sim/received"), ("GET", "/_sim/requests"),
-                     ("GET", "/_sim/stats"), ("GET", "/_sim/faults")}:
-            return self.reply(200, st.snapshot(path[len("/_sim/"):]))
-        if route == ("POST", "/_sim/reset"):
-            st.reset()
-            return self.reply(200, {"ok": True})
-        if route == ("DELETE", "/_sim/faults"):
-            with st.lock:
-                st.faults.clear()
-            return self.reply(200, {"ok": True})
-        if route == ("POST", "/_sim/faults"):
-            try:
-                rules = parse_rules(json.loads(body or b"null"))
-            except (ValueError, TypeError) as e:
-                return self.reply(400, {"error": str(e)})
-            st.add_faults(rules)
-            return self.reply(200, st.snapshot("faults"))
         try:
             doc = json.loads(body or b"null")
-            if route == ("POST", "/_sim/secret"):
+            if route == ("POST", "secret"):
                 with st.lock:
                     st.secret = str(doc["secret"])
                 return self.reply(200, {"ok": True})
-            if route == ("POST", "/_sim/rate"):
+            if route == ("POST", "rate"):
                 with st.lock:
                     st.rate_limit = int(doc["limit"])
                     st.rate_window = float(doc.get("window_s", st.rate_window))
                 return self.reply(200, {"ok": True})
         except (ValueError, KeyError, TypeError) as e:
             return self.reply(400, {"error": f"bad control body: {e}"})
-        self.reply(404, {"error": f"no control route {self.command} {path}"})
+        return False
 
     # ---- the Events API -------------------------------------------------
     def verify(self, body):
@@ -381,12 +268,10 @@ class Handler(BaseHTTPRequestHandler):
 
         rule = st.take_fault(body)
         entry["fault"] = rule.get("name")
-        if rule.get("delay_ms"):
-            time.sleep(rule["delay_ms"] / 1000.0)
+        simlib.pause(rule)
         if "status" in rule:
-            headers = [("Retry-After", rule["retry_after"])] if "retry_after" in rule else []
             return refuse(rule["status"], "SimulatedFault",
-                          f'injected fault "{entry["fault"]}"', headers)
+                          f'injected fault "{entry["fault"]}"', simlib.retry_after(rule))
         wait = st.take_rate()
         if wait:
             return refuse(429, "TooManyRequestsException", "rate limit exceeded",
@@ -434,32 +319,10 @@ def main(argv=None):
                     help="append every accepted event, one JSON a line")
     args = ap.parse_args(argv)
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = simlib.make_server(args.host, args.port, Handler)
     received_log = open(args.received_log, "a", encoding="utf-8") if args.received_log else None
     server.state = State(args, received_log)
-    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"antavo-sim listening on {args.host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-        if args.log:
-            server.log_file.close()
-        if received_log:
-            received_log.close()
-    return 0
+    return simlib.serve(server, args, "antavo-sim", close=(received_log,))
 
 
 if __name__ == "__main__":

@@ -10,21 +10,16 @@ against itself.
 import datetime
 import hashlib
 import hmac
-import http.client
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIM = os.path.join(HERE, "antavo_sim.py")
 sys.path.insert(0, HERE)
 import antavo_sim  # noqa: E402
+from simtest import SimProcess  # noqa: E402
 
 KEY, SECRET = "relay-test-key", "relay-test-secret"
 VECTOR_SIG = "481cb7aa294efe51b18c997261142102ae6897e457d24c010ad5e5d2938b0263"
@@ -61,45 +56,15 @@ class VectorTest(unittest.TestCase):
                              VECTOR_BODY, when)[1].endswith(VECTOR_SIG))
 
 
-class Sim:
+class Sim(SimProcess):
     def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="avsim-")
-        self.port_file = os.path.join(self.dir, "port")
-        self.proc = subprocess.Popen(
-            [sys.executable, SIM, "--port", "0", "--api-key", KEY, "--api-secret",
-             SECRET, "--port-file", self.port_file,
-             "--log", os.path.join(self.dir, "sim.log"), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("simulator did not start: " + self.proc.stderr.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
+        super().__init__(SIM, "--api-key", KEY, "--api-secret", SECRET, *extra,
+                         prefix="avsim-")
         self.host = f"127.0.0.1:{self.port}"
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
     def call(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, (json.loads(data) if data else None), resp
-        finally:
-            conn.close()
+        resp, data = self.exchange(method, path, body, headers)
+        return resp.status, (json.loads(data) if data else None), resp
 
     def post(self, event, path="/events", key=KEY, secret=SECRET, when=None,
              raw=None):
