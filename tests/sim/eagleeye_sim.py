@@ -49,17 +49,14 @@ standard library only.
 import argparse
 import hashlib
 import json
-import os
 import re
-import signal
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "after_apply": bool, "name": str}
+import simlib
+
+RULE_KEYS = {**simlib.RULE_KEYS, "after_apply": bool}
 MAX_READ_BYTES = 16 * 1024 * 1024
 POINTS_PATH = re.compile(r"^/2\.0/wallet/([^/?]+)/account/([^/?]+)/(earn|debit)$")
 
@@ -73,26 +70,13 @@ def auth_hash(path_and_query, body, secret):
     return hashlib.sha256(path_and_query + body + secret.encode()).hexdigest()
 
 
+def check_rule(r):
+    if r.get("after_apply") and "status" not in r:
+        raise ValueError('an "after_apply" rule needs a "status"')
+
+
 def parse_rules(obj):
-    rules = obj if isinstance(obj, list) else [obj]
-    out = []
-    for r in rules:
-        if not isinstance(r, dict):
-            raise ValueError("each fault rule must be a JSON object")
-        for key, val in r.items():
-            want = RULE_KEYS.get(key)
-            if want is None:
-                raise ValueError(f'unknown fault rule key "{key}"')
-            if not isinstance(val, want) or (want is int and isinstance(val, bool)):
-                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
-        if r.get("times", 1) < -1:
-            raise ValueError('"times" must be -1 (forever) or >= 0')
-        if "status" in r and not 100 <= r["status"] <= 599:
-            raise ValueError('"status" must be an HTTP status code')
-        if r.get("after_apply") and "status" not in r:
-            raise ValueError('an "after_apply" rule needs a "status"')
-        out.append(dict(r))
-    return out
+    return simlib.parse_rules(obj, RULE_KEYS, check_rule)
 
 
 class Refused(Exception):
@@ -101,42 +85,19 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class State:
+class State(simlib.State):
     """Everything the simulator remembers; guarded by one lock."""
 
     def __init__(self, client_id, secret, campaigns):
-        self.lock = threading.Lock()
         self.client_id, self.secret = client_id, secret
         self.campaigns = set(campaigns) if campaigns else None
         self.wallets = {}
-        self.rule_seq = 0
         self.token_seq = 0
-        self.reset()
+        super().__init__()
 
-    def reset(self):
-        with self.lock:
-            self.received, self.requests, self.faults = [], [], []
-            self.done = {}   # transaction id -> (status, payload)
-
-    def add_faults(self, rules):
-        with self.lock:
-            for r in rules:
-                self.rule_seq += 1
-                r.setdefault("name", f"rule{self.rule_seq}")
-                r["remaining"] = r.pop("times", 1)
-                self.faults.append(r)
-
-    def take_fault(self, text):
-        with self.lock:
-            for r in self.faults:
-                if r["remaining"] == 0:
-                    continue
-                if "match" in r and r["match"].encode() not in text:
-                    continue
-                if r["remaining"] > 0:
-                    r["remaining"] -= 1
-                return dict(r)
-        return None
+    def clear(self):
+        super().clear()
+        self.done = {}   # transaction id -> (status, payload)
 
     def apply(self, kind, txn, fn):
         """Run fn() (which changes state and returns (status, payload))
@@ -151,37 +112,22 @@ class State:
         return s, p, False
 
     def snapshot(self, what):
-        with self.lock:
-            if what == "wallets":
+        if what == "wallets":
+            with self.lock:
                 return json.loads(json.dumps(self.wallets))
-            if what == "faults":
-                return [dict(r) for r in self.faults]
-            return list(getattr(self, what))
+        return super().snapshot(what)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(simlib.Handler):
     server_version = "eagleeye-sim/1.0"
-    sys_version = ""
+    max_read_bytes = MAX_READ_BYTES
+    log_replies = json_control = True
+    snapshots = ("received", "requests", "wallets", "faults")
+    fault_rules = staticmethod(parse_rules)
+    do_PATCH = simlib.Handler.route
 
-    def log_message(self, fmt, *args):
-        pass
-
-    def reply(self, status, body=None, headers=()):
-        data = json.dumps(body).encode() if body is not None else b""
-        with self.server.state.lock:
-            self.server.log_file.write(f"{self.command} {self.path} {status}\n")
-            self.server.log_file.flush()
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, val in headers:
-            self.send_header(name, str(val))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+    def crash_body(self, e):
+        return {"errorCode": "SIMULATOR", "errorMessage": repr(e)}
 
     def read_body(self):
         """The body, or None for one that cannot be read (chunked, bad
@@ -189,58 +135,10 @@ class Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             return None
-        length = self.headers.get("Content-Length")
-        try:
-            n = int(length) if length is not None else 0
-        except ValueError:
-            n = -1
-        if n < 0 or n > MAX_READ_BYTES:
-            self.close_connection = True
-            return None
-        return self.rfile.read(n)
+        return super().read_body()
 
-    def route(self):
-        path = self.path.split("?", 1)[0]
-        try:
-            if path.startswith("/_sim/"):
-                self.control(path)
-            else:
-                self.api(path)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as e:   # a simulator bug must not leave the client hanging
-            self.close_connection = True
-            self.reply(500, {"errorCode": "SIMULATOR", "errorMessage": repr(e)})
-            raise
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = route
-
-    # ---- control API ----------------------------------------------------
-    def control(self, path):
+    def control_more(self, route, arg):
         st = self.server.state
-        body = self.read_body() or b""
-        route = (self.command, path[len("/_sim/"):])
-        try:
-            arg = json.loads(body) if body else None
-        except ValueError as e:
-            return self.reply(400, {"error": f"not JSON: {e}"})
-        if route in {("GET", "received"), ("GET", "requests"), ("GET", "wallets"),
-                     ("GET", "faults")}:
-            return self.reply(200, st.snapshot(route[1]))
-        if route == ("POST", "reset"):
-            st.reset()
-            return self.reply(200, {"ok": True})
-        if route == ("DELETE", "faults"):
-            with st.lock:
-                st.faults.clear()
-            return self.reply(200, {"ok": True})
-        if route == ("POST", "faults"):
-            try:
-                rules = parse_rules(arg)
-            except (ValueError, TypeError) as e:
-                return self.reply(400, {"error": str(e)})
-            st.add_faults(rules)
-            return self.reply(200, st.snapshot("faults"))
         if route == ("POST", "wallets"):
             if not (isinstance(arg, dict) and all(
                     isinstance(a, dict) and all(isinstance(b, int) for b in a.values())
@@ -263,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.secret = arg["secret"]
             return self.reply(200, {"ok": True})
-        self.reply(404, {"error": f"no control route {self.command} {path}"})
+        return False
 
     # ---- the wallet API -------------------------------------------------
     def api(self, path):
@@ -275,9 +173,7 @@ class Handler(BaseHTTPRequestHandler):
 
         def answer(status, payload, headers=()):
             entry["status"] = status
-            with st.lock:
-                entry["at_ms"] = int(time.time() * 1000)
-                st.requests.append(entry)
+            st.record(entry)
             self.reply(status, payload, headers)
 
         if body is None:
@@ -306,19 +202,14 @@ class Handler(BaseHTTPRequestHandler):
             return answer(404, {"errorCode": "NOT_FOUND",
                                 "errorMessage": f"no such endpoint {self.command} {path}"})
 
-        rule = st.take_fault(self.path.encode() + b"\n" + body) or {}
+        rule = st.take_fault(self.path.encode() + b"\n" + body)
         entry["fault"] = rule.get("name")
-        if rule.get("delay_ms"):
-            time.sleep(rule["delay_ms"] / 1000.0)
+        simlib.pause(rule)
 
         def fault_answer():
-            status = rule["status"]
-            hdrs = []
-            if status == 429 or (status == 503 and "retry_after" in rule):
-                hdrs.append(("Retry-After", rule.get("retry_after", 1)))
-            return answer(status, {"errorCode": "INJECTED",
-                                   "errorMessage": f'injected fault "{entry["fault"]}"'},
-                          hdrs)
+            return answer(rule["status"], {"errorCode": "INJECTED", "errorMessage":
+                                           f'injected fault "{entry["fault"]}"'},
+                          simlib.retry_after(rule, busy=True))
 
         if "status" in rule and not rule.get("after_apply"):
             return fault_answer()
@@ -420,33 +311,12 @@ def main(argv=None):
     ap.add_argument("--log", help="append request log here instead of stderr")
     args = ap.parse_args(argv)
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = simlib.make_server(args.host, args.port, Handler)
     server.issue_path = args.issue_path
     server.duplicate_status = 409 if args.duplicate == "409" else 0
     server.state = State(args.client_id, args.secret,
                          args.campaigns.split(",") if args.campaigns else None)
-    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"eagleeye-sim listening on {args.host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-        if args.log:
-            server.log_file.close()
-    return 0
+    return simlib.serve(server, args, "eagleeye-sim")
 
 
 if __name__ == "__main__":

@@ -9,59 +9,27 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIM = os.path.join(HERE, "eagleeye_sim.py")
 sys.path.insert(0, HERE)
 import eagleeye_sim  # noqa: E402
+from simtest import SimProcess  # noqa: E402
 
 CLIENT, SECRET = "client-1", "s3cret"
 
 
-class Sim:
+class Sim(SimProcess):
     """A simulator subprocess; `call` sends one signed request."""
 
     def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="eesim-")
-        self.port_file = os.path.join(self.dir, "port")
-        self.proc = subprocess.Popen(
-            [sys.executable, SIM, "--port", "0", "--client-id", CLIENT, "--secret", SECRET,
-             "--port-file", self.port_file, "--log", os.path.join(self.dir, "sim.log"),
-             *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("simulator did not start: " + self.proc.stderr.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(SIM, "--client-id", CLIENT, "--secret", SECRET, *extra,
+                         prefix="eesim-")
 
     def raw(self, method, path, body=b"", headers=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        c.close()
+        r, data = self.exchange(method, path, body, headers)
         return r.status, (json.loads(data) if data else None), dict(r.getheaders())
 
     def call(self, method, path, doc, txn=None, client=CLIENT, secret=SECRET):
