@@ -13,66 +13,52 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "relay/adapter.h"
-#include "relay/avro.h"
-#include "httpd.h"
+#include "adapter_fixture.h"
 
-#include <jansson.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-struct fixture {
-        relay_schemas_t *schemas;
-        relay_avro_writer_t *writer;
-        relay_avro_reader_t *reader;
-        relay_conf_t *conf;
-        const struct relay_adapter *a;
-        void *st;
-        struct server *srv;
-        char url[128];
-        /* the fake Engage: groups it has ("relay-<aud>" -> id) */
+/* The fake Engage's groups ("relay-<aud>" -> id) and how often it was
+ * asked to find and to clone one; emptied by setup. */
+static struct engage {
         char groups[8][64];
         long long ids[8];
         int ngroups, clones, finds;
-};
+} fake;
 
 /* A fake Engage answering find, clone and membership calls. */
 static const struct reply *engage(void *arg, const struct request *rq, int n)
 {
         static struct reply r;
         static char body[512];
-        struct fixture *f = arg;
+        struct engage *g = arg;
         (void)n;
         memset(&r, 0, sizeof(r));
         const char *target = strchr(rq->head, ' ') + 1;
         if (!strncmp(target, "/api/rest/v19/group/find?name=", 30)) {
                 const char *name = target + 30;
                 size_t len = strcspn(name, " ");
-                f->finds++;
+                g->finds++;
                 r.status = 200;
                 snprintf(body, sizeof(body), "[]");
-                for (int i = 0; i < f->ngroups; i++)
-                        if (strlen(f->groups[i]) == len &&
-                            !strncmp(f->groups[i], name, len))
+                for (int i = 0; i < g->ngroups; i++)
+                        if (strlen(g->groups[i]) == len &&
+                            !strncmp(g->groups[i], name, len))
                                 snprintf(body, sizeof(body),
                                          "[{\"id\":%lld,\"name\":\"%s\","
                                          "\"email\":\"x@y\"}]",
-                                         f->ids[i], f->groups[i]);
+                                         g->ids[i], g->groups[i]);
                 r.body = body;
                 return &r;
         }
         if (!strncmp(target, "/api/rest/v19/group/clone?", 26)) {
                 json_t *j = json_loadb(rq->body.data, rq->body.len, 0, NULL);
                 const char *name = json_string_value(json_object_get(j, "name"));
-                f->clones++;
-                int i = f->ngroups++;
-                snprintf(f->groups[i], sizeof(f->groups[i]), "%s", name);
-                f->ids[i] = 5000 + i;
+                g->clones++;
+                int i = g->ngroups++;
+                snprintf(g->groups[i], sizeof(g->groups[i]), "%s", name);
+                g->ids[i] = 5000 + i;
                 snprintf(body, sizeof(body),
                          "{\"id\":%lld,\"name\":\"%s\",\"description\":\"\","
                          "\"email\":\"e@g\"}",
-                         f->ids[i], name);
+                         g->ids[i], name);
                 json_decref(j);
                 r.status = 200;
                 r.body = body;
@@ -82,30 +68,26 @@ static const struct reply *engage(void *arg, const struct request *rq, int n)
         return &r;
 }
 
+/* A conf with the URL, the account and one more key, which may be
+ * refused (-1); else init's result. */
 static int setup_conf(struct fixture *f, const char *k, const char *v,
                       char *errstr, size_t errstr_size)
 {
-        const relay_conf_prop_t *tables[] = {f->a->props};
-        f->conf = relay_conf_new(tables, 1);
-        unsetenv("RELAY_MAPPENGAGE_PASSWORD_FILE");
-        setenv("RELAY_MAPPENGAGE_PASSWORD", "s3cret", 1);
         static const char *const kv[][2] = {
             {"mappengage.username", "api-user"},
             {"mappengage.host", "engage.example.com"},
             {"mappengage.default_group_id", "1000"},
             {"mappengage.group_email_domain", "groups.example.com"},
         };
-        assert_int_equal(relay_conf_set(f->conf, "mappengage.url", f->url,
-                                        errstr, errstr_size),
-                         0);
-        for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
-                assert_int_equal(relay_conf_set(f->conf, kv[i][0], kv[i][1],
-                                                errstr, errstr_size),
-                                 0);
+        const char *const url[][2] = {{"mappengage.url", f->url}};
+        fx_conf_new(f);
+        unsetenv("RELAY_MAPPENGAGE_PASSWORD_FILE");
+        setenv("RELAY_MAPPENGAGE_PASSWORD", "s3cret", 1);
+        fx_conf_set(f, url, 1, errstr, errstr_size);
+        fx_conf_set(f, kv, sizeof(kv) / sizeof(kv[0]), errstr, errstr_size);
         if (k && relay_conf_set(f->conf, k, v, errstr, errstr_size))
                 return -1;
-        assert_int_equal(relay_conf_finish(f->conf, errstr, errstr_size), 0);
-        return relay_adapter_init(f->a, &f->st, f->conf, errstr, errstr_size);
+        return fx_init(f, errstr, errstr_size);
 }
 
 static void start(struct fixture *f)
@@ -115,54 +97,12 @@ static void start(struct fixture *f)
                 fail_msg("init: %s", errstr);
 }
 
-/* A restart: a new adapter state on the same conf. */
-static void restart(struct fixture *f)
-{
-        char errstr[512];
-        relay_adapter_term(f->a, f->st);
-        assert_int_equal(
-            relay_adapter_init(f->a, &f->st, f->conf, errstr, sizeof(errstr)),
-            0);
-}
-
 static int setup(void **state)
 {
-        char errstr[512], path[1024];
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *src = getenv("RELAY_SOURCE_DIR");
-        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
-                 src ? src : ".");
-        f->schemas = relay_schemas_load(path, errstr, sizeof(errstr));
-        assert_non_null(f->schemas);
-        f->writer = relay_avro_writer_new(f->schemas, "out.mappengage-value",
-                                          errstr, sizeof(errstr));
-        assert_non_null(f->writer);
-        f->reader = relay_avro_reader_new(f->schemas, "out.mappengage-value",
-                                          0, errstr, sizeof(errstr));
-        assert_non_null(f->reader);
-        f->a = relay_adapter_find("mappengage");
-        assert_non_null(f->a);
-        void *srv = NULL;
-        assert_int_equal(httpd_setup(&srv), 0);
-        f->srv = srv;
-        make_url(f->url, sizeof(f->url), f->srv->port, "/api/rest/v19/");
-        server_choose(f->srv, engage, f);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
+        memset(&fake, 0, sizeof(fake));
+        fx_setup(state, "mappengage", "/api/rest/v19/");
         struct fixture *f = *state;
-        if (f->a && f->st)
-                relay_adapter_term(f->a, f->st);
-        relay_conf_destroy(f->conf);
-        relay_avro_writer_destroy(f->writer);
-        relay_avro_reader_destroy(f->reader);
-        relay_schemas_destroy(f->schemas);
-        void *srv = f->srv;
-        httpd_teardown(&srv);
-        free(f);
+        server_choose(f->srv, engage, &fake);
         return 0;
 }
 
@@ -182,24 +122,10 @@ static enum relay_result encode(struct fixture *f, const char *identities,
                  "\"user_attributes\":{},\"identities\":%s,"
                  "\"operations\":%s}",
                  identities, operations);
-        json_t *rec = json_loads(text, 0, NULL);
-        assert_non_null(rec);
-        avro_value_t *v = relay_avro_writer_value(f->writer);
-        assert_int_equal(relay_avro_from_json(v, rec, errstr, errstr_size), 0);
+        json_t *rec = fx_record(text, NULL, NULL);
+        enum relay_result res = fx_encode(f, rec, item, errstr, errstr_size);
         json_decref(rec);
-        const void *buf;
-        size_t len;
-        assert_int_equal(relay_avro_writer_encode(f->writer, &buf, &len, errstr,
-                                                  errstr_size),
-                         RELAY_OK);
-        const relay_slots_t *slots;
-        assert_int_equal(relay_avro_reader_decode_slots(f->reader, buf, len,
-                                                        &slots, NULL, errstr,
-                                                        errstr_size),
-                         RELAY_OK);
-        relay_buf_reset(item);
-        return relay_adapter_encode(f->a, f->st, slots, item, errstr,
-                                    errstr_size);
+        return res;
 }
 
 #define OP(op, target)                                                         \
@@ -349,9 +275,9 @@ static void test_clone_once(void **state)
                     RELAY_OK);
                 assert_int_equal(sends, i < 2 ? 3 : 1);
         }
-        assert_int_equal(f->clones, 2);
-        assert_int_equal(f->finds, 2);
-        restart(f);
+        assert_int_equal(fake.clones, 2);
+        assert_int_equal(fake.finds, 2);
+        fx_reinit(f);
         assert_int_equal(encode(f, "{\"email\":\"p@ex.com\"}",
                                 OP("membership.add", "\"a2\""), &item, errstr,
                                 sizeof(errstr)),
@@ -359,7 +285,7 @@ static void test_clone_once(void **state)
         assert_int_equal(deliver(f, &item, &sends, errstr, sizeof(errstr)),
                          RELAY_OK);
         assert_int_equal(sends, 2); /* find, then membership */
-        assert_int_equal(f->clones, 2);
+        assert_int_equal(fake.clones, 2);
         char t[256];
         assert_string_equal(target_of(f, server_nreq(f->srv) - 1, t,
                                       sizeof(t)),
@@ -453,14 +379,10 @@ static void test_refusals(void **state)
                                  cases[i].why);
         }
         /* the bad settings */
-        relay_adapter_term(f->a, f->st);
-        f->st = NULL;
-        relay_conf_destroy(f->conf);
         assert_int_equal(setup_conf(f, "mappengage.subscription_mode",
                                     "SOMETIMES", errstr, sizeof(errstr)),
                          -1);
         assert_non_null(strstr(errstr, "SOMETIMES"));
-        relay_conf_destroy(f->conf);
         assert_int_equal(setup_conf(f, "mappengage.max_operations_per_record",
                                     "2", errstr, sizeof(errstr)),
                          -1);
@@ -490,27 +412,15 @@ static void test_classify(void **state)
             {503, NULL, RELAY_RETRY},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                relay_http_response_t resp;
-                relay_http_response_init(&resp);
-                resp.status = cases[i].status;
-                if (cases[i].body)
-                        relay_buf_puts(&resp.body, cases[i].body);
-                why[0] = '\0';
-                assert_int_equal(
-                    relay_adapter_classify(f->a, f->st, &resp, why, sizeof(why)),
-                    cases[i].want);
+                assert_int_equal(fx_classify(f, cases[i].status, cases[i].body,
+                                             0, why, sizeof(why)),
+                                 cases[i].want);
                 if (cases[i].status == 400 && cases[i].want == RELAY_FATAL)
                         assert_non_null(strstr(why, "does not exist"));
-                relay_http_response_reset(&resp);
         }
-        relay_http_response_t resp;
-        relay_http_response_init(&resp);
-        resp.transport_error = 7;
-        snprintf(resp.error, sizeof(resp.error), "refused");
-        assert_int_equal(
-            relay_adapter_classify(f->a, f->st, &resp, why, sizeof(why)),
-            RELAY_RETRY);
-        relay_http_response_reset(&resp);
+        /* A transport error (no answer). */
+        assert_int_equal(fx_classify(f, 0, NULL, 7, why, sizeof(why)),
+                         RELAY_RETRY);
         assert_true(relay_adapter_has_operation(f->a, "membership.add"));
         assert_true(relay_adapter_has_operation(f->a, "membership.remove"));
         assert_false(relay_adapter_has_operation(f->a, "reward.issue"));
@@ -518,12 +428,16 @@ static void test_classify(void **state)
 
 int main(void)
 {
+        count_init();
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_setup_teardown(test_calls_exact, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_clone_once, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_clone_race, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_calls_exact, setup,
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_clone_once, setup,
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_clone_race, setup,
+                                            fx_teardown),
+            cmocka_unit_test_setup_teardown(test_refusals, setup, fx_teardown),
+            cmocka_unit_test_setup_teardown(test_classify, setup, fx_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
