@@ -36,13 +36,12 @@ import json
 import math
 import os
 import random
-import signal
 import socket
 import struct
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import simlib
 
 EVENT_PATHS = ("/v2/events", "/v2/bulkevents", "/v2/bulkevents/historical")
 BATCH_KEYS = frozenset((
@@ -66,9 +65,7 @@ MAX_USER_ATTRIBUTES = 100
 MAX_ATTRIBUTE_CHARS = 4096
 MAX_READ_BYTES = 64 * 1024 * 1024   # larger bodies are not read; the connection is closed
 GARBAGE_BODY = b"\x00\xff<html>upstream \x8b\x08 garbage}{\xfe"
-RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "garbage": bool, "partial": bool, "name": str,
-             "reset": bool}
+RULE_KEYS = {**simlib.RULE_KEYS, "garbage": bool, "partial": bool, "reset": bool}
 # What a chaos failure can be: each failing request draws one kind at random.
 CHAOS_KINDS = ("429", "500", "503", "slow", "reset")
 CHAOS_DEFAULTS = {"rate": 0.3, "seed": 0, "retry_after": 1, "slow_ms": 2000,
@@ -160,30 +157,20 @@ def validate_event(ev, p):
         raise Rejected(400, f"{p} custom_attributes must be an object")
 
 
+def check_partial(r):
+    if r.get("partial") and not r.get("match"):
+        raise ValueError('a "partial" rule needs a non-empty "match"')
+
+
+def check_reset(r):
+    if r.get("reset") and ("status" in r or r.get("garbage") or r.get("partial")):
+        raise ValueError('a "reset" rule sends no answer: no "status", "garbage" '
+                         'or "partial"')
+
+
 def parse_rules(obj):
     """Validate fault rules from POST /_sim/faults; return a list of normalized dicts."""
-    rules = obj if isinstance(obj, list) else [obj]
-    out = []
-    for r in rules:
-        if not isinstance(r, dict):
-            raise ValueError("each fault rule must be a JSON object")
-        for key, val in r.items():
-            want = RULE_KEYS.get(key)
-            if want is None:
-                raise ValueError(f'unknown fault rule key "{key}"')
-            if not isinstance(val, want) or (want is int and isinstance(val, bool)):
-                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
-        if r.get("times", 1) < -1:
-            raise ValueError('"times" must be -1 (forever) or >= 0')
-        if r.get("partial") and not r.get("match"):
-            raise ValueError('a "partial" rule needs a non-empty "match"')
-        if "status" in r and not 100 <= r["status"] <= 599:
-            raise ValueError('"status" must be an HTTP status code')
-        if r.get("reset") and ("status" in r or r.get("garbage") or r.get("partial")):
-            raise ValueError('a "reset" rule sends no answer: no "status", "garbage" '
-                             'or "partial"')
-        out.append(dict(r))
-    return out
+    return simlib.parse_rules(obj, RULE_KEYS, check_reset, check_first=check_partial)
 
 
 def parse_chaos(obj):
@@ -206,23 +193,19 @@ def parse_chaos(obj):
     return out
 
 
-class State:
+class State(simlib.State):
     """Everything the simulator remembers; guarded by one lock."""
     def __init__(self, rate_limit, received_log=None, receive_times=None):
-        self.lock = threading.Lock()
         self.rate = rate_limit
-        self.rule_seq = 0
         self.received_log = received_log   # an open file or None; outlives reset()
         self.receive_times = receive_times  # likewise
-        self.reset()
+        super().__init__()
 
-    def reset(self):
-        with self.lock:
-            self.received, self.requests, self.faults = [], [], []
-            self.by_status = {}
-            self.tokens, self.refilled = float(self.rate), time.monotonic()
-            self.saved = 0
-            self.chaos, self.chaos_rng, self.chaos_counts = None, None, {}
+    def clear(self):
+        super().clear()
+        self.tokens, self.refilled = float(self.rate), time.monotonic()
+        self.saved = 0
+        self.chaos, self.chaos_rng, self.chaos_counts = None, None, {}
 
     def set_chaos(self, conf):
         """Start failing conf["rate"] of the requests (None stops it)."""
@@ -245,27 +228,6 @@ class State:
             if not self.chaos:
                 return {"active": False, "counts": dict(self.chaos_counts)}
             return {"active": True, **self.chaos, "counts": dict(self.chaos_counts)}
-
-    def add_faults(self, rules):
-        with self.lock:
-            for r in rules:
-                self.rule_seq += 1
-                r.setdefault("name", f"rule{self.rule_seq}")
-                r["remaining"] = r.pop("times", 1)
-                self.faults.append(r)
-
-    def take_fault(self, body):
-        """Return a copy of the first applicable rule (decrementing it) or None."""
-        with self.lock:
-            for r in self.faults:
-                if r["remaining"] == 0:
-                    continue
-                if "match" in r and r["match"].encode() not in body:
-                    continue
-                if r["remaining"] > 0:
-                    r["remaining"] -= 1
-                return dict(r)
-        return None
 
     def _refill(self):
         t = time.monotonic()
@@ -315,50 +277,33 @@ class State:
                     for b in accepted))
                 self.receive_times.flush()
 
-    def snapshot(self, what):
-        with self.lock:
-            if what == "stats":
-                return {"requests": len(self.requests), "accepted_batches": len(self.received),
-                        "by_status": dict(self.by_status)}
-            if what == "faults":
-                return [dict(r) for r in self.faults]
-            return list(getattr(self, what))
+    def stats(self):
+        return {"requests": len(self.requests), "accepted_batches": len(self.received),
+                "by_status": dict(self.by_status)}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(simlib.Handler):
     server_version = "mparticle-sim/1.0"
-    sys_version = ""
+    fault_rules = staticmethod(parse_rules)
+    do_PATCH = simlib.Handler.route
 
     # ---- plumbing -------------------------------------------------------
-    def log_message(self, fmt, *args):   # silence the default access log
-        pass
-
-    def log_line(self, status, batches):
-        line = f"{self.command} {self.path} {status} batches={batches}\n"
-        with self.server.state.lock:
-            self.server.log_file.write(line)
-            self.server.log_file.flush()
+    def log_batches(self, status, batches):
+        self.log_line(f"{self.command} {self.path} {status} batches={batches}")
 
     def reply(self, status, body=b"", ctype="application/json", headers=(), batches=None):
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
-        self.log_line(status, batches)   # before answering, so the log is never behind
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for name, val in headers:
-            self.send_header(name, str(val))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        self.log_batches(status, batches)   # before answering, so the log is never behind
+        self.send_answer(status, body, headers, ctype)
+
+    def crash_body(self, e):
+        return self.error_body(f"simulator error: {e!r}", "SIM_ERROR")
 
     def reset_connection(self):
         """Abort the connection with a TCP RST and no answer, as a dying load
         balancer does: SO_LINGER with a zero timeout, then close."""
-        self.log_line("reset", self.nbatches)
+        self.log_batches("reset", self.nbatches)
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -407,60 +352,32 @@ class Handler(BaseHTTPRequestHandler):
                               f"at most {self.server.max_request_bytes} allowed")
         return self.rfile.read(n), None
 
-    def route(self):
-        path = self.path.split("?", 1)[0]
-        try:
-            if path.startswith("/_sim/"):
-                self.control(path)
-            elif path.startswith("/v2/"):
-                self.events_api(path)
-            else:
-                self.read_body()
-                self.reply(404, self.error_body("no such path", "NOT_FOUND"))
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as e:   # a simulator bug must not leave the client hanging
-            self.close_connection = True
-            self.reply(500, self.error_body(f"simulator error: {e!r}", "SIM_ERROR"))
-            raise
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = route
+    def api(self, path):
+        if path.startswith("/v2/"):
+            self.events_api(path)
+        else:
+            self.read_body()
+            self.reply(404, self.error_body("no such path", "NOT_FOUND"))
 
     # ---- control API ----------------------------------------------------
-    def control(self, path):
+    def control_body(self):
+        return self.read_body()[0] or b""
+
+    def control_more(self, route, body):
         st = self.server.state
-        body, _ = self.read_body()
-        route = (self.command, path)
-        if route in {("GET", "/_sim/received"), ("GET", "/_sim/requests"),
-                     ("GET", "/_sim/stats"), ("GET", "/_sim/faults")}:
-            return self.reply(200, st.snapshot(path[len("/_sim/"):]))
-        if route == ("POST", "/_sim/reset"):
-            st.reset()
-            return self.reply(200, {"ok": True})
-        if route == ("DELETE", "/_sim/faults"):
-            with st.lock:
-                st.faults.clear()
-            return self.reply(200, {"ok": True})
-        if route == ("GET", "/_sim/chaos"):
+        if route == ("GET", "chaos"):
             return self.reply(200, st.chaos_snapshot())
-        if route == ("DELETE", "/_sim/chaos"):
+        if route == ("DELETE", "chaos"):
             st.set_chaos(None)
             return self.reply(200, {"ok": True})
-        if route == ("POST", "/_sim/chaos"):
+        if route == ("POST", "chaos"):
             try:
                 conf = parse_chaos(json.loads(body or b"{}"))
             except (ValueError, TypeError) as e:
                 return self.reply(400, {"error": str(e)})
             st.set_chaos(conf)
             return self.reply(200, st.chaos_snapshot())
-        if route == ("POST", "/_sim/faults"):
-            try:
-                rules = parse_rules(json.loads(body or b"null"))
-            except (ValueError, TypeError) as e:
-                return self.reply(400, {"error": str(e)})
-            st.add_faults(rules)
-            return self.reply(200, st.snapshot("faults"))
-        self.reply(404, {"error": f"no control route {self.command} {path}"})
+        return False
 
     # ---- Events API -----------------------------------------------------
     def check_auth(self):
@@ -516,12 +433,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.auth == "wrong":
             return self.answer(403, self.error_body("invalid API key or secret", "FORBIDDEN"))
 
-        rule = st.take_fault(body) or {}
+        rule = st.take_fault(body)
         if not rule:
             rule = self.chaos_rule()
         self.fault = rule.get("name")
-        if rule.get("delay_ms"):
-            time.sleep(rule["delay_ms"] / 1000.0)
+        simlib.pause(rule)
         if rule.get("reset"):
             st.record(self.api_path, None, self.nbatches, self.auth, self.nbytes, self.fault)
             return self.reset_connection()
@@ -643,8 +559,7 @@ def main(argv=None):
     ap.add_argument("--chaos-slow-ms", type=int, default=2000, metavar="MS")
     args = ap.parse_args(argv)
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = simlib.make_server(args.host, args.port, Handler)
     server.key, server.secret = args.key, args.secret
     server.max_bulk, server.enable_413 = args.max_bulk, args.enable_413
     server.max_request_bytes, server.max_batch_bytes = args.max_request_bytes, args.max_batch_bytes
@@ -660,31 +575,7 @@ def main(argv=None):
         except ValueError as e:
             ap.error(f"--chaos: {e}")
     server.save_bodies = args.save_bodies
-    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"mparticle-sim listening on {args.host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-        if args.log:
-            server.log_file.close()
-        if received_log:
-            received_log.close()
-        if receive_times:
-            receive_times.close()
-    return 0
+    return simlib.serve(server, args, "mparticle-sim", close=(received_log, receive_times))
 
 
 if __name__ == "__main__":

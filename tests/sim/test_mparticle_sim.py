@@ -18,41 +18,18 @@ import tempfile
 import time
 import unittest
 
-SIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mparticle_sim.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM = os.path.join(HERE, "mparticle_sim.py")
+sys.path.insert(0, HERE)
+from simtest import SimProcess  # noqa: E402
 KEY, SECRET = "test-key", "test-secret"
 
 
-class Sim:
+class Sim(SimProcess):
     """A simulator subprocess; `call` sends one request on a fresh connection."""
 
     def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="mpsim-")
-        self.port_file = os.path.join(self.dir, "port")
-        self.log = os.path.join(self.dir, "sim.log")
-        self.proc = subprocess.Popen(
-            [sys.executable, SIM, "--port", "0", "--key", KEY, "--secret", SECRET,
-             "--port-file", self.port_file, "--log", self.log, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("simulator did not start: " + self.proc.stderr.read())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read())
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return rc
+        super().__init__(SIM, "--key", KEY, "--secret", SECRET, *extra, prefix="mpsim-")
 
     def call(self, method, path, body=None, auth=(KEY, SECRET),
              ctype="application/json", headers=None):
@@ -65,14 +42,7 @@ class Sim:
         if auth:
             hdrs["Authorization"] = "Basic " + base64.b64encode(
                 f"{auth[0]}:{auth[1]}".encode()).decode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-        finally:
-            conn.close()
+        return self.request(method, path, body, hdrs)
 
     def control(self, method, path, body=None):
         status, _, data = self.call(method, "/_sim/" + path, body, auth=None)
