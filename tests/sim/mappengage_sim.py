@@ -54,20 +54,17 @@ given). Python standard library only.
 import argparse
 import base64
 import json
-import os
 import re
-import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
+
+import simlib
 
 BASE = "/api/rest/v19"
 SUB_MODES = ("OPT_IN", "CONFIRMED_OPT_IN", "DOUBLE_OPT_IN")
 UNSUB_MODES = ("OPT_IN", "CONFIRMED_OPT_IN")
-RULE_KEYS = {"status": int, "times": int, "match": str, "retry_after": int,
-             "delay_ms": int, "name": str}
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NOT_FOUND = {"errorActor": "CLIENT", "errorCode": "INVALID_REQUEST", "message": "Not Found"}
 MAX_READ_BYTES = 1 << 20
@@ -91,44 +88,34 @@ def bad_param(name, message):
 
 
 def parse_rules(obj):
-    rules = obj if isinstance(obj, list) else [obj]
-    for r in rules:
-        if not isinstance(r, dict):
-            raise ValueError("each fault rule must be a JSON object")
-        for key, val in r.items():
-            want = RULE_KEYS.get(key)
-            if want is None:
-                raise ValueError(f'unknown fault rule key "{key}"')
-            if not isinstance(val, want) or isinstance(val, bool):
-                raise ValueError(f'fault rule key "{key}" must be {want.__name__}')
-        if "status" in r and not 100 <= r["status"] <= 599:
-            raise ValueError('"status" must be an HTTP status code')
-    return [dict(r) for r in rules]
+    """The common fault rules; "times" is not checked and a rule gets no name."""
+    return simlib.parse_rules(obj, times=False)
 
 
-class State:
+class State(simlib.State):
     """Everything the simulator remembers; guarded by one lock."""
 
+    NAME_RULES = False
+
     def __init__(self, user, password, default_group, recipients):
-        self.lock = threading.RLock()
         self.user, self.first_password = user, password
         self.default_group = default_group
         self.base_recipients = list(recipients)
-        self.reset()
+        super().__init__(threading.RLock())
 
-    def reset(self):
-        with self.lock:
-            self.requests, self.memberships, self.created, self.faults = [], [], [], []
-            self.password = self.first_password
-            self.groups = {}
-            if self.default_group:
-                self.groups[self.default_group] = {
-                    "id": self.default_group, "name": "default", "description": "template",
-                    "email": "default@sim.example", "archived": False, "members": set()}
-            self.recipients, self.by_id = {}, {}
-            self.next_group, self.next_user = 90000, 18000000001
-            for e in self.base_recipients:
-                self._add_recipient(e)
+    def clear(self):
+        super().clear()
+        self.memberships, self.created = [], []
+        self.password = self.first_password
+        self.groups = {}
+        if self.default_group:
+            self.groups[self.default_group] = {
+                "id": self.default_group, "name": "default", "description": "template",
+                "email": "default@sim.example", "archived": False, "members": set()}
+        self.recipients, self.by_id = {}, {}
+        self.next_group, self.next_user = 90000, 18000000001
+        for e in self.base_recipients:
+            self._add_recipient(e)
 
     def _add_recipient(self, email):
         if email.lower() not in self.recipients:
@@ -136,70 +123,22 @@ class State:
             self.by_id[self.next_user] = email.lower()
             self.next_user += 1
 
-    def take_fault(self, target):
-        with self.lock:
-            for r in self.faults:
-                if r["remaining"] == 0:
-                    continue
-                if "match" in r and r["match"] not in target:
-                    continue
-                if r["remaining"] > 0:
-                    r["remaining"] -= 1
-                return dict(r)
-        return None
 
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(simlib.Handler):
     server_version = "mappengage-sim/1.0"
-    sys_version = ""
+    max_read_bytes = MAX_READ_BYTES
+    log_replies = True
 
-    def log_message(self, fmt, *args):
-        pass
+    def crash_body(self, e):
+        return {"message": f"simulator error: {e!r}"}
 
-    def reply(self, status, body=None, headers=()):
-        data = json.dumps(body).encode() if body is not None else b""
-        with self.server.state.lock:
-            self.server.log_file.write(f"{self.command} {self.path} {status}\n")
-            self.server.log_file.flush()
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, val in headers:
-            self.send_header(name, str(val))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def read_body(self):
-        length = self.headers.get("Content-Length")
-        try:
-            n = int(length) if length is not None else 0
-        except ValueError:
-            n = -1
-        if n < 0 or n > MAX_READ_BYTES:
-            self.close_connection = True
-            return None
-        return self.rfile.read(n)
-
-    def route(self):
+    def dispatch(self):
         path, _, query = self.path.partition("?")
-        try:
-            body = self.read_body()
-            if path.startswith("/_sim/"):
-                self.control(path[len("/_sim/"):], body)
-            else:
-                self.api(path, query, body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as e:   # a simulator bug must not leave the client hanging
-            self.close_connection = True
-            self.reply(500, {"message": f"simulator error: {e!r}"})
-            raise
-
-    do_GET = do_POST = do_PUT = do_DELETE = route
+        body = self.read_body()
+        if path.startswith("/_sim/"):
+            self.control(path[len("/_sim/"):], body)
+        else:
+            self.api(path, query, body)
 
     # ---- control API ----------------------------------------------------
     def control(self, what, body):
@@ -242,17 +181,13 @@ class Handler(BaseHTTPRequestHandler):
                 rules = parse_rules(obj)
             except ValueError as e:
                 return self.reply(400, {"message": str(e)})
-            with st.lock:
-                for r in rules:
-                    r["remaining"] = r.pop("times", 1)
-                    st.faults.append(r)
+            st.add_faults(rules)
             return self.reply(204)
         if route == ("GET", "faults"):
             with st.lock:
                 return self.reply(200, [dict(r) for r in st.faults])
         if route == ("DELETE", "faults"):
-            with st.lock:
-                st.faults = []
+            st.clear_faults()
             return self.reply(204)
         if route == ("POST", "reset"):
             st.reset()
@@ -265,8 +200,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = {"method": self.command, "path": path, "query": query,
                  "at_ms": int(time.time() * 1000)}
         fault = st.take_fault(path + "?" + query)
-        if fault and fault.get("delay_ms"):
-            time.sleep(fault["delay_ms"] / 1000.0)
+        simlib.pause(fault)
         status, payload, headers = self.answer(path, query, body, fault)
         entry["status"], entry["fault"] = status, bool(fault and fault.get("status"))
         with st.lock:
@@ -295,8 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         if body and "application/json" not in (self.headers.get("Content-Type") or ""):
             return 415, {"message": "Content-Type must be application/json"}, []
         if fault and fault.get("status"):
-            hdrs = [("Retry-After", fault["retry_after"])] if "retry_after" in fault else []
-            return fault["status"], {"message": "simulated fault"}, hdrs
+            return fault["status"], {"message": "simulated fault"}, simlib.retry_after(fault)
         if not path.startswith(BASE + "/"):
             return 404, NOT_FOUND, []
         call = (self.command, path[len(BASE):])
@@ -450,32 +383,11 @@ def main(argv=None):
     ap.add_argument("--log", help="append request log here instead of stderr")
     args = ap.parse_args(argv)
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = simlib.make_server(args.host, args.port, Handler)
     server.domain = args.domain
     server.state = State(args.user, args.password, args.default_group,
                          [e for e in args.recipients.split(",") if e])
-    server.log_file = open(args.log, "a", encoding="utf-8") if args.log else sys.stderr
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-    print(f"mappengage-sim listening on {args.host}:{port}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-        if args.log:
-            server.log_file.close()
-    return 0
+    return simlib.serve(server, args, "mappengage-sim")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,16 @@ The class starts one simulator subprocess on --port 0 (reset between tests)
 and reads the port from --port-file. Only the standard library is used.
 """
 import base64
-import http.client
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
-SIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mappengage_sim.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM = os.path.join(HERE, "mappengage_sim.py")
+sys.path.insert(0, HERE)
+from simtest import SimProcess  # noqa: E402
+
 DOMAIN = "engage.test.example"
 V19 = "/api/rest/v19"
 
@@ -24,36 +23,19 @@ V19 = "/api/rest/v19"
 class SimTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="engagesim-")
-        port_file = os.path.join(cls.dir, "port")
-        cls.proc = subprocess.Popen(
-            [sys.executable, SIM, "--port", "0", "--port-file", port_file, "--user", "api",
-             "--password", "pw", "--domain", DOMAIN, "--default-group", "1000",
-             "--recipients", "ann@example.com,a+b@example.com",
-             "--log", os.path.join(cls.dir, "sim.log")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(port_file):
-            if cls.proc.poll() is not None or time.monotonic() > deadline:
-                cls.proc.kill()
-                raise RuntimeError("simulator did not start: " + cls.proc.stderr.read())
-            time.sleep(0.05)
-        with open(port_file) as f:
-            cls.port = int(f.read())
+        cls.sim = SimProcess(SIM, "--user", "api", "--password", "pw", "--domain", DOMAIN,
+                             "--default-group", "1000",
+                             "--recipients", "ann@example.com,a+b@example.com",
+                             prefix="engagesim-")
 
     @classmethod
     def tearDownClass(cls):
-        cls.proc.terminate()
-        cls.proc.wait(10)
-        cls.proc.stdout.close()
-        cls.proc.stderr.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.sim.stop()
 
     def setUp(self):
         self.control("POST", "reset")
 
     def call(self, method, path, body=None, user="api", pw="pw", host=DOMAIN):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         headers = {"Host": host, "Accept": "application/json"}
         if user is not None:
             headers["Authorization"] = "Basic " + base64.b64encode(
@@ -62,10 +44,7 @@ class SimTest(unittest.TestCase):
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        c.request(method, path, body=data, headers=headers)
-        r = c.getresponse()
-        raw = r.read()
-        c.close()
+        r, raw = self.sim.exchange(method, path, data, headers)
         return r.status, (json.loads(raw) if raw else None)
 
     def control(self, method, what, body=None):
