@@ -154,11 +154,14 @@ t=$(now_ns)
 "$BIN/relayctl" -b "$BS" produce "$TOPIC" <"$TMP/records.jsonl" 2>>"$TMP/relayctl.log" \
   || die "relayctl produce failed"
 PRODUCE_MS=$(( ($(now_ns) - t) / 1000000 ))
-# The same records once more per partition count, for the ceiling runs.
+# The same records once more per partition count, for the ceiling runs,
+# keyed by the person (identity_value) as relay-transform keys out.<platform>:
+# relay-deliver keeps a person's records in one lane, so records without a
+# key all fall in one lane, one request at a time, whatever max_in_flight.
 for p in $PARTITIONS; do
   "$ROOT/tests/kafka/create-topics.sh" "$BS" "bench.p$p:$p" >/dev/null 2>>"$TMP/topics.log" \
     || die "could not create bench.p$p"
-  "$BIN/relayctl" -b "$BS" produce "bench.p$p" -S out.mparticle-value <"$TMP/records.jsonl" \
+  "$BIN/relayctl" -b "$BS" produce "bench.p$p" -S out.mparticle-value -k identity_value <"$TMP/records.jsonl" \
     2>>"$TMP/relayctl.log" || die "relayctl produce to bench.p$p failed"
 done
 

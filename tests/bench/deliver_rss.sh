@@ -4,15 +4,16 @@
 # 64 MiB resident, flat.
 #
 #   RELAY_BUILD_DIR=build bash tests/bench/deliver_rss.sh [--rate R]
-#       [--steady S] [--down D] [--recover C]
+#       [--steady S] [--down D] [--recover C] [-X name=value ...]
 #   RELAY_BUILD_DIR=build bash tests/bench/deliver_rss.sh --short   # 5 s / 10 s / 5 s
 #
 # On a fresh broker of its own (tests/kafka/start.sh, any free ports),
 # relay-deliver (deploy/config/deliver-mparticle.cfg, only the addresses
-# changed) delivers out.mparticle to the mParticle simulator
+# changed, and any -X name=value given here added) delivers out.mparticle to the mParticle simulator
 # (tests/sim/mparticle_sim.py, started as tests/integration/lib.sh's
 # start_sim does). A paced producer (one `relayctl produce` reading JSON
-# lines written R/10 every 100 ms; default R 2,000 records/s) runs through
+# lines written R/10 every 100 ms; default R 2,000 records/s, keyed by
+# identity_value as relay-transform keys them) runs through
 # three phases: steady (default 30 s), down (60 s: the simulator answers
 # every request 503, a fault {"status":503,"times":-1}; relay pauses and
 # probes, the backlog stays in Kafka), then recover (30 s, the fault
@@ -38,9 +39,10 @@ RATE=2000
 STEADY=30
 DOWN=60
 RECOVER=30
+EXTRA=()
 
 usage() {
-  echo "usage: [RELAY_BUILD_DIR=dir] $0 [--rate R] [--steady S] [--down D] [--recover C] [--short]" >&2
+  echo "usage: [RELAY_BUILD_DIR=dir] $0 [--rate R] [--steady S] [--down D] [--recover C] [--short] [-X name=value ...]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
     --down) [ $# -ge 2 ] || usage; DOWN=$2; shift 2 ;;
     --recover) [ $# -ge 2 ] || usage; RECOVER=$2; shift 2 ;;
     --short) STEADY=5; DOWN=10; RECOVER=5; shift ;;
+    -X) [ $# -ge 2 ] || usage; EXTRA+=(-X "$2"); shift 2 ;;
     *) usage ;;
   esac
 done
@@ -114,7 +117,7 @@ SIM=http://127.0.0.1:$(cat "$TMP/sim.port")
 RELAY_MPARTICLE_API_KEY=$KEY RELAY_MPARTICLE_API_SECRET=$SECRET \
 "$BIN/relay-deliver" -c deploy/config/deliver-mparticle.cfg \
   -X kafka.bootstrap.servers="$BS" -X mparticle.url="$SIM/v2" \
-  -X admin.address=127.0.0.1 -X admin.port=0 >>"$TMP/deliver.log" 2>&1 &
+  -X admin.address=127.0.0.1 -X admin.port=0 "${EXTRA[@]}" >>"$TMP/deliver.log" 2>&1 &
 DPID=$!
 PIDS+=($DPID)
 wait_for 30 grep -qs 'assigned' "$TMP/deliver.log" || die "relay-deliver took no partitions"
@@ -143,7 +146,7 @@ for t in range(ticks):
         time.sleep(delay)
 print("paced %d records in %.1f s" % (per_tick * ticks, time.monotonic() - start), file=sys.stderr)
 EOF
-  "$BIN/relayctl" -b "$BS" produce "$TOPIC" >/dev/null 2>"$TMP/relayctl.log" &
+  "$BIN/relayctl" -b "$BS" produce "$TOPIC" -k identity_value >/dev/null 2>"$TMP/relayctl.log" &
 PRODUCER=$!
 PIDS+=($PRODUCER)
 
@@ -163,7 +166,7 @@ sample() {
 }
 echo "relay-deliver RSS: $RATE records/s to the mParticle simulator; steady ${STEADY} s, platform down" \
      "${DOWN} s, recovery ${RECOVER} s ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cpus," \
-     "load $(cut -d' ' -f1-3 /proc/loadavg))"
+     "load $(cut -d' ' -f1-3 /proc/loadavg))${EXTRA[*]:+, ${EXTRA[*]}}"
 sample steady "$STEADY"
 curl -sf -X POST "$SIM/_sim/faults" -d '{"status":503,"times":-1}' >/dev/null ||
   die "could not set the simulator's fault"
