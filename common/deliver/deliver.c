@@ -367,6 +367,8 @@ static int lane_head(struct relay_deliver *d, size_t l)
 static int key_earlier(struct relay_deliver *d, int r, size_t k)
 {
         const rd_kafka_message_t *m = relay_pipeline_msg(d->p, d->order[k]);
+        if (!m->key_len)
+                return 0; /* no key, no person: no order to keep */
         for (int q = d->lanes[d->rpool[r].lane]; q >= 0; q = d->rpool[q].next) {
                 const struct range *rg = &d->rpool[q];
                 size_t end = q == r ? k : rg->start + rg->n;
@@ -471,10 +473,15 @@ static uint64_t key_hash(const void *key, size_t len)
 }
 
 /* The lane of record i's person: the lane of an earlier record with the
- * same key, else -1 (the table then remembers i). */
+ * same key, else -1 (the table then remembers i). A record without a key
+ * has no person, so no order to keep with any other: -1, and it fills
+ * whichever lane is being filled (unkeyed records all in one lane would
+ * go one request at a time, whatever deliver.max_in_flight). */
 static int lane_of_key(struct relay_deliver *d, size_t i)
 {
         const rd_kafka_message_t *m = relay_pipeline_msg(d->p, i);
+        if (!m->key_len)
+                return -1;
         size_t mask = d->keycap - 1;
         for (size_t h = key_hash(m->key, m->key_len) & mask;;
              h = (h + 1) & mask) {

@@ -145,7 +145,7 @@ for n in $IN_FLIGHT; do
   "$ROOT/tests/kafka/create-topics.sh" "$BS" "bench.c$n:3" >/dev/null 2>>"$TMP/topics.log" \
     || die "could not create bench.c$n"
   python3 "$HELPER" records "$records" "c$n-$$" >"$TMP/records.jsonl"
-  "$BIN/relayctl" -b "$BS" produce "bench.c$n" -S out.mparticle-value <"$TMP/records.jsonl" 2>>"$TMP/relayctl.log" \
+  "$BIN/relayctl" -b "$BS" produce "bench.c$n" -S out.mparticle-value -k identity_value <"$TMP/records.jsonl" 2>>"$TMP/relayctl.log" \
     || die "relayctl produce failed"
   run "$n" "bench.c$n" "$records" $((n * 100 * 1000 / DELAY_MS)) -X deliver.max_in_flight="$n"
 done

@@ -223,7 +223,7 @@ static int teardown(void **state)
 
 /* Produce records number from .. from+n-1 to out.mparticle, one person
  * each (key and identity "cust-<i>"), or, with persons set, record i of
- * person i % persons. */
+ * person i % persons; with persons -1, without a key. */
 static void produce_persons(struct fx *f, int from, int n, int persons)
 {
         char errstr[512];
@@ -237,7 +237,7 @@ static void produce_persons(struct fx *f, int from, int n, int persons)
                 char json[1024];
                 int rec = from + i;
                 snprintf(keys[i], sizeof(keys[i]), "cust-%d",
-                         persons ? rec % persons : rec);
+                         persons > 0 ? rec % persons : rec);
                 snprintf(json, sizeof(json),
                          "{\"event_id\":\"6f1c2a10-0002-4000-8000-%012d\","
                          "\"occurred_at\":1764064860000,\"tenant\":\"acme\","
@@ -268,7 +268,8 @@ static void produce_persons(struct fx *f, int from, int n, int persons)
                 l[i] = len;
                 k[i] = keys[i];
         }
-        kmock_produce(f->km, "out.mparticle", v, l, k, (size_t)n);
+        kmock_produce(f->km, "out.mparticle", v, l, persons < 0 ? NULL : k,
+                      (size_t)n);
         for (int i = 0; i < n; i++)
                 free(copies[i]);
         f->nproduced += n;
@@ -682,6 +683,23 @@ static void test_one_in_flight(void **state)
         check_in_flight(*state, "1", 1);
 }
 
+/* Records without a key (no person: a producer other than relay-transform)
+ * have no order to keep: they spread over the lanes, and as many requests
+ * go at once as deliver.max_in_flight allows, not one at a time. */
+static void test_unkeyed_records_in_flight(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 12 };
+        f->pf.ok.delay_ms = 150;
+        produce_persons(f, 0, M, -1);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "12", "deliver.max_in_flight", "4", NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_int_equal(server_max_active(f->srv), 4);
+        assert_accepted_once(f, NULL);
+}
+
 /* Three people, four records each, one record a request. The first
  * record of person 0 is answered 503 twice: it waits out its backoff in
  * its lane while the other people's records go ahead, and none of person
@@ -871,6 +889,8 @@ int main(int argc, char **argv)
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_one_in_flight, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_unkeyed_records_in_flight,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(test_person_order_under_retries,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_adaptive_window_grows, setup,
