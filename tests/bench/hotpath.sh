@@ -192,6 +192,11 @@ offsets_sum() { local s=0 w; for w in "$@"; do s=$((s + ${w#*=})); done; echo $s
 # Offsets K records before the end of a one-partition topic's ends ("0=E").
 before_end() { echo "0=$(( ${1#0=} - $2 ))"; }
 
+# post_ceiling gets as many requests in flight as relay-deliver ships with.
+IN_FLIGHT=$(sed -n 's/^[[:space:]]*max_in_flight[[:space:]]*=[[:space:]]*"\{0,1\}\([0-9a-z]*\)"\{0,1\};.*/\1/p' \
+  "$ROOT/deploy/config/deliver-mparticle.cfg" | head -n 1)
+[[ $IN_FLIGHT =~ ^[1-9][0-9]*$ ]] ||
+  die "deploy/config/deliver-mparticle.cfg: deliver.max_in_flight is '$IN_FLIGHT', not a number of requests"
 KEY=bench-key
 SECRET=bench-secret
 ADMIN=(-X admin.address=127.0.0.1 -X admin.port=-1)
@@ -336,6 +341,7 @@ run_post() {
   t0=$(now_ns)
   timeout 900 "$BENCH/post_ceiling" --bootstrap "$BS" --topic out.mparticle --group "hp-post-$p-$r" \
     --records "$RECORDS" --url "$SINK/v2/bulkevents" --userpwd "$KEY:$SECRET" \
+    --in-flight "$IN_FLIGHT" \
     --timeout "$(timeout_for "$RECORDS")" >"$TMP/post.json" 2>>"$TMP/post_ceiling.log" ||
     die "post_ceiling failed (see post_ceiling.log)"
   t1=$(now_ns)
