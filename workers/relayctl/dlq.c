@@ -534,7 +534,8 @@ static int ledger_read(const struct ctl *c, rd_kafka_t *rk, const char *topic,
         l->exists = rc == 0;
         if (l->exists && read_topic(c, l->topic, ledger_record, l))
                 return 1;
-        qsort(l->e, l->n, sizeof(*l->e), lentry_cmp);
+        if (l->n) /* qsort's base may not be NULL, even for none */
+                qsort(l->e, l->n, sizeof(*l->e), lentry_cmp);
         /* Keep each key's last entry. */
         size_t k = 0;
         for (size_t i = 0; i < l->n; i++) {
