@@ -86,6 +86,18 @@ void relay_adapter_reason(char *errstr, size_t errstr_size,
                                   resp->body.data ? resp->body.len : 0);
 }
 
+void relay_adapter_join(relay_buf_t *body, const char *head,
+                        const relay_buf_t *items, size_t n, const char *tail)
+{
+        relay_buf_puts(body, head);
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        relay_buf_append(body, ",", 1);
+                relay_buf_append(body, items[i].data, items[i].len);
+        }
+        relay_buf_puts(body, tail);
+}
+
 int relay_http_body_has(const relay_http_response_t *resp, const char *s)
 {
         size_t n = strlen(s);

@@ -429,15 +429,7 @@ static void antavo_request(void *state, const relay_buf_t *items, size_t n,
          * the signature reads it. */
         relay_buf_reserve(body, total);
         int bulk = av->max_items > 1;
-        if (bulk)
-                PUT(body, "[");
-        for (size_t i = 0; i < n; i++) {
-                if (i)
-                        PUT(body, ",");
-                relay_buf_append(body, items[i].data, items[i].len);
-        }
-        if (bulk)
-                PUT(body, "]");
+        relay_adapter_join(body, bulk ? "[" : "", items, n, bulk ? "]" : "");
         size_t body_len = body->len;
         relay_buf_append(body, "", 1);
 

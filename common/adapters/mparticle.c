@@ -269,13 +269,7 @@ static void mparticle_request(void *state, const relay_buf_t *items, size_t n,
 {
         struct mparticle *mp = state;
         relay_buf_reset(body);
-        relay_buf_puts(body, "[");
-        for (size_t i = 0; i < n; i++) {
-                if (i)
-                        relay_buf_puts(body, ",");
-                relay_buf_append(body, items[i].data, items[i].len);
-        }
-        relay_buf_puts(body, "]");
+        relay_adapter_join(body, "[", items, n, "]");
         memset(req, 0, sizeof(*req));
         req->method = "POST";
         req->url = mp->url;

@@ -314,13 +314,7 @@ static void webhook_request(void *state, const relay_buf_t *items, size_t n,
 {
         struct webhook *wh = state;
         relay_buf_reset(body);
-        PUT(body, BODY_HEAD);
-        for (size_t i = 0; i < n; i++) {
-                if (i)
-                        PUT(body, ",");
-                relay_buf_append(body, items[i].data, items[i].len);
-        }
-        PUT(body, BODY_TAIL);
+        relay_adapter_join(body, BODY_HEAD, items, n, BODY_TAIL);
         size_t body_len = body->len;
         relay_buf_append(body, "", 1);
 

@@ -135,6 +135,10 @@ void relay_adapter_reason_text(char *errstr, size_t errstr_size, long status,
                                const char *text, size_t n);
 void relay_adapter_reason(char *errstr, size_t errstr_size,
                           const relay_http_response_t *resp);
+/* A request body that is head, items[0..n) separated by commas, then
+ * tail (a JSON array or an object around one), appended to body. */
+void relay_adapter_join(relay_buf_t *body, const char *head,
+                        const relay_buf_t *items, size_t n, const char *tail);
 /* Whether resp's body holds the text s. */
 int relay_http_body_has(const relay_http_response_t *resp, const char *s);
 
