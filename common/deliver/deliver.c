@@ -115,7 +115,8 @@ const relay_conf_prop_t relay_deliver_props[] = {
      0},
     {"deliver.batch_size", RELAY_CONF_INT, "0", 0, 100000, 0,
      "records consumed per batch (0: a request's worth for each request "
-     "that may be under way)",
+     "that may be under way, less an eighth when that is more than one, "
+     "so that people packed whole into requests fill one round trip)",
      0},
     {"deliver.batch_wait_ms", RELAY_CONF_INT, "200", 0, 60000, 0,
      "longest a partial batch waits for more records before it is sent, "
@@ -216,6 +217,8 @@ struct relay_deliver {
         size_t nfree;
         int *keytab; /* the batch's keys → a record of theirs, -1 empty */
         size_t keycap;
+        size_t *gcount, *gbytes; /* a person's records and bytes, by their
+                                    first record */
         int built;
         struct slot *slots;
         size_t nslots, inflight;
@@ -472,45 +475,54 @@ static uint64_t key_hash(const void *key, size_t len)
         return h;
 }
 
-/* The lane of record i's person: the lane of an earlier record with the
- * same key, else -1 (the table then remembers i). A record without a key
- * has no person, so no order to keep with any other: -1, and it fills
- * whichever lane is being filled (unkeyed records all in one lane would
- * go one request at a time, whatever deliver.max_in_flight). */
-static int lane_of_key(struct relay_deliver *d, size_t i)
+/* The first live record of the batch with record i's key (its person),
+ * or i itself when it is the first (the table then remembers i) or has
+ * no key: a record without a key has no person, so no order to keep with
+ * any other. */
+static size_t person_of(struct relay_deliver *d, size_t i)
 {
         const rd_kafka_message_t *m = relay_pipeline_msg(d->p, i);
         if (!m->key_len)
-                return -1;
+                return i;
         size_t mask = d->keycap - 1;
         for (size_t h = key_hash(m->key, m->key_len) & mask;;
              h = (h + 1) & mask) {
                 int j = d->keytab[h];
                 if (j < 0) {
                         d->keytab[h] = (int)i;
-                        return -1;
+                        return i;
                 }
                 const rd_kafka_message_t *o =
                     relay_pipeline_msg(d->p, (size_t)j);
                 if (o->key_len == m->key_len &&
-                    (!m->key_len || !memcmp(o->key, m->key, m->key_len)))
-                        return d->recs[j].lane;
+                    !memcmp(o->key, m->key, m->key_len))
+                        return (size_t)j;
         }
 }
 
-/* The send order and the first ranges. A new person opens the lane being
- * filled, until it holds a request's worth (the platform's records and
- * bytes per request); a person seen before joins the lane of their
- * earlier records, in order. So lanes come out about one request each,
- * and a person's records go one lane, one request after the other. */
+static size_t window_of(const struct relay_deliver *d);
+
+/* The send order and the first ranges. A person's records all go in one
+ * lane, in order; people are packed into lanes whole, a lane taking the
+ * next person while it holds less than its share of the batch (the
+ * batch over the requests that may be under way, but at least half a
+ * request's worth, so that a small batch goes as one request) and the
+ * person still fits in a request. So every lane is one request, unless
+ * one person has more than a request's worth, and a batch of at most
+ * window x a request's worth less the packing's slack (the default
+ * deliver.batch_size) goes out in one round trip: a lane that overflowed
+ * into a second request would leave the other slots idle while its tail
+ * went alone a round trip later (tests/bench/concurrency.sh found the
+ * batch taking two). */
 static void build(struct relay_deliver *d)
 {
-        size_t n = relay_pipeline_count(d->p), fill = 0, bytes = 0;
+        size_t n = relay_pipeline_count(d->p), live_n = 0, live_bytes = 0;
         d->norder = d->nlanes = 0;
         d->gen++;
         for (size_t h = 0; h < d->keycap; h++)
                 d->keytab[h] = -1;
-        size_t *count = d->done; /* records per lane, then where each goes */
+        /* Each person's records and bytes, under their first record; a
+         * record's lane holds its person's first record meanwhile. */
         for (size_t i = 0; i < n; i++) {
                 struct drec *r = &d->recs[i];
                 if (!r->encoded || relay_pipeline_is_done(d->p, i) ||
@@ -518,20 +530,42 @@ static void build(struct relay_deliver *d)
                         r->lane = -1;
                         continue;
                 }
-                size_t len = r->item.len + 1;
-                int l = lane_of_key(d, i);
-                if (l < 0) {
-                        if (!d->nlanes || fill == d->max_items ||
-                            (fill && bytes + len > d->max_bytes)) {
+                size_t h = person_of(d, i), len = r->item.len + 1;
+                if (h == i)
+                        d->gcount[i] = d->gbytes[i] = 0;
+                d->gcount[h]++;
+                d->gbytes[h] += len;
+                r->lane = (int)h;
+                live_n++;
+                live_bytes += len;
+        }
+        size_t k = window_of(d);
+        size_t share = (live_n + k - 1) / k, share_bytes = (live_bytes + k - 1) / k;
+        if (share < (d->max_items + 1) / 2)
+                share = (d->max_items + 1) / 2;
+        if (share_bytes < d->max_bytes / 2)
+                share_bytes = d->max_bytes / 2;
+        size_t *count = d->done; /* records per lane, then where each goes */
+        size_t fill = 0, bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct drec *r = &d->recs[i];
+                if (r->lane < 0)
+                        continue;
+                if ((size_t)r->lane == i) {
+                        if (!d->nlanes ||
+                            (fill && (fill >= share || bytes >= share_bytes ||
+                                      fill + d->gcount[i] > d->max_items ||
+                                      bytes + d->gbytes[i] > d->max_bytes))) {
                                 count[d->nlanes++] = 0;
                                 fill = bytes = 0;
                         }
-                        l = (int)d->nlanes - 1;
-                        fill++;
-                        bytes += len;
+                        fill += d->gcount[i];
+                        bytes += d->gbytes[i];
+                        r->lane = (int)d->nlanes - 1;
+                } else {
+                        r->lane = d->recs[r->lane].lane;
                 }
-                r->lane = l;
-                count[l]++;
+                count[r->lane]++;
                 d->norder++;
         }
         /* Lane by lane into the send order, each lane in record order. */
@@ -1176,8 +1210,12 @@ static int start_ready(struct relay_deliver *d, int64_t now, int64_t *next)
         int left = 0, blocked = now < d->wait_until;
         if (blocked)
                 *next = d->wait_until;
+        /* From where the last pass stopped, every lane once (lane_turn
+         * moves as lanes start: taking it afresh each turn skipped lanes,
+         * which then waited a round trip for nothing). */
+        size_t turn = d->lane_turn;
         for (size_t t = 0; t < d->nlanes; t++) {
-                size_t l = (d->lane_turn + t) % d->nlanes;
+                size_t l = (turn + t) % d->nlanes;
                 int r = lane_head(d, l);
                 if (r < 0)
                         continue;
@@ -1408,8 +1446,16 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
                           t0);
         d->item_res = relay_calloc(d->max_items, sizeof(*d->item_res));
         d->batch_size = (size_t)relay_conf_int(conf, "deliver.batch_size");
-        if (!d->batch_size)
+        if (!d->batch_size) {
+                /* People go into requests whole (build), so requests come
+                 * out a little short of max_items: an eighth of room
+                 * keeps a batch to one request per slot, one round trip,
+                 * while a person has less than an eighth of a request's
+                 * worth in the batch. */
                 d->batch_size = d->max_items * d->nslots;
+                if (d->nslots > 1)
+                        d->batch_size -= d->batch_size / 8;
+        }
         d->retry.max_attempts =
             (int)relay_conf_int(conf, "deliver.max_attempts");
         d->retry.base_ms =
@@ -1476,6 +1522,8 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         for (d->keycap = 16; d->keycap < 2 * d->batch_size; d->keycap *= 2)
                 ;
         d->keytab = relay_calloc(d->keycap, sizeof(*d->keytab));
+        d->gcount = relay_calloc(d->batch_size, sizeof(*d->gcount));
+        d->gbytes = relay_calloc(d->batch_size, sizeof(*d->gbytes));
         d->done =
             relay_calloc(d->batch_size > d->nslots ? d->batch_size : d->nslots,
                          sizeof(*d->done));
@@ -1536,6 +1584,8 @@ void relay_deliver_destroy(relay_deliver_t *d)
         free(d->rpool);
         free(d->rfree);
         free(d->keytab);
+        free(d->gcount);
+        free(d->gbytes);
         free(d->done);
         for (size_t i = 0; d->recs && i < d->batch_size; i++)
                 relay_buf_free(&d->recs[i].item);

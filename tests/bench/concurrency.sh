@@ -7,7 +7,7 @@
 # and the ratio; the goal is at least 0.8 until the CPU is the limit.
 #
 #   RELAY_BUILD_DIR=build bash tests/bench/concurrency.sh [--delay-ms MS] [--rtts K]
-#       [--in-flight "1 4 16 64"]
+#       [--in-flight "1 4 16 64"] [-X key=value ...]
 #   RELAY_BUILD_DIR=build bash tests/bench/concurrency.sh --short   # the ctest
 #
 # Each run has a topic of its own (3 partitions) holding max_in_flight x
@@ -33,9 +33,10 @@ HELPER=$ROOT/tests/bench/deliver_bench.py
 DELAY_MS=100
 RTTS=20
 IN_FLIGHT="1 4 16 64"
+EXTRA=()   # -X key=value: more settings for every relay-deliver run
 
 usage() {
-  echo "usage: [RELAY_BUILD_DIR=dir] $0 [--delay-ms MS] [--rtts K] [--in-flight \"1 4 ...\"] [--short]" >&2
+  echo "usage: [RELAY_BUILD_DIR=dir] $0 [--delay-ms MS] [--rtts K] [--in-flight \"1 4 ...\"] [-X key=value] [--short]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -44,6 +45,7 @@ while [ $# -gt 0 ]; do
     --rtts) [ $# -ge 2 ] || usage; RTTS=$2; shift 2 ;;
     --in-flight) [ $# -ge 2 ] || usage; IN_FLIGHT=$2; shift 2 ;;
     --short) RTTS=5; IN_FLIGHT="1 4 16"; shift ;;
+    -X) [ $# -ge 2 ] || usage; EXTRA+=(-X "$2"); shift 2 ;;
     *) usage ;;
   esac
 done
@@ -147,10 +149,10 @@ for n in $IN_FLIGHT; do
   python3 "$HELPER" records "$records" "c$n-$$" >"$TMP/records.jsonl"
   "$BIN/relayctl" -b "$BS" produce "bench.c$n" -S out.mparticle-value -k identity_value <"$TMP/records.jsonl" 2>>"$TMP/relayctl.log" \
     || die "relayctl produce failed"
-  run "$n" "bench.c$n" "$records" $((n * 100 * 1000 / DELAY_MS)) -X deliver.max_in_flight="$n"
+  run "$n" "bench.c$n" "$records" $((n * 100 * 1000 / DELAY_MS)) -X deliver.max_in_flight="$n" "${EXTRA[@]}"
 done
 # Adaptive, over the largest fixed run's records, against the bound of 64.
 last=${IN_FLIGHT##* }
 run adaptive "bench.c$last" $((last * 100 * RTTS)) $((64 * 100 * 1000 / DELAY_MS)) \
-  -X deliver.max_in_flight=adaptive -X deliver.adaptive_max_in_flight=64
+  -X deliver.max_in_flight=adaptive -X deliver.adaptive_max_in_flight=64 "${EXTRA[@]}"
 OK=1

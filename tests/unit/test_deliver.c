@@ -700,6 +700,33 @@ static void test_unkeyed_records_in_flight(void **state)
         assert_accepted_once(f, NULL);
 }
 
+/* People go into requests whole, each request taking its share of the
+ * batch: seven records of four people (A B C D A B C), four records a
+ * request, two requests at once. Filling one request until it holds
+ * four would leave A, B and C's second records in its lane, a second
+ * request a round trip later; packed by person, A A B B and C C D go
+ * together, the batch in one round trip. */
+static int64_t span_ms(struct platform *pf, int first, int last);
+
+static void test_people_packed_one_round(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 7 };
+        f->pf.ok.delay_ms = 300;
+        produce_persons(f, 0, M, 4);
+        start(f, "mparticle.max_batches_per_request", "4", "deliver.batch_size",
+              "7", "deliver.max_in_flight", "2", NULL);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_accepted_once(f, NULL);
+        assert_int_equal(f->pf.nreq, 2);
+        assert_int_equal(f->pf.nrec[0] + f->pf.nrec[1], M);
+        if (span_ms(&f->pf, 0, 1) >= 150)
+                fail_msg("the second request went %lld ms after the first: "
+                         "the batch took two round trips",
+                         (long long)span_ms(&f->pf, 0, 1));
+}
+
 /* Three people, four records each, one record a request. The first
  * record of person 0 is answered 503 twice: it waits out its backoff in
  * its lane while the other people's records go ahead, and none of person
@@ -890,6 +917,8 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_one_in_flight, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(test_unkeyed_records_in_flight,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_people_packed_one_round,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_person_order_under_retries,
                                             setup, teardown),
