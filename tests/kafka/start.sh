@@ -70,8 +70,13 @@ if [[ $stamp_hash != "$pom_hash" || $stamp_count -lt 1 || $(jar_count "$LIBS") -
   log "fetching Kafka jars into $LIBS (mvn dependency:copy-dependencies)"
   rm -rf "$LIBS.tmp"
   mkdir -p "$LIBS.tmp"
+  # One Maven at a time on this machine: brokers of other WORKDIRs (the
+  # test groups of ctest -j2) may fetch at the same moment, into the same
+  # ~/.m2, which two Mavens do not share safely.
+  exec 8>"${TMPDIR:-/tmp}/relay-kafka-mvn.lock"
+  flock -w 600 8 || die "another start.sh held the Maven lock for 10 minutes"
   if ! mvn -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-         -DoutputDirectory="$LIBS.tmp" -DincludeScope=runtime > "$WORKDIR/mvn.log" 2>&1 9>&-; then
+         -DoutputDirectory="$LIBS.tmp" -DincludeScope=runtime > "$WORKDIR/mvn.log" 2>&1 9>&- 8>&-; then
     tail -n 40 "$WORKDIR/mvn.log" >&2
     rm -rf "$LIBS.tmp"
     die "mvn failed to fetch the Kafka jars (full output: $WORKDIR/mvn.log)"
@@ -81,6 +86,7 @@ if [[ $stamp_hash != "$pom_hash" || $stamp_count -lt 1 || $(jar_count "$LIBS") -
   echo "$pom_hash $n" > "$LIBS.tmp/.pom-sha256"
   rm -rf "$LIBS"
   mv "$LIBS.tmp" "$LIBS"
+  exec 8>&-
   log "fetched $n jars"
 fi
 
@@ -91,8 +97,9 @@ KEEPING=0
 if [[ $KEEP_DATA == 1 && -f $WORKDIR/data/meta.properties && -f $WORKDIR/ports ]]; then
   KEEPING=1
   read -r old_port old_cport < "$WORKDIR/ports"
-  RELAY_KAFKA_PORT=${RELAY_KAFKA_PORT:-$old_port}
-  RELAY_KAFKA_CONTROLLER_PORT=${RELAY_KAFKA_CONTROLLER_PORT:-$old_cport}
+  # "any free port" (0, as the test groups of ctest -j2 ask) is the old one.
+  [[ ${RELAY_KAFKA_PORT:-0} != 0 ]] || RELAY_KAFKA_PORT=$old_port
+  [[ ${RELAY_KAFKA_CONTROLLER_PORT:-0} != 0 ]] || RELAY_KAFKA_CONTROLLER_PORT=$old_cport
 fi
 # Prints "BROKER_PORT CONTROLLER_PORT". A wanted port is kept when it can be
 # bound (with SO_REUSEADDR, like the JVM's listeners); otherwise, unless it was
