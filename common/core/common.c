@@ -89,7 +89,7 @@ void relay_buf_free(relay_buf_t *b)
         relay_buf_init(b);
 }
 
-void relay_buf_reserve(relay_buf_t *b, size_t extra)
+void relay_buf_grow(relay_buf_t *b, size_t extra)
 {
         size_t need = b->len + extra + 1;
         if (need <= b->cap)
@@ -99,20 +99,6 @@ void relay_buf_reserve(relay_buf_t *b, size_t extra)
                 cap *= 2;
         b->data = relay_realloc(b->data, cap);
         b->cap = cap;
-}
-
-void relay_buf_append(relay_buf_t *b, const void *p, size_t n)
-{
-        relay_buf_reserve(b, n);
-        if (n)
-                memcpy(b->data + b->len, p, n);
-        b->len += n;
-        b->data[b->len] = '\0';
-}
-
-void relay_buf_puts(relay_buf_t *b, const char *s)
-{
-        relay_buf_append(b, s, strlen(s));
 }
 
 void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
@@ -200,55 +186,212 @@ int relay_buf_iso_ms(relay_buf_t *b, int64_t ms)
         return 0;
 }
 
-void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
+/* "00" to "99": two digits a division, half the divisions of one. */
+static const char digits2[201] = "0001020304050607080910111213141516171819"
+                                 "2021222324252627282930313233343536373839"
+                                 "4041424344454647484950515253545556575859"
+                                 "6061626364656667686970717273747576777879"
+                                 "8081828384858687888990919293949596979899";
+
+void relay_buf_long(relay_buf_t *b, int64_t l)
+{
+        char t[20]; /* 18446744073709551615: 20 digits */
+        size_t k = sizeof(t);
+        uint64_t u = l < 0 ? 0 - (uint64_t)l : (uint64_t)l;
+        while (u >= 100) {
+                size_t d = (size_t)(u % 100) * 2;
+                u /= 100;
+                t[--k] = digits2[d + 1];
+                t[--k] = digits2[d];
+        }
+        if (u >= 10) {
+                t[--k] = digits2[u * 2 + 1];
+                t[--k] = digits2[u * 2];
+        } else {
+                t[--k] = (char)('0' + u);
+        }
+        relay_buf_reserve(b, sizeof(t) + 1);
+        char *p = b->data + b->len;
+        if (l < 0)
+                *p++ = '-';
+        memcpy(p, t + k, sizeof(t) - k);
+        p += sizeof(t) - k;
+        *p = '\0';
+        b->len = (size_t)(p - b->data);
+}
+
+/* What relay_buf_json_str keeps free past the bytes it writes: the
+ * closing quote, the NUL, and 7 bytes of a word stored whole. */
+#define JSON_ROOM (2 + 7)
+
+/* The escape after the backslash of each control character: its own
+ * letter for the three JSON spells out and that text uses, else 'u' for
+ * \u00XX. (\b and \f are left as \u0008 and \u000c: the bytes sent were
+ * always these, and a receiver reads both forms alike.) */
+static const char json_ctl[0x20] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 't', 'n', 'u', 'u', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u'};
+
+#if defined(__GNUC__)
+#define JSON_RARE __attribute__((noinline, cold))
+#else
+#define JSON_RARE
+#endif
+
+/* Where relay_buf_json_str is: in s and in the buffer. */
+struct json_at {
+        size_t i, o;
+};
+
+/* Write the byte at u[at.i] (one that needs more than a copy: below 0x20,
+ * '"', '\\' or 0x80 and up) at b->data + at.o, and return where the next
+ * byte goes. Valid UTF-8 is copied as it is; a byte that does not
+ * start it becomes U+FFFD so that the JSON stays valid (Avro strings
+ * should be UTF-8, but nothing checks). Kept out of line so that the
+ * common case, nothing to escape, runs in few registers. The room kept
+ * (see relay_buf_json_str) is restored for the rest of s. */
+static JSON_RARE struct json_at json_escape(relay_buf_t *b,
+                                            const unsigned char *u, size_t n,
+                                            struct json_at at)
 {
         static const char hex[] = "0123456789abcdef";
+        unsigned char c = u[at.i];
+        b->len = at.o;
+        relay_buf_reserve(b, n - at.i + 6 + JSON_ROOM);
+        char *p = b->data + at.o;
+        if (c >= 0x80) {
+                size_t len = relay_utf8_len(u + at.i, n - at.i);
+                if (len) {
+                        memcpy(p, u + at.i, len);
+                        at.i += len;
+                        at.o += len;
+                        return at;
+                }
+                memcpy(p, "\\ufffd", 6);
+                at.o += 6;
+        } else if (c >= 0x20) { /* '"' or '\\' */
+                p[0] = '\\';
+                p[1] = (char)c;
+                at.o += 2;
+        } else if (json_ctl[c] != 'u') {
+                p[0] = '\\';
+                p[1] = json_ctl[c];
+                at.o += 2;
+        } else {
+                memcpy(p, "\\u00", 4);
+                p[4] = hex[c >> 4];
+                p[5] = hex[c & 0xf];
+                at.o += 6;
+        }
+        at.i++;
+        return at;
+}
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                           \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define JSON_ONES 0x0101010101010101ULL
+#define JSON_HIGHS 0x8080808080808080ULL
+
+/* High bits marking the bytes of w that need more than a copy (below
+ * 0x20, '"', '\\', 0x80 and up), eight bytes in nine operations: w's own
+ * high bit; w - 0x20 sets it below 0x20; w ^ '"' and w ^ '\\' are zero
+ * at a quote or backslash, and minus one sets it there (and for bytes of
+ * 0x80 and up, marked anyway). A borrow carries only out of a byte that
+ * is itself marked and may mark bytes above it, never below, so the
+ * lowest marked byte is exactly the first to escape. */
+static inline uint64_t json_marks(uint64_t w)
+{
+        return ((w - JSON_ONES * 0x20) | w |
+                ((w ^ (JSON_ONES * '"')) - JSON_ONES) |
+                ((w ^ (JSON_ONES * '\\')) - JSON_ONES)) &
+               JSON_HIGHS;
+}
+
+/* The len (1 to 7) bytes at p as the low bytes of a word, zeros above:
+ * two loads that may overlap, whose shared bytes are the same. */
+static inline uint64_t json_short(const unsigned char *p, size_t len)
+{
+        if (len >= 4) {
+                uint32_t lo, hi;
+                memcpy(&lo, p, 4);
+                memcpy(&hi, p + len - 4, 4);
+                return lo | (uint64_t)hi << (8 * (len - 4));
+        }
+        if (len >= 2) {
+                uint16_t lo, hi;
+                memcpy(&lo, p, 2);
+                memcpy(&hi, p + len - 2, 2);
+                return lo | (uint64_t)hi << (8 * (len - 2));
+        }
+        return p[0];
+}
+
+/* Most strings need no escaping at all, or at a few places: the bytes
+ * are checked and copied eight at a time, and only a byte that needs it
+ * goes to json_escape. The buffer keeps room for the rest of s, the
+ * closing quote, the NUL and a word's slack (JSON_ROOM), so that a word
+ * is stored whole, unchecked, before knowing how much of it counts. */
+void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
+{
         const unsigned char *u = (const unsigned char *)s;
-        relay_buf_reserve(b, n + 2);
-        relay_buf_append(b, "\"", 1);
-        size_t run = 0; /* start of bytes to copy verbatim */
-        for (size_t i = 0; i < n;) {
-                unsigned char c = u[i];
-                const char *esc = NULL;
-                char ubuf[7];
-                if (c >= 0x80) {
-                        /* Avro strings should be UTF-8 but nothing checks;
-                         * a bad byte becomes U+FFFD so the JSON stays
-                         * valid. */
-                        size_t len = relay_utf8_len(u + i, n - i);
-                        if (len) {
-                                i += len;
+        relay_buf_reserve(b, n + 1 + JSON_ROOM);
+        char *d = b->data;
+        struct json_at at = {0, b->len};
+        d[at.o++] = '"';
+        while (at.i < n) {
+                size_t left = n - at.i;
+                uint64_t w, m;
+                if (left >= 8) {
+                        memcpy(&w, u + at.i, 8);
+                        memcpy(d + at.o, &w, 8);
+                        m = json_marks(w);
+                        if (!m) {
+                                at.i += 8;
+                                at.o += 8;
                                 continue;
                         }
-                        esc = "\\ufffd";
-                } else if (c == '"') {
-                        esc = "\\\"";
-                } else if (c == '\\') {
-                        esc = "\\\\";
-                } else if (c == '\n') {
-                        esc = "\\n";
-                } else if (c == '\r') {
-                        esc = "\\r";
-                } else if (c == '\t') {
-                        esc = "\\t";
-                } else if (c < 0x20) {
-                        memcpy(ubuf, "\\u00", 4);
-                        ubuf[4] = hex[c >> 4];
-                        ubuf[5] = hex[c & 0xf];
-                        ubuf[6] = '\0';
-                        esc = ubuf;
+                } else {
+                        /* the zeros above the last bytes are marked */
+                        w = json_short(u + at.i, left);
+                        memcpy(d + at.o, &w, 8);
+                        m = json_marks(w);
                 }
-                if (!esc) {
-                        i++;
-                        continue;
+                size_t k = (size_t)__builtin_ctzll(m) / 8;
+                if (k >= left) {
+                        at.o += left;
+                        break;
                 }
-                relay_buf_append(b, s + run, i - run);
-                relay_buf_puts(b, esc);
-                run = ++i;
+                at.i += k;
+                at.o += k;
+                at = json_escape(b, u, n, at);
+                d = b->data;
         }
-        relay_buf_append(b, s + run, n - run);
-        relay_buf_append(b, "\"", 1);
+        d[at.o++] = '"';
+        d[at.o] = '\0';
+        b->len = at.o;
 }
+#else
+/* A byte at a time where the word-wise check above does not apply. */
+void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        relay_buf_reserve(b, n + 1 + JSON_ROOM);
+        struct json_at at = {0, b->len};
+        b->data[at.o++] = '"';
+        while (at.i < n) {
+                unsigned char c = u[at.i];
+                if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+                        b->data[at.o++] = (char)c;
+                        at.i++;
+                } else {
+                        at = json_escape(b, u, n, at);
+                }
+        }
+        b->data[at.o++] = '"';
+        b->data[at.o] = '\0';
+        b->len = at.o;
+}
+#endif
 
 int64_t relay_now_ms(void)
 {
