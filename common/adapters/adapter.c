@@ -130,8 +130,12 @@ int relay_adapter_vocab_has_n(const char *const *vocab, const char *word,
 {
         if (!vocab)
                 return 1;
+        /* Called per record (mParticle's identity types): the first byte
+         * rules out most words before their length is taken. */
+        char first = n ? word[0] : '\0';
         for (size_t i = 0; vocab[i]; i++)
-                if (strlen(vocab[i]) == n && !memcmp(vocab[i], word, n))
+                if (vocab[i][0] == first && strlen(vocab[i]) == n &&
+                    !memcmp(vocab[i], word, n))
                         return 1;
         return 0;
 }
