@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 const char *relay_result_name(enum relay_result r)
 {
@@ -374,45 +377,91 @@ static inline uint64_t json_short(const unsigned char *p, size_t len)
         return p[0];
 }
 
+#ifdef __SSE2__
+/* Bit k set when byte k of x needs more than a copy: a signed compare
+ * with 0x20 takes the bytes below it and those of 0x80 and up together. */
+static inline unsigned json_marks16(__m128i x)
+{
+        __m128i m = _mm_or_si128(
+            _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                         _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+        return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
+/* Copy bytes of s from i on to d + o, as they are, up to the first that
+ * needs escaping; return how many (0 when u[i] does). Reads only within
+ * s. Writes from o to o + 8 or to o + n - i, whichever is further, and
+ * may rewrite bytes before o with what they hold already: those of s
+ * from v on, which went out as they are (the output of s is a plain copy
+ * of it from v on). */
+static inline size_t json_plain(char *d, size_t o, const unsigned char *u,
+                                size_t i, size_t n, size_t v)
+{
+        size_t left = n - i;
+#ifdef __SSE2__
+        unsigned mm;
+        if (left >= 16) {
+                __m128i x = _mm_loadu_si128((const __m128i *)(u + i));
+                _mm_storeu_si128((__m128i *)(d + o), x);
+                mm = json_marks16(x);
+                return mm ? (size_t)__builtin_ctz(mm) : 16;
+        }
+        if (n >= 16 && n - 16 >= v) {
+                /* s's last 16 bytes, the first of them done already */
+                size_t skip = 16 - left;
+                __m128i x = _mm_loadu_si128((const __m128i *)(u + n - 16));
+                _mm_storeu_si128((__m128i *)(d + o - skip), x);
+                mm = json_marks16(x) >> skip;
+                return mm ? (size_t)__builtin_ctz(mm) : left;
+        }
+#else
+        (void)v;
+#endif
+        /* A word, or the last bytes of s with zeros above them, which
+         * are marked. */
+        uint64_t w, m;
+        if (left >= 8) {
+                memcpy(&w, u + i, 8);
+        } else if (n >= 8) {
+                memcpy(&w, u + n - 8, 8); /* its first bytes are done */
+                w >>= 8 * (8 - left);
+        } else {
+                w = json_short(u + i, left);
+        }
+        memcpy(d + o, &w, 8);
+        m = json_marks(w);
+        if (!m)
+                return 8;
+        size_t k = (size_t)__builtin_ctzll(m) / 8;
+        return k < left ? k : left;
+}
+
 /* Most strings need no escaping at all, or at a few places: the bytes
- * are checked and copied eight at a time, and only a byte that needs it
- * goes to json_escape. The buffer keeps room for the rest of s, the
- * closing quote, the NUL and a word's slack (JSON_ROOM), so that a word
- * is stored whole, unchecked, before knowing how much of it counts. */
+ * are checked and copied 16 (SSE2) or 8 at a time, and only a byte that
+ * needs it goes to json_escape. The buffer keeps room for the rest of s,
+ * the closing quote, the NUL and a word's slack (JSON_ROOM), so that
+ * json_plain stores whole words, unchecked, before it knows how much of
+ * them counts. */
 void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
 {
         const unsigned char *u = (const unsigned char *)s;
         relay_buf_reserve(b, n + 1 + JSON_ROOM);
         char *d = b->data;
         struct json_at at = {0, b->len};
+        size_t v = 0; /* copied as it is from here on */
         d[at.o++] = '"';
         while (at.i < n) {
-                size_t left = n - at.i;
-                uint64_t w, m;
-                if (left >= 8) {
-                        memcpy(&w, u + at.i, 8);
-                        memcpy(d + at.o, &w, 8);
-                        m = json_marks(w);
-                        if (!m) {
-                                at.i += 8;
-                                at.o += 8;
-                                continue;
-                        }
-                } else {
-                        /* the zeros above the last bytes are marked */
-                        w = json_short(u + at.i, left);
-                        memcpy(d + at.o, &w, 8);
-                        m = json_marks(w);
+                size_t k = json_plain(d, at.o, u, at.i, n, v);
+                if (k) {
+                        at.i += k;
+                        at.o += k;
+                        continue;
                 }
-                size_t k = (size_t)__builtin_ctzll(m) / 8;
-                if (k >= left) {
-                        at.o += left;
-                        break;
-                }
-                at.i += k;
-                at.o += k;
                 at = json_escape(b, u, n, at);
                 d = b->data;
+                v = at.i;
         }
         d[at.o++] = '"';
         d[at.o] = '\0';

@@ -388,6 +388,19 @@ static void test_json_str_as_before(void **state)
                         same_as_ref((char *)s, run + 1, 0);
                 }
         }
+        /* Strings up to five words long with one byte to escape (or a
+         * UTF-8 sequence) at each place: the copy before it, and the
+         * rest after it, at every length. */
+        static const char *const one[] = {"\"", "\x01", "\x7f", "\xc3\xa9",
+                                          "\xe2\x82\xac", "\xff"};
+        for (size_t k = 0; k < sizeof(one) / sizeof(one[0]); k++)
+                for (size_t n = 1; n <= 40; n++)
+                        for (size_t at = 0; at + strlen(one[k]) <= n; at++) {
+                                for (size_t j = 0; j < n; j++)
+                                        s[j] = (unsigned char)('A' + j % 26);
+                                memcpy(s + at, one[k], strlen(one[k]));
+                                same_as_ref((char *)s, n, at % 2);
+                        }
         /* Every pair of bytes, so each escape meets each other. */
         for (int a = 0; a < 256; a++)
                 for (int c = 0; c < 256; c++) {
