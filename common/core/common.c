@@ -244,16 +244,17 @@ void relay_buf_long(relay_buf_t *b, int64_t l)
                 *p++ = '-';
         char *end = p + digits_of(u);
         p = end;
-        /* Eight digits at a time in 32 bits, whose divisions by 100 are
-         * cheaper than 64-bit ones. */
+        /* Eight digits at a time in 32 bits, whose divisions are cheaper
+         * than 64-bit ones, as two independent halves of four. */
         while (u >= 100000000) {
                 uint32_t lo = (uint32_t)(u % 100000000);
+                uint32_t hi4 = lo / 10000, lo4 = lo % 10000;
                 u /= 100000000;
-                for (int j = 0; j < 4; j++) {
-                        p -= 2;
-                        memcpy(p, digits2 + lo % 100 * 2, 2);
-                        lo /= 100;
-                }
+                p -= 8;
+                memcpy(p, digits2 + hi4 / 100 * 2, 2);
+                memcpy(p + 2, digits2 + hi4 % 100 * 2, 2);
+                memcpy(p + 4, digits2 + lo4 / 100 * 2, 2);
+                memcpy(p + 6, digits2 + lo4 % 100 * 2, 2);
         }
         uint32_t v = (uint32_t)u;
         while (v >= 100) {

@@ -60,10 +60,14 @@ static inline void relay_buf_reserve(relay_buf_t *b, size_t extra)
 static inline void relay_buf_append(relay_buf_t *b, const void *p, size_t n)
 {
         relay_buf_reserve(b, n);
+        /* Locals, so that nothing of b is read again after the copy
+         * (which the compiler must assume may have written to b). */
+        char *at = b->data + b->len;
+        size_t len = b->len + n;
         if (n)
-                memcpy(b->data + b->len, p, n);
-        b->len += n;
-        b->data[b->len] = '\0';
+                memcpy(at, p, n);
+        at[n] = '\0';
+        b->len = len;
 }
 
 static inline void relay_buf_puts(relay_buf_t *b, const char *s)
