@@ -244,14 +244,17 @@ static enum relay_result mparticle_encode(void *state, const relay_slots_t *rec,
         else
                 PUT(b, "{\"schema_version\":2,\"environment\":"
                        "\"production\",\"source_request_id\":");
+        size_t id = b->len; /* the event repeats it too */
         put_field_str(b, ix, rec, RELAY_OUT_EVENT_ID);
+        size_t id_len = b->len - id;
         PUT(b, ",\"timestamp_unixtime_ms\":");
         size_t ts = b->len; /* the event repeats it */
         put_text(b, relay_out_get(ix, rec, RELAY_OUT_OCCURRED_AT));
         size_t ts_len = b->len - ts;
-        PUT(b, ",\"user_identities\":{");
-        put_field_str(b, ix, rec, RELAY_OUT_IDENTITY_TYPE);
-        PUT(b, ":");
+        PUT(b, ",\"user_identities\":{\"");
+        /* one of mparticle_identities (checked above): nothing to escape */
+        relay_buf_append(b, idt->v.p, idt->n);
+        PUT(b, "\":");
         put_field_str(b, ix, rec, RELAY_OUT_IDENTITY_VALUE);
         PUT(b, "},\"user_attributes\":");
         if (put_map(b, ix, rec, RELAY_OUT_USER_ATTRIBUTES,
@@ -266,7 +269,7 @@ static enum relay_result mparticle_encode(void *state, const relay_slots_t *rec,
                 if (put_field_str(b, ix, rec, RELAY_OUT_EVENT_CATEGORY))
                         PUT(b, "\"other\"");
                 PUT(b, ",\"source_message_id\":");
-                put_field_str(b, ix, rec, RELAY_OUT_EVENT_ID);
+                put_again(b, id, id_len);
                 PUT(b, ",\"timestamp_unixtime_ms\":");
                 put_again(b, ts, ts_len);
                 PUT(b, ",\"custom_attributes\":");

@@ -276,13 +276,10 @@ void relay_buf_long(relay_buf_t *b, int64_t l)
  * closing quote, the NUL, and 7 bytes of a word stored whole. */
 #define JSON_ROOM (2 + 7)
 
-/* The escape after the backslash of each control character: its own
- * letter for the three JSON spells out and that text uses, else 'u' for
- * \u00XX. (\b and \f are left as \u0008 and \u000c: the bytes sent were
- * always these, and a receiver reads both forms alike.) */
-static const char json_ctl[0x20] = {
-    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 't', 'n', 'u', 'u', 'r', 'u', 'u',
-    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u'};
+/* The control characters JSON escapes with a letter (and that text
+ * uses); the others go out as \u00XX, \b and \f too: the bytes sent were
+ * always these, and a receiver reads both forms alike. */
+static const char json_ctl[0x20] = {['\t'] = 't', ['\n'] = 'n', ['\r'] = 'r'};
 
 #if defined(__GNUC__)
 #define JSON_RARE __attribute__((noinline, cold))
@@ -325,7 +322,7 @@ static JSON_RARE struct json_at json_escape(relay_buf_t *b,
                 p[0] = '\\';
                 p[1] = (char)c;
                 at.o += 2;
-        } else if (json_ctl[c] != 'u') {
+        } else if (json_ctl[c]) {
                 p[0] = '\\';
                 p[1] = json_ctl[c];
                 at.o += 2;
