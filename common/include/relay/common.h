@@ -77,6 +77,7 @@ static inline void relay_buf_puts(relay_buf_t *b, const char *s)
 
 /* Append the decimal digits of l (with its '-'), as printf's %lld would. */
 void relay_buf_long(relay_buf_t *b, int64_t l);
+
 /* Length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0 when
  * the bytes there are not one (overlong, surrogate, beyond U+10FFFF, cut,
  * or plain ASCII, which callers handle first). */
