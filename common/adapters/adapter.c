@@ -89,6 +89,11 @@ void relay_adapter_reason(char *errstr, size_t errstr_size,
 void relay_adapter_join(relay_buf_t *body, const char *head,
                         const relay_buf_t *items, size_t n, const char *tail)
 {
+        /* The whole body's room at once: one growth at most per request. */
+        size_t total = strlen(head) + strlen(tail) + n;
+        for (size_t i = 0; i < n; i++)
+                total += items[i].len;
+        relay_buf_reserve(body, total);
         relay_buf_puts(body, head);
         for (size_t i = 0; i < n; i++) {
                 if (i)
@@ -130,8 +135,12 @@ int relay_adapter_vocab_has_n(const char *const *vocab, const char *word,
 {
         if (!vocab)
                 return 1;
+        /* Called per record (mParticle's identity types): the first byte
+         * rules out most words before their length is taken. */
+        char first = n ? word[0] : '\0';
         for (size_t i = 0; vocab[i]; i++)
-                if (strlen(vocab[i]) == n && !memcmp(vocab[i], word, n))
+                if (vocab[i][0] == first && strlen(vocab[i]) == n &&
+                    !memcmp(vocab[i], word, n))
                         return 1;
         return 0;
 }

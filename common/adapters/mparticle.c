@@ -126,13 +126,35 @@ static void mparticle_term(void *state)
         free(mp);
 }
 
-/* Append a scalar (the attribute maps' union) as JSON. -1 when too long. */
+/* Append a scalar (the attribute maps' union) as JSON. -1 when too long.
+ * Strings and integers, most values, are written here directly, as
+ * relay_slot_json would write them, without its dispatch. */
 static int put_scalar(relay_buf_t *b, const relay_slot_t *v)
 {
-        if (v->type == AVRO_STRING && v->n > MP_MAX_VALUE_CHARS)
-                return -1;
-        relay_slot_json(v, b);
-        return 0;
+        switch (v->type) {
+        case AVRO_STRING:
+                if (v->n > MP_MAX_VALUE_CHARS)
+                        return -1;
+                relay_buf_json_str(b, v->v.p, v->n);
+                return 0;
+        case AVRO_INT32:
+        case AVRO_INT64:
+                relay_buf_long(b, v->v.l);
+                return 0;
+        default:
+                relay_slot_json(v, b);
+                return 0;
+        }
+}
+
+/* Append a field's text (the timestamp: a long), as
+ * relay_slot_scalar_text would. */
+static void put_text(relay_buf_t *b, const relay_slot_t *v)
+{
+        if (v->type == AVRO_INT64 || v->type == AVRO_INT32)
+                relay_buf_long(b, v->v.l);
+        else
+                relay_slot_scalar_text(v, b);
 }
 
 /* Append a map field of the record as a JSON object. -1 + errstr. */
@@ -180,6 +202,15 @@ static int put_field_str(relay_buf_t *b, const relay_out_index_t *ix,
         return 0;
 }
 
+/* Append again the n bytes of b that begin at from (earlier in b). */
+static void put_again(relay_buf_t *b, size_t from, size_t n)
+{
+        relay_buf_reserve(b, n); /* may move b->data: copy after it */
+        memcpy(b->data + b->len, b->data + from, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+}
+
 /* A literal of the request, appended. */
 #define PUT(b, lit) relay_buf_append((b), (lit), sizeof(lit) - 1)
 
@@ -213,13 +244,17 @@ static enum relay_result mparticle_encode(void *state, const relay_slots_t *rec,
         else
                 PUT(b, "{\"schema_version\":2,\"environment\":"
                        "\"production\",\"source_request_id\":");
+        size_t id = b->len; /* the event repeats it too */
         put_field_str(b, ix, rec, RELAY_OUT_EVENT_ID);
+        size_t id_len = b->len - id;
         PUT(b, ",\"timestamp_unixtime_ms\":");
-        relay_slot_scalar_text(relay_out_get(ix, rec, RELAY_OUT_OCCURRED_AT),
-                               b);
-        PUT(b, ",\"user_identities\":{");
-        put_field_str(b, ix, rec, RELAY_OUT_IDENTITY_TYPE);
-        PUT(b, ":");
+        size_t ts = b->len; /* the event repeats it */
+        put_text(b, relay_out_get(ix, rec, RELAY_OUT_OCCURRED_AT));
+        size_t ts_len = b->len - ts;
+        PUT(b, ",\"user_identities\":{\"");
+        /* one of mparticle_identities (checked above): nothing to escape */
+        relay_buf_append(b, idt->v.p, idt->n);
+        PUT(b, "\":");
         put_field_str(b, ix, rec, RELAY_OUT_IDENTITY_VALUE);
         PUT(b, "},\"user_attributes\":");
         if (put_map(b, ix, rec, RELAY_OUT_USER_ATTRIBUTES,
@@ -234,10 +269,9 @@ static enum relay_result mparticle_encode(void *state, const relay_slots_t *rec,
                 if (put_field_str(b, ix, rec, RELAY_OUT_EVENT_CATEGORY))
                         PUT(b, "\"other\"");
                 PUT(b, ",\"source_message_id\":");
-                put_field_str(b, ix, rec, RELAY_OUT_EVENT_ID);
+                put_again(b, id, id_len);
                 PUT(b, ",\"timestamp_unixtime_ms\":");
-                relay_slot_scalar_text(
-                    relay_out_get(ix, rec, RELAY_OUT_OCCURRED_AT), b);
+                put_again(b, ts, ts_len);
                 PUT(b, ",\"custom_attributes\":");
                 if (put_map(b, ix, rec, RELAY_OUT_ATTRIBUTES, 10000, errstr,
                             errstr_size))

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 const char *relay_result_name(enum relay_result r)
 {
@@ -89,7 +92,7 @@ void relay_buf_free(relay_buf_t *b)
         relay_buf_init(b);
 }
 
-void relay_buf_reserve(relay_buf_t *b, size_t extra)
+void relay_buf_grow(relay_buf_t *b, size_t extra)
 {
         size_t need = b->len + extra + 1;
         if (need <= b->cap)
@@ -99,20 +102,6 @@ void relay_buf_reserve(relay_buf_t *b, size_t extra)
                 cap *= 2;
         b->data = relay_realloc(b->data, cap);
         b->cap = cap;
-}
-
-void relay_buf_append(relay_buf_t *b, const void *p, size_t n)
-{
-        relay_buf_reserve(b, n);
-        if (n)
-                memcpy(b->data + b->len, p, n);
-        b->len += n;
-        b->data[b->len] = '\0';
-}
-
-void relay_buf_puts(relay_buf_t *b, const char *s)
-{
-        relay_buf_append(b, s, strlen(s));
 }
 
 void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
@@ -200,55 +189,304 @@ int relay_buf_iso_ms(relay_buf_t *b, int64_t ms)
         return 0;
 }
 
-void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
+/* "00" to "99": two digits a division, half the divisions of one. */
+static const char digits2[201] = "0001020304050607080910111213141516171819"
+                                 "2021222324252627282930313233343536373839"
+                                 "4041424344454647484950515253545556575859"
+                                 "6061626364656667686970717273747576777879"
+                                 "8081828384858687888990919293949596979899";
+
+/* Decimal digits of u (1 for 0). */
+static size_t digits_of(uint64_t u)
+{
+        static const uint64_t pow10[20] = {1ULL,
+                                           10ULL,
+                                           100ULL,
+                                           1000ULL,
+                                           10000ULL,
+                                           100000ULL,
+                                           1000000ULL,
+                                           10000000ULL,
+                                           100000000ULL,
+                                           1000000000ULL,
+                                           10000000000ULL,
+                                           100000000000ULL,
+                                           1000000000000ULL,
+                                           10000000000000ULL,
+                                           100000000000000ULL,
+                                           1000000000000000ULL,
+                                           10000000000000000ULL,
+                                           100000000000000000ULL,
+                                           1000000000000000000ULL,
+                                           10000000000000000000ULL};
+#if defined(__GNUC__)
+        /* From the bit length: 1233/4096 is just over log10(2), so t is
+         * the count of digits or one less (u | 1 has as many digits as
+         * u, and a bit length for 0 too). */
+        size_t t = (size_t)(64 - __builtin_clzll(u | 1)) * 1233 >> 12;
+        return t + ((u | 1) >= pow10[t]);
+#else
+        size_t t = 1;
+        while (t < 20 && u >= pow10[t])
+                t++;
+        return t;
+#endif
+}
+
+/* Written straight into the buffer, from the last digit back, two at a
+ * time: a timestamp in ms is 13 digits, on every record. */
+void relay_buf_long(relay_buf_t *b, int64_t l)
+{
+        uint64_t u = l < 0 ? 0 - (uint64_t)l : (uint64_t)l;
+        relay_buf_reserve(b, 21); /* -9223372036854775808 */
+        char *p = b->data + b->len;
+        if (l < 0)
+                *p++ = '-';
+        char *end = p + digits_of(u);
+        p = end;
+        /* Eight digits at a time in 32 bits, whose divisions are cheaper
+         * than 64-bit ones, as two independent halves of four. */
+        while (u >= 100000000) {
+                uint32_t lo = (uint32_t)(u % 100000000);
+                uint32_t hi4 = lo / 10000, lo4 = lo % 10000;
+                u /= 100000000;
+                p -= 8;
+                memcpy(p, digits2 + hi4 / 100 * 2, 2);
+                memcpy(p + 2, digits2 + hi4 % 100 * 2, 2);
+                memcpy(p + 4, digits2 + lo4 / 100 * 2, 2);
+                memcpy(p + 6, digits2 + lo4 % 100 * 2, 2);
+        }
+        uint32_t v = (uint32_t)u;
+        while (v >= 100) {
+                p -= 2;
+                memcpy(p, digits2 + v % 100 * 2, 2);
+                v /= 100;
+        }
+        if (v >= 10) {
+                p -= 2;
+                memcpy(p, digits2 + v * 2, 2);
+        } else {
+                *--p = (char)('0' + v);
+        }
+        *end = '\0';
+        b->len = (size_t)(end - b->data);
+}
+
+/* What relay_buf_json_str keeps free past the bytes it writes: the
+ * closing quote, the NUL, and 7 bytes of a word stored whole. */
+#define JSON_ROOM (2 + 7)
+
+/* The control characters JSON escapes with a letter (and that text
+ * uses); the others go out as \u00XX, \b and \f too: the bytes sent were
+ * always these, and a receiver reads both forms alike. */
+static const char json_ctl[0x20] = {['\t'] = 't', ['\n'] = 'n', ['\r'] = 'r'};
+
+#if defined(__GNUC__)
+#define JSON_RARE __attribute__((noinline, cold))
+#else
+#define JSON_RARE
+#endif
+
+/* Where relay_buf_json_str is: in s and in the buffer. */
+struct json_at {
+        size_t i, o;
+};
+
+/* Write the byte at u[at.i] (one that needs more than a copy: below 0x20,
+ * '"', '\\' or 0x80 and up) at b->data + at.o, and return where the next
+ * byte goes. Valid UTF-8 is copied as it is; a byte that does not
+ * start it becomes U+FFFD so that the JSON stays valid (Avro strings
+ * should be UTF-8, but nothing checks). Kept out of line so that the
+ * common case, nothing to escape, runs in few registers. The room kept
+ * (see relay_buf_json_str) is restored for the rest of s. */
+static JSON_RARE struct json_at json_escape(relay_buf_t *b,
+                                            const unsigned char *u, size_t n,
+                                            struct json_at at)
 {
         static const char hex[] = "0123456789abcdef";
-        const unsigned char *u = (const unsigned char *)s;
-        relay_buf_reserve(b, n + 2);
-        relay_buf_append(b, "\"", 1);
-        size_t run = 0; /* start of bytes to copy verbatim */
-        for (size_t i = 0; i < n;) {
-                unsigned char c = u[i];
-                const char *esc = NULL;
-                char ubuf[7];
-                if (c >= 0x80) {
-                        /* Avro strings should be UTF-8 but nothing checks;
-                         * a bad byte becomes U+FFFD so the JSON stays
-                         * valid. */
-                        size_t len = relay_utf8_len(u + i, n - i);
-                        if (len) {
-                                i += len;
-                                continue;
-                        }
-                        esc = "\\ufffd";
-                } else if (c == '"') {
-                        esc = "\\\"";
-                } else if (c == '\\') {
-                        esc = "\\\\";
-                } else if (c == '\n') {
-                        esc = "\\n";
-                } else if (c == '\r') {
-                        esc = "\\r";
-                } else if (c == '\t') {
-                        esc = "\\t";
-                } else if (c < 0x20) {
-                        memcpy(ubuf, "\\u00", 4);
-                        ubuf[4] = hex[c >> 4];
-                        ubuf[5] = hex[c & 0xf];
-                        ubuf[6] = '\0';
-                        esc = ubuf;
+        unsigned char c = u[at.i];
+        b->len = at.o;
+        relay_buf_reserve(b, n - at.i + 6 + JSON_ROOM);
+        char *p = b->data + at.o;
+        if (c >= 0x80) {
+                size_t len = relay_utf8_len(u + at.i, n - at.i);
+                if (len) {
+                        memcpy(p, u + at.i, len);
+                        at.i += len;
+                        at.o += len;
+                        return at;
                 }
-                if (!esc) {
-                        i++;
+                memcpy(p, "\\ufffd", 6);
+                at.o += 6;
+        } else if (c >= 0x20) { /* '"' or '\\' */
+                p[0] = '\\';
+                p[1] = (char)c;
+                at.o += 2;
+        } else if (json_ctl[c]) {
+                p[0] = '\\';
+                p[1] = json_ctl[c];
+                at.o += 2;
+        } else {
+                memcpy(p, "\\u00", 4);
+                p[4] = hex[c >> 4];
+                p[5] = hex[c & 0xf];
+                at.o += 6;
+        }
+        at.i++;
+        return at;
+}
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                           \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define JSON_ONES 0x0101010101010101ULL
+#define JSON_HIGHS 0x8080808080808080ULL
+
+/* High bits marking the bytes of w that need more than a copy (below
+ * 0x20, '"', '\\', 0x80 and up), eight bytes in nine operations: w's own
+ * high bit; w - 0x20 sets it below 0x20; w ^ '"' and w ^ '\\' are zero
+ * at a quote or backslash, and minus one sets it there (and for bytes of
+ * 0x80 and up, marked anyway). A borrow carries only out of a byte that
+ * is itself marked and may mark bytes above it, never below, so the
+ * lowest marked byte is exactly the first to escape. */
+static inline uint64_t json_marks(uint64_t w)
+{
+        return ((w - JSON_ONES * 0x20) | w |
+                ((w ^ (JSON_ONES * '"')) - JSON_ONES) |
+                ((w ^ (JSON_ONES * '\\')) - JSON_ONES)) &
+               JSON_HIGHS;
+}
+
+/* The len (1 to 7) bytes at p as the low bytes of a word, zeros above:
+ * two loads that may overlap, whose shared bytes are the same. */
+static inline uint64_t json_short(const unsigned char *p, size_t len)
+{
+        if (len >= 4) {
+                uint32_t lo, hi;
+                memcpy(&lo, p, 4);
+                memcpy(&hi, p + len - 4, 4);
+                return lo | (uint64_t)hi << (8 * (len - 4));
+        }
+        if (len >= 2) {
+                uint16_t lo, hi;
+                memcpy(&lo, p, 2);
+                memcpy(&hi, p + len - 2, 2);
+                return lo | (uint64_t)hi << (8 * (len - 2));
+        }
+        return p[0];
+}
+
+#ifdef __SSE2__
+/* Bit k set when byte k of x needs more than a copy: a signed compare
+ * with 0x20 takes the bytes below it and those of 0x80 and up together. */
+static inline unsigned json_marks16(__m128i x)
+{
+        __m128i m = _mm_or_si128(
+            _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                         _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+        return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
+/* Copy bytes of s from i on to d + o, as they are, up to the first that
+ * needs escaping; return how many (0 when u[i] does). Reads only within
+ * s. Writes from o to o + 8 or to o + n - i, whichever is further, and
+ * may rewrite bytes before o with what they hold already: those of s
+ * from v on, which went out as they are (the output of s is a plain copy
+ * of it from v on). */
+static inline size_t json_plain(char *d, size_t o, const unsigned char *u,
+                                size_t i, size_t n, size_t v)
+{
+        size_t left = n - i;
+#ifdef __SSE2__
+        unsigned mm;
+        if (left >= 16) {
+                __m128i x = _mm_loadu_si128((const __m128i *)(u + i));
+                _mm_storeu_si128((__m128i *)(d + o), x);
+                mm = json_marks16(x);
+                return mm ? (size_t)__builtin_ctz(mm) : 16;
+        }
+        if (n >= 16 && n - 16 >= v) {
+                /* s's last 16 bytes, the first of them done already */
+                size_t skip = 16 - left;
+                __m128i x = _mm_loadu_si128((const __m128i *)(u + n - 16));
+                _mm_storeu_si128((__m128i *)(d + o - skip), x);
+                mm = json_marks16(x) >> skip;
+                return mm ? (size_t)__builtin_ctz(mm) : left;
+        }
+#else
+        (void)v;
+#endif
+        /* A word, or the last bytes of s with zeros above them, which
+         * are marked. */
+        uint64_t w, m;
+        if (left >= 8) {
+                memcpy(&w, u + i, 8);
+        } else if (n >= 8) {
+                memcpy(&w, u + n - 8, 8); /* its first bytes are done */
+                w >>= 8 * (8 - left);
+        } else {
+                w = json_short(u + i, left);
+        }
+        memcpy(d + o, &w, 8);
+        m = json_marks(w);
+        if (!m)
+                return 8;
+        size_t k = (size_t)__builtin_ctzll(m) / 8;
+        return k < left ? k : left;
+}
+
+/* Most strings need no escaping at all, or at a few places: the bytes
+ * are checked and copied 16 (SSE2) or 8 at a time, and only a byte that
+ * needs it goes to json_escape. The buffer keeps room for the rest of s,
+ * the closing quote, the NUL and a word's slack (JSON_ROOM), so that
+ * json_plain stores whole words, unchecked, before it knows how much of
+ * them counts. */
+void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        relay_buf_reserve(b, n + 1 + JSON_ROOM);
+        char *d = b->data;
+        struct json_at at = {0, b->len};
+        size_t v = 0; /* copied as it is from here on */
+        d[at.o++] = '"';
+        while (at.i < n) {
+                size_t k = json_plain(d, at.o, u, at.i, n, v);
+                if (k) {
+                        at.i += k;
+                        at.o += k;
                         continue;
                 }
-                relay_buf_append(b, s + run, i - run);
-                relay_buf_puts(b, esc);
-                run = ++i;
+                at = json_escape(b, u, n, at);
+                d = b->data;
+                v = at.i;
         }
-        relay_buf_append(b, s + run, n - run);
-        relay_buf_append(b, "\"", 1);
+        d[at.o++] = '"';
+        d[at.o] = '\0';
+        b->len = at.o;
 }
+#else
+/* A byte at a time where the word-wise check above does not apply. */
+void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        relay_buf_reserve(b, n + 1 + JSON_ROOM);
+        struct json_at at = {0, b->len};
+        b->data[at.o++] = '"';
+        while (at.i < n) {
+                unsigned char c = u[at.i];
+                if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+                        b->data[at.o++] = (char)c;
+                        at.i++;
+                } else {
+                        at = json_escape(b, u, n, at);
+                }
+        }
+        b->data[at.o++] = '"';
+        b->data[at.o] = '\0';
+        b->len = at.o;
+}
+#endif
 
 int64_t relay_now_ms(void)
 {

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the shared basics: the growable buffer keeps every byte
  * and its NUL terminator across many growths, relay_buf_json_str produces
- * JSON that a real parser reads back as exactly the input bytes, the
+ * JSON that a real parser reads back as exactly the input bytes (and the
+ * same bytes as the byte-at-a-time escaping it replaced), the
  * interruptible sleep wakes on the stop flag, and relay_seterr tolerates a
  * missing error buffer.
  */
@@ -251,6 +252,252 @@ static void test_json_str(void **state)
         free(mix);
 }
 
+/* The escaping as it was before relay_buf_json_str checked a word at a
+ * time: a byte at a time, through relay_buf_append. Kept as the
+ * reference that the bytes sent have not changed. */
+static void ref_json_str(relay_buf_t *b, const char *s, size_t n)
+{
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *u = (const unsigned char *)s;
+        relay_buf_reserve(b, n + 2);
+        relay_buf_append(b, "\"", 1);
+        size_t run = 0;
+        for (size_t i = 0; i < n;) {
+                unsigned char c = u[i];
+                const char *esc = NULL;
+                char ubuf[7];
+                if (c >= 0x80) {
+                        size_t len = relay_utf8_len(u + i, n - i);
+                        if (len) {
+                                i += len;
+                                continue;
+                        }
+                        esc = "\\ufffd";
+                } else if (c == '"') {
+                        esc = "\\\"";
+                } else if (c == '\\') {
+                        esc = "\\\\";
+                } else if (c == '\n') {
+                        esc = "\\n";
+                } else if (c == '\r') {
+                        esc = "\\r";
+                } else if (c == '\t') {
+                        esc = "\\t";
+                } else if (c < 0x20) {
+                        memcpy(ubuf, "\\u00", 4);
+                        ubuf[4] = hex[c >> 4];
+                        ubuf[5] = hex[c & 0xf];
+                        ubuf[6] = '\0';
+                        esc = ubuf;
+                }
+                if (!esc) {
+                        i++;
+                        continue;
+                }
+                relay_buf_append(b, s + run, i - run);
+                relay_buf_puts(b, esc);
+                run = ++i;
+        }
+        relay_buf_append(b, s + run, n - run);
+        relay_buf_append(b, "\"", 1);
+}
+
+/* relay_buf_json_str and the reference give the same bytes for s, after
+ * a prefix of pre bytes (which moves where the buffer must grow). s is
+ * copied to a heap block of exactly n bytes so that a read past its end
+ * is caught by the sanitizers and valgrind. */
+static void same_as_ref(const char *s, size_t n, size_t pre)
+{
+        char *exact = malloc(n ? n : 1);
+        assert_non_null(exact);
+        if (n)
+                memcpy(exact, s, n);
+        relay_buf_t got, want;
+        relay_buf_init(&got);
+        relay_buf_init(&want);
+        for (size_t i = 0; i < pre; i++) {
+                relay_buf_append(&got, "p", 1);
+                relay_buf_append(&want, "p", 1);
+        }
+        relay_buf_json_str(&got, exact, n);
+        ref_json_str(&want, exact, n);
+        assert_terminated(&got);
+        if (got.len != want.len || memcmp(got.data, want.data, got.len))
+                fail_msg("n %zu pre %zu: got %s, want %s", n, pre, got.data,
+                         want.data);
+        relay_buf_free(&got);
+        relay_buf_free(&want);
+        free(exact);
+}
+
+/* A byte of one of the classes the escaping tells apart. */
+static size_t random_piece(unsigned char *p, unsigned *seed)
+{
+        static const char plain[] = "abcXYZ019 ~!#$%&'()*+,-./:;<=>?@[]^_`{|}";
+        static const char *const utf8[] = {
+            "\xc3\xa9", "\xc2\x80", "\xdf\xbf", "\xe2\x82\xac", "\xe0\xa0\x80",
+            "\xef\xbf\xbf", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+        static const char *const bad[] = {
+            "\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xc3", "\xe2\x82",
+            "\xed\xa0\x80", "\xe0\x80\x80", "\xf0\x9f\x98", "\xf4\x90\x80\x80",
+            "\xf5\x80\x80\x80", "\xff", "\xfe", "\xc3\x28"};
+        switch (rand_r(seed) % 10) {
+        case 0:
+                p[0] = (unsigned char)(rand_r(seed) % 0x20);
+                return 1;
+        case 1:
+                p[0] = rand_r(seed) % 2 ? '"' : '\\';
+                return 1;
+        case 2: {
+                const char *u = utf8[rand_r(seed) % 8];
+                memcpy(p, u, strlen(u));
+                return strlen(u);
+        }
+        case 3: {
+                const char *u = bad[rand_r(seed) % 14];
+                memcpy(p, u, strlen(u));
+                return strlen(u);
+        }
+        case 4:
+                p[0] = (unsigned char)(rand_r(seed) % 256);
+                return 1;
+        case 5:
+                p[0] = 0x7f;
+                return 1;
+        default:
+                p[0] = (unsigned char)plain[rand_r(seed) % (sizeof(plain) - 1)];
+                return 1;
+        }
+}
+
+static void test_json_str_as_before(void **state)
+{
+        unsigned char s[600];
+        /* The empty string, every byte alone, and every byte after runs of
+         * plain bytes of each length up to three words, and before them:
+         * the byte falls at each place of a word and of the last,
+         * partial word. */
+        same_as_ref("", 0, 0);
+        for (int c = 0; c < 256; c++) {
+                for (size_t run = 0; run <= 24; run++) {
+                        memset(s, 'a', run);
+                        s[run] = (unsigned char)c;
+                        same_as_ref((char *)s, run + 1, run % 3);
+                        memset(s + 1, 'b', run);
+                        s[0] = (unsigned char)c;
+                        same_as_ref((char *)s, run + 1, 0);
+                }
+        }
+        /* Strings up to five words long with one byte to escape (or a
+         * UTF-8 sequence) at each place: the copy before it, and the
+         * rest after it, at every length. */
+        static const char *const one[] = {"\"", "\x01", "\x7f", "\xc3\xa9",
+                                          "\xe2\x82\xac", "\xff"};
+        for (size_t k = 0; k < sizeof(one) / sizeof(one[0]); k++)
+                for (size_t n = 1; n <= 40; n++)
+                        for (size_t at = 0; at + strlen(one[k]) <= n; at++) {
+                                for (size_t j = 0; j < n; j++)
+                                        s[j] = (unsigned char)('A' + j % 26);
+                                memcpy(s + at, one[k], strlen(one[k]));
+                                same_as_ref((char *)s, n, at % 2);
+                        }
+        /* Every pair of bytes, so each escape meets each other. */
+        for (int a = 0; a < 256; a++)
+                for (int c = 0; c < 256; c++) {
+                        s[0] = (unsigned char)a;
+                        s[1] = (unsigned char)c;
+                        same_as_ref((char *)s, 2, 0);
+                }
+        /* Cut UTF-8 and lone leads at the very end of strings of each
+         * length: the check must not read past n. */
+        static const char *const cut[] = {"\xc3", "\xe2\x82", "\xe2",
+                                          "\xf0\x9f\x98", "\xf0\x9f",
+                                          "\xf0", "\xed\xa0"};
+        for (size_t k = 0; k < sizeof(cut) / sizeof(cut[0]); k++)
+                for (size_t run = 0; run <= 20; run++) {
+                        memset(s, 'z', run);
+                        memcpy(s + run, cut[k], strlen(cut[k]));
+                        same_as_ref((char *)s, run + strlen(cut[k]), 0);
+                }
+        /* Long runs of one class: plain, each escape, UTF-8. */
+        static const char *const fill[] = {"q", "\"", "\\", "\n", "\x01",
+                                           "\xc3\xa9", "\x80", "\x7f"};
+        for (size_t k = 0; k < sizeof(fill) / sizeof(fill[0]); k++) {
+                size_t f = strlen(fill[k]), n = 0;
+                while (n + f <= sizeof(s)) {
+                        memcpy(s + n, fill[k], f);
+                        n += f;
+                }
+                for (size_t pre = 0; pre < 260; pre += 37)
+                        same_as_ref((char *)s, n, pre);
+        }
+        /* Random strings of every class mixed, at random lengths and
+         * prefixes. */
+        unsigned seed = 20261207;
+        for (int iter = 0; iter < 20000; iter++) {
+                size_t len = (size_t)(rand_r(&seed) % 200), n = 0;
+                int plain_bias = rand_r(&seed) % 4;
+                while (n < len) {
+                        if (plain_bias && rand_r(&seed) % 8) {
+                                s[n] = (unsigned char)('a' + n % 26);
+                                n++;
+                                continue;
+                        }
+                        n += random_piece(s + n, &seed);
+                }
+                same_as_ref((char *)s, n, (size_t)(rand_r(&seed) % 300));
+        }
+}
+
+static void test_buf_long(void **state)
+{
+        static const int64_t cases[] = {
+            0, 1, -1, 9, 10, -10, 99, 100, -100, 101, 999, 1000, 12345,
+            1765000000000LL, -1765000000000LL, 999999999999999999LL,
+            1000000000000000000LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+        relay_buf_t b;
+        relay_buf_init(&b);
+        char want[32];
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                relay_buf_reset(&b);
+                relay_buf_puts(&b, "x=");
+                relay_buf_long(&b, cases[i]);
+                snprintf(want, sizeof(want), "x=%lld", (long long)cases[i]);
+                assert_string_equal(b.data, want);
+                assert_int_equal(b.len, strlen(want));
+        }
+        /* Every power of ten and its neighbours, both signs. */
+        int64_t p = 1;
+        for (int k = 0; k <= 18; k++, p *= 10)
+                for (int64_t d = -1; d <= 1; d++)
+                        for (int sign = -1; sign <= 1; sign += 2) {
+                                int64_t v = sign * (p + d);
+                                relay_buf_reset(&b);
+                                relay_buf_long(&b, v);
+                                snprintf(want, sizeof(want), "%lld",
+                                         (long long)v);
+                                assert_string_equal(b.data, want);
+                        }
+        /* Appended many times: growth keeps every number. */
+        relay_buf_reset(&b);
+        relay_buf_t ref;
+        relay_buf_init(&ref);
+        unsigned seed = 7;
+        for (int i = 0; i < 5000; i++) {
+                int64_t v = (int64_t)(((uint64_t)rand_r(&seed) << 33) ^
+                                      ((uint64_t)rand_r(&seed) << 11) ^
+                                      (uint64_t)rand_r(&seed));
+                v >>= rand_r(&seed) % 63;
+                relay_buf_long(&b, v);
+                relay_buf_printf(&ref, "%lld", (long long)v);
+        }
+        assert_terminated(&b);
+        assert_int_equal(b.len, ref.len);
+        assert_memory_equal(b.data, ref.data, b.len);
+        relay_buf_free(&ref);
+        relay_buf_free(&b);
+}
+
 static void test_sleep_stopped_from_start(void **state)
 {
         volatile sig_atomic_t running = 0;
@@ -349,6 +596,8 @@ int main(void)
             cmocka_unit_test(test_buf_reserve),
             cmocka_unit_test(test_buf_reset_keeps_memory),
             cmocka_unit_test(test_json_str),
+            cmocka_unit_test(test_json_str_as_before),
+            cmocka_unit_test(test_buf_long),
             cmocka_unit_test(test_sleep_stopped_from_start),
             cmocka_unit_test(test_sleep_full),
             cmocka_unit_test(test_sleep_stopped_midway),

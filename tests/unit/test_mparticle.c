@@ -69,6 +69,39 @@ static void test_encode_batch(void **state)
         assert_non_null(got);
         if (!json_equal(got, want))
                 fail_msg("batch differs: %s", item.data);
+        /* And byte for byte, with integers of each size and sign and
+         * every kind of escape in a key and a value: what was sent before
+         * the encoder wrote strings and integers itself. */
+        json_t *ints = json_deep_copy(rec);
+        json_t *attrs = json_object_get(ints, "attributes");
+        json_object_set_new(attrs, "neg", json_integer(-1234567890123LL));
+        json_object_set_new(attrs, "zero", json_integer(0));
+        json_object_set_new(attrs, "big", json_integer(INT64_MAX));
+        json_object_set_new(attrs, "min", json_integer(INT64_MIN));
+        json_object_set_new(attrs, "k\"\\\n\x01\u00e9",
+                            json_string("v\t\r\x1f\x7f\u20ac/"));
+        relay_buf_reset(&item);
+        assert_int_equal(fx_encode(f, ints, &item, errstr, sizeof(errstr)),
+                         RELAY_OK);
+        assert_string_equal(
+            item.data,
+            "{\"schema_version\":2,\"environment\":\"development\","
+            "\"source_request_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
+            "\"timestamp_unixtime_ms\":1764064860000,"
+            "\"user_identities\":{\"customer_id\":\"cust-\\\"1\"},"
+            "\"user_attributes\":{\"$firstname\":\"Ann\"},"
+            "\"events\":[{\"event_type\":\"custom_event\","
+            "\"data\":{\"event_name\":\"Coupon Issued\","
+            "\"custom_event_type\":\"other\","
+            "\"source_message_id\":\"6f1c2a10-0002-4000-8000-000000000002\","
+            "\"timestamp_unixtime_ms\":1764064860000,"
+            "\"custom_attributes\":{\"code\":\"W10\",\"points\":5,"
+            "\"ratio\":0.5,\"vip\":true,\"none\":null,"
+            "\"neg\":-1234567890123,\"zero\":0,\"big\":9223372036854775807,"
+            "\"min\":-9223372036854775808,"
+            "\"k\\\"\\\\\\n\\u0001\xc3\xa9\":"
+            "\"v\\t\\r\\u001f\x7f\xe2\x82\xac/\"}}}]}");
+        json_decref(ints);
 
         /* Bytes that are not UTF-8 become U+FFFD: the body stays JSON. */
         json_t *bad = json_deep_copy(rec);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Outcome of processing one record or one batch (setup code uses 0 / -1). */
 enum relay_result {
@@ -38,11 +39,45 @@ typedef struct relay_buf {
 void relay_buf_init(relay_buf_t *b);
 void relay_buf_reset(relay_buf_t *b); /* len = 0, keeps the memory */
 void relay_buf_free(relay_buf_t *b);
-void relay_buf_reserve(relay_buf_t *b, size_t extra);
-void relay_buf_append(relay_buf_t *b, const void *p, size_t n);
-void relay_buf_puts(relay_buf_t *b, const char *s);
+/* The slow half of relay_buf_reserve: reallocate so that extra more bytes
+ * and the NUL fit (the capacity doubles from 256 until they do). */
+void relay_buf_grow(relay_buf_t *b, size_t extra);
 void relay_buf_printf(relay_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Room for extra more bytes and the NUL: afterwards cap > len + extra.
+ * The appends below are inline because a delivery item is built from
+ * dozens of small pieces; out of line, the call and the capacity check
+ * cost more than copying most pieces (and a literal's memcpy of a known
+ * size compiles to a few moves). */
+static inline void relay_buf_reserve(relay_buf_t *b, size_t extra)
+{
+        if (b->cap - b->len <= extra)
+                relay_buf_grow(b, extra);
+}
+
+/* Append n bytes from p (p may be NULL when n is 0). */
+static inline void relay_buf_append(relay_buf_t *b, const void *p, size_t n)
+{
+        relay_buf_reserve(b, n);
+        /* Locals, so that nothing of b is read again after the copy
+         * (which the compiler must assume may have written to b). */
+        char *at = b->data + b->len;
+        size_t len = b->len + n;
+        if (n)
+                memcpy(at, p, n);
+        at[n] = '\0';
+        b->len = len;
+}
+
+static inline void relay_buf_puts(relay_buf_t *b, const char *s)
+{
+        relay_buf_append(b, s, strlen(s));
+}
+
+/* Append the decimal digits of l (with its '-'), as printf's %lld would. */
+void relay_buf_long(relay_buf_t *b, int64_t l);
+
 /* Length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0 when
  * the bytes there are not one (overlong, surrogate, beyond U+10FFFF, cut,
  * or plain ASCII, which callers handle first). */
