@@ -486,6 +486,142 @@ static void test_double_text(void **state)
         }
 }
 
+/* The encoder's errors name the field as the value's nearest named node:
+ * a nested record's field by its own name, a union's branch and a map's
+ * values by the union's or the map's. Every record is first encoded
+ * whole, and its bytes held against avro-c's. */
+static const char enc_schema[] =
+    "{'type': 'record', 'name': 'R', 'fields': ["
+    "{'name': 'a', 'type': {'type': 'record', 'name': 'In', 'fields': "
+    "[{'name': 'x', 'type': 'int'}]}},"
+    "{'name': 'u', 'type': ['null', {'type': 'record', 'name': 'B', "
+    "'fields': [{'name': 'y', 'type': 'string'}]}]},"
+    "{'name': 'm', 'type': {'type': 'map', 'values': ['null', {'type': "
+    "'record', 'name': 'C', 'fields': [{'name': 'z', 'type': 'long'}]}]}},"
+    "{'name': 'e', 'type': {'type': 'enum', 'name': 'E', 'symbols': "
+    "['p', 'q']}},"
+    "{'name': 'f', 'type': {'type': 'fixed', 'name': 'F', 'size': 2}}]}";
+
+/* A valid record of enc_schema in s; *elem: the map element's block. */
+static void enc_fill(relay_slots_t *s, const relay_shape_t *sh, size_t *elem)
+{
+        relay_slots_reset(s);
+        size_t a = (size_t)relay_shape_field(sh, "a"),
+               u = (size_t)relay_shape_field(sh, "u"),
+               m = (size_t)relay_shape_field(sh, "m"),
+               e = (size_t)relay_shape_field(sh, "e"),
+               f = (size_t)relay_shape_field(sh, "f");
+        s->s[a].type = AVRO_INT32;
+        s->s[a].v.l = -3;
+        s->s[u].type = AVRO_RECORD;
+        s->s[u].branch = 1;
+        s->s[u + 1].type = AVRO_STRING;
+        s->s[u + 1].v.p = "yy";
+        s->s[u + 1].n = 2;
+        size_t el = relay_slots_append(s, 3, 1);
+        s->s[el].type = AVRO_STRING;
+        s->s[el].v.p = "k";
+        s->s[el].n = 1;
+        s->s[el + 1].type = AVRO_RECORD;
+        s->s[el + 1].branch = 1;
+        s->s[el + 2].type = AVRO_INT64;
+        s->s[el + 2].v.l = 300;
+        s->s[m].type = AVRO_MAP;
+        s->s[m].n = 1;
+        s->s[m].v.first = el;
+        s->s[e].type = AVRO_ENUM;
+        s->s[e].v.l = 1;
+        s->s[f].type = AVRO_FIXED;
+        s->s[f].v.p = "ab";
+        s->s[f].n = 2;
+        *elem = el;
+}
+
+static void enc_fails(const relay_shape_t *sh, const relay_slots_t *s,
+                      const char *want)
+{
+        relay_buf_t b;
+        relay_buf_init(&b);
+        assert_int_equal(relay_shape_encode(sh, s, &b, err, sizeof(err)), -1);
+        assert_string_equal(err, want);
+        relay_buf_free(&b);
+}
+
+static void test_encoder_errors(void **state)
+{
+        (void)state;
+        avro_schema_t sc = schema_of(enc_schema);
+        relay_shape_t *sh = relay_shape_new(sc, err, sizeof(err));
+        assert_non_null(sh);
+        relay_slots_t s;
+        relay_slots_init(&s, sh);
+        size_t el, u = (size_t)relay_shape_field(sh, "u"),
+                   e = (size_t)relay_shape_field(sh, "e"),
+                   f = (size_t)relay_shape_field(sh, "f");
+
+        enc_fill(&s, sh, &el);
+        relay_buf_t b;
+        relay_buf_init(&b);
+        assert_int_equal(relay_shape_encode(sh, &s, &b, err, sizeof(err)), 0);
+        /* x -3, u branch 1 "yy", m {k: branch 1 z 300}, e 1, f "ab" */
+        static const unsigned char want[] = {0x05, 0x02, 0x04, 'y', 'y',
+                                             0x02, 0x02, 'k',  0x02, 0xd8,
+                                             0x04, 0x00, 0x02, 'a',  'b'};
+        assert_int_equal(b.len, sizeof(want));
+        assert_memory_equal(b.data, want, sizeof(want));
+        avro_value_iface_t *iface = avro_generic_class_from_schema(sc);
+        avro_value_t v;
+        avro_generic_value_new(iface, &v);
+        avro_reader_t rd = avro_reader_memory(b.data, (int64_t)b.len);
+        assert_int_equal(avro_value_read(rd, &v), 0);
+        avro_reader_free(rd);
+        char ref[64];
+        avro_writer_t wr = avro_writer_memory(ref, sizeof(ref));
+        assert_int_equal(avro_value_write(wr, &v), 0);
+        assert_int_equal((size_t)avro_writer_tell(wr), b.len);
+        assert_memory_equal(ref, b.data, b.len);
+        avro_writer_free(wr);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        relay_buf_free(&b);
+
+        enc_fill(&s, sh, &el);
+        s.s[relay_shape_field(sh, "a")].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field x is not set");
+        enc_fill(&s, sh, &el);
+        s.s[u].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field u: no union branch is set");
+        enc_fill(&s, sh, &el);
+        s.s[u].type = AVRO_STRING;
+        enc_fails(sh, &s, "field u: branch 1 is a record");
+        enc_fill(&s, sh, &el);
+        s.s[u + 1].type = AVRO_INT64;
+        enc_fails(sh, &s, "field y holds a value of type 3, not string");
+        enc_fill(&s, sh, &el);
+        s.s[u].type = AVRO_INT64;
+        s.s[u].branch = 0;
+        enc_fails(sh, &s, "field u holds a value of type 3, not null");
+        enc_fill(&s, sh, &el);
+        s.s[el].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field m: a map key is not set");
+        enc_fill(&s, sh, &el);
+        s.s[el + 1].branch = 7;
+        enc_fails(sh, &s, "field m: no union branch is set");
+        enc_fill(&s, sh, &el);
+        s.s[el + 2].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field z is not set");
+        enc_fill(&s, sh, &el);
+        s.s[e].v.l = 2;
+        enc_fails(sh, &s, "field e: enum index 2 out of range");
+        enc_fill(&s, sh, &el);
+        s.s[f].n = 1;
+        enc_fails(sh, &s, "field f: 1 bytes for a fixed of 2");
+
+        relay_slots_free(&s);
+        relay_shape_destroy(sh);
+        avro_schema_decref(sc);
+}
+
 int main(void)
 {
         count_init();
@@ -496,6 +632,7 @@ int main(void)
             cmocka_unit_test(test_projection_and_unset),
             cmocka_unit_test(test_paths),
             cmocka_unit_test(test_double_text),
+            cmocka_unit_test(test_encoder_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
