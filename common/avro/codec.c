@@ -737,7 +737,7 @@ static int key_cmp(const void *a, const void *b);
 
 /* Varints as avro-c reads them: a long in at most 10 bytes, an int in at
  * most 5 (its bits past 32 dropped). */
-static int rd_long(struct dec *d, int64_t *out)
+static int rd_long_slow(struct dec *d, int64_t *out)
 {
         uint64_t v = 0;
         for (int shift = 0; shift < 70; shift += 7) {
@@ -753,7 +753,7 @@ static int rd_long(struct dec *d, int64_t *out)
         return -1;
 }
 
-static int rd_int(struct dec *d, int64_t *out)
+static int rd_int_slow(struct dec *d, int64_t *out)
 {
         uint32_t v = 0;
         for (int shift = 0; shift < 35; shift += 7) {
@@ -767,6 +767,28 @@ static int rd_int(struct dec *d, int64_t *out)
                 }
         }
         return -1;
+}
+
+/* Most varints of a record are one byte (lengths, branches, small
+ * numbers): that case inline, the others as above. */
+static inline int rd_long(struct dec *d, int64_t *out)
+{
+        if (d->p < d->end && !(*d->p & 0x80)) {
+                uint64_t v = *d->p++;
+                *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                return 0;
+        }
+        return rd_long_slow(d, out);
+}
+
+static inline int rd_int(struct dec *d, int64_t *out)
+{
+        if (d->p < d->end && !(*d->p & 0x80)) {
+                uint32_t v = *d->p++;
+                *out = (int32_t)((v >> 1) ^ -(v & 1));
+                return 0;
+        }
+        return rd_int_slow(d, out);
 }
 
 static int rd_skip(struct dec *d, int64_t n)
@@ -900,6 +922,100 @@ int relay_avro_skip_body(avro_schema_t ws, const void *body, size_t len,
 
 static int run(struct dec *d, const struct op *op, size_t base);
 
+/* One op: the scalars here, inlined into the loops over a record's
+ * fields and a collection's items (a call per value cost more than
+ * reading it); records, unions, collections and the rare kinds in
+ * run(). */
+static inline __attribute__((always_inline)) int
+op_run(struct dec *d, const struct op *op, size_t base)
+{
+        relay_slot_t *s;
+        int64_t n;
+        switch ((enum op_kind)op->kind) {
+        case OP_NULL:
+        case OP_BOOL:
+        case OP_INT:
+        case OP_LONG:
+        case OP_FLOAT:
+        case OP_DOUBLE:
+        case OP_BYTES:
+        case OP_ENUM:
+                break;
+        default:
+                return run(d, op, base);
+        }
+        if (op->uslot >= 0)
+                d->out->s[base + (size_t)op->uslot].branch = op->ubranch;
+        switch ((enum op_kind)op->kind) {
+        case OP_NULL:
+                d->out->s[base + (size_t)op->rslot].type = AVRO_NULL;
+                return 0;
+        case OP_BOOL:
+                /* 0 or 1, as the pre-scan checks: avro-c would keep any
+                 * other byte and write it back. */
+                if (d->p >= d->end || *d->p > 1)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_BOOLEAN;
+                s->v.l = *d->p++;
+                return 0;
+        case OP_INT:
+        case OP_LONG:
+                if (op->kind == OP_INT ? rd_int(d, &n) : rd_long(d, &n))
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                if (op->rtype == AVRO_FLOAT || op->rtype == AVRO_DOUBLE)
+                        s->v.d = op->rtype == AVRO_FLOAT ? (double)(float)n
+                                                         : (double)n;
+                else
+                        s->v.l = n;
+                return 0;
+        case OP_FLOAT: {
+                float f;
+                if (d->end - d->p < 4)
+                        return -1;
+                memcpy(&f, d->p, 4); /* little-endian machines only */
+                d->p += 4;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                s->v.d = f;
+                return 0;
+        }
+        case OP_DOUBLE:
+                if (d->end - d->p < 8)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_DOUBLE;
+                memcpy(&s->v.d, d->p, 8);
+                d->p += 8;
+                return 0;
+        case OP_BYTES:
+                if (rd_long(d, &n) || n < 0 || n > d->end - d->p)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                s->v.p = (const char *)d->p;
+                s->n = (uint32_t)n;
+                d->p += n;
+                return 0;
+        case OP_ENUM:
+                if (rd_long(d, &n) || n < 0 || n >= op->nsymbols)
+                        return -1;
+                if (op->symbols[n] < 0) {
+                        d->why = "an enum symbol the reader schema lacks, "
+                                 "and it has no default";
+                        return -1;
+                }
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_ENUM;
+                s->v.l = op->symbols[n];
+                return 0;
+        default:
+                return -1;
+        }
+}
+
 static int key_cmp(const void *a, const void *b)
 {
         const struct relay_key *x = a, *y = b;
@@ -992,7 +1108,7 @@ static int run_collection(struct dec *d, const struct op *op, size_t base)
                                 k->n = (uint32_t)klen;
                                 d->p += klen;
                         }
-                        if (run(d, item, e))
+                        if (op_run(d, item, e))
                                 return -1;
                         count++;
                 }
@@ -1027,58 +1143,6 @@ static int run(struct dec *d, const struct op *op, size_t base)
                 s->type = AVRO_NULL;
                 s->branch = 0;
                 return 0;
-        case OP_NULL:
-                d->out->s[base + (size_t)op->rslot].type = AVRO_NULL;
-                return 0;
-        case OP_BOOL:
-                /* 0 or 1, as the pre-scan checks: avro-c would keep any
-                 * other byte and write it back. */
-                if (d->p >= d->end || *d->p > 1)
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = AVRO_BOOLEAN;
-                s->v.l = *d->p++;
-                return 0;
-        case OP_INT:
-        case OP_LONG:
-                if (op->kind == OP_INT ? rd_int(d, &n) : rd_long(d, &n))
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = op->rtype;
-                if (op->rtype == AVRO_FLOAT || op->rtype == AVRO_DOUBLE)
-                        s->v.d = op->rtype == AVRO_FLOAT ? (double)(float)n
-                                                         : (double)n;
-                else
-                        s->v.l = n;
-                return 0;
-        case OP_FLOAT: {
-                float f;
-                if (d->end - d->p < 4)
-                        return -1;
-                memcpy(&f, d->p, 4); /* little-endian machines only */
-                d->p += 4;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = op->rtype;
-                s->v.d = f;
-                return 0;
-        }
-        case OP_DOUBLE:
-                if (d->end - d->p < 8)
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = AVRO_DOUBLE;
-                memcpy(&s->v.d, d->p, 8);
-                d->p += 8;
-                return 0;
-        case OP_BYTES:
-                if (rd_long(d, &n) || n < 0 || n > d->end - d->p)
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = op->rtype;
-                s->v.p = (const char *)d->p;
-                s->n = (uint32_t)n;
-                d->p += n;
-                return 0;
         case OP_FIXED:
                 n = avro_schema_fixed_size(op->ws);
                 if (n > d->end - d->p)
@@ -1089,31 +1153,21 @@ static int run(struct dec *d, const struct op *op, size_t base)
                 s->n = (uint32_t)n;
                 d->p += n;
                 return 0;
-        case OP_ENUM:
-                if (rd_long(d, &n) || n < 0 || n >= op->nsymbols)
-                        return -1;
-                if (op->symbols[n] < 0) {
-                        d->why = "an enum symbol the reader schema lacks, "
-                                 "and it has no default";
-                        return -1;
-                }
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = AVRO_ENUM;
-                s->v.l = op->symbols[n];
-                return 0;
-        case OP_RECORD:
+        case OP_RECORD: {
                 if (op->uslot >= 0)
                         d->out->s[base + (size_t)op->uslot].type = AVRO_RECORD;
+                const struct op *f = &d->pl->ops[op->child];
                 for (uint32_t i = 0; i < op->nchild; i++)
-                        if (run(d, &d->pl->ops[op->child + i], base))
+                        if (op_run(d, &f[i], base))
                                 return -1;
                 return 0;
+        }
         case OP_UNION:
                 if (rd_long(d, &n) || n < 0 || n >= op->nchild)
                         return -1;
                 if (++d->depth > SHAPE_MAX_DEPTH + 32)
                         return -1;
-                n = run(d, &d->pl->ops[op->child + (size_t)n], base);
+                n = op_run(d, &d->pl->ops[op->child + (size_t)n], base);
                 d->depth--;
                 return (int)n;
         case OP_MAP:
@@ -1123,6 +1177,15 @@ static int run(struct dec *d, const struct op *op, size_t base)
                 n = run_collection(d, op, base);
                 d->depth--;
                 return (int)n;
+        case OP_NULL:
+        case OP_BOOL:
+        case OP_INT:
+        case OP_LONG:
+        case OP_FLOAT:
+        case OP_DOUBLE:
+        case OP_BYTES:
+        case OP_ENUM:
+                return op_run(d, op, base); /* a scalar root */
         }
         return -1;
 }
