@@ -1513,6 +1513,7 @@ int relay_path_compile(const relay_shape_t *sh, const char *path,
                 p = dot + 1;
         }
         out->leaf = (int)node;
+        out->leaf_slot = sh->nodes[node].slot;
         return 0;
 fail:
         relay_path_free(out);
@@ -1525,8 +1526,9 @@ void relay_path_free(relay_path_t *p)
         p->owned = NULL;
 }
 
-const relay_slot_t *relay_path_get(const relay_path_t *p,
-                                   const relay_slots_t *s, enum relay_found *st)
+const relay_slot_t *relay_path_walk(const relay_path_t *p,
+                                    const relay_slots_t *s,
+                                    enum relay_found *st)
 {
         const relay_shape_t *sh = s->shape;
         size_t base = 0;

@@ -486,6 +486,101 @@ static void test_double_text(void **state)
         }
 }
 
+/* relay_path_get (inline: the leaf's slot kept in the path, map keys
+ * compared byte by byte) answers what the plain walk does, pointer and
+ * status, on every path of the loyalty events and of a record with
+ * union branches and dotted keys: present, absent, null, unset by
+ * projection, keys that share a prefix or a length. */
+static void get_is_walk(const relay_shape_t *sh, const relay_slots_t *in,
+                        const char *path)
+{
+        relay_path_t p;
+        if (relay_path_compile(sh, path, &p))
+                fail_msg("%s does not compile", path);
+        enum relay_found a = RELAY_FOUND, b = RELAY_FOUND_NULL;
+        const relay_slot_t *x = relay_path_get(&p, in, &a),
+                           *y = relay_path_walk(&p, in, &b);
+        if (x != y || a != b)
+                fail_msg("%s: get %p (%d), walk %p (%d)", path, (void *)x, a,
+                         (void *)y, b);
+        relay_path_free(&p);
+}
+
+static void test_path_get_is_walk(void **state)
+{
+        (void)state;
+        relay_schemas_t *s = catalogue();
+        static const char *const loyalty[] = {
+            "event_id",           "occurred_at",        "tenant",
+            "source",             "event_type",         "identities.customer_id",
+            "identities.email",   "identities.custome", "identities.x",
+            "identities.c",       "data.points",        "data.points_balance",
+            "data.pointz",        "data.total",         "data.first_name",
+            "data.coupon_code",   "data.action_reason", "data.nope",
+            "data.tier",          "data.transaction_id"};
+        static const char *const want[] = {"event_id", "identities", NULL};
+        for (int projected = 0; projected < 2; projected++) {
+                relay_avro_reader_t *r = relay_avro_reader_new(
+                    s, "loyalty.events-value", 0, err, sizeof(err));
+                assert_non_null(r);
+                if (projected)
+                        relay_avro_reader_want(r, want);
+                for (size_t e = 0; e < NEVENTS; e++) {
+                        unsigned char f[2048];
+                        size_t n = frame_of(s, "loyalty.events-value",
+                                            events[e], f, sizeof(f));
+                        const relay_slots_t *in;
+                        assert_int_equal(
+                            relay_avro_reader_decode_slots(r, f, n, &in, NULL,
+                                                           err, sizeof(err)),
+                            RELAY_OK);
+                        for (size_t i = 0;
+                             i < sizeof(loyalty) / sizeof(loyalty[0]); i++)
+                                get_is_walk(relay_avro_reader_shape(r), in,
+                                            loyalty[i]);
+                }
+                relay_avro_reader_destroy(r);
+        }
+
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            s, "audience.changes-value", 0, err, sizeof(err));
+        assert_non_null(r);
+        static const char *const recs[] = {
+            "{'event_id': 'e', 'occurred_at': 1, 'tenant': 't', 'source': "
+            "'mappdmp', 'identities': {'dmp_cookie_id': 'c'}, 'change': "
+            "'ENTER', 'audience_id': 'a', 'audience_name': null, "
+            "'audience_type': 'LOOKALIKE', 'lookalike': {'seed_audience_id': "
+            "'s', 'similarity': 0.25, 'reach': null}, 'audience_platform': "
+            "'mappdmp', 'expires_at': null, 'attributes': {'geo.city': "
+            "'Berlin', 'geo.cite': 'x', '': 'empty'}}",
+            "{'event_id': 'e', 'occurred_at': 1, 'tenant': 't', 'source': "
+            "'mappdmp', 'identities': {}, 'change': 'EXIT', 'audience_id': "
+            "'a', 'audience_name': 'n', 'audience_type': 'SEGMENT', "
+            "'lookalike': null, 'audience_platform': 'mappdmp', "
+            "'expires_at': 5, 'attributes': {}}"};
+        static const char *const audience[] = {
+            "lookalike.similarity", "lookalike.reach",
+            "lookalike.seed_audience_id", "audience_type",
+            "attributes.geo.city", "attributes.geo.cite", "attributes.geo",
+            "attributes.x", "identities.email", "identities.dmp_cookie_id",
+            "audience_name", "expires_at"};
+        for (size_t e = 0; e < sizeof(recs) / sizeof(recs[0]); e++) {
+                unsigned char f[2048];
+                size_t n = frame_of(s, "audience.changes-value", recs[e], f,
+                                    sizeof(f));
+                const relay_slots_t *in;
+                assert_int_equal(relay_avro_reader_decode_slots(
+                                     r, f, n, &in, NULL, err, sizeof(err)),
+                                 RELAY_OK);
+                for (size_t i = 0; i < sizeof(audience) / sizeof(audience[0]);
+                     i++)
+                        get_is_walk(relay_avro_reader_shape(r), in,
+                                    audience[i]);
+        }
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
 /* The encoder's errors name the field as the value's nearest named node:
  * a nested record's field by its own name, a union's branch and a map's
  * values by the union's or the map's. Every record is first encoded
@@ -631,6 +726,7 @@ int main(void)
             cmocka_unit_test(test_map_repeated_key),
             cmocka_unit_test(test_projection_and_unset),
             cmocka_unit_test(test_paths),
+            cmocka_unit_test(test_path_get_is_walk),
             cmocka_unit_test(test_double_text),
             cmocka_unit_test(test_encoder_errors),
         };
