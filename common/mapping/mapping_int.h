@@ -31,6 +31,7 @@ struct tmpl_part {
  * typed copy of one field, with an optional default and conversion. */
 struct value_spec {
         char *name; /* destination attribute name */
+        size_t name_len;
         struct tmpl_part *parts;
         size_t nparts;
         char *from; /* typed copy when set */
@@ -46,6 +47,7 @@ struct value_spec {
  * its attributes. */
 struct op_rule {
         char *op;
+        size_t op_len;
         struct value_spec target; /* nparts 0: no target (null) */
         struct value_spec *attrs;
         size_t nattrs;
@@ -57,6 +59,9 @@ struct event_rule {
         int drop;
         char *name;
         char *category;
+        size_t name_len, category_len;
+        size_t *on_len; /* of each on[], at load */
+        int on_any;     /* one of on[] is "*" */
         struct value_spec *attrs;
         size_t nattrs;
         struct op_rule *ops;
@@ -67,6 +72,7 @@ struct event_rule {
 struct identity_rule {
         char *from;
         char *as;
+        size_t as_len;
         relay_path_t path;
 };
 
@@ -105,6 +111,9 @@ struct relay_connection {
         char *file;
         int id_line; /* where id is set, for the duplicate-id error */
         char *id, *tenant, *source, *destination;
+        /* their lengths, and of the texts below, settled at load: a
+         * record measures nothing it was configured with */
+        size_t id_len, tenant_len, source_len, destination_len;
         int development;
         char *event_field;
         char *person;             /* path of the person field, or NULL */

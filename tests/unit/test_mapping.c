@@ -23,6 +23,7 @@
 #include "../../common/mapping/mapping_int.h"
 
 #include <avro.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,6 +418,90 @@ static void test_errors(void **state)
         assert_string_equal(err, "connection " CONN ", field sync "
                                  "'loyalty_points': value \"lots\" is not a "
                                  "number");
+}
+
+/* Attribute name of the last apply's map field (attributes or
+ * user_attributes): its union's current branch in *v. */
+static void attr_of(const char *field, const char *name, avro_value_t *v)
+{
+        avro_value_t m, u;
+        size_t idx;
+        assert_int_equal(avro_value_get_by_name(&out, field, &m, NULL), 0);
+        if (avro_value_get_by_name(&m, name, &u, &idx))
+                fail_msg("%s has no %s", field, name);
+        assert_int_equal(avro_value_get_current_branch(&u, v), 0);
+}
+
+/* type = "number": text strtoll reads whole is a long, else text strtod
+ * reads whole a double, else the record is refused. The mapping reads
+ * plain integers (and longs, and strings of digits) without libc; on
+ * every text here it must answer what strtoll and strtod answer, asked
+ * directly. */
+static void test_number_text_as_libc(void **state)
+{
+        static const char *const texts[] = {
+            "0", "7", "-5", "007", "-0", "+5", " 5", "5 ", "-", "--5", "1-",
+            "", "123456789012345678", "-123456789012345678",
+            "999999999999999999", "1234567890123456789",
+            "9223372036854775807", "-9223372036854775808",
+            "9223372036854775808", "99999999999999999999", "1e3", "0x10",
+            "1.5", ".5", "5.", "inf", "12abc", "\\u0661"};
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                char data[256], *end;
+                snprintf(data, sizeof(data),
+                         "{'transaction_id': 'T', 'total': '%s'}", texts[i]);
+                enum relay_map_result r = apply("checkout", both_ids, data);
+                json_t *j = js(data);
+                const char *t =
+                    json_string_value(json_object_get(j, "total"));
+                errno = 0;
+                long long l = strtoll(t, &end, 10);
+                avro_value_t v;
+                if (*t && !*end && !errno) {
+                        if (r != RELAY_MAP_OUT)
+                                fail_msg("'%s': %s", t, err);
+                        attr_of("attributes", "total", &v);
+                        int64_t got = 0;
+                        assert_int_equal(avro_value_get_type(&v), AVRO_INT64);
+                        avro_value_get_long(&v, &got);
+                        if (got != l)
+                                fail_msg("'%s': %lld, not %lld", t,
+                                         (long long)got, l);
+                        json_decref(j);
+                        continue;
+                }
+                double d = strtod(t, &end);
+                if (*t && !*end) {
+                        if (r != RELAY_MAP_OUT)
+                                fail_msg("'%s': %s", t, err);
+                        attr_of("attributes", "total", &v);
+                        double got = 0;
+                        assert_int_equal(avro_value_get_type(&v), AVRO_DOUBLE);
+                        avro_value_get_double(&v, &got);
+                        if (got != d)
+                                fail_msg("'%s': %g, not %g", t, got, d);
+                } else if (r != RELAY_MAP_ERROR) {
+                        fail_msg("'%s' is taken for a number", t);
+                }
+                json_decref(j);
+        }
+        /* A long copied as a number stays that long, at both ends. */
+        static const char *const longs[] = {"0", "-1", "40",
+                                            "9223372036854775807",
+                                            "-9223372036854775808"};
+        for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++) {
+                char data[256];
+                snprintf(data, sizeof(data),
+                         "{'transaction_id': 'T', 'points': %s}", longs[i]);
+                assert_int_equal(apply("checkout", both_ids, data),
+                                 RELAY_MAP_OUT);
+                avro_value_t v;
+                int64_t got = 0;
+                attr_of("attributes", "points_earned", &v);
+                assert_int_equal(avro_value_get_type(&v), AVRO_INT64);
+                avro_value_get_long(&v, &got);
+                assert_int_equal(got, strtoll(longs[i], NULL, 10));
+        }
 }
 
 /* ---- connections written for these tests ---- */
@@ -1145,6 +1230,7 @@ int main(void)
             cmocka_unit_test(test_coupon_issued),
             cmocka_unit_test(test_identity_fallback),
             cmocka_unit_test(test_checkout_numbers),
+            cmocka_unit_test(test_number_text_as_libc),
             cmocka_unit_test(test_points_typed_copy),
             cmocka_unit_test(test_field_sync),
             cmocka_unit_test(test_skip),
