@@ -1241,6 +1241,16 @@ static void fill(relay_pipeline_t *p)
                 pause_all(p, 0);
         while (*p->running && !p->fatal && b->nrecs < p->pc.batch_size) {
                 rd_kafka_message_t *m = backlog_pop(p);
+                if (!m && b->nrecs && p->nsealed + 1 < p->nring &&
+                    p->pc.batch_wait_ms - (long)(relay_mono_ms() - first) > 0) {
+                        /* A record the consumer has ready is taken below
+                         * whatever more_coming says (with a slot free and
+                         * time left, the wait is 0 or up to 10 ms): ask
+                         * for one first, and only when none is ready look
+                         * up the watermarks, as every record did before. */
+                        if ((m = rd_kafka_consumer_poll(p->consumer, 0)))
+                                polled(p);
+                }
                 if (!m) {
                         int room = p->nsealed + 1 < p->nring, more = 0;
                         long left = 500;
