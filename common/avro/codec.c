@@ -318,19 +318,13 @@ void relay_slots_free(relay_slots_t *s)
         memset(s, 0, sizeof(*s));
 }
 
-size_t relay_slots_append(relay_slots_t *s, size_t size, size_t n)
+void relay_slots_grow(relay_slots_t *s, size_t need)
 {
-        size_t first = s->n, need = s->n + size * n;
-        if (need > s->cap) {
-                size_t cap = s->cap;
-                while (cap < need)
-                        cap *= 2;
-                s->s = relay_realloc(s->s, cap * sizeof(*s->s));
-                s->cap = cap;
-        }
-        memset(s->s + first, 0xff, size * n * sizeof(*s->s));
-        s->n = need;
-        return first;
+        size_t cap = s->cap;
+        while (cap < need)
+                cap *= 2;
+        s->s = relay_realloc(s->s, cap * sizeof(*s->s));
+        s->cap = cap;
 }
 
 char *relay_slots_text(relay_slots_t *s, size_t n)

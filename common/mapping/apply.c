@@ -72,6 +72,12 @@ static int utf8_valid(const char *s, size_t n)
 {
         const unsigned char *u = (const unsigned char *)s;
         for (size_t i = 0; i < n;) {
+                uint64_t w;
+                if (n - i >= 8 &&
+                    (memcpy(&w, u + i, 8), !(w & 0x8080808080808080ull))) {
+                        i += 8; /* eight ASCII bytes at once */
+                        continue;
+                }
                 if (u[i] < 0x80) {
                         i++;
                         continue;
@@ -330,7 +336,6 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                        relay_slots_t *out, relay_buf_t *scratch, char *errstr,
                        size_t errstr_size)
 {
-        relay_buf_reset(scratch);
         if (v->from) {
                 enum relay_found st;
                 const relay_slot_t *src = lookup(&v->from_path, in, &st);
@@ -366,6 +371,7 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                 }
                 if (v->conv == CONV_STRING && src->type == AVRO_STRING)
                         return put_string(om, out, v, src->v.p, src->n);
+                relay_buf_reset(scratch);
                 if (relay_slot_text(c->shape, &v->from_path, src, scratch)) {
                         relay_seterr(errstr, errstr_size,
                                      "'%s': field %s is not a scalar value",

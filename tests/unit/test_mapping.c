@@ -947,6 +947,13 @@ static void test_identity_not_utf8(void **state)
             "c-\xc3",         /* a sequence cut short */
             "\xc0\xaf",       /* overlong '/' */
             "\xed\xa0\x80",   /* a UTF-16 surrogate */
+            /* ASCII is passed eight bytes at a time: the bad byte last of
+             * a word, first after one, cut short after two, a sequence
+             * across the words' border */
+            "abcdefg\xff",
+            "abcdefgh\xff",
+            "abcdefghijklmnop\xc3",
+            "abcdefg\xc3(xyzuvw",
         };
         for (size_t i = 0; i < sizeof(bad_bytes) / sizeof(*bad_bytes); i++) {
                 build("acme", "antavo", "opt_in", both_ids, "{}");
@@ -965,6 +972,12 @@ static void test_identity_not_utf8(void **state)
         set_raw("identities", "customer_id", "c-\xc3\xa9\xe2\x82\xac", 7);
         assert_int_equal(run(acme()), RELAY_MAP_OUT);
         assert_string_equal(key.data, "acme/c-\xc3\xa9\xe2\x82\xac");
+        build("acme", "antavo", "opt_in", both_ids, "{}");
+        set_raw("identities", "customer_id",
+                "abcdefg\xc3\xa9 abcdefgh\xe2\x82\xac", 21);
+        assert_int_equal(run(acme()), RELAY_MAP_OUT);
+        assert_string_equal(key.data,
+                            "acme/abcdefg\xc3\xa9 abcdefgh\xe2\x82\xac");
 
         /* An identity that is not chosen is not sent, nor checked. */
         build("acme", "antavo", "opt_in", both_ids, "{}");

@@ -36,6 +36,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* What a slot holds: RELAY_SLOT_UNSET, or the avro_type_t of the value
  * (AVRO_NULL for a union's null branch, AVRO_RECORD for a union holding a
@@ -92,8 +93,23 @@ void relay_slots_init(relay_slots_t *s, const relay_shape_t *sh);
 /* Unset every slot of the record, drop its element blocks and text. */
 void relay_slots_reset(relay_slots_t *s);
 void relay_slots_free(relay_slots_t *s);
-/* n new element blocks of size slots each, unset; their first index. */
-size_t relay_slots_append(relay_slots_t *s, size_t size, size_t n);
+/* Make room for need slots in all (the array may move). */
+void relay_slots_grow(relay_slots_t *s, size_t need);
+
+/* n new element blocks of size slots each, unset; their first index.
+ * Inline: the decoder and the mapping append a block or two per value
+ * of a map, where memset's call cost more than the slots. */
+static inline size_t relay_slots_append(relay_slots_t *s, size_t size,
+                                        size_t n)
+{
+        size_t first = s->n, need = s->n + size * n;
+        if (need > s->cap)
+                relay_slots_grow(s, need);
+        for (size_t i = first; i < need; i++)
+                memset(&s->s[i], 0xff, sizeof(s->s[i]));
+        s->n = need;
+        return first;
+}
 /* n bytes of text that stay put until the next reset. */
 char *relay_slots_text(relay_slots_t *s, size_t n);
 
