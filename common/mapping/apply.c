@@ -237,6 +237,17 @@ static int plain_integer(const char *s, size_t n, long long *l)
         return 0;
 }
 
+/* 1 for a finite double that is not a whole number. Its text (the
+ * shortest %g form that reads back as it, relay_slot_text) then holds a
+ * '.' or an exponent, so strtoll refuses it and strtod gives it back: a
+ * conversion to a number is the double itself. Whole ones may read as a
+ * long ("3") or not ("1e+15"): those take the text. */
+static int has_fraction(double d)
+{
+        return d > -4503599627370496.0 && d < 4503599627370496.0 &&
+               d != (double)(int64_t)d; /* past 2^52 all are whole */
+}
+
 /* Convert text per conv and put it; -1 with errstr when it does not
  * convert. text is NUL-terminated and lives as long as the record. */
 static int put_converted(struct omap *om, relay_slots_t *out,
@@ -367,6 +378,14 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                                            AVRO_INT64)))
                                 return -1;
                         e->v.l = src->type == AVRO_STRING ? l : src->v.l;
+                        return 0;
+                }
+                if (v->conv == CONV_NUMBER && src->type == AVRO_DOUBLE &&
+                    has_fraction(src->v.d)) {
+                        if (!(e = omap_put(om, out, v->name, v->name_len,
+                                           AVRO_DOUBLE)))
+                                return -1;
+                        e->v.d = src->v.d;
                         return 0;
                 }
                 if (v->conv == CONV_STRING && src->type == AVRO_STRING)

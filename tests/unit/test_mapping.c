@@ -15,6 +15,7 @@
 #include "unit.h"
 
 #include "relay/avro.h"
+#include "relay/codec.h"
 #include "relay/common.h"
 #include "relay/log.h"
 #include "relay/mapping.h"
@@ -484,6 +485,45 @@ static void test_number_text_as_libc(void **state)
                         fail_msg("'%s' is taken for a number", t);
                 }
                 json_decref(j);
+        }
+        /* A double copied as a number: what its text (relay_slot_text)
+         * reads as, by strtoll or else strtod. */
+        static const char *const doubles[] = {
+            "12.5",   "-2.5",  "0.1",    "1e-05",  "19.99",
+            "123456789012345.67",  "4503599627370495.5",
+            "-4503599627370495.5", "3.0",  "-0.0",   "1e15",
+            "1e20",   "5e-324", "0.30000000000000004", "1e-300",
+            "9007199254740993.0"};
+        for (size_t i = 0; i < sizeof(doubles) / sizeof(doubles[0]); i++) {
+                char data[256], *end;
+                snprintf(data, sizeof(data),
+                         "{'transaction_id': 'T', 'total': %s}", doubles[i]);
+                assert_int_equal(apply("checkout", both_ids, data),
+                                 RELAY_MAP_OUT);
+                relay_slot_t src = {.type = AVRO_DOUBLE};
+                src.v.d = strtod(doubles[i], NULL);
+                relay_buf_t t;
+                relay_buf_init(&t);
+                assert_int_equal(relay_slot_scalar_text(&src, &t), 0);
+                avro_value_t v;
+                attr_of("attributes", "total", &v);
+                errno = 0;
+                long long l = strtoll(t.data, &end, 10);
+                if (!*end && !errno) {
+                        int64_t got = 0;
+                        assert_int_equal(avro_value_get_type(&v), AVRO_INT64);
+                        avro_value_get_long(&v, &got);
+                        assert_int_equal(got, l);
+                } else {
+                        double got = 0, d = strtod(t.data, &end);
+                        assert_int_equal(*end, 0);
+                        assert_int_equal(avro_value_get_type(&v), AVRO_DOUBLE);
+                        avro_value_get_double(&v, &got);
+                        if (memcmp(&got, &d, sizeof(d)))
+                                fail_msg("%s: %.17g, not %.17g (%s)",
+                                         doubles[i], got, d, t.data);
+                }
+                relay_buf_free(&t);
         }
         /* A long copied as a number stays that long, at both ends. */
         static const char *const longs[] = {"0", "-1", "40",
