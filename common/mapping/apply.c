@@ -52,19 +52,6 @@ static int path_text(const relay_connection_t *c, const relay_path_t *p,
         return v ? relay_slot_text(c->shape, p, v, b) : -1;
 }
 
-/* The string at path, pointed at: 0, or -1 when it is not a string. */
-static int path_str(const relay_path_t *p, const relay_slots_t *in,
-                    const char **s, size_t *n)
-{
-        enum relay_found st;
-        const relay_slot_t *v = lookup(p, in, &st);
-        if (!v || v->type != AVRO_STRING)
-                return -1;
-        *s = v->v.p;
-        *n = v->n;
-        return 0;
-}
-
 /* 1 when s[0..n) is valid UTF-8. Avro strings should be, but no decoder
  * checks; an identity that is not would reach the platform with U+FFFD in
  * it and name a different person there. */
@@ -118,15 +105,17 @@ struct omap {
         size_t slot;
         const int *branch;
         size_t first, n;
+        int unique; /* its specs' names all differ: no key is given twice */
 };
 
 static void omap_start(struct omap *om, const relay_slots_t *out, size_t slot,
-                       const int *branch)
+                       const int *branch, int unique)
 {
         om->slot = slot;
         om->branch = branch;
         om->first = out->n;
         om->n = 0;
+        om->unique = unique;
 }
 
 static void omap_end(const struct omap *om, relay_slots_t *out)
@@ -147,7 +136,7 @@ static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
         if (b < 0)
                 return NULL;
         size_t e = SIZE_MAX;
-        for (size_t i = 0; i < om->n && e == SIZE_MAX; i++) {
+        for (size_t i = 0; !om->unique && i < om->n && e == SIZE_MAX; i++) {
                 const relay_slot_t *k = &out->s[om->first + 2 * i];
                 if (k->n == n && !memcmp(k->v.p, name, n))
                         e = om->first + 2 * i;
@@ -426,13 +415,15 @@ static int text_equals(const relay_connection_t *c, const relay_path_t *p,
                        const relay_slots_t *in, const char *want,
                        size_t want_len, relay_buf_t *scratch)
 {
-        const char *s;
-        size_t n;
-        if (path_str(p, in, &s, &n) == 0)
-                return n == want_len && !memcmp(s, want, n);
+        enum relay_found st;
+        const relay_slot_t *v = lookup(p, in, &st);
+        if (!v)
+                return 0;
+        if (v->type == AVRO_STRING)
+                return v->n == want_len && !memcmp(v->v.p, want, want_len);
         relay_buf_reset(scratch);
-        return path_text(c, p, in, scratch) == 0 && scratch->data &&
-               !strcmp(scratch->data, want);
+        return relay_slot_text(c->shape, p, v, scratch) == 0 &&
+               scratch->data && !strcmp(scratch->data, want);
 }
 
 /* The text at path: pointed at when it is a string, else rendered into
@@ -441,10 +432,18 @@ static int field_text(const relay_connection_t *c, const relay_path_t *p,
                       const relay_slots_t *in, relay_slots_t *out,
                       relay_buf_t *scratch, const char **s, size_t *n)
 {
-        if (path_str(p, in, s, n) == 0)
+        /* One lookup: a string is pointed at, another scalar written. */
+        enum relay_found st;
+        const relay_slot_t *v = lookup(p, in, &st);
+        if (!v)
+                return -1;
+        if (v->type == AVRO_STRING) {
+                *s = v->v.p;
+                *n = v->n;
                 return 0;
+        }
         relay_buf_reset(scratch);
-        if (path_text(c, p, in, scratch))
+        if (relay_slot_text(c->shape, p, v, scratch))
                 return -1;
         *n = scratch->len;
         *s = keep(out, scratch->data ? scratch->data : "", scratch->len);
@@ -534,7 +533,7 @@ static int put_operations(const relay_connection_t *c,
                 struct omap om;
                 omap_start(&om, out,
                            base + (size_t)ix->op_slot[RELAY_OUT_OP_ATTRIBUTES],
-                           ix->op_branch);
+                           ix->op_branch, o->attrs_unique);
                 for (size_t i = 0; i < o->nattrs; i++)
                         if (apply_value(c, &o->attrs[i], in, &om, out, s,
                                         why, sizeof(why))) {
@@ -709,7 +708,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
         char why[512];
         struct omap om;
         omap_start(&om, out, (size_t)ix->slot[RELAY_OUT_ATTRIBUTES],
-                   ix->branch[0]);
+                   ix->branch[0], rule->attrs_unique);
         for (size_t i = 0; i < rule->nattrs; i++)
                 if (apply_value(c, &rule->attrs[i], in, &om, out, s, why,
                                 sizeof(why))) {
@@ -721,7 +720,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                 }
         omap_end(&om, out);
         omap_start(&om, out, (size_t)ix->slot[RELAY_OUT_USER_ATTRIBUTES],
-                   ix->branch[1]);
+                   ix->branch[1], c->fields_unique);
         for (size_t i = 0; i < c->nfields; i++)
                 if (apply_value(c, &c->fields[i], in, &om, out, s, why,
                                 sizeof(why))) {

@@ -729,6 +729,17 @@ static void fields_of(relay_mapping_t *m, const relay_connection_t *c)
         }
 }
 
+/* 1 when no two of the n specs put the same name: their map then needs
+ * no check, per value, that a key was given before. */
+static int names_unique(const struct value_spec *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = i + 1; k < n; k++)
+                        if (!strcmp(v[i].name, v[k].name))
+                                return 0;
+        return 1;
+}
+
 /* Every path of c, compiled: applying it looks nothing up by name. */
 static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
                          char *errstr, size_t errstr_size)
@@ -754,6 +765,7 @@ static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
                                  errstr_size))
                         return -1;
         }
+        c->fields_unique = names_unique(c->fields, c->nfields);
         for (size_t i = 0; i < c->nfields; i++)
                 if (compile_spec(c, sh, &c->fields[i], errstr, errstr_size))
                         return -1;
@@ -761,6 +773,7 @@ static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
                 struct event_rule *r = &c->events[i];
                 r->name_len = r->name ? strlen(r->name) : 0;
                 r->category_len = r->category ? strlen(r->category) : 0;
+                r->attrs_unique = names_unique(r->attrs, r->nattrs);
                 free(r->on_len);
                 r->on_len = relay_calloc(r->non ? r->non : 1,
                                          sizeof(*r->on_len));
@@ -775,6 +788,8 @@ static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
                                 return -1;
                 for (size_t o = 0; o < r->nops; o++) {
                         r->ops[o].op_len = strlen(r->ops[o].op);
+                        r->ops[o].attrs_unique =
+                            names_unique(r->ops[o].attrs, r->ops[o].nattrs);
                         if (compile_spec(c, sh, &r->ops[o].target, errstr,
                                          errstr_size))
                                 return -1;

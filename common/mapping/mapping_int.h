@@ -51,6 +51,7 @@ struct op_rule {
         struct value_spec target; /* nparts 0: no target (null) */
         struct value_spec *attrs;
         size_t nattrs;
+        int attrs_unique; /* no two attrs share a name (see omap_put) */
 };
 
 struct event_rule {
@@ -64,6 +65,7 @@ struct event_rule {
         int on_any;     /* one of on[] is "*" */
         struct value_spec *attrs;
         size_t nattrs;
+        int attrs_unique; /* no two attrs share a name (see omap_put) */
         struct op_rule *ops;
         size_t nops;
         int line;
@@ -122,6 +124,7 @@ struct relay_connection {
         size_t nids;
         struct value_spec *fields;
         size_t nfields;
+        int fields_unique; /* no two fields share a name (see omap_put) */
         struct event_rule *events;
         size_t nevents;
         struct conn_stats *stats; /* owned; see struct conn_stats */

@@ -487,7 +487,7 @@ static void test_double_text(void **state)
 }
 
 /* relay_path_get (inline: the leaf's slot kept in the path, map keys
- * compared byte by byte) answers what the plain walk does, pointer and
+ * compared inline) answers what the plain walk does, pointer and
  * status, on every path of the loyalty events and of a record with
  * union branches and dotted keys: present, absent, null, unset by
  * projection, keys that share a prefix or a length. */

@@ -19,6 +19,7 @@
 #include "relay/common.h"
 #include "relay/log.h"
 #include "relay/mapping.h"
+#include "relay/outbound.h"
 /* Private, for relay_mapping_notice_interval_ms: the tests shorten the
  * quiet interval of the "no rule" log to see it logged again. */
 #include "../../common/mapping/mapping_int.h"
@@ -681,6 +682,106 @@ static void test_operations_and_identities(void **state)
         relay_mapping_destroy(m);
 }
 
+/* A name given twice in one list (attributes, field sync, an operation's
+ * attributes) keeps its first place and takes the later value, as a map
+ * does; the loader marks lists whose names all differ, whose maps skip
+ * that check, and these do not. */
+static void test_names_given_twice(void **state)
+{
+        relay_mapping_t *m = load_ok(
+            "twice.cfg",
+            "connection = {\n"
+            "  id = \"twice\"; tenant = \"acme\"; source = \"antavo\";\n"
+            "  destination = \"webhook\";\n"
+            "  identity = ( { from = \"identities.email\"; as = \"email\"; } "
+            ");\n"
+            "  fields = ( { from = \"first_name\"; to = \"f\"; },\n"
+            "             { value = \"x\"; to = \"g\"; },\n"
+            "             { from = \"points\"; to = \"f\"; } );\n"
+            "  events = (\n"
+            "    { on = \"*\"; name = \"E\";\n"
+            "      attributes = ( { name = \"a\"; value = \"1\"; },\n"
+            "                     { name = \"b\"; value = \"2\"; },\n"
+            "                     { name = \"a\"; value = \"3\"; "
+            "type = \"number\"; } );\n"
+            "      operations = (\n"
+            "        { op = \"reward.issue\";\n"
+            "          attributes = ( { name = \"k\"; value = \"p\"; },\n"
+            "                         { name = \"k\"; value = \"q\"; } ); "
+            "} ); }\n"
+            "  );\n"
+            "};\n");
+        const relay_connection_t *c = relay_mapping_get(m, 0);
+        assert_int_equal(apply_full(c, "acme", "antavo", "any",
+                                    "{'email': 'a@b'}",
+                                    "{'first_name': 'Ada', 'points': 7}"),
+                         RELAY_MAP_OUT);
+        assert_field("attributes", "{'a': 3, 'b': '2'}");
+        assert_field("user_attributes", "{'f': 7, 'g': 'x'}");
+        assert_field("operations", "[{'op': 'reward.issue', 'target': null, "
+                                   "'attributes': {'k': 'q'}}]");
+        /* The order of the keys as written: the first place kept. */
+        avro_value_t map, v;
+        const char *name;
+        assert_int_equal(avro_value_get_by_name(&out, "attributes", &map, NULL),
+                         0);
+        assert_int_equal(avro_value_get_by_index(&map, 0, &v, &name), 0);
+        assert_string_equal(name, "a");
+        assert_int_equal(
+            avro_value_get_by_name(&out, "user_attributes", &map, NULL), 0);
+        assert_int_equal(avro_value_get_by_index(&map, 0, &v, &name), 0);
+        assert_string_equal(name, "f");
+        size_t n = 0;
+        avro_value_get_size(&map, &n);
+        assert_int_equal(n, 2);
+
+        /* avro-c reading the bytes back would merge a key given twice:
+         * the maps' slots themselves hold each key once. */
+        relay_avro_writer_t *wi = relay_avro_writer_new(
+            schemas, "loyalty.events-value", err, sizeof(err));
+        relay_avro_writer_t *wo = relay_avro_writer_new(
+            schemas, "out.webhook-value", err, sizeof(err));
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            schemas, "loyalty.events-value", 0, err, sizeof(err));
+        assert_non_null(wi);
+        assert_non_null(wo);
+        assert_non_null(r);
+        json_t *j = js("{'event_id': 'e', 'occurred_at': 1, 'tenant': "
+                       "'acme', 'source': 'antavo', 'event_type': 'any', "
+                       "'identities': {'email': 'a@b'}, 'data': "
+                       "{'first_name': 'Ada', 'points': 7}}");
+        assert_int_equal(relay_avro_from_json(relay_avro_writer_value(wi), j,
+                                              err, sizeof(err)),
+                         0);
+        json_decref(j);
+        const void *buf;
+        size_t len;
+        assert_int_equal(
+            relay_avro_writer_encode(wi, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
+        const relay_slots_t *is;
+        assert_int_equal(relay_avro_reader_decode_slots(r, buf, len, &is, NULL,
+                                                        err, sizeof(err)),
+                         RELAY_OK);
+        relay_slots_t *os = relay_avro_writer_slots(wo);
+        assert_int_equal(
+            relay_connection_apply(c, is, os, &key, err, sizeof(err)),
+            RELAY_MAP_OUT);
+        relay_out_index_t ix;
+        memset(&ix, 0, sizeof(ix));
+        relay_out_index(&ix, relay_avro_writer_shape(wo));
+        assert_int_equal(os->s[ix.slot[RELAY_OUT_ATTRIBUTES]].n, 2);
+        assert_int_equal(os->s[ix.slot[RELAY_OUT_USER_ATTRIBUTES]].n, 2);
+        const relay_slot_t *op0 = relay_out_op_get(&ix, os, 0,
+                                                   RELAY_OUT_OP_ATTRIBUTES);
+        assert_int_equal(op0->type, AVRO_MAP);
+        assert_int_equal(op0->n, 1);
+        relay_avro_reader_destroy(r);
+        relay_avro_writer_destroy(wi);
+        relay_avro_writer_destroy(wo);
+        relay_mapping_destroy(m);
+}
+
 /* A valid connection; each bad one below changes one thing in it. The
  * errors name lines: 1 connection, 2 id, 3 tenant, 5 destination,
  * 6 identity entry, 7 field-sync entry, 9 event entry, 10 its attribute. */
@@ -1290,6 +1391,7 @@ int main(void)
             cmocka_unit_test(test_errors),
             cmocka_unit_test(test_conversions_and_production),
             cmocka_unit_test(test_operations_and_identities),
+            cmocka_unit_test(test_names_given_twice),
             cmocka_unit_test(test_load_errors),
             cmocka_unit_test(test_fields_read),
             cmocka_unit_test(test_event_field),

@@ -195,7 +195,8 @@ enum relay_found { RELAY_FOUND, RELAY_FOUND_ABSENT, RELAY_FOUND_NULL };
 
 /* The slot at path in s, or NULL (*st says whether absent or null).
  * Inline: a mapping asks a dozen paths a record, most of them a
- * top-level field or one map key, where a call cost more than the walk. */
+ * top-level field or one map key, where a call cost more than the walk;
+ * the leaf's slot is in the path, not looked up in the shape. */
 static inline const relay_slot_t *relay_path_get(const relay_path_t *p,
                                                  const relay_slots_t *s,
                                                  enum relay_found *st)
@@ -218,16 +219,14 @@ static inline const relay_slot_t *relay_path_get(const relay_path_t *p,
                 }
                 const relay_slot_t *key = &s->s[v->v.first];
                 uint32_t k = 0;
-                for (; k < v->n; k++, key += step->esize) {
-                        if (key->n != step->key_len)
-                                continue;
-                        /* Keys are short: bytes compared here, no call. */
-                        size_t j = 0;
-                        while (j < key->n && key->v.p[j] == step->key[j])
-                                j++;
-                        if (j == key->n)
+                /* Length and first byte here, the rest (nearly always
+                 * the key sought) by memcmp. */
+                for (; k < v->n; k++, key += step->esize)
+                        if (key->n == step->key_len &&
+                            (!key->n || (key->v.p[0] == step->key[0] &&
+                                         !memcmp(key->v.p, step->key,
+                                                 key->n))))
                                 break;
-                }
                 if (k == v->n) {
                         *st = RELAY_FOUND_ABSENT;
                         return NULL;
@@ -247,9 +246,8 @@ static inline const relay_slot_t *relay_path_get(const relay_path_t *p,
         return v;
 }
 
-/* What relay_path_get answers, by the plain walk (memcmp per key, the
- * leaf's slot read from the shape): the reference the tests hold the
- * inline one to. */
+/* What relay_path_get answers, by the plain walk (the leaf's slot read
+ * from the shape): the reference the tests hold the inline one to. */
 const relay_slot_t *relay_path_walk(const relay_path_t *p,
                                     const relay_slots_t *s,
                                     enum relay_found *st);
