@@ -795,7 +795,7 @@ static int rd_skip(struct dec *d, int64_t n)
 
 /* A block's item count (and byte size when negative), bounded by the
  * bytes left, which bounds what the slots grow by. 0 ends the list. */
-static int rd_block(struct dec *d, int64_t *n)
+static inline int rd_block(struct dec *d, int64_t *n)
 {
         int64_t size;
         if (rd_long(d, n) || *n == INT64_MIN || (*n < 0 && rd_long(d, &size)))
@@ -921,7 +921,7 @@ static int run(struct dec *d, const struct op *op, size_t base);
  * reading it); records, unions, collections and the rare kinds in
  * run(). */
 static inline __attribute__((always_inline)) int
-op_run(struct dec *d, const struct op *op, size_t base)
+op_scalar(struct dec *d, const struct op *op, size_t base)
 {
         relay_slot_t *s;
         int64_t n;
@@ -1008,6 +1008,26 @@ op_run(struct dec *d, const struct op *op, size_t base)
         default:
                 return -1;
         }
+}
+
+/* op_scalar, and a union whose branch is a scalar (a map of scalars'
+ * values: most of a record's items) without a call either. The depth is
+ * counted as run() counts it. */
+static inline __attribute__((always_inline)) int
+op_run(struct dec *d, const struct op *op, size_t base)
+{
+        if (op->kind != OP_UNION)
+                return op_scalar(d, op, base);
+        int64_t n;
+        if (op->uslot >= 0)
+                d->out->s[base + (size_t)op->uslot].branch = op->ubranch;
+        if (rd_long(d, &n) || n < 0 || n >= op->nchild)
+                return -1;
+        if (++d->depth > SHAPE_MAX_DEPTH + 32)
+                return -1;
+        int rc = op_scalar(d, &d->pl->ops[op->child + (size_t)n], base);
+        d->depth--;
+        return rc;
 }
 
 static int key_cmp(const void *a, const void *b)
@@ -1161,7 +1181,7 @@ static int run(struct dec *d, const struct op *op, size_t base)
                         return -1;
                 if (++d->depth > SHAPE_MAX_DEPTH + 32)
                         return -1;
-                n = op_run(d, &d->pl->ops[op->child + (size_t)n], base);
+                n = op_scalar(d, &d->pl->ops[op->child + (size_t)n], base);
                 d->depth--;
                 return (int)n;
         case OP_MAP:
@@ -1179,7 +1199,7 @@ static int run(struct dec *d, const struct op *op, size_t base)
         case OP_DOUBLE:
         case OP_BYTES:
         case OP_ENUM:
-                return op_run(d, op, base); /* a scalar root */
+                return op_scalar(d, op, base); /* a scalar root */
         }
         return -1;
 }
