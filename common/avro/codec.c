@@ -1254,6 +1254,31 @@ static inline size_t varint(unsigned char *p, int64_t l)
         return k;
 }
 
+/* Copy n bytes as memcpy does; most strings of a record are short, and
+ * a call to memcpy cost more than copying them with two overlapping
+ * loads and stores of a fixed size (which stay within [s, s + n)). */
+static inline void copy_bytes(unsigned char *d, const char *s, size_t n)
+{
+        if (n >= 8 && n <= 16) {
+                uint64_t a, b;
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                memcpy(d, &a, 8);
+                memcpy(d + n - 8, &b, 8);
+        } else if (n >= 4 && n < 8) {
+                uint32_t a, b;
+                memcpy(&a, s, 4);
+                memcpy(&b, s + n - 4, 4);
+                memcpy(d, &a, 4);
+                memcpy(d + n - 4, &b, 4);
+        } else if (n > 16) {
+                memcpy(d, s, n);
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        d[i] = (unsigned char)s[i];
+        }
+}
+
 /* Every value but a string, bytes or fixed takes at most this many bytes
  * (a union's branch and a long, two varints), so that one room check per
  * value covers it; those three add their length. */
@@ -1345,8 +1370,7 @@ enc_leaf(const struct enc *e, const struct node *nd, size_t base)
         case AVRO_STRING:
         case AVRO_BYTES:
                 k += varint(p + k, (int64_t)n);
-                if (n)
-                        memcpy(p + k, v->v.p, n);
+                copy_bytes(p + k, v->v.p, n);
                 k += n;
                 break;
         case AVRO_FIXED:
@@ -1421,8 +1445,7 @@ static int enc_items(const struct enc *e, const struct node *nd,
                                 unsigned char *p =
                                     room(b, k->n + ENC_MAX_FIXED);
                                 size_t w = varint(p, k->n);
-                                if (k->n)
-                                        memcpy(p + w, k->v.p, k->n);
+                                copy_bytes(p + w, k->v.p, k->n);
                                 b->len += w + k->n;
                         }
                         if (item->type == AVRO_RECORD

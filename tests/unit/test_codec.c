@@ -581,6 +581,84 @@ static void test_path_get_is_walk(void **state)
         relay_schemas_destroy(s);
 }
 
+/* Strings and map keys of every length from 0 to 40 (the encoder copies
+ * short ones itself, in overlapping words) encode as avro-c writes them. */
+static void test_string_lengths(void **state)
+{
+        (void)state;
+        avro_schema_t sc = schema_of(
+            "{'type': 'record', 'name': 'S', 'fields': ["
+            "{'name': 's', 'type': 'string'}, {'name': 'b', 'type': 'bytes'},"
+            "{'name': 'm', 'type': {'type': 'map', 'values': 'string'}}]}");
+        relay_shape_t *sh = relay_shape_new(sc, err, sizeof(err));
+        assert_non_null(sh);
+        avro_value_iface_t *iface = avro_generic_class_from_schema(sc);
+        avro_value_t v;
+        avro_generic_value_new(iface, &v);
+        relay_slots_t s;
+        relay_slots_init(&s, sh);
+        char text[48], ref[256];
+        for (size_t i = 0; i < sizeof(text); i++)
+                text[i] = (char)('a' + i % 26);
+        for (size_t n = 0; n <= 40; n++) {
+                relay_slots_reset(&s);
+                size_t fs = (size_t)relay_shape_field(sh, "s"),
+                       fb = (size_t)relay_shape_field(sh, "b"),
+                       fm = (size_t)relay_shape_field(sh, "m");
+                s.s[fs].type = AVRO_STRING;
+                s.s[fs].v.p = text + 1;
+                s.s[fs].n = (uint32_t)n;
+                s.s[fb].type = AVRO_BYTES;
+                s.s[fb].v.p = text + 2;
+                s.s[fb].n = (uint32_t)n;
+                size_t el = relay_slots_append(&s, 2, 1);
+                s.s[el].type = AVRO_STRING;
+                s.s[el].v.p = text + 3;
+                s.s[el].n = (uint32_t)n;
+                s.s[el + 1].type = AVRO_STRING;
+                s.s[el + 1].v.p = text + 4;
+                s.s[el + 1].n = (uint32_t)n;
+                s.s[fm].type = AVRO_MAP;
+                s.s[fm].n = 1;
+                s.s[fm].v.first = el;
+                relay_buf_t a;
+                relay_buf_init(&a);
+                assert_int_equal(relay_shape_encode(sh, &s, &a, err,
+                                                    sizeof(err)),
+                                 0);
+
+                char key[48], val[48];
+                memcpy(key, text + 3, n);
+                key[n] = '\0';
+                memcpy(val, text + 4, n);
+                val[n] = '\0';
+                avro_value_t f, e;
+                avro_value_reset(&v);
+                char sv[48];
+                memcpy(sv, text + 1, n);
+                sv[n] = '\0';
+                avro_value_get_by_name(&v, "s", &f, NULL);
+                avro_value_set_string_len(&f, sv, n + 1);
+                avro_value_get_by_name(&v, "b", &f, NULL);
+                avro_value_set_bytes(&f, text + 2, n);
+                avro_value_get_by_name(&v, "m", &f, NULL);
+                avro_value_add(&f, key, &e, NULL, NULL);
+                avro_value_set_string_len(&e, val, n + 1);
+                avro_writer_t wr = avro_writer_memory(ref, sizeof(ref));
+                assert_int_equal(avro_value_write(wr, &v), 0);
+                size_t rn = (size_t)avro_writer_tell(wr);
+                avro_writer_free(wr);
+                if (a.len != rn || memcmp(a.data, ref, rn))
+                        fail_msg("length %zu: not as avro-c writes it", n);
+                relay_buf_free(&a);
+        }
+        relay_slots_free(&s);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        relay_shape_destroy(sh);
+        avro_schema_decref(sc);
+}
+
 /* The encoder's errors name the field as the value's nearest named node:
  * a nested record's field by its own name, a union's branch and a map's
  * values by the union's or the map's. Every record is first encoded
@@ -729,6 +807,7 @@ int main(void)
             cmocka_unit_test(test_path_get_is_walk),
             cmocka_unit_test(test_double_text),
             cmocka_unit_test(test_encoder_errors),
+            cmocka_unit_test(test_string_lengths),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
