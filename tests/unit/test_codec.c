@@ -659,6 +659,50 @@ static void test_string_lengths(void **state)
         avro_schema_decref(sc);
 }
 
+/* A map key with a NUL byte is refused wherever the byte is, for keys of
+ * 1 to 24 bytes, as the pre-scan refuses it, and a key without one is
+ * taken. */
+static void test_map_key_nul(void **state)
+{
+        (void)state;
+        avro_schema_t sc = schema_of("{'type': 'map', 'values': 'null'}");
+        relay_shape_t *sh = relay_shape_new(sc, err, sizeof(err));
+        assert_non_null(sh);
+        relay_plan_t *pl =
+            relay_plan_new(sc, 9, sh, NULL, NULL, err, sizeof(err));
+        assert_non_null(pl);
+        relay_slots_t s;
+        relay_slots_init(&s, sh);
+        for (size_t n = 1; n <= 24; n++) {
+                for (size_t at = 0; at <= n; at++) {
+                        /* at == n: no NUL at all */
+                        unsigned char body[40];
+                        size_t k = 0;
+                        body[k++] = 2;                  /* one item */
+                        body[k++] = (unsigned char)(2 * n); /* key length */
+                        for (size_t i = 0; i < n; i++)
+                                body[k++] =
+                                    i == at ? 0 : (unsigned char)(0x80 + i);
+                        body[k++] = 0; /* the end block */
+                        int rc = relay_plan_decode(pl, body, k, &s, err,
+                                                   sizeof(err));
+                        if (at < n) {
+                                if (rc != -1 ||
+                                    !strstr(err, "a map key holds a NUL byte"))
+                                        fail_msg("%zu bytes, NUL at %zu: "
+                                                 "taken",
+                                                 n, at);
+                        } else if (rc) {
+                                fail_msg("%zu bytes without NUL: %s", n, err);
+                        }
+                }
+        }
+        relay_slots_free(&s);
+        relay_plan_destroy(pl);
+        relay_shape_destroy(sh);
+        avro_schema_decref(sc);
+}
+
 /* The encoder's errors name the field as the value's nearest named node:
  * a nested record's field by its own name, a union's branch and a map's
  * values by the union's or the map's. Every record is first encoded
@@ -808,6 +852,7 @@ int main(void)
             cmocka_unit_test(test_double_text),
             cmocka_unit_test(test_encoder_errors),
             cmocka_unit_test(test_string_lengths),
+            cmocka_unit_test(test_map_key_nul),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
