@@ -30,6 +30,13 @@ struct node {
         uint32_t child, nchild;
         uint32_t esize; /* a collection's element block */
         int null_branch;
+        /* what the encoder needs, settled at layout so that a record
+         * costs no schema call: the field its errors name (the nearest
+         * named node, this one or above), an enum's symbols or a
+         * fixed's size, and a record's leaves */
+        const char *field;
+        int64_t size;
+        uint32_t leaf, nleaf;
 };
 
 struct relay_shape {
@@ -37,6 +44,12 @@ struct relay_shape {
         struct node *nodes;
         size_t nnodes;
         uint32_t top;
+        /* Each record node's leaves, in field order: the nodes that are
+         * not records, reached through nested record fields (never
+         * through a union), which share the record's block. The encoder
+         * walks a record as one loop over them. */
+        uint32_t *leaves;
+        size_t nleaves;
 };
 
 static avro_schema_t deref(avro_schema_t s)
@@ -57,9 +70,11 @@ static size_t nodes_reserve(relay_shape_t *sh, size_t n)
         return first;
 }
 
-/* Lay out schema s as node idx at slot. 0, or -1 with errstr. */
+/* Lay out schema s as node idx at slot; field is what the errors of an
+ * unnamed node name. 0, or -1 with errstr. */
 static int layout(relay_shape_t *sh, avro_schema_t s, size_t idx, uint32_t slot,
-                  int depth, char *errstr, size_t errstr_size)
+                  const char *field, int depth, char *errstr,
+                  size_t errstr_size)
 {
         s = deref(s);
         if (!s || depth > SHAPE_MAX_DEPTH) {
@@ -75,6 +90,9 @@ static int layout(relay_shape_t *sh, avro_schema_t s, size_t idx, uint32_t slot,
         sh->nodes[idx].slot = slot;
         sh->nodes[idx].null_branch = -1;
         sh->nodes[idx].nslots = 1;
+        if (sh->nodes[idx].name)
+                field = sh->nodes[idx].name;
+        sh->nodes[idx].field = field;
         switch (t) {
         case AVRO_RECORD: {
                 size_t nf = avro_schema_record_size(s);
@@ -86,7 +104,7 @@ static int layout(relay_shape_t *sh, avro_schema_t s, size_t idx, uint32_t slot,
                         if (layout(sh,
                                    avro_schema_record_field_get_by_index(
                                        s, (int)i),
-                                   first + i, cur, depth + 1, errstr,
+                                   first + i, cur, field, depth + 1, errstr,
                                    errstr_size))
                                 return -1;
                         cur += sh->nodes[first + i].nslots;
@@ -104,7 +122,7 @@ static int layout(relay_shape_t *sh, avro_schema_t s, size_t idx, uint32_t slot,
                         avro_schema_t b =
                             deref(avro_schema_union_branch(s, (int)i));
                         int rec = b && avro_typeof(b) == AVRO_RECORD;
-                        if (layout(sh, b, first + i, rec ? cur : slot,
+                        if (layout(sh, b, first + i, rec ? cur : slot, field,
                                    depth + 1, errstr, errstr_size))
                                 return -1;
                         if (rec)
@@ -127,7 +145,8 @@ static int layout(relay_shape_t *sh, avro_schema_t s, size_t idx, uint32_t slot,
                 if (layout(sh,
                            map ? avro_schema_map_values(s)
                                : avro_schema_array_items(s),
-                           first, map ? 1 : 0, depth + 1, errstr, errstr_size))
+                           first, map ? 1 : 0, field, depth + 1, errstr,
+                           errstr_size))
                         return -1;
                 sh->nodes[idx].child = (uint32_t)first;
                 sh->nodes[idx].nchild = 1;
@@ -144,13 +163,33 @@ static int layout(relay_shape_t *sh, avro_schema_t s, size_t idx, uint32_t slot,
         case AVRO_DOUBLE:
         case AVRO_STRING:
         case AVRO_BYTES:
+                return 0;
         case AVRO_FIXED:
+                sh->nodes[idx].size = avro_schema_fixed_size(s);
+                return 0;
         case AVRO_ENUM:
+                sh->nodes[idx].size = avro_schema_enum_number_of_symbols(s);
                 return 0;
         default:
                 relay_seterr(errstr, errstr_size, "unsupported schema type %d",
                              (int)t);
                 return -1;
+        }
+}
+
+/* Append the leaves of record node rec (see struct relay_shape). */
+static void leaves_of(relay_shape_t *sh, uint32_t rec)
+{
+        const struct node *r = &sh->nodes[rec];
+        for (uint32_t i = 0; i < r->nchild; i++) {
+                uint32_t c = r->child + i;
+                if (sh->nodes[c].type == AVRO_RECORD) {
+                        leaves_of(sh, c);
+                        continue;
+                }
+                sh->leaves = relay_realloc(sh->leaves, (sh->nleaves + 1) *
+                                                           sizeof(*sh->leaves));
+                sh->leaves[sh->nleaves++] = c;
         }
 }
 
@@ -160,11 +199,19 @@ relay_shape_t *relay_shape_new(avro_schema_t schema, char *errstr,
         relay_shape_t *sh = relay_calloc(1, sizeof(*sh));
         sh->schema = avro_schema_incref(schema);
         nodes_reserve(sh, 1);
-        if (layout(sh, schema, 0, 0, 0, errstr, errstr_size)) {
+        if (layout(sh, schema, 0, 0, "(root)", 0, errstr, errstr_size)) {
                 relay_shape_destroy(sh);
                 return NULL;
         }
         sh->top = sh->nodes[0].nslots;
+        for (size_t i = 0; i < sh->nnodes; i++) {
+                if (sh->nodes[i].type != AVRO_RECORD)
+                        continue;
+                sh->nodes[i].leaf = (uint32_t)sh->nleaves;
+                leaves_of(sh, (uint32_t)i);
+                sh->nodes[i].nleaf =
+                    (uint32_t)(sh->nleaves - sh->nodes[i].leaf);
+        }
         return sh;
 }
 
@@ -174,6 +221,7 @@ void relay_shape_destroy(relay_shape_t *sh)
                 return;
         avro_schema_decref(sh->schema);
         free(sh->nodes);
+        free(sh->leaves);
         free(sh);
 }
 
@@ -270,19 +318,13 @@ void relay_slots_free(relay_slots_t *s)
         memset(s, 0, sizeof(*s));
 }
 
-size_t relay_slots_append(relay_slots_t *s, size_t size, size_t n)
+void relay_slots_grow(relay_slots_t *s, size_t need)
 {
-        size_t first = s->n, need = s->n + size * n;
-        if (need > s->cap) {
-                size_t cap = s->cap;
-                while (cap < need)
-                        cap *= 2;
-                s->s = relay_realloc(s->s, cap * sizeof(*s->s));
-                s->cap = cap;
-        }
-        memset(s->s + first, 0xff, size * n * sizeof(*s->s));
-        s->n = need;
-        return first;
+        size_t cap = s->cap;
+        while (cap < need)
+                cap *= 2;
+        s->s = relay_realloc(s->s, cap * sizeof(*s->s));
+        s->cap = cap;
 }
 
 char *relay_slots_text(relay_slots_t *s, size_t n)
@@ -689,7 +731,7 @@ static int key_cmp(const void *a, const void *b);
 
 /* Varints as avro-c reads them: a long in at most 10 bytes, an int in at
  * most 5 (its bits past 32 dropped). */
-static int rd_long(struct dec *d, int64_t *out)
+static int rd_long_slow(struct dec *d, int64_t *out)
 {
         uint64_t v = 0;
         for (int shift = 0; shift < 70; shift += 7) {
@@ -705,7 +747,7 @@ static int rd_long(struct dec *d, int64_t *out)
         return -1;
 }
 
-static int rd_int(struct dec *d, int64_t *out)
+static int rd_int_slow(struct dec *d, int64_t *out)
 {
         uint32_t v = 0;
         for (int shift = 0; shift < 35; shift += 7) {
@@ -721,6 +763,28 @@ static int rd_int(struct dec *d, int64_t *out)
         return -1;
 }
 
+/* Most varints of a record are one byte (lengths, branches, small
+ * numbers): that case inline, the others as above. */
+static inline int rd_long(struct dec *d, int64_t *out)
+{
+        if (d->p < d->end && !(*d->p & 0x80)) {
+                uint64_t v = *d->p++;
+                *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                return 0;
+        }
+        return rd_long_slow(d, out);
+}
+
+static inline int rd_int(struct dec *d, int64_t *out)
+{
+        if (d->p < d->end && !(*d->p & 0x80)) {
+                uint32_t v = *d->p++;
+                *out = (int32_t)((v >> 1) ^ -(v & 1));
+                return 0;
+        }
+        return rd_int_slow(d, out);
+}
+
 static int rd_skip(struct dec *d, int64_t n)
 {
         if (n < 0 || n > d->end - d->p)
@@ -731,7 +795,7 @@ static int rd_skip(struct dec *d, int64_t n)
 
 /* A block's item count (and byte size when negative), bounded by the
  * bytes left, which bounds what the slots grow by. 0 ends the list. */
-static int rd_block(struct dec *d, int64_t *n)
+static inline int rd_block(struct dec *d, int64_t *n)
 {
         int64_t size;
         if (rd_long(d, n) || *n == INT64_MIN || (*n < 0 && rd_long(d, &size)))
@@ -852,6 +916,120 @@ int relay_avro_skip_body(avro_schema_t ws, const void *body, size_t len,
 
 static int run(struct dec *d, const struct op *op, size_t base);
 
+/* One op: the scalars here, inlined into the loops over a record's
+ * fields and a collection's items (a call per value cost more than
+ * reading it); records, unions, collections and the rare kinds in
+ * run(). */
+static inline __attribute__((always_inline)) int
+op_scalar(struct dec *d, const struct op *op, size_t base)
+{
+        relay_slot_t *s;
+        int64_t n;
+        switch ((enum op_kind)op->kind) {
+        case OP_NULL:
+        case OP_BOOL:
+        case OP_INT:
+        case OP_LONG:
+        case OP_FLOAT:
+        case OP_DOUBLE:
+        case OP_BYTES:
+        case OP_ENUM:
+                break;
+        default:
+                return run(d, op, base);
+        }
+        if (op->uslot >= 0)
+                d->out->s[base + (size_t)op->uslot].branch = op->ubranch;
+        switch ((enum op_kind)op->kind) {
+        case OP_NULL:
+                d->out->s[base + (size_t)op->rslot].type = AVRO_NULL;
+                return 0;
+        case OP_BOOL:
+                /* 0 or 1, as the pre-scan checks: avro-c would keep any
+                 * other byte and write it back. */
+                if (d->p >= d->end || *d->p > 1)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_BOOLEAN;
+                s->v.l = *d->p++;
+                return 0;
+        case OP_INT:
+        case OP_LONG:
+                if (op->kind == OP_INT ? rd_int(d, &n) : rd_long(d, &n))
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                if (op->rtype == AVRO_FLOAT || op->rtype == AVRO_DOUBLE)
+                        s->v.d = op->rtype == AVRO_FLOAT ? (double)(float)n
+                                                         : (double)n;
+                else
+                        s->v.l = n;
+                return 0;
+        case OP_FLOAT: {
+                float f;
+                if (d->end - d->p < 4)
+                        return -1;
+                memcpy(&f, d->p, 4); /* little-endian machines only */
+                d->p += 4;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                s->v.d = f;
+                return 0;
+        }
+        case OP_DOUBLE:
+                if (d->end - d->p < 8)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_DOUBLE;
+                memcpy(&s->v.d, d->p, 8);
+                d->p += 8;
+                return 0;
+        case OP_BYTES:
+                if (rd_long(d, &n) || n < 0 || n > d->end - d->p)
+                        return -1;
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = op->rtype;
+                s->v.p = (const char *)d->p;
+                s->n = (uint32_t)n;
+                d->p += n;
+                return 0;
+        case OP_ENUM:
+                if (rd_long(d, &n) || n < 0 || n >= op->nsymbols)
+                        return -1;
+                if (op->symbols[n] < 0) {
+                        d->why = "an enum symbol the reader schema lacks, "
+                                 "and it has no default";
+                        return -1;
+                }
+                s = &d->out->s[base + (size_t)op->rslot];
+                s->type = AVRO_ENUM;
+                s->v.l = op->symbols[n];
+                return 0;
+        default:
+                return -1;
+        }
+}
+
+/* op_scalar, and a union whose branch is a scalar (a map of scalars'
+ * values: most of a record's items) without a call either. The depth is
+ * counted as run() counts it. */
+static inline __attribute__((always_inline)) int
+op_run(struct dec *d, const struct op *op, size_t base)
+{
+        if (op->kind != OP_UNION)
+                return op_scalar(d, op, base);
+        int64_t n;
+        if (op->uslot >= 0)
+                d->out->s[base + (size_t)op->uslot].branch = op->ubranch;
+        if (rd_long(d, &n) || n < 0 || n >= op->nchild)
+                return -1;
+        if (++d->depth > SHAPE_MAX_DEPTH + 32)
+                return -1;
+        int rc = op_scalar(d, &d->pl->ops[op->child + (size_t)n], base);
+        d->depth--;
+        return rc;
+}
+
 static int key_cmp(const void *a, const void *b)
 {
         const struct relay_key *x = a, *y = b;
@@ -944,7 +1122,7 @@ static int run_collection(struct dec *d, const struct op *op, size_t base)
                                 k->n = (uint32_t)klen;
                                 d->p += klen;
                         }
-                        if (run(d, item, e))
+                        if (op_run(d, item, e))
                                 return -1;
                         count++;
                 }
@@ -979,58 +1157,6 @@ static int run(struct dec *d, const struct op *op, size_t base)
                 s->type = AVRO_NULL;
                 s->branch = 0;
                 return 0;
-        case OP_NULL:
-                d->out->s[base + (size_t)op->rslot].type = AVRO_NULL;
-                return 0;
-        case OP_BOOL:
-                /* 0 or 1, as the pre-scan checks: avro-c would keep any
-                 * other byte and write it back. */
-                if (d->p >= d->end || *d->p > 1)
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = AVRO_BOOLEAN;
-                s->v.l = *d->p++;
-                return 0;
-        case OP_INT:
-        case OP_LONG:
-                if (op->kind == OP_INT ? rd_int(d, &n) : rd_long(d, &n))
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = op->rtype;
-                if (op->rtype == AVRO_FLOAT || op->rtype == AVRO_DOUBLE)
-                        s->v.d = op->rtype == AVRO_FLOAT ? (double)(float)n
-                                                         : (double)n;
-                else
-                        s->v.l = n;
-                return 0;
-        case OP_FLOAT: {
-                float f;
-                if (d->end - d->p < 4)
-                        return -1;
-                memcpy(&f, d->p, 4); /* little-endian machines only */
-                d->p += 4;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = op->rtype;
-                s->v.d = f;
-                return 0;
-        }
-        case OP_DOUBLE:
-                if (d->end - d->p < 8)
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = AVRO_DOUBLE;
-                memcpy(&s->v.d, d->p, 8);
-                d->p += 8;
-                return 0;
-        case OP_BYTES:
-                if (rd_long(d, &n) || n < 0 || n > d->end - d->p)
-                        return -1;
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = op->rtype;
-                s->v.p = (const char *)d->p;
-                s->n = (uint32_t)n;
-                d->p += n;
-                return 0;
         case OP_FIXED:
                 n = avro_schema_fixed_size(op->ws);
                 if (n > d->end - d->p)
@@ -1041,31 +1167,21 @@ static int run(struct dec *d, const struct op *op, size_t base)
                 s->n = (uint32_t)n;
                 d->p += n;
                 return 0;
-        case OP_ENUM:
-                if (rd_long(d, &n) || n < 0 || n >= op->nsymbols)
-                        return -1;
-                if (op->symbols[n] < 0) {
-                        d->why = "an enum symbol the reader schema lacks, "
-                                 "and it has no default";
-                        return -1;
-                }
-                s = &d->out->s[base + (size_t)op->rslot];
-                s->type = AVRO_ENUM;
-                s->v.l = op->symbols[n];
-                return 0;
-        case OP_RECORD:
+        case OP_RECORD: {
                 if (op->uslot >= 0)
                         d->out->s[base + (size_t)op->uslot].type = AVRO_RECORD;
+                const struct op *f = &d->pl->ops[op->child];
                 for (uint32_t i = 0; i < op->nchild; i++)
-                        if (run(d, &d->pl->ops[op->child + i], base))
+                        if (op_run(d, &f[i], base))
                                 return -1;
                 return 0;
+        }
         case OP_UNION:
                 if (rd_long(d, &n) || n < 0 || n >= op->nchild)
                         return -1;
                 if (++d->depth > SHAPE_MAX_DEPTH + 32)
                         return -1;
-                n = run(d, &d->pl->ops[op->child + (size_t)n], base);
+                n = op_scalar(d, &d->pl->ops[op->child + (size_t)n], base);
                 d->depth--;
                 return (int)n;
         case OP_MAP:
@@ -1075,6 +1191,15 @@ static int run(struct dec *d, const struct op *op, size_t base)
                 n = run_collection(d, op, base);
                 d->depth--;
                 return (int)n;
+        case OP_NULL:
+        case OP_BOOL:
+        case OP_INT:
+        case OP_LONG:
+        case OP_FLOAT:
+        case OP_DOUBLE:
+        case OP_BYTES:
+        case OP_ENUM:
+                return op_scalar(d, op, base); /* a scalar root */
         }
         return -1;
 }
@@ -1129,167 +1254,224 @@ static inline size_t varint(unsigned char *p, int64_t l)
         return k;
 }
 
-static inline void wr_long(relay_buf_t *b, int64_t l)
+/* Copy n bytes as memcpy does; most strings of a record are short, and
+ * a call to memcpy cost more than copying them with two overlapping
+ * loads and stores of a fixed size (which stay within [s, s + n)). */
+static inline void copy_bytes(unsigned char *d, const char *s, size_t n)
 {
-        b->len += varint(room(b, 10), l);
+        if (n >= 8 && n <= 16) {
+                uint64_t a, b;
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                memcpy(d, &a, 8);
+                memcpy(d + n - 8, &b, 8);
+        } else if (n >= 4 && n < 8) {
+                uint32_t a, b;
+                memcpy(&a, s, 4);
+                memcpy(&b, s + n - 4, 4);
+                memcpy(d, &a, 4);
+                memcpy(d + n - 4, &b, 4);
+        } else if (n > 16) {
+                memcpy(d, s, n);
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        d[i] = (unsigned char)s[i];
+        }
 }
 
-static inline void wr_raw(relay_buf_t *b, const void *p, size_t n)
-{
-        memcpy(room(b, n), p, n);
-        b->len += n;
-}
+/* Every value but a string, bytes or fixed takes at most this many bytes
+ * (a union's branch and a long, two varints), so that one room check per
+ * value covers it; those three add their length. */
+#define ENC_MAX_FIXED 20
 
-/* A string or bytes: its length, then its bytes. */
-static inline void wr_str(relay_buf_t *b, const char *s, size_t n)
-{
-        unsigned char *p = room(b, n + 10);
-        size_t k = varint(p, (int64_t)n);
-        if (n)
-                memcpy(p + k, s, n);
-        b->len += k + n;
-}
+/* What every value of one record's encoding shares. */
+struct enc {
+        const relay_shape_t *sh;
+        const relay_slots_t *s;
+        relay_buf_t *b;
+        char *errstr;
+        size_t errstr_size;
+};
 
-static int enc(const relay_shape_t *sh, const struct node *nd,
-               const relay_slots_t *s, size_t base, relay_buf_t *b,
-               const char *field, char *errstr, size_t errstr_size);
+static int enc_record(const struct enc *e, const struct node *rec,
+                      size_t base);
+static int enc_items(const struct enc *e, const struct node *nd,
+                     const relay_slot_t *v);
 
-static int enc_value(const relay_shape_t *sh, const struct node *nd,
-                     const relay_slot_t *v, const relay_slots_t *s,
-                     relay_buf_t *b, const char *field, char *errstr,
-                     size_t errstr_size)
+/* Node nd, not a record, whose slot is in the block at base. The
+ * errors name the field as avro-c's writer would be asked for it.
+ * Inlined into the loops over a record's leaves and a collection's
+ * items: a call per value cost more than the value's bytes. */
+static inline __attribute__((always_inline)) int
+enc_leaf(const struct enc *e, const struct node *nd, size_t base)
 {
+        relay_buf_t *b = e->b;
+        const relay_slot_t *v = &e->s->s[base + nd->slot];
+        size_t n = v->type == AVRO_STRING || v->type == AVRO_BYTES ||
+                           v->type == AVRO_FIXED
+                       ? v->n
+                       : 0;
+        unsigned char *p = room(b, n + ENC_MAX_FIXED);
+        size_t k = 0;
+        if (nd->type == AVRO_UNION) {
+                if (v->type == RELAY_SLOT_UNSET || v->branch >= nd->nchild) {
+                        relay_seterr(e->errstr, e->errstr_size,
+                                     "field %s: no union branch is set",
+                                     nd->field);
+                        return -1;
+                }
+                const struct node *br = &e->sh->nodes[nd->child + v->branch];
+                k = varint(p, v->branch);
+                if (br->type == AVRO_RECORD) {
+                        b->len += k;
+                        if (v->type != AVRO_RECORD) {
+                                relay_seterr(e->errstr, e->errstr_size,
+                                             "field %s: branch %d is a record",
+                                             nd->field, (int)v->branch);
+                                return -1;
+                        }
+                        return enc_record(e, br, base);
+                }
+                nd = br;
+        }
         if (v->type != nd->type) {
+                b->len += k;
                 if (v->type == RELAY_SLOT_UNSET)
-                        relay_seterr(errstr, errstr_size, "field %s is not set",
-                                     field);
+                        relay_seterr(e->errstr, e->errstr_size,
+                                     "field %s is not set", nd->field);
                 else
-                        relay_seterr(errstr, errstr_size,
+                        relay_seterr(e->errstr, e->errstr_size,
                                      "field %s holds a value of type %d, not "
                                      "%s",
-                                     field, (int)v->type,
+                                     nd->field, (int)v->type,
                                      avro_schema_type_name(nd->schema));
                 return -1;
         }
         switch (nd->type) {
         case AVRO_NULL:
-                return 0;
+                break;
         case AVRO_BOOLEAN:
-                *room(b, 1) = v->v.l ? 1 : 0;
-                b->len++;
-                return 0;
+                p[k++] = v->v.l ? 1 : 0;
+                break;
         case AVRO_INT32:
         case AVRO_INT64:
-                wr_long(b, v->v.l);
-                return 0;
+                k += varint(p + k, v->v.l);
+                break;
         case AVRO_FLOAT: {
                 float f = (float)v->v.d;
-                wr_raw(b, &f, 4);
-                return 0;
+                memcpy(p + k, &f, 4);
+                k += 4;
+                break;
         }
         case AVRO_DOUBLE:
-                wr_raw(b, &v->v.d, 8);
-                return 0;
+                memcpy(p + k, &v->v.d, 8);
+                k += 8;
+                break;
         case AVRO_STRING:
         case AVRO_BYTES:
-                wr_str(b, v->v.p, v->n);
-                return 0;
+                k += varint(p + k, (int64_t)n);
+                copy_bytes(p + k, v->v.p, n);
+                k += n;
+                break;
         case AVRO_FIXED:
-                if ((int64_t)v->n != avro_schema_fixed_size(nd->schema)) {
-                        relay_seterr(
-                            errstr, errstr_size,
-                            "field %s: %u bytes for a fixed of %lld", field,
-                            (unsigned)v->n,
-                            (long long)avro_schema_fixed_size(nd->schema));
+                if ((int64_t)n != nd->size) {
+                        b->len += k;
+                        relay_seterr(e->errstr, e->errstr_size,
+                                     "field %s: %u bytes for a fixed of %lld",
+                                     nd->field, (unsigned)n,
+                                     (long long)nd->size);
                         return -1;
                 }
-                wr_raw(b, v->v.p, v->n);
-                return 0;
+                if (n)
+                        memcpy(p + k, v->v.p, n);
+                k += n;
+                break;
         case AVRO_ENUM:
-                if (v->v.l < 0 ||
-                    v->v.l >= avro_schema_enum_number_of_symbols(nd->schema)) {
-                        relay_seterr(errstr, errstr_size,
+                if (v->v.l < 0 || v->v.l >= nd->size) {
+                        b->len += k;
+                        relay_seterr(e->errstr, e->errstr_size,
                                      "field %s: enum index %lld out of range",
-                                     field, (long long)v->v.l);
+                                     nd->field, (long long)v->v.l);
                         return -1;
                 }
-                wr_long(b, v->v.l);
-                return 0;
+                k += varint(p + k, v->v.l);
+                break;
         case AVRO_MAP:
-        case AVRO_ARRAY: {
-                const struct node *item = &sh->nodes[nd->child];
-                int map = nd->type == AVRO_MAP;
-                if (v->n) {
-                        wr_long(b, v->n);
-                        for (size_t i = 0; i < v->n; i++) {
-                                size_t e = v->v.first + i * nd->esize;
-                                if (map) {
-                                        const relay_slot_t *k = &s->s[e];
-                                        if (k->type != AVRO_STRING) {
-                                                relay_seterr(errstr,
-                                                             errstr_size,
-                                                             "field %s: a "
-                                                             "map key is not "
-                                                             "set",
-                                                             field);
-                                                return -1;
-                                        }
-                                        wr_str(b, k->v.p, k->n);
-                                }
-                                if (enc(sh, item, s, e, b, field, errstr,
-                                        errstr_size))
-                                        return -1;
-                        }
-                }
-                wr_long(b, 0);
-                return 0;
-        }
+        case AVRO_ARRAY:
+                b->len += k;
+                return enc_items(e, nd, v);
         default:
-                relay_seterr(errstr, errstr_size, "field %s: type %d", field,
-                             (int)nd->type);
+                b->len += k;
+                relay_seterr(e->errstr, e->errstr_size, "field %s: type %d",
+                             nd->field, (int)nd->type);
                 return -1;
         }
+        b->len += k;
+        return 0;
 }
 
-static int enc(const relay_shape_t *sh, const struct node *nd,
-               const relay_slots_t *s, size_t base, relay_buf_t *b,
-               const char *field, char *errstr, size_t errstr_size)
+/* A record whose slots are in the block at base: one loop over its
+ * leaves, nested records included. */
+static int enc_record(const struct enc *e, const struct node *rec,
+                      size_t base)
 {
-        if (nd->name)
-                field = nd->name;
-        if (nd->type == AVRO_RECORD) {
-                for (uint32_t i = 0; i < nd->nchild; i++)
-                        if (enc(sh, &sh->nodes[nd->child + i], s, base, b,
-                                field, errstr, errstr_size))
-                                return -1;
-                return 0;
-        }
-        const relay_slot_t *v = &s->s[base + nd->slot];
-        if (nd->type != AVRO_UNION)
-                return enc_value(sh, nd, v, s, b, field, errstr, errstr_size);
-        if (v->type == RELAY_SLOT_UNSET || v->branch >= nd->nchild) {
-                relay_seterr(errstr, errstr_size,
-                             "field %s: no union branch is set", field);
-                return -1;
-        }
-        const struct node *br = &sh->nodes[nd->child + v->branch];
-        wr_long(b, v->branch);
-        if (br->type == AVRO_RECORD) {
-                if (v->type != AVRO_RECORD) {
-                        relay_seterr(errstr, errstr_size,
-                                     "field %s: branch %d is a record", field,
-                                     (int)v->branch);
+        const uint32_t *leaf = e->sh->leaves + rec->leaf;
+        for (uint32_t i = 0; i < rec->nleaf; i++)
+                if (enc_leaf(e, &e->sh->nodes[leaf[i]], base))
                         return -1;
+        return 0;
+}
+
+/* A map's or an array's elements, one block, then the end block. */
+static int enc_items(const struct enc *e, const struct node *nd,
+                     const relay_slot_t *v)
+{
+        const struct node *item = &e->sh->nodes[nd->child];
+        relay_buf_t *b = e->b;
+        int map = nd->type == AVRO_MAP;
+        if (v->n) {
+                b->len += varint(room(b, ENC_MAX_FIXED), v->n);
+                for (size_t i = 0; i < v->n; i++) {
+                        size_t at = v->v.first + i * nd->esize;
+                        if (map) {
+                                const relay_slot_t *k = &e->s->s[at];
+                                if (k->type != AVRO_STRING) {
+                                        relay_seterr(e->errstr, e->errstr_size,
+                                                     "field %s: a map key is "
+                                                     "not set",
+                                                     nd->field);
+                                        return -1;
+                                }
+                                unsigned char *p =
+                                    room(b, k->n + ENC_MAX_FIXED);
+                                size_t w = varint(p, k->n);
+                                copy_bytes(p + w, k->v.p, k->n);
+                                b->len += w + k->n;
+                        }
+                        if (item->type == AVRO_RECORD
+                                ? enc_record(e, item, at)
+                                : enc_leaf(e, item, at))
+                                return -1;
                 }
-                return enc(sh, br, s, base, b, field, errstr, errstr_size);
         }
-        return enc_value(sh, br, v, s, b, field, errstr, errstr_size);
+        *room(b, 1) = 0; /* the end block: a count of 0 */
+        b->len++;
+        return 0;
+}
+
+/* A root that is not a record (tests encode such shapes). */
+static int enc_root_leaf(const struct enc *e, const struct node *root)
+{
+        return enc_leaf(e, root, 0);
 }
 
 int relay_shape_encode(const relay_shape_t *sh, const relay_slots_t *s,
                        relay_buf_t *b, char *errstr, size_t errstr_size)
 {
-        int rc = enc(sh, &sh->nodes[0], s, 0, b, "(root)", errstr, errstr_size);
+        const struct enc e = {sh, s, b, errstr, errstr_size};
+        const struct node *root = &sh->nodes[0];
+        int rc = root->type == AVRO_RECORD ? enc_record(&e, root, 0)
+                                           : enc_root_leaf(&e, root);
         room(b, 0)[0] = '\0';
         return rc;
 }
@@ -1368,6 +1550,7 @@ int relay_path_compile(const relay_shape_t *sh, const char *path,
                 p = dot + 1;
         }
         out->leaf = (int)node;
+        out->leaf_slot = sh->nodes[node].slot;
         return 0;
 fail:
         relay_path_free(out);
@@ -1380,8 +1563,9 @@ void relay_path_free(relay_path_t *p)
         p->owned = NULL;
 }
 
-const relay_slot_t *relay_path_get(const relay_path_t *p,
-                                   const relay_slots_t *s, enum relay_found *st)
+const relay_slot_t *relay_path_walk(const relay_path_t *p,
+                                    const relay_slots_t *s,
+                                    enum relay_found *st)
 {
         const relay_shape_t *sh = s->shape;
         size_t base = 0;

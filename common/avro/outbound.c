@@ -11,16 +11,9 @@ const char *const relay_out_names[RELAY_OUT_NFIELDS] = {
     "identity_value", "event_name",  "event_category", "attributes",
     "user_attributes", "identities", "operations"};
 
+/* In RELAY_OUT_NTYPES' order, as relay_out_type_index answers. */
 static const avro_type_t value_types[RELAY_OUT_NTYPES] = {
     AVRO_NULL, AVRO_BOOLEAN, AVRO_INT64, AVRO_DOUBLE, AVRO_STRING};
-
-int relay_out_type_index(avro_type_t t)
-{
-        for (int i = 0; i < RELAY_OUT_NTYPES; i++)
-                if (value_types[i] == t)
-                        return i;
-        return RELAY_OUT_NTYPES - 1;
-}
 
 const relay_out_index_t *relay_out_index(relay_out_index_t *ix,
                                          const relay_shape_t *sh)

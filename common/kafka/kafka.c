@@ -443,10 +443,12 @@ void relay_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms)
         rd_kafka_topic_destroy(rkt);
 }
 
-/* One enqueue; on a full queue the headers are still the caller's. */
+/* One enqueue, to topic by name or to the handle rkt; on a full queue
+ * the headers are still the caller's. */
 static rd_kafka_resp_err_t producev(rd_kafka_t *rk, const char *topic,
-                                    const void *key, size_t key_len,
-                                    const void *value, size_t value_len,
+                                    rd_kafka_topic_t *rkt, const void *key,
+                                    size_t key_len, const void *value,
+                                    size_t value_len,
                                     rd_kafka_headers_t *headers,
                                     relay_kafka_ack_t *ack, int keep)
 {
@@ -459,12 +461,19 @@ static rd_kafka_resp_err_t producev(rd_kafka_t *rk, const char *topic,
                 if (!keep)
                         memset(&ack->kept, 0, sizeof(ack->kept));
         }
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
-            RD_KAFKA_V_VALUE((void *)value, value_len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ack),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            rkt ? rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),
+                                    RD_KAFKA_V_KEY((void *)key, key_len),
+                                    RD_KAFKA_V_VALUE((void *)value, value_len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADERS(headers),
+                                    RD_KAFKA_V_OPAQUE(ack), RD_KAFKA_V_END)
+                : rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_KEY((void *)key, key_len),
+                                    RD_KAFKA_V_VALUE((void *)value, value_len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADERS(headers),
+                                    RD_KAFKA_V_OPAQUE(ack), RD_KAFKA_V_END);
         /* On success the headers now belong to the message. */
         if (err && err != RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
                 rd_kafka_headers_destroy(headers);
@@ -478,8 +487,9 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
                                         relay_kafka_ack_t *ack)
 {
         for (;;) {
-                rd_kafka_resp_err_t err = producev(
-                    rk, topic, key, key_len, value, value_len, headers, ack, 0);
+                rd_kafka_resp_err_t err =
+                    producev(rk, topic, NULL, key, key_len, value, value_len,
+                             headers, ack, 0);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         return err;
                 rd_kafka_poll(rk, 100);
@@ -493,7 +503,25 @@ rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
                                              rd_kafka_headers_t *headers,
                                              relay_kafka_ack_t *ack, int keep)
 {
-        rd_kafka_resp_err_t err = producev(rk, topic, key, key_len, value,
+        rd_kafka_resp_err_t err = producev(rk, topic, NULL, key, key_len,
+                                           value, value_len, headers, ack,
+                                           keep);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
+                rd_kafka_headers_destroy(headers);
+        return err;
+}
+
+rd_kafka_resp_err_t relay_kafka_produce_once_rkt(rd_kafka_t *rk,
+                                                 rd_kafka_topic_t *rkt,
+                                                 const void *key,
+                                                 size_t key_len,
+                                                 const void *value,
+                                                 size_t value_len,
+                                                 rd_kafka_headers_t *headers,
+                                                 relay_kafka_ack_t *ack,
+                                                 int keep)
+{
+        rd_kafka_resp_err_t err = producev(rk, NULL, rkt, key, key_len, value,
                                            value_len, headers, ack, keep);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
                 rd_kafka_headers_destroy(headers);

@@ -52,19 +52,6 @@ static int path_text(const relay_connection_t *c, const relay_path_t *p,
         return v ? relay_slot_text(c->shape, p, v, b) : -1;
 }
 
-/* The string at path, pointed at: 0, or -1 when it is not a string. */
-static int path_str(const relay_path_t *p, const relay_slots_t *in,
-                    const char **s, size_t *n)
-{
-        enum relay_found st;
-        const relay_slot_t *v = lookup(p, in, &st);
-        if (!v || v->type != AVRO_STRING)
-                return -1;
-        *s = v->v.p;
-        *n = v->n;
-        return 0;
-}
-
 /* 1 when s[0..n) is valid UTF-8. Avro strings should be, but no decoder
  * checks; an identity that is not would reach the platform with U+FFFD in
  * it and name a different person there. */
@@ -72,6 +59,12 @@ static int utf8_valid(const char *s, size_t n)
 {
         const unsigned char *u = (const unsigned char *)s;
         for (size_t i = 0; i < n;) {
+                uint64_t w;
+                if (n - i >= 8 &&
+                    (memcpy(&w, u + i, 8), !(w & 0x8080808080808080ull))) {
+                        i += 8; /* eight ASCII bytes at once */
+                        continue;
+                }
                 if (u[i] < 0x80) {
                         i++;
                         continue;
@@ -112,15 +105,17 @@ struct omap {
         size_t slot;
         const int *branch;
         size_t first, n;
+        int unique; /* its specs' names all differ: no key is given twice */
 };
 
 static void omap_start(struct omap *om, const relay_slots_t *out, size_t slot,
-                       const int *branch)
+                       const int *branch, int unique)
 {
         om->slot = slot;
         om->branch = branch;
         om->first = out->n;
         om->n = 0;
+        om->unique = unique;
 }
 
 static void omap_end(const struct omap *om, relay_slots_t *out)
@@ -135,13 +130,13 @@ static void omap_end(const struct omap *om, relay_slots_t *out)
  * and takes the later value, as a map does), of type t; NULL when the
  * map's union has no such branch. */
 static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
-                              const char *name, avro_type_t t)
+                              const char *name, size_t n, avro_type_t t)
 {
         int b = om->branch[relay_out_type_index(t)];
         if (b < 0)
                 return NULL;
-        size_t n = strlen(name), e = SIZE_MAX;
-        for (size_t i = 0; i < om->n && e == SIZE_MAX; i++) {
+        size_t e = SIZE_MAX;
+        for (size_t i = 0; !om->unique && i < om->n && e == SIZE_MAX; i++) {
                 const relay_slot_t *k = &out->s[om->first + 2 * i];
                 if (k->n == n && !memcmp(k->v.p, name, n))
                         e = om->first + 2 * i;
@@ -159,10 +154,11 @@ static relay_slot_t *omap_put(struct omap *om, relay_slots_t *out,
         return v;
 }
 
-static int put_string(struct omap *om, relay_slots_t *out, const char *name,
-                      const char *s, size_t n)
+static int put_string(struct omap *om, relay_slots_t *out,
+                      const struct value_spec *spec, const char *s, size_t n)
 {
-        relay_slot_t *v = omap_put(om, out, name, AVRO_STRING);
+        relay_slot_t *v =
+            omap_put(om, out, spec->name, spec->name_len, AVRO_STRING);
         if (!v)
                 return -1;
         v->v.p = s;
@@ -173,39 +169,72 @@ static int put_string(struct omap *om, relay_slots_t *out, const char *name,
 /* Copy a scalar keeping its type (int → long, float → double, enum →
  * string). */
 static int put_typed(const relay_connection_t *c, struct omap *om,
-                     relay_slots_t *out, const char *name,
+                     relay_slots_t *out, const struct value_spec *spec,
                      const relay_path_t *p,
                      const relay_slot_t *src, relay_buf_t *scratch)
 {
         relay_slot_t *v;
         switch (src->type) {
         case AVRO_BOOLEAN:
-                if (!(v = omap_put(om, out, name, AVRO_BOOLEAN)))
+                if (!(v = omap_put(om, out, spec->name, spec->name_len,
+                                   AVRO_BOOLEAN)))
                         return -1;
                 v->v.l = src->v.l;
                 return 0;
         case AVRO_INT32:
         case AVRO_INT64:
-                if (!(v = omap_put(om, out, name, AVRO_INT64)))
+                if (!(v = omap_put(om, out, spec->name, spec->name_len,
+                                   AVRO_INT64)))
                         return -1;
                 v->v.l = src->v.l;
                 return 0;
         case AVRO_FLOAT:
         case AVRO_DOUBLE:
-                if (!(v = omap_put(om, out, name, AVRO_DOUBLE)))
+                if (!(v = omap_put(om, out, spec->name, spec->name_len,
+                                   AVRO_DOUBLE)))
                         return -1;
                 v->v.d = src->v.d;
                 return 0;
         case AVRO_STRING:
-                return put_string(om, out, name, src->v.p, src->n);
+                return put_string(om, out, spec, src->v.p, src->n);
         default:
                 relay_buf_reset(scratch);
                 if (relay_slot_text(c->shape, p, src, scratch))
                         return -1;
-                return put_string(om, out, name,
+                return put_string(om, out, spec,
                                   keep(out, scratch->data, scratch->len),
                                   scratch->len);
         }
+}
+
+/* What strtoll reads, for text that is only an optional '-' and 1 to 18
+ * digits (no overflow, nothing for strtoll to skip or stop at): 0 and
+ * *l; -1 for any other text, which strtoll and strtod then read. Most
+ * numbers a mapping converts are these. */
+static int plain_integer(const char *s, size_t n, long long *l)
+{
+        size_t i = s[0] == '-' && n > 1;
+        if (n - i < 1 || n - i > 18)
+                return -1;
+        long long v = 0;
+        for (size_t k = i; k < n; k++) {
+                if (s[k] < '0' || s[k] > '9')
+                        return -1;
+                v = v * 10 + (s[k] - '0');
+        }
+        *l = i ? -v : v;
+        return 0;
+}
+
+/* 1 for a finite double that is not a whole number. Its text (the
+ * shortest %g form that reads back as it, relay_slot_text) then holds a
+ * '.' or an exponent, so strtoll refuses it and strtod gives it back: a
+ * conversion to a number is the double itself. Whole ones may read as a
+ * long ("3") or not ("1e+15"): those take the text. */
+static int has_fraction(double d)
+{
+        return d > -4503599627370496.0 && d < 4503599627370496.0 &&
+               d != (double)(int64_t)d; /* past 2^52 all are whole */
 }
 
 /* Convert text per conv and put it; -1 with errstr when it does not
@@ -216,20 +245,30 @@ static int put_converted(struct omap *om, relay_slots_t *out,
 {
         relay_slot_t *e;
         if (v->conv == CONV_KEEP || v->conv == CONV_STRING)
-                return put_string(om, out, v->name, text, n);
+                return put_string(om, out, v, text, n);
         char *end;
         if (v->conv == CONV_NUMBER) {
+                long long l;
+                if (n && plain_integer(text, n, &l) == 0) {
+                        if (!(e = omap_put(om, out, v->name, v->name_len,
+                                           AVRO_INT64)))
+                                return -1;
+                        e->v.l = l;
+                        return 0;
+                }
                 errno = 0;
-                long long l = strtoll(text, &end, 10);
+                l = strtoll(text, &end, 10);
                 if (n && !*end && !errno) {
-                        if (!(e = omap_put(om, out, v->name, AVRO_INT64)))
+                        if (!(e = omap_put(om, out, v->name, v->name_len,
+                                           AVRO_INT64)))
                                 return -1;
                         e->v.l = l;
                         return 0;
                 }
                 double d = strtod(text, &end);
                 if (n && !*end) {
-                        if (!(e = omap_put(om, out, v->name, AVRO_DOUBLE)))
+                        if (!(e = omap_put(om, out, v->name, v->name_len,
+                                           AVRO_DOUBLE)))
                                 return -1;
                         e->v.d = d;
                         return 0;
@@ -249,7 +288,7 @@ static int put_converted(struct omap *om, relay_slots_t *out,
                              text);
                 return -1;
         }
-        if (!(e = omap_put(om, out, v->name, AVRO_BOOLEAN)))
+        if (!(e = omap_put(om, out, v->name, v->name_len, AVRO_BOOLEAN)))
                 return -1;
         e->v.l = t;
         return 0;
@@ -297,7 +336,6 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                        relay_slots_t *out, relay_buf_t *scratch, char *errstr,
                        size_t errstr_size)
 {
-        relay_buf_reset(scratch);
         if (v->from) {
                 enum relay_found st;
                 const relay_slot_t *src = lookup(&v->from_path, in, &st);
@@ -314,8 +352,34 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
                         return -1;
                 }
                 if (v->conv == CONV_KEEP)
-                        return put_typed(c, om, out, v->name, &v->from_path,
-                                         src, scratch);
+                        return put_typed(c, om, out, v, &v->from_path, src,
+                                         scratch);
+                /* What the text below would give, without it: a whole
+                 * number as its digits read back, a string as its own
+                 * bytes (the input lives as long as the record). */
+                long long l;
+                relay_slot_t *e;
+                if (v->conv == CONV_NUMBER &&
+                    (src->type == AVRO_INT32 || src->type == AVRO_INT64 ||
+                     (src->type == AVRO_STRING && src->n &&
+                      plain_integer(src->v.p, src->n, &l) == 0))) {
+                        if (!(e = omap_put(om, out, v->name, v->name_len,
+                                           AVRO_INT64)))
+                                return -1;
+                        e->v.l = src->type == AVRO_STRING ? l : src->v.l;
+                        return 0;
+                }
+                if (v->conv == CONV_NUMBER && src->type == AVRO_DOUBLE &&
+                    has_fraction(src->v.d)) {
+                        if (!(e = omap_put(om, out, v->name, v->name_len,
+                                           AVRO_DOUBLE)))
+                                return -1;
+                        e->v.d = src->v.d;
+                        return 0;
+                }
+                if (v->conv == CONV_STRING && src->type == AVRO_STRING)
+                        return put_string(om, out, v, src->v.p, src->n);
+                relay_buf_reset(scratch);
                 if (relay_slot_text(c->shape, &v->from_path, src, scratch)) {
                         relay_seterr(errstr, errstr_size,
                                      "'%s': field %s is not a scalar value",
@@ -339,24 +403,27 @@ static int apply_value(const relay_connection_t *c, const struct value_spec *v,
 
 static int rule_matches(const struct event_rule *r, const char *type, size_t n)
 {
+        if (r->on_any)
+                return 1;
         for (size_t i = 0; i < r->non; i++)
-                if (!strcmp(r->on[i], "*") ||
-                    (strlen(r->on[i]) == n && !memcmp(r->on[i], type, n)))
+                if (r->on_len[i] == n && !memcmp(r->on[i], type, n))
                         return 1;
         return 0;
 }
 
 static int text_equals(const relay_connection_t *c, const relay_path_t *p,
                        const relay_slots_t *in, const char *want,
-                       relay_buf_t *scratch)
+                       size_t want_len, relay_buf_t *scratch)
 {
-        const char *s;
-        size_t n;
-        if (path_str(p, in, &s, &n) == 0)
-                return n == strlen(want) && !memcmp(s, want, n);
+        enum relay_found st;
+        const relay_slot_t *v = lookup(p, in, &st);
+        if (!v)
+                return 0;
+        if (v->type == AVRO_STRING)
+                return v->n == want_len && !memcmp(v->v.p, want, want_len);
         relay_buf_reset(scratch);
-        return path_text(c, p, in, scratch) == 0 && scratch->data &&
-               !strcmp(scratch->data, want);
+        return relay_slot_text(c->shape, p, v, scratch) == 0 &&
+               scratch->data && !strcmp(scratch->data, want);
 }
 
 /* The text at path: pointed at when it is a string, else rendered into
@@ -365,10 +432,18 @@ static int field_text(const relay_connection_t *c, const relay_path_t *p,
                       const relay_slots_t *in, relay_slots_t *out,
                       relay_buf_t *scratch, const char **s, size_t *n)
 {
-        if (path_str(p, in, s, n) == 0)
+        /* One lookup: a string is pointed at, another scalar written. */
+        enum relay_found st;
+        const relay_slot_t *v = lookup(p, in, &st);
+        if (!v)
+                return -1;
+        if (v->type == AVRO_STRING) {
+                *s = v->v.p;
+                *n = v->n;
                 return 0;
+        }
         relay_buf_reset(scratch);
-        if (path_text(c, p, in, scratch))
+        if (relay_slot_text(c->shape, p, v, scratch))
                 return -1;
         *n = scratch->len;
         *s = keep(out, scratch->data ? scratch->data : "", scratch->len);
@@ -386,7 +461,7 @@ static void put_identities(const relay_connection_t *c, relay_slots_t *out,
                 const char *v = c->stats->idv[i];
                 if (!v || !utf8_valid(v, c->stats->idn[i]))
                         continue;
-                size_t as = strlen(c->ids[i].as), k;
+                size_t as = c->ids[i].as_len, k;
                 for (k = 0; k < n; k++) {
                         const relay_slot_t *key = &out->s[first + 2 * k];
                         if (key->n == as && !memcmp(key->v.p, c->ids[i].as, as))
@@ -435,7 +510,7 @@ static int put_operations(const relay_connection_t *c,
                 relay_slot_t *f = &out->s[base + (size_t)ix->op_slot[RELAY_OUT_OP]];
                 f->type = AVRO_STRING;
                 f->v.p = o->op;
-                f->n = (uint32_t)strlen(o->op);
+                f->n = (uint32_t)o->op_len;
                 size_t t = base + (size_t)ix->op_slot[RELAY_OUT_OP_TARGET];
                 if (!o->target.nparts) {
                         out->s[t].type = AVRO_NULL;
@@ -458,7 +533,7 @@ static int put_operations(const relay_connection_t *c,
                 struct omap om;
                 omap_start(&om, out,
                            base + (size_t)ix->op_slot[RELAY_OUT_OP_ATTRIBUTES],
-                           ix->op_branch);
+                           ix->op_branch, o->attrs_unique);
                 for (size_t i = 0; i < o->nattrs; i++)
                         if (apply_value(c, &o->attrs[i], in, &om, out, s,
                                         why, sizeof(why))) {
@@ -487,8 +562,8 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
         relay_buf_t *s = &c->stats->scratch;
         const relay_out_index_t *ix = out_index(c, out);
         const struct event_rule *rule = NULL;
-        if (!text_equals(c, &c->p_tenant, in, c->tenant, s) ||
-            !text_equals(c, &c->p_source, in, c->source, s))
+        if (!text_equals(c, &c->p_tenant, in, c->tenant, c->tenant_len, s) ||
+            !text_equals(c, &c->p_source, in, c->source, c->source_len, s))
                 return RELAY_MAP_SKIP;
         const char *type;
         size_t tlen;
@@ -560,7 +635,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                              c->id, id->from);
                 return RELAY_MAP_ERROR;
         }
-        set_str(out, ix, RELAY_OUT_IDENTITY_TYPE, id->as, strlen(id->as));
+        set_str(out, ix, RELAY_OUT_IDENTITY_TYPE, id->as, id->as_len);
         set_str(out, ix, RELAY_OUT_IDENTITY_VALUE, idv, idn);
 
         /* The key is the person, so that one person's records share a
@@ -568,7 +643,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
          * the identity type is left out for the same reason. */
         int fallback = 0;
         relay_buf_reset(key);
-        relay_buf_puts(key, c->tenant);
+        relay_buf_append(key, c->tenant, c->tenant_len);
         relay_buf_append(key, "/", 1);
         if (c->person) {
                 size_t at = key->len;
@@ -613,17 +688,17 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
         f->v.l = ts && (ts->type == AVRO_INT64 || ts->type == AVRO_INT32)
                      ? ts->v.l
                      : 0;
-        set_str(out, ix, RELAY_OUT_CONNECTION, c->id, strlen(c->id));
+        set_str(out, ix, RELAY_OUT_CONNECTION, c->id, c->id_len);
         set_str(out, ix, RELAY_OUT_DESTINATION, c->destination,
-                strlen(c->destination));
+                c->destination_len);
         f = &out->s[ix->slot[RELAY_OUT_ENVIRONMENT]];
         f->type = AVRO_ENUM;
         f->v.l = c->development ? 1 : 0;
 
-        set_str(out, ix, RELAY_OUT_EVENT_NAME, rule->name, strlen(rule->name));
+        set_str(out, ix, RELAY_OUT_EVENT_NAME, rule->name, rule->name_len);
         if (rule->category) {
                 set_str(out, ix, RELAY_OUT_EVENT_CATEGORY, rule->category,
-                        strlen(rule->category));
+                        rule->category_len);
         } else {
                 f = &out->s[ix->slot[RELAY_OUT_EVENT_CATEGORY]];
                 f->type = AVRO_NULL;
@@ -633,7 +708,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
         char why[512];
         struct omap om;
         omap_start(&om, out, (size_t)ix->slot[RELAY_OUT_ATTRIBUTES],
-                   ix->branch[0]);
+                   ix->branch[0], rule->attrs_unique);
         for (size_t i = 0; i < rule->nattrs; i++)
                 if (apply_value(c, &rule->attrs[i], in, &om, out, s, why,
                                 sizeof(why))) {
@@ -645,7 +720,7 @@ enum relay_map_result relay_connection_apply(const relay_connection_t *c,
                 }
         omap_end(&om, out);
         omap_start(&om, out, (size_t)ix->slot[RELAY_OUT_USER_ATTRIBUTES],
-                   ix->branch[1]);
+                   ix->branch[1], c->fields_unique);
         for (size_t i = 0; i < c->nfields; i++)
                 if (apply_value(c, &c->fields[i], in, &om, out, s, why,
                                 sizeof(why))) {

@@ -361,6 +361,7 @@ static void event_rule_free(struct event_rule *r)
         for (size_t i = 0; i < r->non; i++)
                 free(r->on[i]);
         free(r->on);
+        free(r->on_len);
         for (size_t i = 0; i < r->nattrs; i++)
                 value_spec_free(&r->attrs[i]);
         free(r->attrs);
@@ -668,6 +669,7 @@ static int compile_spec(const relay_connection_t *c, const relay_shape_t *sh,
 {
         if (compile_path(c, sh, v->from, &v->from_path, errstr, errstr_size))
                 return -1;
+        v->name_len = strlen(v->name);
         for (size_t i = 0; i < v->nparts; i++) {
                 v->parts[i].len = strlen(v->parts[i].text);
                 if (v->parts[i].is_field &&
@@ -727,11 +729,26 @@ static void fields_of(relay_mapping_t *m, const relay_connection_t *c)
         }
 }
 
+/* 1 when no two of the n specs put the same name: their map then needs
+ * no check, per value, that a key was given before. */
+static int names_unique(const struct value_spec *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = i + 1; k < n; k++)
+                        if (!strcmp(v[i].name, v[k].name))
+                                return 0;
+        return 1;
+}
+
 /* Every path of c, compiled: applying it looks nothing up by name. */
 static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
                          char *errstr, size_t errstr_size)
 {
         c->shape = sh;
+        c->id_len = strlen(c->id);
+        c->tenant_len = strlen(c->tenant);
+        c->source_len = strlen(c->source);
+        c->destination_len = strlen(c->destination);
         if (compile_path(c, sh, "tenant", &c->p_tenant, errstr, errstr_size) ||
             compile_path(c, sh, "source", &c->p_source, errstr, errstr_size) ||
             compile_path(c, sh, "event_id", &c->p_event_id, errstr,
@@ -742,20 +759,37 @@ static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
                          errstr_size) ||
             compile_path(c, sh, c->person, &c->p_person, errstr, errstr_size))
                 return -1;
-        for (size_t i = 0; i < c->nids; i++)
+        for (size_t i = 0; i < c->nids; i++) {
+                c->ids[i].as_len = strlen(c->ids[i].as);
                 if (compile_path(c, sh, c->ids[i].from, &c->ids[i].path, errstr,
                                  errstr_size))
                         return -1;
+        }
+        c->fields_unique = names_unique(c->fields, c->nfields);
         for (size_t i = 0; i < c->nfields; i++)
                 if (compile_spec(c, sh, &c->fields[i], errstr, errstr_size))
                         return -1;
         for (size_t i = 0; i < c->nevents; i++) {
                 struct event_rule *r = &c->events[i];
+                r->name_len = r->name ? strlen(r->name) : 0;
+                r->category_len = r->category ? strlen(r->category) : 0;
+                r->attrs_unique = names_unique(r->attrs, r->nattrs);
+                free(r->on_len);
+                r->on_len = relay_calloc(r->non ? r->non : 1,
+                                         sizeof(*r->on_len));
+                for (size_t k = 0; k < r->non; k++) {
+                        r->on_len[k] = strlen(r->on[k]);
+                        if (!strcmp(r->on[k], "*"))
+                                r->on_any = 1;
+                }
                 for (size_t k = 0; k < r->nattrs; k++)
                         if (compile_spec(c, sh, &r->attrs[k], errstr,
                                          errstr_size))
                                 return -1;
                 for (size_t o = 0; o < r->nops; o++) {
+                        r->ops[o].op_len = strlen(r->ops[o].op);
+                        r->ops[o].attrs_unique =
+                            names_unique(r->ops[o].attrs, r->ops[o].nattrs);
                         if (compile_spec(c, sh, &r->ops[o].target, errstr,
                                          errstr_size))
                                 return -1;

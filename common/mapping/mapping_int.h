@@ -31,6 +31,7 @@ struct tmpl_part {
  * typed copy of one field, with an optional default and conversion. */
 struct value_spec {
         char *name; /* destination attribute name */
+        size_t name_len;
         struct tmpl_part *parts;
         size_t nparts;
         char *from; /* typed copy when set */
@@ -46,9 +47,11 @@ struct value_spec {
  * its attributes. */
 struct op_rule {
         char *op;
+        size_t op_len;
         struct value_spec target; /* nparts 0: no target (null) */
         struct value_spec *attrs;
         size_t nattrs;
+        int attrs_unique; /* no two attrs share a name (see omap_put) */
 };
 
 struct event_rule {
@@ -57,8 +60,12 @@ struct event_rule {
         int drop;
         char *name;
         char *category;
+        size_t name_len, category_len;
+        size_t *on_len; /* of each on[], at load */
+        int on_any;     /* one of on[] is "*" */
         struct value_spec *attrs;
         size_t nattrs;
+        int attrs_unique; /* no two attrs share a name (see omap_put) */
         struct op_rule *ops;
         size_t nops;
         int line;
@@ -67,6 +74,7 @@ struct event_rule {
 struct identity_rule {
         char *from;
         char *as;
+        size_t as_len;
         relay_path_t path;
 };
 
@@ -105,6 +113,9 @@ struct relay_connection {
         char *file;
         int id_line; /* where id is set, for the duplicate-id error */
         char *id, *tenant, *source, *destination;
+        /* their lengths, and of the texts below, settled at load: a
+         * record measures nothing it was configured with */
+        size_t id_len, tenant_len, source_len, destination_len;
         int development;
         char *event_field;
         char *person;             /* path of the person field, or NULL */
@@ -113,6 +124,7 @@ struct relay_connection {
         size_t nids;
         struct value_spec *fields;
         size_t nfields;
+        int fields_unique; /* no two fields share a name (see omap_put) */
         struct event_rule *events;
         size_t nevents;
         struct conn_stats *stats; /* owned; see struct conn_stats */

@@ -97,10 +97,12 @@ struct ppart {
         unsigned char st_have, st_blocked;
 };
 
-/* An output topic and what counts its durable outputs. */
+/* An output topic, what counts its durable outputs, and the producer's
+ * handle of it (produced to without a lookup by name). */
 struct otopic {
         char *topic;
         relay_series_t *out;
+        rd_kafka_topic_t *rkt; /* NULL: produce by name */
 };
 
 /* The engine's metrics (relay/metrics.h); all NULL-safe. */
@@ -302,15 +304,15 @@ static struct ppart *ppart_of(relay_pipeline_t *p, const rd_kafka_message_t *m)
  * A topic seen for the first time is warmed up before its first record
  * (relay_kafka_topic_warm: otherwise librdkafka holds that record about a
  * second); at most half a second, once per topic and process. */
-static relay_series_t *out_series(relay_pipeline_t *p, const char *topic)
+static struct otopic *otopic_of(relay_pipeline_t *p, const char *topic)
 {
         if (p->otopic_hint < p->notopics &&
             !strcmp(p->otopics[p->otopic_hint].topic, topic))
-                return p->otopics[p->otopic_hint].out;
+                return &p->otopics[p->otopic_hint];
         for (size_t i = 0; i < p->notopics; i++)
                 if (!strcmp(p->otopics[i].topic, topic)) {
                         p->otopic_hint = i;
-                        return p->otopics[i].out;
+                        return &p->otopics[i];
                 }
         p->otopics =
             relay_realloc(p->otopics, (p->notopics + 1) * sizeof(*p->otopics));
@@ -319,8 +321,10 @@ static relay_series_t *out_series(relay_pipeline_t *p, const char *topic)
         o->out = relay_series(p->m.out, topic);
         p->otopic_hint = p->notopics++;
         relay_kafka_topic_warm(p->producer, topic, 500);
-        return o->out;
+        o->rkt = rd_kafka_topic_new(p->producer, topic, NULL);
+        return o;
 }
+
 
 static int same_partition(const rd_kafka_message_t *m,
                           const rd_kafka_topic_partition_list_t *parts)
@@ -510,11 +514,16 @@ void relay_pipeline_produce(relay_pipeline_t *p, size_t i, const char *topic,
                             size_t len, const char *tag)
 {
         struct slot *s = slot_new(p->cur, i, SLOT_OUTPUT);
+        struct otopic *o = otopic_of(p, topic);
         s->tag = intern(p, tag);
-        s->count = out_series(p, topic);
+        s->count = o->out;
         p->stats.outputs++;
-        rd_kafka_resp_err_t err = relay_kafka_produce_once(
-            p->producer, topic, key, key_len, value, len, NULL, &s->ack, 1);
+        rd_kafka_resp_err_t err =
+            o->rkt ? relay_kafka_produce_once_rkt(p->producer, o->rkt, key,
+                                                  key_len, value, len, NULL,
+                                                  &s->ack, 1)
+                   : relay_kafka_produce_once(p->producer, topic, key, key_len,
+                                              value, len, NULL, &s->ack, 1);
         if (!err) {
                 s->in_flight = 1;
                 return;
@@ -1241,6 +1250,16 @@ static void fill(relay_pipeline_t *p)
                 pause_all(p, 0);
         while (*p->running && !p->fatal && b->nrecs < p->pc.batch_size) {
                 rd_kafka_message_t *m = backlog_pop(p);
+                if (!m && b->nrecs && p->nsealed + 1 < p->nring &&
+                    p->pc.batch_wait_ms - (long)(relay_mono_ms() - first) > 0) {
+                        /* A record the consumer has ready is taken below
+                         * whatever more_coming says (with a slot free and
+                         * time left, the wait is 0 or up to 10 ms): ask
+                         * for one first, and only when none is ready look
+                         * up the watermarks, as every record did before. */
+                        if ((m = rd_kafka_consumer_poll(p->consumer, 0)))
+                                polled(p);
+                }
                 if (!m) {
                         int room = p->nsealed + 1 < p->nring, more = 0;
                         long left = 500;
@@ -1526,6 +1545,10 @@ void relay_pipeline_destroy(relay_pipeline_t *p)
         relay_kafka_ends_destroy(p->ends);
         p->ends = NULL;
         relay_kafka_consumer_close(p->consumer);
+        /* The handles first: the producer is destroyed with none held. */
+        for (size_t i = 0; i < p->notopics; i++)
+                if (p->otopics[i].rkt)
+                        rd_kafka_topic_destroy(p->otopics[i].rkt);
         relay_kafka_producer_close(p->producer, 10000);
         for (size_t i = p->backlog_head; i < p->nbacklog; i++)
                 rd_kafka_message_destroy(p->backlog[i]);

@@ -486,6 +486,359 @@ static void test_double_text(void **state)
         }
 }
 
+/* relay_path_get (inline: the leaf's slot kept in the path, map keys
+ * compared inline) answers what the plain walk does, pointer and
+ * status, on every path of the loyalty events and of a record with
+ * union branches and dotted keys: present, absent, null, unset by
+ * projection, keys that share a prefix or a length. */
+static void get_is_walk(const relay_shape_t *sh, const relay_slots_t *in,
+                        const char *path)
+{
+        relay_path_t p;
+        if (relay_path_compile(sh, path, &p))
+                fail_msg("%s does not compile", path);
+        enum relay_found a = RELAY_FOUND, b = RELAY_FOUND_NULL;
+        const relay_slot_t *x = relay_path_get(&p, in, &a),
+                           *y = relay_path_walk(&p, in, &b);
+        if (x != y || a != b)
+                fail_msg("%s: get %p (%d), walk %p (%d)", path, (void *)x, a,
+                         (void *)y, b);
+        relay_path_free(&p);
+}
+
+static void test_path_get_is_walk(void **state)
+{
+        (void)state;
+        relay_schemas_t *s = catalogue();
+        static const char *const loyalty[] = {
+            "event_id",           "occurred_at",        "tenant",
+            "source",             "event_type",         "identities.customer_id",
+            "identities.email",   "identities.custome", "identities.x",
+            "identities.c",       "data.points",        "data.points_balance",
+            "data.pointz",        "data.total",         "data.first_name",
+            "data.coupon_code",   "data.action_reason", "data.nope",
+            "data.tier",          "data.transaction_id"};
+        static const char *const want[] = {"event_id", "identities", NULL};
+        for (int projected = 0; projected < 2; projected++) {
+                relay_avro_reader_t *r = relay_avro_reader_new(
+                    s, "loyalty.events-value", 0, err, sizeof(err));
+                assert_non_null(r);
+                if (projected)
+                        relay_avro_reader_want(r, want);
+                for (size_t e = 0; e < NEVENTS; e++) {
+                        unsigned char f[2048];
+                        size_t n = frame_of(s, "loyalty.events-value",
+                                            events[e], f, sizeof(f));
+                        const relay_slots_t *in;
+                        assert_int_equal(
+                            relay_avro_reader_decode_slots(r, f, n, &in, NULL,
+                                                           err, sizeof(err)),
+                            RELAY_OK);
+                        for (size_t i = 0;
+                             i < sizeof(loyalty) / sizeof(loyalty[0]); i++)
+                                get_is_walk(relay_avro_reader_shape(r), in,
+                                            loyalty[i]);
+                }
+                relay_avro_reader_destroy(r);
+        }
+
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            s, "audience.changes-value", 0, err, sizeof(err));
+        assert_non_null(r);
+        static const char *const recs[] = {
+            "{'event_id': 'e', 'occurred_at': 1, 'tenant': 't', 'source': "
+            "'mappdmp', 'identities': {'dmp_cookie_id': 'c'}, 'change': "
+            "'ENTER', 'audience_id': 'a', 'audience_name': null, "
+            "'audience_type': 'LOOKALIKE', 'lookalike': {'seed_audience_id': "
+            "'s', 'similarity': 0.25, 'reach': null}, 'audience_platform': "
+            "'mappdmp', 'expires_at': null, 'attributes': {'geo.city': "
+            "'Berlin', 'geo.cite': 'x', '': 'empty'}}",
+            "{'event_id': 'e', 'occurred_at': 1, 'tenant': 't', 'source': "
+            "'mappdmp', 'identities': {}, 'change': 'EXIT', 'audience_id': "
+            "'a', 'audience_name': 'n', 'audience_type': 'SEGMENT', "
+            "'lookalike': null, 'audience_platform': 'mappdmp', "
+            "'expires_at': 5, 'attributes': {}}"};
+        static const char *const audience[] = {
+            "lookalike.similarity", "lookalike.reach",
+            "lookalike.seed_audience_id", "audience_type",
+            "attributes.geo.city", "attributes.geo.cite", "attributes.geo",
+            "attributes.x", "identities.email", "identities.dmp_cookie_id",
+            "audience_name", "expires_at"};
+        for (size_t e = 0; e < sizeof(recs) / sizeof(recs[0]); e++) {
+                unsigned char f[2048];
+                size_t n = frame_of(s, "audience.changes-value", recs[e], f,
+                                    sizeof(f));
+                const relay_slots_t *in;
+                assert_int_equal(relay_avro_reader_decode_slots(
+                                     r, f, n, &in, NULL, err, sizeof(err)),
+                                 RELAY_OK);
+                for (size_t i = 0; i < sizeof(audience) / sizeof(audience[0]);
+                     i++)
+                        get_is_walk(relay_avro_reader_shape(r), in,
+                                    audience[i]);
+        }
+        relay_avro_reader_destroy(r);
+        relay_schemas_destroy(s);
+}
+
+/* Strings and map keys of every length from 0 to 40 (the encoder copies
+ * short ones itself, in overlapping words) encode as avro-c writes them. */
+static void test_string_lengths(void **state)
+{
+        (void)state;
+        avro_schema_t sc = schema_of(
+            "{'type': 'record', 'name': 'S', 'fields': ["
+            "{'name': 's', 'type': 'string'}, {'name': 'b', 'type': 'bytes'},"
+            "{'name': 'm', 'type': {'type': 'map', 'values': 'string'}}]}");
+        relay_shape_t *sh = relay_shape_new(sc, err, sizeof(err));
+        assert_non_null(sh);
+        avro_value_iface_t *iface = avro_generic_class_from_schema(sc);
+        avro_value_t v;
+        avro_generic_value_new(iface, &v);
+        relay_slots_t s;
+        relay_slots_init(&s, sh);
+        char text[48], ref[256];
+        for (size_t i = 0; i < sizeof(text); i++)
+                text[i] = (char)('a' + i % 26);
+        for (size_t n = 0; n <= 40; n++) {
+                relay_slots_reset(&s);
+                size_t fs = (size_t)relay_shape_field(sh, "s"),
+                       fb = (size_t)relay_shape_field(sh, "b"),
+                       fm = (size_t)relay_shape_field(sh, "m");
+                s.s[fs].type = AVRO_STRING;
+                s.s[fs].v.p = text + 1;
+                s.s[fs].n = (uint32_t)n;
+                s.s[fb].type = AVRO_BYTES;
+                s.s[fb].v.p = text + 2;
+                s.s[fb].n = (uint32_t)n;
+                size_t el = relay_slots_append(&s, 2, 1);
+                s.s[el].type = AVRO_STRING;
+                s.s[el].v.p = text + 3;
+                s.s[el].n = (uint32_t)n;
+                s.s[el + 1].type = AVRO_STRING;
+                s.s[el + 1].v.p = text + 4;
+                s.s[el + 1].n = (uint32_t)n;
+                s.s[fm].type = AVRO_MAP;
+                s.s[fm].n = 1;
+                s.s[fm].v.first = el;
+                relay_buf_t a;
+                relay_buf_init(&a);
+                assert_int_equal(relay_shape_encode(sh, &s, &a, err,
+                                                    sizeof(err)),
+                                 0);
+
+                char key[48], val[48];
+                memcpy(key, text + 3, n);
+                key[n] = '\0';
+                memcpy(val, text + 4, n);
+                val[n] = '\0';
+                avro_value_t f, e;
+                avro_value_reset(&v);
+                char sv[48];
+                memcpy(sv, text + 1, n);
+                sv[n] = '\0';
+                avro_value_get_by_name(&v, "s", &f, NULL);
+                avro_value_set_string_len(&f, sv, n + 1);
+                avro_value_get_by_name(&v, "b", &f, NULL);
+                avro_value_set_bytes(&f, text + 2, n);
+                avro_value_get_by_name(&v, "m", &f, NULL);
+                avro_value_add(&f, key, &e, NULL, NULL);
+                avro_value_set_string_len(&e, val, n + 1);
+                avro_writer_t wr = avro_writer_memory(ref, sizeof(ref));
+                assert_int_equal(avro_value_write(wr, &v), 0);
+                size_t rn = (size_t)avro_writer_tell(wr);
+                avro_writer_free(wr);
+                if (a.len != rn || memcmp(a.data, ref, rn))
+                        fail_msg("length %zu: not as avro-c writes it", n);
+                relay_buf_free(&a);
+        }
+        relay_slots_free(&s);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        relay_shape_destroy(sh);
+        avro_schema_decref(sc);
+}
+
+/* A map key with a NUL byte is refused wherever the byte is, for keys of
+ * 1 to 24 bytes, as the pre-scan refuses it, and a key without one is
+ * taken. */
+static void test_map_key_nul(void **state)
+{
+        (void)state;
+        avro_schema_t sc = schema_of("{'type': 'map', 'values': 'null'}");
+        relay_shape_t *sh = relay_shape_new(sc, err, sizeof(err));
+        assert_non_null(sh);
+        relay_plan_t *pl =
+            relay_plan_new(sc, 9, sh, NULL, NULL, err, sizeof(err));
+        assert_non_null(pl);
+        relay_slots_t s;
+        relay_slots_init(&s, sh);
+        for (size_t n = 1; n <= 24; n++) {
+                for (size_t at = 0; at <= n; at++) {
+                        /* at == n: no NUL at all */
+                        unsigned char body[40];
+                        size_t k = 0;
+                        body[k++] = 2;                  /* one item */
+                        body[k++] = (unsigned char)(2 * n); /* key length */
+                        for (size_t i = 0; i < n; i++)
+                                body[k++] =
+                                    i == at ? 0 : (unsigned char)(0x80 + i);
+                        body[k++] = 0; /* the end block */
+                        int rc = relay_plan_decode(pl, body, k, &s, err,
+                                                   sizeof(err));
+                        if (at < n) {
+                                if (rc != -1 ||
+                                    !strstr(err, "a map key holds a NUL byte"))
+                                        fail_msg("%zu bytes, NUL at %zu: "
+                                                 "taken",
+                                                 n, at);
+                        } else if (rc) {
+                                fail_msg("%zu bytes without NUL: %s", n, err);
+                        }
+                }
+        }
+        relay_slots_free(&s);
+        relay_plan_destroy(pl);
+        relay_shape_destroy(sh);
+        avro_schema_decref(sc);
+}
+
+/* The encoder's errors name the field as the value's nearest named node:
+ * a nested record's field by its own name, a union's branch and a map's
+ * values by the union's or the map's. Every record is first encoded
+ * whole, and its bytes held against avro-c's. */
+static const char enc_schema[] =
+    "{'type': 'record', 'name': 'R', 'fields': ["
+    "{'name': 'a', 'type': {'type': 'record', 'name': 'In', 'fields': "
+    "[{'name': 'x', 'type': 'int'}]}},"
+    "{'name': 'u', 'type': ['null', {'type': 'record', 'name': 'B', "
+    "'fields': [{'name': 'y', 'type': 'string'}]}]},"
+    "{'name': 'm', 'type': {'type': 'map', 'values': ['null', {'type': "
+    "'record', 'name': 'C', 'fields': [{'name': 'z', 'type': 'long'}]}]}},"
+    "{'name': 'e', 'type': {'type': 'enum', 'name': 'E', 'symbols': "
+    "['p', 'q']}},"
+    "{'name': 'f', 'type': {'type': 'fixed', 'name': 'F', 'size': 2}}]}";
+
+/* A valid record of enc_schema in s; *elem: the map element's block. */
+static void enc_fill(relay_slots_t *s, const relay_shape_t *sh, size_t *elem)
+{
+        relay_slots_reset(s);
+        size_t a = (size_t)relay_shape_field(sh, "a"),
+               u = (size_t)relay_shape_field(sh, "u"),
+               m = (size_t)relay_shape_field(sh, "m"),
+               e = (size_t)relay_shape_field(sh, "e"),
+               f = (size_t)relay_shape_field(sh, "f");
+        s->s[a].type = AVRO_INT32;
+        s->s[a].v.l = -3;
+        s->s[u].type = AVRO_RECORD;
+        s->s[u].branch = 1;
+        s->s[u + 1].type = AVRO_STRING;
+        s->s[u + 1].v.p = "yy";
+        s->s[u + 1].n = 2;
+        size_t el = relay_slots_append(s, 3, 1);
+        s->s[el].type = AVRO_STRING;
+        s->s[el].v.p = "k";
+        s->s[el].n = 1;
+        s->s[el + 1].type = AVRO_RECORD;
+        s->s[el + 1].branch = 1;
+        s->s[el + 2].type = AVRO_INT64;
+        s->s[el + 2].v.l = 300;
+        s->s[m].type = AVRO_MAP;
+        s->s[m].n = 1;
+        s->s[m].v.first = el;
+        s->s[e].type = AVRO_ENUM;
+        s->s[e].v.l = 1;
+        s->s[f].type = AVRO_FIXED;
+        s->s[f].v.p = "ab";
+        s->s[f].n = 2;
+        *elem = el;
+}
+
+static void enc_fails(const relay_shape_t *sh, const relay_slots_t *s,
+                      const char *want)
+{
+        relay_buf_t b;
+        relay_buf_init(&b);
+        assert_int_equal(relay_shape_encode(sh, s, &b, err, sizeof(err)), -1);
+        assert_string_equal(err, want);
+        relay_buf_free(&b);
+}
+
+static void test_encoder_errors(void **state)
+{
+        (void)state;
+        avro_schema_t sc = schema_of(enc_schema);
+        relay_shape_t *sh = relay_shape_new(sc, err, sizeof(err));
+        assert_non_null(sh);
+        relay_slots_t s;
+        relay_slots_init(&s, sh);
+        size_t el, u = (size_t)relay_shape_field(sh, "u"),
+                   e = (size_t)relay_shape_field(sh, "e"),
+                   f = (size_t)relay_shape_field(sh, "f");
+
+        enc_fill(&s, sh, &el);
+        relay_buf_t b;
+        relay_buf_init(&b);
+        assert_int_equal(relay_shape_encode(sh, &s, &b, err, sizeof(err)), 0);
+        /* x -3, u branch 1 "yy", m {k: branch 1 z 300}, e 1, f "ab" */
+        static const unsigned char want[] = {0x05, 0x02, 0x04, 'y', 'y',
+                                             0x02, 0x02, 'k',  0x02, 0xd8,
+                                             0x04, 0x00, 0x02, 'a',  'b'};
+        assert_int_equal(b.len, sizeof(want));
+        assert_memory_equal(b.data, want, sizeof(want));
+        avro_value_iface_t *iface = avro_generic_class_from_schema(sc);
+        avro_value_t v;
+        avro_generic_value_new(iface, &v);
+        avro_reader_t rd = avro_reader_memory(b.data, (int64_t)b.len);
+        assert_int_equal(avro_value_read(rd, &v), 0);
+        avro_reader_free(rd);
+        char ref[64];
+        avro_writer_t wr = avro_writer_memory(ref, sizeof(ref));
+        assert_int_equal(avro_value_write(wr, &v), 0);
+        assert_int_equal((size_t)avro_writer_tell(wr), b.len);
+        assert_memory_equal(ref, b.data, b.len);
+        avro_writer_free(wr);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+        relay_buf_free(&b);
+
+        enc_fill(&s, sh, &el);
+        s.s[relay_shape_field(sh, "a")].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field x is not set");
+        enc_fill(&s, sh, &el);
+        s.s[u].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field u: no union branch is set");
+        enc_fill(&s, sh, &el);
+        s.s[u].type = AVRO_STRING;
+        enc_fails(sh, &s, "field u: branch 1 is a record");
+        enc_fill(&s, sh, &el);
+        s.s[u + 1].type = AVRO_INT64;
+        enc_fails(sh, &s, "field y holds a value of type 3, not string");
+        enc_fill(&s, sh, &el);
+        s.s[u].type = AVRO_INT64;
+        s.s[u].branch = 0;
+        enc_fails(sh, &s, "field u holds a value of type 3, not null");
+        enc_fill(&s, sh, &el);
+        s.s[el].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field m: a map key is not set");
+        enc_fill(&s, sh, &el);
+        s.s[el + 1].branch = 7;
+        enc_fails(sh, &s, "field m: no union branch is set");
+        enc_fill(&s, sh, &el);
+        s.s[el + 2].type = RELAY_SLOT_UNSET;
+        enc_fails(sh, &s, "field z is not set");
+        enc_fill(&s, sh, &el);
+        s.s[e].v.l = 2;
+        enc_fails(sh, &s, "field e: enum index 2 out of range");
+        enc_fill(&s, sh, &el);
+        s.s[f].n = 1;
+        enc_fails(sh, &s, "field f: 1 bytes for a fixed of 2");
+
+        relay_slots_free(&s);
+        relay_shape_destroy(sh);
+        avro_schema_decref(sc);
+}
+
 int main(void)
 {
         count_init();
@@ -495,7 +848,11 @@ int main(void)
             cmocka_unit_test(test_map_repeated_key),
             cmocka_unit_test(test_projection_and_unset),
             cmocka_unit_test(test_paths),
+            cmocka_unit_test(test_path_get_is_walk),
             cmocka_unit_test(test_double_text),
+            cmocka_unit_test(test_encoder_errors),
+            cmocka_unit_test(test_string_lengths),
+            cmocka_unit_test(test_map_key_nul),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

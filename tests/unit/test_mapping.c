@@ -15,14 +15,17 @@
 #include "unit.h"
 
 #include "relay/avro.h"
+#include "relay/codec.h"
 #include "relay/common.h"
 #include "relay/log.h"
 #include "relay/mapping.h"
+#include "relay/outbound.h"
 /* Private, for relay_mapping_notice_interval_ms: the tests shorten the
  * quiet interval of the "no rule" log to see it logged again. */
 #include "../../common/mapping/mapping_int.h"
 
 #include <avro.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,6 +422,129 @@ static void test_errors(void **state)
                                  "number");
 }
 
+/* Attribute name of the last apply's map field (attributes or
+ * user_attributes): its union's current branch in *v. */
+static void attr_of(const char *field, const char *name, avro_value_t *v)
+{
+        avro_value_t m, u;
+        size_t idx;
+        assert_int_equal(avro_value_get_by_name(&out, field, &m, NULL), 0);
+        if (avro_value_get_by_name(&m, name, &u, &idx))
+                fail_msg("%s has no %s", field, name);
+        assert_int_equal(avro_value_get_current_branch(&u, v), 0);
+}
+
+/* type = "number": text strtoll reads whole is a long, else text strtod
+ * reads whole a double, else the record is refused. The mapping reads
+ * plain integers (and longs, and strings of digits) without libc; on
+ * every text here it must answer what strtoll and strtod answer, asked
+ * directly. */
+static void test_number_text_as_libc(void **state)
+{
+        static const char *const texts[] = {
+            "0", "7", "-5", "007", "-0", "+5", " 5", "5 ", "-", "--5", "1-",
+            "", "123456789012345678", "-123456789012345678",
+            "999999999999999999", "1234567890123456789",
+            "9223372036854775807", "-9223372036854775808",
+            "9223372036854775808", "99999999999999999999", "1e3", "0x10",
+            "1.5", ".5", "5.", "inf", "12abc", "\\u0661"};
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                char data[256], *end;
+                snprintf(data, sizeof(data),
+                         "{'transaction_id': 'T', 'total': '%s'}", texts[i]);
+                enum relay_map_result r = apply("checkout", both_ids, data);
+                json_t *j = js(data);
+                const char *t =
+                    json_string_value(json_object_get(j, "total"));
+                errno = 0;
+                long long l = strtoll(t, &end, 10);
+                avro_value_t v;
+                if (*t && !*end && !errno) {
+                        if (r != RELAY_MAP_OUT)
+                                fail_msg("'%s': %s", t, err);
+                        attr_of("attributes", "total", &v);
+                        int64_t got = 0;
+                        assert_int_equal(avro_value_get_type(&v), AVRO_INT64);
+                        avro_value_get_long(&v, &got);
+                        if (got != l)
+                                fail_msg("'%s': %lld, not %lld", t,
+                                         (long long)got, l);
+                        json_decref(j);
+                        continue;
+                }
+                double d = strtod(t, &end);
+                if (*t && !*end) {
+                        if (r != RELAY_MAP_OUT)
+                                fail_msg("'%s': %s", t, err);
+                        attr_of("attributes", "total", &v);
+                        double got = 0;
+                        assert_int_equal(avro_value_get_type(&v), AVRO_DOUBLE);
+                        avro_value_get_double(&v, &got);
+                        if (got != d)
+                                fail_msg("'%s': %g, not %g", t, got, d);
+                } else if (r != RELAY_MAP_ERROR) {
+                        fail_msg("'%s' is taken for a number", t);
+                }
+                json_decref(j);
+        }
+        /* A double copied as a number: what its text (relay_slot_text)
+         * reads as, by strtoll or else strtod. */
+        static const char *const doubles[] = {
+            "12.5",   "-2.5",  "0.1",    "1e-05",  "19.99",
+            "123456789012345.67",  "4503599627370495.5",
+            "-4503599627370495.5", "3.0",  "-0.0",   "1e15",
+            "1e20",   "5e-324", "0.30000000000000004", "1e-300",
+            "9007199254740993.0"};
+        for (size_t i = 0; i < sizeof(doubles) / sizeof(doubles[0]); i++) {
+                char data[256], *end;
+                snprintf(data, sizeof(data),
+                         "{'transaction_id': 'T', 'total': %s}", doubles[i]);
+                assert_int_equal(apply("checkout", both_ids, data),
+                                 RELAY_MAP_OUT);
+                relay_slot_t src = {.type = AVRO_DOUBLE};
+                src.v.d = strtod(doubles[i], NULL);
+                relay_buf_t t;
+                relay_buf_init(&t);
+                assert_int_equal(relay_slot_scalar_text(&src, &t), 0);
+                avro_value_t v;
+                attr_of("attributes", "total", &v);
+                errno = 0;
+                long long l = strtoll(t.data, &end, 10);
+                if (!*end && !errno) {
+                        int64_t got = 0;
+                        assert_int_equal(avro_value_get_type(&v), AVRO_INT64);
+                        avro_value_get_long(&v, &got);
+                        assert_int_equal(got, l);
+                } else {
+                        double got = 0, d = strtod(t.data, &end);
+                        assert_int_equal(*end, 0);
+                        assert_int_equal(avro_value_get_type(&v), AVRO_DOUBLE);
+                        avro_value_get_double(&v, &got);
+                        if (memcmp(&got, &d, sizeof(d)))
+                                fail_msg("%s: %.17g, not %.17g (%s)",
+                                         doubles[i], got, d, t.data);
+                }
+                relay_buf_free(&t);
+        }
+        /* A long copied as a number stays that long, at both ends. */
+        static const char *const longs[] = {"0", "-1", "40",
+                                            "9223372036854775807",
+                                            "-9223372036854775808"};
+        for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++) {
+                char data[256];
+                snprintf(data, sizeof(data),
+                         "{'transaction_id': 'T', 'points': %s}", longs[i]);
+                assert_int_equal(apply("checkout", both_ids, data),
+                                 RELAY_MAP_OUT);
+                avro_value_t v;
+                int64_t got = 0;
+                attr_of("attributes", "points_earned", &v);
+                assert_int_equal(avro_value_get_type(&v), AVRO_INT64);
+                avro_value_get_long(&v, &got);
+                assert_int_equal(got, strtoll(longs[i], NULL, 10));
+        }
+}
+
 /* ---- connections written for these tests ---- */
 
 static relay_mapping_t *load_ok(const char *name, const char *text)
@@ -553,6 +679,106 @@ static void test_operations_and_identities(void **state)
                                  "membership.add: 'target': the template "
                                  "names field data.audience, which the "
                                  "record lacks");
+        relay_mapping_destroy(m);
+}
+
+/* A name given twice in one list (attributes, field sync, an operation's
+ * attributes) keeps its first place and takes the later value, as a map
+ * does; the loader marks lists whose names all differ, whose maps skip
+ * that check, and these do not. */
+static void test_names_given_twice(void **state)
+{
+        relay_mapping_t *m = load_ok(
+            "twice.cfg",
+            "connection = {\n"
+            "  id = \"twice\"; tenant = \"acme\"; source = \"antavo\";\n"
+            "  destination = \"webhook\";\n"
+            "  identity = ( { from = \"identities.email\"; as = \"email\"; } "
+            ");\n"
+            "  fields = ( { from = \"first_name\"; to = \"f\"; },\n"
+            "             { value = \"x\"; to = \"g\"; },\n"
+            "             { from = \"points\"; to = \"f\"; } );\n"
+            "  events = (\n"
+            "    { on = \"*\"; name = \"E\";\n"
+            "      attributes = ( { name = \"a\"; value = \"1\"; },\n"
+            "                     { name = \"b\"; value = \"2\"; },\n"
+            "                     { name = \"a\"; value = \"3\"; "
+            "type = \"number\"; } );\n"
+            "      operations = (\n"
+            "        { op = \"reward.issue\";\n"
+            "          attributes = ( { name = \"k\"; value = \"p\"; },\n"
+            "                         { name = \"k\"; value = \"q\"; } ); "
+            "} ); }\n"
+            "  );\n"
+            "};\n");
+        const relay_connection_t *c = relay_mapping_get(m, 0);
+        assert_int_equal(apply_full(c, "acme", "antavo", "any",
+                                    "{'email': 'a@b'}",
+                                    "{'first_name': 'Ada', 'points': 7}"),
+                         RELAY_MAP_OUT);
+        assert_field("attributes", "{'a': 3, 'b': '2'}");
+        assert_field("user_attributes", "{'f': 7, 'g': 'x'}");
+        assert_field("operations", "[{'op': 'reward.issue', 'target': null, "
+                                   "'attributes': {'k': 'q'}}]");
+        /* The order of the keys as written: the first place kept. */
+        avro_value_t map, v;
+        const char *name;
+        assert_int_equal(avro_value_get_by_name(&out, "attributes", &map, NULL),
+                         0);
+        assert_int_equal(avro_value_get_by_index(&map, 0, &v, &name), 0);
+        assert_string_equal(name, "a");
+        assert_int_equal(
+            avro_value_get_by_name(&out, "user_attributes", &map, NULL), 0);
+        assert_int_equal(avro_value_get_by_index(&map, 0, &v, &name), 0);
+        assert_string_equal(name, "f");
+        size_t n = 0;
+        avro_value_get_size(&map, &n);
+        assert_int_equal(n, 2);
+
+        /* avro-c reading the bytes back would merge a key given twice:
+         * the maps' slots themselves hold each key once. */
+        relay_avro_writer_t *wi = relay_avro_writer_new(
+            schemas, "loyalty.events-value", err, sizeof(err));
+        relay_avro_writer_t *wo = relay_avro_writer_new(
+            schemas, "out.webhook-value", err, sizeof(err));
+        relay_avro_reader_t *r = relay_avro_reader_new(
+            schemas, "loyalty.events-value", 0, err, sizeof(err));
+        assert_non_null(wi);
+        assert_non_null(wo);
+        assert_non_null(r);
+        json_t *j = js("{'event_id': 'e', 'occurred_at': 1, 'tenant': "
+                       "'acme', 'source': 'antavo', 'event_type': 'any', "
+                       "'identities': {'email': 'a@b'}, 'data': "
+                       "{'first_name': 'Ada', 'points': 7}}");
+        assert_int_equal(relay_avro_from_json(relay_avro_writer_value(wi), j,
+                                              err, sizeof(err)),
+                         0);
+        json_decref(j);
+        const void *buf;
+        size_t len;
+        assert_int_equal(
+            relay_avro_writer_encode(wi, &buf, &len, err, sizeof(err)),
+            RELAY_OK);
+        const relay_slots_t *is;
+        assert_int_equal(relay_avro_reader_decode_slots(r, buf, len, &is, NULL,
+                                                        err, sizeof(err)),
+                         RELAY_OK);
+        relay_slots_t *os = relay_avro_writer_slots(wo);
+        assert_int_equal(
+            relay_connection_apply(c, is, os, &key, err, sizeof(err)),
+            RELAY_MAP_OUT);
+        relay_out_index_t ix;
+        memset(&ix, 0, sizeof(ix));
+        relay_out_index(&ix, relay_avro_writer_shape(wo));
+        assert_int_equal(os->s[ix.slot[RELAY_OUT_ATTRIBUTES]].n, 2);
+        assert_int_equal(os->s[ix.slot[RELAY_OUT_USER_ATTRIBUTES]].n, 2);
+        const relay_slot_t *op0 = relay_out_op_get(&ix, os, 0,
+                                                   RELAY_OUT_OP_ATTRIBUTES);
+        assert_int_equal(op0->type, AVRO_MAP);
+        assert_int_equal(op0->n, 1);
+        relay_avro_reader_destroy(r);
+        relay_avro_writer_destroy(wi);
+        relay_avro_writer_destroy(wo);
         relay_mapping_destroy(m);
 }
 
@@ -862,6 +1088,13 @@ static void test_identity_not_utf8(void **state)
             "c-\xc3",         /* a sequence cut short */
             "\xc0\xaf",       /* overlong '/' */
             "\xed\xa0\x80",   /* a UTF-16 surrogate */
+            /* ASCII is passed eight bytes at a time: the bad byte last of
+             * a word, first after one, cut short after two, a sequence
+             * across the words' border */
+            "abcdefg\xff",
+            "abcdefgh\xff",
+            "abcdefghijklmnop\xc3",
+            "abcdefg\xc3(xyzuvw",
         };
         for (size_t i = 0; i < sizeof(bad_bytes) / sizeof(*bad_bytes); i++) {
                 build("acme", "antavo", "opt_in", both_ids, "{}");
@@ -880,6 +1113,12 @@ static void test_identity_not_utf8(void **state)
         set_raw("identities", "customer_id", "c-\xc3\xa9\xe2\x82\xac", 7);
         assert_int_equal(run(acme()), RELAY_MAP_OUT);
         assert_string_equal(key.data, "acme/c-\xc3\xa9\xe2\x82\xac");
+        build("acme", "antavo", "opt_in", both_ids, "{}");
+        set_raw("identities", "customer_id",
+                "abcdefg\xc3\xa9 abcdefgh\xe2\x82\xac", 21);
+        assert_int_equal(run(acme()), RELAY_MAP_OUT);
+        assert_string_equal(key.data,
+                            "acme/abcdefg\xc3\xa9 abcdefgh\xe2\x82\xac");
 
         /* An identity that is not chosen is not sent, nor checked. */
         build("acme", "antavo", "opt_in", both_ids, "{}");
@@ -1145,12 +1384,14 @@ int main(void)
             cmocka_unit_test(test_coupon_issued),
             cmocka_unit_test(test_identity_fallback),
             cmocka_unit_test(test_checkout_numbers),
+            cmocka_unit_test(test_number_text_as_libc),
             cmocka_unit_test(test_points_typed_copy),
             cmocka_unit_test(test_field_sync),
             cmocka_unit_test(test_skip),
             cmocka_unit_test(test_errors),
             cmocka_unit_test(test_conversions_and_production),
             cmocka_unit_test(test_operations_and_identities),
+            cmocka_unit_test(test_names_given_twice),
             cmocka_unit_test(test_load_errors),
             cmocka_unit_test(test_fields_read),
             cmocka_unit_test(test_event_field),

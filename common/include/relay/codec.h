@@ -36,6 +36,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* What a slot holds: RELAY_SLOT_UNSET, or the avro_type_t of the value
  * (AVRO_NULL for a union's null branch, AVRO_RECORD for a union holding a
@@ -92,8 +93,23 @@ void relay_slots_init(relay_slots_t *s, const relay_shape_t *sh);
 /* Unset every slot of the record, drop its element blocks and text. */
 void relay_slots_reset(relay_slots_t *s);
 void relay_slots_free(relay_slots_t *s);
-/* n new element blocks of size slots each, unset; their first index. */
-size_t relay_slots_append(relay_slots_t *s, size_t size, size_t n);
+/* Make room for need slots in all (the array may move). */
+void relay_slots_grow(relay_slots_t *s, size_t need);
+
+/* n new element blocks of size slots each, unset; their first index.
+ * Inline: the decoder and the mapping append a block or two per value
+ * of a map, where memset's call cost more than the slots. */
+static inline size_t relay_slots_append(relay_slots_t *s, size_t size,
+                                        size_t n)
+{
+        size_t first = s->n, need = s->n + size * n;
+        if (need > s->cap)
+                relay_slots_grow(s, need);
+        for (size_t i = first; i < need; i++)
+                memset(&s->s[i], 0xff, sizeof(s->s[i]));
+        s->n = need;
+        return first;
+}
 /* n bytes of text that stay put until the next reset. */
 char *relay_slots_text(relay_slots_t *s, size_t n);
 
@@ -164,8 +180,9 @@ typedef struct relay_path {
                 size_t key_len;
         } step[RELAY_PATH_MAX_STEPS];
         int nsteps;
-        int leaf;    /* the node of the value: for its enum symbols */
-        char *owned; /* the keys' text */
+        int leaf;           /* the node of the value: for its enum symbols */
+        uint32_t leaf_slot; /* its slot, in the block the steps end in */
+        char *owned;        /* the keys' text */
 } relay_path_t;
 
 /* Compile path against sh: 0, or -1 when the schema has no such path. */
@@ -176,10 +193,64 @@ void relay_path_free(relay_path_t *p);
 /* What a path finds in a record. */
 enum relay_found { RELAY_FOUND, RELAY_FOUND_ABSENT, RELAY_FOUND_NULL };
 
-/* The slot at path in s, or NULL (*st says whether absent or null). */
-const relay_slot_t *relay_path_get(const relay_path_t *p,
-                                   const relay_slots_t *s,
-                                   enum relay_found *st);
+/* The slot at path in s, or NULL (*st says whether absent or null).
+ * Inline: a mapping asks a dozen paths a record, most of them a
+ * top-level field or one map key, where a call cost more than the walk;
+ * the leaf's slot is in the path, not looked up in the shape. */
+static inline const relay_slot_t *relay_path_get(const relay_path_t *p,
+                                                 const relay_slots_t *s,
+                                                 enum relay_found *st)
+{
+        size_t base = 0;
+        for (int i = 0; i < p->nsteps; i++) {
+                const struct relay_path_step *step = &p->step[i];
+                const relay_slot_t *v = &s->s[base + step->slot];
+                if (step->kind == 1) {
+                        if (v->type == RELAY_SLOT_UNSET ||
+                            v->branch != step->branch) {
+                                *st = RELAY_FOUND_ABSENT;
+                                return NULL;
+                        }
+                        continue;
+                }
+                if (v->type != AVRO_MAP) {
+                        *st = RELAY_FOUND_ABSENT;
+                        return NULL;
+                }
+                const relay_slot_t *key = &s->s[v->v.first];
+                uint32_t k = 0;
+                /* Length and first byte here, the rest (nearly always
+                 * the key sought) by memcmp. */
+                for (; k < v->n; k++, key += step->esize)
+                        if (key->n == step->key_len &&
+                            (!key->n || (key->v.p[0] == step->key[0] &&
+                                         !memcmp(key->v.p, step->key,
+                                                 key->n))))
+                                break;
+                if (k == v->n) {
+                        *st = RELAY_FOUND_ABSENT;
+                        return NULL;
+                }
+                base = v->v.first + (size_t)k * step->esize;
+        }
+        const relay_slot_t *v = &s->s[base + p->leaf_slot];
+        if (v->type == RELAY_SLOT_UNSET) {
+                *st = RELAY_FOUND_ABSENT;
+                return NULL;
+        }
+        if (v->type == AVRO_NULL) {
+                *st = RELAY_FOUND_NULL;
+                return NULL;
+        }
+        *st = RELAY_FOUND;
+        return v;
+}
+
+/* What relay_path_get answers, by the plain walk (the leaf's slot read
+ * from the shape): the reference the tests hold the inline one to. */
+const relay_slot_t *relay_path_walk(const relay_path_t *p,
+                                    const relay_slots_t *s,
+                                    enum relay_found *st);
 
 /* Append the text of a scalar slot (string, enum, number, boolean) found
  * at path p, as relay_avro_to_text writes it. 0, or -1 for null, bytes,

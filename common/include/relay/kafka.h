@@ -138,6 +138,20 @@ rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
                                              rd_kafka_headers_t *headers,
                                              relay_kafka_ack_t *ack, int keep);
 
+/* relay_kafka_produce_once to a topic handle of rk's (rd_kafka_topic_new,
+ * kept by the caller): what a worker producing to a few topics record
+ * after record uses, since librdkafka finds a topic named per message in
+ * its topic list under a lock. The same results and ownership. */
+rd_kafka_resp_err_t relay_kafka_produce_once_rkt(rd_kafka_t *rk,
+                                                 rd_kafka_topic_t *rkt,
+                                                 const void *key,
+                                                 size_t key_len,
+                                                 const void *value,
+                                                 size_t value_len,
+                                                 rd_kafka_headers_t *headers,
+                                                 relay_kafka_ack_t *ack,
+                                                 int keep);
+
 /* Wait until every ack in acks[0..n) is done or timeout_ms passes (< 0:
  * until all are done; every message gets a report, a failure at the latest
  * after message.timeout.ms). Serves delivery reports meanwhile. Returns the
