@@ -27,7 +27,8 @@
 # short mode 1), a topic bench.pP holds the same N records; relay-deliver
 # with the shipped deliver.max_in_flight K (read from
 # deploy/config/deliver-mparticle.cfg), post_ceiling (tests/bench/
-# post_ceiling.c: the same records' raw bytes, 100 a request, K requests in
+# post_ceiling.c: the same records' raw bytes, as many a request as
+# relay-deliver sends (88 with the shipped 4 in flight), K requests in
 # flight on kept-alive connections) and wrk with K connections posting the
 # captured body each run once; printed: events/s of each, relay/ceiling and
 # relay/wrk, and the CPU seconds of relay-deliver and post_ceiling. The goal
@@ -77,6 +78,14 @@ IN_FLIGHT=$(sed -n 's/^[[:space:]]*max_in_flight[[:space:]]*=[[:space:]]*"\{0,1\
   "$ROOT/deploy/config/deliver-mparticle.cfg" | head -n 1)
 [[ $IN_FLIGHT =~ ^[1-9][0-9]*$ ]] ||
   die "deploy/config/deliver-mparticle.cfg: deliver.max_in_flight is '$IN_FLIGHT', not a number of requests"
+# And records a request as relay-deliver makes them, for post_ceiling's
+# requests of the same size: its default batch is 100 records (mParticle's
+# limit) a request in flight less an eighth, packed by person into one
+# request per slot (common/deliver/deliver.c, build()).
+PER_REQUEST=100
+if [ "$IN_FLIGHT" -gt 1 ]; then
+  PER_REQUEST=$(( (100 * IN_FLIGHT - 100 * IN_FLIGHT / 8 + IN_FLIGHT - 1) / IN_FLIGHT ))
+fi
 
 cache_get() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
 BUILD_TYPE=$(cache_get CMAKE_BUILD_TYPE)
@@ -188,7 +197,8 @@ for name in sorted(n for n in os.listdir(d) if n.endswith(".json")):
         sys.exit(0)
 sys.exit(1)' "$TMP/bodies" "$BODY"
 }
-deliver "$TOPIC" relay-bench-capture "$SIM/v2" capture.log
+# One request at a time: a batch of 100, one request of 100 (wrk's body).
+deliver "$TOPIC" relay-bench-capture "$SIM/v2" capture.log -X deliver.max_in_flight=1
 wait_for 60 full_body || die "relay-deliver sent the simulator no request of 100 batches"
 stop_pid "$DPID"
 stop_pid "$SIM_PID"
@@ -304,7 +314,7 @@ run_ceiling() {
   from=$(($(log_lines) + 1))
   "$BUILD_DIR/tests/bench/post_ceiling" --bootstrap "$BS" --topic "$topic" \
     --group "bench-ceiling-$name" --records "$RECORDS" --url "$SINK/v2/bulkevents" \
-    --userpwd "$KEY:$SECRET" --per-request 100 --in-flight "$IN_FLIGHT" \
+    --userpwd "$KEY:$SECRET" --per-request "$PER_REQUEST" --in-flight "$IN_FLIGHT" \
     --timeout $((120 + RECORDS / 500)) >"$TMP/$name.json" 2>>"$TMP/post_ceiling.log" \
     || die "post_ceiling failed (see post_ceiling.log)"
   read -r reqs mean bad < <(python3 "$HELPER" sink-log "$TMP/nginx/access.log" "$from")

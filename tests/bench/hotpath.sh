@@ -2,7 +2,8 @@
 # The hot path against its physical ceilings, in one run on a real broker:
 # relay-transform against passthrough (librdkafka consume → produce of the
 # same bytes) and relay-deliver against post_ceiling (librdkafka consume →
-# libcurl POST of the raw bytes, 100 records a request, to the same sink),
+# libcurl POST of the raw bytes, as many records a request as relay-deliver
+# sends, to the same sink),
 # for 1 and 4 partitions; then, optionally, callgrind's instructions per
 # record of both workers and the end-to-end latency of the pipeline.
 #
@@ -197,6 +198,14 @@ IN_FLIGHT=$(sed -n 's/^[[:space:]]*max_in_flight[[:space:]]*=[[:space:]]*"\{0,1\
   "$ROOT/deploy/config/deliver-mparticle.cfg" | head -n 1)
 [[ $IN_FLIGHT =~ ^[1-9][0-9]*$ ]] ||
   die "deploy/config/deliver-mparticle.cfg: deliver.max_in_flight is '$IN_FLIGHT', not a number of requests"
+# And records a request as relay-deliver makes them, for post_ceiling's
+# requests of the same size: its default batch is 100 records (mParticle's
+# limit) a request in flight less an eighth, packed by person into one
+# request per slot (common/deliver/deliver.c, build()).
+PER_REQUEST=100
+if [ "$IN_FLIGHT" -gt 1 ]; then
+  PER_REQUEST=$(( (100 * IN_FLIGHT - 100 * IN_FLIGHT / 8 + IN_FLIGHT - 1) / IN_FLIGHT ))
+fi
 KEY=bench-key
 SECRET=bench-secret
 ADMIN=(-X admin.address=127.0.0.1 -X admin.port=-1)
@@ -341,7 +350,7 @@ run_post() {
   t0=$(now_ns)
   timeout 900 "$BENCH/post_ceiling" --bootstrap "$BS" --topic out.mparticle --group "hp-post-$p-$r" \
     --records "$RECORDS" --url "$SINK/v2/bulkevents" --userpwd "$KEY:$SECRET" \
-    --in-flight "$IN_FLIGHT" \
+    --in-flight "$IN_FLIGHT" --per-request "$PER_REQUEST" \
     --timeout "$(timeout_for "$RECORDS")" >"$TMP/post.json" 2>>"$TMP/post_ceiling.log" ||
     die "post_ceiling failed (see post_ceiling.log)"
   t1=$(now_ns)
