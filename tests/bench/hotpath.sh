@@ -355,8 +355,8 @@ run_post() {
     die "post_ceiling failed (see post_ceiling.log)"
   t1=$(now_ns)
   reqs=$(sink_check "$from" post_ceiling) || exit 1
-  [ "$reqs" = $(( (RECORDS + 99) / 100 )) ] ||
-    die "post_ceiling made $reqs requests for $RECORDS records, not $(( (RECORDS + 99) / 100 ))"
+  [ "$reqs" = $(( (RECORDS + PER_REQUEST - 1) / PER_REQUEST )) ] ||
+    die "post_ceiling made $reqs requests for $RECORDS records, not $(( (RECORDS + PER_REQUEST - 1) / PER_REQUEST ))"
   python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
 print(sys.argv[2], "post_ceiling", sys.argv[3], (int(sys.argv[5]) - int(sys.argv[4])) / 1e9,
       d["cpu_s"], d["vm_hwm_kb"], d["first_record_s"], d["requests"])' "$TMP/post.json" "$p" "$r" "$t0" "$t1" \
