@@ -468,7 +468,9 @@ static void test_buf_long(void **state)
         }
         /* Every power of ten and its neighbours, both signs. */
         int64_t p = 1;
-        for (int k = 0; k <= 18; k++, p *= 10)
+        /* (p's last step, past 10^18, is in unsigned: it is never used,
+         * and a signed overflow is undefined.) */
+        for (int k = 0; k <= 18; k++, p = (int64_t)((uint64_t)p * 10))
                 for (int64_t d = -1; d <= 1; d++)
                         for (int sign = -1; sign <= 1; sign += 2) {
                                 int64_t v = sign * (p + d);
