@@ -84,6 +84,10 @@ struct batch {
 };
 
 /* An assigned partition, for its lag and for storing. */
+/* The least time between two wakes of a partition's fetcher
+ * (wake_fetchers). */
+#define WAKE_GAP_MS 10
+
 struct ppart {
         char *topic;
         int32_t partition;
@@ -92,6 +96,8 @@ struct ppart {
         /* offset after the last record taken, in batch fill_gen */
         int64_t next;
         unsigned long taken_gen;
+        /* the fetcher's last wake (relay_mono_ms): see wake_fetchers */
+        int64_t woke_ms;
         /* scratch of store: the offset to store, or blocked past */
         int64_t st_offset, st_ts;
         unsigned char st_have, st_blocked;
@@ -753,6 +759,7 @@ static void parts_add(relay_pipeline_t *p,
                 pp->st_have = pp->st_blocked = 0;
                 pp->next = 0;
                 pp->taken_gen = 0;
+                pp->woke_ms = 0;
         }
 }
 
@@ -1214,6 +1221,59 @@ static int drain(relay_pipeline_t *p, size_t keep, long stop_ms)
         }
 }
 
+/* librdkafka 2.0.2 (Debian's) stops fetching a partition once the
+ * consumer's queue holds queued.max.messages.kbytes (or
+ * queued.min.messages), and looks again only when its broker thread wakes:
+ * on an answer, an operation for it, or after a second (the fixed
+ * rd_kafka_max_block_ms; 2.4.0 made it fetch.queue.backoff.ms). A worker
+ * slower than the fetch, one catching up above all, fills the queue, drains
+ * it, and then waits up to that second with the broker known to hold more:
+ * relay-deliver moved 88k records/s of a 16 MiB queue, and 285k with the
+ * wake below (tests/bench/RESULTS.md).
+ *
+ * The wake: a ListOffsets request for the partition, which the broker
+ * thread of its leader sends, and so loops once more and fetches. It reads
+ * and moves nothing (a pause and resume, the other way in, restarts the
+ * fetch from the consumer's position and drops what is queued). The thread
+ * of the end offsets sends it (relay_kafka_ends_wake): this one does not
+ * wait for the answer. Asked when a poll that waited found nothing while a
+ * partition's high watermark is past its next record, at most every
+ * WAKE_GAP_MS a partition; not while the pipeline holds its partitions
+ * paused. */
+
+/* 1 when some assigned partition is known to hold records past the last
+ * one taken (its high watermark as of the last fetch). */
+static int lagging(relay_pipeline_t *p, struct ppart *pp)
+{
+        int64_t lo, hi;
+        return pp->next > 0 &&
+               !rd_kafka_get_watermark_offsets(p->consumer, pp->topic,
+                                               pp->partition, &lo, &hi) &&
+               hi > pp->next;
+}
+
+static int any_lagging(relay_pipeline_t *p)
+{
+        for (size_t i = 0; i < p->nparts; i++)
+                if (lagging(p, &p->parts[i]))
+                        return 1;
+        return 0;
+}
+
+static void wake_fetchers(relay_pipeline_t *p)
+{
+        if (p->paused)
+                return;
+        int64_t now = relay_mono_ms();
+        for (size_t i = 0; i < p->nparts; i++) {
+                struct ppart *pp = &p->parts[i];
+                if (now - pp->woke_ms < WAKE_GAP_MS || !lagging(p, pp))
+                        continue;
+                pp->woke_ms = now;
+                relay_kafka_ends_wake(p->ends, pp->topic, pp->partition);
+        }
+}
+
 /* 1 when the broker is known to hold more records of a partition of the
  * batch in hand than the consumer handed over: its high watermark (as of
  * the last fetch) is past the last record taken. They are on their way
@@ -1221,15 +1281,10 @@ static int drain(relay_pipeline_t *p, size_t keep, long stop_ms)
  * for them, within batch_wait_ms, rather than go out without them. */
 static int more_coming(relay_pipeline_t *p)
 {
-        for (size_t i = 0; i < p->nparts; i++) {
-                struct ppart *pp = &p->parts[i];
-                int64_t lo, hi;
-                if (pp->taken_gen == p->fill_gen &&
-                    !rd_kafka_get_watermark_offsets(p->consumer, pp->topic,
-                                                    pp->partition, &lo, &hi) &&
-                    hi > pp->next)
+        for (size_t i = 0; i < p->nparts; i++)
+                if (p->parts[i].taken_gen == p->fill_gen &&
+                    lagging(p, &p->parts[i]))
                         return 1;
-        }
         return 0;
 }
 
@@ -1262,7 +1317,9 @@ static void fill(relay_pipeline_t *p)
                 }
                 if (!m) {
                         int room = p->nsealed + 1 < p->nring, more = 0;
-                        long left = 500;
+                        /* With records known to wait at the broker, a
+                         * fetcher asleep is woken after a short wait. */
+                        long left = any_lagging(p) ? 10 : 500;
                         if (b->nrecs) {
                                 if (room && !(more = more_coming(p)))
                                         left = 0; /* what is ready, no more */
@@ -1278,6 +1335,8 @@ static void fill(relay_pipeline_t *p)
                                 left = 5;
                         m = rd_kafka_consumer_poll(p->consumer, (int)left);
                         polled(p);
+                        if (!m && left >= 5)
+                                wake_fetchers(p);
                         if (!m) {
                                 if (b->nrecs && !room && p->nsealed) {
                                         /* Every slot taken: their acks
@@ -1509,8 +1568,13 @@ relay_pipeline_t *relay_pipeline_new(const relay_conf_t *conf,
                 goto fail;
         long stats_ms = (long)relay_kafka_conf_int(
             p->consumer, "statistics.interval.ms", 5000);
-        if (p->m.lag && stats_ms > 0)
-                p->ends = relay_kafka_ends_new(p->consumer, stats_ms);
+        /* Its rounds for lag; its wakes for fetching, always. */
+        if (!(p->ends = relay_kafka_ends_new(
+                  p->consumer, p->m.lag && stats_ms > 0 ? stats_ms : 0))) {
+                relay_seterr(errstr, errstr_size,
+                             "cannot start the end offsets' thread");
+                goto fail;
+        }
         long long mpi =
             relay_kafka_conf_int(p->consumer, "max.poll.interval.ms", 300000);
         /* Polled at least ten times per max.poll.interval.ms while

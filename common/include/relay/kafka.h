@@ -190,7 +190,14 @@ void relay_kafka_header_addf(rd_kafka_headers_t *h, const char *name,
  * for lag: librdkafka's statistics learn a partition's end offset from
  * fetching it, and a paused partition is not fetched. The worker's thread
  * adds and removes partitions as they are assigned and revoked; get says
- * the largest end offset seen, -1 until one is known. All accept NULL. */
+ * the largest end offset seen, -1 until one is known. All accept NULL.
+ * interval_ms <= 0: no rounds, only what wake asks for.
+ *
+ * wake asks for one partition's end offsets at once, without waiting for
+ * the answer: the request wakes the broker thread of the partition's
+ * leader, which then looks again at what it may fetch (see the pipeline's
+ * wake_fetchers for why librdkafka 2.0.2 needs it). A partition already
+ * waiting to be asked is not asked twice. */
 typedef struct relay_kafka_ends relay_kafka_ends_t;
 relay_kafka_ends_t *relay_kafka_ends_new(rd_kafka_t *rk, long interval_ms);
 void relay_kafka_ends_add(relay_kafka_ends_t *e, const char *topic,
@@ -199,6 +206,8 @@ void relay_kafka_ends_remove(relay_kafka_ends_t *e, const char *topic,
                              int32_t partition);
 int64_t relay_kafka_ends_get(relay_kafka_ends_t *e, const char *topic,
                              int32_t partition);
+void relay_kafka_ends_wake(relay_kafka_ends_t *e, const char *topic,
+                           int32_t partition);
 void relay_kafka_ends_destroy(relay_kafka_ends_t *e);
 
 #endif
