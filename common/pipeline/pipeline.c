@@ -1317,9 +1317,7 @@ static void fill(relay_pipeline_t *p)
                 }
                 if (!m) {
                         int room = p->nsealed + 1 < p->nring, more = 0;
-                        /* With records known to wait at the broker, a
-                         * fetcher asleep is woken after a short wait. */
-                        long left = any_lagging(p) ? 10 : 500;
+                        long left = 500;
                         if (b->nrecs) {
                                 if (room && !(more = more_coming(p)))
                                         left = 0; /* what is ready, no more */
@@ -1333,6 +1331,11 @@ static void fill(relay_pipeline_t *p)
                         /* Sealed batches wait for acks: back soon. */
                         if (p->nsealed && left > 5)
                                 left = 5;
+                        /* With records known to wait at the broker, a
+                         * fetcher asleep is woken after a short wait. */
+                        int short_wait = left > 10 && any_lagging(p);
+                        if (short_wait)
+                                left = 10;
                         m = rd_kafka_consumer_poll(p->consumer, (int)left);
                         polled(p);
                         if (!m && left >= 5)
@@ -1345,7 +1348,7 @@ static void fill(relay_pipeline_t *p)
                                         since_reap = 0;
                                         if (!p->produce_paused)
                                                 continue;
-                                } else if (more) {
+                                } else if (more || (short_wait && b->nrecs)) {
                                         continue; /* on their way */
                                 }
                                 /* Nothing ready and a slot free: it goes.

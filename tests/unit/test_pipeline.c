@@ -58,12 +58,23 @@ struct tproc {
         int seals;
         size_t seal_size[64];
         int max_overlap;
+        /* gaps of at least gap_ms between two records taken, counted when
+         * gap_ms is set */
+        long gap_ms;
+        int64_t last_at;
+        int gaps;
 };
 
 static enum relay_result tp_record(void *opaque, relay_pipeline_t *p, size_t i)
 {
         struct tproc *t = opaque;
         const rd_kafka_message_t *m = relay_pipeline_msg(p, i);
+        if (t->gap_ms) {
+                int64_t now = relay_mono_ms();
+                if (t->last_at && now - t->last_at >= t->gap_ms)
+                        t->gaps++;
+                t->last_at = now;
+        }
         int overlap = t->seals - (int)relay_pipeline_stats(p)->batches;
         if (overlap > t->max_overlap)
                 t->max_overlap = overlap;
@@ -814,6 +825,38 @@ static int group_teardown(void **state)
         return 0;
 }
 
+/* The consumer's queue counts as full at 20 records (queued.min.messages),
+ * and the engine takes 480 of them, 8 a batch: librdkafka 2.0.2 stops
+ * fetching at each full queue and, unless woken, looks again only after up
+ * to a second. The engine wakes it when a poll finds nothing and the
+ * broker holds more, also while a batch waits batch_wait_ms for more: no
+ * two records are 150 ms apart (without the wake, 7 such gaps in a run
+ * here); two are allowed for a machine that stalls the test now and
+ * then. */
+static void test_fetcher_woken(void **state)
+{
+        enum { N = 480 };
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "in12", 1, 1), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(km->mc, "out12", 1, 1),
+                         0);
+        for (int i = 0; i < N; i += 60)
+                produce_inputs_from("in12", i, 60);
+        relay_conf_t *conf = kmock_conf(km, tables, 1,
+                                        "kafka.queued.min.messages", "20", NULL);
+        struct tproc t = {.out_topic = "out12", .gap_ms = 150};
+        struct run r;
+        start(&r, conf, "in12", &t, 8);
+        wait_records(&t, N);
+        wait_committed(&r, N);
+        stop(&r);
+        if (t.gaps > 2)
+                fail_msg("%d gaps of 150 ms or more between two records: the "
+                         "fetcher slept",
+                         t.gaps);
+        assert_outputs("out12", N);
+        relay_conf_destroy(conf);
+}
+
 int main(int argc, char **argv)
 {
         alarm(150);
@@ -842,6 +885,8 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_revoke_with_batches_in_flight,
                                             log_setup, log_teardown),
             cmocka_unit_test_setup_teardown(test_natural_batching, log_setup,
+                                            log_teardown),
+            cmocka_unit_test_setup_teardown(test_fetcher_woken, log_setup,
                                             log_teardown),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
