@@ -1225,7 +1225,7 @@ static int drain(relay_pipeline_t *p, size_t keep, long stop_ms)
  * consumer's queue holds queued.max.messages.kbytes (or
  * queued.min.messages), and looks again only when its broker thread wakes:
  * on an answer, an operation for it, or after a second (the fixed
- * rd_kafka_max_block_ms; 2.4.0 made it fetch.queue.backoff.ms). A worker
+ * rd_kafka_max_block_ms; 2.2.0 made it fetch.queue.backoff.ms). A worker
  * slower than the fetch, one catching up above all, fills the queue, drains
  * it, and then waits up to that second with the broker known to hold more:
  * relay-deliver moved 88k records/s of a 16 MiB queue, and 285k with the
