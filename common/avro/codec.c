@@ -1611,21 +1611,6 @@ const relay_slot_t *relay_path_walk(const relay_path_t *p,
         return v;
 }
 
-/* Digits of l, appended. */
-static void append_long(relay_buf_t *b, int64_t l)
-{
-        char t[24];
-        size_t k = sizeof(t);
-        uint64_t u = l < 0 ? 0 - (uint64_t)l : (uint64_t)l;
-        do {
-                t[--k] = (char)('0' + u % 10);
-                u /= 10;
-        } while (u);
-        if (l < 0)
-                t[--k] = '-';
-        relay_buf_append(b, t + k, sizeof(t) - k);
-}
-
 int relay_slot_scalar_text(const relay_slot_t *v, relay_buf_t *b)
 {
         switch (v->type) {
@@ -1634,7 +1619,7 @@ int relay_slot_scalar_text(const relay_slot_t *v, relay_buf_t *b)
                 return 0;
         case AVRO_INT32:
         case AVRO_INT64:
-                append_long(b, v->v.l);
+                relay_buf_long(b, v->v.l);
                 return 0;
         case AVRO_FLOAT:
                 relay_avro_append_number(b, v->v.d, 6, 9, 1);

@@ -547,7 +547,8 @@ static void build(struct relay_deliver *d)
                 live_bytes += len;
         }
         size_t k = window_of(d);
-        size_t share = (live_n + k - 1) / k, share_bytes = (live_bytes + k - 1) / k;
+        size_t share = (live_n + k - 1) / k;
+        size_t share_bytes = (live_bytes + k - 1) / k;
         if (share < (d->max_items + 1) / 2)
                 share = (d->max_items + 1) / 2;
         if (share_bytes < d->max_bytes / 2)

@@ -841,8 +841,8 @@ static void test_fetcher_woken(void **state)
                          0);
         for (int i = 0; i < N; i += 60)
                 produce_inputs_from("in12", i, 60);
-        relay_conf_t *conf = kmock_conf(km, tables, 1,
-                                        "kafka.queued.min.messages", "20", NULL);
+        relay_conf_t *conf =
+            kmock_conf(km, tables, 1, "kafka.queued.min.messages", "20", NULL);
         struct tproc t = {.out_topic = "out12", .gap_ms = 150};
         struct run r;
         start(&r, conf, "in12", &t, 8);
