@@ -83,11 +83,11 @@ struct batch {
         unsigned long quiet_reports, quiet_drops;
 };
 
-/* An assigned partition, for its lag and for storing. */
 /* The least time between two wakes of a partition's fetcher
  * (wake_fetchers). */
 #define WAKE_GAP_MS 10
 
+/* An assigned partition, for its lag and for storing. */
 struct ppart {
         char *topic;
         int32_t partition;
@@ -1228,8 +1228,8 @@ static int drain(relay_pipeline_t *p, size_t keep, long stop_ms)
  * rd_kafka_max_block_ms; 2.2.0 made it fetch.queue.backoff.ms). A worker
  * slower than the fetch, one catching up above all, fills the queue, drains
  * it, and then waits up to that second with the broker known to hold more:
- * relay-deliver moved 88k records/s of a 16 MiB queue, and 285k with the
- * wake below (tests/bench/RESULTS.md).
+ * relay-deliver moved 88k records/s with a 16 MiB queue, and 323k with
+ * the wake below (tests/bench/RESULTS.md, "Fourth pass").
  *
  * The wake: a ListOffsets request for the partition, which the broker
  * thread of its leader sends, and so loops once more and fetches. It reads
@@ -1241,8 +1241,8 @@ static int drain(relay_pipeline_t *p, size_t keep, long stop_ms)
  * WAKE_GAP_MS a partition; not while the pipeline holds its partitions
  * paused. */
 
-/* 1 when some assigned partition is known to hold records past the last
- * one taken (its high watermark as of the last fetch). */
+/* 1 when the broker is known to hold records of pp past the last one
+ * taken (its high watermark as of the last fetch is past it). */
 static int lagging(relay_pipeline_t *p, struct ppart *pp)
 {
         int64_t lo, hi;
