@@ -114,11 +114,11 @@ const relay_conf_prop_t relay_deliver_props[] = {
      "adaptive",
      0},
     {"deliver.batch_size", RELAY_CONF_INT, "0", 0, 100000, 0,
-     "records consumed per batch (0: four round trips' worth, a round "
-     "trip being a request's worth for each request that may be under "
-     "way, less an eighth when that is more than one so that people "
-     "packed whole into requests fill it; fewer round trips when that is "
-     "more than 8192 records, one at least)",
+     "records consumed per batch (0: a request's worth for each request "
+     "that may be under way, less an eighth when that is more than one, "
+     "so that people packed whole into requests fill one round trip; a "
+     "multiple of that sends faster to a fast platform, and a crash or "
+     "rebalance sends more records twice)",
      0},
     {"deliver.batch_wait_ms", RELAY_CONF_INT, "200", 0, 60000, 0,
      "longest a partial batch waits for more records before it is sent, "
@@ -179,11 +179,6 @@ struct slot {
         int failed_start; /* could not start: answered at the next collect */
         double window;    /* the concurrency when it started */
 };
-
-/* The default batch: this many round trips' worth of records, fewer when
- * that is more than BATCH_CAP, one at least (relay_deliver_new). */
-#define BATCH_ROUNDS 4
-#define BATCH_CAP 8192
 
 /* The platform's recent answers (failed or not; throttling and refused
  * credentials are not counted), each with the send-order span of its
@@ -1181,6 +1176,12 @@ static void collect(struct relay_deliver *d, long wait_ms)
         size_t n = relay_http_multi_run(d->http, wait_ms, d->done, d->nslots);
         for (size_t k = 0; k < n; k++)
                 answer(d, d->done[k]);
+        /* A batch takes a round trip or more (many while the platform
+         * fails, or with a deliver.batch_size of several rounds): what is
+         * delivered is committed as it goes, so that a crash sends again
+         * only what was under way or behind it in its partition. */
+        if (n)
+                relay_pipeline_store_progress(d->p);
 }
 
 /* Everything in hand gives up: the platform was away too long. */
@@ -1457,25 +1458,25 @@ relay_deliver_t *relay_deliver_new(relay_conf_t *conf, char *errstr,
         if (!d->batch_size) {
                 /* People go into requests whole (build), so requests come
                  * out a little short of max_items: an eighth of room
-                 * keeps a round to one request per slot while a person
-                 * has less than an eighth of a request's worth in it.
-                 * Four rounds a batch: the batch ends when its last
+                 * keeps a batch to one request per slot, one round trip,
+                 * while a person has less than an eighth of a request's
+                 * worth in the batch.
+                 *
+                 * One round trip a batch. The batch ends when its last
                  * request is answered, and meanwhile the slots its other
-                 * lanes freed wait for the next batch; over four rounds
-                 * that tail is a quarter as long a share (to nginx
-                 * answering at once, 200,000 records: one round 0.46 of
-                 * the ceiling at 1 partition and 0.43 at 4, four rounds
-                 * 0.62 and 0.48, eight 0.59 and 0.69: the machine's noise
-                 * beyond four). Whole rounds, within a cap that keeps a
-                 * wide window's batch, and what a crash sends twice, in
-                 * bounds (a round and a half left 64 slots half idle). */
-                size_t round = d->max_items * d->nslots;
+                 * lanes freed wait for the next batch: more rounds make
+                 * that tail a smaller share (to nginx answering at once,
+                 * 200,000 records: one round 0.46 of the ceiling at 1
+                 * partition and 0.43 at 4, four rounds 0.62 and 0.48),
+                 * but a rebalance leaves the unfinished part of the batch
+                 * in hand to the next owner, which sends again what this
+                 * one had sent: tests/fault/0101-chaos.sh had 3,700-5,100
+                 * duplicates with one round, 11,000 with two and
+                 * 17,000-22,000 with four (its bound 12,000). An operator
+                 * chooses with deliver.batch_size. */
+                d->batch_size = d->max_items * d->nslots;
                 if (d->nslots > 1)
-                        round -= round / 8;
-                size_t rounds = BATCH_CAP / round;
-                if (rounds > BATCH_ROUNDS)
-                        rounds = BATCH_ROUNDS;
-                d->batch_size = round * (rounds ? rounds : 1);
+                        d->batch_size -= d->batch_size / 8;
         }
         d->retry.max_attempts =
             (int)relay_conf_int(conf, "deliver.max_attempts");

@@ -98,6 +98,8 @@ struct ppart {
         unsigned long taken_gen;
         /* the fetcher's last wake (relay_mono_ms): see wake_fetchers */
         int64_t woke_ms;
+        /* the offset stored last (0: none yet); no store goes below it */
+        int64_t stored_off;
         /* scratch of store: the offset to store, or blocked past */
         int64_t st_offset, st_ts;
         unsigned char st_have, st_blocked;
@@ -140,6 +142,8 @@ struct relay_pipeline {
 
         int paused;            /* the assignment is paused */
         int64_t last_serve;    /* last consumer poll */
+        int64_t progress_ms;   /* last relay_pipeline_store_progress */
+        unsigned long stores;  /* offsets stored (calls to librdkafka) */
         long serve_ms;         /* poll the consumer at least this often */
         int commits_in_flight; /* unanswered batch commits, at most */
         relay_log_limit_t commit_log;
@@ -760,6 +764,7 @@ static void parts_add(relay_pipeline_t *p,
                 pp->next = 0;
                 pp->taken_gen = 0;
                 pp->woke_ms = 0;
+                pp->stored_off = 0;
         }
 }
 
@@ -930,6 +935,10 @@ static void store_batches(relay_pipeline_t *p, struct batch *const *bs,
                 if (parts && !rd_kafka_topic_partition_list_find(
                                  parts, pp->topic, pp->partition))
                         continue;
+                /* Stored already, by relay_pipeline_store_progress. */
+                if (pp->st_offset <= pp->stored_off)
+                        continue;
+                pp->stored_off = pp->st_offset;
                 if (!st)
                         st = rd_kafka_topic_partition_list_new(
                             (int)(p->nparts < 64 ? p->nparts : 64));
@@ -939,6 +948,7 @@ static void store_batches(relay_pipeline_t *p, struct batch *const *bs,
         }
         if (!st)
                 return;
+        p->stores++;
         rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->consumer, st);
         for (int i = 0; !err && i < st->cnt; i++)
                 if (st->elems[i].err)
@@ -958,6 +968,27 @@ static void store_batches(relay_pipeline_t *p, struct batch *const *bs,
                                   (int)st->elems[i].partition,
                                   (long long)st->elems[i].offset);
         rd_kafka_topic_partition_list_destroy(st);
+}
+
+/* The least time between two stores of relay_pipeline_store_progress. */
+#define PROGRESS_MS 50
+
+void relay_pipeline_store_progress(relay_pipeline_t *p)
+{
+        int64_t now = relay_mono_ms();
+        if (now - p->progress_ms < PROGRESS_MS)
+                return;
+        p->progress_ms = now;
+        struct batch **bs = p->scratch;
+        size_t nb = 0;
+        for (size_t k = 0; k < p->nsealed; k++)
+                bs[nb++] = sealed_at(p, k);
+        if (p->cur && p->cur->nrecs)
+                bs[nb++] = p->cur;
+        unsigned long before = p->stores;
+        store_batches(p, bs, nb, NULL);
+        if (p->stores != before)
+                relay_kafka_commit_stored(p->consumer);
 }
 
 /* ---- rebalances -------------------------------------------------------- */

@@ -727,6 +727,37 @@ static void test_people_packed_one_round(void **state)
                          (long long)span_ms(&f->pf, 0, 1));
 }
 
+/* Eight people, one record each, one request at a time of one record,
+ * each answered after 300 ms: the batch of eight takes 2.4 s. What is
+ * delivered is committed as it goes (relay_pipeline_store_progress): the
+ * group's committed offset passes 3 while requests of the batch are still
+ * to come. Before, it stayed 0 until the batch ended, and a crash sent the
+ * whole batch again. */
+static void test_progress_committed_mid_batch(void **state)
+{
+        struct fx *f = *state;
+        enum { M = 8 };
+        f->pf.ok.delay_ms = 300;
+        produce_persons(f, 0, M, M);
+        start(f, "mparticle.max_batches_per_request", "1", "deliver.batch_size",
+              "8", "deliver.max_in_flight", "1", NULL);
+        int64_t until = relay_mono_ms() + KMOCK_WAIT_MS, got = -1;
+        int nreq = 0;
+        while (relay_mono_ms() < until) {
+                nreq = platform_nreq(&f->pf);
+                if ((got = kmock_committed(f->checker, "out.mparticle")) >= 3)
+                        break;
+                usleep(20000);
+        }
+        if (got < 3 || nreq >= M)
+                fail_msg("committed offset %lld after %d of %d requests: "
+                         "nothing committed before the batch ended",
+                         (long long)got, nreq, M);
+        wait_committed(f, M, KMOCK_WAIT_MS);
+        stop(f);
+        assert_accepted_once(f, NULL);
+}
+
 /* Three people, four records each, one record a request. The first
  * record of person 0 is answered 503 twice: it waits out its backoff in
  * its lane while the other people's records go ahead, and none of person
@@ -921,6 +952,8 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_people_packed_one_round,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_person_order_under_retries,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_progress_committed_mid_batch,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(test_adaptive_window_grows, setup,
                                             teardown),

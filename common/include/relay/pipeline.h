@@ -153,6 +153,15 @@ int relay_pipeline_is_done(const relay_pipeline_t *p, size_t i);
 /* Record i is finished (its outputs may still be in flight). */
 void relay_pipeline_done(relay_pipeline_t *p, size_t i);
 
+/* Store and commit what is finished of the batch in hand so far: per
+ * partition, the offset after its last record preceded only by finished
+ * ones (done, every output and dead letter durable), in it and in the
+ * batches in flight before it. For a processor whose batch takes a while
+ * (relay-deliver's: several round trips, longer while a platform fails),
+ * so that a crash sends again what was unfinished, not the whole batch.
+ * At most every PROGRESS_MS (pipeline.c); never moves an offset back. */
+void relay_pipeline_store_progress(relay_pipeline_t *p);
+
 /* Produce one output of record i (copied). tag (may be NULL; copied)
  * names what produced it, e.g. the connection: a dead letter that
  * replaces a refused output carries it as relay.connection. */
