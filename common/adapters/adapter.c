@@ -51,14 +51,10 @@ enum relay_result relay_adapter_answer(const relay_http_response_t *resp,
                 relay_seterr(errstr, errstr_size, "%s", resp->error);
                 return RELAY_RETRY;
         }
-        long s = resp->status;
-        if (s >= 200 && s < 300)
-                return RELAY_OK;
-        relay_adapter_reason(errstr, errstr_size, resp);
-        if ((s >= 300 && s < 400) || s == 408 || s == 425 || s == 429 ||
-            s >= 500 || s < 100)
-                return RELAY_RETRY;
-        return RELAY_FATAL;
+        enum relay_result r = relay_http_classify(resp);
+        if (r != RELAY_OK)
+                relay_adapter_reason(errstr, errstr_size, resp);
+        return r;
 }
 
 void relay_adapter_reason_text(char *errstr, size_t errstr_size, long status,

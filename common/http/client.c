@@ -595,8 +595,13 @@ enum relay_result relay_http_classify(const relay_http_response_t *resp)
         if (s >= 200 && s < 300)
                 return RELAY_OK;
         /* 408 Request Timeout, 425 Too Early, 429 Too Many Requests and
-         * every 5xx are the server's trouble, not the record's. */
-        if (s == 408 || s == 425 || s == 429 || (s >= 500 && s < 600))
+         * every 5xx are the server's trouble, not the record's; so is a
+         * redirect (not followed: a POST's body does not go along), which
+         * says the endpoint is misconfigured, and a status that is no
+         * final answer. Retried, they open the circuit and pause the work
+         * rather than dead-letter records that did nothing wrong. */
+        if (s == 408 || s == 425 || s == 429 || s >= 500 || s < 200 ||
+            (s >= 300 && s < 400))
                 return RELAY_RETRY;
         return RELAY_FATAL;
 }

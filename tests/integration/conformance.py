@@ -20,7 +20,9 @@ partitions) and a fresh consumer group, with short timings:
   outage   every request answered 503 for ~4 s while records are
            produced, then the fault is cleared: nothing is dead-lettered,
            nothing arrives during the outage, every record arrives once
-           after it, and relay_platform_state was 1 during it and 0 after.
+           after it, and relay_platform_state was 1 during it and 0 after;
+  redirect the same with every request answered 302 (an endpoint moved
+           or mistyped: a misconfigured platform, not wrong records).
 
 A platform is a row of PLATFORMS: how to start its simulator, the -X
 settings and environment of relay-deliver, rec(person, seq) -> (Outbound
@@ -50,7 +52,7 @@ NS = uuid.UUID("6f1d3a52-0b8e-4c1b-9d0e-0c0ffee00018")
 SHORT = {"deliver.http_timeout_ms": 1000, "deliver.backoff_base_ms": 100,
          "deliver.backoff_max_ms": 400, "deliver.probe_base_ms": 200,
          "deliver.probe_max_ms": 800, "deliver.batch_wait_ms": 50}
-CASES = ("timeout", "order", "outage")
+CASES = ("timeout", "order", "outage", "redirect")
 # (platform, case) pairs that fail for a known reason: reported, not failed.
 KNOWN = {}
 
@@ -482,14 +484,14 @@ def case_order(pf, admin):
     return "12 records once each, every person's in order, after two 503s"
 
 
-def case_outage(pf, admin):
-    c = Case(pf, "outage", 2, 3)
-    pf.fault({"name": "down", "status": 503, "times": -1})
+def case_outage(pf, admin, case="outage", status=503):
+    c = Case(pf, case, 2, 3)
+    pf.fault({"name": "down", "status": status, "times": -1})
     t0 = time.monotonic()
     recs = list(c.recs.values())
-    pf.produce("outage", recs[:3])
+    pf.produce(case, recs[:3])
     opened = wait_until(8, lambda: metric_state(admin, pf.name) == 1)
-    pf.produce("outage", recs[3:])
+    pf.produce(case, recs[3:])
     time.sleep(max(0, 4 - (time.monotonic() - t0)))
     during = c.arrived()
     pf.clear_faults()
@@ -497,7 +499,7 @@ def case_outage(pf, admin):
         raise CaseFailed(f"relay_platform_state never 1 during the outage "
                          f"(now {metric_state(admin, pf.name)})")
     if during:
-        raise CaseFailed(f"records arrived while every request was answered 503: {during}")
+        raise CaseFailed(f"records arrived while every request was answered {status}: {during}")
     a = wait_until(20, c.all_arrived)
     if not a:
         raise CaseFailed(f"after the outage not every record arrived: {c.arrived()}")
@@ -511,7 +513,12 @@ def case_outage(pf, admin):
     return f"state 1 during the outage, 0 after; 6 records once each after {time.monotonic() - t0:.1f} s"
 
 
-CASE_FUNCS = {"timeout": case_timeout, "order": case_order, "outage": case_outage}
+def case_redirect(pf, admin):
+    return case_outage(pf, admin, "redirect", 302)
+
+
+CASE_FUNCS = {"timeout": case_timeout, "order": case_order, "outage": case_outage,
+              "redirect": case_redirect}
 
 
 def run_platform(name, row, results):

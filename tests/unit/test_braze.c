@@ -379,6 +379,9 @@ static void test_classify(void **state)
         assert_int_equal(fx_classify(f, 503, "down", 0, e, sizeof(e)),
                          RELAY_RETRY);
         assert_string_equal(e, "HTTP 503: down");
+        /* A redirect: the endpoint is misconfigured, not the record. */
+        assert_int_equal(fx_classify(f, 301, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
         assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)),
                          RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");

@@ -278,7 +278,7 @@ static void test_status_classification(void **state)
         };
         static const enum relay_result want[] = {
             RELAY_RETRY, RELAY_FATAL, RELAY_FATAL, RELAY_RETRY,
-            RELAY_RETRY, RELAY_FATAL, RELAY_FATAL,
+            RELAY_RETRY, RELAY_FATAL, RELAY_RETRY,
         };
         relay_http_request_t req = {.body = "x", .body_len = 1};
         relay_http_response_t resp;

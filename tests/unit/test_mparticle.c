@@ -237,6 +237,9 @@ static void test_classify(void **state)
                          RELAY_RETRY);
         assert_int_equal(fx_classify(f, 503, NULL, 0, e, sizeof(e)),
                          RELAY_RETRY);
+        /* A redirect: the endpoint is misconfigured, not the record. */
+        assert_int_equal(fx_classify(f, 302, NULL, 0, e, sizeof(e)),
+                         RELAY_RETRY);
         assert_int_equal(fx_classify(f, 0, NULL, 28, e, sizeof(e)),
                          RELAY_RETRY);
         assert_string_equal(e, "Timeout was reached");

@@ -100,7 +100,8 @@ size_t relay_http_multi_run(relay_http_multi_t *m, long wait_ms, size_t *done,
 void relay_http_multi_abort(relay_http_multi_t *m, size_t slot);
 
 /* The default classification of an answer: 2xx → OK; transport errors,
- * timeouts, 408, 425, 429 and 5xx → RETRY; any other status → FATAL. */
+ * timeouts, 3xx, 408, 425, 429, 5xx and anything not a final status →
+ * RETRY; any other status (4xx) → FATAL. */
 enum relay_result relay_http_classify(const relay_http_response_t *resp);
 
 #endif
