@@ -26,8 +26,9 @@ echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 # pass: under the sanitizers they would take long and prove nothing the
 # plain pass and the sanitized unit tests of the engine (test_pipeline,
 # test_deliver) and the codec (test_codec, fuzz_codec) do not. So does
-# the adapter conformance run (0018: timeouts, order under retries and an
-# outage for each of eight platforms, about two minutes): its engine
+# the adapter conformance run (0018: timeouts, order under retries, an
+# outage and a redirect for each of eight platforms, about two and a half
+# minutes): its engine
 # paths are test_deliver's, and each adapter's own scenario still runs
 # here. The deploy/ validation (label deploy) runs no relay code: once is
 # enough.
