@@ -979,14 +979,8 @@ void relay_pipeline_store_progress(relay_pipeline_t *p)
         if (now - p->progress_ms < PROGRESS_MS)
                 return;
         p->progress_ms = now;
-        struct batch **bs = p->scratch;
-        size_t nb = 0;
-        for (size_t k = 0; k < p->nsealed; k++)
-                bs[nb++] = sealed_at(p, k);
-        if (p->cur && p->cur->nrecs)
-                bs[nb++] = p->cur;
         unsigned long before = p->stores;
-        store_batches(p, bs, nb, NULL);
+        store_batches(p, p->scratch, held_batches(p, p->scratch), NULL);
         if (p->stores != before)
                 relay_kafka_commit_stored(p->consumer);
 }
