@@ -6,10 +6,12 @@
 #include "relay/common.h"
 #include "relay/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -526,4 +528,50 @@ void relay_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(errstr, errstr_size, fmt, ap);
         va_end(ap);
+}
+
+void relay_uuid4(char out[RELAY_UUID_SIZE])
+{
+        unsigned char r[16];
+        size_t got = 0;
+        while (got < sizeof(r)) {
+                ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+                if (n > 0)
+                        got += (size_t)n;
+                else if (n < 0 && errno != EINTR) {
+                        /* Only before the kernel's pool is ready at
+                         * boot, or under seccomp: nothing to go on with. */
+                        relay_log(LOG_CRIT, "uuid", "getrandom: %s",
+                                  strerror(errno));
+                        abort();
+                }
+        }
+        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+        static const char hex[] = "0123456789abcdef";
+        char *o = out;
+        for (int i = 0; i < 16; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10)
+                        *o++ = '-';
+                *o++ = hex[r[i] >> 4];
+                *o++ = hex[r[i] & 15];
+        }
+        *o = '\0';
+}
+
+int relay_uuid_valid(const char *s, size_t n)
+{
+        if (n != 36)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (i == 8 || i == 13 || i == 18 || i == 23) {
+                        if (c != '-')
+                                return 0;
+                } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                             (c >= 'A' && c <= 'F'))) {
+                        return 0;
+                }
+        }
+        return 1;
 }

@@ -91,6 +91,77 @@ static int base64_char(unsigned char c)
                (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t relay_sign_base64url(const void *in, size_t n, char *out)
+{
+        const unsigned char *p = in;
+        size_t w = 0, i = 0;
+        for (; i + 3 <= n; i += 3) {
+                uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 |
+                             p[i + 2];
+                out[w++] = b64url[v >> 18];
+                out[w++] = b64url[(v >> 12) & 63];
+                out[w++] = b64url[(v >> 6) & 63];
+                out[w++] = b64url[v & 63];
+        }
+        if (n - i == 1) {
+                out[w++] = b64url[p[i] >> 2];
+                out[w++] = b64url[(p[i] & 3) << 4];
+        } else if (n - i == 2) {
+                uint32_t v = (uint32_t)p[i] << 8 | p[i + 1];
+                out[w++] = b64url[v >> 10];
+                out[w++] = b64url[(v >> 4) & 63];
+                out[w++] = b64url[(v & 15) << 2];
+        }
+        out[w] = '\0';
+        return w;
+}
+
+static int b64url_val(unsigned char c)
+{
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '-')
+                return 62;
+        if (c == '_')
+                return 63;
+        return -1;
+}
+
+long relay_sign_unbase64url(const char *in, size_t n, unsigned char *out,
+                            size_t out_size)
+{
+        if (n % 4 == 1 || n > (size_t)LONG_MAX / 3)
+                return -1;
+        size_t len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+        if (len > out_size)
+                return -1;
+        uint32_t acc = 0;
+        int bits = 0;
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+                int v = b64url_val((unsigned char)in[i]);
+                if (v < 0)
+                        return -1;
+                acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        out[w++] = (unsigned char)(acc >> bits);
+                }
+        }
+        /* The bits past the last byte must be zero: one text per bytes. */
+        if (bits && (acc & ((1u << bits) - 1)))
+                return -1;
+        return (long)w;
+}
+
 long relay_sign_unbase64(const char *in, size_t n, unsigned char *out,
                          size_t out_size)
 {

@@ -43,18 +43,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* Load context: what a parse error needs to name. */
-struct ctx {
-        const char *file;
-        avro_schema_t schema;
-        const struct relay_adapter *adapter;
-        char *errstr;
-        size_t errstr_size;
-};
-
-static int fail_at(struct ctx *x, const config_setting_t *s, const char *fmt,
-                   ...) __attribute__((format(printf, 3, 4)));
-static int fail_at(struct ctx *x, const config_setting_t *s, const char *fmt,
+int map_fail_at(struct ctx *x, const config_setting_t *s, const char *fmt,
                    ...)
 {
         char msg[768];
@@ -68,7 +57,7 @@ static int fail_at(struct ctx *x, const config_setting_t *s, const char *fmt,
 }
 
 /* Reject keys of group g not in allowed (typos must not pass silently). */
-static int check_keys(struct ctx *x, const config_setting_t *g,
+int map_check_keys(struct ctx *x, const config_setting_t *g,
                       const char *what, const char *const *allowed)
 {
         for (int i = 0; i < config_setting_length(g); i++) {
@@ -78,37 +67,37 @@ static int check_keys(struct ctx *x, const config_setting_t *g,
                 for (size_t k = 0; allowed[k] && !ok; k++)
                         ok = !strcmp(name, allowed[k]);
                 if (!ok)
-                        return fail_at(x, m, "unknown key '%s' in %s", name,
+                        return map_fail_at(x, m, "unknown key '%s' in %s", name,
                                        what);
         }
         return 0;
 }
 
-static int get_str(struct ctx *x, const config_setting_t *g, const char *key,
+int map_get_str(struct ctx *x, const config_setting_t *g, const char *key,
                    int required, const char *what, char **out)
 {
         config_setting_t *m = config_setting_get_member(g, key);
         *out = NULL;
         if (!m) {
                 if (required)
-                        return fail_at(x, g, "%s needs '%s'", what, key);
+                        return map_fail_at(x, g, "%s needs '%s'", what, key);
                 return 0;
         }
         if (config_setting_type(m) != CONFIG_TYPE_STRING)
-                return fail_at(x, m, "'%s' of %s must be a string", key, what);
+                return map_fail_at(x, m, "'%s' of %s must be a string", key, what);
         *out = relay_strdup(config_setting_get_string(m));
         return 0;
 }
 
 /* The schema of a record's field, or NULL. (avro-c's
  * avro_schema_record_field_get() does not check that the field exists.) */
-static avro_schema_t field_schema(avro_schema_t rec, const char *name)
+avro_schema_t map_field_schema(avro_schema_t rec, const char *name)
 {
         int i = avro_schema_record_field_get_index(rec, name);
         return i < 0 ? NULL : avro_schema_record_field_get_by_index(rec, i);
 }
 
-static avro_schema_t unwrap_schema(avro_schema_t s)
+avro_schema_t map_unwrap_schema(avro_schema_t s)
 {
         if (avro_typeof(s) != AVRO_UNION)
                 return s;
@@ -128,11 +117,11 @@ static char *resolve_path(struct ctx *x, const config_setting_t *where,
 {
         char *norm;
         if (!*path) {
-                fail_at(x, where, "%s: empty field name", what);
+                map_fail_at(x, where, "%s: empty field name", what);
                 return NULL;
         }
-        if (!strchr(path, '.') && !field_schema(x->schema, path) &&
-            field_schema(x->schema, "data")) {
+        if (!strchr(path, '.') && !map_field_schema(x->schema, path) &&
+            map_field_schema(x->schema, "data")) {
                 size_t n = strlen(path) + 6;
                 norm = relay_malloc(n);
                 snprintf(norm, n, "data.%s", path);
@@ -145,14 +134,14 @@ static char *resolve_path(struct ctx *x, const config_setting_t *where,
         const char *prev = "the record";
         for (seg = strtok_r(copy, ".", &save); seg;
              seg = strtok_r(NULL, ".", &save)) {
-                s = unwrap_schema(s);
+                s = map_unwrap_schema(s);
                 if (avro_typeof(s) == AVRO_MAP) {
                         s = NULL; /* any key below a map: checked per record */
                         break;
                 }
                 if (avro_typeof(s) != AVRO_RECORD ||
-                    !(s = field_schema(s, seg))) {
-                        fail_at(x, where,
+                    !(s = map_field_schema(s, seg))) {
+                        map_fail_at(x, where,
                                 "%s names field '%s', but %s has no field "
                                 "'%s'",
                                 what, norm, prev, seg);
@@ -161,9 +150,9 @@ static char *resolve_path(struct ctx *x, const config_setting_t *where,
                 prev = seg;
         }
         if (s) {
-                avro_type_t t = avro_typeof(unwrap_schema(s));
+                avro_type_t t = avro_typeof(map_unwrap_schema(s));
                 if (t == AVRO_RECORD || t == AVRO_MAP || t == AVRO_ARRAY) {
-                        fail_at(x, where,
+                        map_fail_at(x, where,
                                 "%s names field '%s', which is a %s, not a "
                                 "value",
                                 what, norm, avro_schema_type_name(s));
@@ -191,16 +180,17 @@ static void value_spec_free(struct value_spec *v)
         free(v->defval);
 }
 
-/* Parse "Coupon {coupon_code} issued" into literal and field parts. */
-static int parse_template(struct ctx *x, const config_setting_t *where,
-                          const char *t, struct value_spec *v)
+int map_template_split(struct ctx *x, const config_setting_t *where,
+                       const char *t,
+                       int (*part)(void *arg, int is_field, const char *s,
+                                   size_t n),
+                       void *arg)
 {
         relay_buf_t lit;
         relay_buf_init(&lit);
         relay_buf_append(&lit, "", 0);
-        char what[300];
-        snprintf(what, sizeof(what), "template \"%s\"", t);
-        for (const char *p = t; *p;) {
+        int nparts = 0, rc = 0;
+        for (const char *p = t; *p && !rc;) {
                 if ((p[0] == '{' && p[1] == '{') ||
                     (p[0] == '}' && p[1] == '}')) {
                         relay_buf_append(&lit, p, 1);
@@ -208,11 +198,12 @@ static int parse_template(struct ctx *x, const config_setting_t *where,
                         continue;
                 }
                 if (*p == '}') {
-                        relay_buf_free(&lit);
-                        return fail_at(x, where,
-                                       "%s has an unmatched '}' (write '}}' "
-                                       "for a literal brace)",
-                                       what);
+                        rc = map_fail_at(x, where,
+                                         "template \"%s\" has an unmatched "
+                                         "'}' (write '}}' for a literal "
+                                         "brace)",
+                                         t);
+                        break;
                 }
                 if (*p != '{') {
                         relay_buf_append(&lit, p++, 1);
@@ -220,39 +211,64 @@ static int parse_template(struct ctx *x, const config_setting_t *where,
                 }
                 const char *end = strchr(p, '}');
                 if (!end) {
-                        relay_buf_free(&lit);
-                        return fail_at(x, where, "%s has an unclosed '{'",
-                                       what);
+                        rc = map_fail_at(x, where,
+                                         "template \"%s\" has an unclosed "
+                                         "'{'",
+                                         t);
+                        break;
                 }
-                char *name = relay_strndup(p + 1, (size_t)(end - p - 1));
-                char *path = resolve_path(x, where, name, what);
-                free(name);
-                if (!path) {
-                        relay_buf_free(&lit);
-                        return -1;
-                }
-                v->parts = relay_realloc(v->parts,
-                                         (v->nparts + 2) * sizeof(*v->parts));
-                memset(v->parts + v->nparts, 0, 2 * sizeof(*v->parts));
                 if (lit.len) {
-                        v->parts[v->nparts].is_field = 0;
-                        v->parts[v->nparts++].text =
-                            relay_strndup(lit.data, lit.len);
+                        rc = part(arg, 0, lit.data, lit.len);
+                        nparts++;
                         relay_buf_reset(&lit);
                 }
-                v->parts[v->nparts].is_field = 1;
-                v->parts[v->nparts++].text = path;
+                if (!rc) {
+                        rc = part(arg, 1, p + 1, (size_t)(end - p - 1));
+                        nparts++;
+                }
                 p = end + 1;
         }
-        if (lit.len || v->nparts == 0) {
-                v->parts = relay_realloc(v->parts,
-                                         (v->nparts + 1) * sizeof(*v->parts));
-                memset(v->parts + v->nparts, 0, sizeof(*v->parts));
-                v->parts[v->nparts].is_field = 0;
-                v->parts[v->nparts++].text = relay_strndup(lit.data, lit.len);
-        }
+        if (!rc && (lit.len || nparts == 0))
+                rc = part(arg, 0, lit.data, lit.len);
         relay_buf_free(&lit);
+        return rc;
+}
+
+struct tmpl_arg {
+        struct ctx *x;
+        const config_setting_t *where;
+        const char *t;
+        struct value_spec *v;
+};
+
+static int tmpl_part(void *arg, int is_field, const char *s, size_t n)
+{
+        struct tmpl_arg *a = arg;
+        char *text;
+        if (is_field) {
+                char what[300], *name = relay_strndup(s, n);
+                snprintf(what, sizeof(what), "template \"%s\"", a->t);
+                text = resolve_path(a->x, a->where, name, what);
+                free(name);
+                if (!text)
+                        return -1;
+        } else {
+                text = relay_strndup(s, n);
+        }
+        struct value_spec *v = a->v;
+        v->parts = relay_realloc(v->parts, (v->nparts + 1) * sizeof(*v->parts));
+        memset(v->parts + v->nparts, 0, sizeof(*v->parts));
+        v->parts[v->nparts].is_field = is_field;
+        v->parts[v->nparts++].text = text;
         return 0;
+}
+
+/* Parse "Coupon {coupon_code} issued" into literal and field parts. */
+static int parse_template(struct ctx *x, const config_setting_t *where,
+                          const char *t, struct value_spec *v)
+{
+        struct tmpl_arg a = {x, where, t, v};
+        return map_template_split(x, where, t, tmpl_part, &a);
 }
 
 /* One attribute or field-sync entry: { name|to; value|from; default; type;
@@ -267,20 +283,20 @@ static int parse_value_spec(struct ctx *x, const config_setting_t *e,
         memset(v, 0, sizeof(*v));
         v->line = config_setting_source_line(e);
         if (!config_setting_is_group(e))
-                return fail_at(x, e, "each entry of %s must be a group { }",
+                return map_fail_at(x, e, "each entry of %s must be a group { }",
                                what);
-        if (check_keys(x, e, what, keys) ||
-            get_str(x, e, name_key, 1, what, &v->name) ||
-            get_str(x, e, "value", 0, what, &value) ||
-            get_str(x, e, "default", 0, what, &v->defval) ||
-            get_str(x, e, "type", 0, what, &type))
+        if (map_check_keys(x, e, what, keys) ||
+            map_get_str(x, e, name_key, 1, what, &v->name) ||
+            map_get_str(x, e, "value", 0, what, &value) ||
+            map_get_str(x, e, "default", 0, what, &v->defval) ||
+            map_get_str(x, e, "type", 0, what, &type))
                 goto fail;
         char *from = NULL;
-        if (get_str(x, e, "from", 0, what, &from))
+        if (map_get_str(x, e, "from", 0, what, &from))
                 goto fail;
         if (!!from == !!value) {
                 free(from);
-                fail_at(x, e,
+                map_fail_at(x, e,
                         "%s '%s' needs exactly one of 'value' (literal "
                         "or {field} template) and 'from' (a field)",
                         what, v->name);
@@ -308,7 +324,7 @@ static int parse_value_spec(struct ctx *x, const config_setting_t *e,
         else if (!strcmp(type, "bool"))
                 v->conv = CONV_BOOL;
         else {
-                fail_at(x, e,
+                map_fail_at(x, e,
                         "%s '%s': type '%s' is not one of keep, string, "
                         "number, bool",
                         what, v->name, type);
@@ -335,7 +351,7 @@ static int parse_value_list(struct ctx *x, const config_setting_t *g,
         if (!l)
                 return 0;
         if (!config_setting_is_list(l))
-                return fail_at(x, l, "'%s' must be a list ( {...}, ... )", key);
+                return map_fail_at(x, l, "'%s' must be a list ( {...}, ... )", key);
         int n = config_setting_length(l);
         *out = relay_calloc((size_t)n, sizeof(**out));
         for (int i = 0; i < n; i++) {
@@ -379,14 +395,14 @@ static int parse_op(struct ctx *x, const config_setting_t *e,
         static const char *const keys[] = {"op", "target", "attributes", NULL};
         char *target = NULL;
         if (!config_setting_is_group(e))
-                return fail_at(x, e, "each operation must be a group { }");
-        if (check_keys(x, e, "an operation", keys) ||
-            get_str(x, e, "op", 1, "an operation", &o->op) ||
-            get_str(x, e, "target", 0, "an operation", &target))
+                return map_fail_at(x, e, "each operation must be a group { }");
+        if (map_check_keys(x, e, "an operation", keys) ||
+            map_get_str(x, e, "op", 1, "an operation", &o->op) ||
+            map_get_str(x, e, "target", 0, "an operation", &target))
                 return -1;
         if (!relay_adapter_has_operation(x->adapter, o->op)) {
                 free(target);
-                return fail_at(x, e, "operation '%s' is not one that %s performs",
+                return map_fail_at(x, e, "operation '%s' is not one that %s performs",
                                o->op, x->adapter->name);
         }
         o->target.name = relay_strdup("target");
@@ -411,12 +427,12 @@ static int parse_event(struct ctx *x, const config_setting_t *e,
         memset(r, 0, sizeof(*r));
         r->line = config_setting_source_line(e);
         if (!config_setting_is_group(e))
-                return fail_at(x, e, "each event entry must be a group { }");
-        if (check_keys(x, e, "an event entry", keys))
+                return map_fail_at(x, e, "each event entry must be a group { }");
+        if (map_check_keys(x, e, "an event entry", keys))
                 return -1;
         config_setting_t *on = config_setting_get_member(e, "on");
         if (!on)
-                return fail_at(x, e,
+                return map_fail_at(x, e,
                                "event entry needs 'on' (source event "
                                "type, list of them, or \"*\")");
         if (config_setting_type(on) == CONFIG_TYPE_STRING) {
@@ -428,22 +444,22 @@ static int parse_event(struct ctx *x, const config_setting_t *e,
                 for (int i = 0; i < n; i++) {
                         const char *s = config_setting_get_string_elem(on, i);
                         if (!s)
-                                return fail_at(x, on, "'on' must list strings");
+                                return map_fail_at(x, on, "'on' must list strings");
                         r->on[r->non++] = relay_strdup(s);
                 }
         } else {
-                return fail_at(x, on, "'on' must be a string or a list");
+                return map_fail_at(x, on, "'on' must be a string or a list");
         }
         config_setting_lookup_bool(e, "drop", &r->drop);
         if (r->drop)
                 return 0;
-        if (get_str(x, e, "name", 1, "an event entry that is not dropped",
+        if (map_get_str(x, e, "name", 1, "an event entry that is not dropped",
                     &r->name) ||
-            get_str(x, e, "category", 0, "an event entry", &r->category))
+            map_get_str(x, e, "category", 0, "an event entry", &r->category))
                 return -1;
         if (r->category &&
             !relay_adapter_vocab_has(x->adapter->event_categories, r->category))
-                return fail_at(x, e, "category '%s' is not a %s event category",
+                return map_fail_at(x, e, "category '%s' is not a %s event category",
                                r->category, x->adapter->name);
         if (parse_value_list(x, e, "attributes", "name", "an event attribute",
                              &r->attrs, &r->nattrs))
@@ -452,7 +468,7 @@ static int parse_event(struct ctx *x, const config_setting_t *e,
         if (!ops)
                 return 0;
         if (!config_setting_is_list(ops))
-                return fail_at(x, ops,
+                return map_fail_at(x, ops,
                                "'operations' must be a list ( { op = ...; "
                                "target = ...; }, ... )");
         int n = config_setting_length(ops);
@@ -503,7 +519,7 @@ static int parse_identity(struct ctx *x, const config_setting_t *g,
         static const char *const keys[] = {"from", "as", NULL};
         config_setting_t *l = config_setting_get_member(g, "identity");
         if (!l || !config_setting_is_list(l) || config_setting_length(l) < 1)
-                return fail_at(x, l ? l : g,
+                return map_fail_at(x, l ? l : g,
                                "connection needs 'identity = ( { from = "
                                "\"identities.customer_id\"; as = "
                                "\"customer_id\"; }, ... )' with at least one "
@@ -515,11 +531,11 @@ static int parse_identity(struct ctx *x, const config_setting_t *g,
                 struct identity_rule *r = &c->ids[c->nids];
                 char *from = NULL;
                 if (!config_setting_is_group(e))
-                        return fail_at(x, e, "identity entries are groups");
-                if (check_keys(x, e, "an identity entry", keys) ||
-                    get_str(x, e, "from", 1, "an identity entry", &from))
+                        return map_fail_at(x, e, "identity entries are groups");
+                if (map_check_keys(x, e, "an identity entry", keys) ||
+                    map_get_str(x, e, "from", 1, "an identity entry", &from))
                         return -1;
-                if (get_str(x, e, "as", 1, "an identity entry", &r->as)) {
+                if (map_get_str(x, e, "as", 1, "an identity entry", &r->as)) {
                         free(from);
                         return -1;
                 }
@@ -529,7 +545,7 @@ static int parse_identity(struct ctx *x, const config_setting_t *g,
                 if (!r->from)
                         return -1;
                 if (!relay_adapter_vocab_has(x->adapter->identity_types, r->as))
-                        return fail_at(x, e,
+                        return map_fail_at(x, e,
                                        "identity type '%s' is not one that "
                                        "%s accepts",
                                        r->as, x->adapter->name);
@@ -562,20 +578,20 @@ static relay_connection_t *connection_load(const char *file,
         config_setting_t *root = config_root_setting(&cfg);
         config_setting_t *g = config_setting_get_member(root, "connection");
         static const char *const top[] = {"connection", NULL};
-        if (check_keys(&x, root, "the file", top))
+        if (map_check_keys(&x, root, "the file", top))
                 goto fail;
         if (!g || !config_setting_is_group(g)) {
-                fail_at(&x, NULL, "needs a group 'connection = { ... };'");
+                map_fail_at(&x, NULL, "needs a group 'connection = { ... };'");
                 goto fail;
         }
-        if (check_keys(&x, g, "connection", keys) ||
-            get_str(&x, g, "id", 1, "connection", &c->id) ||
-            get_str(&x, g, "tenant", 1, "connection", &c->tenant) ||
-            get_str(&x, g, "source", 1, "connection", &c->source) ||
-            get_str(&x, g, "destination", 1, "connection", &c->destination) ||
-            get_str(&x, g, "event_field", 0, "connection", &c->event_field) ||
-            get_str(&x, g, "person", 0, "connection", &person) ||
-            get_str(&x, g, "unmapped", 0, "connection", &unmapped))
+        if (map_check_keys(&x, g, "connection", keys) ||
+            map_get_str(&x, g, "id", 1, "connection", &c->id) ||
+            map_get_str(&x, g, "tenant", 1, "connection", &c->tenant) ||
+            map_get_str(&x, g, "source", 1, "connection", &c->source) ||
+            map_get_str(&x, g, "destination", 1, "connection", &c->destination) ||
+            map_get_str(&x, g, "event_field", 0, "connection", &c->event_field) ||
+            map_get_str(&x, g, "person", 0, "connection", &person) ||
+            map_get_str(&x, g, "unmapped", 0, "connection", &unmapped))
                 goto fail;
         c->id_line =
             config_setting_source_line(config_setting_get_member(g, "id"));
@@ -583,7 +599,7 @@ static relay_connection_t *connection_load(const char *file,
                 c->event_field = relay_strdup("event_type");
         x.adapter = relay_adapter_find(c->destination);
         if (!x.adapter) {
-                fail_at(&x, config_setting_get_member(g, "destination"),
+                map_fail_at(&x, config_setting_get_member(g, "destination"),
                         "destination '%s' has no delivery adapter",
                         c->destination);
                 goto fail;
@@ -604,7 +620,7 @@ static relay_connection_t *connection_load(const char *file,
                 if (!strcmp(unmapped, "dead_letter")) {
                         c->unmapped_dead_letter = 1;
                 } else if (strcmp(unmapped, "skip")) {
-                        fail_at(&x, config_setting_get_member(g, "unmapped"),
+                        map_fail_at(&x, config_setting_get_member(g, "unmapped"),
                                 "unmapped = \"%s\" is not one of \"skip\" "
                                 "(the default: events no rule names are "
                                 "counted and skipped) and \"dead_letter\"",
@@ -618,7 +634,7 @@ static relay_connection_t *connection_load(const char *file,
                 goto fail;
         config_setting_t *ev = config_setting_get_member(g, "events");
         if (!ev || !config_setting_is_list(ev)) {
-                fail_at(&x, ev ? ev : g,
+                map_fail_at(&x, ev ? ev : g,
                         "connection needs 'events = ( { on = ...; name = "
                         "...; }, ... )'");
                 goto fail;

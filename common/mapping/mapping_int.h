@@ -16,7 +16,41 @@
 #include "relay/mapping.h"
 #include "relay/outbound.h"
 
+#include <libconfig.h>
 #include <stdint.h>
+
+/* Load context of a mapping file (load.c for connections, ingest.c for
+ * ingest sources): what a parse error needs to name. */
+struct ctx {
+        const char *file;
+        avro_schema_t schema;
+        const struct relay_adapter *adapter;
+        char *errstr;
+        size_t errstr_size;
+};
+
+/* Shared by the loaders (load.c): set errstr to "file:line: <message>",
+ * the line of setting s; returns -1. */
+int map_fail_at(struct ctx *x, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Refuse keys of group g not in allowed (NULL-terminated). */
+int map_check_keys(struct ctx *x, const config_setting_t *g, const char *what,
+                   const char *const *allowed);
+/* A string member key of g into *out (a copy, NULL when absent). */
+int map_get_str(struct ctx *x, const config_setting_t *g, const char *key,
+                int required, const char *what, char **out);
+/* A record's field schema, or NULL; a union's first non-null branch. */
+avro_schema_t map_field_schema(avro_schema_t rec, const char *name);
+avro_schema_t map_unwrap_schema(avro_schema_t s);
+/* Split a template ("Coupon {coupon_code}", '{{' and '}}' for braces)
+ * into literal (unescaped) and field (the name between braces) parts,
+ * calling part for each in order; a template without fields is one
+ * literal part. 0, or -1 after map_fail_at or a part's -1. */
+int map_template_split(struct ctx *x, const config_setting_t *where,
+                       const char *t,
+                       int (*part)(void *arg, int is_field, const char *s,
+                                   size_t n),
+                       void *arg);
 
 enum conv { CONV_KEEP, CONV_STRING, CONV_NUMBER, CONV_BOOL };
 

@@ -101,6 +101,14 @@ int64_t relay_mono_ms(void);
  * stopped. running may be NULL. */
 int relay_sleep_ms(long ms, volatile sig_atomic_t *running);
 
+/* A random (version 4) UUID in its 36-character text form, NUL-terminated,
+ * from the kernel's random source. */
+#define RELAY_UUID_SIZE 37
+void relay_uuid4(char out[RELAY_UUID_SIZE]);
+
+/* 1 when s[0..n) is a UUID's text form (8-4-4-4-12 hex digits, any case). */
+int relay_uuid_valid(const char *s, size_t n);
+
 /* Bounded snprintf into errstr that tolerates errstr == NULL. */
 void relay_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -53,6 +53,18 @@ size_t relay_sign_base64(const void *in, size_t n, char *out);
 long relay_sign_unbase64(const char *in, size_t n, unsigned char *out,
                          size_t out_size);
 
+/* The URL-safe base64 (RFC 4648 section 5, '-' and '_', no padding) of
+ * in[0..n) into out, which holds RELAY_SIGN_BASE64_LEN(n) + 1 bytes;
+ * NUL-terminated. Returns the characters written. */
+size_t relay_sign_base64url(const void *in, size_t n, char *out);
+
+/* Decode unpadded URL-safe base64 in[0..n) into out (out_size bytes;
+ * 3 * n / 4 + 1 always suffices). The length decoded, or -1 when the text
+ * is not that (a character outside the alphabet, padding, a length of
+ * 4k + 1, bits set past the last byte) or out is too small. */
+long relay_sign_unbase64url(const char *in, size_t n, unsigned char *out,
+                            size_t out_size);
+
 /* 1 when a[0..n) and b[0..n) are equal, 0 otherwise, in a time that does
  * not depend on where they differ (for comparing signatures). */
 int relay_sign_equal(const void *a, const void *b, size_t n);
