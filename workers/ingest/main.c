@@ -851,10 +851,17 @@ static int start(char *errstr, size_t errstr_size)
         }
         if (!(G.rk = relay_kafka_producer_new(G.conf, errstr, errstr_size)))
                 return -1;
+        /* Before the first record to each topic (relay/kafka.h says why). */
         for (size_t i = 0; i < relay_ingest_count(G.sources); i++)
                 relay_kafka_topic_warm(
                     G.rk, relay_ingest_topic(relay_ingest_get(G.sources, i)),
                     2000);
+        relay_kafka_topic_warm(G.rk,
+                               relay_conf_str(G.conf, "ingest.clicks_topic"),
+                               2000);
+        relay_kafka_topic_warm(G.rk,
+                               relay_conf_str(G.conf, "ingest.syncs_topic"),
+                               2000);
 
         long long port = relay_conf_int(G.conf, "ingest.port");
         const char *addr = relay_conf_str(G.conf, "ingest.address");

@@ -178,7 +178,16 @@ int usage(void)
                 "(exit 1 if incompatible)\n"
                 "  schemas register [-l LEVEL] [SUBJECT...]\n"
                 "                           register local schemas (level "
-                "default BACKWARD)\n");
+                "default BACKWARD)\n"
+                "  sign-link --tenant T --message ID --url URL [--link ID] "
+                "[--campaign C]\n"
+                "            [--contact ID] [--email-sha256 HEX] [--source S] "
+                "[--key-id K]\n"
+                "            [--base URL] [--read-online]\n"
+                "                           a signed click (/c/) or "
+                "read-online (/r/) link of\n"
+                "                           relay-ingest, keys from "
+                "RELAY_INGEST_LINK_KEYS\n");
         return 2;
 }
 
@@ -841,5 +850,7 @@ int main(int argc, char **argv)
                 return cmd_top(&c, argc, argv);
         if (argc >= 2 && !strcmp(argv[0], "schemas"))
                 return cmd_schemas(&c, argc - 1, argv + 1);
+        if (argc >= 1 && !strcmp(argv[0], "sign-link"))
+                return cmd_sign_link(argc, argv);
         return usage();
 }

@@ -26,6 +26,9 @@ struct ctl {
 /* Print the usage; returns 2, the exit status of a usage error. */
 int usage(void);
 
+/* relayctl sign-link (link.c). */
+int cmd_sign_link(int argc, char **argv);
+
 /* getopt for a command's own vector, options also after the positionals
  * (see main.c). optstring as getopt's; "x::" is an option with an
  * optional value, taken from --long=VALUE or, when it is a number, the
