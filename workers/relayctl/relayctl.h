@@ -174,5 +174,7 @@ int print_record(const rd_kafka_message_t *m, void *arg);
 int cmd_dlq(const struct ctl *c, int argc, char **argv);
 int cmd_lag(const struct ctl *c, int argc, char **argv);
 int cmd_top(const struct ctl *c, int argc, char **argv);
+/* onboard --tenant T --file CSV ... (onboard.c); argv[0] is "onboard". */
+int cmd_onboard(const struct ctl *c, int argc, char **argv);
 
 #endif
