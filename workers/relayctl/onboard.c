@@ -283,8 +283,7 @@ static int onboard_record(const relay_csv_record_t *rec, void *arg)
         if (first) {
                 ob->duplicates++;
                 snprintf(detail, sizeof(detail),
-                         "the same record id as line %llu, which is the one "
-                         "sent",
+                         "the same record id as line %llu (the row sent)",
                          (unsigned long long)first);
                 reject_row(ob, rec, "duplicate", detail);
                 return 0;
