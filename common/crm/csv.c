@@ -195,63 +195,53 @@ static int byte(relay_csv_t *c, unsigned char ch)
         int ends = ch == '\r' || ch == '\n';
         if (c->rec_bytes == 0 && !ends)
                 c->rec_line = c->line;
-        switch (c->st) {
-        case FIELD_START:
-                if (ch == '"') {
-                        c->quoted = 1;
-                        c->quote_line = c->line;
-                        c->st = QUOTED;
-                        break;
-                }
-                c->st = UNQUOTED;
-                /* fall through */
-        case UNQUOTED:
-                if (ch == (unsigned char)c->delim) {
-                        end_field(c);
-                        c->st = FIELD_START;
-                } else if (ends) {
-                        c->st = ch == '\r' ? AFTER_CR : FIELD_START;
-                        rc = end_record(c);
-                        ended = 1;
-                } else {
+        if (c->st != QUOTED && ch == (unsigned char)c->delim) {
+                end_field(c);
+                c->st = FIELD_START;
+        } else if (c->st != QUOTED && ends) {
+                c->st = ch == '\r' ? AFTER_CR : FIELD_START;
+                rc = end_record(c);
+                ended = 1;
+        } else {
+                int data = 1; /* all but an opening or closing quote */
+                switch (c->st) {
+                case FIELD_START:
+                        if (ch == '"') {
+                                c->quoted = 1;
+                                c->quote_line = c->line;
+                                c->st = QUOTED;
+                                data = 0;
+                                break;
+                        }
+                        c->st = UNQUOTED;
+                        /* fall through */
+                case UNQUOTED:
                         if (ch == '"')
                                 mistake(c, "a quote inside a field that does "
                                            "not start with one");
-                        else if (ch == '\0')
-                                mistake(c, "a NUL byte");
-                        relay_buf_append(&c->data, &ch, 1);
+                        break;
+                case QUOTED:
+                        if (ch == '"') {
+                                c->st = QUOTE_SEEN;
+                                data = 0;
+                        }
+                        break;
+                case QUOTE_SEEN:
+                        if (ch == '"') {
+                                c->st = QUOTED; /* "" is one quote */
+                        } else {
+                                mistake(c, "text after the closing quote of "
+                                           "a field");
+                                c->st = UNQUOTED;
+                        }
+                        break;
+                case AFTER_CR:
+                        break; /* handled above */
                 }
-                break;
-        case QUOTED:
-                if (ch == '"') {
-                        c->st = QUOTE_SEEN;
-                } else {
-                        if (ch == '\0')
-                                mistake(c, "a NUL byte");
+                if (ch == '\0')
+                        mistake(c, "a NUL byte");
+                if (data)
                         relay_buf_append(&c->data, &ch, 1);
-                }
-                break;
-        case QUOTE_SEEN:
-                if (ch == '"') {
-                        relay_buf_append(&c->data, &ch, 1);
-                        c->st = QUOTED;
-                } else if (ch == (unsigned char)c->delim) {
-                        end_field(c);
-                        c->st = FIELD_START;
-                } else if (ends) {
-                        c->st = ch == '\r' ? AFTER_CR : FIELD_START;
-                        rc = end_record(c);
-                        ended = 1;
-                } else {
-                        mistake(c, "text after the closing quote of a field");
-                        if (ch == '\0')
-                                mistake(c, "a NUL byte");
-                        relay_buf_append(&c->data, &ch, 1);
-                        c->st = UNQUOTED;
-                }
-                break;
-        case AFTER_CR:
-                break; /* handled above */
         }
         if (!ended) /* a record's bytes, less its line end */
                 c->rec_bytes++;

@@ -21,9 +21,21 @@
 
 #include "unit.h"
 
-/* norm(kind, cell) as text: the normalised value, "ABSENT" or
- * "INVALID: why". */
+/* What a normaliser made, as text: the normalised value, "ABSENT" or
+ * "INVALID: why". b is freed. */
 static char got[512];
+
+static const char *shown(enum relay_crm_norm k, relay_buf_t *b,
+                         const char *why)
+{
+        snprintf(got, sizeof(got), "%s%s",
+                 k == RELAY_CRM_VALID     ? b->data
+                 : k == RELAY_CRM_ABSENT ? "ABSENT"
+                                         : "INVALID: ",
+                 k == RELAY_CRM_INVALID ? why : "");
+        relay_buf_free(b);
+        return got;
+}
 
 static const char *email(const char *cell)
 {
@@ -31,13 +43,7 @@ static const char *email(const char *cell)
         relay_buf_init(&b);
         const char *why = NULL;
         enum relay_crm_norm k = relay_crm_email(cell, strlen(cell), &b, &why);
-        snprintf(got, sizeof(got), "%s%s",
-                 k == RELAY_CRM_VALID     ? b.data
-                 : k == RELAY_CRM_ABSENT ? "ABSENT"
-                                         : "INVALID: ",
-                 k == RELAY_CRM_INVALID ? why : "");
-        relay_buf_free(&b);
-        return got;
+        return shown(k, &b, why);
 }
 
 static const char *phone(const char *cell, const char *country)
@@ -47,13 +53,7 @@ static const char *phone(const char *cell, const char *country)
         const char *why = NULL;
         enum relay_crm_norm k =
             relay_crm_phone(cell, strlen(cell), country, &b, &why);
-        snprintf(got, sizeof(got), "%s%s",
-                 k == RELAY_CRM_VALID     ? b.data
-                 : k == RELAY_CRM_ABSENT ? "ABSENT"
-                                         : "INVALID: ",
-                 k == RELAY_CRM_INVALID ? why : "");
-        relay_buf_free(&b);
-        return got;
+        return shown(k, &b, why);
 }
 
 static const char *address(const char *street, const char *pc,
@@ -67,13 +67,7 @@ static const char *address(const char *street, const char *pc,
         relay_buf_init(&b);
         const char *why = NULL;
         enum relay_crm_norm k = relay_crm_address(&a, def, &b, &why);
-        snprintf(got, sizeof(got), "%s%s",
-                 k == RELAY_CRM_VALID     ? b.data
-                 : k == RELAY_CRM_ABSENT ? "ABSENT"
-                                         : "INVALID: ",
-                 k == RELAY_CRM_INVALID ? why : "");
-        relay_buf_free(&b);
-        return got;
+        return shown(k, &b, why);
 }
 
 static void test_email(void **state)
