@@ -280,47 +280,6 @@ static int selects(const struct filter *f, const rd_kafka_message_t *m)
         return 1;
 }
 
-/* A progress bar on stderr when it is a terminal, redrawn at most ten
- * times a second. */
-struct progress {
-        int tty;
-        const char *what;
-        int64_t done, total;
-        int64_t drawn_ms;
-};
-
-static void progress_draw(struct progress *pg, int force)
-{
-        if (!pg->tty)
-                return;
-        int64_t now = relay_mono_ms();
-        if (!force && now - pg->drawn_ms < 100)
-                return;
-        pg->drawn_ms = now;
-        int64_t total = pg->total > pg->done ? pg->total : pg->done;
-        int width = 30, fill = total ? (int)(pg->done * width / total) : width;
-        fprintf(stderr, "\r\033[K%s [%.*s%*s] %lld/%lld", pg->what, fill,
-                "##############################", width - fill, "",
-                (long long)pg->done, (long long)total);
-        fflush(stderr);
-}
-
-static void progress_tick(struct progress *pg)
-{
-        pg->done++;
-        progress_draw(pg, 0);
-}
-
-/* Clear the bar's line, before another line or at the end. */
-static void progress_clear(struct progress *pg)
-{
-        if (pg->tty && pg->drawn_ms) {
-                fputs("\r\033[K", stderr);
-                fflush(stderr);
-                pg->drawn_ms = 0;
-        }
-}
-
 /* Watermarks of every partition of topic through rk: 0 with *lo and *hi
  * (allocated, n of them), 1 when the topic does not exist, -1 (printed). */
 static int watermarks(rd_kafka_t *rk, const char *topic, int *n, int64_t **lo,
@@ -642,7 +601,7 @@ struct replay {
         rd_kafka_t *producer;
         struct dlq_opts o;
         struct ledger ledger;
-        struct progress pg;
+        struct ctl_progress pg;
         struct replayed **items; /* each its own allocation: librdkafka
                                   * holds pointers to them */
         size_t n;
@@ -714,7 +673,7 @@ static struct replayed *replay_item(struct replay *rp,
 static int replay_record(const rd_kafka_message_t *m, void *arg)
 {
         struct replay *rp = arg;
-        progress_tick(&rp->pg);
+        ctl_progress_tick(&rp->pg);
         rd_kafka_poll(rp->producer, 0); /* reports, and so ledger entries */
         if (!selects(&rp->o.f, m)) {
                 rp->filtered_out++;
@@ -725,7 +684,7 @@ static int replay_record(const rd_kafka_message_t *m, void *arg)
         if (ledger_has(&rp->ledger, m->partition, m->offset)) {
                 rp->skipped++;
                 if (rp->o.dry_run) {
-                        progress_clear(&rp->pg);
+                        ctl_progress_clear(&rp->pg);
                         printf("already replayed %s[%d]@%lld\n",
                                rd_kafka_topic_name(m->rkt), (int)m->partition,
                                (long long)m->offset);
@@ -734,7 +693,7 @@ static int replay_record(const rd_kafka_message_t *m, void *arg)
         }
         if (rp->o.dry_run) {
                 rp->would++;
-                progress_clear(&rp->pg);
+                ctl_progress_clear(&rp->pg);
                 printf("would replay %s[%d]@%lld to %s\n",
                        rd_kafka_topic_name(m->rkt), (int)m->partition,
                        (long long)m->offset, tp ? tp : "(no original topic)");
@@ -880,7 +839,7 @@ static int cmd_replay(const struct ctl *c, const char *topic,
         rd_kafka_poll(rp.producer, 0); /* reports of the last batch */
         rd_kafka_flush(rp.producer, 30000); /* the last ledger entries */
         rd_kafka_poll(rp.producer, 0);
-        progress_clear(&rp.pg);
+        ctl_progress_clear(&rp.pg);
         if (rp.o.dry_run) {
                 fprintf(stderr,
                         "relayctl: dry run: would replay %zu record(s) from "
@@ -909,14 +868,14 @@ struct purge {
         int64_t *cut;   /* per partition: delete below this, or -1 */
         int64_t **offs; /* per partition: the offsets read */
         size_t *noffs;
-        struct progress pg;
+        struct ctl_progress pg;
 };
 
 static int purge_record(const rd_kafka_message_t *m, void *arg)
 {
         struct purge *pu = arg;
         int32_t p = m->partition;
-        progress_tick(&pu->pg);
+        ctl_progress_tick(&pu->pg);
         if (p >= pu->n)
                 return 0;
         pu->offs[p] = relay_realloc(pu->offs[p],
@@ -1031,7 +990,7 @@ static int cmd_purge(const struct ctl *c, const char *topic,
         if (read_topic_from(c, topic, o->f.partition, -1, purge_record, &pu) ||
             ledger_read(c, rk, topic, &ledger))
                 goto out;
-        progress_clear(&pu.pg);
+        ctl_progress_clear(&pu.pg);
         size_t unreplayed = 0, npurge = 0;
         char first[320] = "";
         for (int p = 0; p < n; p++)

@@ -77,6 +77,27 @@
  *                               Rates are over the last interval, so the
  *                               first block comes after one; -n 1 is the
  *                               one-shot form
+ *     onboard --tenant T --file CSV [--source S] [--map SPEC]
+ *             [--default-country CC] [--state DIR [--delta]]
+ *             [--rejects FILE] [--dry-run]
+ *                               a CRM export (CSV, UTF-8, RFC 4180) to
+ *                               crm.records: e-mail, phone and address
+ *                               normalised and SHA-256-hashed here, the
+ *                               clear text never sent (onboard.c and
+ *                               relay/crm.h say how); columns by SPEC (a
+ *                               libconfig file: deploy/onboard/
+ *                               crm-example.cfg), else named as the fields.
+ *                               Keyed <tenant>/<record id>; event_id a
+ *                               name-based UUID of tenant, source, record id
+ *                               and content, so a re-run makes the same ids.
+ *                               Waits for every delivery report; rows
+ *                               rejected go to FILE (default CSV.rejects.csv)
+ *                               with line and reason; a progress bar on a
+ *                               terminal, a summary at the end. --state DIR
+ *                               keeps DIR/<tenant>.<source>.state (record id
+ *                               -> content hash), written only when Kafka
+ *                               acknowledged every record; --delta sends
+ *                               only the rows new or changed since it
  *     schemas check [SUBJECT...]
  *                               whether each local schema (the manifest's
  *                               newest per subject) is compatible with the
@@ -173,6 +194,12 @@ int usage(void)
                 "rates over the last\n"
                 "                           interval (-n 1: one block, "
                 "after one interval)\n"
+                "  onboard --tenant T --file CSV [--source S] [--map SPEC] "
+                "[--default-country CC]\n"
+                "          [--state DIR [--delta]] [--rejects FILE] "
+                "[--dry-run]\n"
+                "                           a CRM CSV, hashed, to "
+                "crm.records\n"
                 "  schemas check [SUBJECT...]\n"
                 "                           local schemas vs the registry "
                 "(exit 1 if incompatible)\n"
@@ -200,7 +227,10 @@ static const struct {
 } long_opts[] = {{"watch", 'w'},       {"platform", 'P'}, {"connection", 'C'},
                  {"reason", 'R'},      {"since", 'a'},    {"until", 'b'},
                  {"from", 'F'},        {"to", 'T'},       {"force", 'f'},
-                 {"yes", 'y'},         {"dry-run", 'D'}};
+                 {"yes", 'y'},         {"dry-run", 'D'},
+                 {"tenant", 't'},      {"file", 'I'},     {"source", 'O'},
+                 {"map", 'M'},         {"default-country", 'K'},
+                 {"state", 'L'},       {"rejects", 'J'},  {"delta", 'A'}};
 
 const char *opt_name(int opt)
 {
@@ -848,6 +878,8 @@ int main(int argc, char **argv)
                 return cmd_lag(&c, argc, argv);
         if (argc >= 2 && !strcmp(argv[0], "top"))
                 return cmd_top(&c, argc, argv);
+        if (argc >= 1 && !strcmp(argv[0], "onboard"))
+                return cmd_onboard(&c, argc, argv);
         if (argc >= 2 && !strcmp(argv[0], "schemas"))
                 return cmd_schemas(&c, argc - 1, argv + 1);
         if (argc >= 1 && !strcmp(argv[0], "sign-link"))

@@ -124,6 +124,24 @@ int ctl_watch_count(const char *text, long long *count);
 int ctl_watch_run(const struct ctl_watch *w, int (*sample)(void *arg),
                   void (*print)(void *arg), void *arg);
 
+/* A progress bar on stderr when it is a terminal (tty, set by the
+ * caller from isatty(2)), redrawn at most ten times a second: "what
+ * [####    ] done/total" and note. */
+struct ctl_progress {
+        int tty;
+        const char *what;
+        int64_t done, total;
+        int64_t drawn_ms;
+        char note[64]; /* after the counts, e.g. " bytes, 12 rows" */
+};
+
+/* Draw the bar (force: even if drawn less than 100 ms ago). */
+void ctl_progress_draw(struct ctl_progress *pg, int force);
+/* One more done, and the bar drawn when it is time. */
+void ctl_progress_tick(struct ctl_progress *pg);
+/* Clear the bar's line, before another line or at the end. */
+void ctl_progress_clear(struct ctl_progress *pg);
+
 /* The long name of a command option ("since" for 'S'), or "-x" for a
  * short-only one; for error messages. */
 const char *opt_name(int opt);
@@ -159,5 +177,7 @@ int print_record(const rd_kafka_message_t *m, void *arg);
 int cmd_dlq(const struct ctl *c, int argc, char **argv);
 int cmd_lag(const struct ctl *c, int argc, char **argv);
 int cmd_top(const struct ctl *c, int argc, char **argv);
+/* onboard --tenant T --file CSV ... (onboard.c); argv[0] is "onboard". */
+int cmd_onboard(const struct ctl *c, int argc, char **argv);
 
 #endif
