@@ -548,13 +548,18 @@ void relay_uuid4(char out[RELAY_UUID_SIZE])
         }
         r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
         r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+        relay_uuid_text(r, out);
+}
+
+void relay_uuid_text(const unsigned char b[16], char out[RELAY_UUID_SIZE])
+{
         static const char hex[] = "0123456789abcdef";
         char *o = out;
         for (int i = 0; i < 16; i++) {
                 if (i == 4 || i == 6 || i == 8 || i == 10)
                         *o++ = '-';
-                *o++ = hex[r[i] >> 4];
-                *o++ = hex[r[i] & 15];
+                *o++ = hex[b[i] >> 4];
+                *o++ = hex[b[i] & 15];
         }
         *o = '\0';
 }

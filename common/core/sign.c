@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -440,3 +441,45 @@ int relay_sign_sha256_hex_ctx(relay_sign_sha256_ctx_t *c,
         return 0;
 }
 #pragma GCC diagnostic pop
+
+static int hexval(char ch)
+{
+        if (ch >= '0' && ch <= '9')
+                return ch - '0';
+        ch = (char)tolower((unsigned char)ch);
+        return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+int relay_sign_uuid5(const char *ns, const void *name, size_t n,
+                     char out[RELAY_UUID_SIZE])
+{
+        unsigned char nsb[16], md[EVP_MAX_MD_SIZE];
+        size_t k = 0;
+        for (const char *q = ns; *q && k < 32; q++) {
+                if (*q == '-')
+                        continue;
+                int v = hexval(*q);
+                if (v < 0)
+                        return -1;
+                if (k % 2 == 0)
+                        nsb[k / 2] = (unsigned char)(v << 4);
+                else
+                        nsb[k / 2] |= (unsigned char)v;
+                k++;
+        }
+        if (k != 32)
+                return -1;
+        unsigned int mdlen = 0;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) &&
+                 EVP_DigestUpdate(ctx, nsb, sizeof(nsb)) &&
+                 EVP_DigestUpdate(ctx, name, n) &&
+                 EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen >= 16;
+        EVP_MD_CTX_free(ctx);
+        if (!ok)
+                return -1;
+        md[6] = (unsigned char)((md[6] & 0x0F) | 0x50);
+        md[8] = (unsigned char)((md[8] & 0x3F) | 0x80);
+        relay_uuid_text(md, out);
+        return 0;
+}

@@ -896,7 +896,7 @@ int relay_crm_event_id(const char *tenant, const char *source,
         relay_buf_printf(&name, "%s\n%s\n", tenant, source);
         relay_buf_append(&name, record_id, record_id_len);
         relay_buf_printf(&name, "\n%s", content_hash);
-        int rc = relay_crm_uuid5(RELAY_CRM_UUID_NAMESPACE, name.data, name.len,
+        int rc = relay_sign_uuid5(RELAY_CRM_UUID_NAMESPACE, name.data, name.len,
                                  out);
         relay_buf_free(&name);
         return rc;

@@ -22,6 +22,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* The namespace of ingest's name-based event ids (a random UUID, fixed
+ * for ever: changing it would change every derived id). */
+#define RELAY_INGEST_UUID_NAMESPACE "6f1e0c2a-8b4d-4f7e-9a35-2c1d7e5b9f40"
+
 enum itype { IT_KEEP, IT_STRING, IT_NUMBER, IT_BOOL, IT_TIMESTAMP };
 
 struct ipart {
@@ -856,7 +860,8 @@ static void set_path(json_t *root, const char *path, json_t *v)
 }
 
 /* The record's event id: a UUID of the body's own as it is, another id
- * turned into a UUID by SHA-256 over (source, tenant, id), so that the
+ * turned into a name-based UUID (version 5) of (source, tenant, id) in
+ * relay's ingest namespace, so that the
  * platform's retry of one event is one id downstream, or a random one. */
 static void event_id_of(const relay_ingest_source_t *s, json_t *v,
                         const char *tenant, char out[RELAY_UUID_SIZE])
@@ -873,22 +878,16 @@ static void event_id_of(const relay_ingest_source_t *s, json_t *v,
                 out[36] = '\0';
                 return;
         }
-        unsigned char h[RELAY_SIGN_SHA256_LEN];
-        relay_sign_part_t parts[] = {{s->name, strlen(s->name) + 1},
-                                     {tenant, strlen(tenant) + 1},
-                                     {b->data, b->len}};
-        relay_sign_sha256(parts, 3, h);
-        h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* version 8 (RFC 9562) */
-        h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
-        static const char hex[] = "0123456789abcdef";
-        char *o = out;
-        for (int i = 0; i < 16; i++) {
-                if (i == 4 || i == 6 || i == 8 || i == 10)
-                        *o++ = '-';
-                *o++ = hex[h[i] >> 4];
-                *o++ = hex[h[i] & 15];
-        }
-        *o = '\0';
+        /* name: source NUL tenant NUL id */
+        relay_buf_t name;
+        relay_buf_init(&name);
+        relay_buf_append(&name, s->name, strlen(s->name) + 1);
+        relay_buf_append(&name, tenant, strlen(tenant) + 1);
+        relay_buf_append(&name, b->data, b->len);
+        if (relay_sign_uuid5(RELAY_INGEST_UUID_NAMESPACE, name.data, name.len,
+                             out))
+                relay_uuid4(out);
+        relay_buf_free(&name);
 }
 
 json_t *relay_ingest_records(const relay_ingest_source_t *s, json_t *body,

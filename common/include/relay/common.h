@@ -106,6 +106,9 @@ int relay_sleep_ms(long ms, volatile sig_atomic_t *running);
 #define RELAY_UUID_SIZE 37
 void relay_uuid4(char out[RELAY_UUID_SIZE]);
 
+/* The text form of the 16 bytes of a UUID into out. */
+void relay_uuid_text(const unsigned char b[16], char out[RELAY_UUID_SIZE]);
+
 /* 1 when s[0..n) is a UUID's text form (8-4-4-4-12 hex digits, any case). */
 int relay_uuid_valid(const char *s, size_t n);
 

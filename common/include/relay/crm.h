@@ -103,12 +103,6 @@ enum relay_crm_norm relay_crm_address(const relay_crm_address_t *a,
                                       const char *default_country,
                                       relay_buf_t *out, const char **why);
 
-/* The name-based UUID (version 5: SHA-1 of the namespace's 16 bytes and
- * the name, RFC 9562) of name[0..n) in namespace ns (text form), as 36
- * characters and a NUL into out. 0, or -1 for a bad namespace or a
- * libcrypto failure. */
-int relay_crm_uuid5(const char *ns, const void *name, size_t n, char out[37]);
-
 /* --- the column spec ------------------------------------------------- */
 
 typedef struct relay_crm_spec relay_crm_spec_t;

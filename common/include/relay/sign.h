@@ -87,6 +87,12 @@ int relay_sign_webhook(const unsigned char *key, size_t key_len,
                        const void *body, size_t body_len,
                        char sig[RELAY_SIGN_WEBHOOK_SIG_SIZE]);
 
+/* The name-based (version 5, SHA-1) UUID of name[0..n) in namespace ns
+ * (a UUID's text form) into out, RFC 4122 section 4.3. 0, or -1 when ns
+ * is not a UUID or libcrypto fails. */
+int relay_sign_uuid5(const char *ns, const void *name, size_t n,
+                     char out[RELAY_UUID_SIZE]);
+
 /* Lowercase hex of in[0..n) into out (2 * n + 1 bytes, NUL-terminated). */
 void relay_sign_hex(const void *in, size_t n, char *out);
 
