@@ -141,7 +141,7 @@ static struct {
         struct MHD_Daemon *mhd;
         pthread_mutex_t lock;
         struct req *pending;
-        size_t npending;
+        volatile size_t npending; /* read without the lock as a hint */
         long long max_body, max_records, retry_after;
         int access_log;
         const char *cookie_name, *cookie_domain;
@@ -967,8 +967,12 @@ int main(int argc, char **argv)
         while (!rc && relay_run) {
                 rd_kafka_poll(G.rk, 5);
                 relay_heartbeat();
+                /* A report may come before its request is on the pending
+                 * list (the handler produces, then suspends): so look
+                 * again while anything is pending, not only when the
+                 * reports moved, or such a request would wait for ever. */
                 unsigned long now = relay_kafka_reports();
-                if (now != seen) {
+                if (now != seen || G.npending) {
                         seen = now;
                         resume_ready(0);
                 }
