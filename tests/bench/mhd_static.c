@@ -1,7 +1,7 @@
 /*
  * mhd_static: the yardstick of tests/bench/ingest.sh. A libmicrohttpd
  * server with relay-ingest's daemon flags (one internal polling thread,
- * the best poll the platform has, suspend/resume allowed) and limits,
+ * poll(), suspend/resume allowed) and limits,
  * that reads a POST's body and answers 202 with a JSON body of the size
  * relay-ingest's has, at once: what serving HTTP costs on this machine
  * with nothing of relay (no JSON, no Avro, no Kafka) behind it.
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
         sa.sin_family = AF_INET;
         inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
         struct MHD_Daemon *d = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                 MHD_ALLOW_SUSPEND_RESUME,
             0, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR,
             (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
