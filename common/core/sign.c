@@ -50,21 +50,45 @@ int relay_sign_hmac_sha256(const void *key, size_t key_len,
         return ok ? 0 : -1;
 }
 
-int relay_sign_sha256(const relay_sign_part_t *parts, size_t nparts,
-                      unsigned char out[RELAY_SIGN_SHA256_LEN])
+/* The digest md of the concatenation of parts into out (len bytes). */
+static int digest(const EVP_MD *md, const relay_sign_part_t *parts,
+                  size_t nparts, unsigned char *out, unsigned int want)
 {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         unsigned int len = 0;
-        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+        int ok = ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1;
         for (size_t i = 0; ok && i < nparts; i++)
                 if (parts[i].n)
                         ok = EVP_DigestUpdate(ctx, parts[i].p, parts[i].n) == 1;
-        ok = ok && EVP_DigestFinal_ex(ctx, out, &len) == 1 &&
-             len == RELAY_SIGN_SHA256_LEN;
+        ok = ok && EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == want;
         EVP_MD_CTX_free(ctx);
         if (!ok)
-                memset(out, 0, RELAY_SIGN_SHA256_LEN);
+                memset(out, 0, want);
         return ok ? 0 : -1;
+}
+
+int relay_sign_sha256(const relay_sign_part_t *parts, size_t nparts,
+                      unsigned char out[RELAY_SIGN_SHA256_LEN])
+{
+        return digest(EVP_sha256(), parts, nparts, out, RELAY_SIGN_SHA256_LEN);
+}
+
+int relay_sign_uuid5(const unsigned char ns[16], const void *name, size_t n,
+                     char out[RELAY_SIGN_UUID_SIZE])
+{
+        unsigned char h[20];
+        relay_sign_part_t parts[] = {{ns, 16}, {name, n}};
+        if (digest(EVP_sha1(), parts, 2, h, sizeof(h))) {
+                out[0] = '\0';
+                return -1;
+        }
+        h[6] = (unsigned char)((h[6] & 0x0f) | 0x50); /* version 5 */
+        h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+        char hex[33];
+        relay_sign_hex(h, 16, hex);
+        snprintf(out, RELAY_SIGN_UUID_SIZE, "%.8s-%.4s-%.4s-%.4s-%.12s", hex,
+                 hex + 8, hex + 12, hex + 16, hex + 20);
+        return 0;
 }
 
 size_t relay_sign_base64(const void *in, size_t n, char *out)

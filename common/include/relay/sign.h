@@ -84,6 +84,16 @@ void relay_sign_hex(const void *in, size_t n, char *out);
 int relay_sign_sha256_hex(const relay_sign_part_t *parts, size_t nparts,
                           char out[2 * RELAY_SIGN_SHA256_LEN + 1]);
 
+/* A UUID's canonical text and its NUL. */
+#define RELAY_SIGN_UUID_SIZE 37
+
+/* The name-based UUID (RFC 4122 version 5: SHA-1) of name[0..n) in the
+ * namespace ns (its 16 bytes), lowercase canonical text into out: the same
+ * name always gives the same id, as Python's uuid.uuid5 does. 0, or -1
+ * (out "") when libcrypto fails. */
+int relay_sign_uuid5(const unsigned char ns[16], const void *name, size_t n,
+                     char out[RELAY_SIGN_UUID_SIZE]);
+
 /* Escher (escherauth.io), the AWS SigV4 variant Emarsys published and
  * Antavo signs its APIs with, for a request signed by headers with the
  * SignedHeaders "date;host" and SHA-256. The strings are borrowed for the
