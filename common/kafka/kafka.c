@@ -554,21 +554,34 @@ int32_t relay_kafka_key_partition(const void *key, size_t key_len,
                                                 NULL, NULL);
 }
 
+/* topic's partition count from the cluster's metadata: > 0, or -1 with
+ * *err (UNKNOWN_TOPIC_OR_PART when it does not exist). */
+static int32_t partition_count(rd_kafka_t *rk, const char *topic,
+                               rd_kafka_resp_err_t *err)
+{
+        /* Every topic's, not this one's: a producer asking for one topic
+         * has the broker auto-create it (one partition, not compacted). */
+        const struct rd_kafka_metadata *md = NULL;
+        int32_t n = -1;
+        *err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+        for (int i = 0; !*err && i < md->topic_cnt; i++)
+                if (!strcmp(md->topics[i].topic, topic)) {
+                        *err = md->topics[i].err;
+                        n = md->topics[i].partition_cnt;
+                }
+        if (!*err && n < 0)
+                *err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        return n > 0 ? n : -1;
+}
+
 int32_t relay_kafka_topic_ensure(rd_kafka_t *rk, const char *topic,
                                  int partitions, const char *const *configs,
                                  char *errstr, size_t errstr_size)
 {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-        int32_t n = -1;
-        if (!err && md->topic_cnt == 1 && !md->topics[0].err)
-                n = md->topics[0].partition_cnt;
-        else if (!err && md->topic_cnt == 1)
-                err = md->topics[0].err;
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
+        rd_kafka_resp_err_t err;
+        int32_t n = partition_count(rk, topic, &err);
         if (n > 0)
                 return n;
         if (err && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
@@ -605,11 +618,22 @@ int32_t relay_kafka_topic_ensure(rd_kafka_t *rk, const char *topic,
                 if (!err || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
                         n = partitions;
         }
-        if (n < 0)
+        if (n < 0) {
                 relay_seterr(errstr, errstr_size, "create %s: %s", topic, why);
-        else
+        } else {
                 relay_log(LOG_INFO, "kafka", "created topic %s (%d partitions)",
                           topic, partitions);
+                /* Until the brokers' metadata has every partition, a
+                 * consumer subscribing would be given fewer. */
+                int32_t seen = -1;
+                for (int i = 0; i < 100 && (seen = partition_count(
+                                                rk, topic, &err)) < partitions;
+                     i++)
+                        rd_kafka_poll(rk, 100);
+                /* Made meanwhile by another replica: as it was made. */
+                if (seen > 0)
+                        n = seen;
+        }
         if (ev)
                 rd_kafka_event_destroy(ev);
         rd_kafka_AdminOptions_destroy(ao);

@@ -278,7 +278,7 @@ int relay_poll_record_map(const relay_poll_source_t *s, json_t *rec,
         if (json_is_object(payload))
                 flatten(data, &b, payload, 0);
         relay_buf_free(&b);
-        *out = json_pack("{sssIsssssoso}", "event_id", id, "occurred_at",
+        *out = json_pack("{sssIsssssssoso}", "event_id", id, "occurred_at",
                          (json_int_t)ms, "tenant", s->tenant, "source",
                          s->platform, "event_type", json_string_value(type),
                          "identities", ids, "data", data);
