@@ -71,8 +71,22 @@ check "the error names file, line and key" \
 
 gen() { # gen URL FEED COUNT FROM_MS TO_MS PREFIX
   curl -sf -X POST "$1/_sim/generate" -d "{\"feed\":\"$2\",\"count\":$3,\"from_ms\":$4,\"to_ms\":$5,\"prefix\":\"$6\"}" >/dev/null; }
-for f in a b c; do gen "$SIMC" $f 60 $((NOW - 240000)) $((NOW - 5000)) "p1$f"; done
-gen "$SIMP" d 60 $((NOW - 240000)) $((NOW - 5000)) p1d
+# The event ids relay-poll makes of the generator's events <prefix>-<6
+# digits>, 60 a prefix: the UUID v5 of each source id.
+want_ids() { # want_ids PREFIX...
+  python3 - "$@" <<'PY'
+import sys, uuid
+for p in sys.argv[1:]:
+    for i in range(60):
+        print(uuid.uuid5(uuid.NAMESPACE_URL, f"relay-poll:acme/antavo/{p}-{i:06d}"))
+PY
+}
+gen_phase() { # gen_phase PHASE FROM_MS TO_MS: 60 events a feed, their ids in $WORK/PHASE.ids
+  for f in a b c; do gen "$SIMC" $f 60 "$2" "$3" "$1$f"; done
+  gen "$SIMP" d 60 "$2" "$3" "$1d"
+  want_ids "$1a" "$1b" "$1c" "$1d" > "$WORK/$1.ids"
+}
+gen_phase p1 $((NOW - 240000)) $((NOW - 5000))
 # One event without a type: dead-lettered, not produced.
 curl -sf -X POST "$SIMC/_sim/events" -d "{\"feed\":\"c\",\"events\":[{\"id\":\"untyped-1\",\"customer\":\"u\",\"created_at\":\"$(python3 -c "import datetime; print(datetime.datetime.fromtimestamp(($NOW - 100000) / 1000, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.000Z'))")\",\"data\":{}}]}" >/dev/null
 
@@ -93,17 +107,6 @@ topic_ids() {
     python3 tests/integration/check_avro.py schemas/manifest.cfg loyalty.events-value |
     python3 -c 'import json, sys
 for l in sys.stdin: print(json.loads(l)["event_id"])'; }
-# The event ids the simulators hold (UUID v5 of each source id), by prefix.
-want_ids() { # want_ids PREFIX...: ids of the events whose source id starts so
-  python3 - "$@" <<'PY'
-import sys, uuid
-# The generator names events <prefix>-<6 digits>; 60 a feed a call.
-for p in sys.argv[1:]:
-    n = int(p.split(":")[1]) if ":" in p else 60
-    for i in range(n):
-        print(uuid.uuid5(uuid.NAMESPACE_URL, f"relay-poll:acme/antavo/{p.split(':')[0]}-{i:06d}"))
-PY
-}
 have_all() { # have_all IDFILE: every id of the file is on the topic
   [ "$(topic_ids | sort -u | comm -12 - <(sort -u "$1") | wc -l)" -eq "$(sort -u "$1" | wc -l)" ]; }
 dups_of() { # dups_of IDFILE: ids of the file on the topic more than once
@@ -111,7 +114,6 @@ dups_of() { # dups_of IDFILE: ids of the file on the topic more than once
 
 # ---- every event of several windows and pages, exactly once ----
 start_poll r1
-want_ids p1a p1b p1c p1d > "$WORK/p1.ids"
 check "all 240 events arrived" wait_for 60 have_all "$WORK/p1.ids"
 check "none twice" test -z "$(topic_ids | sort | uniq -d)"
 check "nothing else on the topic" test "$(topic_ids | wc -l)" -eq 240
@@ -162,8 +164,7 @@ check "with its reason and source" eval 'kcat -b "$BS" -C -t dlq.poll -e -q -f "
 
 # ---- kill -9 in the middle of a window: no gap, duplicates only of it ----
 T0=$(date +%s%3N)
-for f in a b c; do gen "$SIMC" $f 60 $((T0 + 500)) $((T0 + 3500)) "p2$f"; done
-gen "$SIMP" d 60 $((T0 + 500)) $((T0 + 3500)) p2d
+gen_phase p2 $((T0 + 500)) $((T0 + 3500))
 # The slow request is a second page (it carries a cursor): its window's
 # first page is produced when r1 is killed.
 curl -sf -X POST "$SIMC/_sim/faults" -d '{"name":"slow","match":"cursor=","delay_ms":4000,"times":1}' >/dev/null
@@ -174,7 +175,6 @@ sleep 1
 kill -9 "$R1_PID"
 sleep 4
 start_poll r1
-want_ids p2a p2b p2c p2d > "$WORK/p2.ids"
 check "after the restart all 240 new events arrived (no gap)" wait_for 60 have_all "$WORK/p2.ids"
 check "and all the first 240 are still there once" test -z "$(dups_of "$WORK/p1.ids")"
 read -r slow_feed slow_from slow_to <<<"$(curl -sf "$SIMC/_sim/requests" | python3 -c 'import json, sys
@@ -204,9 +204,7 @@ check "r2 joined the group" wait_for 40 joined
 sleep 8 # the rebalance settled: no window in flight of a handed-back source
 for u in "$SIMC" "$SIMP"; do curl -sf -X POST "$u/_sim/reset" >/dev/null; done
 T1=$(date +%s%3N)
-for f in a b c; do gen "$SIMC" $f 60 $((T1 + 500)) $((T1 + 4500)) "p3$f"; done
-gen "$SIMP" d 60 $((T1 + 500)) $((T1 + 4500)) p3d
-want_ids p3a p3b p3c p3d > "$WORK/p3.ids"
+gen_phase p3 $((T1 + 500)) $((T1 + 4500))
 check "with two replicas all 240 new events arrived" wait_for 60 have_all "$WORK/p3.ids"
 check "none of them twice" test -z "$(dups_of "$WORK/p3.ids")"
 for u in "$SIMC" "$SIMP"; do curl -sf "$u/_sim/requests"; echo; done > "$WORK/p3.requests"
@@ -233,9 +231,7 @@ curl -sf -X POST "$SIMC/_sim/faults" -d '[
   {"name":"down","match":"/feeds/b/","status":503,"times":3},
   {"name":"busy","match":"/feeds/b/","status":429,"retry_after":2,"times":2}]' >/dev/null
 T2=$(date +%s%3N)
-for f in a b c; do gen "$SIMC" $f 60 $((T2 + 500)) $((T2 + 3500)) "p4$f"; done
-gen "$SIMP" d 60 $((T2 + 500)) $((T2 + 3500)) p4d
-want_ids p4a p4b p4c p4d > "$WORK/p4.ids"
+gen_phase p4 $((T2 + 500)) $((T2 + 3500))
 check "after 503s and 429s every new event arrived" wait_for 90 have_all "$WORK/p4.ids"
 check "none of them twice" test -z "$(dups_of "$WORK/p4.ids")"
 check "all five faults were answered" test "$(curl -sf "$SIMC/_sim/requests" |
