@@ -145,24 +145,6 @@ static const relay_conf_prop_t antavo_props[] = {
 /* A literal of the request, appended. */
 #define PUT(b, lit) relay_buf_append((b), (lit), sizeof(lit) - 1)
 
-/* Append s percent-encoded: everything but RFC 3986's unreserved
- * characters, hex digits upper case (Escher's canonical form, which is
- * then also what the URL carries). */
-static void put_encoded(relay_buf_t *b, const char *s)
-{
-        static const char hex[] = "0123456789ABCDEF";
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-                    *p == '.' || *p == '~') {
-                        relay_buf_append(b, p, 1);
-                } else {
-                        char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-                        relay_buf_append(b, e, 3);
-                }
-        }
-}
-
 static void antavo_term(void *state)
 {
         struct antavo *av = state;
@@ -238,7 +220,7 @@ static int antavo_init(void **state, const relay_conf_t *conf, char *errstr,
 
         relay_buf_init(&b);
         PUT(&b, "api_key=");
-        put_encoded(&b, av->api_key);
+        relay_buf_url_encode(&b, av->api_key, strlen(av->api_key));
         av->query = b.data;
 
         relay_buf_init(&b);

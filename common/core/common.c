@@ -191,6 +191,85 @@ int relay_buf_iso_ms(relay_buf_t *b, int64_t ms)
         return 0;
 }
 
+/* n digits at s as a number, or -1 when any is not a digit. */
+static long digits(const char *s, size_t n)
+{
+        long v = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -1;
+                v = v * 10 + (s[i] - '0');
+        }
+        return v;
+}
+
+int relay_iso_ms_parse(const char *s, size_t n, int64_t *ms)
+{
+        static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30,
+                                              31, 31, 30, 31, 30, 31};
+        /* "YYYY-MM-DDTHH:MM:SS": the separators, then the numbers. */
+        if (n < 19 || s[4] != '-' || s[7] != '-' ||
+            (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' ||
+            s[16] != ':')
+                return -1;
+        long y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2),
+             h = digits(s + 11, 2), mi = digits(s + 14, 2),
+             sec = digits(s + 17, 2);
+        if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+            h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60 ||
+            (mo == 2 && d == 29 &&
+             (y % 4 || (y % 100 == 0 && y % 400))))
+                return -1;
+        size_t i = 19;
+        long frac = 0, scale = 100;
+        if (i < n && (s[i] == '.' || s[i] == ',')) {
+                size_t start = ++i;
+                for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
+                        frac += scale * (s[i] - '0');
+                if (i == start)
+                        return -1;
+        }
+        long zone = 0; /* minutes east of UTC */
+        if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+                i++;
+        } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+                long zh = i + 6 <= n && s[i + 3] == ':' ? digits(s + i + 1, 2)
+                                                        : -1,
+                     zm = zh >= 0 ? digits(s + i + 4, 2) : -1;
+                if (zh < 0 || zh > 23 || zm < 0 || zm > 59)
+                        return -1;
+                zone = (s[i] == '-' ? -1 : 1) * (zh * 60 + zm);
+                i += 6;
+        }
+        if (i != n)
+                return -1;
+        /* Days since the epoch of the civil date (Howard Hinnant's
+         * days_from_civil, the inverse of relay_buf_iso_ms's steps). */
+        int64_t yy = mo <= 2 ? y - 1 : y;
+        int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+        int64_t yoe = yy - era * 400;
+        int64_t doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
+        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        int64_t days = era * 146097 + doe - 719468;
+        *ms = ((days * 24 + h) * 60 + mi - zone) * 60000 + sec * 1000 + frac;
+        return 0;
+}
+
+void relay_buf_url_encode(relay_buf_t *b, const char *s, size_t n)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        for (const unsigned char *p = (const unsigned char *)s; n--; p++) {
+                if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+                    *p == '.' || *p == '~') {
+                        relay_buf_append(b, p, 1);
+                } else {
+                        char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+                        relay_buf_append(b, e, 3);
+                }
+        }
+}
+
 /* "00" to "99": two digits a division, half the divisions of one. */
 static const char digits2[201] = "0001020304050607080910111213141516171819"
                                  "2021222324252627282930313233343536373839"

@@ -634,6 +634,15 @@ static int load_secret(struct slot *slot, char *errstr, size_t errstr_size)
         return rc < 0 ? -1 : 0;
 }
 
+int relay_conf_secret_read(const char *env, relay_buf_t *out, char *errstr,
+                           size_t errstr_size)
+{
+        char envf[300], origin[320];
+        snprintf(envf, sizeof(envf), "%s_FILE", env);
+        return read_secret(env, envf, out, origin, sizeof(origin), errstr,
+                           errstr_size);
+}
+
 /* librdkafka's secrets from RELAY_KAFKA_<NAME>[_FILE] into the
  * pass-through list; they win over nothing, since the file and -X refuse
  * them. 0 or -1. */
@@ -836,6 +845,16 @@ static const struct slot *get(const relay_conf_t *conf, const char *name,
                 abort();
         }
         return s;
+}
+
+const char *relay_conf_origin(const relay_conf_t *conf, const char *name)
+{
+        const struct slot *s = find(conf, name);
+        if (!s) { /* a bug in the caller, as in the getters */
+                relay_log(LOG_CRIT, "conf", "key '%s' is not declared", name);
+                abort();
+        }
+        return s->set ? s->origin : "unset";
 }
 
 const char *relay_conf_str(const relay_conf_t *conf, const char *name)

@@ -51,21 +51,42 @@ int relay_sign_hmac_sha256(const void *key, size_t key_len,
         return ok ? 0 : -1;
 }
 
-int relay_sign_sha256(const relay_sign_part_t *parts, size_t nparts,
-                      unsigned char out[RELAY_SIGN_SHA256_LEN])
+/* The digest md of the concatenation of parts into out (len bytes). */
+static int digest(const EVP_MD *md, const relay_sign_part_t *parts,
+                  size_t nparts, unsigned char *out, unsigned int want)
 {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         unsigned int len = 0;
-        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+        int ok = ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1;
         for (size_t i = 0; ok && i < nparts; i++)
                 if (parts[i].n)
                         ok = EVP_DigestUpdate(ctx, parts[i].p, parts[i].n) == 1;
-        ok = ok && EVP_DigestFinal_ex(ctx, out, &len) == 1 &&
-             len == RELAY_SIGN_SHA256_LEN;
+        ok = ok && EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == want;
         EVP_MD_CTX_free(ctx);
         if (!ok)
-                memset(out, 0, RELAY_SIGN_SHA256_LEN);
+                memset(out, 0, want);
         return ok ? 0 : -1;
+}
+
+int relay_sign_sha256(const relay_sign_part_t *parts, size_t nparts,
+                      unsigned char out[RELAY_SIGN_SHA256_LEN])
+{
+        return digest(EVP_sha256(), parts, nparts, out, RELAY_SIGN_SHA256_LEN);
+}
+
+int relay_sign_uuid5(const unsigned char ns[16], const void *name, size_t n,
+                     char out[RELAY_UUID_SIZE])
+{
+        unsigned char h[20];
+        relay_sign_part_t parts[] = {{ns, 16}, {name, n}};
+        if (digest(EVP_sha1(), parts, 2, h, sizeof(h))) {
+                out[0] = '\0';
+                return -1;
+        }
+        h[6] = (unsigned char)((h[6] & 0x0f) | 0x50); /* version 5 */
+        h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+        relay_uuid_text(h, out);
+        return 0;
 }
 
 size_t relay_sign_base64(const void *in, size_t n, char *out)
@@ -441,45 +462,3 @@ int relay_sign_sha256_hex_ctx(relay_sign_sha256_ctx_t *c,
         return 0;
 }
 #pragma GCC diagnostic pop
-
-static int hexval(char ch)
-{
-        if (ch >= '0' && ch <= '9')
-                return ch - '0';
-        ch = (char)tolower((unsigned char)ch);
-        return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-int relay_sign_uuid5(const char *ns, const void *name, size_t n,
-                     char out[RELAY_UUID_SIZE])
-{
-        unsigned char nsb[16], md[EVP_MAX_MD_SIZE];
-        size_t k = 0;
-        for (const char *q = ns; *q && k < 32; q++) {
-                if (*q == '-')
-                        continue;
-                int v = hexval(*q);
-                if (v < 0)
-                        return -1;
-                if (k % 2 == 0)
-                        nsb[k / 2] = (unsigned char)(v << 4);
-                else
-                        nsb[k / 2] |= (unsigned char)v;
-                k++;
-        }
-        if (k != 32)
-                return -1;
-        unsigned int mdlen = 0;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) &&
-                 EVP_DigestUpdate(ctx, nsb, sizeof(nsb)) &&
-                 EVP_DigestUpdate(ctx, name, n) &&
-                 EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen >= 16;
-        EVP_MD_CTX_free(ctx);
-        if (!ok)
-                return -1;
-        md[6] = (unsigned char)((md[6] & 0x0F) | 0x50);
-        md[8] = (unsigned char)((md[8] & 0x3F) | 0x80);
-        relay_uuid_text(md, out);
-        return 0;
-}

@@ -327,6 +327,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 relay_log(LOG_INFO, "kafka", "%s: assigned %d partition(s)",
                           rd_kafka_name(rk), parts->cnt);
+                for (int i = 0; d && d->cb && d->cb->from_beginning &&
+                                i < parts->cnt;
+                     i++)
+                        parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
                 if (coop)
                         error_free(rd_kafka_incremental_assign(rk, parts));
                 else
@@ -446,7 +450,8 @@ void relay_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms)
 /* One enqueue, to topic by name or to the handle rkt; on a full queue
  * the headers are still the caller's. */
 static rd_kafka_resp_err_t producev(rd_kafka_t *rk, const char *topic,
-                                    rd_kafka_topic_t *rkt, const void *key,
+                                    rd_kafka_topic_t *rkt, int32_t partition,
+                                    const void *key,
                                     size_t key_len, const void *value,
                                     size_t value_len,
                                     rd_kafka_headers_t *headers,
@@ -463,12 +468,14 @@ static rd_kafka_resp_err_t producev(rd_kafka_t *rk, const char *topic,
         }
         rd_kafka_resp_err_t err =
             rkt ? rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),
+                                    RD_KAFKA_V_PARTITION(partition),
                                     RD_KAFKA_V_KEY((void *)key, key_len),
                                     RD_KAFKA_V_VALUE((void *)value, value_len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                     RD_KAFKA_V_HEADERS(headers),
                                     RD_KAFKA_V_OPAQUE(ack), RD_KAFKA_V_END)
                 : rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_PARTITION(partition),
                                     RD_KAFKA_V_KEY((void *)key, key_len),
                                     RD_KAFKA_V_VALUE((void *)value, value_len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -488,8 +495,8 @@ rd_kafka_resp_err_t relay_kafka_produce(rd_kafka_t *rk, const char *topic,
 {
         for (;;) {
                 rd_kafka_resp_err_t err =
-                    producev(rk, topic, NULL, key, key_len, value, value_len,
-                             headers, ack, 0);
+                    producev(rk, topic, NULL, RD_KAFKA_PARTITION_UA, key,
+                             key_len, value, value_len, headers, ack, 0);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         return err;
                 rd_kafka_poll(rk, 100);
@@ -503,9 +510,9 @@ rd_kafka_resp_err_t relay_kafka_produce_once(rd_kafka_t *rk, const char *topic,
                                              rd_kafka_headers_t *headers,
                                              relay_kafka_ack_t *ack, int keep)
 {
-        rd_kafka_resp_err_t err = producev(rk, topic, NULL, key, key_len,
-                                           value, value_len, headers, ack,
-                                           keep);
+        rd_kafka_resp_err_t err =
+            producev(rk, topic, NULL, RD_KAFKA_PARTITION_UA, key, key_len,
+                     value, value_len, headers, ack, keep);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
                 rd_kafka_headers_destroy(headers);
         return err;
@@ -521,11 +528,118 @@ rd_kafka_resp_err_t relay_kafka_produce_once_rkt(rd_kafka_t *rk,
                                                  relay_kafka_ack_t *ack,
                                                  int keep)
 {
-        rd_kafka_resp_err_t err = producev(rk, NULL, rkt, key, key_len, value,
-                                           value_len, headers, ack, keep);
+        rd_kafka_resp_err_t err =
+            producev(rk, NULL, rkt, RD_KAFKA_PARTITION_UA, key, key_len, value,
+                     value_len, headers, ack, keep);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && headers)
                 rd_kafka_headers_destroy(headers);
         return err;
+}
+
+rd_kafka_resp_err_t relay_kafka_produce_to(rd_kafka_t *rk, const char *topic,
+                                           int32_t partition, const void *key,
+                                           size_t key_len, const void *value,
+                                           size_t value_len,
+                                           relay_kafka_ack_t *ack)
+{
+        return producev(rk, topic, NULL, partition, key, key_len, value,
+                        value_len, NULL, ack, 0);
+}
+
+int32_t relay_kafka_key_partition(const void *key, size_t key_len,
+                                  int32_t partitions)
+{
+        /* librdkafka's murmur2 reads neither the topic nor the opaques. */
+        return rd_kafka_msg_partitioner_murmur2(NULL, key, key_len, partitions,
+                                                NULL, NULL);
+}
+
+/* topic's partition count from the cluster's metadata: > 0, or -1 with
+ * *err (UNKNOWN_TOPIC_OR_PART when it does not exist). */
+static int32_t partition_count(rd_kafka_t *rk, const char *topic,
+                               rd_kafka_resp_err_t *err)
+{
+        /* Every topic's, not this one's: a producer asking for one topic
+         * has the broker auto-create it (one partition, not compacted). */
+        const struct rd_kafka_metadata *md = NULL;
+        int32_t n = -1;
+        *err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+        for (int i = 0; !*err && i < md->topic_cnt; i++)
+                if (!strcmp(md->topics[i].topic, topic)) {
+                        *err = md->topics[i].err;
+                        n = md->topics[i].partition_cnt;
+                }
+        if (!*err && n < 0)
+                *err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        return n > 0 ? n : -1;
+}
+
+int32_t relay_kafka_topic_ensure(rd_kafka_t *rk, const char *topic,
+                                 int partitions, const char *const *configs,
+                                 char *errstr, size_t errstr_size)
+{
+        rd_kafka_resp_err_t err;
+        int32_t n = partition_count(rk, topic, &err);
+        if (n > 0)
+                return n;
+        if (err && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+            err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+                relay_seterr(errstr, errstr_size, "metadata of %s: %s", topic,
+                             rd_kafka_err2str(err));
+                return -1;
+        }
+        /* Missing: create it as configured. */
+        rd_kafka_NewTopic_t *nt =
+            rd_kafka_NewTopic_new(topic, partitions, -1, errstr, errstr_size);
+        if (!nt)
+                return -1;
+        for (size_t i = 0; configs && configs[i]; i += 2)
+                rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_AdminOptions_t *ao =
+            rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        rd_kafka_AdminOptions_set_request_timeout(ao, 15000, NULL, 0);
+        rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 20000);
+        const char *why = ev ? rd_kafka_event_error_string(ev) : "no answer";
+        if (ev && !rd_kafka_event_error(ev)) {
+                size_t cnt;
+                const rd_kafka_topic_result_t **tr =
+                    rd_kafka_CreateTopics_result_topics(
+                        rd_kafka_event_CreateTopics_result(ev), &cnt);
+                err = cnt ? rd_kafka_topic_result_error(tr[0])
+                          : RD_KAFKA_RESP_ERR__FAIL;
+                why = cnt && rd_kafka_topic_result_error_string(tr[0])
+                          ? rd_kafka_topic_result_error_string(tr[0])
+                          : rd_kafka_err2str(err);
+                /* Another replica may have made it meanwhile. */
+                if (!err || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                        n = partitions;
+        }
+        if (n < 0) {
+                relay_seterr(errstr, errstr_size, "create %s: %s", topic, why);
+        } else {
+                relay_log(LOG_INFO, "kafka", "created topic %s (%d partitions)",
+                          topic, partitions);
+                /* Until the brokers' metadata has every partition, a
+                 * consumer subscribing would be given fewer. */
+                int32_t seen = -1;
+                for (int i = 0; i < 100 && (seen = partition_count(
+                                                rk, topic, &err)) < partitions;
+                     i++)
+                        rd_kafka_poll(rk, 100);
+                /* Made meanwhile by another replica: as it was made. */
+                if (seen > 0)
+                        n = seen;
+        }
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        rd_kafka_AdminOptions_destroy(ao);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_NewTopic_destroy(nt);
+        return n;
 }
 
 void relay_kafka_ack_release(relay_kafka_ack_t *ack)

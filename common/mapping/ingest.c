@@ -22,9 +22,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* The namespace of ingest's name-based event ids (a random UUID, fixed
- * for ever: changing it would change every derived id). */
-#define RELAY_INGEST_UUID_NAMESPACE "6f1e0c2a-8b4d-4f7e-9a35-2c1d7e5b9f40"
+/* The namespace of ingest's name-based event ids (a random UUID,
+ * 6f1e0c2a-8b4d-4f7e-9a35-2c1d7e5b9f40, fixed for ever: changing it would
+ * change every derived id). */
+static const unsigned char ingest_ns[16] = {0x6f, 0x1e, 0x0c, 0x2a, 0x8b, 0x4d, 0x4f, 0x7e, 0x9a, 0x35, 0x2c, 0x1d, 0x7e, 0x5b, 0x9f, 0x40};
 
 enum itype { IT_KEEP, IT_STRING, IT_NUMBER, IT_BOOL, IT_TIMESTAMP };
 
@@ -689,68 +690,6 @@ static int scalar_text(json_t *v, relay_buf_t *b)
         }
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-        y -= m <= 2;
-        int64_t era = (y >= 0 ? y : y - 399) / 400;
-        unsigned yoe = (unsigned)(y - era * 400);
-        unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t)doe - 719468;
-}
-
-/* ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HH:MM]" (or a space for
- * the T) into ms since the epoch. 0 or -1. */
-static int iso_ms(const char *s, size_t n, int64_t *out)
-{
-        unsigned Y, M, D, h, m, sec;
-        char sep;
-        int used = 0;
-        char buf[64];
-        if (n >= sizeof(buf))
-                return -1;
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        if (sscanf(buf, "%4u-%2u-%2u%c%2u:%2u:%2u%n", &Y, &M, &D, &sep, &h, &m,
-                   &sec, &used) != 7 || used != 19 ||
-            (sep != 'T' && sep != 't' && sep != ' ') || M < 1 || M > 12 ||
-            D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-                return -1;
-        const char *p = buf + used;
-        int64_t ms = 0;
-        if (*p == '.') {
-                int digits = 0;
-                for (p++; isdigit((unsigned char)*p); p++, digits++)
-                        if (digits < 3)
-                                ms = ms * 10 + (*p - '0');
-                if (!digits)
-                        return -1;
-                for (; digits < 3; digits++)
-                        ms *= 10;
-        }
-        int64_t off = 0;
-        if (*p == 'Z' || *p == 'z') {
-                p++;
-        } else if (*p == '+' || *p == '-') {
-                unsigned oh, om;
-                int u = 0;
-                if (sscanf(p + 1, "%2u:%2u%n", &oh, &om, &u) != 2 || u != 5 ||
-                    oh > 23 || om > 59)
-                        return -1;
-                off = (int64_t)(oh * 60 + om) * 60000 * (*p == '-' ? -1 : 1);
-                p += 6;
-        } else {
-                return -1;
-        }
-        if (*p)
-                return -1;
-        int64_t days = days_from_civil(Y, M, D);
-        *out = ((days * 24 + h) * 60 + m) * 60000 + (int64_t)sec * 1000 + ms -
-               off;
-        return 0;
-}
-
 /* Convert v as rule r says. A new reference, or NULL + errstr. */
 static json_t *convert(const struct rule *r, json_t *v, relay_buf_t *scratch,
                        char *errstr, size_t errstr_size)
@@ -802,9 +741,10 @@ static json_t *convert(const struct rule *r, json_t *v, relay_buf_t *scratch,
                         return json_integer(t);
                 }
                 if (json_is_string(v) &&
-                    !iso_ms(json_string_value(v), json_string_length(v), &ms))
+                    !relay_iso_ms_parse(json_string_value(v),
+                                        json_string_length(v), &ms))
                         return json_integer(ms);
-                what = "a time (ISO 8601 with a zone, or epoch seconds or "
+                what = "a time (ISO 8601, or epoch seconds or "
                        "milliseconds)";
                 break;
         }
@@ -884,7 +824,7 @@ static void event_id_of(const relay_ingest_source_t *s, json_t *v,
         relay_buf_append(&name, s->name, strlen(s->name) + 1);
         relay_buf_append(&name, tenant, strlen(tenant) + 1);
         relay_buf_append(&name, b->data, b->len);
-        if (relay_sign_uuid5(RELAY_INGEST_UUID_NAMESPACE, name.data, name.len,
+        if (relay_sign_uuid5(ingest_ns, name.data, name.len,
                              out))
                 relay_uuid4(out);
         relay_buf_free(&name);

@@ -178,13 +178,8 @@ static void test_lower(void **state)
 
 static void test_uuid5(void **state)
 {
-        char out[37];
-        /* Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org") */
-        assert_int_equal(relay_sign_uuid5("6ba7b810-9dad-11d1-80b4-00c04fd430c8",
-                                         "python.org", 10, out),
-                         0);
-        assert_string_equal(out, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
-        assert_int_equal(relay_sign_uuid5("not-a-uuid", "x", 1, out), -1);
+        /* relay_sign_uuid5 itself is checked against Python's uuid5 in
+         * test_poll; here the CRM ids made with it. */
         char a[37], b[37], c[37];
         relay_crm_event_id("acme", "crm", "c1", 2, "ab", a);
         relay_crm_event_id("acme", "crm", "c1", 2, "ab", b);

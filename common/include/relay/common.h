@@ -92,6 +92,17 @@ void relay_buf_json_str(relay_buf_t *b, const char *s, size_t n);
  * outside the years 0000 to 9999, which the format cannot hold. */
 int relay_buf_iso_ms(relay_buf_t *b, int64_t ms);
 
+/* Parse an ISO-8601 date and time, "YYYY-MM-DDTHH:MM:SS" with optional
+ * fraction (milliseconds kept, finer digits cut) and a zone ("Z" or
+ * "+HH:MM"/"-HH:MM"; none is UTC), s[0..n) exactly. 0 with *ms since the
+ * epoch, or -1 when the text is not such a time. */
+int relay_iso_ms_parse(const char *s, size_t n, int64_t *ms);
+
+/* Append s[0..n) percent-encoded: every byte but RFC 3986's unreserved
+ * characters, hex digits upper case (for query values; Escher's canonical
+ * form too). */
+void relay_buf_url_encode(relay_buf_t *b, const char *s, size_t n);
+
 /* Wall-clock milliseconds since the epoch, and a monotonic clock in ms. */
 int64_t relay_now_ms(void);
 int64_t relay_mono_ms(void);

@@ -119,6 +119,22 @@ int relay_conf_require_table(const relay_conf_t *conf,
 void relay_conf_bind(const relay_conf_t *conf, const relay_conf_prop_t *table,
                      void *state);
 
+/* Where name's value came from: "file:line", "-X", "default",
+ * "environment RELAY_..." or "unset", for errors found after loading
+ * (a value of the right type that does not fit another). Owned by the
+ * conf. The name must be declared. */
+const char *relay_conf_origin(const relay_conf_t *conf, const char *name);
+
+/* A secret that a setting names rather than declares (one per polled
+ * source, say): the variable env, or the file named by env_FILE, read as
+ * relay_conf_finish() reads RELAY_CONF_SECRET keys (an empty variable is
+ * unset, an empty file an error, both set an error, a file's final newline
+ * dropped). 1 with the text in out (reset first), 0 when neither is set,
+ * -1 with errstr. */
+struct relay_buf;
+int relay_conf_secret_read(const char *env, struct relay_buf *out,
+                           char *errstr, size_t errstr_size);
+
 /* Typed getters. The name must be declared (a programming error otherwise:
  * logged and aborted). Strings are owned by the conf; NULL when unset. */
 const char *relay_conf_str(const relay_conf_t *conf, const char *name);

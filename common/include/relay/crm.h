@@ -35,8 +35,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* relay's namespace for CRM event ids (a version 4 UUID made once). */
-#define RELAY_CRM_UUID_NAMESPACE "4d3a5c1e-9b7f-4e2a-8c61-0f5b2d7e9a13"
+/* relay's namespace for CRM event ids (a version 4 UUID made once,
+ * 4d3a5c1e-9b7f-4e2a-8c61-0f5b2d7e9a13), as its 16 bytes. */
+#define RELAY_CRM_UUID_NAMESPACE                                               \
+        ((const unsigned char[16]){0x4d, 0x3a, 0x5c, 0x1e, 0x9b, 0x7f, 0x4e, 0x2a, 0x8c, 0x61, 0x0f, 0x5b, 0x2d, 0x7e, 0x9a, 0x13})
 
 /* --- normalisers ---------------------------------------------------- */
 

@@ -77,6 +77,11 @@ typedef struct relay_kafka_rebalance {
         void (*assigned)(void *opaque, rd_kafka_t *rk,
                          const rd_kafka_topic_partition_list_t *parts);
         void (*stats)(void *opaque, rd_kafka_t *rk, const struct json_t *stats);
+        /* Read every assigned partition from its first offset, whatever
+         * was committed: for a consumer whose group only shares out the
+         * partitions of a compacted state topic that it reads whole on
+         * each assignment (poll's checkpoints). */
+        int from_beginning;
 } relay_kafka_rebalance_t;
 
 /* A consumer in group_id. The conf's kafka.* keys are applied, then the
@@ -151,6 +156,29 @@ rd_kafka_resp_err_t relay_kafka_produce_once_rkt(rd_kafka_t *rk,
                                                  rd_kafka_headers_t *headers,
                                                  relay_kafka_ack_t *ack,
                                                  int keep);
+
+/* Produce once to one partition (RD_KAFKA_PARTITION_UA: the
+ * partitioner's), without headers; results as relay_kafka_produce_once
+ * without keep. */
+rd_kafka_resp_err_t relay_kafka_produce_to(rd_kafka_t *rk, const char *topic,
+                                           int32_t partition, const void *key,
+                                           size_t key_len, const void *value,
+                                           size_t value_len,
+                                           relay_kafka_ack_t *ack);
+
+/* The partition of key among partitions as the Java client (and relay's
+ * producers, murmur2_random) place it: murmur2(key) & 0x7fffffff modulo
+ * partitions. */
+int32_t relay_kafka_key_partition(const void *key, size_t key_len,
+                                  int32_t partitions);
+
+/* topic's partition count; a topic that does not exist is created with
+ * partitions and the configs (name, value pairs, NULL-terminated; may be
+ * NULL), e.g. {"cleanup.policy", "compact", NULL}. Waits up to about 30 s
+ * for the broker. -1 with errstr. */
+int32_t relay_kafka_topic_ensure(rd_kafka_t *rk, const char *topic,
+                                 int partitions, const char *const *configs,
+                                 char *errstr, size_t errstr_size);
 
 /* Wait until every ack in acks[0..n) is done or timeout_ms passes (< 0:
  * until all are done; every message gets a report, a failure at the latest

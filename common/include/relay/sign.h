@@ -87,12 +87,6 @@ int relay_sign_webhook(const unsigned char *key, size_t key_len,
                        const void *body, size_t body_len,
                        char sig[RELAY_SIGN_WEBHOOK_SIG_SIZE]);
 
-/* The name-based (version 5, SHA-1) UUID of name[0..n) in namespace ns
- * (a UUID's text form) into out, RFC 4122 section 4.3. 0, or -1 when ns
- * is not a UUID or libcrypto fails. */
-int relay_sign_uuid5(const char *ns, const void *name, size_t n,
-                     char out[RELAY_UUID_SIZE]);
-
 /* Lowercase hex of in[0..n) into out (2 * n + 1 bytes, NUL-terminated). */
 void relay_sign_hex(const void *in, size_t n, char *out);
 
@@ -101,6 +95,13 @@ void relay_sign_hex(const void *in, size_t n, char *out);
  * then ""). */
 int relay_sign_sha256_hex(const relay_sign_part_t *parts, size_t nparts,
                           char out[2 * RELAY_SIGN_SHA256_LEN + 1]);
+
+/* The name-based UUID (RFC 4122 version 5: SHA-1) of name[0..n) in the
+ * namespace ns (its 16 bytes), lowercase canonical text into out: the same
+ * name always gives the same id, as Python's uuid.uuid5 does. 0, or -1
+ * (out "") when libcrypto fails. */
+int relay_sign_uuid5(const unsigned char ns[16], const void *name, size_t n,
+                     char out[RELAY_UUID_SIZE]);
 
 /* Escher (escherauth.io), the AWS SigV4 variant Emarsys published and
  * Antavo signs its APIs with, for a request signed by headers with the
