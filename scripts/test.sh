@@ -22,7 +22,7 @@ ctest --test-dir build --output-on-failure -j2
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)"
 # The longest fault scenarios (label fault-long: chaos, the 2-minute
 # outage, throttling and max.poll.interval.ms, which mostly wait) and the
-# delivery, memory, concurrency and hot-path benchmarks run only in the plain
+# delivery, memory, concurrency, hot-path and ingest benchmarks run only in the plain
 # pass: under the sanitizers they would take long and prove nothing the
 # plain pass and the sanitized unit tests of the engine (test_pipeline,
 # test_deliver) and the codec (test_codec, fuzz_codec) do not. So does
@@ -33,4 +33,4 @@ echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 # here. The deploy/ validation (label deploy) runs no relay code: once is
 # enough.
 ctest --test-dir build-asan --output-on-failure -j2 -LE 'fault-long|deploy' \
-  -E '^(bench/(deliver|deliver_rss|hotpath|concurrency)|integration/0018-adapter-conformance)$'
+  -E '^(bench/(deliver|deliver_rss|hotpath|concurrency|ingest)|integration/0018-adapter-conformance)$'
