@@ -529,51 +529,15 @@ static int ledger_has(const struct ledger *l, int32_t partition, int64_t offset)
 static int ledger_create(rd_kafka_t *rk, struct ledger *l, char *errstr,
                          size_t errstr_size)
 {
+        static const char *const compact[] = {"cleanup.policy", "compact",
+                                              NULL};
         if (l->exists)
                 return 0;
-        rd_kafka_NewTopic_t *nt =
-            rd_kafka_NewTopic_new(l->topic, 1, -1, errstr, errstr_size);
-        if (!nt)
+        if (relay_kafka_topic_ensure(rk, l->topic, 1, compact, errstr,
+                                     errstr_size) < 0)
                 return -1;
-        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_AdminOptions_t *ao =
-            rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-        rd_kafka_AdminOptions_set_request_timeout(ao, 15000, NULL, 0);
-        rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 20000);
-        int rc = -1;
-        if (!ev) {
-                relay_seterr(errstr, errstr_size, "no answer in 20 s");
-        } else if (rd_kafka_event_error(ev)) {
-                relay_seterr(errstr, errstr_size, "%s",
-                             rd_kafka_event_error_string(ev));
-        } else {
-                size_t n;
-                const rd_kafka_topic_result_t **tr =
-                    rd_kafka_CreateTopics_result_topics(
-                        rd_kafka_event_CreateTopics_result(ev), &n);
-                rd_kafka_resp_err_t err =
-                    n ? rd_kafka_topic_result_error(tr[0])
-                      : RD_KAFKA_RESP_ERR__FAIL;
-                if (!err || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                        rc = 0;
-                else
-                        relay_seterr(errstr, errstr_size, "%s",
-                                     n && rd_kafka_topic_result_error_string(
-                                              tr[0])
-                                         ? rd_kafka_topic_result_error_string(
-                                               tr[0])
-                                         : rd_kafka_err2str(err));
-        }
-        if (ev)
-                rd_kafka_event_destroy(ev);
-        rd_kafka_AdminOptions_destroy(ao);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_NewTopic_destroy(nt);
-        if (rc == 0)
-                l->exists = 1;
-        return rc;
+        l->exists = 1;
+        return 0;
 }
 
 /* --- replay --------------------------------------------------------- */
