@@ -10,9 +10,16 @@ platform with a deploy/config/deliver-P.cfg has a simulator P-sim and a
 worker deliver-P in compose, a Deployment, Secret example and ScaledObject
 (written by tests/deploy/gen_deliver.py, checked current here) and a scrape
 target; each is checked against what the platform's scenario
-(tests/integration/*.sh, lib.sh for mParticle) runs. Run from anywhere;
-prints one "ok - ..." / "not ok - ..." line per check and exits 1 if any
-failed.
+(tests/integration/*.sh, lib.sh for mParticle) runs. relay-ingest and
+relay-poll (deploy/config/ingest.cfg, poll.cfg) are held to the same
+checks where they apply (compose service, topics, registry, admin port,
+health check, scrape target, Deployment, probes, grace, ConfigMap items,
+secrets from a Secret as the example shows) and to their own: ingest's
+source files, tokens, HTTP port, Service and CPU autoscaler; poll's source
+files, tokens as files, its simulator and replicas within the checkpoint
+topic's partitions. Every metric the C code registers is listed in
+tests/deploy/metrics.txt with its type. Run from anywhere; prints one
+"ok - ..." / "not ok - ..." line per check and exits 1 if any failed.
 
   check_in_step.py                  check
   check_in_step.py --write-configmap  rewrite deploy/k8s/configmap.yaml from deploy/config
@@ -122,12 +129,16 @@ compose = yaml.safe_load(read("docker-compose.yml"))["services"]
 libsh = read("tests/integration/lib.sh")
 libsh_code = "\n".join(l for l in libsh.splitlines() if not l.lstrip().startswith("#"))
 c_sources = "".join(read(os.path.relpath(p, SRC))
-                    for p in glob.glob(os.path.join(SRC, "common/**/*.c"), recursive=True))
+                    for p in sorted(glob.glob(os.path.join(SRC, "common/**/*.c"), recursive=True))
+                    + sorted(glob.glob(os.path.join(SRC, "workers/**/*.c"), recursive=True)))
 k8s = [d for p in sorted(glob.glob(os.path.join(SRC, "deploy/k8s/*.yaml")))
        for d in docs(os.path.relpath(p, SRC))]
 keda = [d for p in sorted(glob.glob(os.path.join(SRC, "deploy/keda/*.yaml")))
         for d in docs(os.path.relpath(p, SRC))]
 deployments = {d["metadata"]["name"]: d for d in k8s if d["kind"] == "Deployment"}
+services = {d["metadata"]["name"]: d for d in k8s if d["kind"] == "Service"}
+hpas = {d["spec"]["scaleTargetRef"]["name"]: d for d in k8s if d["kind"] == "HorizontalPodAutoscaler"}
+pdbs = [d for d in k8s if d["kind"] == "PodDisruptionBudget"]
 configmap = next((d for d in k8s if d["kind"] == "ConfigMap"), {"data": {}})
 scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in keda if d["kind"] == "ScaledObject"}
 
@@ -139,17 +150,98 @@ nparts = int(compose["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"])
 DELIVER_CFGS = gen_deliver.deliver_cfgs()  # platform -> deploy/config/deliver-P.cfg
 
 
-def runner(cfg):
-    """(file, command line, file text) of the test that runs relay-deliver -c cfg:
+def runner(cfg, binary="relay-deliver"):
+    """(file, command line, file text) of the test that runs BINARY -c cfg:
     lib.sh, else a scenario; continuation lines joined. None if no test does."""
     for path in ["tests/integration/lib.sh"] + sorted(
             os.path.relpath(p, SRC) for p in glob.glob(os.path.join(SRC, "tests/integration/0*.sh"))):
         text = "\n".join(l for l in read(path).replace("\\\n", " ").splitlines()
                          if not l.lstrip().startswith("#"))
         for line in text.splitlines():
-            if re.search(r'"\$BIN/relay-deliver" -c %s(\s|$)' % re.escape(cfg), line):
+            if re.search(r'"\$BIN/%s" -c %s(\s|$)' % (re.escape(binary), re.escape(cfg)), line):
                 return path, line, text
     return None
+
+
+def scenario_topics(run):
+    """TOPIC -> partitions the scenario's broker line creates (lib.sh's
+    default when it names none); {} without a scenario."""
+    if not run:
+        return {}
+    m = re.search(r"^\s*broker( [^\n]*)?$", run[2], re.M)
+    return test_topics if not (m and m.group(1)) else gen_deliver.topic_list(m.group(1))
+
+
+def c_default(key):
+    """The default of a config key as the C code's property table declares it."""
+    m = re.search(r'\{\s*"%s"\s*,\s*RELAY_CONF_\w+\s*,\s*(?:"([^"]*)"|NULL)' % re.escape(key), c_sources)
+    return m.group(1) if m else None
+
+
+def setting(cmd, key):
+    """A key's value for a command line: its -X, else its cfg file, else the C default."""
+    x = xopts(cmd)
+    if key in x:
+        return x[key]
+    value = cfg_any(read(cfg_of(cmd)), key)
+    return value if value is not None else c_default(key)
+
+
+def group_str(text, group, key):
+    """A string value inside `group = { ... }` of a libconfig text."""
+    m = re.search(r'\b%s\s*=\s*\{[^}]*\b%s\s*=\s*"([^"]*)"' % (group, key), text)
+    return m.group(1) if m else None
+
+
+def source_files(path):
+    """The *.cfg files (repository paths) of a sources directory, or the one file."""
+    if path.endswith(".cfg"):
+        return [path]
+    return sorted(os.path.relpath(p, SRC) for p in glob.glob(os.path.join(SRC, path, "*.cfg")))
+
+
+def poll_sources(cmd):
+    """[{file, name, url, topic, env, auth_in, paging}] of relay-poll's command line."""
+    out = []
+    for f in source_files(setting(cmd, "poll.sources")):
+        text = read(f)
+        name = cfg_value(text, "name")
+        env = group_str(text, "auth", "env") or ("RELAY_POLL_" + re.sub(
+            r"[^A-Za-z0-9]", "_", name or "").upper() + "_TOKEN")
+        out.append({"file": f, "name": name, "url": cfg_value(text, "url"), "env": env,
+                    "topic": cfg_value(text, "topic") or c_default("source.topic"),
+                    "auth_in": group_str(text, "auth", "in") or c_default("source.auth.in"),
+                    "paging": group_str(text, "paging", "kind") or c_default("source.paging.kind")})
+    return out
+
+
+def ingest_sources(cmd):
+    """[{file, name, topic, env}] of relay-ingest's command line."""
+    return [{"file": f, "name": cfg_value(read(f), "name"), "topic": cfg_value(read(f), "topic"),
+             "env": cfg_value(read(f), "tokens_env")}
+            for f in source_files(setting(cmd, "ingest.sources"))]
+
+
+def secret_vars(cmd):
+    """{RELAY_ variable: what it is} of the secrets an ingest or poll command needs:
+    the C code's RELAY_CONF_SECRET keys of the worker ("ingest.link_keys") and
+    each source's token variable."""
+    if cmd[0] == "relay-ingest":
+        keys = [m.group(1) for m in gen_deliver.ROW.finditer(read("workers/ingest/main.c"))
+                if m.group(1).startswith("ingest.")
+                and "RELAY_CONF_SECRET" in re.sub(r'"(?:[^"\\]|\\.)*"', '""', m.group(3))]
+        out = {env_of(k): k for k in keys}
+        out.update({s["env"]: f"tokens of source {s['name']}" for s in ingest_sources(cmd)})
+        return out
+    if cmd[0] == "relay-poll":
+        return {s["env"]: f"token of source {s['name']}" for s in poll_sources(cmd)}
+    return {}
+
+
+def secret_key_of(var, worker):
+    """The Secret's key of a variable: RELAY_INGEST_IP_SALT -> ip-salt (relay-ingest),
+    RELAY_POLL_ACME_ANTAVO_TOKEN -> acme-antavo-token (relay-poll)."""
+    return re.sub(r"^RELAY_%s_" % worker.upper(), "", var).lower().replace("_", "-")
 
 
 # Compose creates the tests' default topics (lib.sh broker()) and, for each
@@ -164,14 +256,14 @@ for platform, cfg in DELIVER_CFGS.items():
     made = (test_topics if not (m and m.group(1)) else gen_deliver.topic_list(m.group(1))) if run else {}
     for t, n in ((f"out.{platform}", nparts), (f"dlq.{platform}", 1)):
         expected_topics[t] = made.get(t, n)
-check(compose_topics == expected_topics,
-      f"compose creates the tests' topics and every platform's out/dlq {sorted(expected_topics.items())}"
-      + ("" if compose_topics == expected_topics else f", not {sorted(compose_topics.items())}"))
 
 
-# What each worker consumes, from its cfg file and the defaults in the C code.
-def worker_io(binary, cfg):
+# What each worker consumes and writes, from its command line, its cfg file
+# and the defaults in the C code.
+def worker_io(cmd):
+    binary, cfg = cmd[0], cfg_of(cmd)
     text = read(cfg)
+    reset = cfg_value(text, "auto_offset_reset") or "latest"
     if binary == "relay-transform":
         topic = cfg_value(text, "topic")
         fmt = "relay-transform-%s"
@@ -180,19 +272,50 @@ def worker_io(binary, cfg):
                         glob.glob(os.path.join(SRC, cfg_value(text, "connections"), "*.cfg"))))]
         dlq = cfg_value(text, "dlq_topic")
         group = cfg_value(text, "group_id") or fmt % topic
+    elif binary == "relay-ingest":
+        # Consumes nothing: it writes its sources' topics, clicks and syncs.
+        topic = dlq = group = fmt = None
+        outs = sorted({s["topic"] for s in ingest_sources(cmd)}
+                      | {setting(cmd, "ingest.clicks_topic"), setting(cmd, "ingest.syncs_topic")})
+    elif binary == "relay-poll":
+        # Consumes its checkpoint topic (made by relay-poll, compacted).
+        topic, dlq = setting(cmd, "poll.checkpoint_topic"), setting(cmd, "poll.dlq_topic")
+        outs = sorted({s["topic"] for s in poll_sources(cmd)})
+        group, fmt, reset = setting(cmd, "poll.group_id"), "relay-poll", None
     else:
         platform = cfg_value(text, "platform")
         topic, fmt = f"out.{platform}", "relay-deliver-%s"
         outs, dlq = [], cfg_value(text, "dlq_topic") or f"dlq.{platform}"
         group = cfg_value(text, "group_id") or fmt % platform
-    check(f'"{fmt}"' in c_sources, f"{binary}'s default group {fmt} is the C code's")
-    return {"topic": topic, "outs": outs, "dlq": dlq, "group": group,
-            "reset": cfg_value(text, "auto_offset_reset") or "latest"}
+    if fmt:
+        check(f'"{fmt}"' in c_sources, f"{binary}'s default group {fmt} is the C code's")
+    return {"topic": topic, "outs": outs, "dlq": dlq, "group": group, "reset": reset}
+
+
+# Compose also creates what ingest and poll write, with the partitions
+# their scenarios create it with; not poll's checkpoint topic, which
+# relay-poll makes compacted (a plain one made first would not be).
+for svc in compose.values():
+    cmd = [str(a) for a in svc.get("command", [""])]
+    if cmd[0] in ("relay-ingest", "relay-poll"):
+        made = scenario_topics(runner(cfg_of(cmd), cmd[0]))
+        io = worker_io(cmd)
+        for t in io["outs"] + ([io["dlq"]] if io["dlq"] else []):
+            expected_topics[t] = made.get(t, expected_topics.get(t, 1 if t == io["dlq"] else nparts))
+        if cmd[0] == "relay-poll":
+            check(io["topic"] not in compose_topics,
+                  f"compose leaves {io['topic']} to relay-poll (it makes it compacted)")
+check(compose_topics == expected_topics,
+      f"compose creates the tests' topics, every platform's out/dlq and ingest's and poll's"
+      f" {sorted(expected_topics.items())}"
+      + ("" if compose_topics == expected_topics else f", not {sorted(compose_topics.items())}"))
 
 
 # ---------------------------------------------------------------- compose
 workers = {n: s for n, s in compose.items() if str(s.get("command", [""])[0]).startswith("relay-")}
-want = {"transform"} | {f"deliver-{p}" for p in DELIVER_CFGS}
+# ingest and poll run wherever their cfg is shipped.
+want = ({"transform"} | {f"deliver-{p}" for p in DELIVER_CFGS}
+        | {w for w in ("ingest", "poll") if os.path.isfile(os.path.join(SRC, f"deploy/config/{w}.cfg"))})
 check(set(workers) == want, f"compose runs every worker ({', '.join(sorted(workers))})"
       + ("" if set(workers) == want else f", not {sorted(want)}"))
 for name, svc in workers.items():
@@ -203,16 +326,17 @@ for name, svc in workers.items():
     if binary == "relay-transform":
         check(re.search(r'"\$BIN/%s" -c %s\b' % (binary, re.escape(cfg)), libsh_code) is not None,
               f"compose {name}: {binary} -c {cfg} as tests/integration/lib.sh runs it")
-    elif runner(cfg):
-        check(True, f"compose {name}: {binary} -c {cfg} as {runner(cfg)[0]} runs it")
+    elif runner(cfg, binary):
+        check(True, f"compose {name}: {binary} -c {cfg} as {runner(cfg, binary)[0]} runs it")
     else:
         # No scenario runs this cfg yet: only the command's shape.
         check(cmd[:3] == [binary, "-c", cfg] and len(cmd) % 2 == 1
               and all(a == "-X" for a in cmd[3::2]),
               f"compose {name}: {binary} -c {cfg} -X ... (no test runs {cfg} yet: shape only)")
-    io = worker_io(binary, cfg)
-    for t in [io["topic"], io["dlq"]] + io["outs"]:
-        check(t in compose_topics, f"compose {name}: topic {t} is created by compose")
+    io = worker_io(cmd)
+    for t in [io["dlq"]] + io["outs"] + ([io["topic"]] if binary != "relay-poll" else []):
+        if t:
+            check(t in compose_topics, f"compose {name}: topic {t} is created by compose")
     check(x.get("admin.port") == str(ADMIN_PORT), f"compose {name}: -X admin.port={ADMIN_PORT}")
     hc = " ".join(svc.get("healthcheck", {}).get("test", []))
     check(f"127.0.0.1:{ADMIN_PORT}/healthz" in hc, f"compose {name}: healthcheck on /healthz")
@@ -223,8 +347,9 @@ for name, svc in workers.items():
     check(reg and reg.group(1) in compose and
           any(p.endswith(":" + reg.group(2)) for p in compose[reg.group(1)].get("ports", [])),
           f"compose {name}: schema_registry.url names the registry's service and port")
-    check(io["topic"] in compose_topics and compose_topics[io["topic"]] == nparts,
-          f"compose {name}: {io['topic']} has KAFKA_NUM_PARTITIONS={nparts} partitions")
+    if binary in ("relay-transform", "relay-deliver"):
+        check(io["topic"] in compose_topics and compose_topics[io["topic"]] == nparts,
+              f"compose {name}: {io['topic']} has KAFKA_NUM_PARTITIONS={nparts} partitions")
 
 # Every deliver worker and its simulator agree on URL, port and
 # credentials, as the platform's scenario runs them.
@@ -290,6 +415,74 @@ for platform, cfg in DELIVER_CFGS.items():
     for k in keys:
         check(k in SIM_FLAGS, f"compose {name}: the simulator's flag for {k} is known (SIM_FLAGS)")
 
+
+# relay-ingest: its secrets as environment variables (demo values), as its
+# scenario gives them; its HTTP port published.
+for name, svc in workers.items():
+    cmd = svc["command"]
+    if cmd[0] != "relay-ingest":
+        continue
+    want_env = secret_vars(cmd)
+    secret_env[name] = want_env
+    env = svc.get("environment", {}) or {}
+    check(set(env) == set(want_env),
+          f"compose {name}: env {sorted(env)} = its secrets {sorted(want_env)} "
+          "(the C code's secret keys, each source's tokens_env)")
+    run = runner(cfg_of(cmd), cmd[0])
+    if run:
+        given = set(re.findall(r"\b(RELAY_INGEST_[A-Z0-9_]+)=", run[2]))
+        check(given and given <= set(env), f"compose {name}: env holds what {run[0]} gives it ({sorted(given)})")
+    for s in ingest_sources(cmd):
+        check(s["env"] and s["env"].startswith("RELAY_"), f"compose {name}: {s['file']} names its tokens_env")
+    port = setting(cmd, "ingest.port")
+    check(any(str(p).endswith(f":{port}") for p in svc.get("ports", [])),
+          f"compose {name}: ingest.port {port} is published")
+
+# relay-poll: each source it reads is compose's poll-sim (tests/sim/poll_sim.py)
+# with the token it is given, the same source names as deploy/config's (so
+# the same token variables), the sources' directory mounted.
+for name, svc in workers.items():
+    cmd = svc["command"]
+    if cmd[0] != "relay-poll":
+        continue
+    env = svc.get("environment", {}) or {}
+    srcs = poll_sources(cmd)
+    secret_env[name] = secret_vars(cmd)
+    shipped = {s["name"] for s in poll_sources([cmd[0], "-c", cfg_of(cmd)])}
+    check(srcs and {s["name"] for s in srcs} == shipped,
+          f"compose {name}: sources {sorted(s['name'] for s in srcs)} are deploy/config's {sorted(shipped)}")
+    check(set(env) == set(secret_env[name]),
+          f"compose {name}: env {sorted(env)} = its sources' token variables {sorted(secret_env[name])}")
+    sdir = setting(cmd, "poll.sources")
+    if not sdir.startswith("deploy/config"):
+        check(f"./{sdir}:/etc/relay/{sdir}:ro" in svc.get("volumes", []),
+              f"compose {name}: mounts {sdir} (not in the image)")
+    sim_svc = compose.get("poll-sim", {})
+    sim = [str(a) for a in sim_svc.get("command", [])]
+    simfile = "tests/sim/poll_sim.py"
+    check(sim[:2] == ["python3", "/sim/poll_sim.py"] and "./tests/sim:/sim:ro" in sim_svc.get("volumes", []),
+          f"compose poll-sim runs {simfile}")
+    argparse_src = read(simfile)
+    opts = set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"', argparse_src))
+    required = set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"[^)]*required=True', argparse_src))
+    used = {a for a in sim if a.startswith("--")}
+    check(used <= opts and required <= used,
+          f"compose poll-sim: flags {sorted(used)} are {simfile}'s, its required {sorted(required)} given")
+    port = (flag_values(sim, "--port") or [""])[0]
+    check(flag_values(sim, "--host") == ["0.0.0.0"]
+          and any(str(p).endswith(":" + port) for p in sim_svc.get("ports", [])),
+          f"compose poll-sim: listens on 0.0.0.0:{port}, published")
+    check("poll-sim" in svc.get("depends_on", {}), f"compose {name}: depends on poll-sim")
+    for s in srcs:
+        check(re.fullmatch(r"http://poll-sim:%s/feeds/[^/]+/events" % port, s["url"] or "") is not None,
+              f"compose {name}: source {s['name']} asks poll-sim's port {port} ({s['url']})")
+        check(env.get(s["env"]) in flag_values(sim, "--token"),
+              f"compose {name}: {s['env']} is poll-sim's --token")
+        check((flag_values(sim, "--token-in") or ["query"]) == [s["auth_in"]]
+              and (flag_values(sim, "--paging") or ["cursor"]) == [s["paging"]],
+              f"compose {name}: source {s['name']} sends its token in the {s['auth_in']} and pages by "
+              f"{s['paging']}, as poll-sim expects")
+
 hostports = [str(p).rsplit(":", 1)[0] for s in compose.values() for p in s.get("ports", [])]
 check(len(hostports) == len(set(hostports)), "compose publishes each host port once")
 
@@ -348,7 +541,7 @@ for name, d in deployments.items():
     cmd = c["command"]
     k8s_cmds[(cmd[0], cfg_of(cmd))] = name
     x = xopts(cmd)
-    io = worker_io(cmd[0], cfg_of(cmd))
+    io = worker_io(cmd)
     ann = pod["metadata"].get("annotations", {})
     check(x.get("admin.port") == str(ADMIN_PORT) and ann.get("prometheus.io/port") == str(ADMIN_PORT)
           and ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/path") == "/metrics"
@@ -362,18 +555,28 @@ for name, d in deployments.items():
           f"k8s {name}: terminationGracePeriodSeconds exceeds worker.shutdown_grace_ms={grace_ms}")
     for v in pod["spec"]["volumes"]:
         for item in v.get("configMap", {}).get("items", []):
-            check(item["key"] in configmap["data"]
-                  and os.path.isfile(os.path.join(SRC, "deploy/config", item["path"])),
+            # The key is the file's (the ConfigMap is keyed by base name).
+            check(item["key"] == os.path.basename(item["path"])
+                  and os.path.isfile(os.path.join(SRC, "deploy/config", item["path"]))
+                  and configmap["data"].get(item["key"]) == read("deploy/config/" + item["path"]),
                   f"k8s {name}: mounts {item['path']} from the ConfigMap as in deploy/config")
     mounted = {i["path"] for v in pod["spec"]["volumes"] for i in v.get("configMap", {}).get("items", [])}
     needed = {os.path.relpath(cfg_of(cmd), "deploy/config")}
     if cmd[0] == "relay-transform":
         cdir = os.path.relpath(cfg_value(read(cfg_of(cmd)), "connections"), "deploy/config")
         needed |= {r for r in CONFIG_FILES if r.startswith(cdir + "/")}
-    check(needed <= mounted, f"k8s {name}: mounts its cfg and connections {sorted(needed)}")
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c.get("env", [])
+    elif cmd[0] in ("relay-ingest", "relay-poll"):
+        srcs = ingest_sources(cmd) if cmd[0] == "relay-ingest" else poll_sources(cmd)
+        needed |= {os.path.relpath(s["file"], "deploy/config") for s in srcs}
+        check(srcs and all(s["file"].startswith("deploy/config/") for s in srcs),
+              f"k8s {name}: its source files are deploy/config's ({len(srcs)})")
+    check(needed <= mounted, f"k8s {name}: mounts its cfg, connections and sources {sorted(needed)}")
+    env_list = c.get("env", [])
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env_list
             if "secretKeyRef" in e.get("valueFrom", {})}
-    plain = [e["name"] for e in c.get("env", []) if "value" in e and "SECRET" in e["name"]]
+    secret_names = set(secret_env.get(by_cmd.get((cmd[0], cfg_of(cmd))), {})) | set(secret_vars(cmd))
+    plain = [e["name"] for e in env_list if "value" in e
+             and ("SECRET" in e["name"] or e["name"] in secret_names)]
     check(not plain, f"k8s {name}: no secret value inline")
     if cmd[0] == "relay-deliver":
         platform = cfg_value(read(cfg_of(cmd)), "platform")
@@ -389,8 +592,86 @@ for name, d in deployments.items():
               and set(data) == {r["key"] for r in refs.values()},
               f"k8s {name}: secretKeyRefs {sorted(r['key'] for r in refs.values())} "
               f"match {path} ({sorted(data)})")
-    so = scaled.get(name)
-    check(so is not None, f"keda: a ScaledObject scales {name}")
+    worker = cmd[0][len("relay-"):]
+    example_path = f"deploy/k8s/examples/secret-{worker}.yaml"
+    if cmd[0] == "relay-ingest":
+        # Every secret by secretKeyRef from the Secret relay-ingest: read
+        # once at start, so the environment is as good as a file.
+        want_env = secret_vars(cmd)
+        example = docs(example_path)[0] if os.path.isfile(os.path.join(SRC, example_path)) else {}
+        data = example.get("stringData", {})
+        check(set(refs) == set(want_env),
+              f"k8s {name}: env {sorted(refs)} from a Secret, its secrets {sorted(want_env)}")
+        check(example.get("kind") == "Secret" and example.get("metadata", {}).get("name") == "relay-ingest"
+              and all(r["name"] == "relay-ingest" and r["key"] == secret_key_of(v, worker)
+                      for v, r in refs.items())
+              and set(data) == {r["key"] for r in refs.values()},
+              f"k8s {name}: secretKeyRefs {sorted(r['key'] for r in refs.values())} match {example_path}"
+              f" ({sorted(data)})")
+    if cmd[0] == "relay-poll":
+        # Tokens as files (<VAR>_FILE) of the Secret relay-poll mounted as
+        # a volume: relay-poll reads the file again after a 401/403, and
+        # Kubernetes updates the files when the Secret changes.
+        want_env = secret_vars(cmd)
+        files = {e["name"][:-len("_FILE")]: e.get("value", "") for e in env_list
+                 if e["name"].endswith("_FILE")}
+        vols = {v["name"]: v["secret"] for v in pod["spec"]["volumes"] if "secret" in v}
+        mounts = {m["mountPath"].rstrip("/"): m for m in c.get("volumeMounts", []) if m["name"] in vols}
+        example = docs(example_path)[0] if os.path.isfile(os.path.join(SRC, example_path)) else {}
+        data = example.get("stringData", {})
+        check(set(files) == set(want_env) and not refs,
+              f"k8s {name}: {sorted(v + '_FILE' for v in files)} name its sources' token files"
+              f" ({sorted(want_env)})")
+        for var, path in sorted(files.items()):
+            folder, key = os.path.dirname(path), os.path.basename(path)
+            m = mounts.get(folder)
+            check(m is not None and m.get("readOnly") and "subPath" not in m
+                  and vols[m["name"]].get("secretName") == "relay-poll"
+                  and key == secret_key_of(var, worker) and key in data,
+                  f"k8s {name}: {var}_FILE is key {key} of the Secret relay-poll, mounted whole"
+                  f" (updated in place) as {example_path} shows")
+        check(set(data) == {secret_key_of(v, worker) for v in want_env},
+              f"k8s {name}: {example_path} holds one token a source ({sorted(data)})")
+    so, hpa = scaled.get(name), hpas.get(name)
+    if cmd[0] in ("relay-transform", "relay-deliver"):
+        check(so is not None, f"keda: a ScaledObject scales {name}")
+    check(not (so and hpa), f"k8s {name}: one autoscaler at most")
+    if so or hpa:
+        check("replicas" not in d["spec"], f"k8s {name}: no replicas field (the autoscaler owns the count)")
+    if cmd[0] == "relay-ingest":
+        # Scaled on CPU from 2 replicas; the Service is its HTTP port; the
+        # grace covers its shutdown (main.c: the preStop pause, then up to
+        # ack_timeout_ms + 1 s for the acks of what it produced, 1 s for the
+        # resumed answers, 0.2 s, and the producer's 5 s flush).
+        check(hpa is not None and hpa["spec"]["scaleTargetRef"].get("kind") == "Deployment"
+              and hpa["spec"].get("minReplicas", 1) >= 2
+              and any(mt["type"] == "Resource" and mt["resource"]["name"] == "cpu"
+                      for mt in hpa["spec"].get("metrics", [])),
+              f"k8s {name}: a HorizontalPodAutoscaler on CPU, minReplicas >= 2")
+        check(c.get("resources", {}).get("requests", {}).get("cpu") is not None,
+              f"k8s {name}: a CPU request (the autoscaler's utilization is a share of it)")
+        port = int(setting(cmd, "ingest.port"))
+        http = [p for p in c["ports"] if p["containerPort"] == port]
+        labels = pod["metadata"]["labels"]
+        svc = services.get(name, {}).get("spec", {})
+        check(http and svc.get("selector") == labels
+              and any(sp.get("targetPort") in (http[0].get("name"), port) for sp in svc.get("ports", [])),
+              f"k8s {name}: the Service {name} selects its pods and targets ingest.port {port}")
+        pre = c.get("lifecycle", {}).get("preStop", {})
+        pause = pre.get("sleep", {}).get("seconds") or next(
+            (int(a) for a in pre.get("exec", {}).get("command", [])[1:] if str(a).isdigit()), 0)
+        need = pause * 1000 + int(setting(cmd, "ingest.ack_timeout_ms")) + 2200 + 5000
+        check(pod["spec"].get("terminationGracePeriodSeconds", 30) * 1000 > need,
+              f"k8s {name}: terminationGracePeriodSeconds above its shutdown ({need} ms,"
+              f" a {pause} s preStop pause)")
+    if cmd[0] == "relay-poll":
+        parts = int(setting(cmd, "poll.checkpoint_partitions"))
+        check(not (so or hpa) and 1 <= d["spec"].get("replicas", 1) <= parts,
+              f"k8s {name}: {d['spec'].get('replicas', 1)} replicas, within the {parts} partitions"
+              f" of {io['topic']} (no autoscaler)")
+    labels = pod["metadata"]["labels"]
+    check(any(b["spec"]["selector"].get("matchLabels") == labels for b in pdbs),
+          f"k8s {name}: a PodDisruptionBudget selects its pods")
     if so:
         md = so["spec"]["triggers"][0]["metadata"]
         check(md.get("bootstrapServers") == x.get("kafka.bootstrap.servers"),
@@ -409,6 +690,18 @@ stale = gen_deliver.stale()
 check(not stale, "the deliver workers' k8s, Secret example and keda files are current"
       + ("" if not stale else f" (else: gen_deliver.py --write): {stale}"))
 check(set(scaled) <= set(deployments), "keda scales only Deployments of deploy/k8s")
+check(set(hpas) <= set(deployments), "HorizontalPodAutoscalers scale only Deployments of deploy/k8s")
+
+# Every metric the C code registers (relay_metric(RELAY_METRIC_<TYPE>,
+# "name", ...)) is in tests/deploy/metrics.txt with its type, so the
+# dashboard and alert checks know it.
+listed = dict(l.split()[:2] for l in read("tests/deploy/metrics.txt").splitlines()
+              if l.strip() and not l.startswith("#"))
+registered = {n: ty.lower() for ty, n in
+              re.findall(r'RELAY_METRIC_([A-Z]+)\s*,\s*"(relay_[a-z0-9_]+)"', c_sources)}
+wrong = sorted(n for n, ty in registered.items() if listed.get(n) != ty)
+check(not wrong, f"tests/deploy/metrics.txt lists the {len(registered)} metrics the C code registers"
+      " as RELAY_METRIC_<TYPE>" + ("" if not wrong else f": missing or mistyped {wrong}"))
 
 print(f"check_in_step: {failed} failed")
 sys.exit(1 if failed else 0)

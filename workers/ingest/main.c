@@ -41,6 +41,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,9 @@ static struct {
         relay_series_t *unrecorded;
         relay_metric_t *records;
         relay_series_t *latency;
+        /* relay_mono_ms of the last webhook Kafka did not acknowledge in
+         * time (0: none since the last success), see output_lapse(). */
+        _Atomic int_least64_t unacked_at;
 } G;
 
 static int status_cls(unsigned s)
@@ -454,12 +458,27 @@ static void settle(struct req *q)
         count_records(q->src, "accepted", (double)ok);
         count_records(q->src, "rejected", (double)bad);
         count_records(q->src, "unavailable", (double)down);
-        if (down)
+        if (down) {
                 relay_ready_set(RELAY_READY_OUTPUT,
                                 "Kafka did not acknowledge records of %s in "
                                 "time",
                                 relay_ingest_topic(q->src));
-        else if (ok)
+                atomic_store(&G.unacked_at, relay_mono_ms());
+        } else if (ok) {
+                relay_ready_set(RELAY_READY_OUTPUT, NULL);
+                atomic_store(&G.unacked_at, 0);
+        }
+}
+
+/* A replica marked not ready is sent no webhooks (a load balancer
+ * drops it), so no success would ever clear the mark: it lapses
+ * ingest.retry_after_s after the last webhook that timed out. While no
+ * broker is up the kafka condition keeps the replica not ready anyway. */
+static void output_lapse(void)
+{
+        int_least64_t at = atomic_load(&G.unacked_at);
+        if (at && relay_mono_ms() - at >= G.retry_after * 1000 &&
+            atomic_compare_exchange_strong(&G.unacked_at, &at, 0))
                 relay_ready_set(RELAY_READY_OUTPUT, NULL);
 }
 
@@ -983,6 +1002,7 @@ int main(int argc, char **argv)
         while (!rc && relay_run) {
                 rd_kafka_poll(G.rk, 5);
                 relay_heartbeat();
+                output_lapse();
                 /* Also while anything is pending, not only when the
                  * reports moved: cheap, and no request can wait for ever
                  * on a report that was served before it was listed. */
