@@ -158,6 +158,18 @@ struct drain {
         int unanswered;            /* of those commits */
 };
 
+/* Set by relay_kafka_producer_readiness: a process whose only client is
+ * a producer (relay-ingest) is not ready while its producer has no broker
+ * connection up. */
+static atomic_int producer_ready_owner;
+
+void relay_kafka_producer_readiness(void)
+{
+        atomic_store(&producer_ready_owner, 1);
+        relay_ready_set(RELAY_READY_KAFKA,
+                        "no connection to a Kafka broker is up yet");
+}
+
 /* Queue sizes and broker connections from a statistics report, as
  * metrics; a consumer's report then goes to its stats callback (lag). */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
@@ -194,6 +206,15 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
                             "UP"))
                         nup++;
         }
+        if (consumer || atomic_load(&producer_ready_owner)) {
+                if (!nup)
+                        relay_ready_set(RELAY_READY_KAFKA,
+                                        "no connection to a Kafka broker is "
+                                        "up (%s)",
+                                        rd_kafka_name(rk));
+                else
+                        relay_ready_set(RELAY_READY_KAFKA, NULL);
+        }
         if (consumer) {
                 json_object_foreach(json_object_get(root, "topics"), name, t)
                 {
@@ -206,13 +227,6 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
                                     json_object_get(part, "fetchq_cnt"));
                         }
                 }
-                if (!nup)
-                        relay_ready_set(RELAY_READY_KAFKA,
-                                        "no connection to a Kafka broker is "
-                                        "up (%s)",
-                                        rd_kafka_name(rk));
-                else
-                        relay_ready_set(RELAY_READY_KAFKA, NULL);
         } else {
                 queued = json_integer_value(json_object_get(root, "msg_cnt"));
         }

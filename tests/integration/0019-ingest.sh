@@ -159,6 +159,8 @@ check "with the broker stopped, each webhook is 503 (ack timeout 3 s, which libr
   test "$(sort -u "$WORK/down.codes")" = 503 -a $((SECONDS - t0)) -le 15
 check "... with Retry-After" grep -qi '^Retry-After: 5' "$WORK/down.1.hdr"
 check "... and /readyz says why" bash -c "curl -s '$ADMIN_URL/readyz' | grep -q 'did not acknowledge'"
+check "/readyz: no broker connection up (the producer's statistics, within 10 s)" \
+  wait_for 10 bash -c "curl -s '$ADMIN_URL/readyz' | grep -q 'no connection to a Kafka broker is up'"
 RELAY_KAFKA_KEEP_DATA=1 "$SRC/tests/kafka/start.sh" "$OWN_BROKER" >/dev/null 2>>"$WORK/tools.log" \
   || fail "the broker did not come back"
 ok_again=0
@@ -170,6 +172,8 @@ for i in 1 2 3; do
   done
 done
 check "once the broker is back the platform's retries are accepted" test "$ok_again" = 3
+check "... and /readyz is ready again (within 15 s)" \
+  wait_for 15 bash -c "curl -sf '$ADMIN_URL/readyz' | grep -q ready"
 
 # ---- what is on the topics ----
 kcat -C -b "$BS" -t loyalty.events -e -q -f '%R%s' > "$WORK/events.raw"

@@ -964,6 +964,7 @@ int main(int argc, char **argv)
         relay_worker_signals();
         relay_worker_admin(conf, "ingest");
         relay_ready_set(RELAY_READY_ASSIGNED, NULL); /* no consumer here */
+        relay_kafka_producer_readiness();
         pthread_mutex_init(&G.lock, NULL);
         relay_buf_init(&G.key);
         relay_buf_init(&G.scratch);

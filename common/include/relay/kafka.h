@@ -112,6 +112,12 @@ rd_kafka_t *relay_kafka_producer_new(const relay_conf_t *conf, char *errstr,
  * while it has not moved. */
 unsigned long relay_kafka_reports(void);
 
+/* For a process whose only Kafka client is a producer (relay-ingest):
+ * its readiness (relay/admin.h) says "not ready" from now until the
+ * producer's statistics report a broker connection up, and again whenever
+ * none is (consumers do this by themselves). */
+void relay_kafka_producer_readiness(void);
+
 /* Ask for topic's metadata before the producer's first record to it,
  * waiting at most timeout_ms (the answer is not needed: a failure is only
  * the warm-up missed). librdkafka 2.0.2 (Debian's) holds the first record
