@@ -119,6 +119,8 @@ JS=$(python3 tests/integration/ingest_link.py k1 first-secret '{"t":"acme","m":"
 hdr=$(curl -s -D - -o /dev/null "$URL/c/$JS")
 check "a correctly signed javascript: target is still 400, no Location" \
   bash -c "echo '$hdr' | grep -q '^HTTP/1.1 400' && ! echo '$hdr' | grep -qi '^Location'"
+check "a HEAD on the link (a mail scanner) is answered 302 and recorded as nothing" \
+  test "$(curl -s -I -o /dev/null -w '%{http_code}' "$LINK")" = 302
 hdr=$(curl -s -D - -o "$WORK/read.gif" "${LINK/\/c\//\/r\/}")
 check "read-online answers a 1x1 GIF" \
   bash -c "echo '$hdr' | grep -q '^HTTP/1.1 200' && head -c 6 '$WORK/read.gif' | grep -q GIF89a"

@@ -582,8 +582,11 @@ static const char *client_ip(struct MHD_Connection *con, char *buf, size_t n)
         return buf;
 }
 
+/* GET /c/{token} (302) and /r/{token} (a GIF). A HEAD is answered alike
+ * but records nothing: link checkers and mail scanners send HEADs, and a
+ * person's browser never does. */
 static enum MHD_Result click(struct MHD_Connection *con, struct req *q,
-                             const char *token)
+                             const char *token, int head)
 {
         char why[512], cookie[RELAY_UUID_SIZE], eid[RELAY_UUID_SIZE];
         relay_link_t l;
@@ -629,8 +632,9 @@ static enum MHD_Result click(struct MHD_Connection *con, struct req *q,
                 relay_sign_sha256_hex(parts, 2, hex);
                 json_object_set_new(rec, "ip_hash", json_string(hex));
         }
-        if (fire(G.clicks, relay_conf_str(G.conf, "ingest.clicks_topic"), rec,
-                 cookie, why, sizeof(why)))
+        if (!head && fire(G.clicks,
+                          relay_conf_str(G.conf, "ingest.clicks_topic"), rec,
+                          cookie, why, sizeof(why)))
                 relay_log(LOG_WARNING, "ingest", "click not recorded: %s",
                           why);
         json_decref(rec);
@@ -649,7 +653,8 @@ static enum MHD_Result click(struct MHD_Connection *con, struct req *q,
         return r;
 }
 
-static enum MHD_Result sync_pixel(struct MHD_Connection *con, struct req *q)
+static enum MHD_Result sync_pixel(struct MHD_Connection *con, struct req *q,
+                                  int head)
 {
         const char *tenant = relay_conf_str(G.conf, "ingest.sync_tenant");
         if (!*tenant)
@@ -668,12 +673,15 @@ static enum MHD_Result sync_pixel(struct MHD_Connection *con, struct req *q)
                 return error_json(con, q, MHD_HTTP_BAD_REQUEST, why);
         const char *have = MHD_lookup_connection_value(con, MHD_COOKIE_KIND,
                                                        G.cookie_name);
-        if (c == RELAY_SYNC_NO_ID) {
-                /* Nothing to pair: answered and counted, not produced. */
+        if (c == RELAY_SYNC_NO_ID || head) {
+                /* Nothing to pair (or a HEAD, see click()): answered and
+                 * counted, not produced. */
                 relay_metric_add(
                     relay_series(G.records, "sync",
-                                 relay_pixel_cookie_ok(have) ? "no_partner_id"
-                                                             : "no_ids"),
+                                 head ? "head"
+                                 : relay_pixel_cookie_ok(have)
+                                     ? "no_partner_id"
+                                     : "no_ids"),
                     1);
                 return respond(con, q, MHD_HTTP_OK, "image/gif",
                                relay_pixel_gif, relay_pixel_gif_len, NULL);
@@ -728,16 +736,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con,
                 *con_cls = q;
                 q->route = R_OTHER;
                 enum MHD_Result r;
-                if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) {
+                int head = !strcmp(method, "HEAD");
+                if (!strcmp(method, "GET") || head) {
                         if (!strncmp(url, "/c/", 3)) {
                                 q->route = R_CLICK;
-                                r = click(con, q, url + 3);
+                                r = click(con, q, url + 3, head);
                         } else if (!strncmp(url, "/r/", 3)) {
                                 q->route = R_READ;
-                                r = click(con, q, url + 3);
+                                r = click(con, q, url + 3, head);
                         } else if (!strcmp(url, "/sync")) {
                                 q->route = R_SYNC;
-                                r = sync_pixel(con, q);
+                                r = sync_pixel(con, q, head);
                         } else {
                                 r = error_json(con, q, MHD_HTTP_NOT_FOUND,
                                                "not found");
