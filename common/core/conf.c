@@ -418,6 +418,10 @@ static int walk(relay_conf_t *conf, const config_setting_t *group,
                                              "expected a value or a list of "
                                              "values",
                                              where, name.data);
+                } else if (slot && (slot->prop->flags & RELAY_CONF_OPAQUE)) {
+                        slot->set = 1; /* where, for relay_conf_origin */
+                        free(slot->origin);
+                        slot->origin = relay_strdup(where);
                 } else if (slot) {
                         rc = load_leaf(slot, s, where, errstr, errstr_size);
                 } else {
@@ -527,6 +531,11 @@ int relay_conf_set(relay_conf_t *conf, const char *name, const char *value,
         if (slot->prop->flags & RELAY_CONF_SECRET)
                 return secret_refused(slot->prop, "-X", "the command line",
                                       errstr, errstr_size);
+        if (slot->prop->flags & RELAY_CONF_OPAQUE) {
+                relay_seterr(errstr, errstr_size,
+                             "-X: key '%s' is read from its file only", name);
+                return -1;
+        }
         if (parse_text(slot->prop, value, "-X", &v, errstr, errstr_size))
                 return -1;
         slot_store(slot, &v, "-X");
@@ -920,12 +929,13 @@ void relay_conf_describe(const relay_conf_t *conf, FILE *fp)
                         snprintf(range, sizeof(range), "[%lld, %lld]", p->min,
                                  p->max);
                 /* Binding is the code's business, not the operator's. */
-                snprintf(flags, sizeof(flags), "%s%s%s",
+                snprintf(flags, sizeof(flags), "%s%s%s%s",
                          (p->flags & RELAY_CONF_REQUIRED) ? ",required" : "",
                          (p->flags & RELAY_CONF_REQUIRED_IF_USED)
                              ? ",required-if-used"
                              : "",
-                         (p->flags & RELAY_CONF_SECRET) ? ",secret" : "");
+                         (p->flags & RELAY_CONF_SECRET) ? ",secret" : "",
+                         (p->flags & RELAY_CONF_OPAQUE) ? ",file-only" : "");
                 fprintf(fp, "%-*s  %-6s  %-*s  %-23s  %-15s  %s", wname,
                         p->name, type_short[p->type], wdef,
                         p->defval ? p->defval : "-", range,

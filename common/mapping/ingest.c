@@ -1,16 +1,15 @@
 /*
- * Ingest sources (see relay/ingest.h): each source file parsed and checked
- * against its topic's schema with the mapping module's loader helpers
- * (mapping_int.h), so that a mistake reads "file:line: what is wrong" as
- * in a connection file; and one posted JSON record mapped into the topic's
- * Avro record: the rules fill a JSON object of the record's shape, which
- * relay_avro_from_json checks field by field against the schema (so a
- * record that does not fit is refused naming the field) and the source's
- * writer encodes.
+ * Ingest sources (see relay/ingest.h): each source file parsed with the
+ * mapping module's loader helpers (mapping_int.h), so that a mistake reads
+ * "file:line: what is wrong" as in a connection file. What is an ingest
+ * source's own is here: its name and route, its tokens, the event types
+ * it serves and how a body holds its records (`items`). How one record
+ * becomes its topic's Avro record (topic, tenant, event_id, key, fields)
+ * is the JSON mapping relay-poll uses too (relay/json_map.h).
  */
 #include "mapping_int.h"
 #include "relay/ingest.h"
-#include "relay/log.h"
+#include "relay/json_map.h"
 #include "relay/sign.h"
 
 #include <ctype.h>
@@ -20,82 +19,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* The namespace of ingest's name-based event ids (a random UUID,
  * 6f1e0c2a-8b4d-4f7e-9a35-2c1d7e5b9f40, fixed for ever: changing it would
  * change every derived id). */
 static const unsigned char ingest_ns[16] = {0x6f, 0x1e, 0x0c, 0x2a, 0x8b, 0x4d, 0x4f, 0x7e, 0x9a, 0x35, 0x2c, 0x1d, 0x7e, 0x5b, 0x9f, 0x40};
 
-enum itype { IT_KEEP, IT_STRING, IT_NUMBER, IT_BOOL, IT_TIMESTAMP };
-
-struct ipart {
-        int is_field;
-        char *text;
-        size_t len;
-};
-
-/* A template: literal and field parts (a literal alone has one part). */
-struct itmpl {
-        struct ipart *parts;
-        size_t n;
-};
-
-struct rule {
-        char *to;
-        char *from;         /* a copy of one field, or */
-        struct itmpl value; /* a template */
-        char *defval;
-        enum itype type;
-        int required;
-        int line;
-};
-
 struct relay_ingest_source {
         char *file;
-        char *name, *topic;
+        char *name;
         int route_tenant;
-        struct itmpl tenant; /* n 0: none */
         char **tokens;
         size_t ntokens;
         char *token_header, *token_query;
         char **types; /* NULL: any */
         size_t ntypes;
-        char *event_id, *items, *key;
-        struct rule *rules;
-        size_t nrules;
-        /* which of the defaulted fields the topic's record has */
-        int has_event_id, has_occurred, has_tenant, has_source, has_type;
-        /* the record's map fields: empty when no rule fills them */
-        char **maps;
-        size_t nmaps;
-        relay_avro_writer_t *writer;
-        relay_buf_t scratch;
+        char *items;
+        relay_json_map_t *map;
 };
 
 struct relay_ingest {
         relay_ingest_source_t **s;
         size_t n;
 };
-
-static void tmpl_free(struct itmpl *t)
-{
-        for (size_t i = 0; i < t->n; i++)
-                free(t->parts[i].text);
-        free(t->parts);
-        t->parts = NULL;
-        t->n = 0;
-}
-
-static int tmpl_part(void *arg, int is_field, const char *s, size_t n)
-{
-        struct itmpl *t = arg;
-        t->parts = relay_realloc(t->parts, (t->n + 1) * sizeof(*t->parts));
-        t->parts[t->n].is_field = is_field;
-        t->parts[t->n].text = relay_strndup(s, n);
-        t->parts[t->n++].len = n;
-        return 0;
-}
 
 static void strv_free(char **v, size_t n)
 {
@@ -110,140 +56,15 @@ static void source_free(relay_ingest_source_t *s)
                 return;
         free(s->file);
         free(s->name);
-        free(s->topic);
-        tmpl_free(&s->tenant);
         for (size_t i = 0; i < s->ntokens; i++)
                 memset(s->tokens[i], 0, strlen(s->tokens[i]));
         strv_free(s->tokens, s->ntokens);
         free(s->token_header);
         free(s->token_query);
         strv_free(s->types, s->ntypes);
-        strv_free(s->maps, s->nmaps);
-        free(s->event_id);
         free(s->items);
-        free(s->key);
-        for (size_t i = 0; i < s->nrules; i++) {
-                free(s->rules[i].to);
-                free(s->rules[i].from);
-                free(s->rules[i].defval);
-                tmpl_free(&s->rules[i].value);
-        }
-        free(s->rules);
-        relay_avro_writer_destroy(s->writer);
-        relay_buf_free(&s->scratch);
+        relay_json_map_destroy(s->map);
         free(s);
-}
-
-/* Check that `to` names a value of the topic's record: record fields by
- * name, one map key below a map field. *composite is set when it names a
- * record or map as a whole (only a kept copy may fill that). */
-static int check_to(struct ctx *x, const config_setting_t *e, const char *to,
-                    int *composite)
-{
-        avro_schema_t s = x->schema;
-        char *copy = relay_strdup(to), *save = NULL;
-        const char *prev = "the record";
-        int rc = 0, below_map = 0;
-        *composite = 0;
-        if (!*to)
-                rc = map_fail_at(x, e, "'to' is empty");
-        for (char *seg = strtok_r(copy, ".", &save); seg && !rc;
-             seg = strtok_r(NULL, ".", &save)) {
-                if (below_map) {
-                        rc = map_fail_at(x, e,
-                                         "to '%s': '%s' is a map of values, "
-                                         "one key deep",
-                                         to, prev);
-                        break;
-                }
-                s = map_unwrap_schema(s);
-                if (avro_typeof(s) == AVRO_MAP) {
-                        below_map = 1;
-                        s = map_unwrap_schema(avro_schema_map_values(s));
-                        prev = seg;
-                        continue;
-                }
-                if (avro_typeof(s) != AVRO_RECORD ||
-                    !(s = map_field_schema(s, seg))) {
-                        rc = map_fail_at(x, e,
-                                         "to '%s': %s has no field '%s'", to,
-                                         prev, seg);
-                        break;
-                }
-                prev = seg;
-        }
-        if (!rc) {
-                avro_type_t t = avro_typeof(map_unwrap_schema(s));
-                *composite = t == AVRO_RECORD || t == AVRO_MAP ||
-                             t == AVRO_ARRAY;
-        }
-        free(copy);
-        return rc;
-}
-
-static int parse_rule(struct ctx *x, const config_setting_t *e, struct rule *r)
-{
-        static const char *const keys[] = {"to",   "from",     "value",
-                                           "type", "required", "default",
-                                           NULL};
-        char *value = NULL, *type = NULL;
-        memset(r, 0, sizeof(*r));
-        r->line = config_setting_source_line(e);
-        if (!config_setting_is_group(e))
-                return map_fail_at(x, e,
-                                   "each entry of fields must be a group { }");
-        if (map_check_keys(x, e, "a field", keys) ||
-            map_get_str(x, e, "to", 1, "a field", &r->to) ||
-            map_get_str(x, e, "from", 0, "a field", &r->from) ||
-            map_get_str(x, e, "value", 0, "a field", &value) ||
-            map_get_str(x, e, "type", 0, "a field", &type) ||
-            map_get_str(x, e, "default", 0, "a field", &r->defval))
-                goto fail;
-        if (!!r->from == !!value) {
-                map_fail_at(x, e,
-                            "field '%s' needs exactly one of 'from' (a field "
-                            "of the body) and 'value' (literal or {field} "
-                            "template)",
-                            r->to);
-                goto fail;
-        }
-        if (value && map_template_split(x, e, value, tmpl_part, &r->value))
-                goto fail;
-        static const char *const types[] = {"keep", "string", "number", "bool",
-                                            "timestamp"};
-        r->type = IT_KEEP;
-        if (type) {
-                size_t t = 0;
-                while (t < 5 && strcmp(type, types[t]))
-                        t++;
-                if (t == 5) {
-                        map_fail_at(x, e,
-                                    "field '%s': type '%s' is not one of "
-                                    "keep, string, number, bool, timestamp",
-                                    r->to, type);
-                        goto fail;
-                }
-                r->type = (enum itype)t;
-        }
-        int composite, req = 0;
-        if (check_to(x, e, r->to, &composite))
-                goto fail;
-        if (composite && (!r->from || r->type != IT_KEEP)) {
-                map_fail_at(x, e,
-                            "field '%s' is a record, map or array: only a "
-                            "kept copy ('from', type keep) can fill it",
-                            r->to);
-                goto fail;
-        }
-        config_setting_lookup_bool(e, "required", &req);
-        r->required = req;
-        free(value);
-        free(type);
-        return 0;
-fail:
-        free(value);
-        free(type);
-        return -1;
 }
 
 /* A string or list of strings of g (NULL when absent). */
@@ -334,7 +155,6 @@ static relay_ingest_source_t *source_load(const char *file,
         struct ctx x = {file, NULL, NULL, errstr, errstr_size};
         relay_ingest_source_t *s = relay_calloc(1, sizeof(*s));
         s->file = relay_strdup(file);
-        relay_buf_init(&s->scratch);
         if (!config_read_file(&cfg, file)) {
                 relay_seterr(errstr, errstr_size, "%s:%d: %s", file,
                              config_error_line(&cfg), config_error_text(&cfg));
@@ -347,21 +167,17 @@ static relay_ingest_source_t *source_load(const char *file,
                 goto fail;
         }
         static const char *const keys[] = {
-            "name",        "topic",    "route", "tenant",   "tokens_env",
-            "token_header", "token_query", "event_types", "event_id", "items",
-            "key",         "fields",   NULL};
-        char *route = NULL, *tenant = NULL, *tokens_env = NULL;
+            "name",        "route",       "tokens_env", "token_header",
+            "token_query", "event_types", "items",      RELAY_JSON_MAP_KEYS,
+            NULL};
+        char *route = NULL, *tokens_env = NULL;
         if (map_check_keys(&x, g, "source", keys) ||
             map_get_str(&x, g, "name", 1, "source", &s->name) ||
-            map_get_str(&x, g, "topic", 1, "source", &s->topic) ||
             map_get_str(&x, g, "route", 0, "source", &route) ||
-            map_get_str(&x, g, "tenant", 0, "source", &tenant) ||
             map_get_str(&x, g, "tokens_env", 1, "source", &tokens_env) ||
             map_get_str(&x, g, "token_header", 0, "source", &s->token_header) ||
             map_get_str(&x, g, "token_query", 0, "source", &s->token_query) ||
-            map_get_str(&x, g, "event_id", 0, "source", &s->event_id) ||
             map_get_str(&x, g, "items", 0, "source", &s->items) ||
-            map_get_str(&x, g, "key", 0, "source", &s->key) ||
             get_strv(&x, g, "event_types", &s->types, &s->ntypes))
                 goto fail_strs;
         for (const char *c = s->name; *c; c++)
@@ -394,68 +210,25 @@ static relay_ingest_source_t *source_load(const char *file,
                         s->ntypes = 0;
                         break;
                 }
-        char subject[300];
-        snprintf(subject, sizeof(subject), "%s-value", s->topic);
-        char why[512];
-        s->writer = relay_avro_writer_new(schemas, subject, why, sizeof(why));
-        if (!s->writer) {
-                map_fail_at(&x, config_setting_get_member(g, "topic"),
-                            "topic '%s': %s", s->topic, why);
+        /* Derived event ids: name-based in ingest's own namespace, of
+         * source NUL tenant NUL id; a record without an id gets a random
+         * one (a platform's retry of it cannot be told from a new one). */
+        const char nul = '\0';
+        relay_json_map_opts_t o = {.source = s->name,
+                                   .id_ns = ingest_ns,
+                                   .id_prefix = s->name,
+                                   .id_prefix_len = strlen(s->name) + 1,
+                                   .id_infix = &nul,
+                                   .id_infix_len = 1};
+        if (!(s->map = relay_json_map_load(file, g, schemas, &o, errstr,
+                                           errstr_size)))
                 goto fail_strs;
-        }
-        x.schema = relay_shape_schema(relay_avro_writer_shape(s->writer));
-        s->has_event_id = !!map_field_schema(x.schema, "event_id");
-        s->has_occurred = !!map_field_schema(x.schema, "occurred_at");
-        s->has_tenant = !!map_field_schema(x.schema, "tenant");
-        s->has_source = !!map_field_schema(x.schema, "source");
-        s->has_type = !!map_field_schema(x.schema, "event_type");
-        for (size_t i = 0; i < avro_schema_record_size(x.schema); i++) {
-                avro_schema_t f = avro_schema_record_field_get_by_index(
-                    x.schema, (int)i);
-                if (avro_typeof(f) != AVRO_MAP)
-                        continue;
-                s->maps = relay_realloc(s->maps,
-                                        (s->nmaps + 1) * sizeof(char *));
-                s->maps[s->nmaps++] = relay_strdup(
-                    avro_schema_record_field_name(x.schema, (int)i));
-        }
-        if (tenant && map_template_split(&x, config_setting_get_member(
-                                                 g, "tenant"),
-                                         tenant, tmpl_part, &s->tenant))
-                goto fail_strs;
-        if (s->key) {
-                int composite;
-                if (check_to(&x, config_setting_get_member(g, "key"), s->key,
-                             &composite))
-                        goto fail_strs;
-        }
-        config_setting_t *fl = config_setting_get_member(g, "fields");
-        if (fl && !config_setting_is_list(fl)) {
-                map_fail_at(&x, fl, "fields must be a list ( { ... }, ... )");
-                goto fail_strs;
-        }
-        for (int i = 0; fl && i < config_setting_length(fl); i++) {
-                s->rules = relay_realloc(s->rules,
-                                         (s->nrules + 1) * sizeof(*s->rules));
-                if (parse_rule(&x, config_setting_get_elem(fl, i),
-                               &s->rules[s->nrules])) {
-                        struct rule *r = &s->rules[s->nrules];
-                        free(r->to);
-                        free(r->from);
-                        free(r->defval);
-                        tmpl_free(&r->value);
-                        goto fail_strs;
-                }
-                s->nrules++;
-        }
         free(route);
-        free(tenant);
         free(tokens_env);
         config_destroy(&cfg);
         return s;
 fail_strs:
         free(route);
-        free(tenant);
         free(tokens_env);
 fail:
         config_destroy(&cfg);
@@ -585,7 +358,7 @@ const char *relay_ingest_name(const relay_ingest_source_t *s)
 
 const char *relay_ingest_topic(const relay_ingest_source_t *s)
 {
-        return s->topic;
+        return relay_json_map_topic(s->map);
 }
 
 const char *relay_ingest_token_header(const relay_ingest_source_t *s)
@@ -626,216 +399,13 @@ int relay_ingest_event_type_ok(const relay_ingest_source_t *s, const char *t,
         return 0;
 }
 
-/* A dotted path through objects (and arrays by index) of j. */
-static json_t *walk(json_t *j, const char *path, size_t n)
-{
-        const char *p = path, *end = path + n;
-        while (j && p < end) {
-                const char *dot = memchr(p, '.', (size_t)(end - p));
-                size_t sn = dot ? (size_t)(dot - p) : (size_t)(end - p);
-                if (json_is_object(j)) {
-                        j = json_object_getn(j, p, sn);
-                } else if (json_is_array(j) && sn && sn < 10 &&
-                           strspn(p, "0123456789") >= sn) {
-                        j = json_array_get(j, strtoul(p, NULL, 10));
-                } else {
-                        return NULL;
-                }
-                p = dot ? dot + 1 : end;
-        }
-        return json_is_null(j) ? NULL : j;
-}
-
-/* A field of the record, the URL or the batch: borrowed, or a new string
- * for the URL's segments (then *owned is set). */
-static json_t *lookup(const relay_ingest_req_t *req, json_t *item,
-                      const char *path, size_t n, int *owned)
-{
-        *owned = 0;
-        if (n == 11 && !memcmp(path, "path.tenant", 11)) {
-                *owned = 1;
-                return req->tenant ? json_string(req->tenant) : NULL;
-        }
-        if (n == 15 && !memcmp(path, "path.event_type", 15)) {
-                *owned = 1;
-                return json_string(req->event_type);
-        }
-        if (n > 6 && !memcmp(path, "batch.", 6))
-                return walk(req->batch, path + 6, n - 6);
-        return walk(item, path, n);
-}
-
-/* The text form of a scalar into b; -1 for objects, arrays and null. */
-static int scalar_text(json_t *v, relay_buf_t *b)
-{
-        char num[64];
-        switch (json_typeof(v)) {
-        case JSON_STRING:
-                relay_buf_append(b, json_string_value(v),
-                                 json_string_length(v));
-                return 0;
-        case JSON_INTEGER:
-                relay_buf_long(b, (int64_t)json_integer_value(v));
-                return 0;
-        case JSON_REAL:
-                snprintf(num, sizeof(num), "%.17g", json_real_value(v));
-                relay_buf_puts(b, num);
-                return 0;
-        case JSON_TRUE:
-        case JSON_FALSE:
-                relay_buf_puts(b, json_is_true(v) ? "true" : "false");
-                return 0;
-        default:
-                return -1;
-        }
-}
-
-/* Convert v as rule r says. A new reference, or NULL + errstr. */
-static json_t *convert(const struct rule *r, json_t *v, relay_buf_t *scratch,
-                       char *errstr, size_t errstr_size)
-{
-        const char *what = "";
-        switch (r->type) {
-        case IT_KEEP:
-                return json_incref(v);
-        case IT_STRING:
-                relay_buf_reset(scratch);
-                if (!scalar_text(v, scratch))
-                        return json_stringn(scratch->data, scratch->len);
-                what = "text";
-                break;
-        case IT_NUMBER:
-                if (json_is_number(v))
-                        return json_incref(v);
-                if (json_is_string(v) && json_string_length(v) < 40) {
-                        char *end;
-                        const char *t = json_string_value(v);
-                        errno = 0;
-                        long long l = strtoll(t, &end, 10);
-                        if (*t && !*end && !errno)
-                                return json_integer(l);
-                        double d = strtod(t, &end);
-                        if (*t && !*end && !errno)
-                                return json_real(d);
-                }
-                what = "a number";
-                break;
-        case IT_BOOL:
-                if (json_is_boolean(v))
-                        return json_incref(v);
-                if (json_is_string(v) && !strcmp(json_string_value(v), "true"))
-                        return json_true();
-                if (json_is_string(v) &&
-                    !strcmp(json_string_value(v), "false"))
-                        return json_false();
-                what = "true or false";
-                break;
-        case IT_TIMESTAMP: {
-                int64_t ms;
-                if (json_is_integer(v)) {
-                        /* Before 1973-03-03 in ms is past 5138 in s: a
-                         * number below 1e11 is seconds. */
-                        json_int_t t = json_integer_value(v);
-                        if (t >= 0 && t < 100000000000LL)
-                                return json_integer(t * 1000);
-                        return json_integer(t);
-                }
-                if (json_is_string(v) &&
-                    !relay_iso_ms_parse(json_string_value(v),
-                                        json_string_length(v), &ms))
-                        return json_integer(ms);
-                what = "a time (ISO 8601, or epoch seconds or "
-                       "milliseconds)";
-                break;
-        }
-        }
-        relay_seterr(errstr, errstr_size, "field '%s' (to %s) is not %s",
-                     r->from ? r->from : "value", r->to, what);
-        return NULL;
-}
-
-/* Fill b with template t over the record; -1 + errstr when a field in it
- * is missing or not a scalar. */
-static int render(const struct itmpl *t, const relay_ingest_req_t *req,
-                  json_t *item, relay_buf_t *b, const char *to, char *errstr,
-                  size_t errstr_size)
-{
-        for (size_t i = 0; i < t->n; i++) {
-                const struct ipart *p = &t->parts[i];
-                if (!p->is_field) {
-                        relay_buf_append(b, p->text, p->len);
-                        continue;
-                }
-                int owned;
-                json_t *v = lookup(req, item, p->text, p->len, &owned);
-                int rc = v ? scalar_text(v, b) : -1;
-                if (owned)
-                        json_decref(v);
-                if (rc) {
-                        relay_seterr(errstr, errstr_size,
-                                     "%s: field '%s' is missing or not a "
-                                     "value",
-                                     to, p->text);
-                        return -1;
-                }
-        }
-        return 0;
-}
-
-/* Set root's dotted path to v (stolen), making objects on the way. */
-static void set_path(json_t *root, const char *path, json_t *v)
-{
-        const char *p = path;
-        const char *dot;
-        while ((dot = strchr(p, '.'))) {
-                json_t *next = json_object_getn(root, p, (size_t)(dot - p));
-                if (!json_is_object(next)) {
-                        next = json_object();
-                        json_object_setn_new(root, p, (size_t)(dot - p), next);
-                }
-                root = next;
-                p = dot + 1;
-        }
-        json_object_set_new(root, p, v);
-}
-
-/* The record's event id: a UUID of the body's own as it is, another id
- * turned into a name-based UUID (version 5) of (source, tenant, id) in
- * relay's ingest namespace, so that the
- * platform's retry of one event is one id downstream, or a random one. */
-static void event_id_of(const relay_ingest_source_t *s, json_t *v,
-                        const char *tenant, char out[RELAY_UUID_SIZE])
-{
-        relay_buf_t *b = (relay_buf_t *)&s->scratch;
-        relay_buf_reset(b);
-        if (!v || scalar_text(v, b) || !b->len) {
-                relay_uuid4(out);
-                return;
-        }
-        if (relay_uuid_valid(b->data, b->len)) {
-                for (size_t i = 0; i < 36; i++)
-                        out[i] = (char)tolower((unsigned char)b->data[i]);
-                out[36] = '\0';
-                return;
-        }
-        /* name: source NUL tenant NUL id */
-        relay_buf_t name;
-        relay_buf_init(&name);
-        relay_buf_append(&name, s->name, strlen(s->name) + 1);
-        relay_buf_append(&name, tenant, strlen(tenant) + 1);
-        relay_buf_append(&name, b->data, b->len);
-        if (relay_sign_uuid5(ingest_ns, name.data, name.len,
-                             out))
-                relay_uuid4(out);
-        relay_buf_free(&name);
-}
-
 json_t *relay_ingest_records(const relay_ingest_source_t *s, json_t *body,
                              int *single, char *errstr, size_t errstr_size)
 {
         *single = 0;
         if (s->items) {
-                json_t *arr = walk(body, s->items, strlen(s->items));
+                json_t *arr = relay_json_map_path(body, s->items,
+                                                  strlen(s->items));
                 if (!json_is_array(arr)) {
                         relay_seterr(errstr, errstr_size,
                                      "the body has no array '%s'", s->items);
@@ -860,134 +430,7 @@ int relay_ingest_map(const relay_ingest_source_t *s,
                      char event_id[RELAY_UUID_SIZE], char *errstr,
                      size_t errstr_size)
 {
-        relay_buf_t *b = (relay_buf_t *)&s->scratch;
-        if (!json_is_object(item)) {
-                relay_seterr(errstr, errstr_size, "a record must be a JSON "
-                             "object");
-                return -1;
-        }
-        json_t *root = json_object();
-        int rc = 0;
-        for (size_t i = 0; i < s->nrules && !rc; i++) {
-                const struct rule *r = &s->rules[i];
-                json_t *v = NULL;
-                if (r->from) {
-                        int owned;
-                        json_t *src = lookup(req, item, r->from,
-                                             strlen(r->from), &owned);
-                        if (src)
-                                v = convert(r, src, b, errstr, errstr_size);
-                        if (owned)
-                                json_decref(src);
-                        if (src && !v) {
-                                rc = -1;
-                                break;
-                        }
-                } else {
-                        relay_buf_reset(b);
-                        if (render(&r->value, req, item, b, r->to, errstr,
-                                   errstr_size)) {
-                                if (r->required) {
-                                        rc = -1;
-                                        break;
-                                }
-                        } else {
-                                json_t *t = json_stringn(b->data, b->len);
-                                v = t ? convert(r, t, b, errstr, errstr_size)
-                                      : NULL;
-                                json_decref(t);
-                                if (!v) {
-                                        if (!t)
-                                                relay_seterr(errstr,
-                                                             errstr_size,
-                                                             "%s: not UTF-8",
-                                                             r->to);
-                                        rc = -1;
-                                        break;
-                                }
-                        }
-                }
-                if (!v && r->defval)
-                        v = json_string(r->defval);
-                if (!v && r->required) {
-                        relay_seterr(errstr, errstr_size,
-                                     "required field '%s' (to %s) is missing",
-                                     r->from ? r->from : "value", r->to);
-                        rc = -1;
-                }
-                if (v)
-                        set_path(root, r->to, v);
-        }
-        for (size_t i = 0; i < s->nmaps && !rc; i++)
-                if (!json_object_get(root, s->maps[i]))
-                        json_object_set_new(root, s->maps[i], json_object());
-        /* Defaults of the fields every input topic has. */
-        if (!rc && s->has_tenant && !json_object_get(root, "tenant")) {
-                relay_buf_reset(b);
-                if (!s->tenant.n && req->tenant)
-                        relay_buf_puts(b, req->tenant);
-                else if (render(&s->tenant, req, item, b, "tenant", errstr,
-                                errstr_size))
-                        rc = -1;
-                if (!rc && !b->len) {
-                        relay_seterr(errstr, errstr_size,
-                                     "the record has no tenant");
-                        rc = -1;
-                }
-                if (!rc)
-                        json_object_set_new(root, "tenant",
-                                            json_stringn(b->data, b->len));
-        }
-        if (!rc && s->has_source && !json_object_get(root, "source"))
-                json_object_set_new(root, "source", json_string(s->name));
-        if (!rc && s->has_type && !json_object_get(root, "event_type"))
-                json_object_set_new(root, "event_type",
-                                    json_string(req->event_type));
-        if (!rc && s->has_occurred && !json_object_get(root, "occurred_at"))
-                json_object_set_new(root, "occurred_at",
-                                    json_integer(relay_now_ms()));
-        json_t *eid = json_object_get(root, "event_id");
-        if (!rc && json_is_string(eid) &&
-            relay_uuid_valid(json_string_value(eid), json_string_length(eid))) {
-                memcpy(event_id, json_string_value(eid), 36);
-                event_id[36] = '\0';
-        } else if (!rc) {
-                int owned = 0;
-                json_t *v = eid ? eid
-                          : s->event_id
-                              ? lookup(req, item, s->event_id,
-                                       strlen(s->event_id), &owned)
-                              : NULL;
-                json_t *t = json_object_get(root, "tenant");
-                event_id_of(s, v, json_is_string(t) ? json_string_value(t) : "",
-                            event_id);
-                if (owned)
-                        json_decref(v);
-                if (s->has_event_id)
-                        json_object_set_new(root, "event_id",
-                                            json_string(event_id));
-        }
-        char why[512];
-        avro_value_t *out = relay_avro_writer_value(s->writer);
-        if (!rc && relay_avro_from_json(out, root, why, sizeof(why))) {
-                relay_seterr(errstr, errstr_size, "the record does not fit "
-                             "%s: %s", s->topic, why);
-                rc = -1;
-        }
-        if (!rc && relay_avro_writer_encode(s->writer, value, value_len, why,
-                                            sizeof(why))) {
-                relay_seterr(errstr, errstr_size, "the record does not fit "
-                             "%s: %s", s->topic, why);
-                rc = -1;
-        }
-        if (!rc) {
-                relay_buf_reset(key);
-                json_t *k = s->key ? walk(root, s->key, strlen(s->key)) : NULL;
-                if (!k || scalar_text(k, key) || !key->len) {
-                        relay_buf_reset(key);
-                        relay_buf_puts(key, event_id);
-                }
-        }
-        json_decref(root);
-        return rc;
+        relay_json_map_req_t r = {req->tenant, req->event_type, req->batch};
+        return relay_json_map_apply(s->map, &r, item, key, value, value_len,
+                                    event_id, errstr, errstr_size);
 }

@@ -87,7 +87,6 @@ struct src {
         relay_buf_t token, url, auth, ua;
         relay_http_request_t req;
         relay_http_response_t resp;
-        relay_avro_writer_t *writer;
         rd_kafka_topic_t *rkt;
         relay_series_t *m_polled, *m_produced, *m_dead, *m_windows,
             *m_failed, *m_lag, *m_failing;
@@ -248,32 +247,28 @@ static void dead_letter(struct relay_poll *p, struct src *s, json_t *rec,
 }
 
 /* Map, encode and produce every record of an answer. */
-static void produce_records(struct relay_poll *p, struct src *s, json_t *recs)
+static void produce_records(struct relay_poll *p, struct src *s,
+                            const relay_poll_answer_t *a)
 {
+        json_t *recs = a->records;
         struct page *pg = page_new(s, json_array_size(recs));
         relay_buf_t key;
-        char why[512];
+        char why[512], id[RELAY_UUID_SIZE];
         size_t i;
         json_t *rec;
         relay_buf_init(&key);
         json_array_foreach(recs, i, rec)
         {
-                json_t *out = NULL;
                 const void *buf;
                 size_t len;
-                avro_value_t *v = relay_avro_writer_value(s->writer);
-                if (relay_poll_record_map(s->cfg, rec, &out, &key, why,
-                                          sizeof(why)) ||
-                    relay_avro_from_json(v, out, why, sizeof(why)) ||
-                    relay_avro_writer_encode(s->writer, &buf, &len, why,
-                                             sizeof(why)) != RELAY_OK)
+                if (relay_poll_record_map(s->cfg, a, rec, &key, &buf, &len, id,
+                                          why, sizeof(why)))
                         dead_letter(p, s, rec, why, &pg->acks[i]);
                 else if (produce(p, s->rkt, NULL, key.data, key.len, buf, len,
                                  NULL, &pg->acks[i]))
                         relay_log(LOG_WARNING, "poll",
                                   "source %s: produce: %s", s->cfg->name,
                                   rd_kafka_err2str(pg->acks[i].err));
-                json_decref(out);
         }
         relay_buf_free(&key);
         s->records += (int64_t)pg->n;
@@ -396,7 +391,7 @@ static void request_done(struct relay_poll *p, struct src *s)
         s->attempts = 0;
         s->reported = 0;
         relay_metric_set(s->m_failing, 0);
-        produce_records(p, s, a.records);
+        produce_records(p, s, &a);
         s->pages++;
         free(s->cursor);
         s->cursor = a.cursor;
@@ -838,7 +833,6 @@ static int src_init(struct relay_poll *p, struct src *s, size_t i,
                     char *errstr, size_t errstr_size)
 {
         relay_poll_source_t *c = p->cfgs[i];
-        char subject[300];
         s->slot = i;
         s->ckpt = -1;
         s->tail = &s->head;
@@ -849,17 +843,9 @@ static int src_init(struct relay_poll *p, struct src *s, size_t i,
                                                  p->nparts);
         relay_buf_printf(&s->ua, "User-Agent: relay-poll/1 (%s)",
                          p->ua_instance);
-        snprintf(subject, sizeof(subject), "%s-value", c->topic);
-        if (!(s->writer = relay_avro_writer_new(p->schemas, subject, errstr,
-                                                errstr_size))) {
-                char why[512];
-                snprintf(why, sizeof(why), "%s", errstr);
-                relay_seterr(errstr, errstr_size, "%s: key 'source.topic': %s",
-                             relay_conf_origin(c->conf, "source.topic"), why);
-                return -1;
-        }
-        s->rkt = rd_kafka_topic_new(p->producer, c->topic, NULL);
-        relay_kafka_topic_warm(p->producer, c->topic, 2000);
+        const char *topic = relay_json_map_topic(c->map);
+        s->rkt = rd_kafka_topic_new(p->producer, topic, NULL);
+        relay_kafka_topic_warm(p->producer, topic, 2000);
         s->m_requests = relay_metric(
             RELAY_METRIC_COUNTER, "relay_poll_requests_total",
             "requests to polled sources, by outcome (ok, failed, throttled, "
@@ -914,16 +900,18 @@ relay_poll_t *relay_poll_new(const relay_conf_t *conf, char *errstr,
                 snprintf(p->ua_instance, sizeof(p->ua_instance), "%s:%d", host,
                          (int)getpid());
         }
-        if (relay_poll_sources_load(p->sources, &p->cfgs, &p->n, errstr,
-                                    errstr_size))
+        /* The schemas first: a source's mapping is checked against its
+         * topic's. */
+        if (!(p->schemas = relay_worker_schemas(conf, -1, errstr,
+                                                errstr_size)) ||
+            relay_poll_sources_load(p->sources, p->schemas, &p->cfgs, &p->n,
+                                    errstr, errstr_size))
                 goto fail;
         p->src = relay_calloc(p->n, sizeof(*p->src));
         for (size_t i = 0; i < p->n; i++)
                 if (src_token(&p->src[i], p->cfgs[i], errstr, errstr_size))
                         goto fail;
-        if (!(p->schemas = relay_worker_schemas(conf, -1, errstr,
-                                                errstr_size)) ||
-            !(p->producer = relay_kafka_producer_new(conf, errstr,
+        if (!(p->producer = relay_kafka_producer_new(conf, errstr,
                                                      errstr_size)))
                 goto fail;
         if ((p->nparts = relay_kafka_topic_ensure(
@@ -984,7 +972,6 @@ void relay_poll_destroy(relay_poll_t *p)
                 relay_buf_free(&s->auth);
                 relay_buf_free(&s->ua);
                 relay_http_response_reset(&s->resp);
-                relay_avro_writer_destroy(s->writer);
         }
         pages_free(p->grave);
         free(p->src);

@@ -2,10 +2,16 @@
  * A polled source: its file (the conf module checks every key against
  * relay_poll_source_props, so a typo names file, line and key; the checks
  * between keys below name the file and line of the key at fault too), the
- * window arithmetic and the request URL of one page.
+ * window arithmetic and the request URL of one page. How a record maps
+ * (topic, tenant, event_id, key, fields) is not poll's own: those keys
+ * are the JSON mapping's (relay/json_map.h), as in an ingest source, read
+ * from the same group once the conf module has checked the rest.
  */
-#include "relay/poll.h"
+#include "relay/json_map.h"
 #include "relay/log.h"
+#include "relay/poll.h"
+
+#include <libconfig.h>
 
 #include <dirent.h>
 #include <stddef.h>
@@ -17,6 +23,8 @@
 #define S(f) offsetof(relay_poll_source_t, f)
 #define B RELAY_CONF_BIND
 #define REQ (RELAY_CONF_BIND | RELAY_CONF_REQUIRED)
+/* The JSON mapping's keys: declared here, parsed by relay_json_map_load. */
+#define MAP RELAY_CONF_OPAQUE
 
 const relay_conf_prop_t relay_poll_source_props[] = {
     {"source.name", RELAY_CONF_STRING, NULL, 0, -1, REQ,
@@ -24,12 +32,16 @@ const relay_conf_prop_t relay_poll_source_props[] = {
      S(name)},
     {"source.url", RELAY_CONF_STRING, NULL, 0, -1, REQ,
      "the URL GET asks (may hold a query of its own)", S(url)},
-    {"source.topic", RELAY_CONF_STRING, "loyalty.events", 0, -1, B,
-     "where the records go (a topic of the loyalty.events schema)", S(topic)},
-    {"source.tenant", RELAY_CONF_STRING, NULL, 0, -1, REQ,
-     "the records' tenant", S(tenant)},
+    {"source.topic", RELAY_CONF_STRING, NULL, 0, -1, MAP,
+     "where the records go (default loyalty.events): the mapping checks "
+     "the fields against its schema",
+     0},
+    {"source.tenant", RELAY_CONF_STRING, NULL, 0, -1,
+     MAP | RELAY_CONF_REQUIRED,
+     "the records' tenant: literal or {field} template", 0},
     {"source.platform", RELAY_CONF_STRING, NULL, 0, -1, REQ,
-     "the records' source field: the platform, lower case (antavo)",
+     "the records' source field: the platform, lower case (antavo); in "
+     "their derived event ids",
      S(platform)},
     {"source.interval_ms", RELAY_CONF_INT, "60000", 100, 86400000, B,
      "how often a window is asked for (the shortest window)", S(interval_ms)},
@@ -90,27 +102,21 @@ const relay_conf_prop_t relay_poll_source_props[] = {
      "dotted path of the records array in an answer (\"\": the answer is "
      "the array)",
      S(records)},
-    {"source.map.event_id", RELAY_CONF_STRING, "id", 0, -1, B,
-     "the record's own event id (\"\": none, the id is made from the "
-     "record's content)",
-     S(map_event_id)},
-    {"source.map.occurred_at", RELAY_CONF_STRING, "created_at", 0, -1, B,
-     "the record's time", S(map_occurred_at)},
-    {"source.map.time_format", RELAY_CONF_STRING, "iso8601", 0, -1, B,
-     "how the record's time is written: iso8601, epoch_s or epoch_ms",
-     S(map_time_format)},
-    {"source.map.event_type", RELAY_CONF_STRING, "action", 0, -1, B,
-     "the record's event type (the source's own name)", S(map_event_type)},
-    {"source.map.identities", RELAY_CONF_STRING, "", 0, -1, B,
-     "kind=path pairs, comma-separated: customer_id=customer,email=email",
-     S(map_identities)},
-    {"source.map.data", RELAY_CONF_STRING, "data", 0, -1, B,
-     "the payload object, flattened into data (\"\": the whole record)",
-     S(map_data)},
-    {"source.map.key", RELAY_CONF_STRING, "", 0, -1, B,
-     "the identity kind that keys the records (\"\": the first of "
-     "identities), so one person's events share a partition",
-     S(map_key)},
+    {"source.event_id", RELAY_CONF_STRING, NULL, 0, -1, MAP,
+     "dotted path of the record's own event id (unset or absent: the id "
+     "is made from the record's content)",
+     0},
+    {"source.key", RELAY_CONF_STRING, NULL, 0, -1, MAP,
+     "the Kafka key: a field of the output, a template over its fields "
+     "(\"{tenant}/{identities.customer_id}\") or a list of those, the "
+     "first that has them all (none: the event id)",
+     0},
+    {"source.fields", RELAY_CONF_STRING, NULL, 0, -1, MAP,
+     "the field rules ( { to = ...; from = ... | value = ...; type = ...; "
+     "required = ...; default = ...; }, ... ), as an ingest source's",
+     0},
+    {"source.map", RELAY_CONF_STRING, NULL, 0, -1, MAP,
+     "retired: the record mapping is event_id, key and fields now", 0},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
 
 /* A checked key's value did not fit: "file:line: key 'name': why". */
@@ -133,36 +139,6 @@ static int time_format(const char *text, enum relay_poll_time_format *f)
         return -1;
 }
 
-/* source.map.identities into id_kind / id_path. */
-static int split_identities(relay_poll_source_t *s, char *errstr,
-                            size_t errstr_size)
-{
-        const char *key = "source.map.identities";
-        char *text = relay_strdup(s->map_identities), *save = NULL;
-        int rc = 0;
-        for (char *e = strtok_r(text, ",", &save); e && !rc;
-             e = strtok_r(NULL, ",", &save)) {
-                e += strspn(e, " \t");
-                char *eq = strchr(e, '=');
-                size_t kn = eq ? strcspn(e, " \t=") : 0;
-                char *path = eq ? eq + 1 + strspn(eq + 1, " \t") : NULL;
-                size_t pn = path ? strcspn(path, " \t") : 0;
-                if (!kn || !pn) {
-                        rc = bad(s, key, errstr, errstr_size,
-                                 "each entry must be kind=path");
-                        break;
-                }
-                s->id_kind = relay_realloc(s->id_kind,
-                                           (s->nids + 1) * sizeof(char *));
-                s->id_path = relay_realloc(s->id_path,
-                                           (s->nids + 1) * sizeof(char *));
-                s->id_kind[s->nids] = relay_strndup(e, kn);
-                s->id_path[s->nids++] = relay_strndup(path, pn);
-        }
-        free(text);
-        return rc;
-}
-
 /* The checks between keys, and what is derived from them. */
 static int check(relay_poll_source_t *s, char *errstr, size_t errstr_size)
 {
@@ -176,9 +152,6 @@ static int check(relay_poll_source_t *s, char *errstr, size_t errstr_size)
                            "must be letters, digits, '-', '_' or '.'");
         if (time_format(s->time_format, &s->query_format))
                 return bad(s, "source.window.format", errstr, errstr_size,
-                           "must be iso8601, epoch_s or epoch_ms");
-        if (time_format(s->map_time_format, &s->record_format))
-                return bad(s, "source.map.time_format", errstr, errstr_size,
                            "must be iso8601, epoch_s or epoch_ms");
         if (!strcmp(s->auth_in, "query"))
                 s->auth_query = 1;
@@ -201,31 +174,70 @@ static int check(relay_poll_source_t *s, char *errstr, size_t errstr_size)
             !strcmp(s->from_param, s->to_param))
                 return bad(s, "source.window.to_param", errstr, errstr_size,
                            "the window's parameters must be two names");
-        if (!*s->map_occurred_at)
-                return bad(s, "source.map.occurred_at", errstr, errstr_size,
-                           "must name the record's time");
-        if (!*s->map_event_type)
-                return bad(s, "source.map.event_type", errstr, errstr_size,
-                           "must name the record's event type");
         s->start_ms = -1;
         if (s->start && relay_iso_ms_parse(s->start, strlen(s->start),
                                            &s->start_ms))
                 return bad(s, "source.start", errstr, errstr_size,
                            "not an ISO-8601 time (2026-11-25T10:00:00Z)");
-        if (split_identities(s, errstr, errstr_size))
-                return -1;
-        if (*s->map_key) {
-                size_t i = 0;
-                while (i < s->nids && strcmp(s->id_kind[i], s->map_key))
-                        i++;
-                if (i == s->nids)
-                        return bad(s, "source.map.key", errstr, errstr_size,
-                                   "is not a kind of source.map.identities");
-        }
+        if (strcmp(relay_conf_origin(s->conf, "source.map"), "unset"))
+                return bad(s, "source.map", errstr, errstr_size,
+                           "retired: a record maps by event_id, key and "
+                           "fields now, as in an ingest source (README, "
+                           "relay-poll)");
         return 0;
 }
 
-static relay_poll_source_t *source_load(const char *path, char *errstr,
+/* The source's JSON mapping, from its file's `source` group (read again:
+ * the conf module keeps values, not the libconfig tree). Poll's event ids
+ * are UUID v5 in RFC 4122's URL namespace of
+ * "relay-poll:<tenant>/<platform>/<id>", or of the record's content in
+ * place of <id> when it has none, so that a window read again (a crash, a
+ * new owner) gives its events the ids they had. */
+static int map_load(relay_poll_source_t *s, relay_schemas_t *schemas,
+                    char *errstr, size_t errstr_size)
+{
+        /* 6ba7b811-9dad-11d1-80b4-00c04fd430c8 */
+        static const unsigned char url_ns[16] = {0x6b, 0xa7, 0xb8, 0x11,
+                                                 0x9d, 0xad, 0x11, 0xd1,
+                                                 0x80, 0xb4, 0x00, 0xc0,
+                                                 0x4f, 0xd4, 0x30, 0xc8};
+        static const char prefix[] = "relay-poll:";
+        config_t cfg;
+        relay_buf_t infix;
+        int rc = -1;
+        config_init(&cfg);
+        relay_buf_init(&infix);
+        relay_buf_printf(&infix, "/%s/", s->platform);
+        if (!config_read_file(&cfg, s->file) ||
+            !config_lookup(&cfg, "source")) { /* read by the conf a moment
+                                                 ago: changed since */
+                relay_seterr(errstr, errstr_size, "%s:%d: %s", s->file,
+                             config_error_line(&cfg),
+                             config_error_text(&cfg)
+                                 ? config_error_text(&cfg)
+                                 : "no source group");
+        } else {
+                relay_json_map_opts_t o = {
+                    .source = s->platform,
+                    .default_topic = "loyalty.events",
+                    .id_ns = url_ns,
+                    .id_prefix = prefix,
+                    .id_prefix_len = sizeof(prefix) - 1,
+                    .id_infix = infix.data,
+                    .id_infix_len = infix.len,
+                    .id_from_content = 1};
+                s->map = relay_json_map_load(s->file,
+                                             config_lookup(&cfg, "source"),
+                                             schemas, &o, errstr, errstr_size);
+                rc = s->map ? 0 : -1;
+        }
+        relay_buf_free(&infix);
+        config_destroy(&cfg);
+        return rc;
+}
+
+static relay_poll_source_t *source_load(const char *path,
+                                        relay_schemas_t *schemas, char *errstr,
                                         size_t errstr_size)
 {
         const relay_conf_prop_t *tables[] = {relay_poll_source_props};
@@ -243,7 +255,8 @@ static relay_poll_source_t *source_load(const char *path, char *errstr,
                 goto fail;
         }
         relay_conf_bind(s->conf, relay_poll_source_props, s);
-        if (check(s, errstr, errstr_size))
+        if (check(s, errstr, errstr_size) ||
+            map_load(s, schemas, errstr, errstr_size))
                 goto fail;
         return s;
 fail:
@@ -255,12 +268,7 @@ void relay_poll_source_free(relay_poll_source_t *s)
 {
         if (!s)
                 return;
-        for (size_t i = 0; i < s->nids; i++) {
-                free(s->id_kind[i]);
-                free(s->id_path[i]);
-        }
-        free(s->id_kind);
-        free(s->id_path);
+        relay_json_map_destroy(s->map);
         relay_conf_destroy(s->conf);
         free(s->file);
         free(s);
@@ -301,8 +309,9 @@ static size_t list_cfg(const char *dir, char ***out)
         return n;
 }
 
-int relay_poll_sources_load(const char *path, relay_poll_source_t ***out,
-                            size_t *n, char *errstr, size_t errstr_size)
+int relay_poll_sources_load(const char *path, relay_schemas_t *schemas,
+                            relay_poll_source_t ***out, size_t *n,
+                            char *errstr, size_t errstr_size)
 {
         struct stat st;
         char **files = NULL;
@@ -327,7 +336,8 @@ int relay_poll_sources_load(const char *path, relay_poll_source_t ***out,
         }
         all = relay_calloc(nfiles, sizeof(*all));
         for (; k < nfiles; k++) {
-                if (!(all[k] = source_load(files[k], errstr, errstr_size)))
+                if (!(all[k] = source_load(files[k], schemas, errstr,
+                                           errstr_size)))
                         goto done;
                 for (size_t j = 0; j < k; j++)
                         if (!strcmp(all[j]->name, all[k]->name)) {

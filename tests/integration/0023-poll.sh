@@ -35,6 +35,15 @@ start_poll_sim SIMP --paging page --token-in header
 
 NOW=$(date +%s%3N)
 mkdir -p "$WORK/sources"
+# How the simulator's events map (the JSON mapping an ingest source uses
+# too): the sources below differ only in their key.
+FIELDS='event_id = "id";
+  fields = (
+    { to = "occurred_at"; from = "created_at"; type = "iso8601"; required = true; },
+    { to = "event_type"; from = "action"; type = "string"; required = true; },
+    { to = "identities.customer_id"; from = "customer"; type = "string"; },
+    { to = "identities.email"; from = "email"; type = "string"; },
+    { to = "data"; from = "data"; type = "flatten"; } );'
 for f in a b c; do
   cat > "$WORK/sources/it-$f.cfg" <<EOF
 source = { name = "it-$f"; url = "$SIMC/feeds/$f/events"; tenant = "acme";
@@ -42,7 +51,8 @@ source = { name = "it-$f"; url = "$SIMC/feeds/$f/events"; tenant = "acme";
   max_window_ms = 60000; start = "$(python3 -c "import datetime; print(datetime.datetime.fromtimestamp(($NOW - 250000) / 1000, datetime.timezone.utc).isoformat())")";
   auth = { in = "query"; name = "api_key"; };
   paging = { kind = "cursor"; size = 10; };
-  map = { identities = "customer_id=customer, email=email"; };
+  key = [ "{tenant}/{identities.customer_id}", "{tenant}/{identities.email}" ];
+  $FIELDS
 };
 EOF
 done
@@ -52,7 +62,8 @@ source = { name = "it-d"; url = "$SIMP/feeds/d/events"; tenant = "acme";
   max_window_ms = 60000; lookback_ms = 250000;
   auth = { in = "header"; name = "Authorization"; prefix = "Bearer "; };
   paging = { kind = "page"; page_param = "page"; size_param = "limit"; size = 10; };
-  map = { identities = "customer_id=customer"; key = "customer_id"; };
+  key = "{tenant}/{identities.customer_id}";
+  $FIELDS
 };
 EOF
 export RELAY_POLL_IT_A_TOKEN=$TOKEN RELAY_POLL_IT_B_TOKEN=$TOKEN \
@@ -119,6 +130,7 @@ check "none twice" test -z "$(topic_ids | sort | uniq -d)"
 check "nothing else on the topic" test "$(topic_ids | wc -l)" -eq 240
 kcat -b "$BS" -C -t loyalty.events -e -q -f '%R%s' 2>/dev/null |
   python3 tests/integration/check_avro.py schemas/manifest.cfg loyalty.events-value > "$WORK/p1.jsonl"
+check "each record is keyed <tenant>/<customer>" test "$(kcat -b "$BS" -C -t loyalty.events -e -q -f '%k\n' 2>/dev/null | grep -c '^acme/p1')" -eq 240
 check "each record is the mapped event (fastavro)" python3 - "$WORK/p1.jsonl" <<'PY'
 import json, sys
 for l in open(sys.argv[1]):
@@ -160,7 +172,7 @@ for url in ("$SIMC", "$SIMP"):
 PY
 dlq_has() { kcat -b "$BS" -C -t dlq.poll -e -q -f '%h %s\n' 2>/dev/null | grep -q untyped-1; }
 check "the event without a type is in dlq.poll" wait_for 10 dlq_has
-check "with its reason and source" eval 'kcat -b "$BS" -C -t dlq.poll -e -q -f "%h\n" | grep -q "relay.error=record has no event type.*relay.source=it-c"'
+check "with its reason and source" eval 'kcat -b "$BS" -C -t dlq.poll -e -q -f "%h\n" | grep -q "relay.error=required field .action. (to event_type) is missing.*relay.source=it-c"'
 
 # ---- kill -9 in the middle of a window: no gap, duplicates only of it ----
 T0=$(date +%s%3N)

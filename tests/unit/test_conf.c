@@ -627,6 +627,37 @@ static void test_kafka_lists(void **state)
                    "list of values");
 }
 
+/* A key another module parses (relay-poll's field rules): any value,
+ * declared and located, never a value of the conf's, never from -X. */
+static void test_opaque(void **state)
+{
+        (void)state;
+        static const relay_conf_prop_t props[] = {
+            {"src.fields", RELAY_CONF_STRING, NULL, 0, -1,
+             RELAY_CONF_OPAQUE | RELAY_CONF_REQUIRED, "field rules", 0},
+            {"src.name", RELAY_CONF_STRING, NULL, 0, -1, 0, "name", 0},
+            {NULL, 0, NULL, 0, 0, 0, NULL, 0}};
+        const relay_conf_prop_t *t[] = {props};
+        relay_conf_t *conf = relay_conf_new(t, 1);
+        assert_int_equal(load(conf, "opaque.conf",
+                              "src = { name = \"a\";\n fields = ( { to = "
+                              "\"x\"; }, { to = \"y\"; } ); };\n"),
+                         0);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), 0);
+        assert_contains(relay_conf_origin(conf, "src.fields"), "opaque.conf:2");
+        assert_null(relay_conf_str(conf, "src.fields"));
+        assert_int_equal(relay_conf_set(conf, "src.fields", "x", err,
+                                         sizeof(err)),
+                         -1);
+        assert_err("-X: key 'src.fields' is read from its file only");
+        relay_conf_destroy(conf);
+        /* Required like any other key. */
+        conf = relay_conf_new(t, 1);
+        assert_int_equal(relay_conf_finish(conf, err, sizeof(err)), -1);
+        assert_err("missing required key 'src.fields'");
+        relay_conf_destroy(conf);
+}
+
 static void test_missing_required(void **state)
 {
         relay_conf_t *conf = *state;
@@ -879,6 +910,7 @@ int main(void)
             T(test_secret_file_unreadable),
             T(test_secret_file_empty),
             T(test_kafka_lists),
+            T(test_opaque),
             T(test_missing_required),
             T(test_missing_required_secret),
             T(test_require),

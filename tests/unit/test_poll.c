@@ -1,28 +1,42 @@
 /*
  * The poll worker's pieces: source files and their errors, the window
- * arithmetic, request URLs, answers and their pages, record mapping, and
- * checkpoint encode/decode; plus the common helpers it brought
- * (relay_iso_ms_parse, relay_sign_uuid5, relay_kafka_key_partition).
+ * arithmetic, request URLs, answers and their pages, record mapping (the
+ * JSON mapping relay-ingest uses, with poll's event ids; the records
+ * decoded back with avro-c's generic path), and checkpoint encode/decode;
+ * plus the common helpers it brought (relay_iso_ms_parse,
+ * relay_sign_uuid5, relay_kafka_key_partition).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "relay/avro.h"
 #include "relay/kafka.h"
 #include "relay/poll.h"
 #include "relay/sign.h"
 #include "unit.h"
 
+static relay_schemas_t *schemas;
+
 static int setup(void **state)
 {
         (void)state;
+        const char *src = getenv("RELAY_SOURCE_DIR");
+        char path[1200], err[512];
+        snprintf(path, sizeof(path), "%s/schemas/manifest.cfg",
+                 src ? src : ".");
+        if (!(schemas = relay_schemas_load(path, err, sizeof(err)))) {
+                fprintf(stderr, "%s\n", err);
+                return -1;
+        }
         return unit_tmpdir_make("poll");
 }
 
 static int teardown(void **state)
 {
         (void)state;
+        relay_schemas_destroy(schemas);
         return unit_tmpdir_remove();
 }
 
@@ -32,7 +46,8 @@ static relay_poll_source_t *load(const char *name, const char *text, char *err,
 {
         relay_poll_source_t **all = NULL;
         size_t k = 0;
-        if (relay_poll_sources_load(write_file(name, text), &all, &k, err, n))
+        if (relay_poll_sources_load(write_file(name, text), schemas, &all, &k,
+                                    err, n))
                 return NULL;
         assert_int_equal(k, 1);
         relay_poll_source_t *s = all[0];
@@ -69,11 +84,28 @@ static void test_source_errors(void **state)
         assert_null(load("c.cfg", HEAD "\n\n start = \"yesterday\"; };\n", err,
                          sizeof(err)));
         assert_contains(err, "c.cfg:4: key 'source.start': not an ISO-8601");
+        /* The mapping's own errors name file and line as well. */
         assert_null(load("d.cfg",
-                         HEAD " map = { identities = \"a=b\"; key = \"c\"; "
-                              "}; };\n",
+                         HEAD "\n fields = ( { to = \"nope\"; from = "
+                              "\"a\"; } ); };\n",
                          err, sizeof(err)));
-        assert_contains(err, "key 'source.map.key': is not a kind");
+        assert_contains(err, "d.cfg:3: to 'nope': the record has no field");
+        assert_null(load("d.cfg",
+                         HEAD " fields = ( { to = \"tenant\"; from = "
+                              "\"a\"; type = \"flatten\"; } ); };\n",
+                         err, sizeof(err)));
+        assert_contains(err, "flatten copies a field ('from') into a map");
+        assert_null(load("d.cfg", HEAD " key = \"{tenant/\"; };\n", err,
+                         sizeof(err)));
+        assert_contains(err, "d.cfg:2: template \"{tenant/\" has an unclosed");
+        assert_null(load("d.cfg", HEAD " topic = \"nosuch\"; };\n", err,
+                         sizeof(err)));
+        assert_contains(err, "d.cfg:2: topic 'nosuch'");
+        /* The old map group says where the mapping went. */
+        assert_null(load("d.cfg",
+                         HEAD "\n map = { identities = \"a=b\"; }; };\n",
+                         err, sizeof(err)));
+        assert_contains(err, "d.cfg:3: key 'source.map': retired");
         assert_null(load("e.cfg",
                          "source = { url = \"http://h\"; tenant = \"t\"; "
                          "platform = \"p\"; };\n",
@@ -97,7 +129,7 @@ static void test_sources_unique(void **state)
         write_file("dir/2.cfg", HEAD "};\n");
         char dir[600];
         snprintf(dir, sizeof(dir), "%s/dir", tmpdir);
-        assert_int_equal(relay_poll_sources_load(dir, &all, &n, err,
+        assert_int_equal(relay_poll_sources_load(dir, schemas, &all, &n, err,
                                                  sizeof(err)),
                          -1);
         assert_contains(err, "2.cfg:1: key 'source.name': 's1' is also the "
@@ -225,15 +257,41 @@ static void test_answer_pages(void **state)
         relay_poll_source_free(s);
 }
 
+/* Map rec as the worker does; decode the record back with avro-c. NULL
+ * with err when the record is refused. */
 static json_t *map(relay_poll_source_t *s, const char *rec, relay_buf_t *key,
                    char *err, size_t n)
 {
         json_t *in = json_loads(rec, 0, NULL), *out = NULL;
+        const void *val;
+        size_t len;
+        char id[RELAY_UUID_SIZE], why[512];
         assert_non_null(in);
-        relay_poll_record_map(s, in, &out, key, err, n);
+        if (!relay_poll_record_map(s, NULL, in, key, &val, &len, id, err, n)) {
+                assert_int_equal(relay_avro_decode_written(schemas, val, len,
+                                                           &out, why,
+                                                           sizeof(why)),
+                                 RELAY_OK);
+                assert_string_equal(
+                    json_string_value(json_object_get(out, "event_id")), id);
+        }
         json_decref(in);
         return out;
 }
+
+/* What acme-antavo.cfg says, the e-mail one level down. */
+#define ANTAVO_MAP                                                             \
+        "event_id = \"id\"; key = [ \"{tenant}/{identities.customer_id}\", "   \
+        "\"{tenant}/{identities.email}\" ]; fields = ( "                       \
+        "{ to = \"occurred_at\"; from = \"created_at\"; type = \"iso8601\"; "  \
+        "required = true; }, "                                                 \
+        "{ to = \"event_type\"; from = \"action\"; type = \"string\"; "        \
+        "required = true; }, "                                                 \
+        "{ to = \"identities.customer_id\"; from = \"customer\"; "             \
+        "type = \"string\"; }, "                                               \
+        "{ to = \"identities.email\"; from = \"profile.email\"; "              \
+        "type = \"string\"; }, "                                               \
+        "{ to = \"data\"; from = \"data\"; type = \"flatten\"; } );"
 
 static void test_record_map(void **state)
 {
@@ -241,9 +299,7 @@ static void test_record_map(void **state)
         char err[256];
         relay_buf_t key;
         relay_buf_init(&key);
-        relay_poll_source_t *s =
-            good("map = { identities = \"customer_id=customer, "
-                 "email=profile.email\"; };");
+        relay_poll_source_t *s = good(ANTAVO_MAP);
         json_t *out = map(s,
                           "{\"id\":\"e1\",\"customer\":\"c1\",\"action\":"
                           "\"checkout\",\"created_at\":\"2025-11-25T11:00:00."
@@ -252,7 +308,8 @@ static void test_record_map(void **state)
                           "\"no\":null,\"items\":[{\"sku\":\"s\"}],\"o\":{}}}",
                           &key, err, sizeof(err));
         assert_non_null(out);
-        /* uuid.uuid5(uuid.NAMESPACE_URL, "relay-poll:acme/antavo/e1") */
+        /* uuid.uuid5(uuid.NAMESPACE_URL, "relay-poll:acme/antavo/e1"): the
+         * ids relay-poll made before it took the shared mapping. */
         char *text = json_dumps(out, JSON_SORT_KEYS | JSON_COMPACT);
         assert_string_equal(
             text,
@@ -265,6 +322,13 @@ static void test_record_map(void **state)
         free(text);
         assert_string_equal(key.data, "acme/c1");
         json_decref(out);
+        /* The second key when the first has no field to fill it. */
+        out = map(s,
+                  "{\"id\":\"e2\",\"action\":\"x\",\"created_at\":"
+                  "\"2025-11-25T10:00:00Z\",\"profile\":{\"email\":\"a@x\"}}",
+                  &key, err, sizeof(err));
+        assert_string_equal(key.data, "acme/a@x");
+        json_decref(out);
         /* A UUID of its own is kept (lower case); no identity: keyed by it. */
         out = map(s,
                   "{\"id\":\"0F8FAD5B-D9CB-469F-A165-70867728950E\",\"action\":"
@@ -274,25 +338,42 @@ static void test_record_map(void **state)
                             "0f8fad5b-d9cb-469f-a165-70867728950e");
         assert_string_equal(key.data, "0f8fad5b-d9cb-469f-a165-70867728950e");
         json_decref(out);
-        /* No id: the same content, the same id. */
+        /* No id: the same content, the same id (and not a random one). */
         json_t *o1 = map(s, "{\"action\":\"x\",\"created_at\":\"2025-11-25T10:00:00Z\",\"b\":1,\"a\":2}",
                          &key, err, sizeof(err));
         json_t *o2 = map(s, "{\"a\":2,\"b\":1,\"created_at\":\"2025-11-25T10:00:00Z\",\"action\":\"x\"}",
                          &key, err, sizeof(err));
-        assert_string_equal(json_string_value(json_object_get(o1, "event_id")),
+        json_t *o3 = map(s, "{\"a\":3,\"b\":1,\"created_at\":\"2025-11-25T10:00:00Z\",\"action\":\"x\"}",
+                         &key, err, sizeof(err));
+        const char *id1 = json_string_value(json_object_get(o1, "event_id"));
+        assert_string_equal(id1,
                             json_string_value(json_object_get(o2, "event_id")));
+        assert_string_not_equal(
+            id1, json_string_value(json_object_get(o3, "event_id")));
+        assert_int_equal(id1[14], '5');
         json_decref(o1);
         json_decref(o2);
+        json_decref(o3);
         /* The record's fault. */
         assert_null(map(s, "{\"created_at\":\"2025-11-25T10:00:00Z\"}", &key,
                         err, sizeof(err)));
-        assert_contains(err, "no event type");
+        assert_contains(err, "required field 'action' (to event_type) is "
+                             "missing");
         assert_null(map(s, "{\"action\":\"x\",\"created_at\":\"soon\"}", &key,
                         err, sizeof(err)));
-        assert_contains(err, "no time at 'created_at' in iso8601");
+        assert_contains(err, "field 'created_at' (to occurred_at) is not a "
+                             "time (ISO 8601)");
+        assert_null(map(s,
+                        "{\"action\":\"x\",\"created_at\":\"2025-11-25T10:00:"
+                        "00Z\",\"data\":\"flat\"}",
+                        &key, err, sizeof(err)));
+        assert_contains(err, "field 'data' (to data) is not an object or "
+                             "array");
         relay_poll_source_free(s);
-        s = good("map = { time_format = \"epoch_s\"; occurred_at = \"ts\"; "
-                 "data = \"\"; };");
+        s = good("fields = ( { to = \"occurred_at\"; from = \"ts\"; "
+                 "type = \"epoch_s\"; }, { to = \"event_type\"; from = "
+                 "\"action\"; }, { to = \"data\"; from = \"\"; type = "
+                 "\"flatten\"; } );");
         out = map(s, "{\"action\":\"x\",\"ts\":\"1764064800\"}", &key, err,
                   sizeof(err));
         assert_int_equal(json_integer_value(json_object_get(out, "occurred_at")),
@@ -300,6 +381,9 @@ static void test_record_map(void **state)
         /* The whole record is the payload. */
         assert_non_null(json_object_get(json_object_get(out, "data"), "ts"));
         json_decref(out);
+        assert_null(map(s, "{\"action\":\"x\",\"ts\":\"17640648001764064800\"}",
+                        &key, err, sizeof(err)));
+        assert_contains(err, "is not a time (epoch seconds)");
         relay_poll_source_free(s);
         relay_buf_free(&key);
 }

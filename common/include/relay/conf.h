@@ -43,6 +43,13 @@ typedef enum relay_conf_type {
  * relay_conf_require_table(): for one platform's keys in a deliver worker
  * that declares every platform's tables but runs one of them. */
 #define RELAY_CONF_REQUIRED_IF_USED 0x8
+/* Any value (a list of groups, say) that another module parses from the
+ * file itself, as relay-poll's sources leave their field rules to the JSON
+ * mapping (relay/json_map.h): the conf only declares and documents the
+ * key, so it is no unknown key, and keeps where it was set
+ * (relay_conf_origin); it holds no value (bound as unset), and -X cannot
+ * set it. Declare it as RELAY_CONF_STRING. */
+#define RELAY_CONF_OPAQUE 0x10
 
 /* One declared key. Tables are written positionally, so members are only
  * ever added at the end (older rows then warn under -Wextra instead of

@@ -24,13 +24,13 @@
  *       { to = "data.label"; value = "Coupon {coupon.code}"; } );
  *   };
  *
- * `from` and template fields are dotted paths into the JSON record;
- * `path.tenant` and `path.event_type` are the URL's segments, `batch.x`
- * a field of the whole body when `items` splits it. `to` is a dotted path
- * of the topic's record (a map's key below a map field). Fields the rules
- * leave unset get: event_id (the body's `event_id` field when it is a
- * UUID, a UUID derived from source, tenant and that id when it is not, a
- * random one when there is none), occurred_at (now), tenant, source (the
+ * topic, tenant, event_id, key and fields are the JSON mapping's
+ * (relay/json_map.h), which relay-poll's sources use too: `path.tenant`
+ * and `path.event_type` are the URL's segments, `batch.x` a field of the
+ * whole body when `items` splits it. Fields the rules leave unset get:
+ * event_id (the body's `event_id` field when it is a UUID, the UUID v5 of
+ * source NUL tenant NUL that id in ingest's own namespace when it is not,
+ * a random one when there is none), occurred_at (now), tenant, source (the
  * source's name) and event_type (the URL's).
  *
  * Tokens are secrets, so never in the file: `tokens_env` names the
@@ -90,7 +90,8 @@ typedef struct relay_ingest_req {
         json_t *batch; /* the whole body */
 } relay_ingest_req_t;
 
-/* Map one record into the source's topic: key and value (the framed Avro
+/* Map one record into the source's topic (relay_json_map_apply with the
+ * request): key and value (the framed Avro
  * record, owned by the source's writer until the next call) and the
  * record's event_id (RELAY_UUID_SIZE). 0, or -1 with errstr naming the
  * field that is missing or does not convert (the record's fault: a 400).

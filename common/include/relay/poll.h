@@ -6,14 +6,19 @@
  * The pieces, each testable alone:
  * - a source (one libconfig file each, keys under `source`, checked by the
  *   conf module, so an error names file, line and key): URL, token, the
- *   window's query parameters, pagination, and how a record maps;
+ *   window's query parameters, pagination, and how a record maps: the
+ *   keys topic, tenant, event_id, key and fields, which are the JSON
+ *   mapping's (relay/json_map.h), the one relay-ingest's sources use;
  * - the window arithmetic: the next window [from, to) after a checkpoint,
  *   never reaching into the last delay_ms (events the source may still be
  *   writing), at most max_window_ms long, cut to the resolution of the
  *   query's time format so that windows tile the time line exactly;
  * - the answer parser: the records array and the next page;
- * - the record mapping: event id (the source's own, as a UUID), time,
- *   type, identities and the flattened payload;
+ * - the record mapping: the source's JSON mapping (relay/json_map.h),
+ *   with poll's event ids: the record's own id as a UUID v5 in RFC 4122's
+ *   URL namespace of "relay-poll:<tenant>/<platform>/<id>", so the same
+ *   event polled twice has the same id; a record without an id is named
+ *   by its content (its canonical JSON text in place of the id);
  * - the checkpoint: the last window end, one JSON record per source in a
  *   compacted topic, keyed by the source's name.
  *
@@ -24,14 +29,15 @@
 #ifndef RELAY_POLL_H
 #define RELAY_POLL_H
 
+#include "relay/avro.h"
 #include "relay/common.h"
 #include "relay/conf.h"
+#include "relay/json_map.h"
 
 #include <jansson.h>
 #include <stdint.h>
 
-/* How the window's bounds are written in the query, and how a record's
- * time is read. */
+/* How the window's bounds are written in the query. */
 enum relay_poll_time_format {
         RELAY_POLL_ISO8601 = 0, /* 2026-11-25T10:00:00.000Z */
         RELAY_POLL_EPOCH_S,     /* Unix seconds */
@@ -46,7 +52,7 @@ enum relay_poll_paging {
 
 /* One source: the values of its file (strings owned by its conf). */
 typedef struct relay_poll_source {
-        const char *name, *url, *topic, *tenant, *platform;
+        const char *name, *url, *platform;
         long long interval_ms, delay_ms, max_window_ms, lookback_ms;
         const char *start;
         const char *from_param, *to_param, *time_format;
@@ -54,30 +60,29 @@ typedef struct relay_poll_source {
         const char *paging, *cursor_param, *next, *page_param, *size_param;
         long long first_page, page_size, max_pages;
         const char *records;
-        const char *map_event_id, *map_occurred_at, *map_time_format;
-        const char *map_event_type, *map_identities, *map_data, *map_key;
 
         /* Derived at load. */
-        enum relay_poll_time_format query_format, record_format;
+        enum relay_poll_time_format query_format;
         enum relay_poll_paging paging_kind;
         int auth_query;    /* the token goes in the query, not a header */
         int64_t start_ms;  /* source.start, or -1 */
         char *file;        /* the file it came from, owned */
         relay_conf_t *conf;
-        /* source.map.identities split: kind[i] is read from path[i]. */
-        char **id_kind, **id_path;
-        size_t nids;
+        relay_json_map_t *map; /* topic, tenant, event_id, key, fields */
 } relay_poll_source_t;
 
 /* The source.* keys, for relay_conf_new. */
 extern const relay_conf_prop_t relay_poll_source_props[];
 
 /* Load one source file, or every *.cfg of a directory in name order
- * (names must be unique). On success *out is an array of *n sources owned
- * by the caller (relay_poll_sources_free). -1 with errstr
- * ("file:line: key 'source.x': ...") on the first bad one. */
-int relay_poll_sources_load(const char *path, relay_poll_source_t ***out,
-                            size_t *n, char *errstr, size_t errstr_size);
+ * (names must be unique), each mapping checked against its topic's schema
+ * in schemas (borrowed: it must outlive the sources, whose maps encode
+ * with it). On success *out is an array of *n sources owned by the caller
+ * (relay_poll_sources_free). -1 with errstr ("file:line: key 'source.x':
+ * ..." or the mapping's "file:line: ...") on the first bad one. */
+int relay_poll_sources_load(const char *path, relay_schemas_t *schemas,
+                            relay_poll_source_t ***out, size_t *n,
+                            char *errstr, size_t errstr_size);
 void relay_poll_source_free(relay_poll_source_t *s);
 void relay_poll_sources_free(relay_poll_source_t **s, size_t n);
 
@@ -132,20 +137,16 @@ enum relay_result relay_poll_answer_parse(const relay_poll_source_t *s,
                                           size_t errstr_size);
 void relay_poll_answer_free(relay_poll_answer_t *a);
 
-/* Map one record of an answer to the natural JSON of a loyalty.events
- * record ({event_id, occurred_at, tenant, source, event_type,
- * identities, data}) in *out (a new reference) and its Kafka key into key
- * (reset first: "<tenant>/<identity source.map.key>", or the event id when
- * the record has none). The event id is the record's own id
- * (source.map.event_id) when it is a UUID, else the UUID version 5 of
- * "relay-poll:<tenant>/<platform>/<id>" in the URL namespace, so the same
- * event polled twice has the same id; a record without an id gets the
- * UUID of its canonical JSON text instead. 0, or -1 with errstr when the
- * record lacks what it must carry (time, type) or has it in another form:
- * the record's fault. */
-int relay_poll_record_map(const relay_poll_source_t *s, json_t *rec,
-                          json_t **out, relay_buf_t *key, char *errstr,
-                          size_t errstr_size);
+/* Map one record of answer a (its JSON mapping; batch.x paths read the
+ * whole answer) into its topic's Avro record: the key, the value (owned
+ * by the source's map until its next call) and the event id. 0, or -1
+ * with errstr when the record lacks what it must carry or has it in
+ * another form: the record's fault. */
+int relay_poll_record_map(const relay_poll_source_t *s,
+                          const relay_poll_answer_t *a, json_t *rec,
+                          relay_buf_t *key, const void **value,
+                          size_t *value_len, char event_id[RELAY_UUID_SIZE],
+                          char *errstr, size_t errstr_size);
 
 /* ---- checkpoints ------------------------------------------------------ */
 
