@@ -36,6 +36,41 @@ ready() { [ "$(code "$1/readyz")" = 200 ]; }
 check "deliver is ready once out.mparticle exists and it has its partitions" wait_for 60 ready "$D"
 check "transform is ready" wait_for 30 ready "$T"
 
+# relay-ingest and relay-poll as well: the dashboard and the alert rules
+# name their metrics. Ingest's webhooks are loyalty events like the rest;
+# poll reads a feed of the events-API simulator that stays empty, so it
+# polls (windows, requests, checkpoints) and adds no event to the counts.
+export RELAY_INGEST_TOKENS_ANTAVO=ops-tok RELAY_INGEST_TOKENS_CMCDP=ops-tok \
+  RELAY_INGEST_TOKENS_MPARTICLE=ops-tok RELAY_POLL_ACME_ANTAVO_TOKEN=ops-tok
+"$BIN/relay-ingest" -c deploy/config/ingest.cfg -X kafka.bootstrap.servers="$BS" \
+  -X ingest.address=127.0.0.1 -X ingest.port=-1 -X ingest.port_file="$WORK/ingest.port" \
+  "${FAST[@]}" "${ADMIN[@]}" >/dev/null 2>>"$WORK/ingest.log" &
+PIDS+=($!)
+I=$(admin_url ingest.log)
+wait_for 20 test -s "$WORK/ingest.port" || fail "relay-ingest did not start"
+INGEST="http://127.0.0.1:$(cat "$WORK/ingest.port")"
+webhooks() { # webhooks N: N Antavo webhooks, each answered 202
+  for i in $(seq 1 "$1"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$INGEST/v1/events/antavo/point_add" \
+         -H 'X-Relay-Token: ops-tok' -d "{\"customer\":\"ops-$i\"}")" = 202 ] || return 1
+  done
+}
+python3 "$SRC/tests/sim/poll_sim.py" --port 0 --port-file "$WORK/poll_sim.port" --token ops-tok \
+  --paging cursor --token-in query >/dev/null 2>&1 &
+PIDS+=($!)
+wait_for 10 test -s "$WORK/poll_sim.port" || fail "the poll simulator did not start"
+mkdir -p "$WORK/sources"
+sed -e "s|http://poll-sim:8080|http://127.0.0.1:$(cat "$WORK/poll_sim.port")|" \
+    -e 's/interval_ms = 10000;/interval_ms = 1000;/' -e 's/delay_ms = 10000;/delay_ms = 1000;/' \
+  deploy/demo/sources/acme-antavo.cfg > "$WORK/sources/acme-antavo.cfg"
+"$BIN/relay-poll" -c deploy/config/poll.cfg -X kafka.bootstrap.servers="$BS" \
+  -X poll.sources="$WORK/sources" "${FAST[@]}" "${ADMIN[@]}" >>"$WORK/poll.log" 2>&1 &
+PIDS+=($!)
+P=$(admin_url poll.log)
+check "relay-ingest is ready" wait_for 30 ready "$I"
+check "relay-poll is ready" wait_for 60 ready "$P"
+check "three webhooks are answered 202" webhooks 3
+
 # Traffic: good events, one the mapping refuses, one the platform refuses,
 # one it fails twice (retries).
 N=200
@@ -56,8 +91,8 @@ WANT=1 wait_for 30 at_least "$T" relay_dead_letters_total topic=dlq.transform re
   fail "transform never counted the garbage record's dead letter"
 WANT=1 wait_for 30 at_least "$D" relay_dead_letters_total topic=dlq.mparticle reason=deliver ||
   fail "deliver never counted the refused record's dead letter"
-for w in transform deliver; do
-  u=$T; [ $w = deliver ] && u=$D
+for w in transform deliver ingest poll; do
+  case $w in transform) u=$T ;; deliver) u=$D ;; ingest) u=$I ;; poll) u=$P ;; esac
   curl -sf "$u/metrics" > "$WORK/$w.prom"
   check "$w's /metrics passes promtool check metrics" \
     bash -c "'$PROMTOOL' check metrics < '$WORK/$w.prom' > '$WORK/$w.promtool' 2>&1"
@@ -76,14 +111,16 @@ check "and request latencies (relay_http_request_duration_seconds_count)" \
   test "$(metric "$D" relay_http_request_duration_seconds_count)" -ge 2
 check "every metric the dashboard and the alert rules name is in the live exposition" \
   python3 tests/deploy/check_dashboard.py deploy/grafana/dashboards/relay.json \
-    --metrics "$WORK/transform.prom" --metrics "$WORK/deliver.prom" --rules deploy/prometheus/alerts.yml
+    --metrics "$WORK/transform.prom" --metrics "$WORK/deliver.prom" \
+    --metrics "$WORK/ingest.prom" --metrics "$WORK/poll.prom" --rules deploy/prometheus/alerts.yml
 check "tests/deploy/metrics.txt (the offline check's list) names exactly the metrics exposed" \
-  python3 - "$WORK/transform.prom" "$WORK/deliver.prom" tests/deploy/metrics.txt <<'PY'
+  python3 - "$WORK/transform.prom" "$WORK/deliver.prom" "$WORK/ingest.prom" "$WORK/poll.prom" \
+    tests/deploy/metrics.txt <<'PY'
 import sys
 live = set()
-for f in sys.argv[1:3]:
+for f in sys.argv[1:5]:
     live |= {l.split()[2] for l in open(f) if l.startswith("# TYPE ")}
-listed = {l.split()[0] for l in open(sys.argv[3]) if l.strip() and not l.startswith("#")}
+listed = {l.split()[0] for l in open(sys.argv[5]) if l.strip() and not l.startswith("#")}
 if live != listed:
     sys.exit("exposed, not listed: %s; listed, not exposed: %s"
              % (sorted(live - listed), sorted(listed - live)))
@@ -147,7 +184,7 @@ global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: relay
     static_configs:
-      - targets: ["${T#http://}", "${D#http://}"]
+      - targets: ["${T#http://}", "${D#http://}", "${I#http://}", "${P#http://}"]
 EOF
   "$PROMETHEUS" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
     --web.listen-address="127.0.0.1:$PPORT" >"$WORK/prometheus.log" 2>&1 &
@@ -155,12 +192,13 @@ EOF
   # Both targets up (sum 2), not only the first one scraped: traffic sent
   # before a target's first scrape is in its first sample, where rate()
   # cannot see it (the request-latency panel came out NaN so).
-  scraped() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query?query=sum(up)" | grep -q '"value":\[[0-9.]*,"2"\]'; }
-  check "Prometheus scrapes both workers" wait_for 60 scraped
+  scraped() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query?query=sum(up)" | grep -q '"value":\[[0-9.]*,"4"\]'; }
+  check "Prometheus scrapes the four workers" wait_for 60 scraped
   sleep 2
   # rate() needs a few samples and some traffic inside the window.
   python3 tests/integration/gen_events.py --count 50 --prefix "dash-$$" --ids "$WORK/dash.ids" > "$WORK/dash.jsonl"
   produce loyalty.events < "$WORK/dash.jsonl"
+  webhooks 10 || fail "webhooks for the dashboard were not answered 202"
   sleep 8
   check "every panel of deploy/grafana/dashboards/relay.json returns data" \
     python3 tests/deploy/check_dashboard.py deploy/grafana/dashboards/relay.json \
