@@ -150,17 +150,25 @@ nparts = int(compose["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"])
 DELIVER_CFGS = gen_deliver.deliver_cfgs()  # platform -> deploy/config/deliver-P.cfg
 
 
-def runner(cfg, binary="relay-deliver"):
-    """(file, command line, file text) of the test that runs BINARY -c cfg:
-    lib.sh, else a scenario; continuation lines joined. None if no test does."""
+def runners(cfg, binary="relay-deliver"):
+    """(file, command line, file text) of each test that runs BINARY -c cfg:
+    lib.sh, then the scenarios in order; continuation lines joined."""
+    found = []
     for path in ["tests/integration/lib.sh"] + sorted(
             os.path.relpath(p, SRC) for p in glob.glob(os.path.join(SRC, "tests/integration/0*.sh"))):
         text = "\n".join(l for l in read(path).replace("\\\n", " ").splitlines()
                          if not l.lstrip().startswith("#"))
         for line in text.splitlines():
             if re.search(r'"\$BIN/%s" -c %s(\s|$)' % (re.escape(binary), re.escape(cfg)), line):
-                return path, line, text
-    return None
+                found.append((path, line, text))
+                break
+    return found
+
+
+def runner(cfg, binary="relay-deliver"):
+    """The first of runners(), or None if no test runs it."""
+    found = runners(cfg, binary)
+    return found[0] if found else None
 
 
 def scenario_topics(run):
@@ -298,7 +306,13 @@ def worker_io(cmd):
 for svc in compose.values():
     cmd = [str(a) for a in svc.get("command", [""])]
     if cmd[0] in ("relay-ingest", "relay-poll"):
-        made = scenario_topics(runner(cfg_of(cmd), cmd[0]))
+        # Every scenario that runs it (0007 runs both beside the pipeline,
+        # 0019 and 0023 each alone): a topic as the one that creates it.
+        made = {}
+        for run in runners(cfg_of(cmd), cmd[0]):
+            m = re.search(r"^\s*broker( [^\n]*)?$", run[2], re.M)
+            if m and m.group(1):
+                made.update(gen_deliver.topic_list(m.group(1)))
         io = worker_io(cmd)
         for t in io["outs"] + ([io["dlq"]] if io["dlq"] else []):
             expected_topics[t] = made.get(t, expected_topics.get(t, 1 if t == io["dlq"] else nparts))
