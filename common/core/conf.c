@@ -14,12 +14,14 @@
 #include "relay/log.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* A value on its way into a slot; a string is borrowed until stored. */
 union value {
@@ -958,4 +960,54 @@ void relay_conf_describe(const relay_conf_t *conf, FILE *fp)
                         "%s_FILE\n",
                         wname > 6 ? wname - 6 : 0, kafka_secrets[i], env, env);
         }
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int relay_cfg_files(const char *path, char ***files, size_t *n, char *errstr,
+                    size_t errstr_size)
+{
+        struct stat st;
+        *files = NULL;
+        *n = 0;
+        if (stat(path, &st)) {
+                relay_seterr(errstr, errstr_size, "%s: %s", path,
+                             strerror(errno));
+                return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                *files = relay_malloc(sizeof(char *));
+                (*files)[(*n)++] = relay_strdup(path);
+                return 0;
+        }
+        DIR *d = opendir(path);
+        if (!d) {
+                relay_seterr(errstr, errstr_size, "%s: %s", path,
+                             strerror(errno));
+                return -1;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                size_t len = strlen(de->d_name);
+                if (len < 5 || strcmp(de->d_name + len - 4, ".cfg") ||
+                    de->d_name[0] == '.')
+                        continue;
+                *files = relay_realloc(*files, (*n + 1) * sizeof(char *));
+                size_t m = strlen(path) + len + 2;
+                (*files)[*n] = relay_malloc(m);
+                snprintf((*files)[(*n)++], m, "%s/%s", path, de->d_name);
+        }
+        closedir(d);
+        if (*n)
+                qsort(*files, *n, sizeof(char *), cmp_path);
+        return 0;
+}
+
+void relay_cfg_files_free(char **files, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(files[i]);
+        free(files);
 }

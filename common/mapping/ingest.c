@@ -8,17 +8,16 @@
  * is the JSON mapping relay-poll uses too (relay/json_map.h).
  */
 #include "mapping_int.h"
+#include "relay/conf.h"
 #include "relay/ingest.h"
 #include "relay/json_map.h"
 #include "relay/sign.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* The namespace of ingest's name-based event ids (a random UUID,
  * 6f1e0c2a-8b4d-4f7e-9a35-2c1d7e5b9f40, fixed for ever: changing it would
@@ -236,43 +235,13 @@ fail:
         return NULL;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 relay_ingest_t *relay_ingest_load(const char *path, relay_schemas_t *schemas,
                                   char *errstr, size_t errstr_size)
 {
-        struct stat st;
-        char **files = NULL;
-        size_t nfiles = 0;
-        if (stat(path, &st)) {
-                relay_seterr(errstr, errstr_size, "%s: %s", path,
-                             strerror(errno));
+        char **files;
+        size_t nfiles;
+        if (relay_cfg_files(path, &files, &nfiles, errstr, errstr_size))
                 return NULL;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                DIR *d = opendir(path);
-                struct dirent *de;
-                while (d && (de = readdir(d))) {
-                        size_t n = strlen(de->d_name);
-                        if (n < 5 || strcmp(de->d_name + n - 4, ".cfg"))
-                                continue;
-                        files = relay_realloc(files,
-                                              (nfiles + 1) * sizeof(char *));
-                        size_t m = strlen(path) + n + 2;
-                        files[nfiles] = relay_malloc(m);
-                        snprintf(files[nfiles++], m, "%s/%s", path,
-                                 de->d_name);
-                }
-                if (d)
-                        closedir(d);
-                qsort(files, nfiles, sizeof(char *), cmp_str);
-        } else {
-                files = relay_malloc(sizeof(char *));
-                files[nfiles++] = relay_strdup(path);
-        }
         relay_ingest_t *in = relay_calloc(1, sizeof(*in));
         int rc = 0;
         if (!nfiles) {
@@ -304,7 +273,7 @@ relay_ingest_t *relay_ingest_load(const char *path, relay_schemas_t *schemas,
                 in->s = relay_realloc(in->s, (in->n + 1) * sizeof(*in->s));
                 in->s[in->n++] = s;
         }
-        strv_free(files, nfiles);
+        relay_cfg_files_free(files, nfiles);
         if (rc) {
                 relay_ingest_destroy(in);
                 return NULL;

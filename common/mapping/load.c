@@ -30,18 +30,17 @@
  * "file:line: what is wrong", the line being that of the entry to fix.
  */
 #include "mapping_int.h"
+#include "relay/conf.h"
 #include "relay/adapter.h"
 #include "relay/avro.h"
 #include "relay/log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 int map_fail_at(struct ctx *x, const config_setting_t *s, const char *fmt,
                    ...)
@@ -818,49 +817,14 @@ static int compile_paths(relay_connection_t *c, const relay_shape_t *sh,
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
                                     char *errstr, size_t errstr_size)
 {
         relay_mapping_t *m = relay_calloc(1, sizeof(*m));
         char **files = NULL;
         size_t nfiles = 0;
-        struct stat st;
-        if (stat(path, &st)) {
-                relay_seterr(errstr, errstr_size, "%s: %s", path,
-                             strerror(errno));
+        if (relay_cfg_files(path, &files, &nfiles, errstr, errstr_size))
                 goto fail;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                DIR *d = opendir(path);
-                struct dirent *de;
-                if (!d) {
-                        relay_seterr(errstr, errstr_size, "%s: %s", path,
-                                     strerror(errno));
-                        goto fail;
-                }
-                while ((de = readdir(d))) {
-                        size_t len = strlen(de->d_name);
-                        if (len < 5 || strcmp(de->d_name + len - 4, ".cfg") ||
-                            de->d_name[0] == '.')
-                                continue;
-                        files =
-                            relay_realloc(files, (nfiles + 1) * sizeof(*files));
-                        size_t n = strlen(path) + len + 2;
-                        files[nfiles] = relay_malloc(n);
-                        snprintf(files[nfiles++], n, "%s/%s", path, de->d_name);
-                }
-                closedir(d);
-                if (nfiles) /* files is NULL for an empty directory */
-                        qsort(files, nfiles, sizeof(*files), cmp_str);
-        } else {
-                files = relay_malloc(sizeof(*files));
-                files[nfiles++] = relay_strdup(path);
-        }
         m->conns = relay_calloc(nfiles ? nfiles : 1, sizeof(*m->conns));
         if (!(m->shape = relay_shape_new(schema, errstr, errstr_size)))
                 goto fail;
@@ -886,14 +850,10 @@ relay_mapping_t *relay_mapping_load(const char *path, avro_schema_t schema,
                         }
                 m->conns[m->n++] = c;
         }
-        for (size_t i = 0; i < nfiles; i++)
-                free(files[i]);
-        free(files);
+        relay_cfg_files_free(files, nfiles);
         return m;
 fail:
-        for (size_t i = 0; i < nfiles; i++)
-                free(files[i]);
-        free(files);
+        relay_cfg_files_free(files, nfiles);
         relay_mapping_destroy(m);
         return NULL;
 }

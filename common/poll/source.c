@@ -7,18 +7,17 @@
  * are the JSON mapping's (relay/json_map.h), as in an ingest source, read
  * from the same group once the conf module has checked the rest.
  */
+#include "relay/conf.h"
 #include "relay/json_map.h"
 #include "relay/log.h"
 #include "relay/poll.h"
 
 #include <libconfig.h>
 
-#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define S(f) offsetof(relay_poll_source_t, f)
 #define B RELAY_CONF_BIND
@@ -281,54 +280,17 @@ void relay_poll_sources_free(relay_poll_source_t **s, size_t n)
         free(s);
 }
 
-static int by_name(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The *.cfg files of dir, sorted, as full paths (owned); their count. */
-static size_t list_cfg(const char *dir, char ***out)
-{
-        DIR *d = opendir(dir);
-        size_t n = 0;
-        *out = NULL;
-        for (struct dirent *e; d && (e = readdir(d));) {
-                size_t len = strlen(e->d_name);
-                if (len < 5 || strcmp(e->d_name + len - 4, ".cfg"))
-                        continue;
-                *out = relay_realloc(*out, (n + 1) * sizeof(char *));
-                relay_buf_t b;
-                relay_buf_init(&b);
-                relay_buf_printf(&b, "%s/%s", dir, e->d_name);
-                (*out)[n++] = b.data;
-        }
-        if (d)
-                closedir(d);
-        if (n)
-                qsort(*out, n, sizeof(char *), by_name);
-        return n;
-}
-
 int relay_poll_sources_load(const char *path, relay_schemas_t *schemas,
                             relay_poll_source_t ***out, size_t *n,
                             char *errstr, size_t errstr_size)
 {
-        struct stat st;
         char **files = NULL;
         size_t nfiles = 0, k = 0;
         relay_poll_source_t **all = NULL;
         int rc = -1;
 
-        if (stat(path, &st)) {
-                relay_seterr(errstr, errstr_size, "%s: cannot read", path);
+        if (relay_cfg_files(path, &files, &nfiles, errstr, errstr_size))
                 return -1;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                nfiles = list_cfg(path, &files);
-        } else {
-                files = relay_calloc(1, sizeof(char *));
-                files[nfiles++] = relay_strdup(path);
-        }
         if (!nfiles) {
                 relay_seterr(errstr, errstr_size, "%s: no source (*.cfg)",
                              path);
@@ -354,9 +316,7 @@ int relay_poll_sources_load(const char *path, relay_schemas_t *schemas,
         }
         rc = 0;
 done:
-        for (size_t i = 0; i < nfiles; i++)
-                free(files[i]);
-        free(files);
+        relay_cfg_files_free(files, nfiles);
         if (rc) {
                 relay_poll_sources_free(all, k);
                 all = NULL;

@@ -167,4 +167,13 @@ int relay_conf_kafka_secret(const char *name);
 /* Print every declared property with type, default and doc (for --help). */
 void relay_conf_describe(const relay_conf_t *conf, FILE *fp);
 
+/* The files a "directory or one file" setting names (connections, ingest
+ * and poll sources): a directory's *.cfg files (not hidden ones) as
+ * paths, sorted by name, or the one file. 0 with *files (owned: free with
+ * relay_cfg_files_free) and *n (0 for a directory without any), or -1
+ * with errstr when the path cannot be read. */
+int relay_cfg_files(const char *path, char ***files, size_t *n, char *errstr,
+                    size_t errstr_size);
+void relay_cfg_files_free(char **files, size_t n);
+
 #endif
