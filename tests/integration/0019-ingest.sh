@@ -15,11 +15,13 @@ export RELAY_INGEST_TOKENS_ANTAVO="old-tok,new-tok"
 export RELAY_INGEST_TOKENS_CMCDP="cm-tok"
 export RELAY_INGEST_TOKENS_MPARTICLE="mp-tok"
 export RELAY_INGEST_LINK_KEYS="k2:second-secret,k1:first-secret"
+export RELAY_INGEST_IP_SALT="it-salt"
 start_ingest() {
   rm -f "$WORK/ingest.port"
   "$BIN/relay-ingest" -c deploy/config/ingest.cfg -X kafka.bootstrap.servers="$BS" \
     -X ingest.address=127.0.0.1 -X ingest.port=-1 -X ingest.port_file="$WORK/ingest.port" \
-    -X ingest.ack_timeout_ms=3000 -X ingest.sync_tenant=acme "${ADMIN[@]}" \
+    -X ingest.ack_timeout_ms=3000 -X ingest.sync_tenant=acme \
+    -X ingest.trusted_proxies=127.0.0.1 "${ADMIN[@]}" \
     >>"$WORK/access.log" 2>>"$WORK/ingest.log" &
   INGEST_PID=$!
   PIDS+=($INGEST_PID)
@@ -99,7 +101,7 @@ check "mparticle batch: 202 for its two events" \
 # ---- click redirect and pixels ----
 LINK=$("$BIN/relayctl" sign-link --tenant acme --message m-1 --url 'https://shop.example/offer?x=1' \
        --link 7 --contact 42 --campaign winter --key-id k1 --base "$URL")
-hdr=$(curl -s -D - -o /dev/null "$LINK")
+hdr=$(curl -s -D - -o /dev/null -H 'X-Forwarded-For: 198.51.100.1, 203.0.113.7' "$LINK")
 check "a signed link (an older key of two) redirects 302 to its target" \
   bash -c "echo '$hdr' | grep -q '^HTTP/1.1 302' && echo '$hdr' | grep -qi '^Location: https://shop.example/offer?x=1'"
 check "the redirect sets the DMP cookie Secure, HttpOnly, SameSite=Lax" \
@@ -226,8 +228,14 @@ for r in recs:
     assert r["identities"]["engage_user_id"] == "42", r
     assert r["link_id"] == ("7" if r["kind"] == "LINK" else None), r
 assert sum(r["identities"]["dmp_cookie_id"] == sys.argv[2] for r in recs) >= 2
+# Behind a trusted proxy (127.0.0.1 here) the visitor is the right-most
+# X-Forwarded-For address; without the header, the peer itself.
+import hashlib
+want = {hashlib.sha256(b"it-salt" + ip.encode()).hexdigest() for ip in ("203.0.113.7", "127.0.0.1")}
+got = {r["ip_hash"] for r in recs}
+assert got == want, (got, want)
 PY
-ok "link.clicks: two clicks and a read-online view, from the signed link only"
+ok "link.clicks: two clicks and a read-online view, from the signed link only; ip_hash of the visitor behind the proxy"
 kcat -C -b "$BS" -t cookie.syncs -e -q -f '%R%s' > "$WORK/syncs.raw"
 python3 tests/integration/check_avro.py schemas/manifest.cfg cookie.syncs-value \
   < "$WORK/syncs.raw" > "$WORK/syncs.json" || fail "cookie.syncs does not decode"

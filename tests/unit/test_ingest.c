@@ -254,6 +254,38 @@ static void test_sync_check(void **state)
         assert_false(relay_pixel_cookie_ok(NULL));
 }
 
+/* The visitor's address behind trusted proxies. */
+static void test_client_ip(void **state)
+{
+        (void)state;
+        char ip[16];
+        relay_proxies_t *p =
+            relay_proxies_parse("10.0.0.0/8, 127.0.0.1", err, sizeof(err));
+        assert_non_null(p);
+        /* An untrusted peer: its own address, whatever it claims. */
+        relay_client_ip(p, "198.51.100.9", "203.0.113.7", ip);
+        assert_string_equal(ip, "198.51.100.9");
+        /* A trusted peer: the right-most address that is not a proxy. */
+        relay_client_ip(p, "127.0.0.1", "1.2.3.4, 203.0.113.7, 10.1.2.3", ip);
+        assert_string_equal(ip, "203.0.113.7");
+        /* No header, or garbage in it: the last good address. */
+        relay_client_ip(p, "127.0.0.1", NULL, ip);
+        assert_string_equal(ip, "127.0.0.1");
+        relay_client_ip(p, "10.9.9.9", "junk, 10.0.0.2", ip);
+        assert_string_equal(ip, "10.0.0.2");
+        relay_client_ip(NULL, "127.0.0.1", "203.0.113.7", ip);
+        assert_string_equal(ip, "127.0.0.1");
+        relay_proxies_destroy(p);
+        assert_null(relay_proxies_parse("10.0.0.0/33", err, sizeof(err)));
+        assert_contains(err, "10.0.0.0/33");
+        assert_null(relay_proxies_parse("localhost", err, sizeof(err)));
+        p = relay_proxies_parse("", err, sizeof(err));
+        assert_non_null(p);
+        relay_client_ip(p, "127.0.0.1", "203.0.113.7", ip);
+        assert_string_equal(ip, "127.0.0.1");
+        relay_proxies_destroy(p);
+}
+
 /* ---- ingest sources ---- */
 
 static relay_ingest_t *shipped(void)
@@ -491,6 +523,7 @@ int main(void)
             cmocka_unit_test(test_link_javascript_target),
             cmocka_unit_test(test_link_keys_errors),
             cmocka_unit_test(test_sync_check),
+            cmocka_unit_test(test_client_ip),
             cmocka_unit_test(test_antavo_webhook),
             cmocka_unit_test(test_cmcdp_tenant_route),
             cmocka_unit_test(test_mparticle_batch),

@@ -97,6 +97,11 @@ static const relay_conf_prop_t ingest_props[] = {
      "its Domain attribute, the DMP cookie domain (empty: host-only)", 0},
     {"ingest.cookie_max_age_s", RELAY_CONF_INT, "34128000", 0, 315360000, 0,
      "its Max-Age (default 395 days)", 0},
+    {"ingest.trusted_proxies", RELAY_CONF_STRING, "", 0, -1, 0,
+     "IPv4 addresses or a.b.c.d/bits blocks of the proxies in front (a "
+     "load balancer, an ingress): from them the visitor's address is taken "
+     "from X-Forwarded-For for the click's ip_hash (empty: the peer's)",
+     0},
     {"ingest.ip_salt", RELAY_CONF_STRING, NULL, 0, -1, RELAY_CONF_SECRET,
      "salt of the visitor's IP hash on clicks (RELAY_INGEST_IP_SALT; unset: "
      "no ip_hash)",
@@ -138,6 +143,7 @@ static struct {
         relay_schemas_t *schemas;
         relay_ingest_t *sources;
         relay_link_keys_t *keys;
+        relay_proxies_t *proxies;
         relay_avro_writer_t *clicks, *syncs;
         struct MHD_Daemon *mhd;
         pthread_mutex_t lock;
@@ -625,8 +631,11 @@ static enum MHD_Result click(struct MHD_Connection *con, struct req *q,
                             ua ? relay_json_text(ua, strnlen(ua, 1024))
                                : json_null());
         if (G.ip_salt) {
-                char ip[64], hex[2 * RELAY_SIGN_SHA256_LEN + 1];
-                client_ip(con, ip, sizeof(ip));
+                char peer[64], ip[16], hex[2 * RELAY_SIGN_SHA256_LEN + 1];
+                relay_client_ip(G.proxies, client_ip(con, peer, sizeof(peer)),
+                                MHD_lookup_connection_value(
+                                    con, MHD_HEADER_KIND, "X-Forwarded-For"),
+                                ip);
                 relay_sign_part_t parts[] = {{G.ip_salt, strlen(G.ip_salt)},
                                              {ip, strlen(ip)}};
                 relay_sign_sha256_hex(parts, 2, hex);
@@ -876,6 +885,13 @@ static int start(char *errstr, size_t errstr_size)
                 relay_seterr(errstr, errstr_size, "%s", why);
                 return -1;
         }
+        if (!(G.proxies = relay_proxies_parse(
+                  relay_conf_str(G.conf, "ingest.trusted_proxies"), why,
+                  sizeof(why)))) {
+                relay_seterr(errstr, errstr_size, "ingest.trusted_proxies: %s",
+                             why);
+                return -1;
+        }
         const char *keys = relay_conf_str(G.conf, "ingest.link_keys");
         if (keys && !(G.keys = relay_link_keys_parse(keys, why, sizeof(why)))) {
                 relay_seterr(errstr, errstr_size, "ingest.link_keys: %s", why);
@@ -1049,6 +1065,7 @@ int main(int argc, char **argv)
                 relay_kafka_producer_close(G.rk, 5000);
         relay_ingest_destroy(G.sources);
         relay_link_keys_destroy(G.keys);
+        relay_proxies_destroy(G.proxies);
         relay_avro_writer_destroy(G.clicks);
         relay_avro_writer_destroy(G.syncs);
         relay_schemas_destroy(G.schemas);

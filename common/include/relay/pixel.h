@@ -36,6 +36,23 @@ enum relay_sync_check {
 enum relay_sync_check relay_sync_check(const relay_sync_params_t *p,
                                        char *errstr, size_t errstr_size);
 
+/* The proxies whose X-Forwarded-For is believed: IPv4 addresses or
+ * CIDR blocks, "10.0.0.0/8,127.0.0.1". NULL + errstr naming the entry
+ * that is not one; "" gives an empty list (no proxy trusted). */
+typedef struct relay_proxies relay_proxies_t;
+relay_proxies_t *relay_proxies_parse(const char *text, char *errstr,
+                                     size_t errstr_size);
+void relay_proxies_destroy(relay_proxies_t *p);
+
+/* The visitor's IPv4 address into out (16 bytes): the connection's peer,
+ * or, when the peer is a trusted proxy, the right-most address of
+ * X-Forwarded-For (xff, may be NULL) that is not one (each proxy appends
+ * the address it was reached from, so the left-most entries are whatever
+ * the client claimed). An entry that is not an IPv4 address ends the walk
+ * at the last good one. */
+void relay_client_ip(const relay_proxies_t *p, const char *peer,
+                     const char *xff, char out[16]);
+
 /* 1 when a cookie value is one the gateway set (a UUID), so that a value
  * that is not ours is never recorded as a DMP cookie id. */
 int relay_pixel_cookie_ok(const char *v);
