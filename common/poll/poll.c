@@ -914,10 +914,24 @@ relay_poll_t *relay_poll_new(const relay_conf_t *conf, char *errstr,
         if (!(p->producer = relay_kafka_producer_new(conf, errstr,
                                                      errstr_size)))
                 goto fail;
-        if ((p->nparts = relay_kafka_topic_ensure(
-                 p->producer, p->ckpt_topic, (int)p->ckpt_partitions, compact,
-                 errstr, errstr_size)) < 0)
-                goto fail;
+        /* Kafka away at start (a broker restarting, the cluster not up
+         * yet) is waited out, not a crash loop: say why, not ready, and
+         * ask again with backoff until it answers or the worker stops. */
+        for (long wait_ms = 1000;
+             (p->nparts = relay_kafka_topic_ensure(
+                  p->producer, p->ckpt_topic, (int)p->ckpt_partitions,
+                  compact, errstr, errstr_size)) < 0;
+             wait_ms = wait_ms < 16000 ? wait_ms * 2 : 30000) {
+                relay_ready_set(RELAY_READY_KAFKA,
+                                "checkpoint topic %s: %s", p->ckpt_topic,
+                                errstr);
+                relay_log(LOG_WARNING, "poll",
+                          "checkpoint topic %s: %s; asking again in %ld ms",
+                          p->ckpt_topic, errstr, wait_ms);
+                if (relay_sleep_ms(wait_ms, &relay_run))
+                        goto fail;
+        }
+        relay_ready_set(RELAY_READY_KAFKA, NULL);
         p->parts = relay_calloc((size_t)p->nparts, sizeof(*p->parts));
         if (!(p->http = relay_http_multi_new(p->n, (long)p->http_timeout_ms,
                                              (long)p->connect_timeout_ms))) {
