@@ -77,6 +77,8 @@ r=$(post /v1/events/antavo/x "@$WORK/10mb.json" -H 'X-Relay-Token: old-tok' -H '
 check "a 10 MB chunked body (no length up front) is 413" test "$(code_of "$r")" = 413
 r=$(post /v1/events/nosuch/x '{}' -H 'X-Relay-Token: old-tok')
 check "an unknown source is 404" test "$(code_of "$r")" = 404
+r=$(post "/v1/events?token=cm-tok" '[{"Email Address":"v1@x.example"}]')
+check "/v1/events (two segments) is 404, not the tenant form's tenant v1" test "$(code_of "$r")" = 404
 r=$(post /v1/events/mparticle/other '{"events":[]}' -H 'Authorization: Bearer mp-tok')
 check "an event type the source does not serve is 404" test "$(code_of "$r")" = 404
 check "PUT is 405" test "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$URL/v1/events/antavo/x")" = 405

@@ -350,7 +350,10 @@ static unsigned webhook_start(struct MHD_Connection *con, struct req *q,
                 }
         } else {
                 q->route = R_TENANT;
-                q->src = relay_ingest_tenant_route(G.sources);
+                /* /v1/... is never a tenant: a wrong /v1 path is 404. */
+                q->src = strncmp(url, "/v1/", 4)
+                             ? relay_ingest_tenant_route(G.sources)
+                             : NULL;
                 if (!q->src || two_segments(url, &a, &b)) {
                         q->src = NULL;
                         *msg = "not found";
