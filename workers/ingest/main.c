@@ -159,6 +159,10 @@ static struct {
         relay_series_t *requests[NROUTES][6]; /* by status class, see cls */
         relay_series_t *unrecorded;
         relay_metric_t *records;
+        /* relay_ingest_records_total's series by source (in load order)
+         * and result (enum result), made on first use and kept, so that a
+         * request does not look its label values up. */
+        relay_series_t *(*rec)[3];
         relay_series_t *latency;
         /* relay_mono_ms of the last webhook Kafka did not acknowledge in
          * time (0: none since the last success), see output_lapse(). */
@@ -189,13 +193,22 @@ static void count_request(enum route r, unsigned status, int64_t t0)
                              (double)(relay_mono_ms() - t0) / 1000.0);
 }
 
-static void count_records(const relay_ingest_source_t *s, const char *result,
+enum result { RES_ACCEPTED, RES_REJECTED, RES_UNAVAILABLE };
+
+static void count_records(const relay_ingest_source_t *s, enum result r,
                           double n)
 {
-        if (n > 0)
-                relay_metric_add(relay_series(G.records, relay_ingest_name(s),
-                                              result),
-                                 n);
+        static const char *const names[] = {"accepted", "rejected",
+                                            "unavailable"};
+        if (n <= 0)
+                return;
+        size_t i = 0;
+        while (relay_ingest_get(G.sources, i) != s)
+                i++;
+        if (!G.rec[i][r])
+                G.rec[i][r] = relay_series(G.records, relay_ingest_name(s),
+                                           names[r]);
+        relay_metric_add(G.rec[i][r], n);
 }
 
 /* The access log: one JSON line, the path without its query (a token
@@ -464,18 +477,20 @@ static void settle(struct req *q)
                 bad += it->status != MHD_HTTP_ACCEPTED &&
                        it->status != MHD_HTTP_SERVICE_UNAVAILABLE;
         }
-        count_records(q->src, "accepted", (double)ok);
-        count_records(q->src, "rejected", (double)bad);
-        count_records(q->src, "unavailable", (double)down);
+        count_records(q->src, RES_ACCEPTED, (double)ok);
+        count_records(q->src, RES_REJECTED, (double)bad);
+        count_records(q->src, RES_UNAVAILABLE, (double)down);
         if (down) {
                 relay_ready_set(RELAY_READY_OUTPUT,
                                 "Kafka did not acknowledge records of %s in "
                                 "time",
                                 relay_ingest_topic(q->src));
                 atomic_store(&G.unacked_at, relay_mono_ms());
-        } else if (ok) {
+        } else if (ok && atomic_exchange(&G.unacked_at, 0)) {
+                /* Only a mark that is set is cleared: relay_ready_set
+                 * takes the admin lock, not something every webhook
+                 * should do. */
                 relay_ready_set(RELAY_READY_OUTPUT, NULL);
-                atomic_store(&G.unacked_at, 0);
         }
 }
 
@@ -895,6 +910,7 @@ static int start(char *errstr, size_t errstr_size)
                              why);
                 return -1;
         }
+        G.rec = relay_calloc(relay_ingest_count(G.sources), sizeof(*G.rec));
         const char *keys = relay_conf_str(G.conf, "ingest.link_keys");
         if (keys && !(G.keys = relay_link_keys_parse(keys, why, sizeof(why)))) {
                 relay_seterr(errstr, errstr_size, "ingest.link_keys: %s", why);
@@ -1069,6 +1085,7 @@ int main(int argc, char **argv)
         relay_ingest_destroy(G.sources);
         relay_link_keys_destroy(G.keys);
         relay_proxies_destroy(G.proxies);
+        free(G.rec);
         relay_avro_writer_destroy(G.clicks);
         relay_avro_writer_destroy(G.syncs);
         relay_schemas_destroy(G.schemas);
